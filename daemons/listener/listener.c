@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	listener - owns the UDP sockets and hands them to the workers
+ * SYNOPSIS
+ *	listener -g generation [-l stderr|syslog] [-v level] (started by quicd)
+ * DESCRIPTION
+ *	Opens every UDP socket at start while privileged (listener_sock.c),
+ *	drops privileges into an empty chroot, and then serves the workers:
+ *	whenever the master connects a worker (QD_MSG_CHANNEL) the listener
+ *	sends it its sockets. The listener never reads a packet itself.
+ * DIAGNOSTICS
+ *	Unexpected messages from a worker are logged and dropped.
+ */
+#include "config.h"
+
+/* system */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* libshared */
+#include "qd_err.h"
+#include "qd_log.h"
+
+/* local */
+#include "listener.h"
+
+static listener the_listener;
+static qd_ipc_msg in_msg;
+
+/* drop_worker - forget a worker's channel (its sockets stay open) */
+static void drop_worker(listener_worker *w)
+{
+    if (w->has_poll) {
+        uv_poll_stop(&w->poll);
+        uv_close((uv_handle_t *)&w->poll, NULL);
+        w->has_poll = false;
+    }
+    if (w->channel_fd >= 0) {
+        close(w->channel_fd);
+        w->channel_fd = -1;
+    }
+}
+
+/* on_worker - a worker's channel is readable or closed */
+static void on_worker(uv_poll_t *p, int status, int events)
+{
+    listener_worker *w = p->data;
+    int rv = qd_ipc_recv(w->channel_fd, &in_msg);
+
+    if (rv == QD_ERR_AGAIN)
+        return;
+    if (rv == QD_ERR_EOF || rv == QD_ERR_IO) {
+        drop_worker(w);
+        return;
+    }
+    if (rv < 0) {
+        qd_child_bad_message(&the_listener.child, "worker", rv);
+        return;
+    }
+    qd_child_bad_message(&the_listener.child, "worker", QD_ERR_UNKNOWN);
+    qd_ipc_msg_close_fds(&in_msg);
+}
+
+static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
+{
+    if (!first)
+        return 0; /* listen and workers changes replace the listener */
+    return listener_sock_open_all(&the_listener, conf, err);
+}
+
+static const char *jail(qd_child *c, const qd_conf *conf)
+{
+    static char path[4096];
+
+    if (!conf->chroot)
+        return NULL;
+    snprintf(path, sizeof(path), "%s/empty", conf->runtime_directory);
+    return path;
+}
+
+static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
+{
+    listener *l = &the_listener;
+
+    if (role != QD_ROLE_WORKER || (int)instance >= l->worker_count) {
+        qd_warn("channel to %s[%u] is not for me; closing it", qd_role_name(role), instance);
+        close(fd);
+        return;
+    }
+    listener_worker *w = &l->workers[instance];
+    drop_worker(w);
+    w->channel_fd = fd;
+    uv_poll_init(c->loop, &w->poll, fd);
+    w->poll.data = w;
+    uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, on_worker);
+    w->has_poll = true;
+    listener_sock_send(l, (int)instance);
+}
+
+static void status(qd_child *c, qd_ipc_msg *m)
+{
+    qd_ipc_put_u32(m, QD_F_SOCKETS, (uint32_t)the_listener.open_sockets);
+}
+
+static const qd_child_ops ops = {
+    .configure = configure,
+    .jail = jail,
+    .channel = channel,
+    .status = status,
+};
+
+int main(int argc, char **argv)
+{
+    qd_child_init(&the_listener.child, QD_ROLE_LISTENER, argc, argv, &ops, &the_listener);
+    return qd_child_run(&the_listener.child);
+}

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef QD_MASTER_H
+#define QD_MASTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "qd_buf.h"
+#include "qd_conf.h"
+#include "qd_ipc.h"
+#include "qd_proc.h"
+
+#define MASTER_MAX_CHILDREN 300
+#define MASTER_MAX_CLIENTS 16
+#define MASTER_MAX_OVERRIDES 32
+/* A child that dies sooner than this after starting counts as a rapid failure. */
+#define MASTER_RAPID_MS 10000
+/* First back-off step after the first rapid failure; doubles each time. */
+#define MASTER_BACKOFF_MS 250
+/* From this many rapid failures in a row the child is "throttled". */
+#define MASTER_THROTTLE_AFTER 5
+/* How long a reload waits for every daemon to confirm the new configuration. */
+#define MASTER_RELOAD_WAIT_MS 5000
+
+typedef enum master_state {
+    MS_STARTING, /* spawned, not yet READY */
+    MS_RUNNING,  /* READY received */
+    MS_BACKOFF,  /* dead, restart scheduled */
+    MS_THROTTLED, /* dead, crash loop: restart scheduled far away */
+    MS_STOPPING, /* asked to stop */
+} master_state;
+
+typedef struct master master;
+
+typedef struct master_child {
+    master *m;
+    qd_role role;
+    int instance; /* -1 for single-instance roles */
+    master_state state;
+    uv_process_t proc;
+    bool has_proc;   /* proc handle open (until its close callback) */
+    bool running;    /* process alive */
+    pid_t pid;
+    int ctl_fd;
+    uv_poll_t ctl_poll;
+    bool has_poll;
+    uv_timer_t timer; /* restart back-off, or kill deadline while stopping */
+    uint64_t started_ms;
+    uint64_t next_start_ms;
+    uint32_t restarts;
+    uint32_t rapid_failures;
+    bool replace;  /* stop, then start again at once (reload) */
+    bool retire;   /* stop, then remove (fewer workers) */
+    uint32_t config_id; /* id of the CONFIG awaiting CONFIG_DONE, 0 if none */
+    uint32_t connections;
+    uint32_t streams;
+    int exit_status;
+    int exit_signal;
+} master_child;
+
+typedef struct master_client {
+    int fd;
+    uv_poll_t poll;
+    bool in_use;
+    bool wants_stop_eof; /* keep open until the master exits */
+    uint32_t reload_id;  /* request id of a pending reload reply, 0 if none */
+    uint32_t request_id;
+    master *m;
+} master_client;
+
+struct master {
+    uv_loop_t *loop;
+    qd_conf conf;
+    char *conf_path;
+    char *overrides[MASTER_MAX_OVERRIDES];
+    int override_count;
+    bool foreground;
+    qd_log_level cli_level;
+    bool cli_level_set;
+
+    master_child *children[MASTER_MAX_CHILDREN];
+    int child_count;
+
+    int stats_fds[2]; /* [0] send end (everyone), [1] receive end (stats) */
+    int devnull_fd;
+    int lock_fd;
+    int control_fd;
+    uv_poll_t control_poll;
+    master_client clients[MASTER_MAX_CLIENTS];
+    char pid_path[4096];
+    char sock_path[4096];
+
+    uv_signal_t sighup, sigterm, sigint;
+    uv_timer_t stop_timer;
+    uv_timer_t reload_timer;
+    bool stopping;
+    uint64_t started_ms;
+    uint32_t generation;
+    uint32_t reloads;
+    uint32_t next_id;
+    uint32_t reload_id;      /* pending reload, 0 if none */
+    int reload_waiting;      /* CONFIG_DONE still expected */
+    qd_buf reload_errors;
+    uint64_t stats_drops;
+    uint64_t bad_messages;
+};
+
+/* master_child.c */
+void master_children_start(master *m);
+master_child *master_child_add(master *m, qd_role role, int instance);
+void master_child_stop(master_child *c, bool kill_now);
+void master_child_send_config(master_child *c, uint32_t id);
+void master_children_stop_all(master *m);
+int master_children_alive(const master *m);
+const char *master_state_name(master_state s);
+/* master_child_name returns "worker[2]" or "app" (static buffer). */
+const char *master_child_name(const master_child *c);
+void master_record_event(master *m, qd_proc_event ev, const master_child *c);
+int master_worker_count(const master *m);
+
+/* master_control.c */
+int master_control_open(master *m);
+void master_control_close(master *m);
+void master_control_reload_done(master *m);
+
+/* master_reload.c */
+int master_load_config(master *m, qd_conf *out, qd_buf *errs);
+int master_reload(master *m, uint32_t *reload_id, qd_buf *msg);
+void master_reload_ack(master *m, master_child *c, uint32_t id, uint32_t status, const char *why);
+
+/* master.c */
+void master_stop(master *m, const char *why);
+void master_finish(master *m);
+
+#endif /* QD_MASTER_H */

@@ -1,0 +1,585 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	master_child - spawn, supervise and connect the daemons
+ * SYNOPSIS
+ *	master_children_start(), master_child_add(), master_child_stop(),
+ *	master_child_send_config(), master_children_stop_all(),
+ *	master_children_alive(), master_state_name(), master_record_event(),
+ *	master_worker_count()
+ * DESCRIPTION
+ *	Each daemon is a separate program in daemon_directory, started with
+ *	fork+exec (uv_spawn) with its control channel on descriptor 3 and
+ *	the stats channel on descriptor 4; role, instance and generation go
+ *	on its command line. The master sends it the configuration at once.
+ *
+ *	Supervision (Postfix master_spawn.c): a daemon that exits when it was
+ *	not asked to is restarted. One that dies within MASTER_RAPID_MS of
+ *	starting counts a rapid failure; each one doubles the delay before
+ *	the next start (MASTER_BACKOFF_MS, 2x, ... up to throttle_time), and
+ *	from MASTER_THROTTLE_AFTER in a row the daemon is reported as
+ *	throttled. A daemon that ran long enough starts again at once.
+ *
+ *	Switchboard (OpenBSD proc.c): when a daemon reports READY the master
+ *	makes a SOCK_SEQPACKET socketpair for each peer it talks to (listener
+ *	<-> worker, app <-> worker) and hands one end to each side with
+ *	CHANNEL messages. A restarted daemon gets fresh pairs; its peers see
+ *	the old ends close and drop them.
+ *
+ *	Ownership: the master_child owns ctl_fd (closed when the channel
+ *	fails or the process is reaped) and its libuv handles.
+ * DIAGNOSTICS
+ *	Exits and restarts are logged; a malformed message from a daemon is
+ *	logged (rate-limited), counted and dropped.
+ */
+#include "config.h"
+
+/* system */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* libraries */
+#include <uv.h>
+
+/* libshared */
+#include "qd_alloc.h"
+#include "qd_err.h"
+#include "qd_log.h"
+#include "qd_time.h"
+
+/* local */
+#include "master.h"
+
+static qd_ipc_msg out_msg;
+static qd_ipc_msg in_msg;
+
+static void spawn(master_child *c);
+static void on_ctl(uv_poll_t *p, int status, int events);
+
+const char *master_state_name(master_state s)
+{
+    switch (s) {
+    case MS_STARTING:
+        return "starting";
+    case MS_RUNNING:
+        return "running";
+    case MS_BACKOFF:
+        return "backoff";
+    case MS_THROTTLED:
+        return "throttled";
+    case MS_STOPPING:
+        return "stopping";
+    }
+    return "unknown";
+}
+
+const char *master_child_name(const master_child *c)
+{
+    static char buf[64];
+
+    if (c->instance >= 0)
+        snprintf(buf, sizeof(buf), "%s[%d]", qd_role_name(c->role), c->instance);
+    else
+        snprintf(buf, sizeof(buf), "%s", qd_role_name(c->role));
+    return buf;
+}
+
+int master_worker_count(const master *m)
+{
+    int n = 0;
+
+    for (int i = 0; i < m->child_count; i++)
+        if (m->children[i]->role == QD_ROLE_WORKER && !m->children[i]->retire)
+            n++;
+    return n;
+}
+
+void master_record_event(master *m, qd_proc_event ev, const master_child *c)
+{
+    static qd_log_limit lim;
+
+    qd_ipc_msg_init(&out_msg, QD_MSG_REC_PROCESS, 0);
+    qd_ipc_put_u32(&out_msg, QD_F_EVENT, (uint32_t)ev);
+    qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, qd_time_real_ms());
+    qd_ipc_put_u32(&out_msg, QD_F_ROLE, c ? (uint32_t)c->role : QD_ROLE_MASTER);
+    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, c && c->instance >= 0 ? (uint32_t)c->instance : 0);
+    qd_ipc_put_u32(&out_msg, QD_F_PID, c ? (uint32_t)c->pid : (uint32_t)getpid());
+    qd_ipc_put_u32(&out_msg, QD_F_GENERATION, m->generation);
+    if (c) {
+        qd_ipc_put_u32(&out_msg, QD_F_RESTARTS, c->restarts);
+        if (ev == QD_EV_EXIT) {
+            qd_ipc_put_u32(&out_msg, QD_F_EXIT_STATUS, (uint32_t)c->exit_status);
+            qd_ipc_put_u32(&out_msg, QD_F_SIGNAL, (uint32_t)c->exit_signal);
+        }
+    }
+    /* Never block on stats: a full channel drops the record and counts it. */
+    int rv = qd_ipc_send(m->stats_fds[0], &out_msg);
+    if (rv < 0) {
+        m->stats_drops++;
+        if (rv != QD_ERR_AGAIN)
+            qd_log_limited(&lim, QD_LOG_WARN, "stats channel: %s", qd_strerror(rv));
+    }
+}
+
+/* send_ctl - a message to one daemon; failures are logged, the exit path cleans up */
+static int send_ctl(master_child *c, const qd_ipc_msg *msg)
+{
+    if (c->ctl_fd < 0)
+        return -1;
+    int rv = qd_ipc_send(c->ctl_fd, msg);
+    if (rv < 0) {
+        qd_warn("cannot send %s to %s: %s", qd_ipc_type_name(msg->type), master_child_name(c),
+                rv == QD_ERR_IO ? strerror(errno) : qd_strerror(rv));
+        return -1;
+    }
+    return 0;
+}
+
+void master_child_send_config(master_child *c, uint32_t id)
+{
+    master *m = c->m;
+    qd_buf text;
+
+    qd_buf_init(&text);
+    qd_conf_dump(&m->conf, QD_CONF_DUMP_EFFECTIVE, &text);
+    qd_ipc_msg_init(&out_msg, QD_MSG_CONFIG, id);
+    if (qd_ipc_put_str(&out_msg, QD_F_TEXT, qd_buf_str(&text)) < 0)
+        qd_panic("configuration does not fit one message (%zu bytes)", text.len);
+    qd_buf_release(&text);
+    c->config_id = id;
+    send_ctl(c, &out_msg);
+}
+
+/* close_ctl - forget the control channel */
+static void close_ctl(master_child *c)
+{
+    if (c->has_poll) {
+        uv_poll_stop(&c->ctl_poll);
+        uv_close((uv_handle_t *)&c->ctl_poll, NULL);
+        c->has_poll = false;
+    }
+    if (c->ctl_fd >= 0) {
+        close(c->ctl_fd);
+        c->ctl_fd = -1;
+    }
+}
+
+/* connect_pair - a fresh channel between |srv| (listener or app) and worker |w| */
+static void connect_pair(master_child *srv, master_child *w)
+{
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        qd_warn_errno("socketpair for %s", master_child_name(w));
+        return;
+    }
+    qd_ipc_msg_init(&out_msg, QD_MSG_CHANNEL, 0);
+    qd_ipc_put_u32(&out_msg, QD_F_ROLE, (uint32_t)w->role);
+    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, (uint32_t)w->instance);
+    qd_ipc_put_fd(&out_msg, sv[0]);
+    send_ctl(srv, &out_msg);
+    qd_ipc_msg_init(&out_msg, QD_MSG_CHANNEL, 0);
+    qd_ipc_put_u32(&out_msg, QD_F_ROLE, (uint32_t)srv->role);
+    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, 0);
+    qd_ipc_put_fd(&out_msg, sv[1]);
+    send_ctl(w, &out_msg);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* connect_peers - on READY: channels to every ready peer */
+static void connect_peers(master_child *c)
+{
+    master *m = c->m;
+
+    for (int i = 0; i < m->child_count; i++) {
+        master_child *p = m->children[i];
+        if (p == c || p->state != MS_RUNNING)
+            continue;
+        if (c->role == QD_ROLE_WORKER && (p->role == QD_ROLE_LISTENER || p->role == QD_ROLE_APP))
+            connect_pair(p, c);
+        else if ((c->role == QD_ROLE_LISTENER || c->role == QD_ROLE_APP) &&
+                 p->role == QD_ROLE_WORKER)
+            connect_pair(c, p);
+    }
+}
+
+/* handle_msg - one message from a daemon */
+static void handle_msg(master_child *c, qd_ipc_msg *msg)
+{
+    uint32_t v;
+
+    switch (msg->type) {
+    case QD_MSG_READY:
+        if (c->state == MS_STARTING) {
+            c->state = MS_RUNNING;
+            qd_info("%s ready (pid %ld)", master_child_name(c), (long)c->pid);
+            connect_peers(c);
+        }
+        break;
+    case QD_MSG_CONFIG_DONE: {
+        char why[1024] = "";
+        if (qd_ipc_get_u32(msg, QD_F_STATUS, &v) < 0)
+            goto bad;
+        qd_ipc_get_str(msg, QD_F_TEXT, why, sizeof(why));
+        master_reload_ack(c->m, c, msg->id, v, why);
+        break;
+    }
+    case QD_MSG_STATUS:
+        if (qd_ipc_get_u32(msg, QD_F_CONNECTIONS, &v) == 0)
+            c->connections = v;
+        if (qd_ipc_get_u32(msg, QD_F_STREAMS, &v) == 0)
+            c->streams = v;
+        break;
+    default:
+        goto bad;
+    }
+    return;
+bad : {
+    static qd_log_limit lim;
+    c->m->bad_messages++;
+    qd_log_limited(&lim, QD_LOG_WARN, "dropped unexpected %s message from %s",
+                   qd_ipc_type_name(msg->type), master_child_name(c));
+}
+}
+
+/* on_ctl - readable control channel */
+static void on_ctl(uv_poll_t *p, int status, int events)
+{
+    master_child *c = p->data;
+
+    for (int i = 0; i < 64 && c->ctl_fd >= 0; i++) {
+        int rv = qd_ipc_recv(c->ctl_fd, &in_msg);
+        if (rv == QD_ERR_AGAIN)
+            return;
+        if (rv == QD_ERR_EOF || rv == QD_ERR_IO) {
+            /* The process is gone or going; the exit callback does the rest. */
+            close_ctl(c);
+            return;
+        }
+        if (rv < 0) {
+            static qd_log_limit lim;
+            c->m->bad_messages++;
+            qd_log_limited(&lim, QD_LOG_WARN, "dropped malformed message from %s: %s",
+                           master_child_name(c), qd_strerror(rv));
+            continue;
+        }
+        handle_msg(c, &in_msg);
+        qd_ipc_msg_close_fds(&in_msg);
+    }
+}
+
+/* remove_child - take a retired child out of the table and free it */
+static void on_child_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void remove_child(master_child *c)
+{
+    master *m = c->m;
+
+    for (int i = 0; i < m->child_count; i++) {
+        if (m->children[i] == c) {
+            memmove(&m->children[i], &m->children[i + 1],
+                    (size_t)(m->child_count - i - 1) * sizeof(m->children[0]));
+            m->child_count--;
+            break;
+        }
+    }
+    close_ctl(c);
+    uv_timer_stop(&c->timer);
+    c->timer.data = c;
+    uv_close((uv_handle_t *)&c->timer, on_child_timer_closed);
+}
+
+/* on_restart_timer - back-off expired: start again */
+static void on_restart_timer(uv_timer_t *t)
+{
+    master_child *c = t->data;
+
+    if (c->m->stopping || c->running)
+        return;
+    c->restarts++;
+    spawn(c);
+    if (c->running)
+        master_record_event(c->m, QD_EV_RESTART, c);
+}
+
+/* on_proc_closed - the process handle is free to be reused */
+static void on_proc_closed(uv_handle_t *h)
+{
+    master_child *c = h->data;
+
+    c->has_proc = false;
+    if (c->retire || (c->m->stopping && !c->running)) {
+        if (c->retire)
+            remove_child(c);
+        if (c->m->stopping && master_children_alive(c->m) == 0)
+            master_finish(c->m);
+        else if (c->m->stopping)
+            master_children_stop_all(c->m);
+        return;
+    }
+    if (c->state == MS_BACKOFF || c->state == MS_THROTTLED) {
+        uint64_t now = qd_time_mono_ms();
+        uint64_t delay = c->next_start_ms > now ? c->next_start_ms - now : 0;
+        uv_timer_start(&c->timer, on_restart_timer, delay, 0);
+    } else if (c->replace) {
+        c->replace = false;
+        spawn(c);
+    }
+}
+
+/* on_child_exit - a daemon process ended */
+static void on_child_exit(uv_process_t *proc, int64_t exit_status, int term_signal)
+{
+    master_child *c = proc->data;
+    master *m = c->m;
+    uint64_t now = qd_time_mono_ms();
+    bool expected = c->state == MS_STOPPING || m->stopping;
+
+    c->running = false;
+    c->exit_status = (int)exit_status;
+    c->exit_signal = term_signal;
+    uv_timer_stop(&c->timer);
+    close_ctl(c);
+    if (c->config_id != 0)
+        master_reload_ack(m, c, c->config_id, 1, "exited before confirming");
+    c->connections = 0;
+    c->streams = 0;
+    master_record_event(m, QD_EV_EXIT, c);
+
+    if (expected) {
+        if (term_signal)
+            qd_info("%s (pid %ld) stopped by signal %d", master_child_name(c), (long)c->pid, term_signal);
+        else
+            qd_info("%s (pid %ld) stopped", master_child_name(c), (long)c->pid);
+        if (c->replace && !m->stopping)
+            c->state = MS_STARTING;
+    } else {
+        if (now - c->started_ms < MASTER_RAPID_MS)
+            c->rapid_failures++;
+        else
+            c->rapid_failures = 1;
+        uint64_t delay = 0;
+        if (c->rapid_failures > 1) {
+            delay = MASTER_BACKOFF_MS;
+            for (uint32_t i = 2; i < c->rapid_failures && delay < (uint64_t)m->conf.throttle_time_ms;
+                 i++)
+                delay *= 2;
+            if (delay > (uint64_t)m->conf.throttle_time_ms)
+                delay = (uint64_t)m->conf.throttle_time_ms;
+        }
+        c->next_start_ms = now + delay;
+        if (c->rapid_failures >= MASTER_THROTTLE_AFTER) {
+            c->state = MS_THROTTLED;
+            qd_warn("%s (pid %ld) %s %d; %u failures in a row within %ds of starting: "
+                    "throttling, next start in %.1fs",
+                    master_child_name(c), (long)c->pid, term_signal ? "killed by signal" : "exit status",
+                    term_signal ? term_signal : (int)exit_status, c->rapid_failures,
+                    MASTER_RAPID_MS / 1000, (double)delay / 1000.0);
+            master_record_event(m, QD_EV_THROTTLE, c);
+        } else {
+            c->state = MS_BACKOFF;
+            qd_warn("%s (pid %ld) %s %d; restarting in %.1fs", master_child_name(c), (long)c->pid,
+                    term_signal ? "killed by signal" : "exited with status",
+                    term_signal ? term_signal : (int)exit_status, (double)delay / 1000.0);
+        }
+    }
+    uv_close((uv_handle_t *)proc, on_proc_closed);
+}
+
+/* spawn - fork+exec the daemon's program with its channels on 3 and 4 */
+static void spawn(master_child *c)
+{
+    master *m = c->m;
+    char path[4096], inst[16], gen[16];
+    const char *level = qd_log_level_name(qd_log_get_level());
+    const char *dest = m->foreground ? "stderr" : "syslog";
+    int sv[2];
+
+    snprintf(path, sizeof(path), "%s/%s", m->conf.daemon_directory, qd_role_name(c->role));
+    snprintf(inst, sizeof(inst), "%d", c->instance);
+    snprintf(gen, sizeof(gen), "%u", m->generation);
+    char *args[12];
+    int n = 0;
+    args[n++] = path;
+    if (c->instance >= 0) {
+        args[n++] = "-i";
+        args[n++] = inst;
+    }
+    args[n++] = "-g";
+    args[n++] = gen;
+    args[n++] = "-l";
+    args[n++] = (char *)dest;
+    args[n++] = "-v";
+    args[n++] = (char *)level;
+    args[n] = NULL;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        qd_warn_errno("cannot start %s: socketpair", master_child_name(c));
+        goto retry;
+    }
+    uv_stdio_container_t stdio[5];
+    stdio[0].flags = UV_INHERIT_FD;
+    stdio[0].data.fd = m->devnull_fd;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = m->foreground ? 1 : m->devnull_fd;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = m->foreground ? 2 : m->devnull_fd;
+    stdio[3].flags = UV_INHERIT_FD;
+    stdio[3].data.fd = sv[1];
+    stdio[4].flags = UV_INHERIT_FD;
+    stdio[4].data.fd = c->role == QD_ROLE_STATS ? m->stats_fds[1] : m->stats_fds[0];
+
+    uv_process_options_t opt;
+    memset(&opt, 0, sizeof(opt));
+    opt.file = path;
+    opt.args = args;
+    opt.exit_cb = on_child_exit;
+    opt.stdio_count = 5;
+    opt.stdio = stdio;
+    c->proc.data = c;
+    int rv = uv_spawn(m->loop, &c->proc, &opt);
+    close(sv[1]);
+    if (rv < 0) {
+        close(sv[0]);
+        qd_warn("cannot start %s from %s: %s", master_child_name(c), path, uv_strerror(rv));
+        /* uv_spawn failures still need the handle closed. */
+        c->has_proc = true;
+        c->running = false;
+        c->started_ms = qd_time_mono_ms();
+        c->rapid_failures++;
+        c->state = c->rapid_failures >= MASTER_THROTTLE_AFTER ? MS_THROTTLED : MS_BACKOFF;
+        uint64_t delay = MASTER_BACKOFF_MS << (c->rapid_failures < 12 ? c->rapid_failures : 12);
+        if (delay > (uint64_t)m->conf.throttle_time_ms)
+            delay = (uint64_t)m->conf.throttle_time_ms;
+        c->next_start_ms = c->started_ms + delay;
+        uv_close((uv_handle_t *)&c->proc, on_proc_closed);
+        return;
+    }
+    c->has_proc = true;
+    c->running = true;
+    c->pid = c->proc.pid;
+    c->started_ms = qd_time_mono_ms();
+    c->state = MS_STARTING;
+    c->ctl_fd = sv[0];
+    fcntl(c->ctl_fd, F_SETFL, fcntl(c->ctl_fd, F_GETFL) | O_NONBLOCK);
+    uv_poll_init(m->loop, &c->ctl_poll, c->ctl_fd);
+    c->ctl_poll.data = c;
+    uv_poll_start(&c->ctl_poll, UV_READABLE | UV_DISCONNECT, on_ctl);
+    c->has_poll = true;
+    qd_debug("started %s (pid %ld)", master_child_name(c), (long)c->pid);
+    master_record_event(m, QD_EV_START, c);
+    master_child_send_config(c, 0);
+    return;
+retry:
+    c->state = MS_BACKOFF;
+    uv_timer_start(&c->timer, on_restart_timer, MASTER_BACKOFF_MS, 0);
+}
+
+master_child *master_child_add(master *m, qd_role role, int instance)
+{
+    if (m->child_count >= MASTER_MAX_CHILDREN)
+        qd_fatal("too many daemons (%d)", m->child_count);
+    master_child *c = qd_xcalloc(1, sizeof(*c));
+    c->m = m;
+    c->role = role;
+    c->instance = instance;
+    c->ctl_fd = -1;
+    uv_timer_init(m->loop, &c->timer);
+    c->timer.data = c;
+    m->children[m->child_count++] = c;
+    spawn(c);
+    return c;
+}
+
+void master_children_start(master *m)
+{
+    int n = qd_conf_workers(&m->conf);
+
+    /* stats first so it records the others starting */
+    master_child_add(m, QD_ROLE_STATS, -1);
+    master_child_add(m, QD_ROLE_LISTENER, -1);
+    master_child_add(m, QD_ROLE_APP, -1);
+    for (int i = 0; i < n; i++)
+        master_child_add(m, QD_ROLE_WORKER, i);
+    qd_info("started %d workers", n);
+}
+
+/* on_kill_timer - the drain deadline passed */
+static void on_kill_timer(uv_timer_t *t)
+{
+    master_child *c = t->data;
+
+    if (c->running) {
+        qd_warn("%s (pid %ld) did not stop within the drain deadline; killing it",
+                master_child_name(c), (long)c->pid);
+        uv_process_kill(&c->proc, SIGKILL);
+    }
+}
+
+void master_child_stop(master_child *c, bool kill_now)
+{
+    master *m = c->m;
+
+    if (!c->running) {
+        uv_timer_stop(&c->timer);
+        if (c->retire && !c->has_proc)
+            remove_child(c);
+        return;
+    }
+    if (c->state == MS_STOPPING && !kill_now)
+        return;
+    c->state = MS_STOPPING;
+    if (kill_now) {
+        uv_process_kill(&c->proc, SIGKILL);
+        return;
+    }
+    qd_ipc_msg_init(&out_msg, QD_MSG_STOP, 0);
+    qd_ipc_put_u32(&out_msg, QD_F_DEADLINE_MS, (uint32_t)m->conf.drain_timeout_ms);
+    if (send_ctl(c, &out_msg) < 0)
+        uv_process_kill(&c->proc, SIGTERM);
+    uv_timer_start(&c->timer, on_kill_timer, (uint64_t)m->conf.drain_timeout_ms + 1000, 0);
+}
+
+int master_children_alive(const master *m)
+{
+    int n = 0;
+
+    for (int i = 0; i < m->child_count; i++)
+        if (m->children[i]->running || m->children[i]->has_proc)
+            n++;
+    return n;
+}
+
+void master_children_stop_all(master *m)
+{
+    bool others = false;
+
+    /* Everyone but stats first, so stats records their exits; then stats. */
+    for (int i = 0; i < m->child_count; i++) {
+        master_child *c = m->children[i];
+        if (c->role == QD_ROLE_STATS)
+            continue;
+        if (c->running || c->has_proc)
+            others = true;
+        master_child_stop(c, false);
+    }
+    for (int i = 0; i < m->child_count; i++) {
+        master_child *c = m->children[i];
+        if (c->role != QD_ROLE_STATS)
+            continue;
+        if (!others)
+            master_child_stop(c, false);
+        else
+            uv_timer_stop(&c->timer);
+    }
+}

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	master_control - the control socket quicctl talks to
+ * SYNOPSIS
+ *	master_control_open(), master_control_close(), master_control_reload_done()
+ * DESCRIPTION
+ *	A SOCK_SEQPACKET Unix socket, runtime_directory/control.sock, mode
+ *	0600 and owned by the user that started quicd; connections from other
+ *	users (SO_PEERCRED) are refused even if the mode was loosened. Each
+ *	request is one qd_ipc message (CTL_STATUS, CTL_RELOAD, CTL_STOP) and
+ *	gets one CTL_REPLY: F_STATUS 0 on success, 1 on failure, and F_TEXT.
+ *	The status text has one line per process of space-separated key=value
+ *	pairs (role instance pid state uptime_s restarts connections ...),
+ *	which quicctl formats as a table or JSON. A stop request's connection
+ *	stays open until the master exits, so quicctl can wait for the end.
+ * DIAGNOSTICS
+ *	Malformed requests are logged (rate-limited) and the client dropped.
+ */
+#include "config.h"
+
+/* system */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* libraries */
+#include <uv.h>
+
+/* libshared */
+#include "qd_err.h"
+#include "qd_log.h"
+#include "qd_time.h"
+
+/* local */
+#include "master.h"
+
+static qd_ipc_msg req_msg;
+static qd_ipc_msg reply_msg;
+
+/* client_close - drop one client */
+static void client_close(master_client *cl)
+{
+    if (!cl->in_use)
+        return;
+    uv_poll_stop(&cl->poll);
+    uv_close((uv_handle_t *)&cl->poll, NULL);
+    close(cl->fd);
+    cl->fd = -1;
+    cl->in_use = false;
+}
+
+/* reply - send F_STATUS and F_TEXT to a client */
+static void reply(master_client *cl, uint32_t id, uint32_t status, const char *text)
+{
+    qd_ipc_msg_init(&reply_msg, QD_MSG_CTL_REPLY, id);
+    qd_ipc_put_u32(&reply_msg, QD_F_STATUS, status);
+    if (qd_ipc_put_str(&reply_msg, QD_F_TEXT, text) < 0)
+        qd_ipc_put_str(&reply_msg, QD_F_TEXT, "reply too large");
+    int rv = qd_ipc_send(cl->fd, &reply_msg);
+    if (rv < 0)
+        qd_debug("control client went away: %s", qd_strerror(rv));
+}
+
+/* status_line - one process as key=value pairs */
+static void status_line(qd_buf *b, const char *role, int instance, long pid, const char *state,
+                        uint64_t uptime_ms, uint32_t restarts, uint32_t conns, long next_s)
+{
+    qd_buf_printf(b, "role=%s instance=%d pid=%ld state=%s uptime_s=%llu restarts=%u", role,
+                  instance, pid, state, (unsigned long long)(uptime_ms / 1000), restarts);
+    if (strcmp(role, "worker") == 0)
+        qd_buf_printf(b, " connections=%u", conns);
+    if (next_s >= 0)
+        qd_buf_printf(b, " next_start_s=%ld", next_s);
+    qd_buf_printf(b, "\n");
+}
+
+/* do_status - build the status text */
+static void do_status(master *m, qd_buf *b)
+{
+    uint64_t now = qd_time_mono_ms();
+
+    status_line(b, "master", -1, (long)getpid(), m->stopping ? "stopping" : "running",
+                now - m->started_ms, m->reloads, 0, -1);
+    for (int pass = QD_ROLE_LISTENER; pass < QD_ROLE_COUNT; pass++) {
+        for (int i = 0; i < m->child_count; i++) {
+            master_child *c = m->children[i];
+            if ((int)c->role != pass)
+                continue;
+            long next = -1;
+            if (c->state == MS_BACKOFF || c->state == MS_THROTTLED)
+                next = c->next_start_ms > now ? (long)((c->next_start_ms - now + 999) / 1000) : 0;
+            status_line(b, qd_role_name(c->role), c->instance, c->running ? (long)c->pid : 0,
+                        master_state_name(c->state), c->running ? now - c->started_ms : 0,
+                        c->restarts, c->connections, next);
+        }
+    }
+}
+
+/* handle_request - one request from quicctl */
+static void handle_request(master_client *cl, qd_ipc_msg *req)
+{
+    master *m = cl->m;
+    qd_buf text;
+
+    qd_buf_init(&text);
+    switch (req->type) {
+    case QD_MSG_CTL_STATUS:
+        do_status(m, &text);
+        reply(cl, req->id, 0, qd_buf_str(&text));
+        break;
+    case QD_MSG_CTL_RELOAD: {
+        uint32_t rid = 0;
+        if (m->stopping) {
+            reply(cl, req->id, 1, "quicd is stopping");
+            break;
+        }
+        if (m->reload_id != 0) {
+            reply(cl, req->id, 1, "a reload is already in progress");
+            break;
+        }
+        if (master_reload(m, &rid, &text) < 0) {
+            reply(cl, req->id, 1, qd_buf_str(&text));
+        } else if (rid == 0) {
+            reply(cl, req->id, 0, qd_buf_str(&text));
+        } else {
+            cl->reload_id = rid; /* answered by master_control_reload_done */
+            cl->request_id = req->id;
+        }
+        break;
+    }
+    case QD_MSG_CTL_STOP:
+        reply(cl, req->id, 0, "stopping");
+        cl->wants_stop_eof = true;
+        master_stop(m, "quicctl stop");
+        break;
+    default: {
+        static qd_log_limit lim;
+        qd_log_limited(&lim, QD_LOG_WARN, "control: unexpected %s request",
+                       qd_ipc_type_name(req->type));
+        reply(cl, req->id, 1, "unknown request");
+    }
+    }
+    qd_buf_release(&text);
+}
+
+void master_control_reload_done(master *m)
+{
+    for (int i = 0; i < MASTER_MAX_CLIENTS; i++) {
+        master_client *cl = &m->clients[i];
+        if (!cl->in_use || cl->reload_id == 0 || cl->reload_id != m->reload_id)
+            continue;
+        bool failed = m->reload_errors.len > 0;
+        reply(cl, cl->request_id, failed ? 1 : 0,
+              failed ? qd_buf_str(&m->reload_errors) : "reloaded");
+        cl->reload_id = 0;
+    }
+}
+
+/* on_client - a request, or the client going away */
+static void on_client(uv_poll_t *p, int status, int events)
+{
+    master_client *cl = p->data;
+    int rv = qd_ipc_recv(cl->fd, &req_msg);
+
+    if (rv == QD_ERR_AGAIN)
+        return;
+    if (rv < 0) {
+        if (rv != QD_ERR_EOF) {
+            static qd_log_limit lim;
+            qd_log_limited(&lim, QD_LOG_WARN, "control: dropped malformed request: %s",
+                           qd_strerror(rv));
+        }
+        client_close(cl);
+        return;
+    }
+    handle_request(cl, &req_msg);
+    qd_ipc_msg_close_fds(&req_msg);
+}
+
+/* on_accept - a new quicctl connection */
+static void on_accept(uv_poll_t *p, int status, int events)
+{
+    master *m = p->data;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    int fd = accept4(m->control_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+        (cred.uid != 0 && cred.uid != geteuid())) {
+        static qd_log_limit lim;
+        qd_log_limited(&lim, QD_LOG_WARN, "control: refused connection from uid %ld",
+                       (long)cred.uid);
+        close(fd);
+        return;
+    }
+    for (int i = 0; i < MASTER_MAX_CLIENTS; i++) {
+        master_client *cl = &m->clients[i];
+        if (cl->in_use)
+            continue;
+        memset(cl, 0, sizeof(*cl));
+        cl->in_use = true;
+        cl->fd = fd;
+        cl->m = m;
+        uv_poll_init(m->loop, &cl->poll, fd);
+        cl->poll.data = cl;
+        uv_poll_start(&cl->poll, UV_READABLE | UV_DISCONNECT, on_client);
+        return;
+    }
+    qd_warn("control: too many clients; refusing one");
+    close(fd);
+}
+
+int master_control_open(master *m)
+{
+    struct sockaddr_un sun;
+    mode_t old;
+
+    if (strlen(m->sock_path) >= sizeof(sun.sun_path)) {
+        qd_err("control socket path too long: %s", m->sock_path);
+        return -1;
+    }
+    m->control_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (m->control_fd < 0) {
+        qd_err("control socket: %s", strerror(errno));
+        return -1;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    strcpy(sun.sun_path, m->sock_path);
+    unlink(m->sock_path); /* stale: we hold the lock, so no master is using it */
+    old = umask(0077);
+    int rv = bind(m->control_fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old);
+    if (rv < 0 || listen(m->control_fd, 16) < 0) {
+        qd_err("control socket %s: %s", m->sock_path, strerror(errno));
+        close(m->control_fd);
+        m->control_fd = -1;
+        return -1;
+    }
+    uv_poll_init(m->loop, &m->control_poll, m->control_fd);
+    m->control_poll.data = m;
+    uv_poll_start(&m->control_poll, UV_READABLE, on_accept);
+    return 0;
+}
+
+void master_control_close(master *m)
+{
+    if (m->control_fd < 0)
+        return;
+    uv_poll_stop(&m->control_poll);
+    uv_close((uv_handle_t *)&m->control_poll, NULL);
+    close(m->control_fd);
+    m->control_fd = -1;
+    unlink(m->sock_path);
+    for (int i = 0; i < MASTER_MAX_CLIENTS; i++)
+        if (!m->clients[i].wants_stop_eof)
+            client_close(&m->clients[i]);
+}

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	master_reload - load the configuration, and reload it live
+ * SYNOPSIS
+ *	master_load_config(), master_reload(), master_reload_ack()
+ * DESCRIPTION
+ *	A reload (SIGHUP or quicctl reload) parses the file again with the
+ *	command-line overrides. An invalid file changes nothing: the suite
+ *	keeps running on the old configuration and the errors are logged and
+ *	returned to quicctl. Otherwise, in two phases (OpenBSD httpd): the new
+ *	configuration is pushed to every running daemon, and the reload is
+ *	answered once each has confirmed it (CONFIG_DONE) or after
+ *	MASTER_RELOAD_WAIT_MS. Keys that running daemons cannot apply (those
+ *	without QD_CONF_F_RELOAD: listen, workers, user, ...) make the master
+ *	replace every daemon instead, one graceful stop and start each.
+ *	runtime_directory cannot change while running.
+ * DIAGNOSTICS
+ *	"reload failed: ..." with every configuration error; a daemon that
+ *	rejects the configuration is named in the reply.
+ */
+#include "config.h"
+
+/* system */
+#include <stdio.h>
+#include <string.h>
+
+/* libshared */
+#include "qd_log.h"
+
+/* local */
+#include "master.h"
+
+int master_load_config(master *m, qd_conf *out, qd_buf *errs)
+{
+    int rv;
+
+    qd_conf_init(out);
+    rv = qd_conf_load(out, m->conf_path, errs);
+    for (int i = 0; i < m->override_count; i++) {
+        char key[128];
+        const char *eq = strchr(m->overrides[i], '=');
+        size_t klen = (size_t)(eq - m->overrides[i]);
+        if (klen >= sizeof(key))
+            klen = sizeof(key) - 1;
+        memcpy(key, m->overrides[i], klen);
+        key[klen] = '\0';
+        /* trim spaces around the key and value */
+        while (klen > 0 && key[klen - 1] == ' ')
+            key[--klen] = '\0';
+        const char *val = eq + 1;
+        while (*val == ' ')
+            val++;
+        if (qd_conf_set(out, key, val, "-o", errs) < 0 && rv == 0)
+            rv = -1;
+    }
+    return rv;
+}
+
+/* on_reload_timer - some daemon did not answer in time */
+static void on_reload_timer(uv_timer_t *t)
+{
+    master *m = t->data;
+
+    if (m->reload_id == 0)
+        return;
+    for (int i = 0; i < m->child_count; i++) {
+        master_child *c = m->children[i];
+        if (c->config_id == m->reload_id) {
+            qd_buf_printf(&m->reload_errors, "%s: did not confirm the new configuration\n",
+                          master_child_name(c));
+            c->config_id = 0;
+        }
+    }
+    m->reload_waiting = 0;
+    master_control_reload_done(m);
+    m->reload_id = 0;
+}
+
+void master_reload_ack(master *m, master_child *c, uint32_t id, uint32_t status, const char *why)
+{
+    if (id == 0 || id != c->config_id) {
+        if (status != 0)
+            qd_warn("%s rejected its configuration: %s", master_child_name(c), why);
+        return;
+    }
+    c->config_id = 0;
+    if (status != 0)
+        qd_buf_printf(&m->reload_errors, "%s: %s\n", master_child_name(c), why);
+    if (id == m->reload_id && --m->reload_waiting <= 0) {
+        uv_timer_stop(&m->reload_timer);
+        master_control_reload_done(m);
+        if (m->reload_errors.len == 0)
+            qd_info("reload complete");
+        m->reload_id = 0;
+    }
+}
+
+int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
+{
+    qd_conf next;
+    qd_buf errs, names;
+    int rv = -1;
+
+    *reload_id = 0;
+    qd_buf_init(&errs);
+    qd_buf_init(&names);
+    if (master_load_config(m, &next, &errs) != 0) {
+        qd_err("reload failed; keeping the current configuration:\n%s", qd_buf_str(&errs));
+        qd_buf_printf(msg, "reload failed; keeping the current configuration:\n%s",
+                      qd_buf_str(&errs));
+        goto out;
+    }
+    if (strcmp(next.runtime_directory, m->conf.runtime_directory) != 0) {
+        qd_buf_printf(msg, "reload failed: runtime_directory cannot change while quicd runs; "
+                           "stop and start it instead\n");
+        qd_err("%s", qd_buf_str(msg));
+        goto out;
+    }
+    int restart_keys = qd_conf_diff(&m->conf, &next, true, &names);
+    int old_workers = qd_conf_workers(&m->conf);
+
+    qd_conf_release(&m->conf);
+    m->conf = next;
+    memset(&next, 0, sizeof(next));
+    m->reloads++;
+    if (!m->cli_level_set)
+        qd_log_set_level((qd_log_level)qd_conf_log_level(&m->conf));
+    master_record_event(m, QD_EV_RELOAD, NULL);
+
+    if (restart_keys > 0) {
+        int n = qd_conf_workers(&m->conf);
+        m->generation++;
+        qd_notice("reload: %s changed; replacing the daemons (generation %u)",
+                  qd_buf_str(&names), m->generation);
+        for (int i = 0; i < m->child_count; i++) {
+            master_child *c = m->children[i];
+            if (c->role == QD_ROLE_WORKER && c->instance >= n)
+                c->retire = true;
+            else
+                c->replace = true;
+            master_child_stop(c, false);
+            if (!c->running && c->replace) {
+                c->replace = false; /* not running (back-off): its restart uses the new config */
+            }
+        }
+        for (int i = old_workers; i < n; i++)
+            master_child_add(m, QD_ROLE_WORKER, i);
+        qd_buf_printf(msg, "reloaded; replacing the daemons because %s changed\n",
+                      qd_buf_str(&names));
+        rv = 0;
+        goto out;
+    }
+
+    /* Phase one: push; phase two happens as CONFIG_DONE messages arrive. */
+    qd_buf_reset(&m->reload_errors);
+    m->reload_id = ++m->next_id ? m->next_id : ++m->next_id;
+    m->reload_waiting = 0;
+    for (int i = 0; i < m->child_count; i++) {
+        master_child *c = m->children[i];
+        if (!c->running || c->ctl_fd < 0 || c->state == MS_STOPPING)
+            continue;
+        master_child_send_config(c, m->reload_id);
+        m->reload_waiting++;
+    }
+    qd_info("reloading configuration from %s", m->conf_path);
+    if (m->reload_waiting == 0) {
+        m->reload_id = 0;
+        qd_buf_printf(msg, "reloaded\n");
+    } else {
+        *reload_id = m->reload_id;
+        m->reload_timer.data = m;
+        uv_timer_start(&m->reload_timer, on_reload_timer, MASTER_RELOAD_WAIT_MS, 0);
+    }
+    rv = 0;
+out:
+    qd_conf_release(&next);
+    qd_buf_release(&errs);
+    qd_buf_release(&names);
+    return rv;
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	quicctl_status - `quicctl status [--json]`
+ * SYNOPSIS
+ *	quicctl_status()
+ * DESCRIPTION
+ *	Asks the master for its process list (one line per process of
+ *	key=value pairs, see master_control.c) and prints it as a table or as
+ *	JSON: {"processes": [{"role", "instance", "pid", "state", "uptime_s",
+ *	"restarts", and for workers "connections"}, ...]}.
+ * DIAGNOSTICS
+ *	Exits 1 with one line on stderr when the master cannot be reached.
+ */
+#include "config.h"
+
+/* system */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libshared */
+#include "qd_buf.h"
+#include "qd_ipc.h"
+
+/* local */
+#include "quicctl.h"
+
+#define MAX_FIELDS 16
+
+typedef struct kv {
+    char key[32];
+    char val[64];
+} kv;
+
+/* split_line - parse "k=v k=v" into |out|; returns the count */
+static int split_line(char *line, kv *out)
+{
+    int n = 0;
+    char *save = NULL;
+
+    for (char *tok = strtok_r(line, " ", &save); tok && n < MAX_FIELDS;
+         tok = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq == NULL)
+            continue;
+        *eq = '\0';
+        snprintf(out[n].key, sizeof(out[n].key), "%s", tok);
+        snprintf(out[n].val, sizeof(out[n].val), "%s", eq + 1);
+        n++;
+    }
+    return n;
+}
+
+static const char *get(const kv *f, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(f[i].key, key) == 0)
+            return f[i].val;
+    return NULL;
+}
+
+/* is_number - a non-empty run of digits */
+static bool is_number(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* uptime - "3d4h", "2h5m", "4m10s", "12s" */
+static void uptime(const char *secs, char *out, size_t len)
+{
+    unsigned long long s = strtoull(secs ? secs : "0", NULL, 10);
+
+    if (s >= 86400)
+        snprintf(out, len, "%llud%lluh", s / 86400, s % 86400 / 3600);
+    else if (s >= 3600)
+        snprintf(out, len, "%lluh%llum", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        snprintf(out, len, "%llum%llus", s / 60, s % 60);
+    else
+        snprintf(out, len, "%llus", s);
+}
+
+int quicctl_status(quicctl *q, bool json)
+{
+    static qd_ipc_msg reply;
+    static char text[QD_IPC_MAX_BODY];
+    uint32_t status = 1;
+    int fd = quicctl_connect(q, false);
+    qd_buf out;
+    bool first = true;
+
+    if (quicctl_request(fd, QD_MSG_CTL_STATUS, &reply, 5000) < 0)
+        quicctl_die("no answer from quicd");
+    qd_ipc_get_u32(&reply, QD_F_STATUS, &status);
+    if (qd_ipc_get_str(&reply, QD_F_TEXT, text, sizeof(text)) < 0 || status != 0)
+        quicctl_die("quicd answered with an error");
+
+    qd_buf_init(&out);
+    if (json)
+        qd_buf_printf(&out, "{\"processes\": [");
+    else
+        qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %s\n", "ROLE", "INSTANCE", "PID",
+                      "STATE", "UPTIME", "RESTARTS", "CONNECTIONS");
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        kv f[MAX_FIELDS];
+        int n = split_line(line, f);
+        const char *role = get(f, n, "role"), *inst = get(f, n, "instance");
+        const char *pid = get(f, n, "pid"), *state = get(f, n, "state");
+        const char *up = get(f, n, "uptime_s"), *restarts = get(f, n, "restarts");
+        const char *conns = get(f, n, "connections"), *next = get(f, n, "next_start_s");
+        if (role == NULL || state == NULL)
+            continue;
+        bool has_inst = inst && strcmp(inst, "-1") != 0;
+        if (json) {
+            qd_buf_printf(&out, "%s\n  {\"role\": ", first ? "" : ",");
+            qd_buf_json_string(&out, role);
+            qd_buf_printf(&out, ", \"instance\": %s", has_inst && is_number(inst) ? inst : "null");
+            qd_buf_printf(&out, ", \"pid\": %s", is_number(pid) && strcmp(pid, "0") ? pid : "null");
+            qd_buf_printf(&out, ", \"state\": ");
+            qd_buf_json_string(&out, state);
+            qd_buf_printf(&out, ", \"uptime_s\": %s", is_number(up) ? up : "0");
+            qd_buf_printf(&out, ", \"restarts\": %s", is_number(restarts) ? restarts : "0");
+            if (conns)
+                qd_buf_printf(&out, ", \"connections\": %s", is_number(conns) ? conns : "0");
+            if (next && is_number(next))
+                qd_buf_printf(&out, ", \"next_start_s\": %s", next);
+            qd_buf_printf(&out, "}");
+        } else {
+            char up_text[32], state_text[32];
+            uptime(up, up_text, sizeof(up_text));
+            if (next)
+                snprintf(state_text, sizeof(state_text), "%s(%ss)", state, next);
+            else
+                snprintf(state_text, sizeof(state_text), "%s", state);
+            qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %s\n", role,
+                          has_inst ? inst : "-", pid && strcmp(pid, "0") ? pid : "-", state_text,
+                          strcmp(pid ? pid : "0", "0") ? up_text : "-", restarts ? restarts : "0",
+                          conns ? conns : "-");
+        }
+        first = false;
+    }
+    if (json)
+        qd_buf_printf(&out, "\n]}\n");
+    fputs(qd_buf_str(&out), stdout);
+    qd_buf_release(&out);
+    return 0;
+}

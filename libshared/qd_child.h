@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef QD_CHILD_H
+#define QD_CHILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "qd_buf.h"
+#include "qd_conf.h"
+#include "qd_ipc.h"
+#include "qd_proc.h"
+
+/*
+ * The skeleton every daemon the master execs is built on (Postfix's
+ * libmaster): argv parsing (-i instance, -g generation, -l stderr|syslog,
+ * -v level), logging, the control channel on QD_FD_MASTER, the first
+ * configuration from the master, privilege drop, reload, stop, the periodic
+ * status report, and exit when the master goes away (no orphans).
+ */
+
+typedef struct qd_child qd_child;
+
+typedef struct qd_child_ops {
+    /*
+     * configure applies |conf|. On the first call (|first|) it runs with
+     * the privileges the daemon was started with, before the drop; it may
+     * open what it needs. Returns 0, or -1 with a one-line reason in |err|
+     * (the first configuration failing is fatal; a reload failing keeps the
+     * old configuration).
+     */
+    int (*configure)(qd_child *c, const qd_conf *conf, bool first, qd_buf *err);
+    /* started runs once, after the privilege drop (open files as the daemon's user). */
+    void (*started)(qd_child *c);
+    /* jail returns the chroot directory for this daemon, or NULL. */
+    const char *(*jail)(qd_child *c, const qd_conf *conf);
+    /* channel takes ownership of |fd|, a channel to |role|[|instance|]. */
+    void (*channel)(qd_child *c, qd_role role, uint32_t instance, int fd);
+    /* message handles other messages from the master; may take its fds. */
+    void (*message)(qd_child *c, qd_ipc_msg *m);
+    /*
+     * stop begins a graceful stop: finish work within |deadline_ms| and
+     * call qd_child_exit. NULL means exit at once.
+     */
+    void (*stop)(qd_child *c, uint32_t deadline_ms);
+    /* status adds the daemon's counters to the periodic status report. */
+    void (*status)(qd_child *c, qd_ipc_msg *m);
+} qd_child_ops;
+
+struct qd_child {
+    qd_role role;
+    int instance; /* -1 for single-instance daemons */
+    uint32_t generation;
+    uv_loop_t *loop;
+    qd_conf conf;
+    bool configured;
+    bool stopping;
+    const qd_child_ops *ops;
+    void *data;
+    uv_poll_t master_poll;
+    uv_timer_t status_timer;
+    uv_signal_t sigterm;
+    qd_ipc_msg msg; /* receive buffer */
+    uint64_t bad_messages;
+};
+
+/*
+ * qd_child_init parses |argv|, starts logging as |role|, and prepares the
+ * loop and the control channel. Exits with status 1 on a usage error.
+ */
+void qd_child_init(qd_child *c, qd_role role, int argc, char **argv, const qd_child_ops *ops,
+                   void *data);
+
+/* qd_child_run runs the loop until qd_child_exit; returns the exit status. */
+int qd_child_run(qd_child *c);
+
+/* qd_child_send sends |m| to the master; a failure is logged. Returns 0 or -1. */
+int qd_child_send(qd_child *c, const qd_ipc_msg *m);
+
+/* qd_child_exit ends the process with |status| after flushing logs. */
+void qd_child_exit(qd_child *c, int status) __attribute__((noreturn));
+
+/* qd_child_bad_message logs (rate-limited) and counts a dropped message. */
+void qd_child_bad_message(qd_child *c, const char *from, int err);
+
+#endif /* QD_CHILD_H */

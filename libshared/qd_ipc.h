@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef QD_IPC_H
+#define QD_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qd_fdpass.h"
+
+/*
+ * Messages between quicd processes (modelled on OpenBSD imsg).
+ *
+ * Wire format, all integers big-endian:
+ *   header (12 bytes): type u16, flags u16, body length u32, request id u32
+ *   body: fields, each tag u16, length u16, value[length]
+ * Descriptors travel as SCM_RIGHTS with the message. Each message type has
+ * an allowed range of descriptor counts and each field tag a value kind
+ * (u32, u64, string, bytes); the decoder rejects anything else, so a
+ * decoded message can be read with the bounded getters below without
+ * further length checks. One message fits one SOCK_SEQPACKET record.
+ */
+
+#define QD_IPC_HDR_LEN 12
+#define QD_IPC_MAX_BODY (64 * 1024 - QD_IPC_HDR_LEN)
+#define QD_IPC_MAX_MSG (QD_IPC_HDR_LEN + QD_IPC_MAX_BODY)
+#define QD_IPC_MAX_FDS QD_FDPASS_MAX
+
+/* Message types. Keep in step with the type table in qd_ipc.c. */
+enum {
+    /* master -> child */
+    QD_MSG_CONFIG = 1,  /* F_TEXT: the whole effective configuration */
+    QD_MSG_STOP = 2,    /* F_DEADLINE_MS: finish work and exit */
+    QD_MSG_CHANNEL = 3, /* F_ROLE, F_INSTANCE + 1 fd: a channel to that peer */
+    /* child -> master */
+    QD_MSG_READY = 10,       /* configured and serving */
+    QD_MSG_CONFIG_DONE = 11, /* F_STATUS, optional F_TEXT (reason) */
+    QD_MSG_STATUS = 12,      /* F_CONNECTIONS, F_STREAMS ... periodic */
+    /* listener -> worker */
+    QD_MSG_SOCKETS = 20, /* F_ADDR per socket + its fds */
+    /* quicctl <-> master */
+    QD_MSG_CTL_STATUS = 40, /* request: status */
+    QD_MSG_CTL_RELOAD = 41, /* request: reload */
+    QD_MSG_CTL_STOP = 42,   /* request: stop */
+    QD_MSG_CTL_REPLY = 43,  /* F_STATUS, F_TEXT */
+    /* anyone -> stats (datagram) */
+    QD_MSG_REC_PROCESS = 60, /* process event record */
+};
+
+/* Field tags. Keep in step with the tag table in qd_ipc.c. */
+enum {
+    QD_F_TEXT = 1,           /* string */
+    QD_F_STATUS = 2,         /* u32 */
+    QD_F_ROLE = 3,           /* u32 qd_role */
+    QD_F_INSTANCE = 4,       /* u32 */
+    QD_F_DEADLINE_MS = 5,    /* u32 */
+    QD_F_CONNECTIONS = 6,    /* u32 */
+    QD_F_STREAMS = 7,        /* u32 */
+    QD_F_ADDR = 8,           /* string "addr:port" */
+    QD_F_PID = 9,            /* u32 */
+    QD_F_EVENT = 10,         /* u32 qd_proc_event */
+    QD_F_TIME_MS = 11,       /* u64 wall clock */
+    QD_F_EXIT_STATUS = 12,   /* u32 */
+    QD_F_SIGNAL = 13,        /* u32 */
+    QD_F_GENERATION = 14,    /* u32 */
+    QD_F_JSON = 15,          /* u32 boolean: reply in JSON */
+    QD_F_RESTARTS = 16,      /* u32 */
+    QD_F_SOCKETS = 17,       /* u32 */
+    QD_F_SECRET = 18,        /* bytes */
+};
+
+typedef struct qd_ipc_msg {
+    uint16_t type;
+    uint16_t flags;
+    uint32_t id;
+    uint32_t len; /* body bytes */
+    uint8_t body[QD_IPC_MAX_BODY];
+    int fds[QD_IPC_MAX_FDS];
+    uint32_t fd_count;
+} qd_ipc_msg;
+
+/*
+ * qd_ipc_msg_init starts an empty message of |type| with request id |id|
+ * and no descriptors.
+ */
+void qd_ipc_msg_init(qd_ipc_msg *m, uint16_t type, uint32_t id);
+
+/*
+ * Composers. Each appends one field. Return 0, or QD_ERR_TOOBIG when the
+ * body would exceed QD_IPC_MAX_BODY (the message is then unchanged).
+ */
+int qd_ipc_put_u32(qd_ipc_msg *m, uint16_t tag, uint32_t v);
+int qd_ipc_put_u64(qd_ipc_msg *m, uint16_t tag, uint64_t v);
+int qd_ipc_put_str(qd_ipc_msg *m, uint16_t tag, const char *s);
+int qd_ipc_put_bytes(qd_ipc_msg *m, uint16_t tag, const void *p, size_t len);
+
+/*
+ * qd_ipc_put_fd attaches descriptor |fd| (borrowed: sending does not close
+ * it). Returns 0 or QD_ERR_FDS when the message already has QD_IPC_MAX_FDS.
+ */
+int qd_ipc_put_fd(qd_ipc_msg *m, int fd);
+
+/*
+ * Bounded getters: the first field with |tag|. Return 0, QD_ERR_NOTFOUND
+ * when absent, QD_ERR_INVAL when the field has the wrong size, and for
+ * qd_ipc_get_str QD_ERR_TOOBIG when it does not fit |cap| bytes with its NUL.
+ */
+int qd_ipc_get_u32(const qd_ipc_msg *m, uint16_t tag, uint32_t *out);
+int qd_ipc_get_u64(const qd_ipc_msg *m, uint16_t tag, uint64_t *out);
+int qd_ipc_get_str(const qd_ipc_msg *m, uint16_t tag, char *dst, size_t cap);
+int qd_ipc_get_bytes(const qd_ipc_msg *m, uint16_t tag, const uint8_t **p, size_t *len);
+
+/*
+ * qd_ipc_next iterates over the fields: start with |*pos| = 0; returns 1 and
+ * sets |*tag|, |*val|, |*len| for each field, 0 at the end.
+ */
+int qd_ipc_next(const qd_ipc_msg *m, size_t *pos, uint16_t *tag, const uint8_t **val,
+                size_t *len);
+
+/*
+ * qd_ipc_encode writes |m| into |buf| (|cap| bytes). Returns the length, or
+ * QD_ERR_NOSPACE.
+ */
+int qd_ipc_encode(const qd_ipc_msg *m, uint8_t *buf, size_t cap);
+
+/*
+ * qd_ipc_decode parses |len| bytes of hostile input |buf| that arrived with
+ * |nfds| descriptors into |m| (the descriptors themselves are the caller's
+ * to store in m->fds afterwards). Returns 0, or QD_ERR_TRUNC (shorter than
+ * its header says or a field overruns), QD_ERR_TOOBIG (longer than its
+ * header says, or over the maximum), QD_ERR_UNKNOWN (unknown type or field
+ * tag), QD_ERR_INVAL (a field of the wrong size, a string with a NUL), or
+ * QD_ERR_FDS (descriptor count not allowed for the type). Never crashes,
+ * whatever the input.
+ */
+int qd_ipc_decode(qd_ipc_msg *m, const uint8_t *buf, size_t len, size_t nfds);
+
+/*
+ * qd_ipc_send sends |m| (and its descriptors, borrowed) on |sock|.
+ * Returns 0 or a code from qd_fdpass_send.
+ */
+int qd_ipc_send(int sock, const qd_ipc_msg *m);
+
+/*
+ * qd_ipc_recv receives and decodes one message from |sock| into |m|; the
+ * caller owns the descriptors in m->fds and must close them (see
+ * qd_ipc_msg_close_fds). A message that fails to decode has its
+ * descriptors closed and the decode error is returned; the channel stays
+ * usable. Returns 0, QD_ERR_EOF, QD_ERR_AGAIN, QD_ERR_IO or a decode error.
+ */
+int qd_ipc_recv(int sock, qd_ipc_msg *m);
+
+/* qd_ipc_msg_close_fds closes every descriptor still in |m| and clears them. */
+void qd_ipc_msg_close_fds(qd_ipc_msg *m);
+
+/* qd_ipc_msg_take_fd removes descriptor |i| from |m| and returns it (or -1). */
+int qd_ipc_msg_take_fd(qd_ipc_msg *m, size_t i);
+
+/* qd_ipc_type_name returns the name of a message type, or "unknown". */
+const char *qd_ipc_type_name(uint16_t type);
+
+#endif /* QD_IPC_H */

@@ -22,6 +22,7 @@
 /* libshared */
 #include "qd_err.h"
 #include "qd_log.h"
+#include "qd_uv.h"
 
 /* local */
 #include "app.h"
@@ -32,11 +33,7 @@ static qd_ipc_msg in_msg;
 /* drop_worker - forget one worker's channel */
 static void drop_worker(app_worker *w)
 {
-    if (w->has_poll) {
-        uv_poll_stop(&w->poll);
-        uv_close((uv_handle_t *)&w->poll, NULL);
-        w->has_poll = false;
-    }
+    qd_uv_unwatch(&w->poll);
     if (w->fd >= 0) {
         close(w->fd);
         w->fd = -1;
@@ -80,10 +77,7 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
     drop_worker(w);
     w->fd = fd;
     the_app.connected++;
-    uv_poll_init(c->loop, &w->poll, fd);
-    w->poll.data = w;
-    uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, on_worker);
-    w->has_poll = true;
+    w->poll = qd_uv_watch(c->loop, fd, UV_READABLE | UV_DISCONNECT, on_worker, w);
 }
 
 static const qd_child_ops ops = {

@@ -10,8 +10,7 @@
 
 typedef struct app_worker {
     int fd; /* -1 when not connected */
-    uv_poll_t poll;
-    bool has_poll;
+    uv_poll_t *poll;
 } app_worker;
 
 typedef struct app {

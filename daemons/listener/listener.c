@@ -22,6 +22,7 @@
 /* libshared */
 #include "qd_err.h"
 #include "qd_log.h"
+#include "qd_uv.h"
 
 /* local */
 #include "listener.h"
@@ -32,11 +33,7 @@ static qd_ipc_msg in_msg;
 /* drop_worker - forget a worker's channel (its sockets stay open) */
 static void drop_worker(listener_worker *w)
 {
-    if (w->has_poll) {
-        uv_poll_stop(&w->poll);
-        uv_close((uv_handle_t *)&w->poll, NULL);
-        w->has_poll = false;
-    }
+    qd_uv_unwatch(&w->poll);
     if (w->channel_fd >= 0) {
         close(w->channel_fd);
         w->channel_fd = -1;
@@ -92,10 +89,7 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
     listener_worker *w = &l->workers[instance];
     drop_worker(w);
     w->channel_fd = fd;
-    uv_poll_init(c->loop, &w->poll, fd);
-    w->poll.data = w;
-    uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, on_worker);
-    w->has_poll = true;
+    w->poll = qd_uv_watch(c->loop, fd, UV_READABLE | UV_DISCONNECT, on_worker, w);
     listener_sock_send(l, (int)instance);
 }
 

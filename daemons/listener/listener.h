@@ -13,8 +13,7 @@
 /* One worker's channel and the sockets reserved for it. */
 typedef struct listener_worker {
     int channel_fd; /* -1 when the worker is not connected */
-    uv_poll_t poll;
-    bool has_poll;
+    uv_poll_t *poll;
     int *socks; /* one per listen address, -1 until opened */
 } listener_worker;
 

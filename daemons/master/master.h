@@ -45,8 +45,7 @@ typedef struct master_child {
     bool running;    /* process alive */
     pid_t pid;
     int ctl_fd;
-    uv_poll_t ctl_poll;
-    bool has_poll;
+    uv_poll_t *ctl_poll; /* NULL when not watching */
     uv_timer_t timer; /* restart back-off, or kill deadline while stopping */
     uint64_t started_ms;
     uint64_t next_start_ms;
@@ -63,7 +62,7 @@ typedef struct master_child {
 
 typedef struct master_client {
     int fd;
-    uv_poll_t poll;
+    uv_poll_t *poll;
     bool in_use;
     bool wants_stop_eof; /* keep open until the master exits */
     uint32_t reload_id;  /* request id of a pending reload reply, 0 if none */

@@ -52,6 +52,7 @@
 #include "qd_err.h"
 #include "qd_log.h"
 #include "qd_time.h"
+#include "qd_uv.h"
 
 /* local */
 #include "master.h"
@@ -159,11 +160,7 @@ void master_child_send_config(master_child *c, uint32_t id)
 /* close_ctl - forget the control channel */
 static void close_ctl(master_child *c)
 {
-    if (c->has_poll) {
-        uv_poll_stop(&c->ctl_poll);
-        uv_close((uv_handle_t *)&c->ctl_poll, NULL);
-        c->has_poll = false;
-    }
+    qd_uv_unwatch(&c->ctl_poll);
     if (c->ctl_fd >= 0) {
         close(c->ctl_fd);
         c->ctl_fd = -1;
@@ -312,6 +309,15 @@ static void on_restart_timer(uv_timer_t *t)
         master_record_event(c->m, QD_EV_RESTART, c);
 }
 
+/* on_replace_timer - start the replacement of a daemon stopped by reload */
+static void on_replace_timer(uv_timer_t *t)
+{
+    master_child *c = t->data;
+
+    if (!c->m->stopping && !c->running)
+        spawn(c);
+}
+
 /* on_proc_closed - the process handle is free to be reused */
 static void on_proc_closed(uv_handle_t *h)
 {
@@ -332,8 +338,9 @@ static void on_proc_closed(uv_handle_t *h)
         uint64_t delay = c->next_start_ms > now ? c->next_start_ms - now : 0;
         uv_timer_start(&c->timer, on_restart_timer, delay, 0);
     } else if (c->replace) {
+        /* Start again from the timer: handles closed with the old process may still be closing. */
         c->replace = false;
-        spawn(c);
+        uv_timer_start(&c->timer, on_replace_timer, 0, 0);
     }
 }
 
@@ -472,10 +479,7 @@ static void spawn(master_child *c)
     c->state = MS_STARTING;
     c->ctl_fd = sv[0];
     fcntl(c->ctl_fd, F_SETFL, fcntl(c->ctl_fd, F_GETFL) | O_NONBLOCK);
-    uv_poll_init(m->loop, &c->ctl_poll, c->ctl_fd);
-    c->ctl_poll.data = c;
-    uv_poll_start(&c->ctl_poll, UV_READABLE | UV_DISCONNECT, on_ctl);
-    c->has_poll = true;
+    c->ctl_poll = qd_uv_watch(m->loop, c->ctl_fd, UV_READABLE | UV_DISCONNECT, on_ctl, c);
     qd_debug("started %s (pid %ld)", master_child_name(c), (long)c->pid);
     master_record_event(m, QD_EV_START, c);
     master_child_send_config(c, 0);

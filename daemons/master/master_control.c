@@ -37,6 +37,7 @@
 #include "qd_err.h"
 #include "qd_log.h"
 #include "qd_time.h"
+#include "qd_uv.h"
 
 /* local */
 #include "master.h"
@@ -49,8 +50,7 @@ static void client_close(master_client *cl)
 {
     if (!cl->in_use)
         return;
-    uv_poll_stop(&cl->poll);
-    uv_close((uv_handle_t *)&cl->poll, NULL);
+    qd_uv_unwatch(&cl->poll);
     close(cl->fd);
     cl->fd = -1;
     cl->in_use = false;
@@ -210,9 +210,7 @@ static void on_accept(uv_poll_t *p, int status, int events)
         cl->in_use = true;
         cl->fd = fd;
         cl->m = m;
-        uv_poll_init(m->loop, &cl->poll, fd);
-        cl->poll.data = cl;
-        uv_poll_start(&cl->poll, UV_READABLE | UV_DISCONNECT, on_client);
+        cl->poll = qd_uv_watch(m->loop, fd, UV_READABLE | UV_DISCONNECT, on_client, cl);
         return;
     }
     qd_warn("control: too many clients; refusing one");
@@ -240,6 +238,8 @@ int master_control_open(master *m)
     old = umask(0077);
     int rv = bind(m->control_fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(old);
+    if (rv == 0)
+        rv = chmod(m->sock_path, 0600);
     if (rv < 0 || listen(m->control_fd, 16) < 0) {
         qd_err("control socket %s: %s", m->sock_path, strerror(errno));
         close(m->control_fd);

@@ -73,16 +73,28 @@ void quicctl_die(const char *fmt, ...)
     exit(1);
 }
 
-/* load_conf - the configuration, or die listing its errors */
-static void load_conf(quicctl *q)
+/*
+ * load_conf - the configuration. |strict|: die listing its errors. Not
+ * strict (commands that talk to a running master): only an unreadable
+ * file is fatal; with errors elsewhere we still find the control socket,
+ * and the master reports those errors itself (quicctl reload).
+ */
+static void load_conf(quicctl *q, bool strict)
 {
     qd_buf errs;
+    int rv;
 
     qd_buf_init(&errs);
     qd_conf_init(&q->conf);
-    if (qd_conf_load(&q->conf, q->conf_path, &errs) != 0) {
+    rv = qd_conf_load(&q->conf, q->conf_path, &errs);
+    if (rv == QD_ERR_IO || (rv != 0 && strict)) {
         fputs(qd_buf_str(&errs), stderr);
         quicctl_die("configuration %s has errors", q->conf_path);
+    }
+    if (rv != 0 && q->conf.line[QD_K_RUNTIME_DIRECTORY] > 0 &&
+        strstr(qd_buf_str(&errs), ": runtime_directory: ") != NULL) {
+        fputs(qd_buf_str(&errs), stderr);
+        quicctl_die("cannot find the control socket: runtime_directory is invalid");
     }
     qd_buf_release(&errs);
     snprintf(q->sock_path, sizeof(q->sock_path), "%s/control.sock", q->conf.runtime_directory);
@@ -244,6 +256,7 @@ static int cmd_stop(quicctl *q)
     static qd_ipc_msg reply;
     int fd = quicctl_connect(q, false);
     int wait_ms = (int)q->conf.drain_timeout_ms + 10000;
+    long pid = master_pid(q);
 
     quicctl_request(fd, QD_MSG_CTL_STOP, &reply, 5000);
     /* The master keeps this connection open until it exits. */
@@ -260,6 +273,11 @@ static int cmd_stop(quicctl *q)
         }
     }
     close(fd);
+    /* The connection closes just before the master exits: wait for the process too. */
+    while (pid > 0 && kill((pid_t)pid, 0) == 0 && qd_time_mono_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     printf("quicd stopped\n");
     return 0;
 }
@@ -280,7 +298,7 @@ static int cmd_config(quicctl *q, int argc, char **argv)
             usage();
     }
     if (mode != QD_CONF_DUMP_DEFAULTS)
-        load_conf(q);
+        load_conf(q, true);
     else
         qd_conf_init(&q->conf);
     qd_buf_init(&out);
@@ -331,14 +349,14 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0) {
         if (rest != 0)
             usage();
-        load_conf(q);
+        load_conf(q, true);
         printf("quicctl: configuration %s is valid\n", q->conf_path);
         return 0;
     }
     if (strcmp(cmd, "config") == 0)
         return cmd_config(q, rest, rargv);
 
-    load_conf(q);
+    load_conf(q, strcmp(cmd, "start") == 0);
     if (strcmp(cmd, "status") == 0) {
         bool json = false;
         if (rest == 1 && strcmp(rargv[0], "--json") == 0)

@@ -24,6 +24,7 @@
 /* libshared */
 #include "qd_err.h"
 #include "qd_log.h"
+#include "qd_uv.h"
 
 /* local */
 #include "worker.h"
@@ -58,11 +59,7 @@ static void pin_cpu(int instance)
 /* peer_down - close a peer channel */
 static void peer_down(worker_peer *p)
 {
-    if (p->has_poll) {
-        uv_poll_stop(&p->poll);
-        uv_close((uv_handle_t *)&p->poll, NULL);
-        p->has_poll = false;
-    }
+    qd_uv_unwatch(&p->poll);
     if (p->fd >= 0) {
         close(p->fd);
         p->fd = -1;
@@ -176,10 +173,7 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
     }
     peer_down(p);
     p->fd = fd;
-    uv_poll_init(c->loop, &p->poll, fd);
-    p->poll.data = w;
-    uv_poll_start(&p->poll, UV_READABLE | UV_DISCONNECT, cb);
-    p->has_poll = true;
+    p->poll = qd_uv_watch(c->loop, fd, UV_READABLE | UV_DISCONNECT, cb, w);
 }
 
 static void status(qd_child *c, qd_ipc_msg *m)

@@ -13,8 +13,7 @@
 /* A peer channel (listener or app). */
 typedef struct worker_peer {
     int fd; /* -1 when down */
-    uv_poll_t poll;
-    bool has_poll;
+    uv_poll_t *poll;
 } worker_peer;
 
 typedef struct worker {

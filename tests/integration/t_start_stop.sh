@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: MIT
+# Start the suite, status lists every process, a second instance is
+# refused, stop leaves no process and no socket; a master that dies
+# leaves no orphans.
+. "$(dirname "$0")/lib.sh"
+setup 2
+
+start_suite && ok "suite up" || finish
+status=$(quicctl status) && ok "quicctl status exits 0" || fail "status failed"
+log "$status"
+for role in master listener app stats; do
+    [ "$(count_role $role)" -eq 1 ] && ok "status lists one $role" || fail "no $role in status"
+done
+[ "$(count_role worker)" -eq 2 ] && ok "status lists 2 workers" || fail "workers: $(count_role worker)"
+[ "$(proc_field worker 1 connections)" = 0 ] && ok "workers report a connection count" || fail "connections missing"
+[ "$(proc_field master - pid)" = "$MASTER_PID" ] && ok "master pid in status" || fail "master pid"
+echo "$status" | head -1 | grep -q "ROLE.*INSTANCE.*PID.*STATE.*UPTIME.*RESTARTS.*CONNECTIONS" && ok "status table header" || fail "header"
+
+json=$(quicctl status --json)
+echo "$json" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for p in d["processes"]:
+    for k in ("role", "pid", "state", "uptime_s", "restarts"):
+        assert k in p, (k, p)
+    assert p["role"] != "worker" or "connections" in p
+' && ok "status --json has the contract fields" || fail "json shape: $json"
+
+# Children run as separate programs with the contract's names.
+for role in listener worker app stats; do
+    pid=$(proc_field $role $([ $role = worker ] && echo 0 || echo -) pid)
+    tr '\0' ' ' < /proc/$pid/cmdline | grep -q "libexec/$role " && ok "$role is its own program" || fail "$role cmdline"
+done
+
+out=$("$QUICD" -f -c "$CONF" 2>&1); rc=$?
+[ "$rc" -eq 1 ] && echo "$out" | grep -q "already running (pid $MASTER_PID)" && ok "second instance refused" || fail "second instance: rc=$rc $out"
+[ -S "$T/run/control.sock" ] && ok "control socket exists" || fail "no control socket"
+[ "$(stat -c %a "$T/run/control.sock")" = 600 ] && ok "control socket is 0600" || fail "mode $(stat -c %a "$T/run/control.sock")"
+[ "$(cat "$T/run/quicd.pid")" = "$MASTER_PID" ] && ok "pid file" || fail "pid file"
+
+pids="$MASTER_PID $(descendants $MASTER_PID)"
+out=$(quicctl stop) && ok "quicctl stop exits 0" || fail "stop: $out"
+echo "$out" | grep -q "quicd stopped" && ok "stop says stopped" || fail "stop output: $out"
+wait "$MASTER_PID"; rc=$?
+[ "$rc" -eq 0 ] && ok "master exit status 0" || fail "master exit $rc"
+left=""
+for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+[ -z "$left" ] && ok "no process left behind" || fail "left:$left"
+[ ! -e "$T/run/control.sock" ] && ok "control socket removed" || fail "socket left"
+[ ! -e "$T/run/quicd.pid" ] && ok "pid file removed" || fail "pid file left"
+out=$(quicctl status 2>&1); rc=$?
+[ "$rc" -eq 1 ] && echo "$out" | grep -q "not running" && ok "status when stopped: not running, exit 1" || fail "status after stop: $rc $out"
+MASTER_PID=""
+
+# SIGTERM also stops gracefully.
+start_suite && ok "suite up again" || finish
+kill -TERM "$MASTER_PID"
+wait_until 10 sh -c "! kill -0 $MASTER_PID" && ok "SIGTERM stops the master" || fail "master still up after SIGTERM"
+MASTER_PID=""
+
+# No orphans: kill -9 the master, every child follows within 2 s.
+start_suite && ok "suite up a third time" || finish
+kids=$(descendants "$MASTER_PID")
+kill -KILL "$MASTER_PID"; wait "$MASTER_PID" 2>/dev/null
+MASTER_PID=""
+gone() { for p in $kids; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
+wait_until 2 gone && ok "children exit when the master dies" || fail "orphans: $kids"
+finish

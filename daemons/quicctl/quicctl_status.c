@@ -133,7 +133,7 @@ int quicctl_status(quicctl *q, bool json)
                 qd_buf_printf(&out, ", \"next_start_s\": %s", next);
             qd_buf_printf(&out, "}");
         } else {
-            char up_text[32], state_text[32];
+            char up_text[32], state_text[160];
             uptime(up, up_text, sizeof(up_text));
             if (next)
                 snprintf(state_text, sizeof(state_text), "%s(%ss)", state, next);

@@ -65,8 +65,8 @@ int qd_privsep_drop(const char *user, const char *group, const char *jail)
     char err[256];
 
     if (!qd_privsep_is_root()) {
-        qd_info("running unprivileged as uid %ld: keeping this identity%s%s",
-                (long)geteuid(), jail && *jail ? ", not chrooting to " : "",
+        qd_warn("not started as root (uid %ld): keeping this identity instead of %s:%s%s%s",
+                (long)geteuid(), user, group, jail && *jail ? ", not chrooting to " : "",
                 jail && *jail ? jail : "");
         return 0;
     }

@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: MIT
+# The whole suite runs unprivileged: started by an ordinary user it warns
+# that it keeps its identity, supervises, restarts and stops as usual.
+# When the test runs as root it becomes "nobody" (setpriv) for the run.
+. "$(dirname "$0")/lib.sh"
+setup 2
+
+AS=()
+if [ "$(id -u)" -eq 0 ]; then
+    command -v setpriv >/dev/null || skip "setpriv (util-linux) is needed to drop root"
+    # nobody must be able to run the programs and own the tree.
+    mkdir -p "$T/bin"
+    for d in listener worker app stats; do
+        rm -f "$T/libexec/$d"; cp "$QD_BUILDDIR/daemons/$d/$d" "$T/libexec/$d"
+    done
+    cp "$QUICD" "$QUICCTL_BIN" "$T/bin/"
+    QUICD="$T/bin/quicd"; QUICCTL_BIN="$T/bin/quicctl"
+    chown -R nobody:nogroup "$T"
+    AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+fi
+me=$("${AS[@]}" id -u)
+quicctl() { "${AS[@]}" "$QUICCTL_BIN" -c "$CONF" "$@"; }
+
+"${AS[@]}" "$QUICD" -f -c "$CONF" >> "$T/quicd.log" 2>&1 &
+MASTER_PID=$!
+wait_all_running 10 && ok "suite up as uid $me" || fail "not up: $(quicctl status)"
+bad=""
+for p in $MASTER_PID $(descendants "$MASTER_PID"); do
+    u=$(ps -o uid= -p "$p" | tr -d ' ')
+    [ -n "$u" ] && [ "$u" != "$me" ] && bad="$bad $p:$u"
+done
+[ -z "$bad" ] && ok "every process runs as uid $me" || fail "other uids:$bad"
+grep -q "warning: not started as root (uid $me): keeping this identity" "$T/quicd.log" && ok "daemons warn that they keep their identity" || fail "no warning in log"
+
+old=$(proc_field worker 1 pid)
+kill -KILL "$old"
+back() { [ "$(proc_field worker 1 state)" = running ] && [ "$(proc_field worker 1 pid)" != "$old" ]; }
+wait_until 2 back && ok "worker restarted unprivileged" || fail "$(quicctl status)"
+[ "$(sql 'select count(*) from process_events')" -ge 6 ] && ok "stats database written unprivileged" || fail "no events"
+
+kids=$(descendants "$MASTER_PID")
+quicctl stop >/dev/null && ok "stop" || fail "stop failed"
+wait "$MASTER_PID"; MASTER_PID=""
+left=""; for p in $kids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+[ -z "$left" ] && ok "nothing left" || fail "left:$left"
+[ ! -e "$T/run/control.sock" ] && ok "socket removed" || fail "socket left"
+finish

@@ -128,6 +128,12 @@ static const qd_conf_key keys[QD_K_COUNT] = {
      "how long a stop or reload lets daemons finish their work before they are killed"},
     {"throttle_time", QD_CONF_DURATION, "60s", 1000, 3600 * 1000LL, OFF(throttle_time_ms), R,
      NULL, "longest delay before restarting a daemon that keeps crashing"},
+    {"cache_control", QD_CONF_STRING, "max-age=60", 0, 0, OFF(cache_control), R | QD_CONF_F_EMPTY,
+     NULL, "Cache-Control header sent with static files; empty sends none"},
+    {"udp_buffer", QD_CONF_SIZE, "4MB", 65536, 1LL << 30, OFF(udp_buffer), 0, NULL,
+     "receive and send buffer size of each UDP socket"},
+    {"retry_threshold", QD_CONF_INT, "200", 1, 10000000, OFF(retry_threshold), R, NULL,
+     "new connections per second per worker above which retry = auto demands address validation"},
 };
 
 #undef R

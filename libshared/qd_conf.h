@@ -71,6 +71,9 @@ typedef enum qd_conf_key_id {
     QD_K_MAX_REQUEST_BODY,
     QD_K_DRAIN_TIMEOUT,
     QD_K_THROTTLE_TIME,
+    QD_K_CACHE_CONTROL,
+    QD_K_UDP_BUFFER,
+    QD_K_RETRY_THRESHOLD,
     QD_K_COUNT
 } qd_conf_key_id;
 
@@ -103,6 +106,9 @@ typedef struct qd_conf {
     int64_t max_request_body;
     int64_t drain_timeout_ms;
     int64_t throttle_time_ms;
+    char *cache_control;     /* empty: none */
+    int64_t udp_buffer;      /* bytes, SO_RCVBUF/SO_SNDBUF of each UDP socket */
+    int64_t retry_threshold; /* new connections per second per worker before retry = auto sends Retry */
 
     /* Bookkeeping: the value text as written and where it came from. */
     char *text[QD_K_COUNT]; /* NULL means the compiled-in default */

@@ -44,6 +44,13 @@ static const struct {
     {QD_MSG_CONFIG_DONE, "config-done", 0, 0},
     {QD_MSG_STATUS, "status", 0, 0},
     {QD_MSG_SOCKETS, "sockets", 0, QD_IPC_MAX_FDS},
+    {QD_MSG_FWD_PACKET, "fwd-packet", 0, 0},
+    {QD_MSG_REQ_HEAD, "req-head", 0, 0},
+    {QD_MSG_REQ_BODY, "req-body", 0, 0},
+    {QD_MSG_REQ_CANCEL, "req-cancel", 0, 0},
+    {QD_MSG_RESP_HEAD, "resp-head", 0, 1},
+    {QD_MSG_RESP_BODY, "resp-body", 0, 0},
+    {QD_MSG_RESP_CREDIT, "resp-credit", 0, 0},
     {QD_MSG_CTL_STATUS, "ctl-status", 0, 0},
     {QD_MSG_CTL_RELOAD, "ctl-reload", 0, 0},
     {QD_MSG_CTL_STOP, "ctl-stop", 0, 0},
@@ -58,6 +65,12 @@ static const uint8_t tag_kind[] = {
     [QD_F_EVENT] = KIND_U32,        [QD_F_TIME_MS] = KIND_U64,    [QD_F_EXIT_STATUS] = KIND_U32,
     [QD_F_SIGNAL] = KIND_U32,       [QD_F_GENERATION] = KIND_U32, [QD_F_JSON] = KIND_U32,
     [QD_F_RESTARTS] = KIND_U32,     [QD_F_SOCKETS] = KIND_U32,    [QD_F_SECRET] = KIND_BYTES,
+    [QD_F_STREAM] = KIND_U64,       [QD_F_METHOD] = KIND_STR,     [QD_F_PATH] = KIND_STR,
+    [QD_F_AUTHORITY] = KIND_STR,    [QD_F_HEADER] = KIND_BYTES,   [QD_F_FLAGS] = KIND_U32,
+    [QD_F_BODY] = KIND_BYTES,       [QD_F_OFFSET] = KIND_U64,     [QD_F_LENGTH] = KIND_U64,
+    [QD_F_CREDIT] = KIND_U32,       [QD_F_SCHEME] = KIND_STR,     [QD_F_PEER] = KIND_STR,
+    [QD_F_TICKET_KEY] = KIND_BYTES, [QD_F_LOCAL] = KIND_BYTES,    [QD_F_REMOTE] = KIND_BYTES,
+    [QD_F_ENDPOINT] = KIND_U32,
 };
 
 /* find_type - index into type_table, or -1 */

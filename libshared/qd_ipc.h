@@ -37,7 +37,19 @@ enum {
     QD_MSG_CONFIG_DONE = 11, /* F_STATUS, optional F_TEXT (reason) */
     QD_MSG_STATUS = 12,      /* F_CONNECTIONS, F_STREAMS ... periodic */
     /* listener -> worker */
-    QD_MSG_SOCKETS = 20, /* F_ADDR per socket + its fds */
+    QD_MSG_SOCKETS = 20, /* F_ADDR per socket + its fds; F_SECRET, F_TICKET_KEY */
+    /* worker -> listener -> worker: a datagram for another worker's CID */
+    QD_MSG_FWD_PACKET = 21, /* F_INSTANCE (owner), F_ENDPOINT, F_LOCAL, F_REMOTE,
+                               F_FLAGS (ECN bits), F_BODY (the datagram) */
+    /* worker <-> app (see doc/architecture.md, "Worker and app") */
+    QD_MSG_REQ_HEAD = 30,    /* F_STREAM, F_METHOD, F_SCHEME, F_AUTHORITY, F_PATH,
+                                F_HEADER..., F_PEER, F_FLAGS (QD_REQ_F_*) */
+    QD_MSG_REQ_BODY = 31,    /* F_STREAM, F_BODY, F_FLAGS (QD_REQ_F_END) */
+    QD_MSG_REQ_CANCEL = 32,  /* F_STREAM: the client reset the stream; forget it */
+    QD_MSG_RESP_HEAD = 33,   /* F_STREAM, F_STATUS, F_HEADER..., F_FLAGS (QD_RESP_F_*);
+                                with 1 fd: the body is F_LENGTH bytes at F_OFFSET */
+    QD_MSG_RESP_BODY = 34,   /* F_STREAM, F_BODY, F_FLAGS (QD_RESP_F_END) */
+    QD_MSG_RESP_CREDIT = 35, /* F_STREAM, F_CREDIT: the worker sent that many body bytes */
     /* quicctl <-> master */
     QD_MSG_CTL_STATUS = 40, /* request: status */
     QD_MSG_CTL_RELOAD = 41, /* request: reload */
@@ -67,7 +79,45 @@ enum {
     QD_F_RESTARTS = 16,      /* u32 */
     QD_F_SOCKETS = 17,       /* u32 */
     QD_F_SECRET = 18,        /* bytes */
+    QD_F_STREAM = 19,        /* u64: request id, unique within one worker */
+    QD_F_METHOD = 20,        /* string */
+    QD_F_PATH = 21,          /* string */
+    QD_F_AUTHORITY = 22,     /* string */
+    QD_F_HEADER = 23,        /* bytes: name NUL value (name lowercase) */
+    QD_F_FLAGS = 24,         /* u32 */
+    QD_F_BODY = 25,          /* bytes */
+    QD_F_OFFSET = 26,        /* u64 */
+    QD_F_LENGTH = 27,        /* u64 */
+    QD_F_CREDIT = 28,        /* u32 */
+    QD_F_SCHEME = 29,        /* string */
+    QD_F_PEER = 30,          /* string "addr:port" of the client */
+    QD_F_TICKET_KEY = 31,    /* bytes: QD_TICKET_KEY_LEN */
+    QD_F_LOCAL = 32,         /* bytes: struct sockaddr_in or sockaddr_in6 */
+    QD_F_REMOTE = 33,        /* bytes: struct sockaddr_in or sockaddr_in6 */
+    QD_F_ENDPOINT = 34,      /* u32: index of the socket set's address */
 };
+
+/* QD_MSG_STATUS F_FLAGS from a worker */
+#define QD_STATUS_F_RETRY 0x1 /* retry = auto is demanding address validation now */
+
+/* QD_MSG_REQ_* flags */
+#define QD_REQ_F_END 0x1   /* no more request body follows */
+#define QD_REQ_F_EARLY 0x2 /* the request arrived in 0-RTT data (replayable) */
+/* QD_MSG_RESP_* flags */
+#define QD_RESP_F_END 0x1 /* no more response body follows */
+
+/* Shared secrets the listener hands the workers with their sockets. */
+#define QD_STATIC_SECRET_LEN 32 /* tokens and stateless-reset keys */
+#define QD_TICKET_KEY_LEN 48    /* 16-byte key name + 32-byte AEAD key */
+
+/*
+ * Response bodies sent as QD_MSG_RESP_BODY are flow-controlled: the app may
+ * have at most QD_RESP_WINDOW body bytes per stream that the worker has not
+ * yet acknowledged with QD_MSG_RESP_CREDIT.
+ */
+#define QD_RESP_WINDOW (256 * 1024)
+/* Largest F_BODY chunk that fits one message with its other fields. */
+#define QD_IPC_MAX_CHUNK (60 * 1024)
 
 typedef struct qd_ipc_msg {
     uint16_t type;

@@ -15,6 +15,7 @@
 #include "config.h"
 
 /* system */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +41,26 @@ static void drop_worker(listener_worker *w)
     }
 }
 
+/*
+ * relay - pass a datagram one worker received for another worker's CID to
+ * that worker. Best effort: a full channel drops it (QUIC retransmits).
+ */
+static void relay(qd_ipc_msg *m)
+{
+    listener *l = &the_listener;
+    uint32_t owner;
+
+    if (qd_ipc_get_u32(m, QD_F_INSTANCE, &owner) < 0 || (int)owner >= l->worker_count ||
+        l->workers[owner].channel_fd < 0) {
+        l->relay_dropped++;
+        return;
+    }
+    if (qd_ipc_send(l->workers[owner].channel_fd, m) < 0)
+        l->relay_dropped++;
+    else
+        l->relayed++;
+}
+
 /* on_worker - a worker's channel is readable or closed */
 static void on_worker(uv_poll_t *p, int status, int events)
 {
@@ -56,7 +77,10 @@ static void on_worker(uv_poll_t *p, int status, int events)
         qd_child_bad_message(&the_listener.child, "worker", rv);
         return;
     }
-    qd_child_bad_message(&the_listener.child, "worker", QD_ERR_UNKNOWN);
+    if (in_msg.type == QD_MSG_FWD_PACKET)
+        relay(&in_msg);
+    else
+        qd_child_bad_message(&the_listener.child, "worker", QD_ERR_UNKNOWN);
     qd_ipc_msg_close_fds(&in_msg);
 }
 
@@ -88,6 +112,10 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
     }
     listener_worker *w = &l->workers[instance];
     drop_worker(w);
+    /* Relayed datagrams must never block the listener. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     w->channel_fd = fd;
     w->poll = qd_uv_watch(c->loop, fd, UV_READABLE | UV_DISCONNECT, on_worker, w);
     listener_sock_send(l, (int)instance);
@@ -98,8 +126,18 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u32(m, QD_F_SOCKETS, (uint32_t)the_listener.open_sockets);
 }
 
+/* message - the master returns a predecessor's sockets before our first config */
+static void message(qd_child *c, qd_ipc_msg *m)
+{
+    if (m->type == QD_MSG_SOCKETS && !c->configured)
+        listener_sock_escrowed(&the_listener, m);
+    else
+        qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
+}
+
 static const qd_child_ops ops = {
     .configure = configure,
+    .message = message,
     .jail = jail,
     .channel = channel,
     .status = status,

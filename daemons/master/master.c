@@ -163,6 +163,14 @@ static int check_daemons(const qd_conf *conf)
             bad++;
         }
     }
+    /* The workers load these before they drop privileges: say so now, not in a crash loop. */
+    const char *tls[2][2] = {{"tls_certificate", conf->tls_certificate}, {"tls_key", conf->tls_key}};
+    for (int i = 0; i < 2; i++) {
+        if (access(tls[i][1], R_OK) < 0) {
+            fprintf(stderr, "quicd: %s %s: %s\n", tls[i][0], tls[i][1], strerror(errno));
+            bad++;
+        }
+    }
     return bad ? -1 : 0;
 }
 

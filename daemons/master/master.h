@@ -15,6 +15,7 @@
 
 #define MASTER_MAX_CHILDREN 300
 #define MASTER_MAX_CLIENTS 16
+#define MASTER_MAX_ESCROW 64
 #define MASTER_MAX_OVERRIDES 32
 /* A child that dies sooner than this after starting counts as a rapid failure. */
 #define MASTER_RAPID_MS 10000
@@ -55,6 +56,7 @@ typedef struct master_child {
     bool retire;   /* stop, then remove (fewer workers) */
     uint32_t config_id; /* id of the CONFIG awaiting CONFIG_DONE, 0 if none */
     uint32_t connections;
+    uint32_t status_flags; /* QD_STATUS_F_* from the last status report */
     uint32_t streams;
     int exit_status;
     int exit_signal;
@@ -98,6 +100,14 @@ struct master {
     bool stopping;
     uint64_t started_ms;
     uint32_t generation;
+    /*
+     * The listener's sockets and secrets, escrowed so that a restarted
+     * listener gets the same sockets back (their order in each reuseport
+     * group is what CID steering relies on) and the same secrets (tokens
+     * and session tickets stay valid). Dropped when listen or workers change.
+     */
+    qd_ipc_msg *escrow[MASTER_MAX_ESCROW];
+    size_t escrow_count;
     uint32_t reloads;
     uint32_t next_id;
     uint32_t reload_id;      /* pending reload, 0 if none */
@@ -112,6 +122,7 @@ void master_children_start(master *m);
 master_child *master_child_add(master *m, qd_role role, int instance);
 void master_child_stop(master_child *c, bool kill_now);
 void master_child_send_config(master_child *c, uint32_t id);
+void master_escrow_clear(master *m);
 void master_children_stop_all(master *m);
 int master_children_alive(const master *m);
 const char *master_state_name(master_state s);

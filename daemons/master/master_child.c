@@ -207,6 +207,38 @@ static void connect_peers(master_child *c)
     }
 }
 
+void master_escrow_clear(master *m)
+{
+    for (size_t i = 0; i < m->escrow_count; i++) {
+        qd_ipc_msg_close_fds(m->escrow[i]);
+        free(m->escrow[i]);
+    }
+    m->escrow_count = 0;
+}
+
+/* escrow_add - keep a copy of one of the listener's SOCKETS messages */
+static void escrow_add(master *m, qd_ipc_msg *msg)
+{
+    if (msg->id == 0)
+        master_escrow_clear(m); /* a new set begins */
+    if (m->escrow_count == MASTER_MAX_ESCROW) {
+        qd_warn("too many listener sockets to keep; a restarted listener opens new ones");
+        master_escrow_clear(m);
+        return;
+    }
+    qd_ipc_msg *copy = qd_xmalloc(sizeof(*copy));
+    memcpy(copy, msg, sizeof(*copy));
+    msg->fd_count = 0; /* the copy owns the descriptors now */
+    m->escrow[m->escrow_count++] = copy;
+}
+
+/* escrow_return - give a starting listener the sockets its predecessor had */
+static void escrow_return(master_child *c)
+{
+    for (size_t i = 0; i < c->m->escrow_count; i++)
+        send_ctl(c, c->m->escrow[i]);
+}
+
 /* handle_msg - one message from a daemon */
 static void handle_msg(master_child *c, qd_ipc_msg *msg)
 {
@@ -228,11 +260,18 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
         master_reload_ack(c->m, c, msg->id, v, why);
         break;
     }
+    case QD_MSG_SOCKETS:
+        if (c->role != QD_ROLE_LISTENER)
+            goto bad;
+        escrow_add(c->m, msg);
+        break;
     case QD_MSG_STATUS:
         if (qd_ipc_get_u32(msg, QD_F_CONNECTIONS, &v) == 0)
             c->connections = v;
         if (qd_ipc_get_u32(msg, QD_F_STREAMS, &v) == 0)
             c->streams = v;
+        if (qd_ipc_get_u32(msg, QD_F_FLAGS, &v) == 0)
+            c->status_flags = v;
         break;
     default:
         goto bad;
@@ -361,6 +400,8 @@ static void on_child_exit(uv_process_t *proc, int64_t exit_status, int term_sign
         master_reload_ack(m, c, c->config_id, 1, "exited before confirming");
     c->connections = 0;
     c->streams = 0;
+    c->status_flags = 0;
+    c->streams = 0;
     master_record_event(m, QD_EV_EXIT, c);
 
     if (expected) {
@@ -482,6 +523,8 @@ static void spawn(master_child *c)
     c->ctl_poll = qd_uv_watch(m->loop, c->ctl_fd, UV_READABLE | UV_DISCONNECT, on_ctl, c);
     qd_debug("started %s (pid %ld)", master_child_name(c), (long)c->pid);
     master_record_event(m, QD_EV_START, c);
+    if (c->role == QD_ROLE_LISTENER)
+        escrow_return(c);
     master_child_send_config(c, 0);
     return;
 retry:

@@ -57,6 +57,17 @@ int master_load_config(master *m, qd_conf *out, qd_buf *errs)
     return rv;
 }
 
+
+/* has_word - is |word| one of the space-separated words of |list|? */
+static bool has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+            return true;
+    return false;
+}
 /* on_reload_timer - some daemon did not answer in time */
 static void on_reload_timer(uv_timer_t *t)
 {
@@ -131,6 +142,8 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
     if (restart_keys > 0) {
         int n = qd_conf_workers(&m->conf);
         m->generation++;
+        if (has_word(qd_buf_str(&names), "listen") || has_word(qd_buf_str(&names), "workers"))
+            master_escrow_clear(m); /* the next listener opens a new set */
         qd_notice("reload: %s changed; replacing the daemons (generation %u)",
                   qd_buf_str(&names), m->generation);
         for (int i = 0; i < m->child_count; i++) {

@@ -115,6 +115,7 @@ int quicctl_status(quicctl *q, bool json)
         const char *pid = get(f, n, "pid"), *state = get(f, n, "state");
         const char *up = get(f, n, "uptime_s"), *restarts = get(f, n, "restarts");
         const char *conns = get(f, n, "connections"), *next = get(f, n, "next_start_s");
+        const char *streams = get(f, n, "streams"), *retry = get(f, n, "retry");
         if (role == NULL || state == NULL)
             continue;
         bool has_inst = inst && strcmp(inst, "-1") != 0;
@@ -129,6 +130,10 @@ int quicctl_status(quicctl *q, bool json)
             qd_buf_printf(&out, ", \"restarts\": %s", is_number(restarts) ? restarts : "0");
             if (conns)
                 qd_buf_printf(&out, ", \"connections\": %s", is_number(conns) ? conns : "0");
+            if (streams)
+                qd_buf_printf(&out, ", \"streams\": %s", is_number(streams) ? streams : "0");
+            if (retry)
+                qd_buf_printf(&out, ", \"retry\": %s", strcmp(retry, "on") == 0 ? "true" : "false");
             if (next && is_number(next))
                 qd_buf_printf(&out, ", \"next_start_s\": %s", next);
             qd_buf_printf(&out, "}");
@@ -137,6 +142,8 @@ int quicctl_status(quicctl *q, bool json)
             uptime(up, up_text, sizeof(up_text));
             if (next)
                 snprintf(state_text, sizeof(state_text), "%s(%ss)", state, next);
+            else if (retry && strcmp(retry, "on") == 0)
+                snprintf(state_text, sizeof(state_text), "%s+retry", state);
             else
                 snprintf(state_text, sizeof(state_text), "%s", state);
             qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %s\n", role,

@@ -6,10 +6,14 @@
  *	worker -i instance -g generation [-l dest] [-v level] (started by quicd)
  * DESCRIPTION
  *	Pins itself to its CPU, receives its configuration from the master,
- *	drops privileges into an empty chroot (it owns no files), and gets
- *	everything else over channels: its UDP sockets from the listener
- *	(QD_MSG_SOCKETS, which replace any earlier set) and a channel to the
- *	app. It reports its live connection count to the master every second.
+ *	loads the TLS certificate and key, drops privileges into an empty
+ *	chroot, and gets everything else over channels: its UDP sockets and
+ *	the shared secrets from the listener (QD_MSG_SOCKETS; a new set
+ *	replaces the old one in place, address by address) and a channel to
+ *	the app. The QUIC engine is in worker_conn.c and worker_io.c, HTTP/3
+ *	in worker_h3.c, TLS in worker_tls.c. It reports its live connection
+ *	count to the master every second. A stop sends GOAWAY, lets requests
+ *	finish until the deadline, closes every connection and exits.
  * DIAGNOSTICS
  *	Malformed messages are logged (rate-limited) and dropped.
  */
@@ -19,6 +23,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* libshared */
@@ -29,8 +34,7 @@
 /* local */
 #include "worker.h"
 
-static worker the_worker;
-static qd_ipc_msg in_msg;
+worker the_worker;
 
 /* pin_cpu - run on the instance-th CPU we are allowed to use */
 static void pin_cpu(int instance)
@@ -56,90 +60,99 @@ static void pin_cpu(int instance)
     }
 }
 
-/* peer_down - close a peer channel */
-static void peer_down(worker_peer *p)
+/* install_socket - endpoint |i| gets socket |fd| for address |name| */
+static void install_socket(worker *w, size_t i, int fd, const uint8_t *name, size_t len)
 {
-    qd_uv_unwatch(&p->poll);
-    if (p->fd >= 0) {
-        close(p->fd);
-        p->fd = -1;
+    wk_ep *ep = &w->eps[i];
+    socklen_t sl = sizeof(ep->bound);
+
+    worker_io_stop(ep);
+    memset(&ep->bound, 0, sizeof(ep->bound));
+    if (getsockname(fd, (struct sockaddr *)&ep->bound, &sl) < 0) {
+        qd_warn_errno("getsockname");
+        close(fd);
+        return;
     }
+    ep->fd = fd;
+    ep->family = ep->bound.ss_family;
+    ep->port = ep->family == AF_INET ? ((struct sockaddr_in *)&ep->bound)->sin_port
+                                     : ((struct sockaddr_in6 *)&ep->bound)->sin6_port;
+    snprintf(ep->name, sizeof(ep->name), "%.*s", (int)(len < 79 ? len : 79), (const char *)name);
+    worker_io_start(w, ep);
+    if (i >= w->nep)
+        w->nep = i + 1;
 }
 
-/* take_sockets - a new set of UDP sockets from the listener */
+/* take_sockets - sockets (and, in the first message of a set, the secrets) */
 static void take_sockets(worker *w, qd_ipc_msg *m)
 {
-    size_t pos = 0, i = 0, len;
+    size_t pos = 0, fdi = 0, len, i = m->id;
     uint16_t tag;
     const uint8_t *val;
 
-    /* The first message of a set replaces the old set. */
-    if (m->id == 0) {
-        for (size_t k = 0; k < w->sock_count; k++)
-            close(w->socks[k]);
-        w->sock_count = 0;
-    }
     while (qd_ipc_next(m, &pos, &tag, &val, &len)) {
-        if (tag != QD_F_ADDR || i >= m->fd_count || w->sock_count >= WORKER_MAX_SOCKETS)
-            continue;
-        int fd = qd_ipc_msg_take_fd(m, i++);
-        snprintf(w->sock_names[w->sock_count], sizeof(w->sock_names[0]), "%.*s",
-                 (int)(len < 79 ? len : 79), (const char *)val);
-        w->socks[w->sock_count++] = fd;
+        if (tag == QD_F_SECRET && len == sizeof(w->static_secret)) {
+            memcpy(w->static_secret, val, len);
+            w->have_secrets = true;
+        } else if (tag == QD_F_TICKET_KEY && len == sizeof(w->ticket_key)) {
+            memcpy(w->ticket_key, val, len);
+        } else if (tag == QD_F_ADDR && fdi < m->fd_count && i < WORKER_MAX_SOCKETS) {
+            install_socket(w, i++, qd_ipc_msg_take_fd(m, fdi++), val, len);
+        }
     }
-    qd_info("have %zu UDP socket%s from the listener", w->sock_count,
-            w->sock_count == 1 ? "" : "s");
+    qd_info("have %zu UDP socket%s from the listener", w->nep, w->nep == 1 ? "" : "s");
 }
 
-/* on_listener - sockets from the listener */
-static void on_listener(uv_poll_t *p, int status, int events)
+/* on_listener_msg - sockets from the listener */
+static void on_listener_msg(qd_chan *ch, qd_ipc_msg *m)
 {
-    worker *w = p->data;
-    int rv = qd_ipc_recv(w->listener.fd, &in_msg);
+    worker *w = ch->data;
 
-    if (rv == QD_ERR_AGAIN)
-        return;
-    if (rv == QD_ERR_EOF || rv == QD_ERR_IO) {
-        qd_info("listener channel closed; keeping my sockets");
-        peer_down(&w->listener);
-        return;
-    }
-    if (rv < 0) {
-        qd_child_bad_message(&w->child, "listener", rv);
-        return;
-    }
-    if (in_msg.type == QD_MSG_SOCKETS)
-        take_sockets(w, &in_msg);
+    if (m->type == QD_MSG_SOCKETS)
+        take_sockets(w, m);
+    else if (m->type == QD_MSG_FWD_PACKET)
+        worker_conn_forwarded(w, m);
     else
         qd_child_bad_message(&w->child, "listener", QD_ERR_UNKNOWN);
-    qd_ipc_msg_close_fds(&in_msg);
 }
 
-/* on_app - the app channel */
-static void on_app(uv_poll_t *p, int status, int events)
+static void on_listener_close(qd_chan *ch)
 {
-    worker *w = p->data;
-    int rv = qd_ipc_recv(w->app.fd, &in_msg);
+    worker *w = ch->data;
 
-    if (rv == QD_ERR_AGAIN)
-        return;
-    if (rv == QD_ERR_EOF || rv == QD_ERR_IO) {
-        qd_warn("app channel closed; waiting for the master to connect a new app");
-        peer_down(&w->app);
-        return;
-    }
-    if (rv < 0) {
-        qd_child_bad_message(&w->child, "app", rv);
-        return;
-    }
-    qd_child_bad_message(&w->child, "app", QD_ERR_UNKNOWN);
-    qd_ipc_msg_close_fds(&in_msg);
+    qd_info("listener channel closed; keeping my sockets");
+    w->listener = NULL;
+}
+
+/* on_app_msg - responses from the app */
+static void on_app_msg(qd_chan *ch, qd_ipc_msg *m)
+{
+    worker_h3_app_message(ch->data, m);
+}
+
+static void on_app_close(qd_chan *ch)
+{
+    worker *w = ch->data;
+
+    qd_warn("app channel closed; answering 503 until the master connects a new app");
+    w->app = NULL;
+    worker_h3_app_down(w);
 }
 
 static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
 {
-    if (first)
+    worker *w = &the_worker;
+
+    if (first) {
         pin_cpu(c->instance < 0 ? 0 : c->instance);
+        return worker_tls_init(w, conf, err);
+    }
+    /* Chrooted workers cannot read the files again; keep what we have. */
+    qd_buf e2;
+    qd_buf_init(&e2);
+    if (worker_tls_init(w, conf, &e2) < 0)
+        qd_warn("keeping the TLS certificate loaded at start: %s", qd_buf_str(&e2));
+    qd_buf_release(&e2);
     return 0;
 }
 
@@ -156,43 +169,84 @@ static const char *jail(qd_child *c, const qd_conf *conf)
 static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
 {
     worker *w = &the_worker;
-    worker_peer *p;
-    uv_poll_cb cb;
 
     if (role == QD_ROLE_LISTENER) {
-        p = &w->listener;
-        cb = on_listener;
+        qd_chan_close(w->listener);
+        w->listener = qd_chan_open(c->loop, fd, "listener", on_listener_msg, on_listener_close, w);
     } else if (role == QD_ROLE_APP) {
-        p = &w->app;
-        cb = on_app;
+        qd_chan_close(w->app);
+        w->app = qd_chan_open(c->loop, fd, "app", on_app_msg, on_app_close, w);
         qd_info("connected to the app");
     } else {
         qd_warn("channel to %s is not for me; closing it", qd_role_name(role));
         close(fd);
-        return;
     }
-    peer_down(p);
-    p->fd = fd;
-    p->poll = qd_uv_watch(c->loop, fd, UV_READABLE | UV_DISCONNECT, cb, w);
+}
+
+/* on_stop_tick - close drained connections; exit when none is left */
+static void on_stop_tick(uv_timer_t *t)
+{
+    worker *w = t->data;
+    bool force = worker_now() >= w->stop_deadline_ns;
+
+    worker_conn_close_all(w, force);
+    if (w->conns == NULL)
+        qd_child_exit(&w->child, 0);
+}
+
+static void stop(qd_child *c, uint32_t deadline_ms)
+{
+    worker *w = &the_worker;
+
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    w->stop_deadline_ns = worker_now() + (uint64_t)deadline_ms * 1000000ULL;
+    qd_info("stopping: %u connection%s to drain within %ums", w->connections,
+            w->connections == 1 ? "" : "s", deadline_ms);
+    for (size_t i = 0; i < w->nep; i++)
+        qd_uv_unwatch(&w->eps[i].poll), w->eps[i].poll = NULL;
+    /* Keep reading: closing connections need their peers' packets. */
+    for (size_t i = 0; i < w->nep; i++)
+        if (w->eps[i].fd >= 0)
+            worker_io_start(w, &w->eps[i]);
+    worker_conn_shutdown_all(w);
+    uv_timer_init(c->loop, &w->stop_timer);
+    w->stop_timer.data = w;
+    uv_timer_start(&w->stop_timer, on_stop_tick, 50, 50);
 }
 
 static void status(qd_child *c, qd_ipc_msg *m)
 {
-    qd_ipc_put_u32(m, QD_F_CONNECTIONS, the_worker.connections);
-    qd_ipc_put_u32(m, QD_F_SOCKETS, (uint32_t)the_worker.sock_count);
+    worker *w = &the_worker;
+    uint32_t streams = 0;
+
+    for (wk_conn *k = w->conns; k != NULL; k = k->next)
+        streams += k->nstreams;
+    qd_ipc_put_u32(m, QD_F_CONNECTIONS, w->connections);
+    qd_ipc_put_u32(m, QD_F_STREAMS, streams);
+    qd_ipc_put_u32(m, QD_F_FLAGS, w->retry_active || w->child.conf.retry == QD_RETRY_YES
+                                      ? QD_STATUS_F_RETRY
+                                      : 0);
+    qd_ipc_put_u32(m, QD_F_SOCKETS, (uint32_t)w->nep);
 }
 
 static const qd_child_ops ops = {
     .configure = configure,
     .jail = jail,
     .channel = channel,
+    .stop = stop,
     .status = status,
 };
 
 int main(int argc, char **argv)
 {
-    the_worker.listener.fd = -1;
-    the_worker.app.fd = -1;
-    qd_child_init(&the_worker.child, QD_ROLE_WORKER, argc, argv, &ops, &the_worker);
-    return qd_child_run(&the_worker.child);
+    worker *w = &the_worker;
+
+    for (size_t i = 0; i < WORKER_MAX_SOCKETS; i++)
+        w->eps[i].fd = -1;
+    wk_map_init(&w->cids);
+    wk_map_init(&w->streams);
+    qd_child_init(&w->child, QD_ROLE_WORKER, argc, argv, &ops, w);
+    return qd_child_run(&w->child);
 }

@@ -2,28 +2,212 @@
 #ifndef QD_WORKER_H
 #define QD_WORKER_H
 
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <nghttp3/nghttp3.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
 #include <uv.h>
 
+#include "qd_chan.h"
 #include "qd_child.h"
+#include "qd_cid.h"
+#include "qd_ipc.h"
 
 #define WORKER_MAX_SOCKETS 64
+#define WORKER_MAX_UDP_PAYLOAD 1452 /* what we send before PMTUD raises it */
+#define WORKER_TX_BUF (64 * 1024)   /* one GSO batch */
+#define WORKER_CHUNK (64 * 1024)    /* response body chunk */
+#define WORKER_STREAM_CHUNKS 8      /* body chunks in flight per stream */
 
-/* A peer channel (listener or app). */
-typedef struct worker_peer {
-    int fd; /* -1 when down */
+typedef struct worker worker;
+typedef struct wk_conn wk_conn;
+typedef struct wk_stream wk_stream;
+
+/* One UDP socket: a member of the reuseport group of one listen address. */
+typedef struct wk_ep {
+    worker *w;
+    int fd;
     uv_poll_t *poll;
-} worker_peer;
+    int family;
+    uint16_t port;                 /* bound port, network order */
+    struct sockaddr_storage bound; /* the listen address */
+    char name[80];
+    bool want_write; /* some connection waits for this socket to drain */
+} wk_ep;
 
-typedef struct worker {
+/* An address in the form ngtcp2 compares byte for byte. */
+typedef struct wk_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} wk_addr;
+
+/* A CID (or request id) -> connection (or stream) hash table entry. */
+typedef struct wk_map_entry {
+    struct wk_map_entry *next;
+    uint8_t key[NGTCP2_MAX_CIDLEN];
+    uint8_t keylen;
+    void *value;
+} wk_map_entry;
+
+typedef struct wk_map {
+    wk_map_entry **slots;
+    size_t nslots, count;
+    uint64_t seed;
+} wk_map;
+
+/* A piece of response body in flight. */
+typedef struct wk_chunk {
+    struct wk_chunk *next;
+    size_t len; /* filled bytes */
+    uint8_t data[WORKER_CHUNK];
+} wk_chunk;
+
+/* A request stream. */
+struct wk_stream {
+    wk_stream *next, *prev; /* in the connection's list */
+    wk_conn *c;
+    int64_t id;
+    uint64_t req_id; /* F_STREAM towards the app */
+    bool early;      /* request data arrived in 0-RTT */
+    bool head_sent;  /* REQ_HEAD went to the app */
+    bool responded;  /* a response was submitted to nghttp3 */
+    bool req_done;   /* the request is complete */
+    /* request head, collected until end_headers */
+    char *method, *scheme, *authority, *path;
+    qd_ipc_msg *head; /* fields in progress (F_HEADER...) */
+    size_t head_bytes;
+    uint64_t body_in; /* request body bytes received */
+    /* response body: a queue of chunks; [0, acked) freed, [acked, handed) with nghttp3 */
+    wk_chunk *first, *last;
+    size_t nchunks;
+    uint64_t filled, handed, acked;
+    uint64_t ack_skip; /* acked bytes of the first chunk */
+    int fd;            /* body source, or -1 */
+    uint64_t fd_off;   /* next file offset to read */
+    uint64_t fd_left;  /* file bytes not yet read */
+    bool body_from_app; /* RESP_BODY messages carry the body */
+    bool eof;          /* no more body will be added */
+    bool blocked;      /* nghttp3 was told WOULDBLOCK */
+    uint64_t credit_due; /* acked app-body bytes not yet credited */
+    int status;
+};
+
+enum wk_conn_state { WK_ALIVE, WK_CLOSING, WK_DRAINING };
+
+struct wk_conn {
+    worker *w;
+    wk_conn *next, *prev;           /* all connections */
+    wk_conn *dirty_next;            /* needs a write after this batch */
+    bool dirty;
+    ngtcp2_conn *conn;
+    nghttp3_conn *h3;
+    WOLFSSL *ssl;
+    ngtcp2_crypto_conn_ref ref;
+    ngtcp2_ccerr last_error;
+    enum wk_conn_state state;
+    uv_timer_t timer;
+    bool timer_closing;
+    uint8_t *close_pkt; /* CONNECTION_CLOSE to repeat in the closing period */
+    size_t close_len;
+    ngtcp2_path_storage close_path;
+    uint32_t close_count;
+    ngtcp2_cid odcid; /* the client's first DCID (a map key) */
+    wk_stream *streams;
+    uint32_t nstreams;
+    /* a batch the socket would not take (EAGAIN) */
+    uint8_t *blocked_buf;
+    size_t blocked_len, blocked_gso;
+    ngtcp2_path_storage blocked_path;
+    uint8_t blocked_ecn;
+    bool blocked;
+    bool gso_off;
+    bool goaway_sent;
+    bool handshake_done;
+    bool rx_early; /* reading 0-RTT stream data right now */
+    uint64_t started_ns;
+    char peer[64];
+};
+
+struct worker {
     qd_child child;
-    worker_peer listener;
-    worker_peer app;
-    int socks[WORKER_MAX_SOCKETS];
-    char sock_names[WORKER_MAX_SOCKETS][80];
-    size_t sock_count;
+    qd_chan *listener;
+    qd_chan *app;
+    wk_ep eps[WORKER_MAX_SOCKETS];
+    size_t nep;
+    bool have_secrets;
+    uint8_t static_secret[QD_STATIC_SECRET_LEN];
+    uint8_t ticket_key[QD_TICKET_KEY_LEN];
+    WOLFSSL_CTX *tls;
+    wk_map cids;    /* CID -> wk_conn */
+    wk_map streams; /* request id -> wk_stream */
+    wk_conn *conns;
     uint32_t connections;
-} worker;
+    uint64_t next_req_id;
+    wk_conn *dirty;
+    wk_chunk *free_chunks;
+    size_t nfree_chunks;
+    /* Retry decision for retry = auto: new connections this second */
+    uint64_t rate_window_ns;
+    uint64_t rate_count;
+    bool retry_active;
+    /* stateless reset budget */
+    uint64_t reset_tokens, reset_refill_ns;
+    /* counters for status and logs */
+    uint64_t rx_packets, tx_packets, dropped, forwarded_wrong_worker, resets_sent, retries_sent;
+    uint64_t handshakes, requests;
+    /* graceful stop */
+    bool stopping;
+    uint64_t stop_deadline_ns;
+    uv_timer_t stop_timer;
+};
+
+/* worker.c */
+extern worker the_worker;
+
+/* worker_map.c */
+void wk_map_init(wk_map *m);
+void *wk_map_get(const wk_map *m, const uint8_t *key, size_t len);
+int wk_map_put(wk_map *m, const uint8_t *key, size_t len, void *value);
+void wk_map_del(wk_map *m, const uint8_t *key, size_t len);
+
+/* worker_tls.c */
+int worker_tls_init(worker *w, const qd_conf *conf, qd_buf *err);
+WOLFSSL *worker_tls_session(worker *w, wk_conn *c);
+
+/* worker_io.c */
+void worker_io_start(worker *w, wk_ep *ep);
+void worker_io_stop(wk_ep *ep);
+int worker_io_send(wk_ep *ep, const ngtcp2_addr *local, const ngtcp2_addr *remote, uint8_t ecn,
+                   const uint8_t *data, size_t len, size_t gso);
+void worker_io_want_write(wk_ep *ep);
+
+/* worker_conn.c */
+void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                        uint8_t ecn, const uint8_t *data, size_t len);
+void worker_conn_forwarded(worker *w, qd_ipc_msg *m);
+void worker_conn_mark(wk_conn *c);
+void worker_conn_flush_dirty(worker *w);
+void worker_conn_write(wk_conn *c);
+void worker_conn_retry_blocked(worker *w, wk_ep *ep);
+void worker_conn_shutdown_all(worker *w);
+void worker_conn_close_all(worker *w, bool force);
+uint64_t worker_now(void);
+
+/* worker_h3.c */
+int worker_h3_setup(wk_conn *c);
+int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int fin, bool early);
+void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code);
+void worker_h3_free_streams(wk_conn *c);
+void worker_h3_app_message(worker *w, qd_ipc_msg *m);
+void worker_h3_app_down(worker *w);
+wk_chunk *worker_chunk_get(worker *w);
+void worker_chunk_put(worker *w, wk_chunk *ch);
 
 #endif /* QD_WORKER_H */

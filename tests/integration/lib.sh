@@ -73,6 +73,18 @@ free_port() {
     die "no free UDP port"
 }
 
+# make_cert DIR [rsa] - a self-signed certificate for localhost, 127.0.0.1
+# and ::1 in DIR/cert.pem and DIR/key.pem (ECDSA P-256, or RSA 2048)
+make_cert() {
+    local dir=$1 alg=${2:-ec}
+    local key=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+    [ "$alg" = rsa ] && key=(-newkey rsa:2048)
+    openssl req -x509 "${key[@]}" -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" \
+        -days 2 -subj /CN=localhost \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" >/dev/null 2>&1 &&
+        chmod 644 "$dir/key.pem" "$dir/cert.pem"
+}
+
 # setup [WORKERS] - temp tree, daemon dir, config; sets T, PORT, CONF
 setup() {
     local workers=${1:-2}
@@ -86,6 +98,7 @@ setup() {
         ln -s "$QD_BUILDDIR/daemons/$d/$d" "$T/libexec/$d"
     done
     echo '<!doctype html><title>t</title>' > "$T/htdocs/index.html"
+    make_cert "$T" || die "cannot make a test certificate with openssl"
     PORT=$(free_port)
     CONF="$T/quicd.conf"
     write_conf "$workers"
@@ -103,6 +116,8 @@ write_conf() {
         echo "stats_database = $T/db/stats.db"
         echo "document_root = $T/htdocs"
         echo "drain_timeout = 3s"
+        echo "tls_certificate = $T/cert.pem"
+        echo "tls_key = $T/key.pem"
         for line in "$@"; do echo "$line"; done
     } > "$CONF"
 }

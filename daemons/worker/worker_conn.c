@@ -1,0 +1,1060 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	worker_conn - QUIC connections: accept, read, write, timers, close
+ * SYNOPSIS
+ *	worker_conn_packet(), worker_conn_mark(), worker_conn_flush_dirty(),
+ *	worker_conn_write(), worker_conn_retry_blocked(),
+ *	worker_conn_shutdown_all(), worker_conn_close_all(), worker_now()
+ * DESCRIPTION
+ *	The ngtcp2 side of the worker, modelled on ngtcp2's examples/server.cc
+ *	(see ../shared/notes/ngtcp2-server.md). A datagram is routed by its
+ *	DCID through the worker's CID table; an unknown DCID is either a new
+ *	connection (an Initial that ngtcp2_accept takes), a version to
+ *	negotiate, or a short-header packet that gets a rate-limited stateless
+ *	reset - but only when the CID says this worker minted it. Address
+ *	validation (Retry, NEW_TOKEN) uses the static secret every worker got
+ *	from the listener, so tokens verify on any worker.
+ *
+ *	Each connection owns its ngtcp2_conn, nghttp3_conn (worker_h3.c),
+ *	WOLFSSL session and one timer. Packets are written in batches of
+ *	same-size packets sent with one GSO sendmsg; a batch the socket will
+ *	not take waits in the connection until the socket is writable.
+ *	Connections are freed from the timer's close callback, so no libuv
+ *	handle outlives its memory.
+ * DIAGNOSTICS
+ *	Malformed packets are dropped silently (counted); connection errors
+ *	are logged at debug level.
+ */
+#include "config.h"
+
+/* system */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* libraries */
+#include <ngtcp2/ngtcp2_crypto.h>
+
+/* libshared */
+#include "qd_alloc.h"
+#include "qd_err.h"
+#include "qd_log.h"
+
+/* local */
+#include "worker.h"
+
+#define HANDSHAKE_TIMEOUT_NS (10 * NGTCP2_SECONDS)
+#define RETRY_TOKEN_LIFETIME (10 * NGTCP2_SECONDS)
+#define REGULAR_TOKEN_LIFETIME (3600 * NGTCP2_SECONDS)
+#define RESET_BURST 100
+
+static uint8_t tx_buf[WORKER_TX_BUF];
+static uint64_t prng_state;
+
+uint64_t worker_now(void)
+{
+    return uv_hrtime();
+}
+
+/* wall_ns - the wall clock, for tokens that must verify in any worker */
+static uint64_t wall_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * NGTCP2_SECONDS + (uint64_t)ts.tv_nsec;
+}
+
+/* prng - xorshift64*, for ngtcp2's non-cryptographic randomness */
+static uint64_t prng(void)
+{
+    if (prng_state == 0 && qd_random(&prng_state, sizeof(prng_state)) < 0)
+        prng_state = uv_hrtime() | 1;
+    prng_state ^= prng_state >> 12;
+    prng_state ^= prng_state << 25;
+    prng_state ^= prng_state >> 27;
+    return prng_state * 2685821657736338717ULL;
+}
+
+static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
+{
+    for (size_t i = 0; i < len; i++)
+        dest[i] = (uint8_t)(prng() >> 56);
+}
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+    wk_conn *c = ref->user_data;
+    return c->conn;
+}
+
+/* addr_text - "addr:port" of |sa| */
+static void addr_text(const struct sockaddr *sa, char *out, size_t len)
+{
+    char host[64] = "?";
+    unsigned port = 0;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+        port = ntohs(s->sin_port);
+        snprintf(out, len, "%s:%u", host, port);
+    } else {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+        port = ntohs(s->sin6_port);
+        snprintf(out, len, "[%s]:%u", host, port);
+    }
+}
+
+/* --- the CID table --------------------------------------------------------- */
+
+static void map_cid(wk_conn *c, const ngtcp2_cid *cid)
+{
+    wk_map_put(&c->w->cids, cid->data, cid->datalen, c);
+}
+
+static void unmap_cid(wk_conn *c, const ngtcp2_cid *cid)
+{
+    if (wk_map_get(&c->w->cids, cid->data, cid->datalen) == c)
+        wk_map_del(&c->w->cids, cid->data, cid->datalen);
+}
+
+/* --- ngtcp2 callbacks ------------------------------------------------------ */
+
+static int get_new_connection_id(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
+                                 size_t cidlen, void *user_data)
+{
+    wk_conn *c = user_data;
+    worker *w = c->w;
+
+    for (int tries = 0; tries < 8; tries++) {
+        if (qd_cid_mint(cid->data, (unsigned)w->child.instance, w->child.generation) < 0)
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        cid->datalen = QD_CID_LEN;
+        if (wk_map_get(&w->cids, cid->data, cid->datalen) == NULL)
+            break;
+    }
+    if (ngtcp2_crypto_generate_stateless_reset_token(token, w->static_secret,
+                                                     sizeof(w->static_secret), cid) != 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    map_cid(c, cid);
+    return 0;
+}
+
+static int remove_connection_id(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user_data)
+{
+    unmap_cid(user_data, cid);
+    return 0;
+}
+
+static int handshake_completed(ngtcp2_conn *conn, void *user_data)
+{
+    wk_conn *c = user_data;
+    uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+    const ngtcp2_path *path = ngtcp2_conn_get_path(conn);
+
+    c->handshake_done = true;
+    c->w->handshakes++;
+    ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
+        token, c->w->static_secret, sizeof(c->w->static_secret), path->remote.addr,
+        path->remote.addrlen, wall_ns());
+    if (n > 0)
+        ngtcp2_conn_submit_new_token(conn, token, (size_t)n);
+    return 0;
+}
+
+static int path_validation(ngtcp2_conn *conn, uint32_t flags, const ngtcp2_path *path,
+                           const ngtcp2_path *old_path, ngtcp2_path_validation_result res,
+                           void *user_data)
+{
+    wk_conn *c = user_data;
+
+    if (res != NGTCP2_PATH_VALIDATION_RESULT_SUCCESS)
+        return 0;
+    addr_text(path->remote.addr, c->peer, sizeof(c->peer));
+    qd_debug("connection migrated to %s", c->peer);
+    if (flags & NGTCP2_PATH_VALIDATION_FLAG_NEW_TOKEN) {
+        uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+        ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
+            token, c->w->static_secret, sizeof(c->w->static_secret), path->remote.addr,
+            path->remote.addrlen, wall_ns());
+        if (n > 0)
+            ngtcp2_conn_submit_new_token(conn, token, (size_t)n);
+    }
+    return 0;
+}
+
+static int recv_tx_key(ngtcp2_conn *conn, ngtcp2_encryption_level level, void *user_data)
+{
+    if (level != NGTCP2_ENCRYPTION_LEVEL_1RTT)
+        return 0;
+    return worker_h3_setup(user_data) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+static int recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t offset,
+                            const uint8_t *data, size_t len, void *user_data, void *stream_data)
+{
+    wk_conn *c = user_data;
+
+    if (c->h3 == NULL)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    return worker_h3_recv(c, id, data, len, flags & NGTCP2_STREAM_DATA_FLAG_FIN,
+                          flags & NGTCP2_STREAM_DATA_FLAG_0RTT) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+static int acked_stream_data_offset(ngtcp2_conn *conn, int64_t id, uint64_t offset,
+                                    uint64_t datalen, void *user_data, void *stream_data)
+{
+    wk_conn *c = user_data;
+
+    if (c->h3 && nghttp3_conn_add_ack_offset(c->h3, id, datalen) != 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t app_error_code,
+                        void *user_data, void *stream_data)
+{
+    wk_conn *c = user_data;
+
+    if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
+        app_error_code = NGHTTP3_H3_NO_ERROR;
+    worker_h3_stream_close(c, id, app_error_code);
+    return 0;
+}
+
+static int stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size,
+                        uint64_t app_error_code, void *user_data, void *stream_data)
+{
+    wk_conn *c = user_data;
+
+    if (c->h3 && nghttp3_conn_shutdown_stream_read(c->h3, id) != 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int stream_stop_sending(ngtcp2_conn *conn, int64_t id, uint64_t app_error_code,
+                               void *user_data, void *stream_data)
+{
+    wk_conn *c = user_data;
+
+    if (c->h3 && nghttp3_conn_shutdown_stream_read(c->h3, id) != 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int extend_max_remote_streams_bidi(ngtcp2_conn *conn, uint64_t max_streams,
+                                          void *user_data)
+{
+    wk_conn *c = user_data;
+
+    if (c->h3)
+        nghttp3_conn_set_max_client_streams_bidi(c->h3, max_streams);
+    return 0;
+}
+
+static int extend_max_stream_data(ngtcp2_conn *conn, int64_t id, uint64_t max_data,
+                                  void *user_data, void *stream_data)
+{
+    wk_conn *c = user_data;
+
+    if (c->h3 && nghttp3_conn_unblock_stream(c->h3, id) != 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+static const ngtcp2_callbacks callbacks = {
+    .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
+    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .handshake_completed = handshake_completed,
+    .encrypt = ngtcp2_crypto_encrypt_cb,
+    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .hp_mask = ngtcp2_crypto_hp_mask_cb,
+    .recv_stream_data = recv_stream_data,
+    .acked_stream_data_offset = acked_stream_data_offset,
+    .stream_close = stream_close,
+    .rand = rand_cb,
+    .get_new_connection_id = get_new_connection_id,
+    .remove_connection_id = remove_connection_id,
+    .update_key = ngtcp2_crypto_update_key_cb,
+    .path_validation = path_validation,
+    .stream_reset = stream_reset,
+    .extend_max_remote_streams_bidi = extend_max_remote_streams_bidi,
+    .extend_max_stream_data = extend_max_stream_data,
+    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
+    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
+    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
+    .stream_stop_sending = stream_stop_sending,
+    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+    .recv_tx_key = recv_tx_key,
+};
+
+/* --- lifetime -------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t);
+
+/* on_timer_closed - the last handle of the connection is closed: free it */
+static void on_timer_closed(uv_handle_t *h)
+{
+    wk_conn *c = h->data;
+
+    free(c->close_pkt);
+    free(c->blocked_buf);
+    free(c);
+}
+
+/* conn_free - forget the connection and free it */
+static void conn_free(wk_conn *c)
+{
+    worker *w = c->w;
+
+    if (c->timer_closing)
+        return;
+    if (c->conn != NULL) {
+        size_t n = ngtcp2_conn_get_scid(c->conn, NULL);
+        ngtcp2_cid *scids = qd_xcalloc(n ? n : 1, sizeof(*scids));
+        ngtcp2_conn_get_scid(c->conn, scids);
+        for (size_t i = 0; i < n; i++)
+            unmap_cid(c, &scids[i]);
+        free(scids);
+    }
+    unmap_cid(c, &c->odcid);
+    worker_h3_free_streams(c);
+    if (c->h3)
+        nghttp3_conn_del(c->h3);
+    if (c->conn)
+        ngtcp2_conn_del(c->conn);
+    if (c->ssl)
+        wolfSSL_free(c->ssl);
+    c->h3 = NULL;
+    c->conn = NULL;
+    c->ssl = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->connections--;
+    c->timer_closing = true;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+/* update_timer - arm the timer for ngtcp2's next expiry */
+static void update_timer(wk_conn *c)
+{
+    ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->conn);
+    uint64_t now = worker_now();
+
+    if (c->timer_closing)
+        return;
+    if (expiry == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    /* libuv counts milliseconds: round up so we never wake early and spin. */
+    uint64_t ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* send_batch - one batch on its path's socket; keeps it if the socket is full */
+static void send_batch(wk_conn *c, const ngtcp2_path *path, uint8_t ecn, const uint8_t *data,
+                       size_t len, size_t gso)
+{
+    wk_ep *ep = path->user_data;
+    int rv;
+
+    if (ep == NULL || ep->fd < 0 || len == 0)
+        return;
+    if (c->gso_off && gso < len) {
+        for (size_t off = 0; off < len; off += gso) {
+            size_t n = len - off < gso ? len - off : gso;
+            if (worker_io_send(ep, &path->local, &path->remote, ecn, data + off, n, 0) ==
+                QD_ERR_AGAIN)
+                break; /* lost: recovery resends */
+        }
+        return;
+    }
+    rv = worker_io_send(ep, &path->local, &path->remote, ecn, data, len, gso);
+    if (rv == QD_ERR_IO) {
+        c->gso_off = true; /* the route cannot segment: send one by one */
+        send_batch(c, path, ecn, data, len, gso);
+        return;
+    }
+    if (rv == QD_ERR_AGAIN && !c->blocked) {
+        if (c->blocked_buf == NULL)
+            c->blocked_buf = qd_xmalloc(WORKER_TX_BUF);
+        memcpy(c->blocked_buf, data, len);
+        c->blocked_len = len;
+        c->blocked_gso = gso;
+        c->blocked_ecn = ecn;
+        ngtcp2_path_storage_zero(&c->blocked_path);
+        ngtcp2_path_copy(&c->blocked_path.path, path);
+        c->blocked = true;
+        worker_io_want_write(ep);
+    }
+}
+
+/* close_with_error - send CONNECTION_CLOSE once and enter the closing period */
+static void close_with_error(wk_conn *c)
+{
+    ngtcp2_path_storage ps;
+    ngtcp2_pkt_info pi;
+
+    if (c->last_error.type == NGTCP2_CCERR_TYPE_IDLE_CLOSE ||
+        c->last_error.type == NGTCP2_CCERR_TYPE_DROP_CONN ||
+        c->last_error.type == NGTCP2_CCERR_TYPE_RETRY || c->conn == NULL ||
+        ngtcp2_conn_in_draining_period(c->conn)) {
+        conn_free(c);
+        return;
+    }
+    if (ngtcp2_conn_in_closing_period(c->conn) && c->close_pkt != NULL)
+        return;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_ssize n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, tx_buf,
+                                                        sizeof(tx_buf), &c->last_error,
+                                                        worker_now());
+    if (n <= 0) {
+        conn_free(c);
+        return;
+    }
+    c->close_pkt = qd_xmalloc((size_t)n);
+    memcpy(c->close_pkt, tx_buf, (size_t)n);
+    c->close_len = (size_t)n;
+    ngtcp2_path_storage_zero(&c->close_path);
+        ngtcp2_path_copy(&c->close_path.path, &ps.path);
+    c->state = WK_CLOSING;
+    send_batch(c, &ps.path, pi.ecn, c->close_pkt, c->close_len, c->close_len);
+    /* Free after three PTOs. */
+    uv_timer_start(&c->timer, on_timer,
+                   (3 * ngtcp2_conn_get_pto(c->conn)) / NGTCP2_MILLISECONDS + 1, 0);
+}
+
+/* handle_read_error - the outcome of ngtcp2_conn_read_pkt */
+static void handle_read_error(wk_conn *c, int rv)
+{
+    switch (rv) {
+    case NGTCP2_ERR_DRAINING:
+        c->state = WK_DRAINING;
+        uv_timer_start(&c->timer, on_timer,
+                       (3 * ngtcp2_conn_get_pto(c->conn)) / NGTCP2_MILLISECONDS + 1, 0);
+        return;
+    case NGTCP2_ERR_DROP_CONN:
+        conn_free(c);
+        return;
+    case NGTCP2_ERR_CRYPTO:
+        if (c->last_error.error_code == 0)
+            ngtcp2_ccerr_set_tls_alert(&c->last_error, ngtcp2_conn_get_tls_alert(c->conn), NULL,
+                                       0);
+        break;
+    default:
+        if (c->last_error.error_code == 0 && c->last_error.type == NGTCP2_CCERR_TYPE_TRANSPORT)
+            ngtcp2_ccerr_set_liberr(&c->last_error, rv, NULL, 0);
+        break;
+    }
+    qd_debug("connection from %s: %s", c->peer, ngtcp2_strerror(rv));
+    close_with_error(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    wk_conn *c = t->data;
+
+    if (c->state != WK_ALIVE) {
+        conn_free(c); /* the closing or draining period is over */
+        return;
+    }
+    int rv = ngtcp2_conn_handle_expiry(c->conn, worker_now());
+    if (rv != 0) {
+        ngtcp2_ccerr_set_liberr(&c->last_error, rv, NULL, 0);
+        if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+            conn_free(c);
+            return;
+        }
+        close_with_error(c);
+        return;
+    }
+    worker_conn_write(c);
+}
+
+void worker_conn_mark(wk_conn *c)
+{
+    if (c->dirty || c->state != WK_ALIVE)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->w->dirty;
+    c->w->dirty = c;
+}
+
+void worker_conn_flush_dirty(worker *w)
+{
+    while (w->dirty != NULL) {
+        wk_conn *c = w->dirty;
+        w->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (c->state == WK_ALIVE && !c->timer_closing)
+            worker_conn_write(c);
+    }
+}
+
+/*
+ * worker_conn_write - write packets until ngtcp2 has nothing more it may
+ * send now, one GSO batch of same-size packets per sendmsg.
+ */
+void worker_conn_write(wk_conn *c)
+{
+    nghttp3_vec vec[16];
+    ngtcp2_path_storage ps, prev_ps;
+    ngtcp2_pkt_info pi;
+    uint8_t prev_ecn = 0;
+    size_t gso = 0, used = 0;
+    uint64_t ts = worker_now();
+
+    if (c->state != WK_ALIVE || c->timer_closing || c->blocked)
+        return;
+    size_t max_payload = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+    size_t path_max = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+    size_t cap = ngtcp2_conn_get_send_quantum(c->conn);
+    if (cap < path_max)
+        cap = path_max;
+    if (cap > sizeof(tx_buf))
+        cap = sizeof(tx_buf);
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_path_storage_zero(&prev_ps);
+
+    for (;;) {
+        int64_t stream_id = -1;
+        int fin = 0;
+        nghttp3_ssize nvec = 0;
+        ngtcp2_ssize ndatalen;
+
+        if (c->h3 && ngtcp2_conn_get_max_data_left(c->conn)) {
+            nvec = nghttp3_conn_writev_stream(c->h3, &stream_id, &fin, vec, 16);
+            if (nvec < 0) {
+                ngtcp2_ccerr_set_application_error(
+                    &c->last_error, nghttp3_err_infer_quic_app_error_code((int)nvec), NULL, 0);
+                close_with_error(c);
+                return;
+            }
+        }
+        uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
+        size_t buflen = cap - used >= max_payload ? max_payload : path_max;
+        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, tx_buf + used, buflen,
+                                                   &ndatalen, flags, stream_id,
+                                                   (const ngtcp2_vec *)vec, (size_t)nvec, ts);
+        if (n < 0) {
+            switch (n) {
+            case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+                nghttp3_conn_block_stream(c->h3, stream_id);
+                continue;
+            case NGTCP2_ERR_STREAM_SHUT_WR:
+                nghttp3_conn_shutdown_stream_write(c->h3, stream_id);
+                continue;
+            case NGTCP2_ERR_WRITE_MORE:
+                if (nghttp3_conn_add_write_offset(c->h3, stream_id, (size_t)ndatalen) != 0)
+                    goto h3_error;
+                continue;
+            default:
+                ngtcp2_ccerr_set_liberr(&c->last_error, (int)n, NULL, 0);
+                close_with_error(c);
+                return;
+            }
+        }
+        if (ndatalen >= 0 && nghttp3_conn_add_write_offset(c->h3, stream_id, (size_t)ndatalen) != 0)
+            goto h3_error;
+        if (n == 0) {
+            if (used > 0)
+                send_batch(c, &prev_ps.path, prev_ecn, tx_buf, used, gso);
+            break;
+        }
+        size_t last = used;
+        used += (size_t)n;
+        if (last == 0) {
+            ngtcp2_path_copy(&prev_ps.path, &ps.path);
+            prev_ecn = pi.ecn;
+            gso = (size_t)n;
+        } else if (!ngtcp2_path_eq(&prev_ps.path, &ps.path) || prev_ecn != pi.ecn ||
+                   (size_t)n > gso || (gso > path_max && (size_t)n != gso)) {
+            /* The new packet cannot join the batch: send both separately. */
+            send_batch(c, &prev_ps.path, prev_ecn, tx_buf, last, gso);
+            send_batch(c, &ps.path, pi.ecn, tx_buf + last, (size_t)n, (size_t)n);
+            break;
+        }
+        if (cap - used < path_max || (size_t)n < gso) {
+            send_batch(c, &ps.path, pi.ecn, tx_buf, used, gso);
+            break;
+        }
+    }
+    ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
+    update_timer(c);
+    return;
+h3_error:
+    ngtcp2_ccerr_set_application_error(&c->last_error, NGHTTP3_H3_INTERNAL_ERROR, NULL, 0);
+    close_with_error(c);
+}
+
+void worker_conn_retry_blocked(worker *w, wk_ep *ep)
+{
+    for (wk_conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (!c->blocked || c->blocked_path.path.user_data != ep)
+            continue;
+        c->blocked = false;
+        send_batch(c, &c->blocked_path.path, c->blocked_ecn, c->blocked_buf, c->blocked_len,
+                   c->blocked_gso);
+        if (!c->blocked)
+            worker_conn_write(c);
+    }
+}
+
+/* --- stateless replies ----------------------------------------------------- */
+
+static void send_raw(wk_ep *ep, const wk_addr *local, const wk_addr *remote, const uint8_t *data,
+                     size_t len)
+{
+    ngtcp2_addr l = {.addr = (ngtcp2_sockaddr *)&local->ss, .addrlen = local->len};
+    ngtcp2_addr r = {.addr = (ngtcp2_sockaddr *)&remote->ss, .addrlen = remote->len};
+
+    worker_io_send(ep, &l, &r, 0, data, len, 0);
+}
+
+static void send_version_negotiation(worker *w, wk_ep *ep, const wk_addr *local,
+                                     const wk_addr *remote, const ngtcp2_version_cid *vc)
+{
+    uint32_t sv[3] = {NGTCP2_PROTO_VER_V1, NGTCP2_PROTO_VER_V2, 0};
+    uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+
+    sv[2] = (uint32_t)(prng() & 0xf0f0f0f0u) | 0x0a0a0a0au; /* a greased version */
+    ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
+        buf, sizeof(buf), (uint8_t)(prng() & 0x7f), vc->scid, vc->scidlen, vc->dcid, vc->dcidlen,
+        sv, 3);
+    if (n > 0)
+        send_raw(ep, local, remote, buf, (size_t)n);
+}
+
+static void send_retry(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                       const ngtcp2_pkt_hd *hd, size_t max_len)
+{
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+    ngtcp2_cid scid;
+
+    if (qd_cid_mint(scid.data, (unsigned)w->child.instance, w->child.generation) < 0)
+        return;
+    scid.datalen = QD_CID_LEN;
+    ngtcp2_ssize tlen = ngtcp2_crypto_generate_retry_token2(
+        token, w->static_secret, sizeof(w->static_secret), hd->version,
+        (const ngtcp2_sockaddr *)&remote->ss, remote->len, &scid, &hd->dcid, wall_ns());
+    if (tlen < 0)
+        return;
+    ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, max_len < sizeof(buf) ? max_len : sizeof(buf),
+                                               hd->version, &hd->scid, &scid, &hd->dcid, token,
+                                               (size_t)tlen);
+    if (n > 0) {
+        send_raw(ep, local, remote, buf, (size_t)n);
+        w->retries_sent++;
+    }
+}
+
+static void send_invalid_token_close(worker *w, wk_ep *ep, const wk_addr *local,
+                                     const wk_addr *remote, const ngtcp2_pkt_hd *hd)
+{
+    uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+    ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+        buf, sizeof(buf), hd->version, &hd->scid, &hd->dcid, NGTCP2_INVALID_TOKEN, NULL, 0);
+
+    if (n > 0)
+        send_raw(ep, local, remote, buf, (size_t)n);
+}
+
+/*
+ * send_stateless_reset - only for a CID this worker minted, rate-limited,
+ * and always smaller than the packet that triggered it (no reset loops).
+ */
+static void send_stateless_reset(worker *w, wk_ep *ep, const wk_addr *local,
+                                 const wk_addr *remote, const uint8_t *dcid, size_t dcidlen,
+                                 size_t pktlen)
+{
+    uint8_t buf[NGTCP2_MAX_CIDLEN + 22];
+    uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+    uint8_t rnd[NGTCP2_MAX_CIDLEN + 22];
+    ngtcp2_cid cid;
+    uint64_t now = worker_now();
+
+    if (w->reset_refill_ns == 0 || now - w->reset_refill_ns >= NGTCP2_SECONDS) {
+        w->reset_tokens = RESET_BURST;
+        w->reset_refill_ns = now;
+    }
+    if (w->reset_tokens == 0)
+        return;
+    w->reset_tokens--;
+    ngtcp2_cid_init(&cid, dcid, dcidlen);
+    if (ngtcp2_crypto_generate_stateless_reset_token(token, w->static_secret,
+                                                     sizeof(w->static_secret), &cid) != 0)
+        return;
+    size_t rndlen = pktlen <= 43 ? pktlen - NGTCP2_STATELESS_RESET_TOKENLEN - 1
+                                 : NGTCP2_MAX_CIDLEN + 22 - NGTCP2_STATELESS_RESET_TOKENLEN;
+    if (rndlen < NGTCP2_MIN_STATELESS_RESET_RANDLEN)
+        return;
+    rand_cb(rnd, rndlen, NULL);
+    ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf, sizeof(buf), token, rnd, rndlen);
+    if (n > 0) {
+        send_raw(ep, local, remote, buf, (size_t)n);
+        w->resets_sent++;
+    }
+}
+
+/* --- accepting ------------------------------------------------------------- */
+
+/* want_retry - should this Initial be asked to prove its address? */
+static bool want_retry(worker *w)
+{
+    uint64_t now = worker_now();
+
+    if (w->child.conf.retry == QD_RETRY_YES)
+        return true;
+    if (w->child.conf.retry == QD_RETRY_NO)
+        return false;
+    if (now - w->rate_window_ns >= NGTCP2_SECONDS) {
+        bool was = w->retry_active;
+        w->retry_active = w->rate_count > (uint64_t)w->child.conf.retry_threshold;
+        if (w->retry_active != was)
+            qd_notice("retry = auto: address validation %s (%llu new connections in the last "
+                      "second, threshold %lld)",
+                      w->retry_active ? "on" : "off", (unsigned long long)w->rate_count,
+                      (long long)w->child.conf.retry_threshold);
+        w->rate_window_ns = now;
+        w->rate_count = 0;
+    }
+    return w->retry_active || w->rate_count >= (uint64_t)w->child.conf.retry_threshold;
+}
+
+/* new_conn - create the server connection for an accepted Initial */
+static wk_conn *new_conn(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                         const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
+                         ngtcp2_token_type token_type)
+{
+    const qd_conf *conf = &w->child.conf;
+    ngtcp2_settings settings;
+    ngtcp2_transport_params params;
+    ngtcp2_cid scid;
+    ngtcp2_path path = {
+        .local = {.addr = (ngtcp2_sockaddr *)&local->ss, .addrlen = local->len},
+        .remote = {.addr = (ngtcp2_sockaddr *)&remote->ss, .addrlen = remote->len},
+        .user_data = ep,
+    };
+    static const uint32_t versions[] = {NGTCP2_PROTO_VER_V2, NGTCP2_PROTO_VER_V1};
+    wk_conn *c = qd_xcalloc(1, sizeof(*c));
+
+    c->w = w;
+    c->ref.get_conn = get_conn;
+    c->ref.user_data = c;
+    c->started_ns = worker_now();
+    ngtcp2_ccerr_default(&c->last_error);
+    addr_text((const struct sockaddr *)&remote->ss, c->peer, sizeof(c->peer));
+    if (qd_cid_mint(scid.data, (unsigned)w->child.instance, w->child.generation) < 0)
+        goto fail;
+    scid.datalen = QD_CID_LEN;
+
+    ngtcp2_settings_default(&settings);
+    settings.initial_ts = worker_now();
+    settings.cc_algo = conf->congestion_control == QD_CC_BBR    ? NGTCP2_CC_ALGO_BBR
+                       : conf->congestion_control == QD_CC_RENO ? NGTCP2_CC_ALGO_RENO
+                                                                     : NGTCP2_CC_ALGO_CUBIC;
+    settings.max_window = (uint64_t)conf->connection_window * 2;
+    settings.max_stream_window = (uint64_t)conf->stream_window * 2;
+    settings.handshake_timeout = HANDSHAKE_TIMEOUT_NS;
+    settings.token = hd->token;
+    settings.tokenlen = hd->tokenlen;
+    settings.token_type = token_type;
+    settings.preferred_versions = versions;
+    settings.preferred_versionslen = 2;
+    settings.available_versions = versions;
+    settings.available_versionslen = 2;
+    settings.max_tx_udp_payload_size = WORKER_MAX_UDP_PAYLOAD;
+
+    ngtcp2_transport_params_default(&params);
+    params.initial_max_stream_data_bidi_local = (uint64_t)conf->stream_window;
+    params.initial_max_stream_data_bidi_remote = (uint64_t)conf->stream_window;
+    params.initial_max_stream_data_uni = (uint64_t)conf->stream_window;
+    params.initial_max_data = (uint64_t)conf->connection_window;
+    params.initial_max_streams_bidi = (uint64_t)conf->max_concurrent_streams;
+    params.initial_max_streams_uni = 3;
+    params.max_idle_timeout = (uint64_t)conf->idle_timeout_ms * NGTCP2_MILLISECONDS;
+    params.active_connection_id_limit = 7;
+    params.grease_quic_bit = 1;
+    params.stateless_reset_token_present = 1;
+    if (odcid != NULL) {
+        params.original_dcid = *odcid;
+        params.retry_scid = hd->dcid;
+        params.retry_scid_present = 1;
+    } else {
+        params.original_dcid = hd->dcid;
+    }
+    params.original_dcid_present = 1;
+    if (ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token,
+                                                     w->static_secret, sizeof(w->static_secret),
+                                                     &scid) != 0)
+        goto fail;
+    if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path, hd->version, &callbacks,
+                               &settings, &params, NULL, c) != 0)
+        goto fail;
+    c->ssl = worker_tls_session(w, c);
+    if (c->ssl == NULL)
+        goto fail;
+    ngtcp2_conn_set_tls_native_handle(c->conn, c->ssl);
+    uv_timer_init(w->child.loop, &c->timer);
+    c->timer.data = c;
+    c->odcid = hd->dcid;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->connections++;
+    map_cid(c, &scid);
+    map_cid(c, &hd->dcid);
+    return c;
+fail:
+    if (c->conn)
+        ngtcp2_conn_del(c->conn);
+    free(c);
+    return NULL;
+}
+
+/* accept_initial - an unknown DCID: a new connection, a reset, or nothing */
+static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                           uint8_t ecn, const uint8_t *data, size_t len, const ngtcp2_version_cid *vc)
+{
+    ngtcp2_pkt_hd hd;
+    ngtcp2_cid odcid, *podcid = NULL;
+    ngtcp2_token_type token_type = NGTCP2_TOKEN_TYPE_UNKNOWN;
+
+    if (ngtcp2_accept(&hd, data, len) != 0) {
+        if (!(data[0] & 0x80) && len >= QD_CID_LEN + 21 &&
+            qd_cid_worker(vc->dcid, vc->dcidlen) == w->child.instance)
+            send_stateless_reset(w, ep, local, remote, vc->dcid, vc->dcidlen, len);
+        else
+            w->dropped++;
+        return;
+    }
+    if (w->stopping || w->connections >= (uint64_t)w->child.conf.max_connections) {
+        w->dropped++; /* the client retries, another worker or later */
+        return;
+    }
+    w->rate_count++;
+    bool demand = want_retry(w);
+    if (hd.tokenlen == 0) {
+        if (demand) {
+            send_retry(w, ep, local, remote, &hd, len * 3);
+            return;
+        }
+    } else if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
+        int rv = ngtcp2_crypto_verify_retry_token2(
+            &odcid, hd.token, hd.tokenlen, w->static_secret, sizeof(w->static_secret), hd.version,
+            (const ngtcp2_sockaddr *)&remote->ss, remote->len, &hd.dcid, RETRY_TOKEN_LIFETIME,
+            wall_ns());
+        if (rv == 0) {
+            podcid = &odcid;
+            token_type = NGTCP2_TOKEN_TYPE_RETRY;
+        } else if (rv == NGTCP2_CRYPTO_ERR_VERIFY_TOKEN) {
+            send_invalid_token_close(w, ep, local, remote, &hd);
+            return;
+        } else {
+            hd.token = NULL;
+            hd.tokenlen = 0;
+        }
+    } else if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR &&
+               ngtcp2_crypto_verify_regular_token(hd.token, hd.tokenlen, w->static_secret,
+                                                  sizeof(w->static_secret),
+                                                  (const ngtcp2_sockaddr *)&remote->ss,
+                                                  remote->len, REGULAR_TOKEN_LIFETIME,
+                                                  wall_ns()) == 0) {
+        token_type = NGTCP2_TOKEN_TYPE_NEW_TOKEN;
+    } else {
+        if (demand) {
+            send_retry(w, ep, local, remote, &hd, len * 3);
+            return;
+        }
+        hd.token = NULL;
+        hd.tokenlen = 0;
+    }
+
+    wk_conn *c = new_conn(w, ep, local, remote, &hd, podcid, token_type);
+    if (c == NULL)
+        return;
+    ngtcp2_path path = {
+        .local = {.addr = (ngtcp2_sockaddr *)&local->ss, .addrlen = local->len},
+        .remote = {.addr = (ngtcp2_sockaddr *)&remote->ss, .addrlen = remote->len},
+        .user_data = ep,
+    };
+    ngtcp2_pkt_info pi = {.ecn = ecn};
+    int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
+    if (rv == NGTCP2_ERR_RETRY) {
+        send_retry(w, ep, local, remote, &hd, len * 3);
+        conn_free(c);
+        return;
+    }
+    if (rv != 0) {
+        handle_read_error(c, rv);
+        return;
+    }
+    worker_conn_mark(c);
+}
+
+/*
+ * forward - a short-header packet for a CID another worker minted: send it
+ * to the owner through the listener rather than resetting a live
+ * connection (this happens when the steering program and the socket
+ * group disagree, e.g. right after the number of workers changed).
+ */
+static void forward(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                    uint8_t ecn, const uint8_t *data, size_t len, int owner)
+{
+    static qd_ipc_msg m;
+
+    if (w->listener == NULL || len > QD_IPC_MAX_CHUNK) {
+        w->dropped++;
+        return;
+    }
+    qd_ipc_msg_init(&m, QD_MSG_FWD_PACKET, 0);
+    qd_ipc_put_u32(&m, QD_F_INSTANCE, (uint32_t)owner);
+    qd_ipc_put_u32(&m, QD_F_ENDPOINT, (uint32_t)(ep - w->eps));
+    qd_ipc_put_bytes(&m, QD_F_LOCAL, &local->ss, local->len);
+    qd_ipc_put_bytes(&m, QD_F_REMOTE, &remote->ss, remote->len);
+    qd_ipc_put_u32(&m, QD_F_FLAGS, ecn);
+    qd_ipc_put_bytes(&m, QD_F_BODY, data, len);
+    if (qd_chan_send(w->listener, &m) == 0)
+        w->forwarded_wrong_worker++;
+    else
+        w->dropped++;
+}
+
+void worker_conn_forwarded(worker *w, qd_ipc_msg *m)
+{
+    uint32_t epi = 0, ecn = 0;
+    const uint8_t *lp, *rp, *body;
+    size_t ll, rl, bl;
+    wk_addr local, remote;
+
+    if (qd_ipc_get_u32(m, QD_F_ENDPOINT, &epi) < 0 || epi >= w->nep || w->eps[epi].fd < 0 ||
+        qd_ipc_get_bytes(m, QD_F_LOCAL, &lp, &ll) < 0 || ll > sizeof(local.ss) ||
+        qd_ipc_get_bytes(m, QD_F_REMOTE, &rp, &rl) < 0 || rl > sizeof(remote.ss) ||
+        qd_ipc_get_bytes(m, QD_F_BODY, &body, &bl) < 0) {
+        qd_child_bad_message(&w->child, "listener (forwarded packet)", QD_ERR_INVAL);
+        return;
+    }
+    memset(&local, 0, sizeof(local));
+    memset(&remote, 0, sizeof(remote));
+    memcpy(&local.ss, lp, ll);
+    memcpy(&remote.ss, rp, rl);
+    local.len = (socklen_t)ll;
+    remote.len = (socklen_t)rl;
+    if ((local.ss.ss_family != AF_INET && local.ss.ss_family != AF_INET6) ||
+        remote.ss.ss_family != local.ss.ss_family) {
+        qd_child_bad_message(&w->child, "listener (forwarded packet)", QD_ERR_INVAL);
+        return;
+    }
+    qd_ipc_get_u32(m, QD_F_FLAGS, &ecn);
+    /* Only our own CIDs: a forwarded packet is never forwarded again. */
+    ngtcp2_version_cid vc;
+    if (bl < 21 || ngtcp2_pkt_decode_version_cid(&vc, body, bl, QD_CID_LEN) != 0 ||
+        wk_map_get(&w->cids, vc.dcid, vc.dcidlen) == NULL) {
+        w->dropped++;
+        return;
+    }
+    w->rx_packets++;
+    worker_conn_packet(w, &w->eps[epi], &local, &remote, (uint8_t)(ecn & 3), body, bl);
+    worker_conn_flush_dirty(w);
+}
+
+void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                        uint8_t ecn, const uint8_t *data, size_t len)
+{
+    ngtcp2_version_cid vc;
+
+    if (len < 21 || !w->have_secrets || w->tls == NULL) {
+        w->dropped++;
+        return;
+    }
+    int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, QD_CID_LEN);
+    if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+        send_version_negotiation(w, ep, local, remote, &vc);
+        return;
+    }
+    if (rv != 0) {
+        w->dropped++;
+        return;
+    }
+    wk_conn *c = wk_map_get(&w->cids, vc.dcid, vc.dcidlen);
+    if (c == NULL) {
+        int owner = qd_cid_worker(vc.dcid, vc.dcidlen);
+        if (!(data[0] & 0x80) && owner >= 0 && owner != w->child.instance) {
+            /* Another worker's connection, steered here by mistake. */
+            forward(w, ep, local, remote, ecn, data, len, owner);
+            return;
+        }
+        accept_initial(w, ep, local, remote, ecn, data, len, &vc);
+        return;
+    }
+    if (c->state == WK_CLOSING) {
+        /* Repeat the close, less and less often. */
+        c->close_count++;
+        if (c->close_pkt && (c->close_count & (c->close_count - 1)) == 0)
+            send_batch(c, &c->close_path.path, 0, c->close_pkt, c->close_len, c->close_len);
+        return;
+    }
+    if (c->state == WK_DRAINING)
+        return;
+    ngtcp2_path path = {
+        .local = {.addr = (ngtcp2_sockaddr *)&local->ss, .addrlen = local->len},
+        .remote = {.addr = (ngtcp2_sockaddr *)&remote->ss, .addrlen = remote->len},
+        .user_data = ep,
+    };
+    ngtcp2_pkt_info pi = {.ecn = ecn};
+    rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
+    if (rv != 0) {
+        handle_read_error(c, rv);
+        return;
+    }
+    worker_conn_mark(c);
+}
+
+/*
+ * worker_conn_shutdown_all - graceful stop: GOAWAY on every connection so
+ * clients open no new requests; connections close once drained.
+ */
+void worker_conn_shutdown_all(worker *w)
+{
+    for (wk_conn *c = w->conns; c != NULL; c = c->next) {
+        if (c->state != WK_ALIVE)
+            continue;
+        if (c->h3 && !c->goaway_sent) {
+            nghttp3_conn_shutdown(c->h3);
+            c->goaway_sent = true;
+        }
+        worker_conn_mark(c);
+    }
+    worker_conn_flush_dirty(w);
+}
+
+/* worker_conn_close_all - close every idle connection (every one when |force|) */
+void worker_conn_close_all(worker *w, bool force)
+{
+    for (wk_conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->state != WK_ALIVE)
+            continue;
+        if (!force && c->nstreams > 0)
+            continue;
+        ngtcp2_ccerr_set_application_error(&c->last_error, NGHTTP3_H3_NO_ERROR, NULL, 0);
+        close_with_error(c);
+    }
+}

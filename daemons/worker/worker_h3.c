@@ -1,0 +1,743 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	worker_h3 - HTTP/3 requests: nghttp3 glue, the app protocol, bodies
+ * SYNOPSIS
+ *	worker_h3_setup(), worker_h3_recv(), worker_h3_stream_close(),
+ *	worker_h3_free_streams(), worker_h3_app_message(),
+ *	worker_h3_app_down(), worker_chunk_get(), worker_chunk_put()
+ * DESCRIPTION
+ *	nghttp3 owns HTTP/3 framing and QPACK. A complete request head goes to
+ *	the app as QD_MSG_REQ_HEAD, its body as QD_MSG_REQ_BODY; the app
+ *	answers with QD_MSG_RESP_HEAD and either an open descriptor with an
+ *	offset and a length, or QD_MSG_RESP_BODY chunks under a credit window
+ *	(qd_ipc.h). A file body is read with pread into at most
+ *	WORKER_STREAM_CHUNKS pooled chunks per stream; a chunk is reused once
+ *	the client has acknowledged it, so a slow client holds a bounded
+ *	amount of memory and the app never copies a body.
+ *
+ *	Responses the worker makes itself are protocol answers only: 503
+ *	when no app is connected (it comes back when the master hands over a
+ *	new channel), 425 Too Early for an unsafe method in 0-RTT data.
+ *
+ *	A wk_stream lives from nghttp3's begin_headers to its stream_close;
+ *	it is in its connection's list and in the worker's request-id table.
+ * DIAGNOSTICS
+ *	nghttp3 errors close the connection with the matching HTTP/3 error.
+ */
+#include "config.h"
+
+/* system */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* libshared */
+#include "qd_alloc.h"
+#include "qd_err.h"
+#include "qd_log.h"
+
+/* local */
+#include "worker.h"
+
+#define MAX_FREE_CHUNKS 256
+#define MAX_HEAD_BYTES (32 * 1024) /* request field section limit (431) */
+#define CREDIT_BATCH (64 * 1024)
+
+static qd_ipc_msg out_msg;
+static qd_ipc_msg head_msg;
+
+wk_chunk *worker_chunk_get(worker *w)
+{
+    wk_chunk *ch = w->free_chunks;
+
+    if (ch != NULL) {
+        w->free_chunks = ch->next;
+        w->nfree_chunks--;
+    } else {
+        ch = qd_xmalloc(sizeof(*ch));
+    }
+    ch->next = NULL;
+    ch->len = 0;
+    return ch;
+}
+
+void worker_chunk_put(worker *w, wk_chunk *ch)
+{
+    if (w->nfree_chunks >= MAX_FREE_CHUNKS) {
+        free(ch);
+        return;
+    }
+    ch->next = w->free_chunks;
+    w->free_chunks = ch;
+    w->nfree_chunks++;
+}
+
+/* --- streams ---------------------------------------------------------------- */
+
+static wk_stream *stream_new(wk_conn *c, int64_t id)
+{
+    worker *w = c->w;
+    wk_stream *s = qd_xcalloc(1, sizeof(*s));
+
+    s->c = c;
+    s->id = id;
+    s->fd = -1;
+    s->req_id = ++w->next_req_id;
+    wk_map_put(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id), s);
+    s->next = c->streams;
+    if (c->streams)
+        c->streams->prev = s;
+    c->streams = s;
+    c->nstreams++;
+    return s;
+}
+
+static void stream_free(wk_stream *s)
+{
+    wk_conn *c = s->c;
+    worker *w = c->w;
+
+    if (s->head_sent && (!s->eof || !s->req_done) && w->app != NULL) {
+        /* The app may still hold state for it: tell it to forget. */
+        qd_ipc_msg_init(&out_msg, QD_MSG_REQ_CANCEL, 0);
+        qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
+        qd_chan_send(w->app, &out_msg);
+    }
+    wk_map_del(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id));
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    c->nstreams--;
+    while (s->first != NULL) {
+        wk_chunk *ch = s->first;
+        s->first = ch->next;
+        worker_chunk_put(w, ch);
+    }
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s->method);
+    free(s->scheme);
+    free(s->authority);
+    free(s->path);
+    free(s);
+}
+
+void worker_h3_free_streams(wk_conn *c)
+{
+    while (c->streams != NULL)
+        stream_free(c->streams);
+}
+
+/* append - add bytes to the stream's body queue */
+static void append(wk_stream *s, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        wk_chunk *ch = s->last;
+        if (ch == NULL || ch->len == WORKER_CHUNK) {
+            ch = worker_chunk_get(s->c->w);
+            if (s->last)
+                s->last->next = ch;
+            else
+                s->first = ch;
+            s->last = ch;
+            s->nchunks++;
+        }
+        size_t n = WORKER_CHUNK - ch->len < len ? WORKER_CHUNK - ch->len : len;
+        memcpy(ch->data + ch->len, data, n);
+        ch->len += n;
+        s->filled += n;
+        data += n;
+        len -= n;
+    }
+}
+
+/* fill_from_fd - read file body into free chunk slots; -1 on a read error */
+static int fill_from_fd(wk_stream *s)
+{
+    while (s->fd >= 0 && s->fd_left > 0 && s->nchunks < WORKER_STREAM_CHUNKS) {
+        wk_chunk *ch = worker_chunk_get(s->c->w);
+        size_t want = s->fd_left < WORKER_CHUNK ? (size_t)s->fd_left : WORKER_CHUNK;
+        ssize_t n;
+        do
+            n = pread(s->fd, ch->data, want, (off_t)s->fd_off);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            worker_chunk_put(s->c->w, ch);
+            qd_warn("reading a response body: %s", n < 0 ? strerror(errno) : "file shrank");
+            return -1;
+        }
+        ch->len = (size_t)n;
+        if (s->last)
+            s->last->next = ch;
+        else
+            s->first = ch;
+        s->last = ch;
+        s->nchunks++;
+        s->filled += (uint64_t)n;
+        s->fd_off += (uint64_t)n;
+        s->fd_left -= (uint64_t)n;
+    }
+    if (s->fd >= 0 && s->fd_left == 0) {
+        close(s->fd);
+        s->fd = -1;
+        s->eof = true;
+    }
+    return 0;
+}
+
+/* resume - more body is ready: let nghttp3 ask again */
+static void resume(wk_stream *s)
+{
+    if (s->blocked && s->c->h3) {
+        s->blocked = false;
+        nghttp3_conn_resume_stream(s->c->h3, s->id);
+    }
+    worker_conn_mark(s->c);
+}
+
+/* reset - abandon a response in the middle */
+static void reset(wk_stream *s)
+{
+    ngtcp2_conn_shutdown_stream(s->c->conn, 0, s->id, NGHTTP3_H3_INTERNAL_ERROR);
+    worker_conn_mark(s->c);
+}
+
+static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t id, nghttp3_vec *vec, size_t veccnt,
+                               uint32_t *pflags, void *conn_ud, void *stream_ud)
+{
+    wk_stream *s = stream_ud;
+    size_t n = 0;
+
+    if (s == NULL)
+        return NGHTTP3_ERR_CALLBACK_FAILURE;
+    /* Chunks are freed whole: s->first begins ack_skip bytes before s->acked. */
+    uint64_t off = s->acked - s->ack_skip;
+    for (wk_chunk *ch = s->first; ch != NULL && n < veccnt; off += ch->len, ch = ch->next) {
+        if (off + ch->len <= s->handed)
+            continue;
+        size_t skip = s->handed > off ? (size_t)(s->handed - off) : 0;
+        vec[n].base = ch->data + skip;
+        vec[n].len = ch->len - skip;
+        s->handed += vec[n].len;
+        n++;
+    }
+    if (s->eof && s->handed == s->filled) {
+        *pflags |= NGHTTP3_DATA_FLAG_EOF;
+        return (nghttp3_ssize)n;
+    }
+    if (n == 0) {
+        s->blocked = true;
+        return NGHTTP3_ERR_WOULDBLOCK;
+    }
+    return (nghttp3_ssize)n;
+}
+
+/* http_date - the current time as an IMF-fixdate, formatted once a second */
+static const char *http_date(void)
+{
+    static char text[40];
+    static time_t last;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (now != last && gmtime_r(&now, &tm) != NULL) {
+        strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return text;
+}
+
+/* submit - the response head and its body reader */
+static void submit(wk_stream *s, int status, const nghttp3_nv *extra, size_t nextra, bool body)
+{
+    nghttp3_nv nva[64];
+    char status_text[8];
+    size_t n = 0;
+
+    snprintf(status_text, sizeof(status_text), "%d", status);
+    nva[n++] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)status_text, 7, strlen(status_text),
+                            NGHTTP3_NV_FLAG_NONE};
+    nva[n++] = (nghttp3_nv){(uint8_t *)"server", (uint8_t *)"quicd", 6, 5, NGHTTP3_NV_FLAG_NONE};
+    const char *date = http_date();
+    nva[n++] = (nghttp3_nv){(uint8_t *)"date", (uint8_t *)date, 4, strlen(date),
+                            NGHTTP3_NV_FLAG_NONE};
+    for (size_t i = 0; i < nextra && n < 64; i++)
+        nva[n++] = extra[i];
+    nghttp3_data_reader reader = {.read_data = read_data};
+    s->status = status;
+    s->responded = true;
+    if (nghttp3_conn_submit_response(s->c->h3, s->id, nva, n, body ? &reader : NULL) != 0)
+        reset(s);
+    worker_conn_mark(s->c);
+}
+
+/* respond_local - a small protocol answer made by the worker itself */
+static void respond_local(wk_stream *s, int status, const char *text)
+{
+    char len[24];
+    nghttp3_nv nv[2] = {
+        {(uint8_t *)"content-type", (uint8_t *)"text/plain; charset=utf-8", 12, 25,
+         NGHTTP3_NV_FLAG_NONE},
+        {(uint8_t *)"content-length", (uint8_t *)len, 14, 0, NGHTTP3_NV_FLAG_NONE},
+    };
+
+    nv[1].valuelen = (size_t)snprintf(len, sizeof(len), "%zu", strlen(text));
+    bool head = s->method && strcmp(s->method, "HEAD") == 0;
+    if (!head)
+        append(s, (const uint8_t *)text, strlen(text));
+    s->eof = true;
+    submit(s, status, nv, 2, !head);
+}
+
+/* --- requests towards the app ------------------------------------------------ */
+
+static bool safe_method(const char *m)
+{
+    return m && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0);
+}
+
+/* c_early - is the data being read now 0-RTT data? */
+static bool c_early(const wk_stream *s)
+{
+    return s->c->rx_early;
+}
+
+/* send_head - the request head is complete */
+static void send_head(wk_stream *s, bool fin)
+{
+    worker *w = s->c->w;
+
+    if (s->method == NULL || s->path == NULL) {
+        ngtcp2_conn_shutdown_stream(s->c->conn, 0, s->id, NGHTTP3_H3_MESSAGE_ERROR);
+        return;
+    }
+    if (s->early && !safe_method(s->method)) {
+        respond_local(s, 425, "425 Too Early\n");
+        return;
+    }
+    if (w->app == NULL) {
+        respond_local(s, 503, "503 Service Unavailable\n");
+        return;
+    }
+    qd_ipc_msg *m = s->head;
+    qd_ipc_put_u64(m, QD_F_STREAM, s->req_id);
+    qd_ipc_put_str(m, QD_F_METHOD, s->method);
+    qd_ipc_put_str(m, QD_F_SCHEME, s->scheme ? s->scheme : "https");
+    qd_ipc_put_str(m, QD_F_AUTHORITY, s->authority ? s->authority : "");
+    qd_ipc_put_str(m, QD_F_PATH, s->path);
+    qd_ipc_put_str(m, QD_F_PEER, s->c->peer);
+    qd_ipc_put_u32(m, QD_F_FLAGS, (fin ? QD_REQ_F_END : 0) | (s->early ? QD_REQ_F_EARLY : 0));
+    if (qd_chan_send(w->app, m) < 0) {
+        respond_local(s, 503, "503 Service Unavailable\n");
+        return;
+    }
+    s->head_sent = true;
+    w->requests++;
+}
+
+static int begin_headers(nghttp3_conn *h3, int64_t id, void *conn_ud, void *stream_ud)
+{
+    wk_conn *c = conn_ud;
+    wk_stream *s = stream_new(c, id);
+
+    s->early = c->rx_early;
+    nghttp3_conn_set_stream_user_data(h3, id, s);
+    return 0;
+}
+
+static int recv_header(nghttp3_conn *h3, int64_t id, int32_t token, nghttp3_rcbuf *name,
+                       nghttp3_rcbuf *value, uint8_t flags, void *conn_ud, void *stream_ud)
+{
+    wk_stream *s = stream_ud;
+    nghttp3_vec n = nghttp3_rcbuf_get_buf(name), v = nghttp3_rcbuf_get_buf(value);
+    char **slot = NULL;
+
+    if (s == NULL)
+        return 0;
+    s->head_bytes += n.len + v.len + 32;
+    if (s->head_bytes > MAX_HEAD_BYTES)
+        return 0; /* answered with 431 at end_headers */
+    switch (token) {
+    case NGHTTP3_QPACK_TOKEN__METHOD:
+        slot = &s->method;
+        break;
+    case NGHTTP3_QPACK_TOKEN__PATH:
+        slot = &s->path;
+        break;
+    case NGHTTP3_QPACK_TOKEN__AUTHORITY:
+        slot = &s->authority;
+        break;
+    case NGHTTP3_QPACK_TOKEN__SCHEME:
+        slot = &s->scheme;
+        break;
+    default:
+        break;
+    }
+    if (slot != NULL) {
+        free(*slot);
+        *slot = qd_xstrndup((const char *)v.base, v.len);
+        return 0;
+    }
+    if (n.len > 0 && n.base[0] == ':')
+        return 0;
+    if (s->head == NULL) {
+        s->head = &head_msg;
+        qd_ipc_msg_init(s->head, QD_MSG_REQ_HEAD, 0);
+    }
+    uint8_t field[MAX_HEAD_BYTES];
+    if (n.len + 1 + v.len > sizeof(field))
+        return 0;
+    memcpy(field, n.base, n.len);
+    field[n.len] = '\0';
+    memcpy(field + n.len + 1, v.base, v.len);
+    if (qd_ipc_put_bytes(s->head, QD_F_HEADER, field, n.len + 1 + v.len) < 0)
+        s->head_bytes = MAX_HEAD_BYTES + 1;
+    return 0;
+}
+
+static int end_headers(nghttp3_conn *h3, int64_t id, int fin, void *conn_ud, void *stream_ud)
+{
+    wk_stream *s = stream_ud;
+
+    if (s == NULL)
+        return 0;
+    if (c_early(s))
+        s->early = true;
+    if (s->head == NULL) {
+        s->head = &head_msg;
+        qd_ipc_msg_init(s->head, QD_MSG_REQ_HEAD, 0);
+    }
+    if (s->head_bytes > MAX_HEAD_BYTES)
+        respond_local(s, 431, "431 Request Header Fields Too Large\n");
+    else
+        send_head(s, fin != 0);
+    /* head_msg is shared: the next stream starts a fresh one. */
+    s->head = NULL;
+    qd_ipc_msg_init(&head_msg, QD_MSG_REQ_HEAD, 0);
+    if (fin)
+        s->req_done = true;
+    return 0;
+}
+
+static int recv_data(nghttp3_conn *h3, int64_t id, const uint8_t *data, size_t len,
+                     void *conn_ud, void *stream_ud)
+{
+    wk_conn *c = conn_ud;
+    wk_stream *s = stream_ud;
+
+    /* Credit goes back at once: the app's queue is bounded by max_request_body. */
+    ngtcp2_conn_extend_max_stream_offset(c->conn, id, len);
+    ngtcp2_conn_extend_max_offset(c->conn, len);
+    if (s == NULL || !s->head_sent || c->w->app == NULL)
+        return 0;
+    s->body_in += len;
+    if (s->body_in > (uint64_t)c->w->child.conf.max_request_body + QD_IPC_MAX_CHUNK)
+        return 0; /* the app has answered 413 by now; drop the rest */
+    while (len > 0) {
+        size_t n = len < QD_IPC_MAX_CHUNK ? len : QD_IPC_MAX_CHUNK;
+        qd_ipc_msg_init(&out_msg, QD_MSG_REQ_BODY, 0);
+        qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
+        qd_ipc_put_bytes(&out_msg, QD_F_BODY, data, n);
+        qd_ipc_put_u32(&out_msg, QD_F_FLAGS, 0);
+        qd_chan_send(c->w->app, &out_msg);
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int deferred_consume(nghttp3_conn *h3, int64_t id, size_t consumed, void *conn_ud,
+                            void *stream_ud)
+{
+    wk_conn *c = conn_ud;
+
+    ngtcp2_conn_extend_max_stream_offset(c->conn, id, consumed);
+    ngtcp2_conn_extend_max_offset(c->conn, consumed);
+    return 0;
+}
+
+static int end_stream(nghttp3_conn *h3, int64_t id, void *conn_ud, void *stream_ud)
+{
+    wk_stream *s = stream_ud;
+
+    if (s == NULL || s->req_done)
+        return 0;
+    s->req_done = true;
+    if (s->head_sent && s->c->w->app != NULL) {
+        qd_ipc_msg_init(&out_msg, QD_MSG_REQ_BODY, 0);
+        qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
+        qd_ipc_put_u32(&out_msg, QD_F_FLAGS, QD_REQ_F_END);
+        qd_chan_send(s->c->w->app, &out_msg);
+    }
+    return 0;
+}
+
+static int acked_stream_data(nghttp3_conn *h3, int64_t id, uint64_t len, void *conn_ud,
+                             void *stream_ud)
+{
+    wk_stream *s = stream_ud;
+    worker *w;
+
+    if (s == NULL)
+        return 0;
+    w = s->c->w;
+    s->acked += len;
+    s->ack_skip += len;
+    /* Free (recycle) the chunks the client has acknowledged completely. */
+    while (s->first != NULL && s->first->len <= s->ack_skip) {
+        wk_chunk *ch = s->first;
+        s->ack_skip -= ch->len;
+        s->first = ch->next;
+        if (s->first == NULL)
+            s->last = NULL;
+        s->nchunks--;
+        worker_chunk_put(w, ch);
+    }
+    if (s->body_from_app) {
+        s->credit_due += len;
+        if ((s->credit_due >= CREDIT_BATCH || s->eof) && w->app != NULL && s->credit_due > 0) {
+            qd_ipc_msg_init(&out_msg, QD_MSG_RESP_CREDIT, 0);
+            qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
+            qd_ipc_put_u32(&out_msg, QD_F_CREDIT, (uint32_t)s->credit_due);
+            qd_chan_send(w->app, &out_msg);
+            s->credit_due = 0;
+        }
+    }
+    if (s->fd >= 0) {
+        uint64_t before = s->filled;
+        if (fill_from_fd(s) < 0) {
+            reset(s);
+            return 0;
+        }
+        if (s->filled > before || s->eof)
+            resume(s);
+    }
+    return 0;
+}
+
+static int h3_stream_close(nghttp3_conn *h3, int64_t id, uint64_t app_error_code, void *conn_ud,
+                           void *stream_ud)
+{
+    wk_conn *c = conn_ud;
+    wk_stream *s = stream_ud;
+
+    if (ngtcp2_is_bidi_stream(id) && !ngtcp2_conn_is_local_stream(c->conn, id))
+        ngtcp2_conn_extend_max_streams_bidi(c->conn, 1);
+    if (s != NULL)
+        stream_free(s);
+    return 0;
+}
+
+static int stop_sending(nghttp3_conn *h3, int64_t id, uint64_t app_error_code, void *conn_ud,
+                        void *stream_ud)
+{
+    wk_conn *c = conn_ud;
+
+    return ngtcp2_conn_shutdown_stream_read(c->conn, 0, id, app_error_code) == 0
+               ? 0
+               : NGHTTP3_ERR_CALLBACK_FAILURE;
+}
+
+static int reset_stream(nghttp3_conn *h3, int64_t id, uint64_t app_error_code, void *conn_ud,
+                        void *stream_ud)
+{
+    wk_conn *c = conn_ud;
+
+    return ngtcp2_conn_shutdown_stream_write(c->conn, 0, id, app_error_code) == 0
+               ? 0
+               : NGHTTP3_ERR_CALLBACK_FAILURE;
+}
+
+static const nghttp3_callbacks h3_callbacks = {
+    .acked_stream_data = acked_stream_data,
+    .stream_close = h3_stream_close,
+    .recv_data = recv_data,
+    .deferred_consume = deferred_consume,
+    .begin_headers = begin_headers,
+    .recv_header = recv_header,
+    .end_headers = end_headers,
+    .stop_sending = stop_sending,
+    .end_stream = end_stream,
+    .reset_stream = reset_stream,
+};
+
+int worker_h3_setup(wk_conn *c)
+{
+    nghttp3_settings settings;
+    int64_t ctrl, enc, dec;
+
+    if (c->h3 != NULL)
+        return 0;
+    if (ngtcp2_conn_get_streams_uni_left(c->conn) < 3)
+        return -1;
+    nghttp3_settings_default(&settings);
+    settings.qpack_max_dtable_capacity = 4096;
+    settings.qpack_blocked_streams = 100;
+    settings.max_field_section_size = MAX_HEAD_BYTES;
+    if (nghttp3_conn_server_new(&c->h3, &h3_callbacks, &settings, NULL, c) != 0)
+        return -1;
+    const ngtcp2_transport_params *p = ngtcp2_conn_get_local_transport_params(c->conn);
+    nghttp3_conn_set_max_client_streams_bidi(c->h3, p->initial_max_streams_bidi);
+    if (ngtcp2_conn_open_uni_stream(c->conn, &ctrl, NULL) != 0 ||
+        nghttp3_conn_bind_control_stream(c->h3, ctrl) != 0 ||
+        ngtcp2_conn_open_uni_stream(c->conn, &enc, NULL) != 0 ||
+        ngtcp2_conn_open_uni_stream(c->conn, &dec, NULL) != 0 ||
+        nghttp3_conn_bind_qpack_streams(c->h3, enc, dec) != 0)
+        return -1;
+    if (c->w->stopping) {
+        nghttp3_conn_shutdown(c->h3);
+        c->goaway_sent = true;
+    }
+    return 0;
+}
+
+int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int fin, bool early)
+{
+    c->rx_early = early; /* the callbacks below mark new requests */
+    nghttp3_ssize n = nghttp3_conn_read_stream(c->h3, id, data, len, fin);
+    c->rx_early = false;
+
+    if (n < 0) {
+        ngtcp2_ccerr_set_application_error(&c->last_error,
+                                           nghttp3_err_infer_quic_app_error_code((int)n), NULL, 0);
+        return -1;
+    }
+    ngtcp2_conn_extend_max_stream_offset(c->conn, id, (uint64_t)n);
+    ngtcp2_conn_extend_max_offset(c->conn, (uint64_t)n);
+    return 0;
+}
+
+void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code)
+{
+    if (c->h3 == NULL)
+        return;
+    int rv = nghttp3_conn_close_stream(c->h3, id, app_error_code);
+    if (rv == NGHTTP3_ERR_STREAM_NOT_FOUND) {
+        if (ngtcp2_is_bidi_stream(id) && !ngtcp2_conn_is_local_stream(c->conn, id))
+            ngtcp2_conn_extend_max_streams_bidi(c->conn, 1);
+    } else if (rv != 0) {
+        ngtcp2_ccerr_set_application_error(&c->last_error,
+                                           nghttp3_err_infer_quic_app_error_code(rv), NULL, 0);
+    }
+}
+
+/* --- responses from the app -------------------------------------------------- */
+
+/* on_resp_head - status, fields, and an fd body or a promise of RESP_BODY */
+static void on_resp_head(worker *w, qd_ipc_msg *m, wk_stream *s)
+{
+    nghttp3_nv nv[62];
+    size_t n = 0, pos = 0, flen;
+    uint16_t tag;
+    const uint8_t *val;
+    uint32_t status = 0, flags = 0;
+    uint64_t off = 0, length = 0;
+    char len_text[24];
+
+    qd_ipc_get_u32(m, QD_F_STATUS, &status);
+    qd_ipc_get_u32(m, QD_F_FLAGS, &flags);
+    if (status < 100 || status > 999 || s->responded) {
+        qd_child_bad_message(&w->child, "app", QD_ERR_INVAL);
+        return;
+    }
+    while (qd_ipc_next(m, &pos, &tag, &val, &flen) && n < 60) {
+        const uint8_t *nul = tag == QD_F_HEADER ? memchr(val, '\0', flen) : NULL;
+        if (nul == NULL || nul == val)
+            continue;
+        size_t nlen = (size_t)(nul - val);
+        nv[n++] = (nghttp3_nv){(uint8_t *)val, (uint8_t *)nul + 1, nlen, flen - nlen - 1,
+                               NGHTTP3_NV_FLAG_NONE};
+    }
+    if (m->fd_count == 1) {
+        qd_ipc_get_u64(m, QD_F_OFFSET, &off);
+        qd_ipc_get_u64(m, QD_F_LENGTH, &length);
+        nv[n++] = (nghttp3_nv){(uint8_t *)"content-length", (uint8_t *)len_text, 14,
+                               (size_t)snprintf(len_text, sizeof(len_text), "%" PRIu64, length),
+                               NGHTTP3_NV_FLAG_NONE};
+        s->fd = qd_ipc_msg_take_fd(m, 0);
+        s->fd_off = off;
+        s->fd_left = length;
+        s->eof = length == 0;
+        if (fill_from_fd(s) < 0) {
+            reset(s);
+            return;
+        }
+        submit(s, (int)status, nv, n, true);
+        return;
+    }
+    if (flags & QD_RESP_F_END) {
+        s->eof = true;
+        submit(s, (int)status, nv, n, false);
+        return;
+    }
+    s->body_from_app = true;
+    submit(s, (int)status, nv, n, true);
+}
+
+static void on_resp_body(worker *w, qd_ipc_msg *m, wk_stream *s)
+{
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    uint32_t flags = 0;
+
+    if (!s->body_from_app || s->eof) {
+        qd_child_bad_message(&w->child, "app", QD_ERR_INVAL);
+        return;
+    }
+    qd_ipc_get_bytes(m, QD_F_BODY, &body, &len);
+    qd_ipc_get_u32(m, QD_F_FLAGS, &flags);
+    if (s->filled - s->acked + len > QD_RESP_WINDOW + QD_IPC_MAX_CHUNK) {
+        qd_child_bad_message(&w->child, "app (response body beyond its window)", QD_ERR_TOOBIG);
+        reset(s);
+        return;
+    }
+    if (len > 0)
+        append(s, body, len);
+    if (flags & QD_RESP_F_END)
+        s->eof = true;
+    resume(s);
+}
+
+void worker_h3_app_message(worker *w, qd_ipc_msg *m)
+{
+    uint64_t id = 0;
+
+    if (qd_ipc_get_u64(m, QD_F_STREAM, &id) < 0) {
+        qd_child_bad_message(&w->child, "app", QD_ERR_INVAL);
+        return;
+    }
+    wk_stream *s = wk_map_get(&w->streams, (const uint8_t *)&id, sizeof(id));
+    if (s == NULL)
+        return; /* the client went away meanwhile */
+    if (m->type == QD_MSG_RESP_HEAD)
+        on_resp_head(w, m, s);
+    else if (m->type == QD_MSG_RESP_BODY)
+        on_resp_body(w, m, s);
+    else
+        qd_child_bad_message(&w->child, "app", QD_ERR_UNKNOWN);
+    worker_conn_flush_dirty(w);
+}
+
+void worker_h3_app_down(worker *w)
+{
+    for (wk_conn *c = w->conns; c != NULL; c = c->next) {
+        for (wk_stream *s = c->streams; s != NULL; s = s->next) {
+            if (!s->head_sent)
+                continue;
+            s->head_sent = false; /* no cancel to send */
+            if (!s->responded)
+                respond_local(s, 503, "503 Service Unavailable\n");
+            else if (s->body_from_app && !s->eof)
+                reset(s);
+        }
+    }
+    worker_conn_flush_dirty(w);
+}

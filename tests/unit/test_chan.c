@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for qd_chan (queued channel on a libuv loop) and qd_cid (the
+ * server CID layout). The channel tests use a real socketpair and loop:
+ * enough messages to fill the socket so the queue is exercised, descriptors
+ * that must arrive in order, a malformed record that is counted and
+ * dropped, and the peer closing.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "qd_chan.h"
+#include "qd_cid.h"
+#include "qd_err.h"
+#include "qd_test.h"
+
+#define N_MSGS 2000
+
+static int got;
+static int out_of_order;
+static int fds_ok;
+static int closed;
+
+static void on_msg(qd_chan *ch, qd_ipc_msg *m)
+{
+    uint32_t v = 0;
+
+    qd_ipc_get_u32(m, QD_F_STATUS, &v);
+    if ((int)v != got)
+        out_of_order++;
+    if (m->fd_count == 1) {
+        struct stat st;
+        int fd = qd_ipc_msg_take_fd(m, 0);
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+            fds_ok++;
+        close(fd);
+    }
+    got++;
+    if (got == N_MSGS)
+        uv_stop(uv_default_loop());
+}
+
+static void on_close(qd_chan *ch)
+{
+    closed++;
+    uv_stop(uv_default_loop());
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+static void test_chan_queue_order_fds(void)
+{
+    int sv[2], pipefd[2];
+    uv_loop_t *loop = uv_default_loop();
+    static qd_ipc_msg m;
+    static uint8_t big[QD_IPC_MAX_CHUNK];
+    uv_timer_t timer;
+
+    QD_EXPECT_INT(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    QD_EXPECT_INT(pipe(pipefd), 0);
+    qd_chan *a = qd_chan_open(loop, sv[0], "a", on_msg, on_close, NULL);
+    qd_chan *b = qd_chan_open(loop, sv[1], "b", on_msg, on_close, NULL);
+    /* Big messages: the socket fills up long before N_MSGS, so most queue. */
+    for (int i = 0; i < N_MSGS; i++) {
+        qd_ipc_msg_init(&m, QD_MSG_RESP_HEAD, 0); /* 0 or 1 fd */
+        qd_ipc_put_u32(&m, QD_F_STATUS, (uint32_t)i);
+        qd_ipc_put_bytes(&m, QD_F_BODY, big, i % 3 == 0 ? sizeof(big) / 8 : 16);
+        if (i % 100 == 0)
+            qd_ipc_put_fd(&m, pipefd[0]);
+        int rv = qd_chan_send(a, &m);
+        if (rv != 0)
+            QD_FAIL("send %d: %d", i, rv);
+    }
+    QD_EXPECT_INT(qd_chan_queued(a) > 0, 1);
+    uv_timer_init(loop, &timer);
+    uv_timer_start(&timer, on_timeout, 5000, 0);
+    uv_run(loop, UV_RUN_DEFAULT);
+    QD_EXPECT_INT(got, N_MSGS);
+    QD_EXPECT_INT(out_of_order, 0);
+    QD_EXPECT_INT(fds_ok, N_MSGS / 100);
+    QD_EXPECT_INT(qd_chan_queued(a), 0);
+    QD_EXPECT_INT(a->sent, N_MSGS);
+
+    /* A malformed record is counted and dropped; the channel lives on. */
+    const uint8_t junk[5] = {0xff, 0xff, 0, 0, 1};
+    QD_EXPECT_INT(send(sv[0], junk, sizeof(junk), 0), (long long)sizeof(junk));
+    got = N_MSGS - 1;
+    qd_ipc_msg_init(&m, QD_MSG_RESP_BODY, 0);
+    qd_ipc_put_u32(&m, QD_F_STATUS, N_MSGS - 1);
+    qd_chan_send(a, &m);
+    uv_run(loop, UV_RUN_DEFAULT);
+    QD_EXPECT_INT(b->bad_messages, 1);
+    QD_EXPECT_INT(got, N_MSGS);
+
+    /* The peer closing calls on_close once; sending then fails cleanly. */
+    qd_chan_close(a);
+    uv_run(loop, UV_RUN_DEFAULT);
+    QD_EXPECT_INT(closed, 1);
+    uv_timer_stop(&timer);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    close(pipefd[0]);
+    close(pipefd[1]);
+}
+
+static void test_cid_layout(void)
+{
+    uint8_t a[QD_CID_LEN], b[QD_CID_LEN];
+
+    QD_EXPECT_INT(qd_cid_mint(a, 7, 0), 0);
+    QD_EXPECT_INT(qd_cid_mint(b, 7, 1), 0);
+    QD_EXPECT_INT(qd_cid_worker(a, QD_CID_LEN), 7);
+    QD_EXPECT_INT(qd_cid_worker(b, QD_CID_LEN), 7);
+    QD_EXPECT_INT(a[0] >> 7, 0);
+    QD_EXPECT_INT(b[0] >> 7, 1);
+    QD_EXPECT_INT(memcmp(a + 2, b + 2, QD_CID_LEN - 2) != 0, 1);
+    QD_EXPECT_INT(qd_cid_worker(a, 8), -1); /* client-chosen length */
+    QD_EXPECT_INT(qd_cid_mint(a, 255, 0), 0);
+    QD_EXPECT_INT(qd_cid_worker(a, QD_CID_LEN), 255);
+    QD_EXPECT_INT(QD_CID_WORKER_PKT_OFFSET, 2);
+}
+
+int main(void)
+{
+    QD_RUN(test_chan_queue_order_fds);
+    QD_RUN(test_cid_layout);
+    QD_TEST_DONE();
+}

@@ -133,7 +133,8 @@ static const qd_conf_key keys[QD_K_COUNT] = {
     {"udp_buffer", QD_CONF_SIZE, "4MB", 65536, 1LL << 30, OFF(udp_buffer), 0, NULL,
      "receive and send buffer size of each UDP socket"},
     {"retry_threshold", QD_CONF_INT, "200", 1, 10000000, OFF(retry_threshold), R, NULL,
-     "new connections per second per worker above which retry = auto demands address validation"},
+     "new connections per second, or unfinished handshakes, per worker above which retry = auto "
+     "demands address validation"},
 };
 
 #undef R

@@ -51,6 +51,7 @@ static const struct {
     {QD_MSG_RESP_HEAD, "resp-head", 0, 1},
     {QD_MSG_RESP_BODY, "resp-body", 0, 0},
     {QD_MSG_RESP_CREDIT, "resp-credit", 0, 0},
+    {QD_MSG_RESP_INFO, "resp-info", 0, 0},
     {QD_MSG_CTL_STATUS, "ctl-status", 0, 0},
     {QD_MSG_CTL_RELOAD, "ctl-reload", 0, 0},
     {QD_MSG_CTL_STOP, "ctl-stop", 0, 0},
@@ -70,7 +71,7 @@ static const uint8_t tag_kind[] = {
     [QD_F_BODY] = KIND_BYTES,       [QD_F_OFFSET] = KIND_U64,     [QD_F_LENGTH] = KIND_U64,
     [QD_F_CREDIT] = KIND_U32,       [QD_F_SCHEME] = KIND_STR,     [QD_F_PEER] = KIND_STR,
     [QD_F_TICKET_KEY] = KIND_BYTES, [QD_F_LOCAL] = KIND_BYTES,    [QD_F_REMOTE] = KIND_BYTES,
-    [QD_F_ENDPOINT] = KIND_U32,
+    [QD_F_ENDPOINT] = KIND_U32,     [QD_F_QUIC_STREAM] = KIND_U64, [QD_F_CONN_ID] = KIND_STR,
 };
 
 /* find_type - index into type_table, or -1 */

@@ -43,13 +43,16 @@ enum {
                                F_FLAGS (ECN bits), F_BODY (the datagram) */
     /* worker <-> app (see doc/architecture.md, "Worker and app") */
     QD_MSG_REQ_HEAD = 30,    /* F_STREAM, F_METHOD, F_SCHEME, F_AUTHORITY, F_PATH,
-                                F_HEADER..., F_PEER, F_FLAGS (QD_REQ_F_*) */
+                                F_HEADER..., F_PEER, F_FLAGS (QD_REQ_F_*),
+                                F_CONN_ID, F_QUIC_STREAM (for logs) */
     QD_MSG_REQ_BODY = 31,    /* F_STREAM, F_BODY, F_FLAGS (QD_REQ_F_END) */
     QD_MSG_REQ_CANCEL = 32,  /* F_STREAM: the client reset the stream; forget it */
     QD_MSG_RESP_HEAD = 33,   /* F_STREAM, F_STATUS, F_HEADER..., F_FLAGS (QD_RESP_F_*);
                                 with 1 fd: the body is F_LENGTH bytes at F_OFFSET */
     QD_MSG_RESP_BODY = 34,   /* F_STREAM, F_BODY, F_FLAGS (QD_RESP_F_END) */
     QD_MSG_RESP_CREDIT = 35, /* F_STREAM, F_CREDIT: the worker sent that many body bytes */
+    QD_MSG_RESP_INFO = 36,   /* F_STREAM, F_STATUS (100..199), F_HEADER...: an interim
+                                response (103 Early Hints) before RESP_HEAD */
     /* quicctl <-> master */
     QD_MSG_CTL_STATUS = 40, /* request: status */
     QD_MSG_CTL_RELOAD = 41, /* request: reload */
@@ -95,6 +98,8 @@ enum {
     QD_F_LOCAL = 32,         /* bytes: struct sockaddr_in or sockaddr_in6 */
     QD_F_REMOTE = 33,        /* bytes: struct sockaddr_in or sockaddr_in6 */
     QD_F_ENDPOINT = 34,      /* u32: index of the socket set's address */
+    QD_F_QUIC_STREAM = 35,   /* u64: the QUIC stream id of a request */
+    QD_F_CONN_ID = 36,       /* string: the connection's first server CID, hex */
 };
 
 /* QD_MSG_STATUS F_FLAGS from a worker */

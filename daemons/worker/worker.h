@@ -133,6 +133,7 @@ struct wk_conn {
     bool rx_early; /* reading 0-RTT stream data right now */
     uint64_t started_ns;
     char peer[64];
+    char cid_text[2 * QD_CID_LEN + 1]; /* first server CID, for logs */
 };
 
 struct worker {
@@ -149,6 +150,7 @@ struct worker {
     wk_map streams; /* request id -> wk_stream */
     wk_conn *conns;
     uint32_t connections;
+    uint64_t half_open; /* connections whose handshake has not completed */
     uint64_t next_req_id;
     wk_conn *dirty;
     wk_chunk *free_chunks;

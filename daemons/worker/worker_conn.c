@@ -159,6 +159,7 @@ static int handshake_completed(ngtcp2_conn *conn, void *user_data)
 
     c->handshake_done = true;
     c->w->handshakes++;
+    c->w->half_open--;
     ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
         token, c->w->static_secret, sizeof(c->w->static_secret), path->remote.addr,
         path->remote.addrlen, wall_ns());
@@ -342,6 +343,8 @@ static void conn_free(wk_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->connections--;
+    if (!c->handshake_done)
+        w->half_open--;
     c->timer_closing = true;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
@@ -734,7 +737,9 @@ static bool want_retry(worker *w)
         w->rate_window_ns = now;
         w->rate_count = 0;
     }
-    return w->retry_active || w->rate_count >= (uint64_t)w->child.conf.retry_threshold;
+    /* Handshakes that have not finished count too: a flood of spoofed Initials. */
+    return w->retry_active || w->rate_count >= (uint64_t)w->child.conf.retry_threshold ||
+           w->half_open >= (uint64_t)w->child.conf.retry_threshold;
 }
 
 /* new_conn - create the server connection for an accepted Initial */
@@ -763,6 +768,8 @@ static wk_conn *new_conn(worker *w, wk_ep *ep, const wk_addr *local, const wk_ad
     if (qd_cid_mint(scid.data, (unsigned)w->child.instance, w->child.generation) < 0)
         goto fail;
     scid.datalen = QD_CID_LEN;
+    for (size_t i = 0; i < QD_CID_LEN; i++)
+        snprintf(c->cid_text + 2 * i, 3, "%02x", scid.data[i]);
 
     ngtcp2_settings_default(&settings);
     settings.initial_ts = worker_now();
@@ -819,6 +826,7 @@ static wk_conn *new_conn(worker *w, wk_ep *ep, const wk_addr *local, const wk_ad
         w->conns->prev = c;
     w->conns = c;
     w->connections++;
+    w->half_open++;
     map_cid(c, &scid);
     map_cid(c, &hd->dcid);
     return c;

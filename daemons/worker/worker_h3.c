@@ -334,6 +334,8 @@ static void send_head(wk_stream *s, bool fin)
     qd_ipc_put_str(m, QD_F_AUTHORITY, s->authority ? s->authority : "");
     qd_ipc_put_str(m, QD_F_PATH, s->path);
     qd_ipc_put_str(m, QD_F_PEER, s->c->peer);
+    qd_ipc_put_str(m, QD_F_CONN_ID, s->c->cid_text);
+    qd_ipc_put_u64(m, QD_F_QUIC_STREAM, (uint64_t)s->id);
     qd_ipc_put_u32(m, QD_F_FLAGS, (fin ? QD_REQ_F_END : 0) | (s->early ? QD_REQ_F_EARLY : 0));
     if (qd_chan_send(w->app, m) < 0) {
         respond_local(s, 503, "503 Service Unavailable\n");
@@ -631,13 +633,29 @@ void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code)
 
 /* --- responses from the app -------------------------------------------------- */
 
+/* collect_fields - F_HEADER "name\0value" fields as nghttp3 name/value pairs */
+static size_t collect_fields(const qd_ipc_msg *m, nghttp3_nv *nv, size_t cap)
+{
+    size_t n = 0, pos = 0, flen;
+    uint16_t tag;
+    const uint8_t *val;
+
+    while (qd_ipc_next(m, &pos, &tag, &val, &flen) && n < cap) {
+        const uint8_t *nul = tag == QD_F_HEADER ? memchr(val, '\0', flen) : NULL;
+        if (nul == NULL || nul == val)
+            continue;
+        size_t nlen = (size_t)(nul - val);
+        nv[n++] = (nghttp3_nv){(uint8_t *)val, (uint8_t *)nul + 1, nlen, flen - nlen - 1,
+                               NGHTTP3_NV_FLAG_NONE};
+    }
+    return n;
+}
+
 /* on_resp_head - status, fields, and an fd body or a promise of RESP_BODY */
 static void on_resp_head(worker *w, qd_ipc_msg *m, wk_stream *s)
 {
     nghttp3_nv nv[62];
-    size_t n = 0, pos = 0, flen;
-    uint16_t tag;
-    const uint8_t *val;
+    size_t n;
     uint32_t status = 0, flags = 0;
     uint64_t off = 0, length = 0;
     char len_text[24];
@@ -648,14 +666,7 @@ static void on_resp_head(worker *w, qd_ipc_msg *m, wk_stream *s)
         qd_child_bad_message(&w->child, "app", QD_ERR_INVAL);
         return;
     }
-    while (qd_ipc_next(m, &pos, &tag, &val, &flen) && n < 60) {
-        const uint8_t *nul = tag == QD_F_HEADER ? memchr(val, '\0', flen) : NULL;
-        if (nul == NULL || nul == val)
-            continue;
-        size_t nlen = (size_t)(nul - val);
-        nv[n++] = (nghttp3_nv){(uint8_t *)val, (uint8_t *)nul + 1, nlen, flen - nlen - 1,
-                               NGHTTP3_NV_FLAG_NONE};
-    }
+    n = collect_fields(m, nv, 60);
     if (m->fd_count == 1) {
         qd_ipc_get_u64(m, QD_F_OFFSET, &off);
         qd_ipc_get_u64(m, QD_F_LENGTH, &length);
@@ -680,6 +691,27 @@ static void on_resp_head(worker *w, qd_ipc_msg *m, wk_stream *s)
     }
     s->body_from_app = true;
     submit(s, (int)status, nv, n, true);
+}
+
+/* on_resp_info - an interim response, e.g. 103 Early Hints */
+static void on_resp_info(worker *w, qd_ipc_msg *m, wk_stream *s)
+{
+    nghttp3_nv nv[64];
+    uint32_t status = 0;
+    char status_text[8];
+
+    qd_ipc_get_u32(m, QD_F_STATUS, &status);
+    if (status < 100 || status > 199 || status == 101 || s->responded) {
+        qd_child_bad_message(&w->child, "app", QD_ERR_INVAL);
+        return;
+    }
+    snprintf(status_text, sizeof(status_text), "%u", status);
+    nv[0] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)status_text, 7, strlen(status_text),
+                         NGHTTP3_NV_FLAG_NONE};
+    size_t n = 1 + collect_fields(m, nv + 1, 63);
+    if (nghttp3_conn_submit_info(s->c->h3, s->id, nv, n) != 0)
+        reset(s);
+    worker_conn_mark(s->c);
 }
 
 static void on_resp_body(worker *w, qd_ipc_msg *m, wk_stream *s)
@@ -721,6 +753,8 @@ void worker_h3_app_message(worker *w, qd_ipc_msg *m)
         on_resp_head(w, m, s);
     else if (m->type == QD_MSG_RESP_BODY)
         on_resp_body(w, m, s);
+    else if (m->type == QD_MSG_RESP_INFO)
+        on_resp_info(w, m, s);
     else
         qd_child_bad_message(&w->child, "app", QD_ERR_UNKNOWN);
     worker_conn_flush_dirty(w);

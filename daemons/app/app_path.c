@@ -7,8 +7,9 @@
  *	app_path_encode()
  * DESCRIPTION
  *	Two independent defences keep every open inside the root. The decoder
- *	normalises the path textually: one round of %-decoding, then "." and
- *	".." segments are refused (after decoding, so %2e%2e counts), so the
+ *	normalises the path textually: one round of %-decoding, then "."
+ *	segments are dropped and ".." segments refused (after decoding, so
+ *	%2e%2e counts), so the
  *	result names a file below the root by construction. The opener then
  *	lets the kernel enforce it: openat2(RESOLVE_BENEATH) on the root's
  *	directory descriptor refuses any resolution, symlinks included, that
@@ -97,8 +98,12 @@ int app_path_decode(const char *raw, char *out, size_t cap, bool *is_index)
             break;
         const char *e = strchr(s, '/');
         size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len == 1 && s[0] == '.') {
+            s += len; /* "/a/./b" is "/a/b", as nginx and RFC 3986 have it */
+            continue;
+        }
         if (is_dot_segment(s, len))
-            return APP_PATH_EDOT;
+            return APP_PATH_EDOT; /* ".." is never resolved: 404 */
         if (o + (o > 0) + len + 1 > cap)
             return APP_PATH_ETOOLONG;
         if (o > 0)

@@ -223,7 +223,8 @@ static void status(qd_child *c, qd_ipc_msg *m)
 
     for (wk_conn *k = w->conns; k != NULL; k = k->next)
         streams += k->nstreams;
-    qd_ipc_put_u32(m, QD_F_CONNECTIONS, w->connections);
+    /* Live connections: those in their closing or draining period are gone for clients. */
+    qd_ipc_put_u32(m, QD_F_CONNECTIONS, w->connections - w->closing);
     qd_ipc_put_u32(m, QD_F_STREAMS, streams);
     qd_ipc_put_u32(m, QD_F_FLAGS, w->retry_active || w->child.conf.retry == QD_RETRY_YES
                                       ? QD_STATUS_F_RETRY

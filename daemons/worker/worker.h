@@ -149,7 +149,8 @@ struct worker {
     wk_map cids;    /* CID -> wk_conn */
     wk_map streams; /* request id -> wk_stream */
     wk_conn *conns;
-    uint32_t connections;
+    uint32_t connections; /* all, including those closing or draining */
+    uint32_t closing;     /* in their closing or draining period */
     uint64_t half_open; /* connections whose handshake has not completed */
     uint64_t next_req_id;
     wk_conn *dirty;

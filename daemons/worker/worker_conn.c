@@ -317,6 +317,11 @@ static void conn_free(wk_conn *c)
 
     if (c->timer_closing)
         return;
+    qd_debug("connection %s from %s closed after %llums (%s)", c->cid_text, c->peer,
+             (unsigned long long)((worker_now() - c->started_ns) / 1000000),
+             c->state == WK_DRAINING  ? "peer closed"
+             : c->state == WK_CLOSING ? "we closed"
+                                      : "idle or dropped");
     if (c->conn != NULL) {
         size_t n = ngtcp2_conn_get_scid(c->conn, NULL);
         ngtcp2_cid *scids = qd_xcalloc(n ? n : 1, sizeof(*scids));
@@ -343,11 +348,21 @@ static void conn_free(wk_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->connections--;
+    if (c->state != WK_ALIVE)
+        w->closing--;
     if (!c->handshake_done)
         w->half_open--;
     c->timer_closing = true;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+/* leave_alive - the connection enters its closing or draining period */
+static void leave_alive(wk_conn *c, enum wk_conn_state state)
+{
+    if (c->state == WK_ALIVE)
+        c->w->closing++;
+    c->state = state;
 }
 
 /* update_timer - arm the timer for ngtcp2's next expiry */
@@ -433,7 +448,7 @@ static void close_with_error(wk_conn *c)
     c->close_len = (size_t)n;
     ngtcp2_path_storage_zero(&c->close_path);
         ngtcp2_path_copy(&c->close_path.path, &ps.path);
-    c->state = WK_CLOSING;
+    leave_alive(c, WK_CLOSING);
     send_batch(c, &ps.path, pi.ecn, c->close_pkt, c->close_len, c->close_len);
     /* Free after three PTOs. */
     uv_timer_start(&c->timer, on_timer,
@@ -445,7 +460,9 @@ static void handle_read_error(wk_conn *c, int rv)
 {
     switch (rv) {
     case NGTCP2_ERR_DRAINING:
-        c->state = WK_DRAINING;
+        leave_alive(c, WK_DRAINING);
+        qd_debug("connection %s: peer closed; draining for %llums", c->cid_text,
+                 (unsigned long long)(3 * ngtcp2_conn_get_pto(c->conn) / NGTCP2_MILLISECONDS));
         uv_timer_start(&c->timer, on_timer,
                        (3 * ngtcp2_conn_get_pto(c->conn)) / NGTCP2_MILLISECONDS + 1, 0);
         return;
@@ -728,7 +745,9 @@ static bool want_retry(worker *w)
         return false;
     if (now - w->rate_window_ns >= NGTCP2_SECONDS) {
         bool was = w->retry_active;
-        w->retry_active = w->rate_count > (uint64_t)w->child.conf.retry_threshold;
+        /* The last window's rate, if that window was the last second. */
+        w->retry_active = now - w->rate_window_ns < 2 * NGTCP2_SECONDS &&
+                          w->rate_count > (uint64_t)w->child.conf.retry_threshold;
         if (w->retry_active != was)
             qd_notice("retry = auto: address validation %s (%llu new connections in the last "
                       "second, threshold %lld)",

@@ -148,6 +148,15 @@ WOLFSSL *worker_tls_session(worker *w, wk_conn *c)
         return NULL;
     wolfSSL_set_app_data(ssl, &c->ref);
     wolfSSL_set_accept_state(ssl);
+    /*
+     * wolfSSL consults the ALPN select callback only when built with
+     * OPENSSL_ALL; otherwise it matches against this list. Either way a
+     * client without h3 fails the handshake (no_application_protocol).
+     */
+    if (wolfSSL_UseALPN(ssl, (char *)"h3", 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS) {
+        wolfSSL_free(ssl);
+        return NULL;
+    }
     wolfSSL_set_quic_early_data_enabled(ssl, w->child.conf.early_data ? 1 : 0);
     wolfSSL_set_quic_transport_version(ssl, 0x39);
     return ssl;

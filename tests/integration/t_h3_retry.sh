@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: MIT
+# Address validation: with retry = yes every new connection is sent a
+# Retry first (gtlsclient sees the Retry packet and still completes, and
+# gets a NEW_TOKEN for next time); retry = auto with a tiny threshold turns
+# Retry on under a burst of new connections and quicctl status says so;
+# retry = no sends none. The mode changes by reload (the key reloads in
+# place) without restarting the workers.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/h3lib.sh"
+need_gtlsclient
+need_pycurl
+setup 1
+h3_trap
+h3_cert
+h3_conf 1 "retry = yes"
+D="$T/htdocs"
+head -c 65536 /dev/urandom > "$D/64k.bin"
+h3_start || finish
+WPID=$(proc_field worker 0 pid)
+
+# get NAME - one gtlsclient GET of 64k.bin; sets L, RC, GOT (200 + same body)
+get() {
+    L="$T/$1.log"; local dl="$T/$1.dl"; mkdir -p "$dl"
+    gtls 15 --download="$dl" 127.0.0.1 "$PORT" "$(h3_url 64k.bin)" > "$L"
+    RC=$?
+    GOT=no
+    [ "$(gtls_status_count "$L" 200)" = 1 ] && cmp -s "$D/64k.bin" "$dl/64k.bin" && GOT=yes
+}
+retried() { grep -q "pkt rx .*type=Retry" "$L"; }
+
+get yes1
+if [ "$GOT" = yes ] && retried; then ok "retry = yes: Retry received, then 200 and the body"
+else fail "retry = yes: got $GOT, Retry seen: $(retried && echo yes || echo no)"; fi
+grep -q "NEW_TOKEN" "$L" && ok "a NEW_TOKEN was issued after the handshake" ||
+    fail "no NEW_TOKEN frame in the client log"
+[ "$(proc_field worker 0 retry)" = True ] || [ "$(proc_field worker 0 retry)" = true ] &&
+    ok "status reports retry on" || fail "status retry: '$(proc_field worker 0 retry)'"
+
+# pycurl (ngtcp2 + GnuTLS in libcurl) copes with Retry as well
+out=$(h3get fetch "$(h3_url 64k.bin)" "$T/curl.bin" 2>&1)
+echo "$out" | grep -q "status=200 version=3" && cmp -s "$D/64k.bin" "$T/curl.bin" &&
+    ok "curl through Retry: 200 over HTTP/3" || fail "curl through Retry: $out"
+
+write_conf 1 "retry = no"
+quicctl reload >/dev/null || fail "reload to retry = no"
+get no1
+if [ "$GOT" = yes ] && ! retried; then ok "retry = no: no Retry, 200"
+else fail "retry = no: got $GOT, Retry seen: $(retried && echo yes || echo no)"; fi
+
+write_conf 1 "retry = auto" "retry_threshold = 2"
+quicctl reload >/dev/null || fail "reload to retry = auto"
+sleep 2.2   # a quiet second: the rate window forgets the connections above
+get auto1
+retried && fail "retry = auto: Retry on the first connection of a quiet server" ||
+    ok "retry = auto: a quiet server sends no Retry"
+# A burst of connections in one second crosses the threshold of 2.
+for i in 1 2 3 4 5; do get "burst$i"; [ "$GOT" = yes ] || fail "burst $i: no 200"; done
+n=0
+for i in 1 2 3 4 5; do L="$T/burst$i.log"; retried && n=$((n + 1)); done
+[ "$n" -ge 1 ] && ok "retry = auto: $n of 5 burst connections were sent a Retry, all completed" ||
+    fail "retry = auto: no Retry during a burst above retry_threshold"
+[ "$(proc_field worker 0 pid)" = "$WPID" ] && ok "the reloads kept the worker (pid $WPID)" ||
+    fail "the worker was replaced by a reload"
+finish

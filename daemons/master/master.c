@@ -21,12 +21,14 @@
 #include "config.h"
 
 /* system */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <libgen.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -170,6 +172,50 @@ static int check_daemons(const qd_conf *conf)
             fprintf(stderr, "quicd: %s %s: %s\n", tls[i][0], tls[i][1], strerror(errno));
             bad++;
         }
+    }
+    return bad ? -1 : 0;
+}
+
+/*
+ * check_ports - nothing else may be bound to a listen address. The
+ * listener's sockets use SO_REUSEPORT, which would otherwise quietly share
+ * the port with another server of the same user (say a second quicd with
+ * another runtime_directory) and split its clients between the two.
+ */
+static int check_ports(const qd_conf *conf)
+{
+    int bad = 0;
+
+    for (size_t i = 0; i < conf->listen.count; i++) {
+        const qd_conf_addr *a = &conf->listen.items[i];
+        struct sockaddr_storage ss;
+        socklen_t len;
+        int one = 1, fd = socket(a->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+            continue; /* the listener reports it */
+        memset(&ss, 0, sizeof(ss));
+        if (a->family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons(a->port);
+            inet_pton(AF_INET, a->host, &sin->sin_addr);
+            len = sizeof(*sin);
+        } else {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_port = htons(a->port);
+            inet_pton(AF_INET6, a->host, &sin6->sin6_addr);
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+            len = sizeof(*sin6);
+        }
+        if (bind(fd, (struct sockaddr *)&ss, len) < 0 && errno == EADDRINUSE) {
+            fprintf(stderr, "quicd: listen %s%s%s:%u: address already in use (another server?)\n",
+                    a->family == AF_INET6 ? "[" : "", a->host, a->family == AF_INET6 ? "]" : "",
+                    a->port);
+            bad++;
+        }
+        close(fd);
     }
     return bad ? -1 : 0;
 }
@@ -339,6 +385,8 @@ int main(int argc, char **argv)
     snprintf(m->pid_path, sizeof(m->pid_path), "%s/quicd.pid", m->conf.runtime_directory);
     snprintf(m->sock_path, sizeof(m->sock_path), "%s/control.sock", m->conf.runtime_directory);
     take_lock(m);
+    if (check_ports(&m->conf) < 0)
+        exit(1);
     if (!m->foreground)
         daemonize();
     write_pid(m);

@@ -34,6 +34,12 @@ done
 
 out=$("$QUICD" -f -c "$CONF" 2>&1); rc=$?
 [ "$rc" -eq 1 ] && echo "$out" | grep -q "already running (pid $MASTER_PID)" && ok "second instance refused" || fail "second instance: rc=$rc $out"
+# Another instance with its own runtime directory must not share the port.
+sed "s#^runtime_directory = .*#runtime_directory = $T/run2#" "$CONF" > "$T/other.conf"
+out=$(timeout 10 "$QUICD" -f -c "$T/other.conf" 2>&1); rc=$?
+[ "$rc" -eq 1 ] && echo "$out" | grep -q "127.0.0.1:$PORT: address already in use" &&
+    ok "an instance with another runtime directory refuses the busy port" ||
+    fail "second instance on the same port: rc=$rc $out"
 [ -S "$T/run/control.sock" ] && ok "control socket exists" || fail "no control socket"
 [ "$(stat -c %a "$T/run/control.sock")" = 600 ] && ok "control socket is 0600" || fail "mode $(stat -c %a "$T/run/control.sock")"
 [ "$(cat "$T/run/quicd.pid")" = "$MASTER_PID" ] && ok "pid file" || fail "pid file"

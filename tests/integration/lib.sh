@@ -104,20 +104,29 @@ setup() {
     write_conf "$workers"
 }
 
-# write_conf WORKERS [EXTRA LINES...] - (re)write the configuration
+# write_conf WORKERS [EXTRA LINES...] - (re)write the configuration; an
+# extra "key = value" line replaces the test default for that key
 write_conf() {
     local workers=$1; shift
+    local extra="$*"
     {
         echo "# written by $(basename "$0")"
-        echo "listen = 127.0.0.1:$PORT, [::1]:$PORT"
-        echo "workers = $workers"
-        echo "runtime_directory = $T/run"
-        echo "daemon_directory = $T/libexec"
-        echo "stats_database = $T/db/stats.db"
-        echo "document_root = $T/htdocs"
-        echo "drain_timeout = 3s"
-        echo "tls_certificate = $T/cert.pem"
-        echo "tls_key = $T/key.pem"
+        while read -r key value; do
+            case " $extra" in *" $key ="*|*" $key="*) continue ;; esac
+            [ "${extra#"$key "}" != "$extra" ] && continue
+            [ "${extra#"$key="}" != "$extra" ] && continue
+            echo "$key = $value"
+        done <<EOF2
+listen 127.0.0.1:$PORT, [::1]:$PORT
+workers $workers
+runtime_directory $T/run
+daemon_directory $T/libexec
+stats_database $T/db/stats.db
+document_root $T/htdocs
+drain_timeout 3s
+tls_certificate $T/cert.pem
+tls_key $T/key.pem
+EOF2
         for line in "$@"; do echo "$line"; done
     } > "$CONF"
 }

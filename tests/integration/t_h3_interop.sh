@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # Interop with ngtcp2's own client (gtlsclient 1.11, GnuTLS): GET, several
 # requests on one connection, IPv6, connection migration, NAT rebinding,
-# key update, resumption with 0-RTT, ChaCha20-Poly1305 only, QUIC v2.
+# key update, resumption with 0-RTT (425 for a POST in 0-RTT), ChaCha20-Poly1305
+# only, QUIC v2.
 # Every run is bounded by timeout(1) and ends by itself
 # (--exit-on-all-streams-close); bodies are saved with --download and
 # compared with cmp.
@@ -117,6 +118,14 @@ if [ $RC -eq 0 ] && [ "$zr" -gt 0 ] && ! grep -q "Early data was rejected by ser
     ok "resumed with 0-RTT: request sent in 0-RTT and accepted, 64 KiB byte-identical"
 else
     fail "0-RTT: exit $RC, request in 0-RTT: $zr, $(grep -c 'Early data was rejected' "$L") rejections"; show
+fi
+# An unsafe method in 0-RTT data could be replayed: 425 Too Early, not the app.
+run 0-rtt-post 15 --session-file="$S" --tp-file="$P" -m POST 127.0.0.1 "$PORT" "$(U 64k.bin)"
+zr=$(grep -cE ' frm tx [0-9]+ 0RTT STREAM\([^)]*\) id=0x0 ' "$L")
+if [ "$zr" -gt 0 ] && [ "$(gtls_status_count "$L" 425)" = 1 ]; then
+    ok "POST in 0-RTT: 425 Too Early"
+else
+    fail "POST in 0-RTT: request in 0-RTT: $zr, 425s: $(gtls_status_count "$L" 425)"; show
 fi
 
 # ChaCha20-Poly1305 as the only cipher (GnuTLS priority string).

@@ -97,6 +97,16 @@ void qd_child_exit(qd_child *c, int status)
     exit(status);
 }
 
+const char *qd_child_jail_empty(qd_child *c, const qd_conf *conf)
+{
+    static char path[4096];
+
+    if (!conf->chroot)
+        return NULL;
+    snprintf(path, sizeof(path), "%s/empty", conf->runtime_directory);
+    return path;
+}
+
 void qd_child_bad_message(qd_child *c, const char *from, int err)
 {
     static qd_log_limit lim;

@@ -81,6 +81,12 @@ int qd_child_send(qd_child *c, const qd_ipc_msg *m);
 /* qd_child_exit ends the process with |status| after flushing logs. */
 void qd_child_exit(qd_child *c, int status) __attribute__((noreturn));
 
+/*
+ * qd_child_jail_empty is the jail op of daemons that need no files after
+ * their start: runtime_directory/empty when chroot is on, else NULL.
+ */
+const char *qd_child_jail_empty(qd_child *c, const qd_conf *conf);
+
 /* qd_child_bad_message logs (rate-limited) and counts a dropped message. */
 void qd_child_bad_message(qd_child *c, const char *from, int err);
 

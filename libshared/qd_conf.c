@@ -5,7 +5,8 @@
  * SYNOPSIS
  *	qd_conf_keys(), qd_conf_key_find(), qd_conf_init(), qd_conf_release(),
  *	qd_conf_load(), qd_conf_parse(), qd_conf_set(), qd_conf_dump(),
- *	qd_conf_value_text(), qd_conf_diff(), qd_conf_workers()
+ *	qd_conf_value_text(), qd_conf_diff(), qd_conf_workers(),
+ *	qd_conf_addr_sockaddr()
  * DESCRIPTION
  *	One table row per key (Postfix's VAR_/DEF_/var_ triplet in one place).
  *	Syntax is Postfix main.cf: "key = value"; lines whose first non-blank
@@ -746,4 +747,21 @@ int qd_conf_workers(const qd_conf *c)
 int qd_conf_log_level(const qd_conf *c)
 {
     return QD_LOG_ERR + (int)c->log_level; /* the ENUM words are in syslog order */
+}
+
+socklen_t qd_conf_addr_sockaddr(const qd_conf_addr *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (a->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(a->port);
+        inet_pton(AF_INET, a->host, &sin->sin_addr);
+        return sizeof(*sin);
+    }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(a->port);
+    inet_pton(AF_INET6, a->host, &sin6->sin6_addr);
+    return sizeof(*sin6);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "qd_buf.h"
 
@@ -195,6 +196,12 @@ int qd_conf_diff(const qd_conf *a, const qd_conf *b, bool only_restart, qd_buf *
 
 /* qd_conf_log_level returns log_level as a qd_log_level (syslog) value. */
 int qd_conf_log_level(const qd_conf *c);
+
+/*
+ * qd_conf_addr_sockaddr fills |ss| with listen address |a| and returns its
+ * length (sizeof struct sockaddr_in or sockaddr_in6).
+ */
+socklen_t qd_conf_addr_sockaddr(const qd_conf_addr *a, struct sockaddr_storage *ss);
 
 /* qd_conf_workers returns the worker count, resolving "auto" to the CPUs we may run on. */
 int qd_conf_workers(const qd_conf *c);

@@ -91,16 +91,6 @@ static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
     return listener_sock_open_all(&the_listener, conf, err);
 }
 
-static const char *jail(qd_child *c, const qd_conf *conf)
-{
-    static char path[4096];
-
-    if (!conf->chroot)
-        return NULL;
-    snprintf(path, sizeof(path), "%s/empty", conf->runtime_directory);
-    return path;
-}
-
 static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
 {
     listener *l = &the_listener;
@@ -138,7 +128,7 @@ static void message(qd_child *c, qd_ipc_msg *m)
 static const qd_child_ops ops = {
     .configure = configure,
     .message = message,
-    .jail = jail,
+    .jail = qd_child_jail_empty,
     .channel = channel,
     .status = status,
 };

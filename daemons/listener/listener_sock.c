@@ -93,21 +93,9 @@ static int open_one(const qd_conf_addr *a, int64_t buffer, qd_buf *err)
         qd_buf_printf(err, "socket for %s: %s", a->host, strerror(errno));
         return -1;
     }
-    memset(&ss, 0, sizeof(ss));
-    if (a->family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(a->port);
-        inet_pton(AF_INET, a->host, &sin->sin_addr);
-        len = sizeof(*sin);
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(a->port);
-        inet_pton(AF_INET6, a->host, &sin6->sin6_addr);
-        len = sizeof(*sin6);
+    len = qd_conf_addr_sockaddr(a, &ss);
+    if (a->family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    }
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
         qd_buf_printf(err, "SO_REUSEPORT: %s", strerror(errno));
         close(fd);

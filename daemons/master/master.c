@@ -21,7 +21,6 @@
 #include "config.h"
 
 /* system */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -194,21 +193,9 @@ static int check_ports(const qd_conf *conf)
 
         if (fd < 0)
             continue; /* the listener reports it */
-        memset(&ss, 0, sizeof(ss));
-        if (a->family == AF_INET) {
-            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-            sin->sin_family = AF_INET;
-            sin->sin_port = htons(a->port);
-            inet_pton(AF_INET, a->host, &sin->sin_addr);
-            len = sizeof(*sin);
-        } else {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-            sin6->sin6_family = AF_INET6;
-            sin6->sin6_port = htons(a->port);
-            inet_pton(AF_INET6, a->host, &sin6->sin6_addr);
+        len = qd_conf_addr_sockaddr(a, &ss);
+        if (a->family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-            len = sizeof(*sin6);
-        }
         if (bind(fd, (struct sockaddr *)&ss, len) < 0 && errno == EADDRINUSE) {
             fprintf(stderr, "quicd: listen %s%s%s:%u: address already in use (another server?)\n",
                     a->family == AF_INET6 ? "[" : "", a->host, a->family == AF_INET6 ? "]" : "",

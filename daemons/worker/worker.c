@@ -156,16 +156,6 @@ static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
     return 0;
 }
 
-static const char *jail(qd_child *c, const qd_conf *conf)
-{
-    static char path[4096];
-
-    if (!conf->chroot)
-        return NULL;
-    snprintf(path, sizeof(path), "%s/empty", conf->runtime_directory);
-    return path;
-}
-
 static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
 {
     worker *w = &the_worker;
@@ -234,7 +224,7 @@ static void status(qd_child *c, qd_ipc_msg *m)
 
 static const qd_child_ops ops = {
     .configure = configure,
-    .jail = jail,
+    .jail = qd_child_jail_empty,
     .channel = channel,
     .stop = stop,
     .status = status,

@@ -230,24 +230,24 @@ static int stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t 
     return 0;
 }
 
-static int stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size,
-                        uint64_t app_error_code, void *user_data, void *stream_data)
+/* shutdown_read - the client reset its side or asked us to stop: tell nghttp3 */
+static int shutdown_read(wk_conn *c, int64_t id)
 {
-    wk_conn *c = user_data;
-
     if (c->h3 && nghttp3_conn_shutdown_stream_read(c->h3, id) != 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
 
+static int stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size,
+                        uint64_t app_error_code, void *user_data, void *stream_data)
+{
+    return shutdown_read(user_data, id);
+}
+
 static int stream_stop_sending(ngtcp2_conn *conn, int64_t id, uint64_t app_error_code,
                                void *user_data, void *stream_data)
 {
-    wk_conn *c = user_data;
-
-    if (c->h3 && nghttp3_conn_shutdown_stream_read(c->h3, id) != 0)
-        return NGTCP2_ERR_CALLBACK_FAILURE;
-    return 0;
+    return shutdown_read(user_data, id);
 }
 
 static int extend_max_remote_streams_bidi(ngtcp2_conn *conn, uint64_t max_streams,

@@ -110,6 +110,17 @@ static void addr_text(const struct sockaddr *sa, char *out, size_t len)
     }
 }
 
+/* make_path - the path of a datagram, in the form ngtcp2 compares */
+static ngtcp2_path make_path(wk_ep *ep, const wk_addr *local, const wk_addr *remote)
+{
+    ngtcp2_path path = {
+        .local = {.addr = (ngtcp2_sockaddr *)&local->ss, .addrlen = local->len},
+        .remote = {.addr = (ngtcp2_sockaddr *)&remote->ss, .addrlen = remote->len},
+        .user_data = ep,
+    };
+    return path;
+}
+
 /* --- the CID table --------------------------------------------------------- */
 
 static void map_cid(wk_conn *c, const ngtcp2_cid *cid)
@@ -770,11 +781,7 @@ static wk_conn *new_conn(worker *w, wk_ep *ep, const wk_addr *local, const wk_ad
     ngtcp2_settings settings;
     ngtcp2_transport_params params;
     ngtcp2_cid scid;
-    ngtcp2_path path = {
-        .local = {.addr = (ngtcp2_sockaddr *)&local->ss, .addrlen = local->len},
-        .remote = {.addr = (ngtcp2_sockaddr *)&remote->ss, .addrlen = remote->len},
-        .user_data = ep,
-    };
+    ngtcp2_path path = make_path(ep, local, remote);
     static const uint32_t versions[] = {NGTCP2_PROTO_VER_V2, NGTCP2_PROTO_VER_V1};
     wk_conn *c = qd_xcalloc(1, sizeof(*c));
 
@@ -917,11 +924,7 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
     wk_conn *c = new_conn(w, ep, local, remote, &hd, podcid, token_type);
     if (c == NULL)
         return;
-    ngtcp2_path path = {
-        .local = {.addr = (ngtcp2_sockaddr *)&local->ss, .addrlen = local->len},
-        .remote = {.addr = (ngtcp2_sockaddr *)&remote->ss, .addrlen = remote->len},
-        .user_data = ep,
-    };
+    ngtcp2_path path = make_path(ep, local, remote);
     ngtcp2_pkt_info pi = {.ecn = ecn};
     int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
     if (rv == NGTCP2_ERR_RETRY) {
@@ -1040,11 +1043,7 @@ void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_add
     }
     if (c->state == WK_DRAINING)
         return;
-    ngtcp2_path path = {
-        .local = {.addr = (ngtcp2_sockaddr *)&local->ss, .addrlen = local->len},
-        .remote = {.addr = (ngtcp2_sockaddr *)&remote->ss, .addrlen = remote->len},
-        .user_data = ep,
-    };
+    ngtcp2_path path = make_path(ep, local, remote);
     ngtcp2_pkt_info pi = {.ecn = ecn};
     rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
     if (rv != 0) {

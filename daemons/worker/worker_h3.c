@@ -607,6 +607,13 @@ int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int 
     nghttp3_ssize n = nghttp3_conn_read_stream(c->h3, id, data, len, fin);
     c->rx_early = false;
 
+    if (n < 0 && !nghttp3_err_is_fatal((int)n)) {
+        /* A bad request (say a body shorter than its content-length): reset
+         * that stream only; the connection and its other requests go on. */
+        ngtcp2_conn_shutdown_stream(c->conn, 0, id, nghttp3_err_infer_quic_app_error_code((int)n));
+        ngtcp2_conn_extend_max_offset(c->conn, len);
+        return 0;
+    }
     if (n < 0) {
         ngtcp2_ccerr_set_application_error(&c->last_error,
                                            nghttp3_err_infer_quic_app_error_code((int)n), NULL, 0);

@@ -9,7 +9,9 @@
  *	runs unprivileged (chrooted to document_root when chroot = yes and
  *	started as root) and answers the requests the workers pass it over
  *	one channel per worker (app_req.c), serving static files
- *	(app_static.c). The master hands over a channel whenever either side
+ *	(app_static.c) and the built-in routes (app_api.c), and writes the
+ *	access log to the descriptor the master opened (QD_MSG_LOG_FD, after
+ *	every CONFIG, so a reload reopens the file). The master hands over a channel whenever either side
  *	(re)starts; the requests of a channel that closes or is replaced are
  *	forgotten. On reload a changed document_root is opened anew, unless
  *	the app is chrooted (then it takes a restart). A graceful stop waits
@@ -186,7 +188,23 @@ static void stop(qd_child *c, uint32_t deadline_ms)
     app_exit_if_idle(a);
 }
 
+/* message - QD_MSG_LOG_FD: the access log, opened by the master (or none) */
+static void message(qd_child *c, qd_ipc_msg *m)
+{
+    app *a = c->data;
+
+    if (m->type != QD_MSG_LOG_FD) {
+        qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
+        return;
+    }
+    if (a->access_fd >= 0)
+        close(a->access_fd);
+    a->access_fd = m->fd_count == 1 ? qd_ipc_msg_take_fd(m, 0) : -1;
+    qd_debug("access log %s", a->access_fd >= 0 ? "on" : "off");
+}
+
 static const qd_child_ops ops = {
+    .message = message,
     .configure = configure,
     .jail = jail,
     .channel = channel,
@@ -199,6 +217,7 @@ int main(int argc, char **argv)
     app *a = &the_app;
 
     a->root_fd = -1;
+    a->access_fd = -1;
     for (uint32_t i = 0; i < APP_MAX_WORKERS; i++)
         app_req_worker_init(a, &a->workers[i], i);
     qd_child_init(&a->child, QD_ROLE_APP, argc, argv, &ops, a);

@@ -16,7 +16,8 @@
  *	forgotten. On reload a changed document_root is opened anew, unless
  *	the app is chrooted (then it takes a restart). A graceful stop waits
  *	until no request is owed a response and every channel has flushed,
- *	or until the drain deadline.
+ *	or until the drain deadline; /events and /stream responses are ended
+ *	at once (their last chunk), since they would never end by themselves.
  *
  *	Owns: the root directory descriptor, the worker channels (qd_chan).
  *	Status report: QD_F_STREAMS = requests in flight.
@@ -185,6 +186,9 @@ static void stop(qd_child *c, uint32_t deadline_ms)
     app *a = c->data;
 
     uv_timer_start(&a->stop_timer, on_stop_timer, deadline_ms, 0);
+    for (uint32_t i = 0; i < APP_MAX_WORKERS; i++)
+        if (a->workers[i].ch != NULL)
+            app_req_end_streams(&a->workers[i]);
     app_exit_if_idle(a);
 }
 

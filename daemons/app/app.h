@@ -129,6 +129,12 @@ void app_req_message(app_worker *w, qd_ipc_msg *m);
 /* app_req_drained resumes output held back while |w|'s channel was full. */
 void app_req_drained(app_worker *w);
 
+/*
+ * app_req_end_streams ends |w|'s endless responses (/events, /stream) with
+ * their last chunk, for a graceful stop.
+ */
+void app_req_end_streams(app_worker *w);
+
 /* app_req_drop_all forgets every request of |w| (its channel is gone). */
 void app_req_drop_all(app_worker *w);
 

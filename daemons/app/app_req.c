@@ -629,6 +629,19 @@ void app_req_drop_all(app_worker *w)
     app_exit_if_idle(w->a);
 }
 
+void app_req_end_streams(app_worker *w)
+{
+    for (uint32_t i = 0; i < w->bucket_count; i++) {
+        for (app_req *r = w->buckets[i]; r != NULL; r = r->hnext) {
+            if (r->tick == NULL || r->is_resp_done)
+                continue;
+            app_api_release(r);
+            app_resp_write(r, NULL, 0, true);
+            /* not settled here: freeing a request now would break the walk */
+        }
+    }
+}
+
 const char *app_req_header(const app_req *r, const char *name)
 {
     for (size_t o = r->header_off; o < r->head_len;) {

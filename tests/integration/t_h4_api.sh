@@ -156,4 +156,17 @@ quicctl reload >/dev/null 2>&1 || fail "reload failed"
 h3get req "$(h3_url api/time)" "$T/out/time2" >/dev/null 2>&1
 wait_until 2 grep -q "GET /api/time" "$T/access.log" &&
     ok "after mv + quicctl reload the app writes to the new access_log" || fail "no new access log after reload"
+
+# A graceful stop ends an open /events response instead of waiting for the
+# drain deadline: the client sees the stream end cleanly.
+bg h3get --timeout 20 stream "$(h3_url events)" sse 1000 "$T/out/events2"
+sse_pid=$BG_PID
+sleep 1.5   # the client is reading events
+quicctl stop >/dev/null 2>&1 || fail "quicctl stop"
+for _ in $(seq 100); do kill -0 "$sse_pid" 2>/dev/null || break; sleep 0.1; done
+if grep -q "quicd/app.*drain deadline reached" "$T/quicd.log"; then
+    fail "the app waited for the drain deadline with /events open"
+else
+    ok "quicctl stop ends open /events responses (no drain deadline in the app)"
+fi
 finish

@@ -6,7 +6,8 @@
  *	app_req_worker_init(), app_req_message(), app_req_drained(),
  *	app_req_drop_all(), app_req_header(), app_req_is_head(),
  *	app_resp_start(), app_resp_header(), app_resp_send_head(),
- *	app_resp_write(), app_resp_error()
+ *	app_resp_write(), app_resp_error(), app_req_end_streams(),
+ *	app_req_log()
  * DESCRIPTION
  *	A request is keyed by (worker channel, F_STREAM) in a per-worker hash
  *	table. It lives from its REQ_HEAD until both directions are over: the
@@ -25,6 +26,12 @@
  *	bytes; its drain callback resumes them. Credit for a forgotten request
  *	is normal (the worker credits the last chunks after we are done) and
  *	is ignored.
+ *
+ *	POST /api/echo keeps its body (app_api_wants_body) in the request,
+ *	bounded by the same limit. Every request whose head was answered is
+ *	written to the access log once, when its final response message goes
+ *	out or when it is forgotten (then marked "cancelled" if the client
+ *	reset it); a 503 for a request we could not even store is not logged.
  *
  *	Ownership: the app owns every request; they are recycled through a
  *	free list with their buffers. Descriptors given to app_resp_send_head

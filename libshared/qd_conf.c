@@ -136,6 +136,10 @@ static const qd_conf_key keys[QD_K_COUNT] = {
     {"retry_threshold", QD_CONF_INT, "200", 1, 10000000, OFF(retry_threshold), R, NULL,
      "new connections per second, or unfinished handshakes, per worker above which retry = auto "
      "demands address validation"},
+    {"api", QD_CONF_BOOL, "yes", 0, 1, OFF(api), R, NULL,
+     "serve the built-in routes /api/time, /api/echo, /events and /stream"},
+    {"early_hints", QD_CONF_STRING, "", 0, 0, OFF(early_hints), R | QD_CONF_F_EMPTY | QD_CONF_F_HINTS,
+     NULL, "103 Early Hints Link headers per path: PATH LINK[, LINK] [| PATH LINK ...]"},
 };
 
 #undef R
@@ -386,6 +390,8 @@ static int set_value(qd_conf *c, int id, const char *value, char *whybuf, size_t
                 return -1;
             }
         }
+        if ((k->flags & QD_CONF_F_HINTS) && qd_conf_hints_parse(value, NULL, NULL, why) < 0)
+            return -1;
         free_value(c, k);
         *(char **)field(c, k) = qd_xstrdup(value);
         break;
@@ -742,6 +748,52 @@ int qd_conf_workers(const qd_conf *c)
 #endif
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+int qd_conf_hints_parse(const char *value, void (*cb)(void *, const char *, const char *),
+                        void *arg, const char **why)
+{
+    char *copy = qd_xstrdup(value), *next = copy;
+    int rv = 0;
+
+    if (*trim(copy) == '\0')
+        next = NULL; /* empty: no hints */
+    while (next != NULL) {
+        char *e = next, *bar = strchr(e, '|'), *path, *link;
+
+        if (bar != NULL)
+            *bar = '\0';
+        next = bar != NULL ? bar + 1 : NULL;
+        path = trim(e);
+
+        if (*path == '\0') {
+            *why = "empty entry between '|'";
+            rv = -1;
+            break;
+        }
+        if (*path != '/') {
+            *why = "each entry must start with a path beginning with '/'";
+            rv = -1;
+            break;
+        }
+        link = path + strcspn(path, " \t");
+        if (*link == '\0') {
+            *why = "a path without Link headers";
+            rv = -1;
+            break;
+        }
+        *link++ = '\0';
+        link = trim(link);
+        if (*link != '<' || strchr(link, '>') == NULL) {
+            *why = "Link values look like </style.css>; rel=preload; as=style";
+            rv = -1;
+            break;
+        }
+        if (cb != NULL)
+            cb(arg, path, link);
+    }
+    free(copy);
+    return rv;
 }
 
 int qd_conf_log_level(const qd_conf *c)

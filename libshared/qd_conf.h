@@ -75,6 +75,8 @@ typedef enum qd_conf_key_id {
     QD_K_CACHE_CONTROL,
     QD_K_UDP_BUFFER,
     QD_K_RETRY_THRESHOLD,
+    QD_K_API,
+    QD_K_EARLY_HINTS,
     QD_K_COUNT
 } qd_conf_key_id;
 
@@ -110,6 +112,8 @@ typedef struct qd_conf {
     char *cache_control;     /* empty: none */
     int64_t udp_buffer;      /* bytes, SO_RCVBUF/SO_SNDBUF of each UDP socket */
     int64_t retry_threshold; /* new connections per second per worker before retry = auto sends Retry */
+    bool api;                /* the built-in routes /api/time, /api/echo, /events, /stream */
+    char *early_hints;       /* "PATH LINK, LINK | PATH LINK"; empty: none */
 
     /* Bookkeeping: the value text as written and where it came from. */
     char *text[QD_K_COUNT]; /* NULL means the compiled-in default */
@@ -121,6 +125,7 @@ typedef struct qd_conf {
 #define QD_CONF_F_RELOAD 0x1 /* a reload applies the new value to running daemons */
 #define QD_CONF_F_AUTO 0x2   /* INT accepts "auto" (stored as 0) */
 #define QD_CONF_F_EMPTY 0x4  /* STRING/PATH may be empty (feature off) */
+#define QD_CONF_F_HINTS 0x8  /* STRING checked by qd_conf_hints_parse */
 
 typedef struct qd_conf_key {
     const char *name;
@@ -193,6 +198,16 @@ const char *qd_conf_value_text(const qd_conf *c, qd_conf_key_id id);
  * cannot apply to running daemons. Returns how many keys were appended.
  */
 int qd_conf_diff(const qd_conf *a, const qd_conf *b, bool only_restart, qd_buf *names);
+
+/*
+ * qd_conf_hints_parse parses an early_hints value: entries separated by
+ * '|', each "PATH LINK[, LINK...]" with PATH starting with '/' and the
+ * Link field value starting with '<'. For each entry it calls |cb| (unless
+ * NULL) with |arg|, the path and the Link value (NUL-terminated, valid
+ * during the call). Returns 0, or -1 with a static reason in |*why|.
+ */
+int qd_conf_hints_parse(const char *value, void (*cb)(void *, const char *, const char *),
+                        void *arg, const char **why);
 
 /* qd_conf_log_level returns log_level as a qd_log_level (syslog) value. */
 int qd_conf_log_level(const qd_conf *c);

@@ -32,6 +32,8 @@ enum {
     QD_MSG_CONFIG = 1,  /* F_TEXT: the whole effective configuration */
     QD_MSG_STOP = 2,    /* F_DEADLINE_MS: finish work and exit */
     QD_MSG_CHANNEL = 3, /* F_ROLE, F_INSTANCE + 1 fd: a channel to that peer */
+    QD_MSG_LOG_FD = 4,  /* to the app after each CONFIG: 1 fd, the access_log opened
+                           for appending, or no fd: logging off */
     /* child -> master */
     QD_MSG_READY = 10,       /* configured and serving */
     QD_MSG_CONFIG_DONE = 11, /* F_STATUS, optional F_TEXT (reason) */

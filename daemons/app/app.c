@@ -9,12 +9,15 @@
  *	runs unprivileged (chrooted to document_root when chroot = yes and
  *	started as root) and answers the requests the workers pass it over
  *	one channel per worker (app_req.c), serving static files
- *	(app_static.c). The master hands over a channel whenever either side
+ *	(app_static.c) and the built-in routes (app_api.c), and writes the
+ *	access log to the descriptor the master opened (QD_MSG_LOG_FD, after
+ *	every CONFIG, so a reload reopens the file). The master hands over a channel whenever either side
  *	(re)starts; the requests of a channel that closes or is replaced are
  *	forgotten. On reload a changed document_root is opened anew, unless
  *	the app is chrooted (then it takes a restart). A graceful stop waits
  *	until no request is owed a response and every channel has flushed,
- *	or until the drain deadline.
+ *	or until the drain deadline; /events and /stream responses are ended
+ *	at once (their last chunk), since they would never end by themselves.
  *
  *	Owns: the root directory descriptor, the worker channels (qd_chan).
  *	Status report: QD_F_STREAMS = requests in flight.
@@ -183,10 +186,29 @@ static void stop(qd_child *c, uint32_t deadline_ms)
     app *a = c->data;
 
     uv_timer_start(&a->stop_timer, on_stop_timer, deadline_ms, 0);
+    for (uint32_t i = 0; i < APP_MAX_WORKERS; i++)
+        if (a->workers[i].ch != NULL)
+            app_req_end_streams(&a->workers[i]);
     app_exit_if_idle(a);
 }
 
+/* message - QD_MSG_LOG_FD: the access log, opened by the master (or none) */
+static void message(qd_child *c, qd_ipc_msg *m)
+{
+    app *a = c->data;
+
+    if (m->type != QD_MSG_LOG_FD) {
+        qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
+        return;
+    }
+    if (a->access_fd >= 0)
+        close(a->access_fd);
+    a->access_fd = m->fd_count == 1 ? qd_ipc_msg_take_fd(m, 0) : -1;
+    qd_debug("access log %s", a->access_fd >= 0 ? "on" : "off");
+}
+
 static const qd_child_ops ops = {
+    .message = message,
     .configure = configure,
     .jail = jail,
     .channel = channel,
@@ -199,6 +221,7 @@ int main(int argc, char **argv)
     app *a = &the_app;
 
     a->root_fd = -1;
+    a->access_fd = -1;
     for (uint32_t i = 0; i < APP_MAX_WORKERS; i++)
         app_req_worker_init(a, &a->workers[i], i);
     qd_child_init(&a->child, QD_ROLE_APP, argc, argv, &ops, a);

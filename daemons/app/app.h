@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include "qd_buf.h"
 #include "qd_chan.h"
 #include "qd_child.h"
 #include "qd_ipc.h"
@@ -72,6 +73,21 @@ struct app_req {
     size_t out_off, out_len, out_cap;
     bool is_out_end;  /* the producer is done; END goes with the last chunk */
     uint32_t unacked; /* sent, not yet credited by the worker */
+
+    /* For the access log. */
+    uint64_t conn_stream;   /* F_QUIC_STREAM */
+    char conn_id[48];       /* F_CONN_ID, hex */
+    uint64_t start_ns;      /* monotonic, at the head */
+    uint64_t bytes_out;     /* body bytes in the response */
+    bool is_logged;
+    bool is_cancelled;      /* the client reset the stream */
+
+    /* API handlers: a kept request body and a ticking stream. */
+    bool is_keep_body;      /* store the body in |body| (POST /api/echo) */
+    qd_buf body;            /* initialised lazily, released with the request */
+    bool has_body_buf;
+    uv_timer_t *tick;       /* /events and /stream; closed with the request */
+    uint64_t tick_count;
 };
 
 struct app_worker {
@@ -99,6 +115,7 @@ struct app {
     app_req *free_reqs;       /* recycled requests, linked by hnext */
     uint32_t free_count;
     uv_timer_t stop_timer;
+    int access_fd; /* access_log, from the master (QD_MSG_LOG_FD); -1: off */
 };
 
 /* --- app_req.c: requests from the workers, responses to them ------------ */
@@ -111,6 +128,12 @@ void app_req_message(app_worker *w, qd_ipc_msg *m);
 
 /* app_req_drained resumes output held back while |w|'s channel was full. */
 void app_req_drained(app_worker *w);
+
+/*
+ * app_req_end_streams ends |w|'s endless responses (/events, /stream) with
+ * their last chunk, for a graceful stop.
+ */
+void app_req_end_streams(app_worker *w);
 
 /* app_req_drop_all forgets every request of |w| (its channel is gone). */
 void app_req_drop_all(app_worker *w);
@@ -148,6 +171,26 @@ void app_resp_error(app_req *r, unsigned status, const char *name, const char *v
 
 /* app_exit_if_idle ends a graceful stop once nothing is in flight. */
 void app_exit_if_idle(app *a);
+
+/* app_req_log writes |r|'s access log line (once) when the log is on. */
+void app_req_log(app_req *r);
+
+/* --- app_api.c ------------------------------------------------------------ */
+
+/*
+ * app_api_match tells whether |r| is for a built-in route (api = yes):
+ * /api/time, /api/echo, /events, /stream (query ignored).
+ * app_api_wants_body tells whether the route keeps the request body.
+ * app_api_handle answers it once the request body has ended.
+ * app_api_release stops whatever the request still runs (its timer).
+ */
+bool app_api_match(const app_req *r);
+bool app_api_wants_body(const app_req *r);
+void app_api_handle(app_req *r);
+void app_api_release(app_req *r);
+
+/* app_hints_send sends the configured 103 Early Hints for |r|'s path, if any. */
+void app_hints_send(app_req *r);
 
 /* --- app_static.c -------------------------------------------------------- */
 
@@ -226,5 +269,31 @@ bool app_http_etag_match(const char *list, const char *etag);
 
 /* app_http_reason returns the reason phrase of |status| ("" if unknown). */
 const char *app_http_reason(unsigned status);
+
+/*
+ * app_http_range_parse reads a Range header |h| against a representation
+ * of |size| bytes. Returns 1 and sets |*off|, |*len| for one satisfiable
+ * byte range (bytes=a-b, a-, -n; clipped to the size); 0 when the header
+ * is to be ignored (not "bytes", malformed, several ranges); -1 when it is
+ * unsatisfiable (416).
+ */
+int app_http_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *len);
+
+/*
+ * app_http_accepts tells whether the Accept-Encoding value |list| accepts
+ * content-coding |coding| explicitly with a non-zero q ("*" is not honoured).
+ */
+bool app_http_accepts(const char *list, const char *coding);
+
+/* app_http_rfc3339 writes |ts| as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) into |out|. */
+void app_http_rfc3339(const struct timespec *ts, char *out, size_t cap);
+
+/*
+ * app_json_escape appends |len| bytes |p| to |out| as the inside of a JSON
+ * string: '"', '\\' and control bytes escaped, well-formed UTF-8 copied, any
+ * other byte as \u00XX (the byte read as Latin-1).
+ */
+void app_json_escape(qd_buf *out, const uint8_t *p, size_t len);
+
 
 #endif /* QD_APP_H */

@@ -4,7 +4,8 @@
  *	app_http - small pieces of HTTP semantics (RFC 9110)
  * SYNOPSIS
  *	app_http_date(), app_http_date_parse(), app_http_etag(),
- *	app_http_etag_match(), app_http_reason()
+ *	app_http_etag_match(), app_http_reason(), app_http_range_parse(),
+ *	app_http_accepts(), app_http_rfc3339(), app_json_escape()
  * DESCRIPTION
  *	Dates are formatted as IMF-fixdate with our own day and month names
  *	(strftime's depend on the locale); all three HTTP-date forms are
@@ -12,15 +13,24 @@
  *	tags are strong, made from the modification time in nanoseconds and
  *	the size, so a rewrite of a file within the same second still changes
  *	the tag. If-None-Match uses the weak comparison (RFC 9110 13.1.2).
+ *	Range handles one byte range (RFC 9110 14.1.2); several ranges or a
+ *	syntax error make the header be ignored (a full 200), as the RFC
+ *	allows. JSON strings escape every control byte as \u00XX; bytes that
+ *	are not part of well-formed UTF-8 are escaped one by one as \u00XX,
+ *	that is, read as Latin-1, so any byte string round-trips visibly.
  * DIAGNOSTICS
  *	None: hostile header values simply do not parse or do not match.
  */
 #include "config.h"
 
 /* system */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+/* libshared */
+#include "qd_buf.h"
 
 /* local */
 #include "app.h"
@@ -183,8 +193,14 @@ const char *app_http_reason(unsigned status)
         return "Method Not Allowed";
     case 413:
         return "Content Too Large";
+    case 206:
+        return "Partial Content";
     case 414:
         return "URI Too Long";
+    case 416:
+        return "Range Not Satisfiable";
+    case 431:
+        return "Request Header Fields Too Large";
     case 425:
         return "Too Early";
     case 500:
@@ -193,5 +209,202 @@ const char *app_http_reason(unsigned status)
         return "Service Unavailable";
     default:
         return "";
+    }
+}
+
+/* parse_u64 - decimal digits at |*p| (at least one); advances |*p| */
+static int parse_u64(const char **p, uint64_t *v)
+{
+    const char *s = *p;
+
+    *v = 0;
+    if (*s < '0' || *s > '9')
+        return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        uint64_t d = (uint64_t)(*s - '0');
+        if (*v > (UINT64_MAX - d) / 10)
+            return -1;
+        *v = *v * 10 + d;
+    }
+    *p = s;
+    return 0;
+}
+
+int app_http_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+{
+    const char *p = h;
+    uint64_t first, last;
+
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (strncmp(p, "bytes=", 6) != 0)
+        return 0;
+    p += 6;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '-') {
+        /* suffix: the last n bytes */
+        p++;
+        if (parse_u64(&p, &last) < 0)
+            return 0;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p != '\0')
+            return 0; /* several ranges or junk: ignored */
+        if (last == 0 || size == 0)
+            return -1;
+        if (last > size)
+            last = size;
+        *off = size - last;
+        *len = last;
+        return 1;
+    }
+    if (parse_u64(&p, &first) < 0 || *p != '-')
+        return 0;
+    p++;
+    if (*p >= '0' && *p <= '9') {
+        if (parse_u64(&p, &last) < 0 || last < first)
+            return 0;
+    } else {
+        last = UINT64_MAX;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p != '\0')
+        return 0;
+    if (first >= size)
+        return -1;
+    if (last >= size)
+        last = size - 1;
+    *off = first;
+    *len = last - first + 1;
+    return 1;
+}
+
+bool app_http_accepts(const char *list, const char *coding)
+{
+    size_t clen = strlen(coding);
+    const char *p = list;
+
+    while (p != NULL && *p != '\0') {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *tok = p;
+        while (*p != '\0' && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
+            p++;
+        size_t tlen = (size_t)(p - tok);
+        bool is_match = (tlen == clen && strncasecmp(tok, coding, clen) == 0);
+        bool is_zero = false;
+        /* parameters: only q matters; q=0 (0, 0.0, 0.00, 0.000) refuses */
+        while (*p != '\0' && *p != ',') {
+            while (*p == ' ' || *p == '\t' || *p == ';')
+                p++;
+            if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+                const char *q = p + 2;
+                is_zero = q[0] == '0';
+                if (is_zero && q[1] == '.')
+                    for (q += 2; *q >= '0' && *q <= '9'; q++)
+                        if (*q != '0')
+                            is_zero = false;
+            }
+            while (*p != '\0' && *p != ',' && *p != ';')
+                p++;
+        }
+        if (is_match)
+            return !is_zero;
+    }
+    return false;
+}
+
+void app_http_rfc3339(const struct timespec *ts, char *out, size_t cap)
+{
+    struct tm tm;
+    time_t t = ts->tv_sec;
+
+    if (gmtime_r(&t, &tm) == NULL)
+        memset(&tm, 0, sizeof(tm));
+    snprintf(out, cap, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+             (unsigned)(tm.tm_year + 1900) % 10000, (unsigned)(tm.tm_mon + 1) % 13,
+             (unsigned)tm.tm_mday % 32, (unsigned)tm.tm_hour % 24, (unsigned)tm.tm_min % 60,
+             (unsigned)tm.tm_sec % 61, (unsigned)(ts->tv_nsec / 1000000) % 1000);
+}
+
+/* utf8_len - the length of the well-formed UTF-8 sequence at |p|, or 0 */
+static size_t utf8_len(const uint8_t *p, size_t avail)
+{
+    uint8_t c = p[0];
+    size_t n;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (avail < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    /* overlong forms, surrogates, beyond U+10FFFF */
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+void app_json_escape(qd_buf *out, const uint8_t *p, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < len;) {
+        uint8_t c = p[i];
+        size_t n = utf8_len(p + i, len - i);
+        char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+
+        if (n == 0) {
+            qd_buf_append(out, esc, 6); /* not UTF-8: the byte as U+00XX */
+            i++;
+            continue;
+        }
+        if (n > 1) {
+            qd_buf_append(out, (const char *)p + i, n);
+            i += n;
+            continue;
+        }
+        switch (c) {
+        case '"':
+            qd_buf_append(out, "\\\"", 2);
+            break;
+        case '\\':
+            qd_buf_append(out, "\\\\", 2);
+            break;
+        case '\n':
+            qd_buf_append(out, "\\n", 2);
+            break;
+        case '\r':
+            qd_buf_append(out, "\\r", 2);
+            break;
+        case '\t':
+            qd_buf_append(out, "\\t", 2);
+            break;
+        default:
+            if (c < 0x20 || c == 0x7f)
+                qd_buf_append(out, esc, 6);
+            else
+                qd_buf_append(out, (const char *)&c, 1);
+        }
+        i++;
     }
 }

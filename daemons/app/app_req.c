@@ -6,7 +6,8 @@
  *	app_req_worker_init(), app_req_message(), app_req_drained(),
  *	app_req_drop_all(), app_req_header(), app_req_is_head(),
  *	app_resp_start(), app_resp_header(), app_resp_send_head(),
- *	app_resp_write(), app_resp_error()
+ *	app_resp_write(), app_resp_error(), app_req_end_streams(),
+ *	app_req_log()
  * DESCRIPTION
  *	A request is keyed by (worker channel, F_STREAM) in a per-worker hash
  *	table. It lives from its REQ_HEAD until both directions are over: the
@@ -26,6 +27,12 @@
  *	is normal (the worker credits the last chunks after we are done) and
  *	is ignored.
  *
+ *	POST /api/echo keeps its body (app_api_wants_body) in the request,
+ *	bounded by the same limit. Every request whose head was answered is
+ *	written to the access log once, when its final response message goes
+ *	out or when it is forgotten (then marked "cancelled" if the client
+ *	reset it); a 503 for a request we could not even store is not logged.
+ *
  *	Ownership: the app owns every request; they are recycled through a
  *	free list with their buffers. Descriptors given to app_resp_send_head
  *	are borrowed. Only the message handlers and the drain callback free a
@@ -41,11 +48,13 @@
 
 /* system */
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* libshared */
@@ -227,6 +236,7 @@ static void mark_resp_done(app_req *r)
     r->is_resp_done = true;
     r->w->active_count--;
     r->w->a->in_flight--;
+    app_req_log(r);
 }
 
 /* req_free - forget |r| and recycle it */
@@ -236,6 +246,11 @@ static void req_free(app_req *r)
     app *a = w->a;
 
     mark_resp_done(r);
+    app_api_release(r);
+    if (r->has_body_buf) {
+        qd_buf_release(&r->body);
+        r->has_body_buf = false;
+    }
     queue_set(r, APP_Q_NONE);
     table_remove(w, r);
     if (a->free_count >= FREE_LIST_MAX) {
@@ -314,6 +329,7 @@ static void pump(app_req *r)
         }
         r->out_off += n;
         r->unacked += (uint32_t)n;
+        r->bytes_out += n;
         if (is_end)
             mark_resp_done(r);
     }
@@ -386,7 +402,11 @@ static void dispatch(app_req *r)
         app_resp_error(r, 425, NULL, NULL);
         return;
     }
-    app_static_handle(r);
+    if (app_api_match(r)) {
+        app_api_handle(r);
+    } else {
+        app_static_handle(r);
+    }
     if (!r->is_head_sent) {
         qd_warn("%s: no response for stream %" PRIu64 "; answering 500", r->w->ch->name, r->stream);
         app_resp_error(r, 500, NULL, NULL);
@@ -455,6 +475,10 @@ static void on_head(app_worker *w, const qd_ipc_msg *m)
     }
     r->req_flags = flags;
     r->is_req_done = (flags & QD_REQ_F_END) != 0;
+    r->start_ns = uv_hrtime();
+    qd_ipc_get_u64(m, QD_F_QUIC_STREAM, &r->conn_stream);
+    if (qd_ipc_get_str(m, QD_F_CONN_ID, r->conn_id, sizeof(r->conn_id)) < 0)
+        strcpy(r->conn_id, "-");
     if (store_head(r, m) < 0) {
         gossip(w, "malformed request head for stream %" PRIu64 "; answering 400", stream);
         r->is_handled = true;
@@ -465,6 +489,10 @@ static void on_head(app_worker *w, const qd_ipc_msg *m)
         app_resp_error(r, 413, NULL, NULL);
     } else if (r->is_req_done) {
         dispatch(r);
+    } else if (app_api_wants_body(r)) {
+        r->is_keep_body = true;
+        qd_buf_init(&r->body);
+        r->has_body_buf = true;
     }
     settle(r);
 }
@@ -498,6 +526,11 @@ static void on_body(app_worker *w, const qd_ipc_msg *m)
     if (!r->is_handled && r->body_len > (uint64_t)w->a->child.conf.max_request_body) {
         r->is_handled = true;
         app_resp_error(r, 413, NULL, NULL);
+    } else if (!r->is_handled && r->is_keep_body && len > 0) {
+        qd_buf_append(&r->body, (const char *)body, len); /* bounded by max_request_body */
+    }
+    if (r->is_handled) {
+        /* answered already: the rest of the body is discarded */
     } else if (!r->is_handled && r->is_req_done) {
         dispatch(r);
     }
@@ -521,6 +554,7 @@ static void on_cancel(app_worker *w, const qd_ipc_msg *m)
                        stream);
         return;
     }
+    r->is_cancelled = true;
     req_free(r);
     app_exit_if_idle(w->a);
 }
@@ -602,6 +636,19 @@ void app_req_drop_all(app_worker *w)
     app_exit_if_idle(w->a);
 }
 
+void app_req_end_streams(app_worker *w)
+{
+    for (uint32_t i = 0; i < w->bucket_count; i++) {
+        for (app_req *r = w->buckets[i]; r != NULL; r = r->hnext) {
+            if (r->tick == NULL || r->is_resp_done)
+                continue;
+            app_api_release(r);
+            app_resp_write(r, NULL, 0, true);
+            /* not settled here: freeing a request now would break the walk */
+        }
+    }
+}
+
 const char *app_req_header(const app_req *r, const char *name)
 {
     for (size_t o = r->header_off; o < r->head_len;) {
@@ -659,6 +706,7 @@ void app_resp_send_head(app_req *r, uint32_t flags, int fd, uint64_t off, uint64
         qd_ipc_put_u64(&head_msg, QD_F_OFFSET, off);
         qd_ipc_put_u64(&head_msg, QD_F_LENGTH, len);
         qd_ipc_put_fd(&head_msg, fd);
+        r->bytes_out = len;
     }
     r->is_head_sent = true;
     a->status_count[r->status >= 100 && r->status < 600 ? r->status / 100 : 0]++;
@@ -719,4 +767,45 @@ void app_resp_error(app_req *r, unsigned status, const char *name, const char *v
     }
     app_resp_send_head(r, 0, -1, 0, 0);
     app_resp_write(r, body, (size_t)n, true);
+}
+
+/* log_escape - |s| for a quoted log field: '"', '\\', controls, non-ASCII as %XX */
+static void log_escape(qd_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '%') {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            qd_buf_append(b, e, 3);
+        } else {
+            qd_buf_append(b, (const char *)p, 1);
+        }
+    }
+}
+
+void app_req_log(app_req *r)
+{
+    static qd_buf line;
+    int fd = r->w->a->access_fd;
+    struct timespec now;
+    char when[40];
+
+    if (r->is_logged || fd < 0 || !r->is_head_sent)
+        return;
+    r->is_logged = true;
+    clock_gettime(CLOCK_REALTIME, &now);
+    app_http_rfc3339(&now, when, sizeof(when));
+    qd_buf_reset(&line);
+    qd_buf_printf(&line, "%s %s \"", when, r->peer != NULL ? r->peer : "-");
+    log_escape(&line, r->method != NULL ? r->method : "-");
+    qd_buf_append(&line, " ", 1);
+    log_escape(&line, r->path != NULL ? r->path : "-");
+    qd_buf_printf(&line, "\" %u %" PRIu64 " %.3f %s %" PRIu64 "%s\n", r->status, r->bytes_out,
+                  (double)(uv_hrtime() - r->start_ns) / 1e6, r->conn_id, r->conn_stream,
+                  r->is_cancelled ? " cancelled" : "");
+    if (write(fd, line.data, line.len) < 0) {
+        static qd_log_limit lim;
+        qd_log_limited(&lim, QD_LOG_WARN, "access_log: %s", strerror(errno));
+    }
 }

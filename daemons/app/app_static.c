@@ -16,9 +16,17 @@
  *
  *	Headers: content-type by extension, last-modified, a strong etag,
  *	cache-control (when configured, on 200 and 304). If-None-Match
- *	(weak comparison), else If-Modified-Since, give 304. No ranges yet,
- *	so no accept-ranges. HEAD gets the same headers plus content-length
- *	and no body.
+ *	(weak comparison), else If-Modified-Since, give 304 (before any
+ *	Range is looked at, RFC 9110 13.2.2). accept-ranges: bytes and vary:
+ *	accept-encoding on 200, 206 and 304. One byte range (Range on GET,
+ *	subject to If-Range) gives 206 with content-range and the descriptor
+ *	at that offset and length; an unsatisfiable one 416 with
+ *	content-range naming "*" and the size; several ranges are ignored (200).
+ *	When Accept-Encoding allows br or gzip and a regular file named
+ *	FILE.br or FILE.gz exists beneath the root, that file is sent with
+ *	content-encoding (and its own etag); content-type stays FILE's.
+ *	Configured 103 Early Hints go out just before a 200 or 206. HEAD
+ *	gets the same headers plus content-length and no body.
  *
  *	Errors: a "." or ".." segment, ENOENT, ENOTDIR: 404; a symlink
  *	leaving the root (EXDEV), ELOOP, EACCES, a non-regular file: 403; a
@@ -127,15 +135,81 @@ static void validators(app_req *r, const char *etag, const char *last_modified)
     app_resp_header(r, "etag", etag);
     if (cc != NULL && *cc != '\0')
         app_resp_header(r, "cache-control", cc);
+    app_resp_header(r, "accept-ranges", "bytes");
+    app_resp_header(r, "vary", "accept-encoding");
+}
+
+/*
+ * range_of - the byte range to send: 1 with |*off|, |*len|; 0 for the whole
+ * representation (no Range, one to ignore, or an If-Range that does not
+ * match); -1 for 416. If-Range matches a strong etag exactly, or a date
+ * equal to the modification time (RFC 9110 13.1.5).
+ */
+static int range_of(const app_req *r, const char *etag, time_t mtime, uint64_t size, uint64_t *off,
+                    uint64_t *len)
+{
+    const char *h = app_req_header(r, "range");
+    const char *ir = app_req_header(r, "if-range");
+    time_t t;
+
+    if (h == NULL)
+        return 0;
+    if (ir != NULL) {
+        if (ir[0] == '"') {
+            if (strcmp(ir, etag) != 0)
+                return 0;
+        } else if (app_http_date_parse(ir, &t) < 0 || t != mtime) {
+            return 0;
+        }
+    }
+    return app_http_range_parse(h, size, off, len);
+}
+
+/*
+ * precompressed - swap |*fd|, |*st| for a regular file "rel.br" or
+ * "rel.gz" beneath the root when the client accepts that coding. Returns
+ * the content-coding, or NULL (the original stays).
+ */
+static const char *precompressed(const app_req *r, const char *rel, int *fd, struct stat *st)
+{
+    static const struct {
+        const char *coding, *suffix;
+    } codings[] = {{"br", ".br"}, {"gzip", ".gz"}};
+    const char *ae = app_req_header(r, "accept-encoding");
+    char sib[APP_PATH_MAX + 4];
+    struct stat sst;
+
+    if (ae == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(codings) / sizeof(codings[0]); i++) {
+        if (!app_http_accepts(ae, codings[i].coding))
+            continue;
+        snprintf(sib, sizeof(sib), "%s%s", rel, codings[i].suffix);
+        int sfd = app_path_open(r->w->a->root_fd, sib, &sst);
+        if (sfd < 0)
+            continue;
+        if (!S_ISREG(sst.st_mode)) {
+            close(sfd);
+            continue;
+        }
+        close(*fd);
+        *fd = sfd;
+        *st = sst;
+        return codings[i].coding;
+    }
+    return NULL;
 }
 
 void app_static_handle(app_req *r)
 {
     app *a = r->w->a;
     char rel[APP_PATH_MAX], etag[64], last_modified[APP_HTTP_DATE_LEN], length[24];
+    char content_range[80];
     bool is_index, is_head = app_req_is_head(r);
+    const char *coding;
+    uint64_t size, off = 0, len = 0;
     struct stat st;
-    int fd;
+    int fd, range;
 
     if (!is_head && strcmp(r->method, "GET") != 0) {
         app_resp_error(r, 405, "allow", "GET, HEAD");
@@ -182,6 +256,7 @@ void app_static_handle(app_req *r)
         return;
     }
 
+    coding = precompressed(r, rel, &fd, &st);
     app_http_etag(&st, etag, sizeof(etag));
     app_http_date(st.st_mtim.tv_sec, last_modified);
     if (is_not_modified(r, etag, st.st_mtim.tv_sec)) {
@@ -191,15 +266,31 @@ void app_static_handle(app_req *r)
         close(fd);
         return;
     }
-    app_resp_start(r, 200);
+    size = (uint64_t)st.st_size;
+    range = is_head ? 0 : range_of(r, etag, st.st_mtim.tv_sec, size, &off, &len);
+    if (range < 0) {
+        snprintf(content_range, sizeof(content_range), "bytes */%" PRIu64, size);
+        close(fd);
+        app_resp_error(r, 416, "content-range", content_range);
+        return;
+    }
+    app_hints_send(r);
+    app_resp_start(r, range > 0 ? 206 : 200);
     app_resp_header(r, "content-type", app_mime_type(rel));
+    if (coding != NULL)
+        app_resp_header(r, "content-encoding", coding);
     validators(r, etag, last_modified);
-    if (is_head || st.st_size == 0) {
-        snprintf(length, sizeof(length), "%" PRIu64, (uint64_t)st.st_size);
+    if (range > 0) {
+        snprintf(content_range, sizeof(content_range), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+                 off, off + len - 1, size);
+        app_resp_header(r, "content-range", content_range);
+        app_resp_send_head(r, 0, fd, off, len);
+    } else if (is_head || size == 0) {
+        snprintf(length, sizeof(length), "%" PRIu64, size);
         app_resp_header(r, "content-length", length);
         app_resp_send_head(r, QD_RESP_F_END, -1, 0, 0);
     } else {
-        app_resp_send_head(r, 0, fd, 0, (uint64_t)st.st_size);
+        app_resp_send_head(r, 0, fd, 0, size);
     }
     close(fd);
 }

@@ -142,6 +142,29 @@ static int send_ctl(master_child *c, const qd_ipc_msg *msg)
     return 0;
 }
 
+/*
+ * send_access_log - open access_log (the app may be chrooted away from it)
+ * and hand the app the descriptor; no descriptor turns its log off. Sent
+ * after every CONFIG, so a reload reopens the file (log rotation).
+ */
+static void send_access_log(master_child *c)
+{
+    const char *path = c->m->conf.access_log;
+    int fd = -1;
+
+    if (path != NULL && *path != '\0') {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+        if (fd < 0)
+            qd_warn("access_log %s: %s; requests are not logged", path, strerror(errno));
+    }
+    qd_ipc_msg_init(&out_msg, QD_MSG_LOG_FD, 0);
+    if (fd >= 0)
+        qd_ipc_put_fd(&out_msg, fd);
+    send_ctl(c, &out_msg);
+    if (fd >= 0)
+        close(fd);
+}
+
 void master_child_send_config(master_child *c, uint32_t id)
 {
     master *m = c->m;
@@ -155,6 +178,8 @@ void master_child_send_config(master_child *c, uint32_t id)
     qd_buf_release(&text);
     c->config_id = id;
     send_ctl(c, &out_msg);
+    if (c->role == QD_ROLE_APP)
+        send_access_log(c);
 }
 
 /* close_ctl - forget the control channel */

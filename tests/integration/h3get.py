@@ -44,6 +44,23 @@ commands:
       exists, so a test can start the client before the event it times.
       Exit 0 on success, 1 on timeout.
 
+  req [-X METHOD] [--data STRING] [--data-file FILE] [-H 'Name: value']...
+      URL OUTFILE
+      one transfer; prints every response line the header callback sees,
+      in order ("line: HTTP/3 103", "line: link: ...", "line: HTTP/3
+      200", ...), then "status=S version=V size=N".  Exit 0 if it
+      completed over HTTP/3, else 1.
+  stream URL SEP N OUTFILE
+      GET URL and read until the body holds N occurrences of SEP ("sse":
+      a blank line, "nl": a newline), then abort the transfer (the client
+      resets the stream) and print "stream: N chunks after T s".  Exit 0
+      when N arrived over HTTP/3, 1 otherwise.
+  pair GOOD_URL BAD_URL 'Name: value'
+      two concurrent requests on ONE connection (after a first request that
+      opens it), the second a POST of "abc" with the extra header; prints "good: ..." and "bad: ..." results.  Exit 0 when the
+      good one got 200 over HTTP/3 and the bad one failed at the stream
+      level (no response) on the same connection, else 1.
+
 Exit 2 on a usage error or missing HTTP/3.
 """
 
@@ -417,6 +434,129 @@ def cmd_retry(args):
     return 1
 
 
+def cmd_req(args):
+    method = data = None
+    headers = []
+    rest = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-X" and i + 1 < len(args):
+            method = args[i + 1]; i += 2
+        elif a == "--data" and i + 1 < len(args):
+            data = args[i + 1].encode(); i += 2
+        elif a == "--data-file" and i + 1 < len(args):
+            with open(args[i + 1], "rb") as f:
+                data = f.read()
+            i += 2
+        elif a == "-H" and i + 1 < len(args):
+            headers.append(args[i + 1]); i += 2
+        else:
+            rest.append(a); i += 1
+    if len(rest) != 2:
+        die("usage: req [-X M] [--data S] [--data-file F] [-H H]... URL OUTFILE")
+    url, out = rest
+    sink = Sink(out)
+    lines = []
+    c = new_handle(url, sink, method, None, method == "HEAD")
+    if data is not None:
+        c.setopt(pycurl.POST, 1)
+        c.setopt(pycurl.POSTFIELDSIZE, len(data))
+        c.setopt(pycurl.POSTFIELDS, data)
+        if method:
+            c.setopt(pycurl.CUSTOMREQUEST, method)
+    if headers:
+        c.setopt(pycurl.HTTPHEADER, headers + ["Expect:"])
+    c.setopt(pycurl.HEADERFUNCTION,
+             lambda l: lines.append(l.decode("iso-8859-1").rstrip("\r\n")))
+    err = ""
+    try:
+        c.perform()
+    except pycurl.error as e:
+        err = str(e)
+    sink.close()
+    status, version, _, _ = describe(c)
+    for l in lines:
+        if l:
+            print("line: %s" % l)
+    line = "status=%s version=%s size=%d" % (status, vname(version), sink.size)
+    if err:
+        line += " error=%s" % err
+    print(line, flush=True)
+    c.close()
+    return 0 if not err and version == CURL_HTTP_VERSION_3 else 1
+
+
+def cmd_stream(args):
+    if len(args) != 4:
+        die("usage: stream URL sse|nl N OUTFILE")
+    url, sep, n, out = args[0], args[1], int(args[2]), args[3]
+    sep = {"sse": b"\n\n", "nl": b"\n"}.get(sep)
+    if sep is None or not 1 <= n <= 1000:
+        die("SEP must be sse or nl, N 1..1000")
+    buf = bytearray()
+    t0 = time.monotonic()
+
+    def write(data):
+        buf.extend(data)
+        if buf.count(sep) >= n:
+            return 0  # abort: curl resets the stream
+        return None
+    c = new_handle(url, Sink())
+    c.setopt(pycurl.WRITEFUNCTION, write)
+    err = ""
+    try:
+        c.perform()
+    except pycurl.error as e:
+        err = str(e)
+    status, version, ctype, _ = describe(c)
+    with open(out, "wb") as f:
+        f.write(bytes(buf))
+    got = buf.count(sep)
+    print("stream: %d chunks after %.3fs status=%s version=%s type=%s (%s)" % (
+        got, time.monotonic() - t0, status, vname(version), ctype, err or "ended"), flush=True)
+    c.close()
+    return 0 if got >= n and version == CURL_HTTP_VERSION_3 else 1
+
+
+def cmd_pair(args):
+    if len(args) != 3:
+        die("usage: pair GOOD_URL BAD_URL 'Name: value'")
+    good_url, bad_url, hdr = args
+    m = pycurl.CurlMulti()
+    m.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
+    m.setopt(pycurl.M_MAX_HOST_CONNECTIONS, 1)
+    # first a request that opens the connection, so both share it
+    warm = new_handle(good_url, Sink())
+    run_multi(m, [warm], time.monotonic() + OPTS["timeout"])
+    m.remove_handle(warm)
+    gs, bs = Sink(), Sink()
+    good = new_handle(good_url, gs)
+    bad = new_handle(bad_url, bs)
+    bad.setopt(pycurl.HTTPHEADER, [hdr])
+    bad.setopt(pycurl.POSTFIELDS, "abc")
+    for c in (good, bad):
+        c.setopt(pycurl.PIPEWAIT, 1)
+    res = run_multi(m, [bad, good], time.monotonic() + OPTS["timeout"] + 2)
+    ge = res.get(good, (-1, "no result"))
+    be = res.get(bad, (-1, "no result"))
+    gst, gv, _, gc = describe(good)
+    bst, bv, _, bc = describe(bad)
+    print("good: err=%s status=%s version=%s connects=%s size=%d" % (ge, gst, vname(gv), gc, gs.size))
+    print("bad: err=%s status=%s version=%s connects=%s size=%d" % (be, bst, vname(bv), bc, bs.size))
+    wc = warm.getinfo(pycurl.NUM_CONNECTS)
+    print("connections: %d" % (wc + gc + bc))
+    for c in (good, bad, warm):
+        try:
+            m.remove_handle(c)
+        except pycurl.error:
+            pass
+        c.close()
+    m.close()
+    ok = ge[0] == 0 and gst == 200 and gv == CURL_HTTP_VERSION_3 and be[0] != 0 and bst == 0
+    return 0 if ok and wc + gc + bc == 1 else 1
+
+
 def main(argv):
     i = 0
     while i < len(argv) and argv[i].startswith("--"):
@@ -442,7 +582,8 @@ def main(argv):
     if cmd != "check" and not has_http3():
         die("libcurl has no HTTP/3: %s" % pycurl.version)
     fn = {"check": cmd_check, "fetch": cmd_fetch, "multi": cmd_multi,
-          "hold": cmd_hold, "retry": cmd_retry}.get(cmd)
+          "hold": cmd_hold, "retry": cmd_retry, "req": cmd_req, "stream": cmd_stream,
+          "pair": cmd_pair}.get(cmd)
     if fn is None:
         die("unknown command %s" % cmd)
     return fn(args)

@@ -273,6 +273,117 @@ static void test_app_http_etag(void)
     QD_EXPECT_INT(app_http_etag_match("", etag), 0);
 }
 
+static const struct {
+    const char *h;
+    uint64_t size;
+    int rv;
+    uint64_t off, len;
+} range_cases[] = {
+    {"bytes=0-99", 1000, 1, 0, 100},
+    {"bytes=100-", 1000, 1, 100, 900},
+    {"bytes=-100", 1000, 1, 900, 100},
+    {"bytes=-5000", 1000, 1, 0, 1000},
+    {"bytes=990-5000", 1000, 1, 990, 10},
+    {"bytes=999-999", 1000, 1, 999, 1},
+    {" bytes=5-9 ", 1000, 1, 5, 5},
+    {"bytes=1000-", 1000, -1, 0, 0},
+    {"bytes=1000-2000", 1000, -1, 0, 0},
+    {"bytes=-0", 1000, -1, 0, 0},
+    {"bytes=0-", 0, -1, 0, 0},
+    {"bytes=-1", 0, -1, 0, 0},
+    {"bytes=9-5", 1000, 0, 0, 0},
+    {"bytes=0-1,5-9", 1000, 0, 0, 0},
+    {"bytes=", 1000, 0, 0, 0},
+    {"bytes=-", 1000, 0, 0, 0},
+    {"bytes=a-b", 1000, 0, 0, 0},
+    {"items=0-5", 1000, 0, 0, 0},
+    {"bytes=99999999999999999999999-", 1000, 0, 0, 0},
+    {"bytes=0-99999999999999999999999", 1000, 0, 0, 0},
+    {"bytes=18446744073709551615-", 1000, -1, 0, 0},
+    {"", 1000, 0, 0, 0},
+};
+
+static void test_app_http_range_parse(void)
+{
+    for (size_t i = 0; i < sizeof(range_cases) / sizeof(range_cases[0]); i++) {
+        uint64_t off = 0, len = 0;
+        int rv = app_http_range_parse(range_cases[i].h, range_cases[i].size, &off, &len);
+        if (rv != range_cases[i].rv)
+            QD_FAIL("\"%s\" (size %llu): got %d, want %d", range_cases[i].h,
+                    (unsigned long long)range_cases[i].size, rv, range_cases[i].rv);
+        else if (rv == 1 && (off != range_cases[i].off || len != range_cases[i].len))
+            QD_FAIL("\"%s\": got %llu+%llu, want %llu+%llu", range_cases[i].h,
+                    (unsigned long long)off, (unsigned long long)len,
+                    (unsigned long long)range_cases[i].off, (unsigned long long)range_cases[i].len);
+    }
+}
+
+static void test_app_http_accepts(void)
+{
+    QD_EXPECT_INT(app_http_accepts("gzip, deflate, br", "br"), 1);
+    QD_EXPECT_INT(app_http_accepts("gzip, deflate, br", "gzip"), 1);
+    QD_EXPECT_INT(app_http_accepts("gzip;q=0, br;q=0.5", "gzip"), 0);
+    QD_EXPECT_INT(app_http_accepts("gzip;q=0, br;q=0.5", "br"), 1);
+    QD_EXPECT_INT(app_http_accepts("br;q=0.000", "br"), 0);
+    QD_EXPECT_INT(app_http_accepts("br;q=0.001", "br"), 1);
+    QD_EXPECT_INT(app_http_accepts("GZIP", "gzip"), 1);
+    QD_EXPECT_INT(app_http_accepts("identity", "gzip"), 0);
+    QD_EXPECT_INT(app_http_accepts("*", "gzip"), 0);
+    QD_EXPECT_INT(app_http_accepts("", "br"), 0);
+    QD_EXPECT_INT(app_http_accepts("brotli", "br"), 0);
+    QD_EXPECT_INT(app_http_accepts(";;;,,, ;q=", "br"), 0);
+}
+
+static void test_app_json_escape(void)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"hello", 5, "hello"},
+        {"a\"b\\c", 5, "a\\\"b\\\\c"},
+        {"\n\r\t\x01\x1f\x7f", 6, "\\n\\r\\t\\u0001\\u001f\\u007f"},
+        {"nul\0x", 5, "nul\\u0000x"},
+        {"caf\xc3\xa9", 5, "caf\xc3\xa9"},
+        {"\xe2\x82\xac\xf0\x9f\x98\x80", 7, "\xe2\x82\xac\xf0\x9f\x98\x80"},
+        {"\xff\xfe", 2, "\\u00ff\\u00fe"},
+        {"\xc3", 1, "\\u00c3"},
+        {"\xc0\xaf", 2, "\\u00c0\\u00af"},         /* overlong '/' */
+        {"\xed\xa0\x80", 3, "\\u00ed\\u00a0\\u0080"}, /* a surrogate */
+        {"\xf4\x90\x80\x80", 4, "\\u00f4\\u0090\\u0080\\u0080"}, /* beyond U+10FFFF */
+        {"\xe2\x82", 2, "\\u00e2\\u0082"},         /* truncated */
+        {"</script>", 9, "</script>"},
+    };
+    qd_buf b;
+
+    qd_buf_init(&b);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        qd_buf_reset(&b);
+        app_json_escape(&b, (const uint8_t *)cases[i].in, cases[i].len);
+        QD_EXPECT_STR(qd_buf_str(&b), cases[i].out);
+    }
+    /* every byte value: the output is printable ASCII or UTF-8, never a raw control byte */
+    uint8_t all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (uint8_t)i;
+    qd_buf_reset(&b);
+    app_json_escape(&b, all, sizeof(all));
+    for (size_t i = 0; i < b.len; i++)
+        if ((unsigned char)b.data[i] < 0x20 || (unsigned char)b.data[i] >= 0x7f)
+            QD_FAIL("byte %zu of the escaped 0..255 is 0x%02x", i, (unsigned char)b.data[i]);
+    qd_buf_release(&b);
+}
+
+static void test_app_http_rfc3339(void)
+{
+    struct timespec ts = {784111777, 123456789};
+    char out[40];
+
+    app_http_rfc3339(&ts, out, sizeof(out));
+    QD_EXPECT_STR(out, "1994-11-06T08:49:37.123Z");
+}
+
 int main(void)
 {
     QD_RUN(test_app_path_decode);
@@ -282,5 +393,9 @@ int main(void)
     QD_RUN(test_app_mime_type);
     QD_RUN(test_app_http_date);
     QD_RUN(test_app_http_etag);
+    QD_RUN(test_app_http_range_parse);
+    QD_RUN(test_app_http_accepts);
+    QD_RUN(test_app_json_escape);
+    QD_RUN(test_app_http_rfc3339);
     QD_TEST_DONE();
 }

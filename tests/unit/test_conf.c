@@ -377,8 +377,49 @@ static void test_conf_workers_auto(void)
     qd_conf_release(&c);
 }
 
+/* collect - qd_conf_hints_parse callback: "path=>links;" */
+static void collect(void *arg, const char *path, const char *links)
+{
+    qd_buf_printf(arg, "%s=>%s;", path, links);
+}
+
+static void test_conf_early_hints(void)
+{
+    static const char text[] = "early_hints = /index.html </style.css>; rel=preload; as=style,\n"
+                               "    </app.js>; rel=preload; as=script\n"
+                               "  | /a/ </a.css>; rel=preload\n";
+    static const char *const bad[] = {"index.html </x>", "/index.html", "/x <y>; rel=preload |",
+                                      "| /x </y>", "/x y", "/x </a> || /y </b>"};
+    qd_conf c;
+    qd_buf errs, got;
+    const char *why = NULL;
+
+    qd_buf_init(&errs);
+    qd_buf_init(&got);
+    qd_conf_init(&c);
+    QD_EXPECT_STR(c.early_hints, "");
+    QD_EXPECT_INT(c.api, 1);
+    QD_EXPECT_INT(qd_conf_parse(&c, "t.conf", text, sizeof(text) - 1, &errs), 0);
+    QD_EXPECT_INT(qd_conf_hints_parse(c.early_hints, collect, &got, &why), 0);
+    QD_EXPECT_STR(qd_buf_str(&got), "/index.html=></style.css>; rel=preload; as=style, </app.js>; "
+                                    "rel=preload; as=script;/a/=></a.css>; rel=preload;");
+    qd_conf_release(&c);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char line[256];
+        int n = snprintf(line, sizeof(line), "\nearly_hints = %s\n", bad[i]);
+        qd_buf_reset(&errs);
+        qd_conf_init(&c);
+        QD_EXPECT_INT(qd_conf_parse(&c, "t.conf", line, (size_t)n, &errs), QD_ERR_CONF);
+        QD_EXPECT_CONTAINS(qd_buf_str(&errs), "t.conf:2: early_hints: invalid value");
+        qd_conf_release(&c);
+    }
+    qd_buf_release(&errs);
+    qd_buf_release(&got);
+}
+
 int main(void)
 {
+    QD_RUN(test_conf_early_hints);
     QD_RUN(test_conf_defaults);
     QD_RUN(test_conf_contract_keys);
     QD_RUN(test_conf_values);

@@ -245,6 +245,12 @@ static void test_ipc_decode_hostile(void)
     QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 0), QD_ERR_FDS);
     QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 2), QD_ERR_FDS);
     QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 1), 0);
+    /* LOG_FD: the access log's descriptor, or none (logging off), never two. */
+    qd_ipc_msg_init(&m, QD_MSG_LOG_FD, 0);
+    n = (size_t)qd_ipc_encode(&m, raw, sizeof(raw));
+    QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 0), 0);
+    QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 1), 0);
+    QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 2), QD_ERR_FDS);
     /* Encode into too small a buffer. */
     QD_EXPECT_INT(qd_ipc_encode(&m, raw, 4), QD_ERR_NOSPACE);
 }
@@ -342,6 +348,7 @@ static void test_ipc_nonblocking(void)
 static void test_ipc_type_names(void)
 {
     QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_CONFIG), "config");
+    QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_LOG_FD), "log-fd");
     QD_EXPECT_STR(qd_ipc_type_name(999), "unknown");
 }
 

@@ -55,10 +55,16 @@ static void relay(qd_ipc_msg *m)
         l->relay_dropped++;
         return;
     }
-    if (qd_ipc_send(l->workers[owner].channel_fd, m) < 0)
+    if (qd_ipc_send(l->workers[owner].channel_fd, m) < 0) {
         l->relay_dropped++;
-    else
-        l->relayed++;
+        return;
+    }
+    /* Powers of two: say it, without a line per packet. */
+    l->relayed++;
+    if ((l->relayed & (l->relayed - 1)) == 0)
+        qd_notice("relayed %llu packets to the worker that owns their connection "
+                  "(steering and socket group disagree; %llu dropped)",
+                  (unsigned long long)l->relayed, (unsigned long long)l->relay_dropped);
 }
 
 /* on_worker - a worker's channel is readable or closed */

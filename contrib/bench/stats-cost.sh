@@ -12,7 +12,8 @@
 # concurrent streams on each (so handshakes count too, as in real traffic).
 # A round runs the same load against stats = yes and then stats = no, each
 # on a freshly started suite; rounds alternate the order to cancel drift.
-# It prints requests/s per run, the median of each mode, and the ratio.
+# It prints requests/s and the worker's CPU time per request (utime +
+# stime from /proc) per run, the median of each mode, and the ratios.
 #
 # What it measures, honestly: the whole suite's throughput with client and
 # server sharing this machine's CPUs (the clients take CPU the worker could
@@ -35,6 +36,7 @@ GTLS=${GTLSCLIENT:-/usr/bin/gtlsclient}
 command -v openssl >/dev/null || { echo "openssl is needed"; exit 2; }
 
 T=$(mktemp -d /tmp/quicd-bench.XXXXXX)
+chmod 755 "$T" # as root the daemons run as nobody and must reach it
 MASTER=""
 cleanup() {
     [ -n "$MASTER" ] && kill -TERM "$MASTER" 2>/dev/null && wait "$MASTER" 2>/dev/null
@@ -71,7 +73,8 @@ CONF
     "$BUILD/daemons/master/quicd" -f -c "$T/quicd.conf" >> "$T/quicd.log" 2>&1 &
     MASTER=$!
     for _ in $(seq 100); do
-        timeout 5 "$GTLS" -q --exit-on-all-streams-close --sni=localhost 127.0.0.1 "$PORT" "$URI" \
+        timeout 5 "$GTLS" -q --exit-on-all-streams-close --sni=localhost 127.0.0.1 "$PORT" \
+            "https://localhost:$PORT/probe" \
             >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -87,14 +90,27 @@ client() {
             127.0.0.1 "$PORT" "$URI" >/dev/null 2>&1 || return 1
     done
 }
-# run MODE - prints the request rate
+# worker_cpu - CPU seconds (user + system) the worker used so far
+worker_cpu() {
+    local p
+    for p in $(pgrep -P "$MASTER"); do
+        if tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q '/worker '; then
+            awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$p/stat"
+            return
+        fi
+    done
+    echo 0
+}
+# run MODE - prints the request rate and the worker's CPU microseconds per request
 run() {
     start "$1"
-    local t0 t1 fails=0 pids=""
+    local t0 t1 c0 c1 fails=0 pids=""
+    c0=$(worker_cpu)
     t0=$(date +%s.%N)
     for _ in $(seq "$CLIENTS"); do client & pids="$pids $!"; done
     for p in $pids; do wait "$p" || fails=$((fails + 1)); done
     t1=$(date +%s.%N)
+    c1=$(worker_cpu)
     local total=$((CLIENTS * CONNS * REQS))
     local rec=""
     if [ "$1" = yes ]; then
@@ -103,25 +119,26 @@ run() {
     fi
     stop
     [ "$fails" = 0 ] || { echo "  $fails client(s) failed: the rate below is not valid" >&2; }
-    python3 -c 'import sys; print("%.0f" % (int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))' "$total" "$t0" "$t1"
-    [ -z "$rec" ] || echo "  stats = yes: $rec of $total requests recorded" >&2
+    python3 -c 'import sys; n = int(sys.argv[1]); print("%.0f %.1f" % (n / (float(sys.argv[3]) - float(sys.argv[2])), 1e6 * (float(sys.argv[5]) - float(sys.argv[4])) / n))' "$total" "$t0" "$t1" "$c0" "$c1"
+    [ -z "$rec" ] || echo "  stats = yes: $rec of $total load requests recorded" >&2
 }
 
 echo "load: $CLIENTS clients x $CONNS connections x $REQS streams = $((CLIENTS * CONNS * REQS)) requests per run; $(nproc) CPUs"
-YES="" NO=""
+YES="" NO="" YCPU="" NCPU=""
 for r in $(seq "$ROUNDS"); do
     if [ $((r % 2)) = 1 ]; then order="yes no"; else order="no yes"; fi
     for m in $order; do
-        rate=$(run "$m")
-        echo "round $r stats = $m: $rate requests/s"
-        if [ "$m" = yes ]; then YES="$YES $rate"; else NO="$NO $rate"; fi
+        read -r rate cpu < <(run "$m")
+        echo "round $r stats = $m: $rate requests/s, worker CPU $cpu us/request"
+        if [ "$m" = yes ]; then YES="$YES $rate" YCPU="$YCPU $cpu"; else NO="$NO $rate" NCPU="$NCPU $cpu"; fi
     done
 done
-python3 - "$YES" "$NO" <<'PY'
+python3 - "$YES" "$NO" "$YCPU" "$NCPU" <<'PY'
 import statistics, sys
-yes = [float(x) for x in sys.argv[1].split()]
-no = [float(x) for x in sys.argv[2].split()]
-my, mn = statistics.median(yes), statistics.median(no)
+f = lambda s: [float(x) for x in s.split()]
+my, mn = statistics.median(f(sys.argv[1])), statistics.median(f(sys.argv[2]))
+cy, cn = statistics.median(f(sys.argv[3])), statistics.median(f(sys.argv[4]))
 print("median requests/s: stats = yes %.0f, stats = no %.0f" % (my, mn))
 print("ratio yes/no: %.3f (recording costs %.1f%% of the request rate)" % (my / mn, 100 * (1 - my / mn)))
+print("median worker CPU per request: stats = yes %.1f us, stats = no %.1f us (%+.1f%%)" % (cy, cn, 100 * (cy / cn - 1)))
 PY

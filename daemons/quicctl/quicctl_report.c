@@ -270,8 +270,7 @@ int quicctl_report(quicctl *q, int argc, char **argv)
             have_from = true;
         } else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
             if (quicctl_parse_time(argv[++i], &r.to_ms) < 0)
-                quicctl_die("--to %s: want YYYY-MM-DD[THH:MM:SS] (UTC) or @unix-seconds",
-                            argv[i]);
+                quicctl_die("--to %s: want YYYY-MM-DD[THH:MM:SS] (UTC) or @unix-seconds", argv[i]);
             have_to = true;
         } else {
             quicctl_die("report: unknown or repeated option \"%s\"; usage: quicctl report "
@@ -339,10 +338,9 @@ int quicctl_report(quicctl *q, int argc, char **argv)
     value(&r, "requests", "count", scalar(&r, "SELECT count(*)" REQ_WIN), true);
     value(&r, "requests", "bytes_in", scalar(&r, "SELECT total(bytes_in)" REQ_WIN), true);
     value(&r, "requests", "bytes_out", scalar(&r, "SELECT total(bytes_out)" REQ_WIN), true);
-    value(&r, "requests", "duration_avg_ms",
-          scalar(&r, "SELECT avg(duration_us)" REQ_WIN) / 1000.0, false);
-    value(&r, "requests", "ttfb_avg_ms", scalar(&r, "SELECT avg(ttfb_us)" REQ_WIN) / 1000.0,
+    value(&r, "requests", "duration_avg_ms", scalar(&r, "SELECT avg(duration_us)" REQ_WIN) / 1000.0,
           false);
+    value(&r, "requests", "ttfb_avg_ms", scalar(&r, "SELECT avg(ttfb_us)" REQ_WIN) / 1000.0, false);
     section_end(&r, false);
 
     static const char *const status_cols[] = {"status", "count", "bytes_out"};

@@ -87,11 +87,11 @@ static void close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_
     } else if (c->state == WK_CLOSING) {
         *by = QD_REC_CLOSE_BY_SERVER;
         *code = c->last_error.error_code;
-        *reason = c->last_error.error_code == 0 ||
-                          (c->last_error.type == NGTCP2_CCERR_TYPE_APPLICATION &&
-                           c->last_error.error_code == NGHTTP3_H3_NO_ERROR)
-                      ? QD_REC_REASON_NONE
-                      : QD_REC_REASON_ERROR;
+        *reason =
+            c->last_error.error_code == 0 || (c->last_error.type == NGTCP2_CCERR_TYPE_APPLICATION &&
+                                              c->last_error.error_code == NGHTTP3_H3_NO_ERROR)
+                ? QD_REC_REASON_NONE
+                : QD_REC_REASON_ERROR;
     } else if (c->close_reason == QD_REC_REASON_IDLE ||
                c->close_reason == QD_REC_REASON_HANDSHAKE_TIMEOUT) {
         *by = QD_REC_CLOSE_BY_SERVER;
@@ -108,7 +108,8 @@ void worker_rec_conn(wk_conn *c)
         return;
     qd_ipc_msg_init(&rec_msg, QD_MSG_REC_CONN, 0);
     qd_ipc_put_str(&rec_msg, QD_F_CONN_ID, c->cid_text);
-    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE, w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
+    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE,
+                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
     for (uint32_t i = 0; i < c->npaths; i++)
         qd_ipc_put_str(&rec_msg, QD_F_PEER, c->paths[i]);
     qd_ipc_put_str(&rec_msg, QD_F_ADDR, c->local);
@@ -171,7 +172,8 @@ void worker_rec_request(wk_stream *s)
         return;
     qd_ipc_msg_init(&rec_msg, QD_MSG_REC_REQUEST, 0);
     qd_ipc_put_str(&rec_msg, QD_F_CONN_ID, s->c->cid_text);
-    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE, w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
+    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE,
+                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
     qd_ipc_put_u64(&rec_msg, QD_F_QUIC_STREAM, (uint64_t)s->id);
     qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS, s->started_ms);
     qd_ipc_put_str(&rec_msg, QD_F_METHOD, s->method);
@@ -209,7 +211,8 @@ static void on_sample(uv_timer_t *t)
     if (!w->child.conf.stats)
         return;
     qd_ipc_msg_init(&rec_msg, QD_MSG_REC_SAMPLE, 0);
-    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE, w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
+    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE,
+                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
     qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS, qd_time_real_ms());
     qd_ipc_put_u32(&rec_msg, QD_F_INTERVAL_MS, (uint32_t)((now - w->sample_ns) / 1000000));
     qd_ipc_put_u32(&rec_msg, QD_F_CONNECTIONS, w->connections - w->closing);
@@ -253,7 +256,8 @@ void worker_rec_conns(worker *w, int fd)
     uint32_t n = 0;
 
     qd_ipc_msg_init(&rec_msg, QD_MSG_CONNS, 0);
-    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE, w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
+    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE,
+                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
     qd_ipc_put_u32(&rec_msg, QD_F_CONNECTIONS, w->connections - w->closing);
     for (wk_conn *c = w->conns; c != NULL && n < QD_CONNS_MAX; c = c->next) {
         if (c->state != WK_ALIVE)

@@ -78,6 +78,8 @@ enum {
     QD_MSG_REC_REQUEST = 62, /* a request ended: F_CONN_ID, F_INSTANCE, F_QUIC_STREAM,
                                 F_TIME_MS (start), F_METHOD, F_PATH, F_STATUS, F_BYTES_IN,
                                 F_BYTES_OUT, F_DURATION_US, F_TTFB_US */
+    QD_MSG_REC_BATCH = 64,   /* F_BODY...: each an encoded REC_CONN, REC_REQUEST or
+                                REC_SAMPLE message (a record never spans datagrams) */
     QD_MSG_REC_SAMPLE = 63,  /* every stats_interval per worker: F_INSTANCE, F_TIME_MS,
                                 F_INTERVAL_MS, F_CONNECTIONS, F_HANDSHAKES, F_REQUESTS,
                                 F_PKTS_IN/OUT, F_BYTES_IN/OUT, F_GSO_BATCHES, F_DROPS
@@ -160,6 +162,7 @@ enum {
 #define QD_REC_F_HANDSHAKE 0x8 /* the handshake completed */
 #define QD_REC_MAX_PATHS 8     /* F_PEER fields in one connection record */
 #define QD_CONNS_MAX 100       /* connections one QD_MSG_CONNS lists */
+#define QD_REC_BATCH_BYTES 8192 /* a REC_BATCH datagram stays below this */
 /* QD_MSG_REC_CONN F_CLOSE_BY */
 enum { QD_REC_CLOSE_BY_NONE, QD_REC_CLOSE_BY_SERVER, QD_REC_CLOSE_BY_CLIENT };
 /* QD_MSG_REC_CONN F_CLOSE_REASON; keep in step with qd_rec_reason_name */

@@ -193,6 +193,7 @@ static void on_stop_tick(uv_timer_t *t)
     bool force = worker_now() >= w->stop_deadline_ns;
 
     worker_conn_close_all(w, force);
+    worker_rec_flush(w); /* the records of the connections just closed */
     if (w->conns == NULL)
         qd_child_exit(&w->child, 0);
 }

@@ -227,6 +227,7 @@ void worker_rec_conn(wk_conn *c);
 void worker_rec_request(wk_stream *s);
 void worker_rec_start(worker *w);
 void worker_rec_conns(worker *w, int fd);
+void worker_rec_flush(worker *w);
 
 /* worker_h3.c */
 int worker_h3_setup(wk_conn *c);

@@ -4,17 +4,19 @@
  *	worker_rec - connection, request and sample records for stats
  * SYNOPSIS
  *	worker_rec_conn(), worker_rec_request(), worker_rec_start(),
- *	worker_rec_conns()
+ *	worker_rec_conns(), worker_rec_flush()
  * DESCRIPTION
  *	The worker knows connections and requests best, so it reports them:
- *	one QD_MSG_REC_CONN datagram when a connection is freed, one
- *	QD_MSG_REC_REQUEST when a request stream is freed, and one
- *	QD_MSG_REC_SAMPLE every stats_interval. Records go to the stats
- *	channel (QD_FD_STATS, non-blocking SOCK_DGRAM): a full channel drops
- *	the record and counts it in w->rec_drops, and that count travels in
- *	the next sample (F_DROPS), so the loss itself reaches the database.
- *	Composing a record uses one static message and no allocation.
- *	With stats = no nothing is sent.
+ *	a QD_MSG_REC_CONN when a connection is freed, a QD_MSG_REC_REQUEST
+ *	when a request stream is freed, and a QD_MSG_REC_SAMPLE every
+ *	stats_interval. Records are packed into QD_MSG_REC_BATCH datagrams
+ *	(below QD_REC_BATCH_BYTES; a record never spans two) sent at the end
+ *	of each loop iteration on the stats channel (QD_FD_STATS,
+ *	non-blocking SOCK_DGRAM): a full channel drops the batch and counts
+ *	its records in w->rec_drops, and that count travels in the next
+ *	sample (F_DROPS), so the loss itself reaches the database. Composing
+ *	a record uses static messages and no allocation. With stats = no
+ *	nothing is sent.
  * DIAGNOSTICS
  *	A send error other than a full channel is logged, rate-limited.
  * SEE ALSO
@@ -36,20 +38,55 @@
 #include "worker.h"
 
 static qd_ipc_msg rec_msg;
+static qd_ipc_msg batch_msg; /* QD_MSG_REC_BATCH being filled */
+static uint32_t batch_count;
+static uint8_t enc_buf[QD_REC_BATCH_BYTES];
+static uv_check_t batch_check;
 
-/* send_rec - one datagram to stats; never waits */
-static void send_rec(worker *w)
+void worker_rec_flush(worker *w)
 {
     static qd_log_limit lim;
-    int rv = qd_ipc_send(QD_FD_STATS, &rec_msg);
 
+    if (batch_count == 0)
+        return;
+    int rv = qd_ipc_send(QD_FD_STATS, &batch_msg);
     if (rv < 0) {
-        w->rec_drops++;
+        w->rec_drops += batch_count;
         if (rv != QD_ERR_AGAIN)
             qd_log_limited(&lim, QD_LOG_WARN, "stats channel: %s", qd_strerror(rv));
     } else {
-        w->rec_sent++;
+        w->rec_sent += batch_count;
     }
+    batch_count = 0;
+    qd_ipc_msg_init(&batch_msg, QD_MSG_REC_BATCH, 0);
+}
+
+/*
+ * send_rec - add the record in rec_msg to the batch; the batch goes out as
+ * one datagram when it is full or at the end of this loop iteration
+ * (on_check), so a busy worker makes one send per iteration, not one per
+ * request. Never waits.
+ */
+static void send_rec(worker *w)
+{
+    int n = qd_ipc_encode(&rec_msg, enc_buf, sizeof(enc_buf));
+
+    if (n < 0 || (size_t)n + 4 > QD_REC_BATCH_BYTES - QD_IPC_HDR_LEN) {
+        w->rec_drops++; /* cannot happen: records are small */
+        return;
+    }
+    if (batch_count > 0 && batch_msg.len + 4 + (size_t)n > QD_REC_BATCH_BYTES - QD_IPC_HDR_LEN)
+        worker_rec_flush(w);
+    if (batch_count == 0)
+        qd_ipc_msg_init(&batch_msg, QD_MSG_REC_BATCH, 0);
+    qd_ipc_put_bytes(&batch_msg, QD_F_BODY, enc_buf, (size_t)n);
+    batch_count++;
+}
+
+/* on_check - after each loop iteration's I/O: send what it recorded */
+static void on_check(uv_check_t *h)
+{
+    worker_rec_flush(h->data);
 }
 
 /* cc_name - the congestion controller's name */
@@ -232,11 +269,9 @@ static void on_sample(uv_timer_t *t)
     w->last.rx_bytes = w->rx_bytes;
     w->last.tx_bytes = w->tx_bytes;
     w->last.tx_batches = w->tx_batches;
-    /* A dropped sample keeps its drops for the next one. */
-    uint64_t drops = w->rec_drops;
+    /* Drops of the batch that carries this sample show in the next one. */
+    w->last.rec_drops = w->rec_drops;
     send_rec(w);
-    if (w->rec_drops == drops)
-        w->last.rec_drops = drops;
     w->sample_ns = now;
 }
 
@@ -245,6 +280,9 @@ void worker_rec_start(worker *w)
     uint64_t ms = (uint64_t)w->child.conf.stats_interval_ms;
 
     w->sample_ns = worker_now();
+    uv_check_init(w->child.loop, &batch_check);
+    batch_check.data = w;
+    uv_check_start(&batch_check, on_check);
     uv_timer_init(w->child.loop, &w->sample_timer);
     w->sample_timer.data = w;
     uv_timer_start(&w->sample_timer, on_sample, ms, ms);

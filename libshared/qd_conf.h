@@ -68,6 +68,8 @@ typedef enum qd_conf_key_id {
     QD_K_CONNECTION_WINDOW,
     QD_K_STATS_INTERVAL,
     QD_K_STATS_RETENTION,
+    QD_K_STATS_HISTORY_RETENTION,
+    QD_K_STATS,
     QD_K_EVENTS_INTERVAL,
     QD_K_MAX_REQUEST_BODY,
     QD_K_DRAIN_TIMEOUT,
@@ -105,6 +107,8 @@ typedef struct qd_conf {
     int64_t connection_window;
     int64_t stats_interval_ms;
     int64_t stats_retention_ms;
+    int64_t stats_history_retention_ms;
+    bool stats;
     int64_t events_interval_ms;
     int64_t max_request_body;
     int64_t drain_timeout_ms;

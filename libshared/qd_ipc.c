@@ -44,6 +44,8 @@ static const struct {
     {QD_MSG_READY, "ready", 0, 0},
     {QD_MSG_CONFIG_DONE, "config-done", 0, 0},
     {QD_MSG_STATUS, "status", 0, 0},
+    {QD_MSG_CONNS_REQ, "conns-req", 1, 1},
+    {QD_MSG_CONNS, "conns", 0, 0},
     {QD_MSG_SOCKETS, "sockets", 0, QD_IPC_MAX_FDS},
     {QD_MSG_FWD_PACKET, "fwd-packet", 0, 0},
     {QD_MSG_REQ_HEAD, "req-head", 0, 0},
@@ -57,7 +59,12 @@ static const struct {
     {QD_MSG_CTL_RELOAD, "ctl-reload", 0, 0},
     {QD_MSG_CTL_STOP, "ctl-stop", 0, 0},
     {QD_MSG_CTL_REPLY, "ctl-reply", 0, 0},
+    {QD_MSG_CTL_CONNS, "ctl-conns", 0, 0},
     {QD_MSG_REC_PROCESS, "rec-process", 0, 0},
+    {QD_MSG_REC_CONN, "rec-conn", 0, 0},
+    {QD_MSG_REC_REQUEST, "rec-request", 0, 0},
+    {QD_MSG_REC_SAMPLE, "rec-sample", 0, 0},
+    {QD_MSG_REC_BATCH, "rec-batch", 0, 0},
 };
 
 static const uint8_t tag_kind[] = {
@@ -73,6 +80,15 @@ static const uint8_t tag_kind[] = {
     [QD_F_CREDIT] = KIND_U32,       [QD_F_SCHEME] = KIND_STR,     [QD_F_PEER] = KIND_STR,
     [QD_F_TICKET_KEY] = KIND_BYTES, [QD_F_LOCAL] = KIND_BYTES,    [QD_F_REMOTE] = KIND_BYTES,
     [QD_F_ENDPOINT] = KIND_U32,     [QD_F_QUIC_STREAM] = KIND_U64, [QD_F_CONN_ID] = KIND_STR,
+    [QD_F_END_MS] = KIND_U64,       [QD_F_HANDSHAKE_US] = KIND_U64, [QD_F_ALPN] = KIND_STR,
+    [QD_F_CIPHER] = KIND_STR,       [QD_F_QUIC_VERSION] = KIND_U32, [QD_F_BYTES_IN] = KIND_U64,
+    [QD_F_BYTES_OUT] = KIND_U64,    [QD_F_PKTS_IN] = KIND_U64,    [QD_F_PKTS_OUT] = KIND_U64,
+    [QD_F_PKTS_LOST] = KIND_U64,    [QD_F_SRTT_US] = KIND_U64,    [QD_F_MIN_RTT_US] = KIND_U64,
+    [QD_F_CWND] = KIND_U64,         [QD_F_CC] = KIND_STR,         [QD_F_MIGRATIONS] = KIND_U32,
+    [QD_F_CLOSE_BY] = KIND_U32,     [QD_F_ERROR_CODE] = KIND_U64, [QD_F_CLOSE_REASON] = KIND_U32,
+    [QD_F_DURATION_US] = KIND_U64,  [QD_F_TTFB_US] = KIND_U64,    [QD_F_INTERVAL_MS] = KIND_U32,
+    [QD_F_HANDSHAKES] = KIND_U64,   [QD_F_REQUESTS] = KIND_U64,   [QD_F_GSO_BATCHES] = KIND_U64,
+    [QD_F_DROPS] = KIND_U64,        [QD_F_MEM_BYTES] = KIND_U64,
 };
 
 /* find_type - index into type_table, or -1 */
@@ -356,6 +372,27 @@ int qd_ipc_msg_take_fd(qd_ipc_msg *m, size_t i)
     int fd = m->fds[i];
     m->fds[i] = -1;
     return fd;
+}
+
+const char *qd_rec_reason_name(uint32_t reason)
+{
+    static const char *const names[QD_REC_REASON_COUNT] = {
+        "none", "error", "idle", "handshake_timeout", "stateless_reset", "dropped"};
+
+    return reason < QD_REC_REASON_COUNT ? names[reason] : "unknown";
+}
+
+const char *qd_rec_close_by_name(uint32_t by)
+{
+    switch (by) {
+    case QD_REC_CLOSE_BY_NONE:
+        return "none";
+    case QD_REC_CLOSE_BY_SERVER:
+        return "server";
+    case QD_REC_CLOSE_BY_CLIENT:
+        return "client";
+    }
+    return "unknown";
 }
 
 const char *qd_ipc_type_name(uint16_t type)

@@ -38,6 +38,13 @@ enum {
     QD_MSG_READY = 10,       /* configured and serving */
     QD_MSG_CONFIG_DONE = 11, /* F_STATUS, optional F_TEXT (reason) */
     QD_MSG_STATUS = 12,      /* F_CONNECTIONS, F_STREAMS ... periodic */
+    /* master -> worker, with 1 fd: list your live connections on that channel */
+    QD_MSG_CONNS_REQ = 13,
+    /* worker -> master on the CONNS_REQ channel: F_INSTANCE, F_CONNECTIONS (all),
+       then per connection (at most QD_CONNS_MAX) a group that starts with F_CONN_ID:
+       F_PEER, F_TIME_MS (start), F_STREAMS (open), F_BYTES_IN, F_BYTES_OUT,
+       F_SRTT_US, F_MIGRATIONS, F_FLAGS (QD_REC_F_*) */
+    QD_MSG_CONNS = 14,
     /* listener -> worker */
     QD_MSG_SOCKETS = 20, /* F_ADDR per socket + its fds; F_SECRET, F_TICKET_KEY */
     /* worker -> listener -> worker: a datagram for another worker's CID */
@@ -60,8 +67,25 @@ enum {
     QD_MSG_CTL_RELOAD = 41, /* request: reload */
     QD_MSG_CTL_STOP = 42,   /* request: stop */
     QD_MSG_CTL_REPLY = 43,  /* F_STATUS, F_TEXT */
+    QD_MSG_CTL_CONNS = 44,  /* request: live connections (reply F_TEXT, one per line) */
     /* anyone -> stats (datagram) */
     QD_MSG_REC_PROCESS = 60, /* process event record */
+    QD_MSG_REC_CONN = 61,    /* a connection ended: F_CONN_ID, F_INSTANCE, F_PEER (first
+                                path, then up to QD_REC_MAX_PATHS - 1 migrations), F_ADDR
+                                (local), F_TIME_MS (start), F_END_MS, F_HANDSHAKE_US,
+                                F_ALPN, F_CIPHER, F_QUIC_VERSION, F_FLAGS (QD_REC_F_*),
+                                F_BYTES_IN/OUT, F_PKTS_IN/OUT, F_PKTS_LOST, F_SRTT_US,
+                                F_MIN_RTT_US, F_CWND, F_CC, F_MIGRATIONS, F_STREAMS,
+                                F_CLOSE_BY, F_ERROR_CODE, F_CLOSE_REASON */
+    QD_MSG_REC_REQUEST = 62, /* a request ended: F_CONN_ID, F_INSTANCE, F_QUIC_STREAM,
+                                F_TIME_MS (start), F_METHOD, F_PATH, F_STATUS, F_BYTES_IN,
+                                F_BYTES_OUT, F_DURATION_US, F_TTFB_US */
+    QD_MSG_REC_BATCH = 64,   /* F_BODY...: each an encoded REC_CONN, REC_REQUEST or
+                                REC_SAMPLE message (a record never spans datagrams) */
+    QD_MSG_REC_SAMPLE = 63,  /* every stats_interval per worker: F_INSTANCE, F_TIME_MS,
+                                F_INTERVAL_MS, F_CONNECTIONS, F_HANDSHAKES, F_REQUESTS,
+                                F_PKTS_IN/OUT, F_BYTES_IN/OUT, F_GSO_BATCHES, F_DROPS
+                                (stats records dropped), F_MEM_BYTES; counts are deltas */
 };
 
 /* Field tags. Keep in step with the tag table in qd_ipc.c. */
@@ -102,10 +126,62 @@ enum {
     QD_F_ENDPOINT = 34,      /* u32: index of the socket set's address */
     QD_F_QUIC_STREAM = 35,   /* u64: the QUIC stream id of a request */
     QD_F_CONN_ID = 36,       /* string: the connection's first server CID, hex */
+    QD_F_END_MS = 37,        /* u64 wall clock */
+    QD_F_HANDSHAKE_US = 38,  /* u64 */
+    QD_F_ALPN = 39,          /* string */
+    QD_F_CIPHER = 40,        /* string */
+    QD_F_QUIC_VERSION = 41,  /* u32 */
+    QD_F_BYTES_IN = 42,      /* u64 */
+    QD_F_BYTES_OUT = 43,     /* u64 */
+    QD_F_PKTS_IN = 44,       /* u64 */
+    QD_F_PKTS_OUT = 45,      /* u64 */
+    QD_F_PKTS_LOST = 46,     /* u64 */
+    QD_F_SRTT_US = 47,       /* u64 */
+    QD_F_MIN_RTT_US = 48,    /* u64 */
+    QD_F_CWND = 49,          /* u64 */
+    QD_F_CC = 50,            /* string: congestion controller */
+    QD_F_MIGRATIONS = 51,    /* u32 */
+    QD_F_CLOSE_BY = 52,      /* u32 QD_REC_CLOSE_BY_* */
+    QD_F_ERROR_CODE = 53,    /* u64 */
+    QD_F_CLOSE_REASON = 54,  /* u32 QD_REC_REASON_* */
+    QD_F_DURATION_US = 55,   /* u64 */
+    QD_F_TTFB_US = 56,       /* u64 */
+    QD_F_INTERVAL_MS = 57,   /* u32 */
+    QD_F_HANDSHAKES = 58,    /* u64 */
+    QD_F_REQUESTS = 59,      /* u64 */
+    QD_F_GSO_BATCHES = 60,   /* u64 */
+    QD_F_DROPS = 61,         /* u64 */
+    QD_F_MEM_BYTES = 62,     /* u64 */
 };
 
 /* QD_MSG_STATUS F_FLAGS from a worker */
 #define QD_STATUS_F_RETRY 0x1 /* retry = auto is demanding address validation now */
+
+/* QD_MSG_REC_CONN F_FLAGS */
+#define QD_REC_F_RESUMED 0x1   /* TLS session resumption */
+#define QD_REC_F_EARLY 0x2     /* 0-RTT data was accepted */
+#define QD_REC_F_RETRY 0x4     /* the address was validated with a Retry token */
+#define QD_REC_F_HANDSHAKE 0x8 /* the handshake completed */
+#define QD_REC_MAX_PATHS 8     /* F_PEER fields in one connection record */
+#define QD_CONNS_MAX 100       /* connections one QD_MSG_CONNS lists */
+#define QD_REC_BATCH_BYTES 8192 /* a REC_BATCH datagram stays below this */
+/* QD_MSG_REC_CONN F_CLOSE_BY */
+enum { QD_REC_CLOSE_BY_NONE, QD_REC_CLOSE_BY_SERVER, QD_REC_CLOSE_BY_CLIENT };
+/* QD_MSG_REC_CONN F_CLOSE_REASON; keep in step with qd_rec_reason_name */
+enum {
+    QD_REC_REASON_NONE,           /* clean close with NO_ERROR */
+    QD_REC_REASON_ERROR,          /* CONNECTION_CLOSE with an error code */
+    QD_REC_REASON_IDLE,           /* idle timeout */
+    QD_REC_REASON_HANDSHAKE_TIMEOUT,
+    QD_REC_REASON_STATELESS_RESET, /* the peer sent a stateless reset */
+    QD_REC_REASON_DROPPED,        /* dropped without a close (bad packet, shutdown) */
+    QD_REC_REASON_COUNT
+};
+
+/* qd_rec_reason_name returns "none", "error", "idle", ... or "unknown". */
+const char *qd_rec_reason_name(uint32_t reason);
+/* qd_rec_close_by_name returns "none", "server", "client" or "unknown". */
+const char *qd_rec_close_by_name(uint32_t by);
 
 /* QD_MSG_REQ_* flags */
 #define QD_REQ_F_END 0x1   /* no more request body follows */

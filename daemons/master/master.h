@@ -70,6 +70,13 @@ typedef struct master_client {
     uint32_t reload_id;  /* request id of a pending reload reply, 0 if none */
     uint32_t request_id;
     master *m;
+    /* a pending `quicctl conns` (master_control.c): one reply channel per worker */
+    int conns_fds[MASTER_MAX_CHILDREN];
+    uv_poll_t *conns_polls[MASTER_MAX_CHILDREN];
+    int conns_pending;
+    uint32_t conns_id;
+    uv_timer_t *conns_timer;
+    qd_buf conns_text;
 } master_client;
 
 struct master {

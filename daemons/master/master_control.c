@@ -34,6 +34,7 @@
 #include <uv.h>
 
 /* libshared */
+#include "qd_alloc.h"
 #include "qd_err.h"
 #include "qd_log.h"
 #include "qd_time.h"
@@ -45,11 +46,14 @@
 static qd_ipc_msg req_msg;
 static qd_ipc_msg reply_msg;
 
+static void conns_end(master_client *cl, bool answer);
+
 /* client_close - drop one client */
 static void client_close(master_client *cl)
 {
     if (!cl->in_use)
         return;
+    conns_end(cl, false);
     qd_uv_unwatch(&cl->poll);
     close(cl->fd);
     cl->fd = -1;
@@ -104,6 +108,220 @@ static void do_status(master *m, qd_buf *b)
     }
 }
 
+/* on_timer_closed - free a heap timer */
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/*
+ * conns_end - answer a pending `quicctl conns` with what arrived (when
+ * |answer|) and release its channels and timer.
+ */
+static void conns_end(master_client *cl, bool answer)
+{
+    if (cl->conns_timer == NULL)
+        return;
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
+        if (cl->conns_fds[i] < 0)
+            continue;
+        qd_uv_unwatch(&cl->conns_polls[i]);
+        close(cl->conns_fds[i]);
+        cl->conns_fds[i] = -1;
+    }
+    if (answer) {
+        if (cl->conns_pending > 0)
+            qd_buf_printf(&cl->conns_text, "unanswered=%d\n", cl->conns_pending);
+        reply(cl, cl->conns_id, 0, qd_buf_str(&cl->conns_text));
+    }
+    cl->conns_pending = 0;
+    qd_buf_release(&cl->conns_text);
+    uv_timer_stop(cl->conns_timer);
+    uv_close((uv_handle_t *)cl->conns_timer, on_timer_closed);
+    cl->conns_timer = NULL;
+}
+
+static void on_conns_timeout(uv_timer_t *t)
+{
+    conns_end(t->data, true);
+}
+
+/* safe_copy - |val| with anything but [0-9A-Za-z.:[]%-] replaced by '?', NUL-terminated */
+static const char *safe_copy(char *dst, size_t cap, const uint8_t *val, size_t len)
+{
+    size_t n = len < cap - 1 ? len : cap - 1;
+
+    for (size_t i = 0; i < n; i++) {
+        char ch = (char)val[i];
+        dst[i] = ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  strchr(".:[]%-", ch) != NULL) && ch != '\0'
+                     ? ch
+                     : '?';
+    }
+    dst[n] = '\0';
+    return dst;
+}
+
+/* conns_format - a worker's QD_MSG_CONNS as key=value lines, bounded */
+static void conns_format(qd_buf *b, const qd_ipc_msg *msg)
+{
+    uint32_t inst = 0, total = 0, v32, listed = 0;
+    size_t pos = 0, len;
+    uint16_t tag;
+    const uint8_t *val;
+    bool open_line = false;
+    char tmp[72];
+
+    qd_ipc_get_u32(msg, QD_F_INSTANCE, &inst);
+    qd_ipc_get_u32(msg, QD_F_CONNECTIONS, &total);
+    while (qd_ipc_next(msg, &pos, &tag, &val, &len)) {
+        if (b->len > QD_IPC_MAX_CHUNK - 1024) {
+            qd_buf_printf(b, "%struncated=1\n", open_line ? "\n" : "");
+            return;
+        }
+        uint64_t v64 = 0;
+        if (len == 8)
+            for (int i = 0; i < 8; i++)
+                v64 = (v64 << 8) | val[i];
+        v32 = len == 4 ? ((uint32_t)val[0] << 24) | ((uint32_t)val[1] << 16) |
+                             ((uint32_t)val[2] << 8) | val[3]
+                       : 0;
+        switch (tag) {
+        case QD_F_CONN_ID:
+            if (listed++ >= QD_CONNS_MAX)
+                return;
+            qd_buf_printf(b, "%sworker=%u id=%s", open_line ? "\n" : "", inst,
+                          safe_copy(tmp, 41, val, len));
+            open_line = true;
+            break;
+        case QD_F_PEER:
+            if (open_line)
+                qd_buf_printf(b, " peer=%s", safe_copy(tmp, 65, val, len));
+            break;
+        case QD_F_TIME_MS:
+            if (open_line) {
+                uint64_t now = qd_time_real_ms();
+                qd_buf_printf(b, " age_s=%llu", (unsigned long long)(now > v64 ? (now - v64) / 1000 : 0));
+            }
+            break;
+        case QD_F_STREAMS:
+            if (open_line)
+                qd_buf_printf(b, " streams=%u", v32);
+            break;
+        case QD_F_BYTES_IN:
+            if (open_line)
+                qd_buf_printf(b, " bytes_in=%llu", (unsigned long long)v64);
+            break;
+        case QD_F_BYTES_OUT:
+            if (open_line)
+                qd_buf_printf(b, " bytes_out=%llu", (unsigned long long)v64);
+            break;
+        case QD_F_SRTT_US:
+            if (open_line)
+                qd_buf_printf(b, " srtt_us=%llu", (unsigned long long)v64);
+            break;
+        case QD_F_MIGRATIONS:
+            if (open_line)
+                qd_buf_printf(b, " migrations=%u", v32);
+            break;
+        case QD_F_FLAGS:
+            if (open_line)
+                qd_buf_printf(b, " handshake=%d resumed=%d early_data=%d",
+                              (v32 & QD_REC_F_HANDSHAKE) != 0, (v32 & QD_REC_F_RESUMED) != 0,
+                              (v32 & QD_REC_F_EARLY) != 0);
+            break;
+        default:
+            break;
+        }
+    }
+    if (open_line)
+        qd_buf_printf(b, "\n");
+    if (total > listed)
+        qd_buf_printf(b, "worker=%u more=%u\n", inst, total - listed);
+}
+
+/* on_conns_reply - one worker's list */
+static void on_conns_reply(uv_poll_t *p, int status, int events)
+{
+    master_client *cl = p->data;
+    int i;
+
+    for (i = 0; i < MASTER_MAX_CHILDREN; i++)
+        if (cl->conns_polls[i] == p)
+            break;
+    if (i == MASTER_MAX_CHILDREN)
+        return;
+    int rv = qd_ipc_recv(cl->conns_fds[i], &req_msg);
+    if (rv == QD_ERR_AGAIN)
+        return;
+    if (rv == 0 && req_msg.type == QD_MSG_CONNS) {
+        conns_format(&cl->conns_text, &req_msg);
+    } else if (rv != QD_ERR_EOF) {
+        static qd_log_limit lim;
+        cl->m->bad_messages++;
+        qd_log_limited(&lim, QD_LOG_WARN, "conns: dropped bad reply from a worker: %s",
+                       rv < 0 ? qd_strerror(rv) : qd_ipc_type_name(req_msg.type));
+    }
+    if (rv == 0)
+        qd_ipc_msg_close_fds(&req_msg);
+    qd_uv_unwatch(&cl->conns_polls[i]);
+    close(cl->conns_fds[i]);
+    cl->conns_fds[i] = -1;
+    if (--cl->conns_pending == 0)
+        conns_end(cl, true);
+}
+
+/* do_conns - ask every running worker for its live connections */
+static void do_conns(master_client *cl, uint32_t id)
+{
+    master *m = cl->m;
+    static qd_ipc_msg out;
+
+    if (cl->conns_timer != NULL) {
+        reply(cl, id, 1, "a conns request is already in progress");
+        return;
+    }
+    qd_buf_init(&cl->conns_text);
+    cl->conns_id = id;
+    cl->conns_pending = 0;
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+        cl->conns_fds[i] = -1, cl->conns_polls[i] = NULL;
+    cl->conns_timer = qd_xcalloc(1, sizeof(*cl->conns_timer));
+    uv_timer_init(m->loop, cl->conns_timer);
+    cl->conns_timer->data = cl;
+    for (int i = 0; i < m->child_count && i < MASTER_MAX_CHILDREN; i++) {
+        master_child *c = m->children[i];
+        int sv[2];
+        if (c->role != QD_ROLE_WORKER || !c->running || c->state != MS_RUNNING || c->ctl_fd < 0)
+            continue;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+            qd_warn_errno("conns: socketpair");
+            continue;
+        }
+        qd_ipc_msg_init(&out, QD_MSG_CONNS_REQ, id);
+        qd_ipc_put_fd(&out, sv[1]);
+        int rv = qd_ipc_send(c->ctl_fd, &out);
+        close(sv[1]);
+        if (rv < 0) {
+            close(sv[0]);
+            continue;
+        }
+        cl->conns_fds[i] = sv[0];
+        cl->conns_polls[i] = qd_uv_watch(m->loop, sv[0], UV_READABLE, on_conns_reply, cl);
+        if (cl->conns_polls[i] == NULL) {
+            close(sv[0]);
+            cl->conns_fds[i] = -1;
+            continue;
+        }
+        cl->conns_pending++;
+    }
+    if (cl->conns_pending == 0) {
+        conns_end(cl, true);
+        return;
+    }
+    uv_timer_start(cl->conns_timer, on_conns_timeout, 2000, 0);
+}
+
 /* handle_request - one request from quicctl */
 static void handle_request(master_client *cl, qd_ipc_msg *req)
 {
@@ -136,6 +354,9 @@ static void handle_request(master_client *cl, qd_ipc_msg *req)
         }
         break;
     }
+    case QD_MSG_CTL_CONNS:
+        do_conns(cl, req->id);
+        break;
     case QD_MSG_CTL_STOP:
         reply(cl, req->id, 0, "stopping");
         cl->wants_stop_eof = true;

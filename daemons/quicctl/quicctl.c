@@ -55,6 +55,9 @@ static void usage(void)
             "  stop             stop quicd gracefully and wait until it is gone\n"
             "  reload           reload the configuration\n"
             "  status [--json]  list the processes\n"
+            "  conns [--json]   list the live QUIC connections of every worker\n"
+            "  report [--since DURATION | --from T [--to T]] [--json | --csv]\n"
+            "                   summary of the stats database (default: the last hour)\n"
             "  check            check the configuration file\n"
             "  config [-d|-n] [key ...]\n"
             "                   print effective values (-d defaults, -n only those set)\n");
@@ -365,6 +368,16 @@ int main(int argc, char **argv)
             usage();
         return quicctl_status(q, json);
     }
+    if (strcmp(cmd, "conns") == 0) {
+        bool json = false;
+        if (rest == 1 && strcmp(rargv[0], "--json") == 0)
+            json = true;
+        else if (rest != 0)
+            usage();
+        return quicctl_conns(q, json);
+    }
+    if (strcmp(cmd, "report") == 0)
+        return quicctl_report(q, rest, rargv);
     if (rest != 0)
         usage();
     if (strcmp(cmd, "start") == 0)

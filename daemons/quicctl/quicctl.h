@@ -3,6 +3,7 @@
 #define QD_QUICCTL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "qd_buf.h"
 #include "qd_conf.h"
@@ -22,4 +23,14 @@ int quicctl_request(int fd, uint16_t type, qd_ipc_msg *reply, int timeout_ms);
 
 /* quicctl_status.c */
 int quicctl_status(quicctl *q, bool json);
+/* quicctl_conns lists the workers' live connections (a table, or JSON). */
+int quicctl_conns(quicctl *q, bool json);
+
+/* quicctl_report.c */
+/* quicctl_report prints the stats summary; |argv| are the options after "report". */
+int quicctl_report(quicctl *q, int argc, char **argv);
+/* quicctl_parse_duration parses "90s", "15m", "1h", "7d", "500ms". Returns 0 or -1. */
+int quicctl_parse_duration(const char *s, int64_t *ms);
+/* quicctl_parse_time parses YYYY-MM-DD[THH:MM:SS[Z]] (UTC) or @unix-seconds. Returns 0 or -1. */
+int quicctl_parse_time(const char *s, int64_t *ms);
 #endif /* QD_QUICCTL_H */

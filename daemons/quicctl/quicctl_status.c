@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* libshared */
 #include "qd_buf.h"
@@ -157,5 +158,84 @@ int quicctl_status(quicctl *q, bool json)
         qd_buf_printf(&out, "\n]}\n");
     fputs(qd_buf_str(&out), stdout);
     qd_buf_release(&out);
+    return 0;
+}
+
+/* is_number_n - |len| characters, all digits */
+static bool is_number_n(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+int quicctl_conns(quicctl *q, bool json)
+{
+    static qd_ipc_msg reply;
+    static char text[QD_IPC_MAX_BODY];
+    uint32_t status = 1;
+    int fd = quicctl_connect(q, false);
+    int n = 0;
+
+    if (quicctl_request(fd, QD_MSG_CTL_CONNS, &reply, 5000) < 0)
+        quicctl_die("no answer from quicd");
+    qd_ipc_get_u32(&reply, QD_F_STATUS, &status);
+    if (qd_ipc_get_str(&reply, QD_F_TEXT, text, sizeof(text)) < 0 || status != 0)
+        quicctl_die("quicd answered with an error: %s", text);
+    if (json)
+        printf("{\"connections\": [");
+    else
+        printf("%-6s %-18s %-40s %7s %7s %12s %12s %9s %s\n", "WORKER", "ID", "PEER", "AGE_S",
+               "STREAMS", "BYTES_IN", "BYTES_OUT", "SRTT_MS", "FLAGS");
+    /* Lines of key=value pairs from the master; "worker=N more=M" and
+       "unanswered=N" lines are notes. */
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        if (strstr(line, " id=") == NULL) {
+            if (!json)
+                printf("# %s\n", line);
+            continue;
+        }
+        if (json) {
+            printf("%s\n  {", n ? "," : "");
+            bool first = true;
+            for (char *f = line; *f;) {
+                char *sp = strchr(f, ' ');
+                size_t kvlen = sp ? (size_t)(sp - f) : strlen(f);
+                char *eq = memchr(f, '=', kvlen);
+                if (eq != NULL) {
+                    size_t klen = (size_t)(eq - f), vlen = kvlen - klen - 1;
+                    printf("%s\"%.*s\": ", first ? "" : ", ", (int)klen, f);
+                    if (is_number_n(eq + 1, vlen))
+                        printf("%.*s", (int)vlen, eq + 1);
+                    else
+                        printf("\"%.*s\"", (int)vlen, eq + 1); /* CIDs and addresses: no quotes */
+                    first = false;
+                }
+                f += kvlen;
+                while (*f == ' ')
+                    f++;
+            }
+            printf("}");
+        } else {
+            char id[48] = "", peer[72] = "";
+            unsigned w = 0, st = 0, hs = 0, res = 0, early = 0, mig = 0;
+            unsigned long long age = 0, bin = 0, bout = 0, srtt = 0;
+            sscanf(line,
+                   "worker=%u id=%47s peer=%71s age_s=%llu streams=%u bytes_in=%llu "
+                   "bytes_out=%llu srtt_us=%llu migrations=%u handshake=%u resumed=%u "
+                   "early_data=%u",
+                   &w, id, peer, &age, &st, &bin, &bout, &srtt, &mig, &hs, &res, &early);
+            printf("%-6u %-18s %-40s %7llu %7u %12llu %12llu %9.1f %s%s%s%s\n", w, id, peer, age,
+                   st, bin, bout, (double)srtt / 1000.0, hs ? "" : "handshaking ",
+                   res ? "resumed " : "", early ? "0rtt " : "", mig ? "migrated" : "");
+        }
+        n++;
+    }
+    if (json)
+        printf("%s]}\n", n ? "\n" : "");
+    close(fd);
     return 0;
 }

@@ -7,16 +7,20 @@
  * DESCRIPTION
  *	Receives records on the stats datagram channel (descriptor 4, the
  *	receive end; every other process holds the send end and never waits
- *	on it) and writes them to SQLite (stats_db.c). The database is opened
- *	after the privilege drop so its files belong to the daemons' user.
+ *	on it) and writes them to SQLite (stats_db.c) in batches committed at
+ *	least every STATS_BATCH_MS. The database is opened after the
+ *	privilege drop so its files belong to the daemons' user. Retention
+ *	runs at open and every hour.
  * DIAGNOSTICS
- *	A database that cannot be opened is fatal (the master restarts us
- *	with back-off); malformed records are logged and dropped.
+ *	A database that cannot be opened is logged once and retried every
+ *	STATS_REOPEN_MS; records are counted and dropped meanwhile, and quicd
+ *	keeps serving. Malformed records are logged (rate-limited) and dropped.
  */
 #include "config.h"
 
 /* system */
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 /* libshared */
@@ -28,32 +32,100 @@
 
 static stats the_stats;
 static qd_ipc_msg in_msg;
+static qd_ipc_msg inner_msg;
+
+/* record_batch - each record in a QD_MSG_REC_BATCH; a bad one is dropped alone */
+static void record_batch(stats *s, const qd_ipc_msg *batch)
+{
+    size_t pos = 0, len;
+    uint16_t tag;
+    const uint8_t *val;
+
+    while (qd_ipc_next(batch, &pos, &tag, &val, &len)) {
+        int rv = tag == QD_F_BODY ? qd_ipc_decode(&inner_msg, val, len, 0) : QD_ERR_UNKNOWN;
+        if (rv == 0 && inner_msg.type != QD_MSG_REC_CONN && inner_msg.type != QD_MSG_REC_REQUEST &&
+            inner_msg.type != QD_MSG_REC_SAMPLE)
+            rv = QD_ERR_UNKNOWN;
+        if (rv == 0 && stats_db_record(s, &inner_msg) == -1)
+            rv = QD_ERR_INVAL;
+        if (rv < 0) {
+            s->bad_records++;
+            qd_child_bad_message(&s->child, "stats channel (batch)", rv);
+        }
+    }
+}
 
 /* on_record - drain the datagram channel */
 static void on_record(uv_poll_t *p, int status, int events)
 {
     stats *s = p->data;
 
-    for (int i = 0; i < 256; i++) {
+    for (int i = 0; i < 4096; i++) {
         int rv = qd_ipc_recv(QD_FD_STATS, &in_msg);
         if (rv == QD_ERR_AGAIN || rv == QD_ERR_EOF)
             return;
         if (rv < 0) {
+            s->bad_records++;
             qd_child_bad_message(&s->child, "stats channel", rv);
             continue;
         }
-        if (in_msg.type != QD_MSG_REC_PROCESS || stats_db_process_event(s, &in_msg) == -1)
+        if (in_msg.type == QD_MSG_REC_BATCH)
+            record_batch(s, &in_msg);
+        else if (stats_db_record(s, &in_msg) == -1) {
+            s->bad_records++;
             qd_child_bad_message(&s->child, "stats channel", QD_ERR_INVAL);
+        }
         qd_ipc_msg_close_fds(&in_msg);
     }
+}
+
+/* on_batch - commit what arrived in the last second */
+static void on_batch(uv_timer_t *t)
+{
+    stats_db_commit(t->data);
+}
+
+/* on_prune - retention */
+static void on_prune(uv_timer_t *t)
+{
+    stats *s = t->data;
+
+    stats_db_prune(s, s->child.conf.stats_retention_ms, s->child.conf.stats_history_retention_ms);
+}
+
+/* try_open - open the database; log a failure once and retry later */
+static void try_open(uv_timer_t *t)
+{
+    stats *s = t->data;
+    const char *path = s->child.conf.stats_database;
+
+    if (stats_db_open(s, path) < 0) {
+        if (!s->open_logged)
+            qd_err("stats database %s unavailable; retrying every %ds, records are dropped "
+                   "meanwhile (quicd keeps serving)",
+                   path, STATS_REOPEN_MS / 1000);
+        s->open_logged = true;
+        uv_timer_start(&s->reopen_timer, try_open, STATS_REOPEN_MS, 0);
+        return;
+    }
+    if (s->open_logged)
+        qd_notice("stats database %s open (%llu records were dropped)", path,
+                  (unsigned long long)s->lost_records);
+    s->open_logged = false;
+    on_prune(&s->prune_timer);
 }
 
 static void started(qd_child *c)
 {
     stats *s = &the_stats;
 
-    if (stats_db_open(s, c->conf.stats_database) < 0)
-        qd_fatal("stats database unavailable");
+    uv_timer_init(c->loop, &s->batch_timer);
+    uv_timer_init(c->loop, &s->reopen_timer);
+    uv_timer_init(c->loop, &s->prune_timer);
+    s->batch_timer.data = s->reopen_timer.data = s->prune_timer.data = s;
+    try_open(&s->reopen_timer);
+    uv_timer_start(&s->batch_timer, on_batch, STATS_BATCH_MS, STATS_BATCH_MS);
+    uv_timer_start(&s->prune_timer, on_prune, STATS_PRUNE_MS, STATS_PRUNE_MS);
     uv_poll_init(c->loop, &s->in_poll, QD_FD_STATS);
     s->in_poll.data = s;
     uv_poll_start(&s->in_poll, UV_READABLE, on_record);

@@ -2,6 +2,7 @@
 #ifndef QD_STATS_H
 #define QD_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -9,20 +10,44 @@
 
 #include "qd_child.h"
 
-#define STATS_SCHEMA_VERSION 1
+#define STATS_SCHEMA_VERSION 2
+#define STATS_BATCH_MAX 1000       /* records per transaction at most */
+#define STATS_BATCH_MS 1000        /* a batch is committed at least this often */
+#define STATS_REOPEN_MS 10000      /* retry an unavailable database this often */
+#define STATS_PRUNE_MS (3600 * 1000) /* retention runs this often (and at open) */
 
 typedef struct stats {
     qd_child child;
     sqlite3 *db;
-    sqlite3_stmt *ins_event;
+    sqlite3_stmt *ins_event, *ins_conn, *ins_req, *ins_sample;
     uv_poll_t in_poll;
-    uint64_t records;
-    uint64_t write_errors;
+    uv_timer_t batch_timer, reopen_timer, prune_timer;
+    bool in_txn;
+    bool failing; /* writes fail now; logged once */
+    bool open_logged;
+    uint32_t batch_count;
+    uint64_t records, batches;
+    uint64_t write_errors, lost_records, bad_records;
 } stats;
 
 /* stats_db.c */
+
+/*
+ * stats_db_open opens (creating or migrating) the database at |path|.
+ * Returns 0, or -1 after logging why (the database is then closed).
+ */
 int stats_db_open(stats *s, const char *path);
+/* stats_db_close commits the open batch and closes the database. */
 void stats_db_close(stats *s);
-int stats_db_process_event(stats *s, const qd_ipc_msg *m);
+/*
+ * stats_db_record adds one decoded record (QD_MSG_REC_*) to the open batch.
+ * Returns 0, -1 when the record is malformed (the caller logs and drops
+ * it), or -2 when the write failed (logged and counted here).
+ */
+int stats_db_record(stats *s, const qd_ipc_msg *m);
+/* stats_db_commit commits the open batch, if any. Returns 0 or -1. */
+int stats_db_commit(stats *s);
+/* stats_db_prune deletes rows older than the retention periods. */
+void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms);
 
 #endif /* QD_STATS_H */

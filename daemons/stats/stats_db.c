@@ -1,22 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NAME
- *	stats_db - the SQLite database: schema and writes
+ *	stats_db - the SQLite database: schema, migrations, batched writes
  * SYNOPSIS
- *	stats_db_open(), stats_db_close(), stats_db_process_event()
+ *	stats_db_open(), stats_db_close(), stats_db_record(), stats_db_commit(),
+ *	stats_db_prune()
  * DESCRIPTION
  *	The stats daemon is the database's only writer. The file is opened in
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
  *	block it) with synchronous=NORMAL; the schema carries its version in
- *	PRAGMA user_version and is created or migrated at open. All writes
- *	use prepared statements.
+ *	PRAGMA user_version and is created or migrated at open, each step in
+ *	its own transaction (v0 -> v1 -> v2). All writes use prepared
+ *	statements.
  *
- *	Schema version 1:
- *	  process_events(id, time_ms, event, role, instance, pid,
- *	                 generation, restarts, exit_status, signal)
+ *	Records are written in batched transactions: the first record opens
+ *	one, and it is committed after STATS_BATCH_MAX records or by the
+ *	once-a-second timer in stats.c, whichever comes first. A kill -9 loses
+ *	at most the open batch; WAL keeps the file consistent.
+ *
+ *	Schema version 2 (documented in quicd-stats(5)):
+ *	  process_events (v1), connections, requests, samples
  * DIAGNOSTICS
- *	Errors are logged with sqlite3_errmsg; a failed write is counted and
- *	the record dropped, never fatal.
+ *	Errors are logged with sqlite3_errmsg; a failed write (full disk,
+ *	read-only file) rolls the batch back, is counted, and logs one line
+ *	until writes succeed again; never fatal.
  */
 #include "config.h"
 
@@ -31,6 +38,7 @@
 #include "qd_ipc.h"
 #include "qd_log.h"
 #include "qd_proc.h"
+#include "qd_time.h"
 
 /* local */
 #include "stats.h"
@@ -49,13 +57,71 @@ static const char *const schema_v1 =
     "  signal INTEGER);"
     "CREATE INDEX IF NOT EXISTS process_events_time ON process_events(time_ms);";
 
+static const char *const schema_v2 =
+    "CREATE TABLE IF NOT EXISTS connections ("
+    "  id INTEGER PRIMARY KEY,"
+    "  conn_id TEXT NOT NULL,"
+    "  worker INTEGER NOT NULL,"
+    "  peer TEXT,"
+    "  paths TEXT,"
+    "  local TEXT,"
+    "  start_ms INTEGER NOT NULL,"
+    "  end_ms INTEGER NOT NULL,"
+    "  handshake_us INTEGER,"
+    "  alpn TEXT,"
+    "  cipher TEXT,"
+    "  quic_version INTEGER,"
+    "  resumed INTEGER NOT NULL,"
+    "  early_data INTEGER NOT NULL,"
+    "  retry INTEGER NOT NULL,"
+    "  bytes_in INTEGER, bytes_out INTEGER, pkts_in INTEGER, pkts_out INTEGER,"
+    "  pkts_lost INTEGER,"
+    "  srtt_us INTEGER, min_rtt_us INTEGER, cwnd INTEGER, cc TEXT,"
+    "  migrations INTEGER, streams INTEGER,"
+    "  close_by TEXT, close_reason TEXT, error_code INTEGER);"
+    "CREATE INDEX IF NOT EXISTS connections_start ON connections(start_ms);"
+    "CREATE INDEX IF NOT EXISTS connections_conn_id ON connections(conn_id);"
+    "CREATE TABLE IF NOT EXISTS requests ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms INTEGER NOT NULL,"
+    "  conn_id TEXT NOT NULL,"
+    "  worker INTEGER NOT NULL,"
+    "  stream_id INTEGER NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  bytes_in INTEGER, bytes_out INTEGER, duration_us INTEGER, ttfb_us INTEGER);"
+    "CREATE INDEX IF NOT EXISTS requests_time ON requests(time_ms);"
+    "CREATE INDEX IF NOT EXISTS requests_conn_id ON requests(conn_id);"
+    "CREATE TABLE IF NOT EXISTS samples ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms INTEGER NOT NULL,"
+    "  worker INTEGER NOT NULL,"
+    "  interval_ms INTEGER, connections INTEGER, handshakes INTEGER, requests INTEGER,"
+    "  pkts_in INTEGER, pkts_out INTEGER, bytes_in INTEGER, bytes_out INTEGER,"
+    "  gso_batches INTEGER, drops INTEGER, mem_bytes INTEGER);"
+    "CREATE INDEX IF NOT EXISTS samples_time ON samples(time_ms);";
+
+static const char *const migrations[STATS_SCHEMA_VERSION] = {schema_v1, schema_v2};
+
+/*
+ * db_err - log an error while opening, unless stats.c already said the
+ * database is unavailable and this is one of its retries (one line, not
+ * one per retry).
+ */
+#define db_err(s, ...)                                                                             \
+    do {                                                                                           \
+        if (!(s)->open_logged)                                                                     \
+            qd_err(__VA_ARGS__);                                                                   \
+    } while (0)
+
 /* exec - run SQL, logging failures */
 static int exec(stats *s, const char *sql)
 {
     char *msg = NULL;
 
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        qd_err("sqlite: %s", msg ? msg : sqlite3_errmsg(s->db));
+        db_err(s, "sqlite: %s", msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return -1;
     }
@@ -76,12 +142,53 @@ static int user_version(stats *s)
     return v;
 }
 
+/* migrate - bring the schema from version |v| to STATS_SCHEMA_VERSION, one step each */
+static int migrate(stats *s, const char *path, int v)
+{
+    char sql[64];
+
+    for (; v < STATS_SCHEMA_VERSION; v++) {
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+        if (exec(s, "BEGIN") < 0 || exec(s, migrations[v]) < 0 || exec(s, sql) < 0 ||
+            exec(s, "COMMIT") < 0) {
+            exec(s, "ROLLBACK");
+            return -1;
+        }
+        qd_info("stats database %s: schema version %d", path, v + 1);
+    }
+    return 0;
+}
+
+static const struct {
+    size_t off;
+    const char *sql;
+} statements[] = {
+    {offsetof(stats, ins_event),
+     "INSERT INTO process_events (time_ms, event, role, instance, pid, generation, restarts, "
+     "exit_status, signal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+    {offsetof(stats, ins_conn),
+     "INSERT INTO connections (conn_id, worker, peer, paths, local, start_ms, end_ms, "
+     "handshake_us, alpn, cipher, quic_version, resumed, early_data, retry, bytes_in, "
+     "bytes_out, pkts_in, pkts_out, pkts_lost, srtt_us, min_rtt_us, cwnd, cc, migrations, "
+     "streams, close_by, close_reason, error_code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+     "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, "
+     "?28)"},
+    {offsetof(stats, ins_req),
+     "INSERT INTO requests (time_ms, conn_id, worker, stream_id, method, path, status, "
+     "bytes_in, bytes_out, duration_us, ttfb_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+     "?10, ?11)"},
+    {offsetof(stats, ins_sample),
+     "INSERT INTO samples (time_ms, worker, interval_ms, connections, handshakes, requests, "
+     "pkts_in, pkts_out, bytes_in, bytes_out, gso_batches, drops, mem_bytes) VALUES (?1, ?2, "
+     "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
+};
+
 int stats_db_open(stats *s, const char *path)
 {
     int rv = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 
     if (rv != SQLITE_OK) {
-        qd_err("cannot open stats database %s: %s", path,
+        db_err(s, "cannot open stats database %s: %s", path,
                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rv));
         goto fail;
     }
@@ -92,24 +199,20 @@ int stats_db_open(stats *s, const char *path)
     if (v < 0)
         goto fail;
     if (v > STATS_SCHEMA_VERSION) {
-        qd_err("stats database %s has schema version %d; this quicd knows %d", path, v,
+        db_err(s, "stats database %s has schema version %d; this quicd knows %d", path, v,
                STATS_SCHEMA_VERSION);
         goto fail;
     }
-    if (v < STATS_SCHEMA_VERSION) {
-        if (exec(s, "BEGIN") < 0 || exec(s, schema_v1) < 0 ||
-            exec(s, "PRAGMA user_version = 1") < 0 || exec(s, "COMMIT") < 0)
-            goto fail;
-        qd_info("stats database %s: schema version %d created", path, STATS_SCHEMA_VERSION);
-    }
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO process_events (time_ms, event, role, instance, pid, "
-                           "generation, restarts, exit_status, signal) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                           -1, &s->ins_event, NULL) != SQLITE_OK) {
-        qd_err("sqlite prepare: %s", sqlite3_errmsg(s->db));
+    if (migrate(s, path, v) < 0)
         goto fail;
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+        sqlite3_stmt **st = (sqlite3_stmt **)((char *)s + statements[i].off);
+        if (sqlite3_prepare_v2(s->db, statements[i].sql, -1, st, NULL) != SQLITE_OK) {
+            db_err(s, "sqlite prepare: %s", sqlite3_errmsg(s->db));
+            goto fail;
+        }
     }
+    s->failing = false;
     return 0;
 fail:
     stats_db_close(s);
@@ -118,15 +221,56 @@ fail:
 
 void stats_db_close(stats *s)
 {
+    if (s->db != NULL && s->in_txn)
+        stats_db_commit(s);
     sqlite3_finalize(s->ins_event);
-    s->ins_event = NULL;
+    sqlite3_finalize(s->ins_conn);
+    sqlite3_finalize(s->ins_req);
+    sqlite3_finalize(s->ins_sample);
+    s->ins_event = s->ins_conn = s->ins_req = s->ins_sample = NULL;
     if (s->db)
         sqlite3_close(s->db);
     s->db = NULL;
+    s->in_txn = false;
+    s->batch_count = 0;
 }
 
-/* bind_opt - bind an optional u32 field, NULL when absent */
-static void bind_opt(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag)
+/* write_failed - one clear line when writes start failing; count the loss */
+static void write_failed(stats *s, const char *what, uint64_t lost)
+{
+    s->write_errors++;
+    s->lost_records += lost;
+    if (!s->failing)
+        qd_err("stats database: cannot %s: %s; records are dropped until writes succeed "
+               "again (quicd keeps serving)",
+               what, sqlite3_errmsg(s->db));
+    s->failing = true;
+}
+
+int stats_db_commit(stats *s)
+{
+    if (s->db == NULL || !s->in_txn)
+        return 0;
+    s->in_txn = false;
+    int rv = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rv != SQLITE_OK) {
+        write_failed(s, "commit", s->batch_count);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->batch_count = 0;
+        return -1;
+    }
+    s->records += s->batch_count;
+    s->batch_count = 0;
+    s->batches++;
+    if (s->failing)
+        qd_notice("stats database: writes succeed again (%llu records lost)",
+                  (unsigned long long)s->lost_records);
+    s->failing = false;
+    return 0;
+}
+
+/* bind_u32 - bind an optional u32 field, NULL when absent */
+static void bind_u32(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag)
 {
     uint32_t v;
 
@@ -136,34 +280,243 @@ static void bind_opt(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t ta
         sqlite3_bind_null(st, col);
 }
 
-int stats_db_process_event(stats *s, const qd_ipc_msg *m)
+/* bind_u64 - bind an optional u64 field (as a signed 64-bit integer), NULL when absent */
+static void bind_u64(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag)
+{
+    uint64_t v;
+
+    if (qd_ipc_get_u64(m, tag, &v) == 0)
+        sqlite3_bind_int64(st, col, (sqlite3_int64)(v > INT64_MAX ? INT64_MAX : v));
+    else
+        sqlite3_bind_null(st, col);
+}
+
+/* bind_str - bind an optional string field (copied by SQLite), NULL when absent */
+static void bind_str(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag)
+{
+    char buf[1100];
+
+    if (qd_ipc_get_str(m, tag, buf, sizeof(buf)) == 0)
+        sqlite3_bind_text(st, col, buf, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, col);
+}
+
+/* bind_event - QD_MSG_REC_PROCESS */
+static int bind_event(sqlite3_stmt *st, const qd_ipc_msg *m)
 {
     uint32_t ev, role;
     uint64_t t;
-    sqlite3_stmt *st = s->ins_event;
-    int rv;
 
     if (qd_ipc_get_u32(m, QD_F_EVENT, &ev) < 0 || qd_ipc_get_u32(m, QD_F_ROLE, &role) < 0 ||
         qd_ipc_get_u64(m, QD_F_TIME_MS, &t) < 0 || role >= QD_ROLE_COUNT)
         return -1;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)t);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(t > INT64_MAX ? INT64_MAX : t));
     sqlite3_bind_text(st, 2, qd_proc_event_name((int)ev), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, qd_role_name((qd_role)role), -1, SQLITE_STATIC);
-    bind_opt(st, 4, m, QD_F_INSTANCE);
-    bind_opt(st, 5, m, QD_F_PID);
-    bind_opt(st, 6, m, QD_F_GENERATION);
-    bind_opt(st, 7, m, QD_F_RESTARTS);
-    bind_opt(st, 8, m, QD_F_EXIT_STATUS);
-    bind_opt(st, 9, m, QD_F_SIGNAL);
+    bind_u32(st, 4, m, QD_F_INSTANCE);
+    bind_u32(st, 5, m, QD_F_PID);
+    bind_u32(st, 6, m, QD_F_GENERATION);
+    bind_u32(st, 7, m, QD_F_RESTARTS);
+    bind_u32(st, 8, m, QD_F_EXIT_STATUS);
+    bind_u32(st, 9, m, QD_F_SIGNAL);
+    return 0;
+}
+
+/* bind_conn - QD_MSG_REC_CONN */
+static int bind_conn(sqlite3_stmt *st, const qd_ipc_msg *m)
+{
+    char id[64], paths[QD_REC_MAX_PATHS * 70];
+    uint32_t flags, by, reason, worker;
+    uint64_t start, end;
+    size_t pos = 0, plen = 0, len;
+    uint16_t tag;
+    const uint8_t *val;
+    int npaths = 0;
+
+    if (qd_ipc_get_str(m, QD_F_CONN_ID, id, sizeof(id)) < 0 ||
+        qd_ipc_get_u32(m, QD_F_INSTANCE, &worker) < 0 ||
+        qd_ipc_get_u64(m, QD_F_TIME_MS, &start) < 0 || qd_ipc_get_u64(m, QD_F_END_MS, &end) < 0 ||
+        qd_ipc_get_u32(m, QD_F_FLAGS, &flags) < 0)
+        return -1;
+    if (qd_ipc_get_u32(m, QD_F_CLOSE_BY, &by) < 0)
+        by = QD_REC_CLOSE_BY_NONE;
+    if (qd_ipc_get_u32(m, QD_F_CLOSE_REASON, &reason) < 0)
+        reason = QD_REC_REASON_DROPPED;
+    /* Every path, space-separated; the decoder made sure none holds a NUL. */
+    paths[0] = '\0';
+    while (qd_ipc_next(m, &pos, &tag, &val, &len)) {
+        if (tag != QD_F_PEER || npaths >= QD_REC_MAX_PATHS || len > 64)
+            continue;
+        if (npaths++ > 0)
+            paths[plen++] = ' ';
+        memcpy(paths + plen, val, len);
+        plen += len;
+        paths[plen] = '\0';
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, worker);
+    bind_str(st, 3, m, QD_F_PEER);
+    sqlite3_bind_text(st, 4, paths, -1, SQLITE_TRANSIENT);
+    bind_str(st, 5, m, QD_F_ADDR);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)(start > INT64_MAX ? INT64_MAX : start));
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)(end > INT64_MAX ? INT64_MAX : end));
+    bind_u64(st, 8, m, QD_F_HANDSHAKE_US);
+    bind_str(st, 9, m, QD_F_ALPN);
+    bind_str(st, 10, m, QD_F_CIPHER);
+    bind_u32(st, 11, m, QD_F_QUIC_VERSION);
+    sqlite3_bind_int(st, 12, (flags & QD_REC_F_RESUMED) != 0);
+    sqlite3_bind_int(st, 13, (flags & QD_REC_F_EARLY) != 0);
+    sqlite3_bind_int(st, 14, (flags & QD_REC_F_RETRY) != 0);
+    bind_u64(st, 15, m, QD_F_BYTES_IN);
+    bind_u64(st, 16, m, QD_F_BYTES_OUT);
+    bind_u64(st, 17, m, QD_F_PKTS_IN);
+    bind_u64(st, 18, m, QD_F_PKTS_OUT);
+    bind_u64(st, 19, m, QD_F_PKTS_LOST);
+    bind_u64(st, 20, m, QD_F_SRTT_US);
+    bind_u64(st, 21, m, QD_F_MIN_RTT_US);
+    bind_u64(st, 22, m, QD_F_CWND);
+    bind_str(st, 23, m, QD_F_CC);
+    bind_u32(st, 24, m, QD_F_MIGRATIONS);
+    bind_u32(st, 25, m, QD_F_STREAMS);
+    sqlite3_bind_text(st, 26, qd_rec_close_by_name(by), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 27, qd_rec_reason_name(reason), -1, SQLITE_STATIC);
+    bind_u64(st, 28, m, QD_F_ERROR_CODE);
+    return 0;
+}
+
+/* bind_req - QD_MSG_REC_REQUEST */
+static int bind_req(sqlite3_stmt *st, const qd_ipc_msg *m)
+{
+    char id[64], method[32], path[1100];
+    uint32_t worker, status;
+    uint64_t t, sid;
+
+    if (qd_ipc_get_str(m, QD_F_CONN_ID, id, sizeof(id)) < 0 ||
+        qd_ipc_get_u32(m, QD_F_INSTANCE, &worker) < 0 ||
+        qd_ipc_get_u64(m, QD_F_TIME_MS, &t) < 0 || qd_ipc_get_u64(m, QD_F_QUIC_STREAM, &sid) < 0 ||
+        qd_ipc_get_str(m, QD_F_METHOD, method, sizeof(method)) < 0 ||
+        qd_ipc_get_u32(m, QD_F_STATUS, &status) < 0 || status > 999)
+        return -1;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(t > INT64_MAX ? INT64_MAX : t));
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, worker);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)(sid > INT64_MAX ? INT64_MAX : sid));
+    sqlite3_bind_text(st, 5, method, -1, SQLITE_TRANSIENT);
+    if (qd_ipc_get_str(m, QD_F_PATH, path, sizeof(path)) < 0)
+        return -1;
+    sqlite3_bind_text(st, 6, path, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 7, status);
+    bind_u64(st, 8, m, QD_F_BYTES_IN);
+    bind_u64(st, 9, m, QD_F_BYTES_OUT);
+    bind_u64(st, 10, m, QD_F_DURATION_US);
+    bind_u64(st, 11, m, QD_F_TTFB_US);
+    return 0;
+}
+
+/* bind_sample - QD_MSG_REC_SAMPLE */
+static int bind_sample(sqlite3_stmt *st, const qd_ipc_msg *m)
+{
+    uint32_t worker;
+    uint64_t t;
+
+    if (qd_ipc_get_u32(m, QD_F_INSTANCE, &worker) < 0 || qd_ipc_get_u64(m, QD_F_TIME_MS, &t) < 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(t > INT64_MAX ? INT64_MAX : t));
+    sqlite3_bind_int64(st, 2, worker);
+    bind_u32(st, 3, m, QD_F_INTERVAL_MS);
+    bind_u32(st, 4, m, QD_F_CONNECTIONS);
+    bind_u64(st, 5, m, QD_F_HANDSHAKES);
+    bind_u64(st, 6, m, QD_F_REQUESTS);
+    bind_u64(st, 7, m, QD_F_PKTS_IN);
+    bind_u64(st, 8, m, QD_F_PKTS_OUT);
+    bind_u64(st, 9, m, QD_F_BYTES_IN);
+    bind_u64(st, 10, m, QD_F_BYTES_OUT);
+    bind_u64(st, 11, m, QD_F_GSO_BATCHES);
+    bind_u64(st, 12, m, QD_F_DROPS);
+    bind_u64(st, 13, m, QD_F_MEM_BYTES);
+    return 0;
+}
+
+int stats_db_record(stats *s, const qd_ipc_msg *m)
+{
+    sqlite3_stmt *st;
+    int rv;
+
+    if (s->db == NULL) {
+        s->lost_records++;
+        return 0; /* unavailable: counted, not malformed */
+    }
+    switch (m->type) {
+    case QD_MSG_REC_PROCESS:
+        st = s->ins_event;
+        break;
+    case QD_MSG_REC_CONN:
+        st = s->ins_conn;
+        break;
+    case QD_MSG_REC_REQUEST:
+        st = s->ins_req;
+        break;
+    case QD_MSG_REC_SAMPLE:
+        st = s->ins_sample;
+        break;
+    default:
+        return -1;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    rv = m->type == QD_MSG_REC_PROCESS ? bind_event(st, m)
+         : m->type == QD_MSG_REC_CONN  ? bind_conn(st, m)
+         : m->type == QD_MSG_REC_REQUEST ? bind_req(st, m)
+                                         : bind_sample(st, m);
+    if (rv < 0)
+        return -1;
+    if (!s->in_txn) {
+        if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+            write_failed(s, "begin a transaction", 1);
+            return -2;
+        }
+        s->in_txn = true;
+    }
     rv = sqlite3_step(st);
     sqlite3_reset(st);
     if (rv != SQLITE_DONE) {
-        static qd_log_limit lim;
-        s->write_errors++;
-        qd_log_limited(&lim, QD_LOG_ERR, "cannot record event: %s", sqlite3_errmsg(s->db));
+        /* The whole batch is lost: SQLite may have rolled it back already. */
+        write_failed(s, "write", s->batch_count + 1);
+        if (sqlite3_get_autocommit(s->db) == 0)
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->in_txn = false;
+        s->batch_count = 0;
         return -2;
     }
-    s->records++;
+    s->batch_count++;
+    if (s->batch_count >= STATS_BATCH_MAX)
+        stats_db_commit(s);
     return 0;
+}
+
+void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms)
+{
+    static const char *const sql[] = {
+        "DELETE FROM samples WHERE time_ms < ?1",
+        "DELETE FROM process_events WHERE time_ms < ?1",
+        "DELETE FROM connections WHERE start_ms < ?1",
+        "DELETE FROM requests WHERE time_ms < ?1",
+    };
+    int64_t now = (int64_t)qd_time_real_ms();
+
+    if (s->db == NULL)
+        return;
+    stats_db_commit(s);
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+            continue;
+        sqlite3_bind_int64(st, 1, now - (i < 2 ? retention_ms : history_ms));
+        if (sqlite3_step(st) != SQLITE_DONE)
+            write_failed(s, "prune old rows", 0);
+        else if (sqlite3_changes(s->db) > 0)
+            qd_info("stats database: pruned %d old rows (%s)", sqlite3_changes(s->db), sql[i]);
+        sqlite3_finalize(st);
+    }
 }

@@ -147,6 +147,9 @@ static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
         pin_cpu(c->instance < 0 ? 0 : c->instance);
         return worker_tls_init(w, conf, err);
     }
+    if (w->sample_ns != 0) /* a new stats_interval applies from now */
+        uv_timer_start(&w->sample_timer, w->sample_timer.timer_cb,
+                       (uint64_t)conf->stats_interval_ms, (uint64_t)conf->stats_interval_ms);
     /* Chrooted workers cannot read the files again; keep what we have. */
     qd_buf e2;
     qd_buf_init(&e2);
@@ -180,6 +183,7 @@ static void on_stop_tick(uv_timer_t *t)
     bool force = worker_now() >= w->stop_deadline_ns;
 
     worker_conn_close_all(w, force);
+    worker_rec_flush(w); /* the records of the connections just closed */
     if (w->conns == NULL)
         qd_child_exit(&w->child, 0);
 }
@@ -222,8 +226,28 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u32(m, QD_F_SOCKETS, (uint32_t)w->nep);
 }
 
+/* message - QD_MSG_CONNS_REQ: list live connections on the channel it carries */
+static void message(qd_child *c, qd_ipc_msg *m)
+{
+    int fd;
+
+    if (m->type != QD_MSG_CONNS_REQ || (fd = qd_ipc_msg_take_fd(m, 0)) < 0) {
+        qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
+        return;
+    }
+    worker_rec_conns(&the_worker, fd);
+    close(fd);
+}
+
+static void started(qd_child *c)
+{
+    worker_rec_start(&the_worker);
+}
+
 static const qd_child_ops ops = {
     .configure = configure,
+    .started = started,
+    .message = message,
     .jail = qd_child_jail_empty,
     .channel = channel,
     .stop = stop,

@@ -97,6 +97,8 @@ struct wk_stream {
     bool blocked;      /* nghttp3 was told WOULDBLOCK */
     uint64_t credit_due; /* acked app-body bytes not yet credited */
     int status;
+    /* for the request record (worker_rec.c) */
+    uint64_t started_ns, started_ms, ttfb_ns;
 };
 
 enum wk_conn_state { WK_ALIVE, WK_CLOSING, WK_DRAINING };
@@ -134,6 +136,14 @@ struct wk_conn {
     uint64_t started_ns;
     char peer[64];
     char cid_text[2 * QD_CID_LEN + 1]; /* first server CID, for logs */
+    /* for the connection record (worker_rec.c); counted without allocation */
+    uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
+    uint64_t started_ms, handshake_ns;
+    uint32_t migrations, streams_opened, close_reason;
+    bool retry_used, had_early, got_reset;
+    uint32_t npaths;
+    char paths[QD_REC_MAX_PATHS][64]; /* the first path, then migrations */
+    char local[64];
 };
 
 struct worker {
@@ -165,6 +175,15 @@ struct worker {
     /* counters for status and logs */
     uint64_t rx_packets, tx_packets, dropped, forwarded_wrong_worker, resets_sent, retries_sent;
     uint64_t handshakes, requests;
+    uint64_t rx_bytes, tx_bytes, tx_batches;
+    /* records (worker_rec.c) */
+    uint64_t rec_sent, rec_drops;
+    uint64_t sample_ns;
+    uv_timer_t sample_timer;
+    struct {
+        uint64_t handshakes, requests, rx_packets, tx_packets, rx_bytes, tx_bytes, tx_batches,
+            rec_drops;
+    } last; /* counters at the last sample */
     /* graceful stop */
     bool stopping;
     uint64_t stop_deadline_ns;
@@ -202,6 +221,13 @@ void worker_conn_retry_blocked(worker *w, wk_ep *ep);
 void worker_conn_shutdown_all(worker *w);
 void worker_conn_close_all(worker *w, bool force);
 uint64_t worker_now(void);
+
+/* worker_rec.c */
+void worker_rec_conn(wk_conn *c);
+void worker_rec_request(wk_stream *s);
+void worker_rec_start(worker *w);
+void worker_rec_conns(worker *w, int fd);
+void worker_rec_flush(worker *w);
 
 /* worker_h3.c */
 int worker_h3_setup(wk_conn *c);

@@ -42,6 +42,7 @@
 #include "qd_alloc.h"
 #include "qd_err.h"
 #include "qd_log.h"
+#include "qd_time.h"
 
 /* local */
 #include "worker.h"
@@ -169,6 +170,7 @@ static int handshake_completed(ngtcp2_conn *conn, void *user_data)
     const ngtcp2_path *path = ngtcp2_conn_get_path(conn);
 
     c->handshake_done = true;
+    c->handshake_ns = worker_now() - c->started_ns;
     c->w->handshakes++;
     c->w->half_open--;
     ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
@@ -189,6 +191,9 @@ static int path_validation(ngtcp2_conn *conn, uint32_t flags, const ngtcp2_path 
         return 0;
     addr_text(path->remote.addr, c->peer, sizeof(c->peer));
     qd_debug("connection migrated to %s", c->peer);
+    c->migrations++;
+    if (c->npaths < QD_REC_MAX_PATHS)
+        memcpy(c->paths[c->npaths++], c->peer, sizeof(c->peer));
     if (flags & NGTCP2_PATH_VALIDATION_FLAG_NEW_TOKEN) {
         uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
         ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
@@ -197,6 +202,15 @@ static int path_validation(ngtcp2_conn *conn, uint32_t flags, const ngtcp2_path 
         if (n > 0)
             ngtcp2_conn_submit_new_token(conn, token, (size_t)n);
     }
+    return 0;
+}
+
+static int recv_stateless_reset(ngtcp2_conn *conn, const ngtcp2_pkt_stateless_reset *sr,
+                                void *user_data)
+{
+    wk_conn *c = user_data;
+
+    c->got_reset = true;
     return 0;
 }
 
@@ -296,6 +310,7 @@ static const ngtcp2_callbacks callbacks = {
     .remove_connection_id = remove_connection_id,
     .update_key = ngtcp2_crypto_update_key_cb,
     .path_validation = path_validation,
+    .recv_stateless_reset = recv_stateless_reset,
     .stream_reset = stream_reset,
     .extend_max_remote_streams_bidi = extend_max_remote_streams_bidi,
     .extend_max_stream_data = extend_max_stream_data,
@@ -328,6 +343,7 @@ static void conn_free(wk_conn *c)
 
     if (c->timer_closing)
         return;
+    worker_rec_conn(c);
     qd_debug("connection %s from %s closed after %llums (%s)", c->cid_text, c->peer,
              (unsigned long long)((worker_now() - c->started_ns) / 1000000),
              c->state == WK_DRAINING  ? "peer closed"
@@ -402,6 +418,8 @@ static void send_batch(wk_conn *c, const ngtcp2_path *path, uint8_t ecn, const u
 
     if (ep == NULL || ep->fd < 0 || len == 0)
         return;
+    c->bytes_out += len;
+    c->pkts_out += gso > 0 ? (len + gso - 1) / gso : 1;
     if (c->gso_off && gso < len) {
         for (size_t off = 0; off < len; off += gso) {
             size_t n = len - off < gso ? len - off : gso;
@@ -505,6 +523,9 @@ static void on_timer(uv_timer_t *t)
     int rv = ngtcp2_conn_handle_expiry(c->conn, worker_now());
     if (rv != 0) {
         ngtcp2_ccerr_set_liberr(&c->last_error, rv, NULL, 0);
+        c->close_reason = rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT ? QD_REC_REASON_HANDSHAKE_TIMEOUT
+                          : rv == NGTCP2_ERR_IDLE_CLOSE      ? QD_REC_REASON_IDLE
+                                                             : QD_REC_REASON_ERROR;
         if (rv == NGTCP2_ERR_IDLE_CLOSE) {
             conn_free(c);
             return;
@@ -789,8 +810,14 @@ static wk_conn *new_conn(worker *w, wk_ep *ep, const wk_addr *local, const wk_ad
     c->ref.get_conn = get_conn;
     c->ref.user_data = c;
     c->started_ns = worker_now();
+    c->started_ms = qd_time_real_ms();
+    c->close_reason = QD_REC_REASON_DROPPED;
+    c->retry_used = token_type == NGTCP2_TOKEN_TYPE_RETRY;
     ngtcp2_ccerr_default(&c->last_error);
     addr_text((const struct sockaddr *)&remote->ss, c->peer, sizeof(c->peer));
+    memcpy(c->paths[0], c->peer, sizeof(c->peer));
+    c->npaths = 1;
+    addr_text((const struct sockaddr *)&local->ss, c->local, sizeof(c->local));
     if (qd_cid_mint(scid.data, (unsigned)w->child.instance, w->child.generation) < 0)
         goto fail;
     scid.datalen = QD_CID_LEN;
@@ -924,6 +951,8 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
     wk_conn *c = new_conn(w, ep, local, remote, &hd, podcid, token_type);
     if (c == NULL)
         return;
+    c->bytes_in += len;
+    c->pkts_in++;
     ngtcp2_path path = make_path(ep, local, remote);
     ngtcp2_pkt_info pi = {.ecn = ecn};
     int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
@@ -1045,6 +1074,8 @@ void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_add
         return;
     ngtcp2_path path = make_path(ep, local, remote);
     ngtcp2_pkt_info pi = {.ecn = ecn};
+    c->bytes_in += len;
+    c->pkts_in++;
     rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
     if (rv != 0) {
         handle_read_error(c, rv);

@@ -40,6 +40,7 @@
 #include "qd_alloc.h"
 #include "qd_err.h"
 #include "qd_log.h"
+#include "qd_time.h"
 
 /* local */
 #include "worker.h"
@@ -94,6 +95,9 @@ static wk_stream *stream_new(wk_conn *c, int64_t id)
         c->streams->prev = s;
     c->streams = s;
     c->nstreams++;
+    c->streams_opened++;
+    s->started_ns = worker_now();
+    s->started_ms = qd_time_real_ms();
     return s;
 }
 
@@ -102,6 +106,7 @@ static void stream_free(wk_stream *s)
     wk_conn *c = s->c;
     worker *w = c->w;
 
+    worker_rec_request(s);
     if (s->head_sent && (!s->eof || !s->req_done) && w->app != NULL) {
         /* The app may still hold state for it: tell it to forget. */
         qd_ipc_msg_init(&out_msg, QD_MSG_REQ_CANCEL, 0);
@@ -273,6 +278,8 @@ static void submit(wk_stream *s, int status, const nghttp3_nv *extra, size_t nex
         nva[n++] = extra[i];
     nghttp3_data_reader reader = {.read_data = read_data};
     s->status = status;
+    if (s->ttfb_ns == 0)
+        s->ttfb_ns = worker_now();
     s->responded = true;
     if (nghttp3_conn_submit_response(s->c->h3, s->id, nva, n, body ? &reader : NULL) != 0)
         reset(s);
@@ -604,6 +611,8 @@ int worker_h3_setup(wk_conn *c)
 int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int fin, bool early)
 {
     c->rx_early = early; /* the callbacks below mark new requests */
+    if (early)
+        c->had_early = true;
     nghttp3_ssize n = nghttp3_conn_read_stream(c->h3, id, data, len, fin);
     c->rx_early = false;
 

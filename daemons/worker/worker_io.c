@@ -142,6 +142,7 @@ static void on_io(uv_poll_t *p, int status, int events)
         for (size_t off = 0; off < len; off += gso) {
             size_t seg = len - off < gso ? len - off : gso;
             w->rx_packets++;
+            w->rx_bytes += seg;
             worker_conn_packet(w, ep, &local, &remote, ecn, rx_buf[i] + off, seg);
         }
     }
@@ -238,6 +239,8 @@ int worker_io_send(wk_ep *ep, const ngtcp2_addr *local, const ngtcp2_addr *remot
         ssize_t n = sendmsg(ep->fd, &mh, MSG_DONTWAIT);
         if (n >= 0) {
             ep->w->tx_packets += gso > 0 ? (len + gso - 1) / gso : 1;
+            ep->w->tx_bytes += len;
+            ep->w->tx_batches++;
             return 0;
         }
         if (errno == EINTR)

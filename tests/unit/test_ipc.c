@@ -352,6 +352,58 @@ static void test_ipc_type_names(void)
     QD_EXPECT_STR(qd_ipc_type_name(999), "unknown");
 }
 
+/* A connection record with the most paths fits one small datagram and decodes back. */
+static void test_ipc_rec_conn(void)
+{
+    static qd_ipc_msg d;
+    static uint8_t ebuf[QD_IPC_MAX_MSG];
+    char peer[64];
+    uint64_t v;
+
+    qd_ipc_msg_init(&m, QD_MSG_REC_CONN, 0);
+    QD_EXPECT_INT(qd_ipc_put_str(&m, QD_F_CONN_ID, "0011223344556677"), 0);
+    for (int i = 0; i < QD_REC_MAX_PATHS; i++)
+        QD_EXPECT_INT(qd_ipc_put_str(&m, QD_F_PEER, "[2001:db8::1234:5678:9abc:def0]:65535"), 0);
+    QD_EXPECT_INT(qd_ipc_put_u64(&m, QD_F_BYTES_OUT, 1ULL << 40), 0);
+    QD_EXPECT_INT(qd_ipc_put_u64(&m, QD_F_SRTT_US, 1234), 0);
+    QD_EXPECT_INT(qd_ipc_put_u32(&m, QD_F_CLOSE_REASON, QD_REC_REASON_IDLE), 0);
+    QD_EXPECT_INT(qd_ipc_put_str(&m, QD_F_CIPHER, "TLS13-AES128-GCM-SHA256"), 0);
+    int n = qd_ipc_encode(&m, ebuf, sizeof(ebuf));
+    if (n <= 0 || n > 1024)
+        QD_FAIL("encoded %d bytes, want 1..1024", n);
+    QD_EXPECT_INT(qd_ipc_decode(&d, ebuf, (size_t)n, 0), 0);
+    QD_EXPECT_INT(qd_ipc_get_u64(&d, QD_F_BYTES_OUT, &v), 0);
+    QD_EXPECT_INT(v == 1ULL << 40, 1);
+    QD_EXPECT_INT(qd_ipc_get_str(&d, QD_F_PEER, peer, sizeof(peer)), 0);
+    QD_EXPECT_STR(peer, "[2001:db8::1234:5678:9abc:def0]:65535");
+    QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_REC_CONN), "rec-conn");
+    QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_REC_REQUEST), "rec-request");
+    QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_REC_SAMPLE), "rec-sample");
+    /* A u64 field with 4 bytes is rejected, as for every other kind. */
+    qd_ipc_msg_init(&m, QD_MSG_REC_REQUEST, 0);
+    qd_ipc_put_u32(&m, QD_F_DURATION_US, 7);
+    n = qd_ipc_encode(&m, ebuf, sizeof(ebuf));
+    QD_EXPECT_INT(qd_ipc_decode(&d, ebuf, (size_t)n, 0), QD_ERR_INVAL);
+    /* Records carry no descriptors. */
+    qd_ipc_msg_init(&m, QD_MSG_REC_SAMPLE, 0);
+    n = qd_ipc_encode(&m, ebuf, sizeof(ebuf));
+    QD_EXPECT_INT(qd_ipc_decode(&d, ebuf, (size_t)n, 1), QD_ERR_FDS);
+}
+
+/* Close reasons and closers have names; out-of-range values say so. */
+static void test_ipc_rec_names(void)
+{
+    QD_EXPECT_STR(qd_rec_reason_name(QD_REC_REASON_NONE), "none");
+    QD_EXPECT_STR(qd_rec_reason_name(QD_REC_REASON_IDLE), "idle");
+    QD_EXPECT_STR(qd_rec_reason_name(QD_REC_REASON_HANDSHAKE_TIMEOUT), "handshake_timeout");
+    QD_EXPECT_STR(qd_rec_reason_name(QD_REC_REASON_STATELESS_RESET), "stateless_reset");
+    QD_EXPECT_STR(qd_rec_reason_name(QD_REC_REASON_COUNT), "unknown");
+    QD_EXPECT_STR(qd_rec_reason_name(0xffffffffu), "unknown");
+    QD_EXPECT_STR(qd_rec_close_by_name(QD_REC_CLOSE_BY_CLIENT), "client");
+    QD_EXPECT_STR(qd_rec_close_by_name(QD_REC_CLOSE_BY_SERVER), "server");
+    QD_EXPECT_STR(qd_rec_close_by_name(99), "unknown");
+}
+
 int main(void)
 {
     QD_RUN(test_ipc_roundtrip_no_fds);
@@ -363,5 +415,7 @@ int main(void)
     QD_RUN(test_ipc_recv_rejects_and_closes_fds);
     QD_RUN(test_ipc_nonblocking);
     QD_RUN(test_ipc_type_names);
+    QD_RUN(test_ipc_rec_conn);
+    QD_RUN(test_ipc_rec_names);
     QD_TEST_DONE();
 }

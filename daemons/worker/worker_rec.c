@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	worker_rec - connection, request and sample records for stats
+ * SYNOPSIS
+ *	worker_rec_conn(), worker_rec_request(), worker_rec_start(),
+ *	worker_rec_conns(), worker_rec_flush()
+ * DESCRIPTION
+ *	The worker knows connections and requests best, so it reports them:
+ *	a QD_MSG_REC_CONN when a connection is freed, a QD_MSG_REC_REQUEST
+ *	when a request stream is freed, and a QD_MSG_REC_SAMPLE every
+ *	stats_interval. Records are packed into QD_MSG_REC_BATCH datagrams
+ *	(below QD_REC_BATCH_BYTES; a record never spans two) sent at the end
+ *	of each loop iteration on the stats channel (QD_FD_STATS,
+ *	non-blocking SOCK_DGRAM): a full channel drops the batch and counts
+ *	its records in w->rec_drops, and that count travels in the next
+ *	sample (F_DROPS), so the loss itself reaches the database. Composing
+ *	a record uses static messages and no allocation. With stats = no
+ *	nothing is sent.
+ * DIAGNOSTICS
+ *	A send error other than a full channel is logged, rate-limited.
+ * SEE ALSO
+ *	daemons/stats/stats_db.c, quicd-stats(5)
+ */
+#include "config.h"
+
+/* system */
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+
+/* libshared */
+#include "qd_err.h"
+#include "qd_log.h"
+#include "qd_time.h"
+
+/* local */
+#include "worker.h"
+
+static qd_ipc_msg rec_msg;
+static qd_ipc_msg batch_msg; /* QD_MSG_REC_BATCH being filled */
+static uint32_t batch_count;
+static uint8_t enc_buf[QD_REC_BATCH_BYTES];
+static uv_check_t batch_check;
+
+void worker_rec_flush(worker *w)
+{
+    static qd_log_limit lim;
+
+    if (batch_count == 0)
+        return;
+    int rv = qd_ipc_send(QD_FD_STATS, &batch_msg);
+    if (rv < 0) {
+        w->rec_drops += batch_count;
+        if (rv != QD_ERR_AGAIN)
+            qd_log_limited(&lim, QD_LOG_WARN, "stats channel: %s", qd_strerror(rv));
+    } else {
+        w->rec_sent += batch_count;
+    }
+    batch_count = 0;
+    qd_ipc_msg_init(&batch_msg, QD_MSG_REC_BATCH, 0);
+}
+
+/*
+ * send_rec - add the record in rec_msg to the batch; the batch goes out as
+ * one datagram when it is full or at the end of this loop iteration
+ * (on_check), so a busy worker makes one send per iteration, not one per
+ * request. Never waits.
+ */
+static void send_rec(worker *w)
+{
+    int n = qd_ipc_encode(&rec_msg, enc_buf, sizeof(enc_buf));
+
+    if (n < 0 || (size_t)n + 4 > QD_REC_BATCH_BYTES - QD_IPC_HDR_LEN) {
+        w->rec_drops++; /* cannot happen: records are small */
+        return;
+    }
+    if (batch_count > 0 && batch_msg.len + 4 + (size_t)n > QD_REC_BATCH_BYTES - QD_IPC_HDR_LEN)
+        worker_rec_flush(w);
+    if (batch_count == 0)
+        qd_ipc_msg_init(&batch_msg, QD_MSG_REC_BATCH, 0);
+    qd_ipc_put_bytes(&batch_msg, QD_F_BODY, enc_buf, (size_t)n);
+    batch_count++;
+}
+
+/* on_check - after each loop iteration's I/O: send what it recorded */
+static void on_check(uv_check_t *h)
+{
+    worker_rec_flush(h->data);
+}
+
+/* cc_name - the congestion controller's name */
+static const char *cc_name(const qd_conf *conf)
+{
+    return conf->congestion_control == QD_CC_BBR    ? "bbr"
+           : conf->congestion_control == QD_CC_RENO ? "reno"
+                                                    : "cubic";
+}
+
+/* is_clean_peer_close - the client closed the connection with NO_ERROR or H3_NO_ERROR */
+static bool is_clean_peer_close(const wk_conn *c)
+{
+    if (c->state != WK_DRAINING || c->conn == NULL || c->got_reset)
+        return false;
+    const ngtcp2_ccerr *e = ngtcp2_conn_get_ccerr(c->conn);
+    return e->error_code == 0 ||
+           (e->type == NGTCP2_CCERR_TYPE_APPLICATION && e->error_code == NGHTTP3_H3_NO_ERROR);
+}
+
+/* close_info - who closed, why, and the error code */
+static void close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_t *code)
+{
+    *by = QD_REC_CLOSE_BY_NONE;
+    *reason = c->close_reason;
+    *code = 0;
+    if (c->got_reset) {
+        *by = QD_REC_CLOSE_BY_CLIENT;
+        *reason = QD_REC_REASON_STATELESS_RESET;
+    } else if (c->state == WK_DRAINING && c->conn != NULL) {
+        const ngtcp2_ccerr *e = ngtcp2_conn_get_ccerr(c->conn);
+        *by = QD_REC_CLOSE_BY_CLIENT;
+        *code = e->error_code;
+        *reason = is_clean_peer_close(c) ? QD_REC_REASON_NONE : QD_REC_REASON_ERROR;
+    } else if (c->state == WK_CLOSING) {
+        *by = QD_REC_CLOSE_BY_SERVER;
+        *code = c->last_error.error_code;
+        *reason =
+            c->last_error.error_code == 0 || (c->last_error.type == NGTCP2_CCERR_TYPE_APPLICATION &&
+                                              c->last_error.error_code == NGHTTP3_H3_NO_ERROR)
+                ? QD_REC_REASON_NONE
+                : QD_REC_REASON_ERROR;
+    } else if (c->close_reason == QD_REC_REASON_IDLE ||
+               c->close_reason == QD_REC_REASON_HANDSHAKE_TIMEOUT) {
+        *by = QD_REC_CLOSE_BY_SERVER;
+    }
+}
+
+void worker_rec_conn(wk_conn *c)
+{
+    worker *w = c->w;
+    uint32_t flags = 0, by, reason;
+    uint64_t code;
+
+    if (!w->child.conf.stats)
+        return;
+    qd_ipc_msg_init(&rec_msg, QD_MSG_REC_CONN, 0);
+    qd_ipc_put_str(&rec_msg, QD_F_CONN_ID, c->cid_text);
+    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE,
+                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
+    for (uint32_t i = 0; i < c->npaths; i++)
+        qd_ipc_put_str(&rec_msg, QD_F_PEER, c->paths[i]);
+    qd_ipc_put_str(&rec_msg, QD_F_ADDR, c->local);
+    qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS, c->started_ms);
+    qd_ipc_put_u64(&rec_msg, QD_F_END_MS, qd_time_real_ms());
+    if (c->handshake_done) {
+        flags |= QD_REC_F_HANDSHAKE;
+        qd_ipc_put_u64(&rec_msg, QD_F_HANDSHAKE_US, c->handshake_ns / 1000);
+    }
+    if (c->ssl != NULL) {
+        const unsigned char *alpn = NULL;
+        unsigned int alen = 0;
+        char buf[32];
+        wolfSSL_get0_alpn_selected(c->ssl, &alpn, &alen);
+        if (alpn != NULL && alen > 0 && alen < sizeof(buf)) {
+            memcpy(buf, alpn, alen);
+            buf[alen] = '\0';
+            if (memchr(buf, '\0', alen) == NULL)
+                qd_ipc_put_str(&rec_msg, QD_F_ALPN, buf);
+        }
+        const char *cipher = c->handshake_done ? wolfSSL_get_cipher_name(c->ssl) : NULL;
+        if (cipher != NULL)
+            qd_ipc_put_str(&rec_msg, QD_F_CIPHER, cipher);
+        if (c->handshake_done && wolfSSL_session_reused(c->ssl))
+            flags |= QD_REC_F_RESUMED;
+    }
+    if (c->conn != NULL) {
+        ngtcp2_conn_info ci;
+        ngtcp2_conn_get_conn_info(c->conn, &ci);
+        qd_ipc_put_u32(&rec_msg, QD_F_QUIC_VERSION, ngtcp2_conn_get_negotiated_version(c->conn));
+        qd_ipc_put_u64(&rec_msg, QD_F_SRTT_US, ci.smoothed_rtt / 1000);
+        qd_ipc_put_u64(&rec_msg, QD_F_MIN_RTT_US, ci.min_rtt == UINT64_MAX ? 0 : ci.min_rtt / 1000);
+        qd_ipc_put_u64(&rec_msg, QD_F_CWND, ci.cwnd);
+        if (c->had_early && !ngtcp2_conn_get_tls_early_data_rejected(c->conn))
+            flags |= QD_REC_F_EARLY;
+    }
+    if (c->retry_used)
+        flags |= QD_REC_F_RETRY;
+    qd_ipc_put_u32(&rec_msg, QD_F_FLAGS, flags);
+    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_IN, c->bytes_in);
+    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT, c->bytes_out);
+    qd_ipc_put_u64(&rec_msg, QD_F_PKTS_IN, c->pkts_in);
+    qd_ipc_put_u64(&rec_msg, QD_F_PKTS_OUT, c->pkts_out);
+    qd_ipc_put_str(&rec_msg, QD_F_CC, cc_name(&w->child.conf));
+    qd_ipc_put_u32(&rec_msg, QD_F_MIGRATIONS, c->migrations);
+    qd_ipc_put_u32(&rec_msg, QD_F_STREAMS, c->streams_opened);
+    close_info(c, &by, &reason, &code);
+    qd_ipc_put_u32(&rec_msg, QD_F_CLOSE_BY, by);
+    qd_ipc_put_u32(&rec_msg, QD_F_CLOSE_REASON, reason);
+    qd_ipc_put_u64(&rec_msg, QD_F_ERROR_CODE, code);
+    send_rec(w);
+}
+
+void worker_rec_request(wk_stream *s)
+{
+    worker *w = s->c->w;
+    uint64_t now = worker_now();
+
+    if (!w->child.conf.stats || s->method == NULL || s->path == NULL)
+        return;
+    qd_ipc_msg_init(&rec_msg, QD_MSG_REC_REQUEST, 0);
+    qd_ipc_put_str(&rec_msg, QD_F_CONN_ID, s->c->cid_text);
+    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE,
+                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
+    qd_ipc_put_u64(&rec_msg, QD_F_QUIC_STREAM, (uint64_t)s->id);
+    qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS, s->started_ms);
+    qd_ipc_put_str(&rec_msg, QD_F_METHOD, s->method);
+    /* A path is at most a few KB; keep the record one small datagram. */
+    if (strlen(s->path) > 1024) {
+        char p[1025];
+        memcpy(p, s->path, 1024);
+        p[1024] = '\0';
+        qd_ipc_put_str(&rec_msg, QD_F_PATH, p);
+    } else {
+        qd_ipc_put_str(&rec_msg, QD_F_PATH, s->path);
+    }
+    qd_ipc_put_u32(&rec_msg, QD_F_STATUS, s->status > 0 ? (uint32_t)s->status : 0);
+    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_IN, s->body_in);
+    /*
+     * Body bytes the client acknowledged. A client that closes the
+     * connection cleanly right after its last response may leave our last
+     * ACKs unread; it had everything we handed to the stream, so count that.
+     */
+    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT,
+                   s->handed > s->acked && is_clean_peer_close(s->c) ? s->handed : s->acked);
+    qd_ipc_put_u64(&rec_msg, QD_F_DURATION_US, (now - s->started_ns) / 1000);
+    if (s->ttfb_ns)
+        qd_ipc_put_u64(&rec_msg, QD_F_TTFB_US, (s->ttfb_ns - s->started_ns) / 1000);
+    send_rec(w);
+}
+
+/* on_sample - counters since the last sample */
+static void on_sample(uv_timer_t *t)
+{
+    worker *w = t->data;
+    uint64_t now = worker_now();
+    struct mallinfo2 mi = mallinfo2();
+
+    if (!w->child.conf.stats)
+        return;
+    qd_ipc_msg_init(&rec_msg, QD_MSG_REC_SAMPLE, 0);
+    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE,
+                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
+    qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS, qd_time_real_ms());
+    qd_ipc_put_u32(&rec_msg, QD_F_INTERVAL_MS, (uint32_t)((now - w->sample_ns) / 1000000));
+    qd_ipc_put_u32(&rec_msg, QD_F_CONNECTIONS, w->connections - w->closing);
+    qd_ipc_put_u64(&rec_msg, QD_F_HANDSHAKES, w->handshakes - w->last.handshakes);
+    qd_ipc_put_u64(&rec_msg, QD_F_REQUESTS, w->requests - w->last.requests);
+    qd_ipc_put_u64(&rec_msg, QD_F_PKTS_IN, w->rx_packets - w->last.rx_packets);
+    qd_ipc_put_u64(&rec_msg, QD_F_PKTS_OUT, w->tx_packets - w->last.tx_packets);
+    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_IN, w->rx_bytes - w->last.rx_bytes);
+    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT, w->tx_bytes - w->last.tx_bytes);
+    qd_ipc_put_u64(&rec_msg, QD_F_GSO_BATCHES, w->tx_batches - w->last.tx_batches);
+    qd_ipc_put_u64(&rec_msg, QD_F_DROPS, w->rec_drops - w->last.rec_drops);
+    qd_ipc_put_u64(&rec_msg, QD_F_MEM_BYTES, (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd);
+    w->last.handshakes = w->handshakes;
+    w->last.requests = w->requests;
+    w->last.rx_packets = w->rx_packets;
+    w->last.tx_packets = w->tx_packets;
+    w->last.rx_bytes = w->rx_bytes;
+    w->last.tx_bytes = w->tx_bytes;
+    w->last.tx_batches = w->tx_batches;
+    /* Drops of the batch that carries this sample show in the next one. */
+    w->last.rec_drops = w->rec_drops;
+    send_rec(w);
+    w->sample_ns = now;
+}
+
+void worker_rec_start(worker *w)
+{
+    uint64_t ms = (uint64_t)w->child.conf.stats_interval_ms;
+
+    w->sample_ns = worker_now();
+    uv_check_init(w->child.loop, &batch_check);
+    batch_check.data = w;
+    uv_check_start(&batch_check, on_check);
+    uv_timer_init(w->child.loop, &w->sample_timer);
+    w->sample_timer.data = w;
+    uv_timer_start(&w->sample_timer, on_sample, ms, ms);
+}
+
+void worker_rec_conns(worker *w, int fd)
+{
+    static qd_log_limit lim;
+    uint32_t n = 0;
+
+    qd_ipc_msg_init(&rec_msg, QD_MSG_CONNS, 0);
+    qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE,
+                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
+    qd_ipc_put_u32(&rec_msg, QD_F_CONNECTIONS, w->connections - w->closing);
+    for (wk_conn *c = w->conns; c != NULL && n < QD_CONNS_MAX; c = c->next) {
+        if (c->state != WK_ALIVE)
+            continue;
+        uint32_t flags = c->handshake_done ? QD_REC_F_HANDSHAKE : 0;
+        ngtcp2_conn_info ci;
+        ngtcp2_conn_get_conn_info(c->conn, &ci);
+        if (c->handshake_done && c->ssl != NULL && wolfSSL_session_reused(c->ssl))
+            flags |= QD_REC_F_RESUMED;
+        if (c->had_early)
+            flags |= QD_REC_F_EARLY;
+        qd_ipc_put_str(&rec_msg, QD_F_CONN_ID, c->cid_text);
+        qd_ipc_put_str(&rec_msg, QD_F_PEER, c->peer);
+        qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS, c->started_ms);
+        qd_ipc_put_u32(&rec_msg, QD_F_STREAMS, c->nstreams);
+        qd_ipc_put_u64(&rec_msg, QD_F_BYTES_IN, c->bytes_in);
+        qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT, c->bytes_out);
+        qd_ipc_put_u64(&rec_msg, QD_F_SRTT_US, ci.smoothed_rtt / 1000);
+        qd_ipc_put_u32(&rec_msg, QD_F_MIGRATIONS, c->migrations);
+        qd_ipc_put_u32(&rec_msg, QD_F_FLAGS, flags);
+        n++;
+    }
+    int rv = qd_ipc_send(fd, &rec_msg);
+    if (rv < 0)
+        qd_log_limited(&lim, QD_LOG_WARN, "conns reply: %s", qd_strerror(rv));
+}

@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: MIT
+# A schema version 1 database (process_events only) is migrated to version
+# 2 in place at start: its rows are kept and the new tables are written.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/h3lib.sh"
+need_pycurl
+setup 1
+h3_trap
+h3_cert
+h3_conf 1
+python3 - "$T/db/stats.db" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.executescript("""
+CREATE TABLE process_events (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,
+  event TEXT NOT NULL, role TEXT NOT NULL, instance INTEGER, pid INTEGER,
+  generation INTEGER, restarts INTEGER, exit_status INTEGER, signal INTEGER);
+CREATE INDEX process_events_time ON process_events(time_ms);
+INSERT INTO process_events (time_ms, event, role, instance, pid) VALUES (strftime('%s','now') * 1000, 'start', 'master', 0, 4242);
+PRAGMA user_version = 1;
+""")
+con.commit()
+PY
+# As root the daemons run as nobody: the file must be theirs, as one
+# written by an older stats daemon would be.
+[ "$(id -u)" != 0 ] || chown nobody:nogroup "$T/db/stats.db"
+h3_start || finish
+migrated() { [ "$(sql "PRAGMA user_version")" = 2 ]; }
+wait_until 5 migrated && ok "schema migrated to version 2" || fail "user_version $(sql "PRAGMA user_version")"
+[ "$(sql "SELECT count(*) FROM process_events WHERE pid = 4242")" = 1 ] && ok "version 1 rows kept" || fail "old row lost"
+h3get fetch "$(h3_url nothing-here)" - > /dev/null 2>&1
+recorded() { [ "$(sql "SELECT count(*) FROM requests WHERE path = '/nothing-here' AND status = 404" 2>/dev/null)" = 1 ]; }
+wait_until 10 recorded && ok "requests written to the migrated database" || fail "no request row"
+grep -q "schema version 2" "$T/quicd.log" && ok "migration logged" || fail "no log line"
+[ "$(sql "PRAGMA integrity_check")" = ok ] && ok "integrity_check ok" || fail "integrity_check"
+finish

@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: MIT
+# An unusable stats database (a directory where the file should be) gives
+# one clear log line; stats keeps running, quicd keeps serving HTTP/3, and
+# once the problem is fixed the records flow into the database again.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/h3lib.sh"
+need_pycurl
+setup 1
+h3_trap
+h3_cert
+h3_conf 1 "stats_interval = 1s"
+mkdir -p "$T/db/stats.db"
+h3_start || finish
+
+n=$(grep -c "stats database .* unavailable" "$T/quicd.log")
+[ "$n" = 1 ] && ok "one log line: $(grep -m1 "stats database .* unavailable" "$T/quicd.log" | cut -c 26-)" ||
+    fail "$n 'unavailable' lines"
+h3get fetch "$(h3_url "")" - "$(h3_url missing)" - > "$T/fetch.log" 2>&1 &&
+    grep -q "status=404" "$T/fetch.log" && ok "quicd keeps serving" || fail "fetch: $(cat "$T/fetch.log")"
+[ "$(proc_field stats - state)" = running ] && [ "$(proc_field stats - restarts)" = 0 ] &&
+    ok "stats keeps running" || fail "$(quicctl status)"
+sleep 2
+n=$(grep -c "stats database .* unavailable" "$T/quicd.log")
+[ "$n" = 1 ] && ok "still one line after retries" || fail "$n 'unavailable' lines"
+
+# Fix it: the next retry (every 10 s) opens the database.
+rmdir "$T/db/stats.db"
+opened() { grep -q "stats database .* open (" "$T/quicd.log"; }
+wait_until 15 opened && ok "database opened after the fix" || fail "not reopened"
+h3get fetch "$(h3_url missing-after)" - > "$T/fetch2.log" 2>&1
+recorded() { [ "$(sql "SELECT count(*) FROM requests WHERE path = '/missing-after'" 2>/dev/null)" = 1 ]; }
+wait_until 10 recorded && ok "records flow again" || fail "no record after the fix"
+finish

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 /* libshared */
 #include "qd_err.h"
@@ -93,11 +94,33 @@ static void on_prune(uv_timer_t *t)
     stats_db_prune(s, s->child.conf.stats_retention_ms, s->child.conf.stats_history_retention_ms);
 }
 
+/*
+ * jail - started as root with chroot on, stats runs chrooted in the
+ * database's directory (which the master gives to user:group): the
+ * database then needs no path the unprivileged user could be refused on
+ * the way (a checkout under /root, mode 0700, say).
+ */
+static const char *jail(qd_child *c, const qd_conf *conf)
+{
+    static char dir[4096];
+    stats *s = &the_stats;
+    const char *slash = strrchr(conf->stats_database, '/');
+
+    if (!conf->chroot || geteuid() != 0 || slash == NULL || slash[1] == '\0')
+        return NULL;
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - conf->stats_database),
+             conf->stats_database);
+    if (dir[0] == '\0')
+        strcpy(dir, "/");
+    snprintf(s->db_path, sizeof(s->db_path), "/%s", slash + 1);
+    return dir;
+}
+
 /* try_open - open the database; log a failure once and retry later */
 static void try_open(uv_timer_t *t)
 {
     stats *s = t->data;
-    const char *path = s->child.conf.stats_database;
+    const char *path = s->db_path[0] ? s->db_path : s->child.conf.stats_database;
 
     if (stats_db_open(s, path) < 0) {
         if (!s->open_logged)
@@ -141,6 +164,7 @@ static void stop(qd_child *c, uint32_t deadline_ms)
 }
 
 static const qd_child_ops ops = {
+    .jail = jail,
     .started = started,
     .stop = stop,
 };

@@ -19,6 +19,7 @@
 typedef struct stats {
     qd_child child;
     sqlite3 *db;
+    char db_path[4096]; /* the path inside the chroot, or empty: stats_database */
     sqlite3_stmt *ins_event, *ins_conn, *ins_req, *ins_sample;
     uv_poll_t in_poll;
     uv_timer_t batch_timer, reopen_timer, prune_timer;

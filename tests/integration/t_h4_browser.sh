@@ -26,7 +26,13 @@ chrome() {
         --ignore-certificate-errors-spki-list="$SPKI" \
         --virtual-time-budget=5000 "$@" 2>>"$T/chrome.log"
 }
-dom=$(chrome --dump-dom "https://localhost:$PORT/"); rc=$?
+# A cold headless Chromium on a busy machine sometimes gives up on its
+# first page load; try at most 3 times, each bounded, and say so.
+for attempt in 1 2 3; do
+    dom=$(chrome --dump-dom "https://localhost:$PORT/"); rc=$?
+    echo "$dom" | grep -q '<dd id="protocol">[^<]' && break
+    log "attempt $attempt: no page (chromium exit $rc): $(tail -n 2 "$T/chrome.log" | tr '\n' ' ')"
+done
 text=$(echo "$dom" | sed -e 's/<[^>]*>/ /g' | tr -s ' \n' ' ')
 log "chromium exit $rc; page: $(echo "$text" | head -c 600)"
 proto=$(echo "$dom" | sed -n 's/.*<dd id="protocol">\([^<]*\)<.*/\1/p')

@@ -123,7 +123,7 @@ static void drop_escrow(listener *l)
  * adopt - take the predecessor's sockets when they are exactly the set this
  * configuration needs (same addresses, same number of workers, same order).
  */
-static bool adopt(listener *l)
+static bool adopt(listener *l, int64_t conf_udp_buffer)
 {
     size_t need = l->addr_count * (size_t)l->worker_count;
 
@@ -135,8 +135,13 @@ static bool adopt(listener *l)
     for (int w = 0; w < l->worker_count; w++) {
         l->workers[w].channel_fd = -1;
         l->workers[w].socks = qd_xcalloc(l->addr_count, sizeof(int));
-        for (size_t a = 0; a < l->addr_count; a++)
-            l->workers[w].socks[a] = l->escrow_fds[(size_t)w * l->addr_count + a];
+        for (size_t a = 0; a < l->addr_count; a++) {
+            int fd = l->escrow_fds[(size_t)w * l->addr_count + a];
+            l->workers[w].socks[a] = fd;
+            /* udp_buffer may have changed since they were made */
+            set_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, "net.core.rmem_max", conf_udp_buffer);
+            set_buffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, "net.core.wmem_max", conf_udp_buffer);
+        }
     }
     l->open_sockets = need;
     l->escrow_count = 0; /* ours now */
@@ -207,7 +212,7 @@ int listener_sock_open_all(listener *l, const qd_conf *conf, qd_buf *err)
                  ad->family == AF_INET6 ? "[" : "", ad->host, ad->family == AF_INET6 ? "]" : "",
                  ad->port);
     }
-    if (adopt(l)) {
+    if (adopt(l, conf->udp_buffer)) {
         qd_info("took back %zu sockets from the previous listener", l->open_sockets);
         return 0;
     }

@@ -115,6 +115,7 @@ struct master {
      */
     qd_ipc_msg *escrow[MASTER_MAX_ESCROW];
     size_t escrow_count;
+    bool escrow_overflow; /* the current set did not fit: keep none of it */
     uint32_t reloads;
     uint32_t next_id;
     uint32_t reload_id;      /* pending reload, 0 if none */

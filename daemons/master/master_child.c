@@ -244,11 +244,16 @@ void master_escrow_clear(master *m)
 /* escrow_add - keep a copy of one of the listener's SOCKETS messages */
 static void escrow_add(master *m, qd_ipc_msg *msg)
 {
-    if (msg->id == 0)
+    if (msg->id == 0) {
         master_escrow_clear(m); /* a new set begins */
+        m->escrow_overflow = false;
+    }
+    if (m->escrow_overflow)
+        return; /* the rest of a set too large to keep; its fds are closed */
     if (m->escrow_count == MASTER_MAX_ESCROW) {
         qd_warn("too many listener sockets to keep; a restarted listener opens new ones");
         master_escrow_clear(m);
+        m->escrow_overflow = true;
         return;
     }
     qd_ipc_msg *copy = qd_xmalloc(sizeof(*copy));

@@ -929,6 +929,11 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
             send_invalid_token_close(w, ep, local, remote, &hd);
             return;
         } else {
+            /* Unreadable (another secret): no proof of address. */
+            if (demand) {
+                send_retry(w, ep, local, remote, &hd, len * 3);
+                return;
+            }
             hd.token = NULL;
             hd.tokenlen = 0;
         }

@@ -928,15 +928,8 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
         } else if (rv == NGTCP2_CRYPTO_ERR_VERIFY_TOKEN) {
             send_invalid_token_close(w, ep, local, remote, &hd);
             return;
-        } else {
-            /* Unreadable (another secret): no proof of address. */
-            if (demand) {
-                send_retry(w, ep, local, remote, &hd, len * 3);
-                return;
-            }
-            hd.token = NULL;
-            hd.tokenlen = 0;
         }
+        /* else unreadable (another secret): no proof of address, below */
     } else if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR &&
                ngtcp2_crypto_verify_regular_token(hd.token, hd.tokenlen, w->static_secret,
                                                   sizeof(w->static_secret),
@@ -944,7 +937,9 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
                                                   remote->len, REGULAR_TOKEN_LIFETIME,
                                                   wall_ns()) == 0) {
         token_type = NGTCP2_TOKEN_TYPE_NEW_TOKEN;
-    } else {
+    }
+    if (hd.tokenlen > 0 && token_type == NGTCP2_TOKEN_TYPE_UNKNOWN) {
+        /* A token we cannot use proves nothing. */
         if (demand) {
             send_retry(w, ep, local, remote, &hd, len * 3);
             return;

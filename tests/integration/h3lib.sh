@@ -227,3 +227,16 @@ h3_cleanup() {
     cleanup
 }
 h3_trap() { trap h3_cleanup EXIT; }
+
+# h3_chrome ARGS... - headless Chromium forced onto HTTP/3 for localhost:PORT
+# (trusting the test certificate by its SPKI hash), bounded by timeout(1);
+# its own messages go to $T/chrome.log
+h3_chrome() {
+    timeout -k 5 45 "$H3_CHROMIUM" --headless=new --no-sandbox --disable-gpu \
+        --no-first-run --no-default-browser-check --disable-extensions \
+        --user-data-dir="$T/chrome" --enable-quic \
+        --origin-to-force-quic-on="localhost:$PORT" \
+        --host-resolver-rules="MAP localhost 127.0.0.1" \
+        --ignore-certificate-errors-spki-list="$(h3_spki_hash)" \
+        "$@" 2>>"$T/chrome.log"
+}

@@ -43,17 +43,8 @@ echo 'window.probeJs = 42;' > "$D/probe.js"
 
 h3_start || finish
 
-SPKI=$(h3_spki_hash)
 # chrome URL - dump the DOM after the load; Chromium's own output in $T/chrome.log
-chrome() {
-    timeout -k 5 45 "$H3_CHROMIUM" --headless=new --no-sandbox --disable-gpu \
-        --no-first-run --no-default-browser-check --disable-extensions \
-        --user-data-dir="$T/chrome" --enable-quic \
-        --origin-to-force-quic-on="localhost:$PORT" \
-        --host-resolver-rules="MAP localhost 127.0.0.1" \
-        --ignore-certificate-errors-spki-list="$SPKI" \
-        --dump-dom "$1" 2>>"$T/chrome.log"
-}
+chrome() { h3_chrome --dump-dom "$1"; }
 
 t0=$(date +%s%N)
 dom=$(chrome "https://localhost:$PORT/nav.html"); rc=$?

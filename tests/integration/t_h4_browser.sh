@@ -16,16 +16,7 @@ h3_conf 1 "$hints"
 cp "$QD_SRCDIR"/etc/htdocs/* "$T/htdocs/"
 h3_start || finish
 
-SPKI=$(h3_spki_hash)
-chrome() {
-    timeout -k 5 45 "$H3_CHROMIUM" --headless=new --no-sandbox --disable-gpu \
-        --no-first-run --no-default-browser-check --disable-extensions \
-        --user-data-dir="$T/chrome" --enable-quic \
-        --origin-to-force-quic-on="localhost:$PORT" \
-        --host-resolver-rules="MAP localhost 127.0.0.1" \
-        --ignore-certificate-errors-spki-list="$SPKI" \
-        --virtual-time-budget=5000 "$@" 2>>"$T/chrome.log"
-}
+chrome() { h3_chrome --virtual-time-budget=5000 "$@"; }
 # A cold headless Chromium on a busy machine sometimes gives up on its
 # first page load; try at most 3 times, each bounded, and say so.
 for attempt in 1 2 3; do

@@ -499,6 +499,9 @@ static void handle_read_error(wk_conn *c, int rv)
         conn_free(c);
         return;
     case NGTCP2_ERR_CRYPTO:
+        qd_debug("connection from %s: TLS handshake failed: alert %u, wolfSSL error %d (%s)",
+                 c->peer, ngtcp2_conn_get_tls_alert(c->conn), wolfSSL_get_error(c->ssl, 0),
+                 wolfSSL_ERR_reason_error_string((unsigned long)wolfSSL_get_error(c->ssl, 0)));
         if (c->last_error.error_code == 0)
             ngtcp2_ccerr_set_tls_alert(&c->last_error, ngtcp2_conn_get_tls_alert(c->conn), NULL,
                                        0);

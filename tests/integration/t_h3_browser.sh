@@ -46,9 +46,16 @@ h3_start || finish
 # chrome URL - dump the DOM after the load; Chromium's own output in $T/chrome.log
 chrome() { h3_chrome --dump-dom "$1"; }
 
-t0=$(date +%s%N)
-dom=$(chrome "https://localhost:$PORT/nav.html"); rc=$?
-log "chromium exit $rc after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+# Known bug (see the closing note of 2026-11-28): about one Chromium
+# handshake in 10-20 under load ends in a TLS failure on the server side
+# (CRYPTO_ERROR without an alert); up to 3 bounded attempts, each logged.
+for attempt in 1 2 3; do
+    t0=$(date +%s%N)
+    dom=$(chrome "https://localhost:$PORT/nav.html"); rc=$?
+    log "attempt $attempt: chromium exit $rc after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    echo "$dom" | grep -q "proto=h3;" && break
+    log "attempt $attempt failed: $(grep -v dbus "$T/chrome.log" | grep -m1 -E 'ERR_' || echo '?')"
+done
 proto=$(echo "$dom" | sed -n 's/.*proto=\([^;<]*\);.*/\1/p' | head -n1)
 sub=$(echo "$dom" | sed -n 's/.*subresources=\([^<]*\).*/\1/p' | head -n1)
 if [ "$proto" = h3 ]; then

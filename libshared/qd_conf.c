@@ -124,6 +124,8 @@ static const qd_conf_key keys[QD_K_COUNT] = {
     {"stats_history_retention", QD_CONF_DURATION, "30d", 3600 * 1000LL, 3650 * DAY_MS,
      OFF(stats_history_retention_ms), R, NULL,
      "how long connection and request records are kept"},
+    {"stats_buffer", QD_CONF_SIZE, "4MB", 16384, 1LL << 30, OFF(stats_buffer), R, NULL,
+     "bytes of records that may wait for the stats daemon before senders drop them"},
     {"stats", QD_CONF_BOOL, "yes", 0, 1, OFF(stats), R, NULL,
      "workers record every connection, request and sample in the stats database"},
     {"events_interval", QD_CONF_DURATION, "5s", 100, DAY_MS, OFF(events_interval_ms), R, NULL,

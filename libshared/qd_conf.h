@@ -69,6 +69,7 @@ typedef enum qd_conf_key_id {
     QD_K_STATS_INTERVAL,
     QD_K_STATS_RETENTION,
     QD_K_STATS_HISTORY_RETENTION,
+    QD_K_STATS_BUFFER,
     QD_K_STATS,
     QD_K_EVENTS_INTERVAL,
     QD_K_MAX_REQUEST_BODY,
@@ -106,6 +107,7 @@ typedef struct qd_conf {
     int64_t stream_window;
     int64_t connection_window;
     int64_t stats_interval_ms;
+    int64_t stats_buffer;    /* bytes, SO_SNDBUF of the stats channel's send end */
     int64_t stats_retention_ms;
     int64_t stats_history_retention_ms;
     bool stats;

@@ -65,6 +65,7 @@ static const struct {
     {QD_MSG_REC_REQUEST, "rec-request", 0, 0},
     {QD_MSG_REC_SAMPLE, "rec-sample", 0, 0},
     {QD_MSG_REC_BATCH, "rec-batch", 0, 0},
+    {QD_MSG_REC_LOSS, "rec-loss", 0, 0},
 };
 
 static const uint8_t tag_kind[] = {

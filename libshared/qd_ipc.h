@@ -86,6 +86,9 @@ enum {
                                 F_INTERVAL_MS, F_CONNECTIONS, F_HANDSHAKES, F_REQUESTS,
                                 F_PKTS_IN/OUT, F_BYTES_IN/OUT, F_GSO_BATCHES, F_DROPS
                                 (stats records dropped), F_MEM_BYTES; counts are deltas */
+    QD_MSG_REC_LOSS = 65,    /* F_TIME_MS, F_ROLE, F_INSTANCE, F_DROPS: records that process
+                                lost since its last REC_LOSS (a full channel; for stats, a
+                                database that could not be written) */
 };
 
 /* Field tags. Keep in step with the tag table in qd_ipc.c. */

@@ -306,6 +306,26 @@ void master_finish(master *m)
     uv_stop(m->loop);
 }
 
+/*
+ * master_stats_buffer - how many bytes of records may wait in the stats
+ * channel (stats_buffer): the send end's SO_SNDBUF, which every sender
+ * shares and which a Unix datagram socketpair charges for what the stats
+ * daemon has not read yet. Forced past net.core.wmem_max when root.
+ */
+void master_stats_buffer(master *m)
+{
+    int v = (int)m->conf.stats_buffer, got = 0;
+    socklen_t len = sizeof(got);
+
+    if (setsockopt(m->stats_fds[0], SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+        setsockopt(m->stats_fds[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+    /* The kernel reports twice the usable size (it counts its bookkeeping). */
+    if (getsockopt(m->stats_fds[0], SOL_SOCKET, SO_SNDBUF, &got, &len) == 0 && got / 2 < v)
+        qd_warn("stats_buffer: the kernel capped it at %d bytes (asked for %d); raise "
+                "net.core.wmem_max",
+                got / 2, v);
+}
+
 /* close_walk - close whatever handles are left at exit */
 static void close_walk(uv_handle_t *h, void *arg)
 {
@@ -384,9 +404,7 @@ int main(int argc, char **argv)
     m->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, m->stats_fds) < 0)
         qd_fatal("stats channel: %s", strerror(errno));
-    int sz = 4 * 1024 * 1024;
-    setsockopt(m->stats_fds[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-    setsockopt(m->stats_fds[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    master_stats_buffer(m);
     fcntl(m->stats_fds[0], F_SETFL, fcntl(m->stats_fds[0], F_GETFL) | O_NONBLOCK);
 
     m->loop = uv_default_loop();
@@ -410,6 +428,7 @@ int main(int argc, char **argv)
     qd_info("starting quicd %s (config %s, pid %ld)", PACKAGE_VERSION, m->conf_path,
             (long)getpid());
     master_children_start(m);
+    master_record_losses_start(m);
     uv_run(m->loop, UV_RUN_DEFAULT);
 
     uv_walk(m->loop, close_walk, NULL);

@@ -104,6 +104,7 @@ struct master {
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t stop_timer;
     uv_timer_t reload_timer;
+    uv_timer_t loss_timer; /* reports stats_drops every stats_interval */
     bool stopping;
     uint64_t started_ms;
     uint32_t generation;
@@ -121,7 +122,8 @@ struct master {
     uint32_t reload_id;      /* pending reload, 0 if none */
     int reload_waiting;      /* CONFIG_DONE still expected */
     qd_buf reload_errors;
-    uint64_t stats_drops;
+    uint64_t stats_drops;          /* records the full stats channel refused */
+    uint64_t stats_drops_reported; /* ... of which a REC_LOSS reached the channel */
     uint64_t bad_messages;
 };
 
@@ -137,6 +139,7 @@ const char *master_state_name(master_state s);
 /* master_child_name returns "worker[2]" or "app" (static buffer). */
 const char *master_child_name(const master_child *c);
 void master_record_event(master *m, qd_proc_event ev, const master_child *c);
+void master_record_losses_start(master *m);
 int master_worker_count(const master *m);
 
 /* master_control.c */
@@ -152,5 +155,6 @@ void master_reload_ack(master *m, master_child *c, uint32_t id, uint32_t status,
 /* master.c */
 void master_stop(master *m, const char *why);
 void master_finish(master *m);
+void master_stats_buffer(master *m);
 
 #endif /* QD_MASTER_H */

@@ -6,7 +6,7 @@
  *	master_children_start(), master_child_add(), master_child_stop(),
  *	master_child_send_config(), master_children_stop_all(),
  *	master_children_alive(), master_state_name(), master_record_event(),
- *	master_worker_count()
+ *	master_record_losses_start(), master_worker_count()
  * DESCRIPTION
  *	Each daemon is a separate program in daemon_directory, started with
  *	fork+exec (uv_spawn) with its control channel on descriptor 3 and
@@ -126,6 +126,38 @@ void master_record_event(master *m, qd_proc_event ev, const master_child *c)
         if (rv != QD_ERR_AGAIN)
             qd_log_limited(&lim, QD_LOG_WARN, "stats channel: %s", qd_strerror(rv));
     }
+}
+
+/*
+ * on_loss_timer - every stats_interval, the records the full channel
+ * refused since the last report reach the database as one REC_LOSS (itself
+ * retried at the next tick if the channel is still full).
+ */
+static void on_loss_timer(uv_timer_t *t)
+{
+    master *m = t->data;
+    uint64_t lost = m->stats_drops - m->stats_drops_reported;
+
+    if (lost > 0) {
+        qd_ipc_msg_init(&out_msg, QD_MSG_REC_LOSS, 0);
+        qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, qd_time_real_ms());
+        qd_ipc_put_u32(&out_msg, QD_F_ROLE, QD_ROLE_MASTER);
+        qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, 0);
+        qd_ipc_put_u64(&out_msg, QD_F_DROPS, lost);
+        if (qd_ipc_send(m->stats_fds[0], &out_msg) == 0) {
+            m->stats_drops_reported += lost;
+            qd_notice("stats channel was full: %llu master records dropped",
+                      (unsigned long long)lost);
+        }
+    }
+    uv_timer_start(t, on_loss_timer, (uint64_t)m->conf.stats_interval_ms, 0);
+}
+
+void master_record_losses_start(master *m)
+{
+    uv_timer_init(m->loop, &m->loss_timer);
+    m->loss_timer.data = m;
+    uv_timer_start(&m->loss_timer, on_loss_timer, (uint64_t)m->conf.stats_interval_ms, 0);
 }
 
 /* send_ctl - a message to one daemon; failures are logged, the exit path cleans up */

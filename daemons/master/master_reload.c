@@ -133,6 +133,7 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
 
     qd_conf_release(&m->conf);
     m->conf = next;
+    master_stats_buffer(m);
     memset(&next, 0, sizeof(next));
     m->reloads++;
     if (!m->cli_level_set)

@@ -297,9 +297,9 @@ int quicctl_report(quicctl *q, int argc, char **argv)
     if (sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (version < 2)
+    if (version < 3)
         quicctl_die("stats database %s has schema version %d; start this quicd once to migrate "
-                    "it to version 2",
+                    "it to version 3",
                     path, version);
 
     /* A read transaction: every number below comes from one snapshot. */
@@ -376,7 +376,9 @@ int quicctl_report(quicctl *q, int argc, char **argv)
                      "?1 AND time_ms < ?2"),
           true);
     value(&r, "process", "dropped_records",
-          scalar(&r, "SELECT total(drops) FROM samples WHERE time_ms >= ?1 AND time_ms < ?2"),
+          scalar(&r, "SELECT (SELECT total(drops) FROM samples WHERE time_ms >= ?1 AND "
+                     "time_ms < ?2) + (SELECT total(records) FROM losses WHERE time_ms >= ?1 "
+                     "AND time_ms < ?2)"),
           true);
     section_end(&r, false);
     if (r.fmt == OUT_JSON)

@@ -135,6 +135,7 @@ static void try_open(uv_timer_t *t)
         qd_notice("stats database %s open (%llu records were dropped)", path,
                   (unsigned long long)s->lost_records);
     s->open_logged = false;
+    stats_db_own_losses(s);
     on_prune(&s->prune_timer);
 }
 

@@ -10,7 +10,7 @@
 
 #include "qd_child.h"
 
-#define STATS_SCHEMA_VERSION 2
+#define STATS_SCHEMA_VERSION 3
 #define STATS_BATCH_MAX 1000       /* records per transaction at most */
 #define STATS_BATCH_MS 1000        /* a batch is committed at least this often */
 #define STATS_REOPEN_MS 10000      /* retry an unavailable database this often */
@@ -20,7 +20,7 @@ typedef struct stats {
     qd_child child;
     sqlite3 *db;
     char db_path[4096]; /* the path inside the chroot, or empty: stats_database */
-    sqlite3_stmt *ins_event, *ins_conn, *ins_req, *ins_sample;
+    sqlite3_stmt *ins_event, *ins_conn, *ins_req, *ins_sample, *ins_loss;
     uv_poll_t in_poll;
     uv_timer_t batch_timer, reopen_timer, prune_timer;
     bool in_txn;
@@ -29,6 +29,7 @@ typedef struct stats {
     uint32_t batch_count;
     uint64_t records, batches;
     uint64_t write_errors, lost_records, bad_records;
+    uint64_t lost_reported; /* of lost_records, already a row of losses */
 } stats;
 
 /* stats_db.c */
@@ -48,6 +49,12 @@ void stats_db_close(stats *s);
 int stats_db_record(stats *s, const qd_ipc_msg *m);
 /* stats_db_commit commits the open batch, if any. Returns 0 or -1. */
 int stats_db_commit(stats *s);
+/*
+ * stats_db_own_losses writes the records this daemon lost and has not yet
+ * reported as a row of losses, outside any batch; a failure leaves them
+ * for the next call (after the next successful commit or open).
+ */
+void stats_db_own_losses(stats *s);
 /* stats_db_prune deletes rows older than the retention periods. */
 void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms);
 

@@ -10,7 +10,7 @@
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
  *	block it) with synchronous=NORMAL; the schema carries its version in
  *	PRAGMA user_version and is created or migrated at open, each step in
- *	its own transaction (v0 -> v1 -> v2). All writes use prepared
+ *	its own transaction (v0 -> v1 -> v2 -> v3). All writes use prepared
  *	statements.
  *
  *	Records are written in batched transactions: the first record opens
@@ -18,8 +18,15 @@
  *	once-a-second timer in stats.c, whichever comes first. A kill -9 loses
  *	at most the open batch; WAL keeps the file consistent.
  *
- *	Schema version 2 (documented in quicd-stats(5)):
- *	  process_events (v1), connections, requests, samples
+ *	Schema version 3 (documented in quicd.conf(5), STATS DATABASE):
+ *	  process_events (v1), connections, requests, samples (v2), losses (v3)
+ *
+ *	Records that never reached the database are counted where they were
+ *	lost and the counts written as rows of losses: the master's (a full
+ *	channel) arrive as QD_MSG_REC_LOSS, the stats daemon's own (a write
+ *	that failed, a database that could not be opened) are written by
+ *	stats_db_own_losses() once writing works again. Workers carry theirs
+ *	in samples.drops.
  * DIAGNOSTICS
  *	Errors are logged with sqlite3_errmsg; a failed write (full disk,
  *	read-only file) rolls the batch back, is counted, and logs one line
@@ -102,7 +109,17 @@ static const char *const schema_v2 =
     "  gso_batches INTEGER, drops INTEGER, mem_bytes INTEGER);"
     "CREATE INDEX IF NOT EXISTS samples_time ON samples(time_ms);";
 
-static const char *const migrations[STATS_SCHEMA_VERSION] = {schema_v1, schema_v2};
+static const char *const schema_v3 =
+    "CREATE TABLE IF NOT EXISTS losses ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms INTEGER NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  instance INTEGER,"
+    "  records INTEGER NOT NULL,"
+    "  cause TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS losses_time ON losses(time_ms);";
+
+static const char *const migrations[STATS_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 /*
  * db_err - log an error while opening, unless stats.c already said the
@@ -177,6 +194,8 @@ static const struct {
      "INSERT INTO requests (time_ms, conn_id, worker, stream_id, method, path, status, "
      "bytes_in, bytes_out, duration_us, ttfb_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
      "?10, ?11)"},
+    {offsetof(stats, ins_loss),
+     "INSERT INTO losses (time_ms, role, instance, records, cause) VALUES (?1, ?2, ?3, ?4, ?5)"},
     {offsetof(stats, ins_sample),
      "INSERT INTO samples (time_ms, worker, interval_ms, connections, handshakes, requests, "
      "pkts_in, pkts_out, bytes_in, bytes_out, gso_batches, drops, mem_bytes) VALUES (?1, ?2, "
@@ -227,7 +246,8 @@ void stats_db_close(stats *s)
     sqlite3_finalize(s->ins_conn);
     sqlite3_finalize(s->ins_req);
     sqlite3_finalize(s->ins_sample);
-    s->ins_event = s->ins_conn = s->ins_req = s->ins_sample = NULL;
+    sqlite3_finalize(s->ins_loss);
+    s->ins_event = s->ins_conn = s->ins_req = s->ins_sample = s->ins_loss = NULL;
     if (s->db)
         sqlite3_close(s->db);
     s->db = NULL;
@@ -266,7 +286,26 @@ int stats_db_commit(stats *s)
         qd_notice("stats database: writes succeed again (%llu records lost)",
                   (unsigned long long)s->lost_records);
     s->failing = false;
+    stats_db_own_losses(s);
     return 0;
+}
+
+void stats_db_own_losses(stats *s)
+{
+    uint64_t lost = s->lost_records - s->lost_reported;
+    sqlite3_stmt *st = s->ins_loss;
+
+    if (s->db == NULL || s->in_txn || lost == 0)
+        return;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)qd_time_real_ms());
+    sqlite3_bind_text(st, 2, qd_role_name(QD_ROLE_STATS), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, 0);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)(lost > INT64_MAX ? INT64_MAX : lost));
+    sqlite3_bind_text(st, 5, "database", -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_DONE) /* autocommit: its own transaction */
+        s->lost_reported += lost;
+    sqlite3_reset(st);
 }
 
 /* bind_u32 - bind an optional u32 field, NULL when absent */
@@ -414,6 +453,23 @@ static int bind_req(sqlite3_stmt *st, const qd_ipc_msg *m)
     return 0;
 }
 
+/* bind_loss - QD_MSG_REC_LOSS: records another process could not send */
+static int bind_loss(sqlite3_stmt *st, const qd_ipc_msg *m)
+{
+    uint32_t role;
+    uint64_t t, n;
+
+    if (qd_ipc_get_u32(m, QD_F_ROLE, &role) < 0 || qd_ipc_get_u64(m, QD_F_TIME_MS, &t) < 0 ||
+        qd_ipc_get_u64(m, QD_F_DROPS, &n) < 0 || role >= QD_ROLE_COUNT)
+        return -1;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(t > INT64_MAX ? INT64_MAX : t));
+    sqlite3_bind_text(st, 2, qd_role_name((qd_role)role), -1, SQLITE_STATIC);
+    bind_u32(st, 3, m, QD_F_INSTANCE);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)(n > INT64_MAX ? INT64_MAX : n));
+    sqlite3_bind_text(st, 5, "channel", -1, SQLITE_STATIC);
+    return 0;
+}
+
 /* bind_sample - QD_MSG_REC_SAMPLE */
 static int bind_sample(sqlite3_stmt *st, const qd_ipc_msg *m)
 {
@@ -460,6 +516,9 @@ int stats_db_record(stats *s, const qd_ipc_msg *m)
     case QD_MSG_REC_SAMPLE:
         st = s->ins_sample;
         break;
+    case QD_MSG_REC_LOSS:
+        st = s->ins_loss;
+        break;
     default:
         return -1;
     }
@@ -468,6 +527,7 @@ int stats_db_record(stats *s, const qd_ipc_msg *m)
     rv = m->type == QD_MSG_REC_PROCESS ? bind_event(st, m)
          : m->type == QD_MSG_REC_CONN  ? bind_conn(st, m)
          : m->type == QD_MSG_REC_REQUEST ? bind_req(st, m)
+         : m->type == QD_MSG_REC_LOSS    ? bind_loss(st, m)
                                          : bind_sample(st, m);
     if (rv < 0)
         return -1;
@@ -500,6 +560,7 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms)
     static const char *const sql[] = {
         "DELETE FROM samples WHERE time_ms < ?1",
         "DELETE FROM process_events WHERE time_ms < ?1",
+        "DELETE FROM losses WHERE time_ms < ?1",
         "DELETE FROM connections WHERE start_ms < ?1",
         "DELETE FROM requests WHERE time_ms < ?1",
     };
@@ -512,7 +573,7 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms)
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
             continue;
-        sqlite3_bind_int64(st, 1, now - (i < 2 ? retention_ms : history_ms));
+        sqlite3_bind_int64(st, 1, now - (i < 3 ? retention_ms : history_ms));
         if (sqlite3_step(st) != SQLITE_DONE)
             write_failed(s, "prune old rows", 0);
         else if (sqlite3_changes(s->db) > 0)

@@ -30,4 +30,9 @@ wait_until 15 opened && ok "database opened after the fix" || fail "not reopened
 h3get fetch "$(h3_url missing-after)" - > "$T/fetch2.log" 2>&1
 recorded() { [ "$(sql "SELECT count(*) FROM requests WHERE path = '/missing-after'" 2>/dev/null)" = 1 ]; }
 wait_until 10 recorded && ok "records flow again" || fail "no record after the fix"
+logged=$(grep -m1 "stats database .* open (" "$T/quicd.log" | sed -nE 's/.*open \(([0-9]+) records were dropped\).*/\1/p')
+lost=$(sql "SELECT total(records) FROM losses WHERE role = 'stats' AND cause = 'database'" | cut -d. -f1)
+[ "${lost:-0}" -gt 0 ] && [ "$lost" = "$logged" ] &&
+    ok "the records dropped meanwhile are a row of losses: $lost" ||
+    fail "losses ${lost:-?}, log ${logged:-?}"
 finish

@@ -138,6 +138,8 @@ struct wk_conn {
     char cid_text[2 * QD_CID_LEN + 1]; /* first server CID, for logs */
     /* for the connection record (worker_rec.c); counted without allocation */
     uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
+    uint64_t pkts_lost;   /* stream losses of the streams already closed */
+    int64_t h3_uni[3];    /* our control and QPACK streams, once h3 is set */
     uint64_t started_ms, handshake_ns;
     uint32_t migrations, streams_opened, close_reason;
     bool retry_used, had_early, got_reset;

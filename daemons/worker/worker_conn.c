@@ -251,6 +251,7 @@ static int stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t 
 
     if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
         app_error_code = NGHTTP3_H3_NO_ERROR;
+    c->pkts_lost += ngtcp2_conn_get_stream_loss_count(conn, id); /* still there until we return */
     worker_h3_stream_close(c, id, app_error_code);
     return 0;
 }

@@ -601,6 +601,9 @@ int worker_h3_setup(wk_conn *c)
         ngtcp2_conn_open_uni_stream(c->conn, &dec, NULL) != 0 ||
         nghttp3_conn_bind_qpack_streams(c->h3, enc, dec) != 0)
         return -1;
+    c->h3_uni[0] = ctrl;
+    c->h3_uni[1] = enc;
+    c->h3_uni[2] = dec;
     if (c->w->stopping) {
         nghttp3_conn_shutdown(c->h3);
         c->goaway_sent = true;

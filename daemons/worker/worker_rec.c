@@ -135,6 +135,27 @@ static void close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_
     }
 }
 
+/*
+ * pkts_lost - packets declared lost, as ngtcp2 1.11 can tell: it counts,
+ * per stream, the lost packets that carried that stream's data
+ * (ngtcp2_conn_get_stream_loss_count; a packet with two streams' data
+ * counts for each, one with only ACK, CRYPTO or other control frames not
+ * at all). Closed streams were added up in c->pkts_lost as they closed;
+ * here come the ones still open: requests and our three unidirectional
+ * streams.
+ */
+static uint64_t pkts_lost(const wk_conn *c)
+{
+    uint64_t n = c->pkts_lost;
+
+    for (const wk_stream *s = c->streams; s != NULL; s = s->next)
+        n += ngtcp2_conn_get_stream_loss_count(c->conn, s->id);
+    if (c->h3 != NULL)
+        for (size_t i = 0; i < 3; i++)
+            n += ngtcp2_conn_get_stream_loss_count(c->conn, c->h3_uni[i]);
+    return n;
+}
+
 void worker_rec_conn(wk_conn *c)
 {
     worker *w = c->w;
@@ -180,6 +201,7 @@ void worker_rec_conn(wk_conn *c)
         qd_ipc_put_u64(&rec_msg, QD_F_SRTT_US, ci.smoothed_rtt / 1000);
         qd_ipc_put_u64(&rec_msg, QD_F_MIN_RTT_US, ci.min_rtt == UINT64_MAX ? 0 : ci.min_rtt / 1000);
         qd_ipc_put_u64(&rec_msg, QD_F_CWND, ci.cwnd);
+        qd_ipc_put_u64(&rec_msg, QD_F_PKTS_LOST, pkts_lost(c));
         if (c->had_early && !ngtcp2_conn_get_tls_early_data_rejected(c->conn))
             flags |= QD_REC_F_EARLY;
     }

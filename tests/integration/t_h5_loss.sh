@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: MIT
+# connections.pkts_lost: a gtlsclient that drops 5% of the packets it
+# receives (--rx-loss) makes the server declare packets lost and
+# retransmit; the download is still byte-identical and its connection row
+# counts the losses: at least one, at most the datagrams the client
+# dropped plus those the kernel dropped (UDP RcvbufErrors, read before and
+# after). A clean connection counts no more than the kernel dropped (on an
+# idle machine: none).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/h3lib.sh"
+need_gtlsclient
+need_pycurl
+setup 1
+h3_trap
+h3_cert
+h3_conf 1 "stats_interval = 1s"
+head -c 300000 /dev/urandom > "$T/htdocs/300k.bin"
+h3_start || finish
+
+# rcvbuf_errors - the kernel's count of UDP datagrams dropped for a full
+# receive buffer (IPv4, this network namespace)
+rcvbuf_errors() { awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp; }
+[ "$(awk '$1 == "Udp:" && $2 !~ /^[0-9]+$/ { print $6 }' /proc/net/snmp)" = RcvbufErrors ] ||
+    die "unexpected /proc/net/snmp layout"
+
+# run NAME GTLSCLIENT-ARGS... - one bounded download of 300k.bin; sets CID
+# and KDROPS (datagrams the kernel dropped meanwhile, anyone's)
+run() {
+    local name=$1; shift
+    local before
+    before=$(rcvbuf_errors)
+    mkdir -p "$T/$name.dl"
+    gtls 30 --download="$T/$name.dl" "$@" 127.0.0.1 "$PORT" "$(h3_url 300k.bin)" > "$T/$name.log"
+    local rc=$?
+    KDROPS=$(($(rcvbuf_errors) - before))
+    CID=$(gtls_server_cid "$T/$name.log")
+    if cmp -s "$T/htdocs/300k.bin" "$T/$name.dl/300k.bin"; then
+        ok "$name: 300 kB download byte-identical (server CID ${CID:-?}; kernel dropped $KDROPS)"
+    else
+        fail "$name: download differs (gtlsclient exit $rc)"
+    fi
+}
+run clean
+C_CLEAN=$CID K_CLEAN=$KDROPS
+run lossy --rx-loss=0.05
+C_LOSSY=$CID K_LOSSY=$KDROPS
+dropped=$(grep -c "Simulated incoming packet loss" "$T/lossy.log")
+log "gtlsclient dropped $dropped incoming datagrams"
+[ "$dropped" -gt 0 ] || fail "gtlsclient dropped nothing: --rx-loss did not work"
+
+have() { [ "$(sql "SELECT count(*) FROM connections WHERE conn_id IN ('$C_CLEAN', '$C_LOSSY')" 2>/dev/null)" = 2 ]; }
+wait_until 15 have && ok "both connections recorded" || fail "records: $(sql "SELECT conn_id FROM connections")"
+clean=$(sql "SELECT pkts_lost FROM connections WHERE conn_id = '$C_CLEAN'")
+lossy=$(sql "SELECT pkts_lost FROM connections WHERE conn_id = '$C_LOSSY'")
+out=$(sql "SELECT pkts_out FROM connections WHERE conn_id = '$C_LOSSY'")
+log "pkts_lost: clean ${clean:-NULL}, lossy ${lossy:-NULL} (of ${out:-?} packets sent)"
+[ -n "$clean" ] && [ "$clean" -le "$K_CLEAN" ] &&
+    ok "the clean connection: $clean packets declared lost, <= the $K_CLEAN the kernel dropped" ||
+    fail "clean pkts_lost ${clean:-NULL}, kernel dropped $K_CLEAN"
+[ -n "$lossy" ] && [ "$lossy" -gt 0 ] && [ "$lossy" -le $((dropped + K_LOSSY)) ] &&
+    ok "the lossy connection: $lossy packets declared lost, > 0 and <= $dropped (client) + $K_LOSSY (kernel)" ||
+    fail "lossy pkts_lost ${lossy:-NULL}, client dropped $dropped, kernel $K_LOSSY"
+finish

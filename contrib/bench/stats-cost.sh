@@ -12,8 +12,16 @@
 # concurrent streams on each (so handshakes count too, as in real traffic).
 # A round runs the same load against stats = yes and then stats = no, each
 # on a freshly started suite; rounds alternate the order to cancel drift.
-# It prints requests/s and the worker's CPU time per request (utime +
-# stime from /proc) per run, the median of each mode, and the ratios.
+# It prints requests/s and the worker's CPU time per request (from
+# /proc/PID/schedstat, in nanoseconds) per run, the median of each mode, and the ratios.
+#
+# The worker pins itself to the first CPU; with two or more CPUs the
+# clients, the master and the other daemons (app, stats, listener) are
+# pinned to the others (taskset), so that nothing else runs on the
+# worker's CPU. The worker's request rate is then bounded by its CPU time
+# per request, and "the worker's capacity" is 1 / (CPU per request): the
+# request rate it would reach if it were the bottleneck. The goal (issue
+# 5) is that recording costs the worker less than 5% of that rate.
 #
 # What it measures, honestly: the whole suite's throughput with client and
 # server sharing this machine's CPUs (the clients take CPU the worker could
@@ -22,7 +30,7 @@
 # the cost shown is an upper bound of the worker's own cost.
 set -u
 BUILD=${QD_BUILDDIR:-$(pwd)}
-ROUNDS=3 CLIENTS=4 REQS=200 CONNS=5
+ROUNDS=7 CLIENTS=4 REQS=500 CONNS=10
 while getopts b:r:c:n:k: o; do
     case $o in
     b) BUILD=$OPTARG ;; r) ROUNDS=$OPTARG ;; c) CLIENTS=$OPTARG ;;
@@ -31,6 +39,10 @@ while getopts b:r:c:n:k: o; do
     esac
 done
 GTLS=${GTLSCLIENT:-/usr/bin/gtlsclient}
+PIN=""
+if [ "$(nproc)" -ge 2 ] && command -v taskset > /dev/null; then
+    PIN="taskset -c 1-$(($(nproc) - 1))"
+fi
 [ -x "$BUILD/daemons/master/quicd" ] || { echo "no quicd in $BUILD (use -b BUILDDIR)"; exit 2; }
 [ -x "$GTLS" ] || { echo "gtlsclient is needed ($GTLS)"; exit 2; }
 command -v openssl >/dev/null || { echo "openssl is needed"; exit 2; }
@@ -73,9 +85,11 @@ CONF
     "$BUILD/daemons/master/quicd" -f -c "$T/quicd.conf" >> "$T/quicd.log" 2>&1 &
     MASTER=$!
     for _ in $(seq 100); do
-        timeout 5 "$GTLS" -q --exit-on-all-streams-close --sni=localhost 127.0.0.1 "$PORT" \
-            "https://localhost:$PORT/probe" \
-            >/dev/null 2>&1 && return 0
+        if timeout 5 "$GTLS" -q --exit-on-all-streams-close --sni=localhost 127.0.0.1 "$PORT" \
+            "https://localhost:$PORT/probe" >/dev/null 2>&1; then
+            pin_others
+            return 0
+        fi
         sleep 0.1
     done
     echo "quicd did not come up"; cat "$T/quicd.log"; exit 1
@@ -86,8 +100,18 @@ stop() {
 # client - CONNS connections with REQS streams each; exit 1 on any failure
 client() {
     for _ in $(seq "$CONNS"); do
-        timeout 60 "$GTLS" -q --exit-on-all-streams-close --sni=localhost -n "$REQS" \
+        $PIN timeout 60 "$GTLS" -q --exit-on-all-streams-close --sni=localhost -n "$REQS" \
             127.0.0.1 "$PORT" "$URI" >/dev/null 2>&1 || return 1
+    done
+}
+# pin_others - the master and every daemon but the worker onto the clients' CPUs
+pin_others() {
+    local p
+    [ -n "$PIN" ] || return 0
+    ${PIN/taskset -c/taskset -pc} "$MASTER" > /dev/null
+    for p in $(pgrep -P "$MASTER"); do
+        tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q '/worker ' && continue
+        ${PIN/taskset -c/taskset -pc} "$p" > /dev/null
     done
 }
 # worker_cpu - CPU seconds (user + system) the worker used so far
@@ -95,7 +119,12 @@ worker_cpu() {
     local p
     for p in $(pgrep -P "$MASTER"); do
         if tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q '/worker '; then
-            awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$p/stat"
+            # schedstat: nanoseconds on a CPU (finer than stat's clock ticks)
+            if [ -r "/proc/$p/schedstat" ]; then
+                awk '{ printf "%.6f\n", $1 / 1e9 }' "/proc/$p/schedstat"
+            else
+                awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$p/stat"
+            fi
             return
         fi
     done
@@ -123,7 +152,8 @@ run() {
     [ -z "$rec" ] || echo "  stats = yes: $rec of $total load requests recorded" >&2
 }
 
-echo "load: $CLIENTS clients x $CONNS connections x $REQS streams = $((CLIENTS * CONNS * REQS)) requests per run; $(nproc) CPUs"
+echo "load: $CLIENTS clients x $CONNS connections x $REQS streams = $((CLIENTS * CONNS * REQS)) requests per run; $(nproc) CPUs; clients ${PIN:-not pinned}; $ROUNDS rounds"
+echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) before the first run"
 YES="" NO="" YCPU="" NCPU=""
 for r in $(seq "$ROUNDS"); do
     if [ $((r % 2)) = 1 ]; then order="yes no"; else order="no yes"; fi
@@ -138,7 +168,13 @@ import statistics, sys
 f = lambda s: [float(x) for x in s.split()]
 my, mn = statistics.median(f(sys.argv[1])), statistics.median(f(sys.argv[2]))
 cy, cn = statistics.median(f(sys.argv[3])), statistics.median(f(sys.argv[4]))
+rng = lambda s: "%.1f-%.1f" % (min(f(s)), max(f(s)))
 print("median requests/s: stats = yes %.0f, stats = no %.0f" % (my, mn))
+print("range of worker CPU per request (us): stats = yes %s, stats = no %s" % (rng(sys.argv[3]), rng(sys.argv[4])))
 print("ratio yes/no: %.3f (recording costs %.1f%% of the request rate)" % (my / mn, 100 * (1 - my / mn)))
 print("median worker CPU per request: stats = yes %.1f us, stats = no %.1f us (%+.1f%%)" % (cy, cn, 100 * (cy / cn - 1)))
+cost = 100 * (1 - cn / cy)
+print("worker capacity (1 / CPU per request): stats = yes %.0f, stats = no %.0f requests/s; "
+      "recording costs the worker %.1f%% of its request rate" % (1e6 / cy, 1e6 / cn, cost))
+print("goal (< 5%%): %s" % ("met" if cost < 5 else "NOT met"))
 PY

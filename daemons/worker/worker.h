@@ -25,6 +25,7 @@
 #define WORKER_TX_BUF (64 * 1024)   /* one GSO batch */
 #define WORKER_CHUNK (64 * 1024)    /* response body chunk */
 #define WORKER_STREAM_CHUNKS 8      /* body chunks in flight per stream */
+#define WORKER_REC_FLUSH_MS 100     /* longest a stats record waits in its batch */
 
 typedef struct worker worker;
 typedef struct wk_conn wk_conn;

@@ -10,9 +10,10 @@
  *	a QD_MSG_REC_CONN when a connection is freed, a QD_MSG_REC_REQUEST
  *	when a request stream is freed, and a QD_MSG_REC_SAMPLE every
  *	stats_interval. Records are packed into QD_MSG_REC_BATCH datagrams
- *	(below QD_REC_BATCH_BYTES; a record never spans two) sent at the end
- *	of each loop iteration on the stats channel (QD_FD_STATS,
- *	non-blocking SOCK_DGRAM): a full channel drops the batch and counts
+ *	(below QD_REC_BATCH_BYTES; a record never spans two) sent when full
+ *	or WORKER_REC_FLUSH_MS after the batch's first record, whichever
+ *	comes first, on the stats channel (QD_FD_STATS, non-blocking
+ *	SOCK_DGRAM): a full channel drops the batch and counts
  *	its records in w->rec_drops, and that count travels in the next
  *	sample (F_DROPS), so the loss itself reaches the database. Composing
  *	a record uses static messages and no allocation. With stats = no
@@ -41,7 +42,14 @@ static qd_ipc_msg rec_msg;
 static qd_ipc_msg batch_msg; /* QD_MSG_REC_BATCH being filled */
 static uint32_t batch_count;
 static uint8_t enc_buf[QD_REC_BATCH_BYTES];
-static uv_check_t batch_check;
+static uv_timer_t batch_timer;
+static bool batch_timer_ready;
+
+/* on_batch_timer - the batch's first record has waited WORKER_REC_FLUSH_MS */
+static void on_batch_timer(uv_timer_t *t)
+{
+    worker_rec_flush(t->data);
+}
 
 void worker_rec_flush(worker *w)
 {
@@ -49,6 +57,8 @@ void worker_rec_flush(worker *w)
 
     if (batch_count == 0)
         return;
+    if (batch_timer_ready)
+        uv_timer_stop(&batch_timer);
     int rv = qd_ipc_send(QD_FD_STATS, &batch_msg);
     if (rv < 0) {
         w->rec_drops += batch_count;
@@ -63,9 +73,10 @@ void worker_rec_flush(worker *w)
 
 /*
  * send_rec - add the record in rec_msg to the batch; the batch goes out as
- * one datagram when it is full or at the end of this loop iteration
- * (on_check), so a busy worker makes one send per iteration, not one per
- * request. Never waits.
+ * one datagram when it is full or when batch_timer fires, so a busy worker
+ * makes one send per some fifty records, not one per request or per loop
+ * iteration (a sendmsg that wakes the stats daemon costs more than
+ * composing a record). Never waits.
  */
 static void send_rec(worker *w)
 {
@@ -77,17 +88,15 @@ static void send_rec(worker *w)
     }
     if (batch_count > 0 && batch_msg.len + 4 + (size_t)n > QD_REC_BATCH_BYTES - QD_IPC_HDR_LEN)
         worker_rec_flush(w);
-    if (batch_count == 0)
+    if (batch_count == 0) {
         qd_ipc_msg_init(&batch_msg, QD_MSG_REC_BATCH, 0);
+        if (batch_timer_ready)
+            uv_timer_start(&batch_timer, on_batch_timer, WORKER_REC_FLUSH_MS, 0);
+    }
     qd_ipc_put_bytes(&batch_msg, QD_F_BODY, enc_buf, (size_t)n);
     batch_count++;
 }
 
-/* on_check - after each loop iteration's I/O: send what it recorded */
-static void on_check(uv_check_t *h)
-{
-    worker_rec_flush(h->data);
-}
 
 /* cc_name - the congestion controller's name */
 static const char *cc_name(const qd_conf *conf)
@@ -302,9 +311,9 @@ void worker_rec_start(worker *w)
     uint64_t ms = (uint64_t)w->child.conf.stats_interval_ms;
 
     w->sample_ns = worker_now();
-    uv_check_init(w->child.loop, &batch_check);
-    batch_check.data = w;
-    uv_check_start(&batch_check, on_check);
+    uv_timer_init(w->child.loop, &batch_timer);
+    batch_timer.data = w;
+    batch_timer_ready = true;
     uv_timer_init(w->child.loop, &w->sample_timer);
     w->sample_timer.data = w;
     uv_timer_start(&w->sample_timer, on_sample, ms, ms);

@@ -19,7 +19,9 @@ stats_pid=$(proc_field stats - pid)
 kill -STOP "$stats_pid" && log "stats (pid $stats_pid) stopped"
 echo fill > "$T/htdocs/fill.txt"
 for i in 1 2; do
-    h3get --timeout 60 multi 1000 "$(h3_url fill.txt)" > "$T/fill-$i.log" 2>&1 || fail "$(cat "$T/fill-$i.log")"
+    # Load only: how many connections curl used does not matter here.
+    h3get --timeout 60 multi 1000 "$(h3_url fill.txt)" > "$T/fill-$i.log" 2>&1
+    grep -q '^multi: 1000/1000 ok' "$T/fill-$i.log" || fail "$(cat "$T/fill-$i.log")"
 done
 log "2 x $(head -n1 "$T/fill-1.log")"
 worker_pid=$(proc_field worker 0 pid)

@@ -296,9 +296,26 @@ static int extend_max_stream_data(ngtcp2_conn *conn, int64_t id, uint64_t max_da
     return 0;
 }
 
+/*
+ * recv_crypto_data - ngtcp2's wolfSSL glue, plus a debug line saying which
+ * piece of CRYPTO data TLS refused: the only trace of a handshake that
+ * fails inside wolfSSL_provide_quic_data (no alert, no error code).
+ */
+static int recv_crypto_data(ngtcp2_conn *conn, ngtcp2_encryption_level level, uint64_t offset,
+                            const uint8_t *data, size_t datalen, void *user_data)
+{
+    int rv = ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user_data);
+
+    if (rv != 0)
+        qd_debug("connection from %s: TLS refused CRYPTO data at level %d, offset %llu, "
+                 "%zu bytes",
+                 ((wk_conn *)user_data)->peer, (int)level, (unsigned long long)offset, datalen);
+    return rv;
+}
+
 static const ngtcp2_callbacks callbacks = {
     .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .recv_crypto_data = recv_crypto_data,
     .handshake_completed = handshake_completed,
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = ngtcp2_crypto_decrypt_cb,

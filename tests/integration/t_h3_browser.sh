@@ -11,7 +11,7 @@ need_pycurl
 setup 2
 h3_trap
 h3_cert
-h3_conf 2
+h3_conf 2 "log_level = debug" # the handshake failure check below reads debug lines
 
 D="$T/htdocs"
 cat > "$D/nav.html" <<'EOF'
@@ -46,9 +46,10 @@ h3_start || finish
 # chrome URL - dump the DOM after the load; Chromium's own output in $T/chrome.log
 chrome() { h3_chrome --dump-dom "$1"; }
 
-# Known bug (see the closing note of 2026-11-28): about one Chromium
-# handshake in 10-20 under load ends in a TLS failure on the server side
-# (CRYPTO_ERROR without an alert); up to 3 bounded attempts, each logged.
+# Up to 3 bounded attempts, each logged: a cold Chromium on a busy
+# machine can time out. A handshake the server refuses is not retried
+# away: the check after the loads fails on it (it was wolfSSL #8156, one
+# Chromium connection in about 30; see tests/unit/test_wolfssl_quic.c).
 for attempt in 1 2 3; do
     t0=$(date +%s%N)
     dom=$(chrome "https://localhost:$PORT/nav.html"); rc=$?
@@ -68,4 +69,7 @@ case $sub in
 "probe.css:h3,probe.js:h3;js=ok;css=ok;") ok "stylesheet and script over HTTP/3 too ($sub)" ;;
 *) fail "subresources: '${sub}'" ;;
 esac
+n=$(grep -c "TLS handshake failed\|TLS refused CRYPTO" "$T/quicd.log")
+[ "$n" = 0 ] && ok "no Chromium handshake refused by the server" ||
+    fail "$n handshake failures: $(grep -m2 "TLS handshake failed\|TLS refused CRYPTO" "$T/quicd.log")"
 finish

@@ -34,6 +34,9 @@ enum {
     QD_MSG_CHANNEL = 3, /* F_ROLE, F_INSTANCE + 1 fd: a channel to that peer */
     QD_MSG_LOG_FD = 4,  /* to the app after each CONFIG: 1 fd, the access_log opened
                            for appending, or no fd: logging off */
+    QD_MSG_TLS_FILES = 5, /* to a worker before each CONFIG: 2 fds, tls_certificate and
+                             tls_key opened for reading (by root: a chrooted worker
+                             reloads renewed files from them), or none: unreadable */
     /* child -> master */
     QD_MSG_READY = 10,       /* configured and serving */
     QD_MSG_CONFIG_DONE = 11, /* F_STATUS, optional F_TEXT (reason) */

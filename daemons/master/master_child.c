@@ -197,11 +197,36 @@ static void send_access_log(master_child *c)
         close(fd);
 }
 
+/*
+ * send_tls_files - open tls_certificate and tls_key (as root; the worker
+ * may be chrooted away from them) and hand a worker the descriptors before
+ * its CONFIG, so that a reload picks up renewed files. None if either
+ * cannot be opened: the worker then tries the paths and says why not.
+ */
+static void send_tls_files(master_child *c)
+{
+    int fds[2];
+
+    fds[0] = open(c->m->conf.tls_certificate, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    fds[1] = open(c->m->conf.tls_key, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    qd_ipc_msg_init(&out_msg, QD_MSG_TLS_FILES, 0);
+    if (fds[0] >= 0 && fds[1] >= 0) {
+        qd_ipc_put_fd(&out_msg, fds[0]);
+        qd_ipc_put_fd(&out_msg, fds[1]);
+    }
+    send_ctl(c, &out_msg);
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 void master_child_send_config(master_child *c, uint32_t id)
 {
     master *m = c->m;
     qd_buf text;
 
+    if (c->role == QD_ROLE_WORKER)
+        send_tls_files(c);
     qd_buf_init(&text);
     qd_conf_dump(&m->conf, QD_CONF_DUMP_EFFECTIVE, &text);
     qd_ipc_msg_init(&out_msg, QD_MSG_CONFIG, id);

@@ -147,15 +147,13 @@ static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
         pin_cpu(c->instance < 0 ? 0 : c->instance);
         return worker_tls_init(w, conf, err);
     }
+    /* Renewed files take effect here (the master passed them open); if they
+     * cannot be used the reload fails and everything stays as it was. */
+    if (worker_tls_init(w, conf, err) < 0)
+        return -1;
     if (w->sample_ns != 0) /* a new stats_interval applies from now */
         uv_timer_start(&w->sample_timer, w->sample_timer.timer_cb,
                        (uint64_t)conf->stats_interval_ms, (uint64_t)conf->stats_interval_ms);
-    /* Chrooted workers cannot read the files again; keep what we have. */
-    qd_buf e2;
-    qd_buf_init(&e2);
-    if (worker_tls_init(w, conf, &e2) < 0)
-        qd_warn("keeping the TLS certificate loaded at start: %s", qd_buf_str(&e2));
-    qd_buf_release(&e2);
     return 0;
 }
 
@@ -229,8 +227,17 @@ static void status(qd_child *c, qd_ipc_msg *m)
 /* message - QD_MSG_CONNS_REQ: list live connections on the channel it carries */
 static void message(qd_child *c, qd_ipc_msg *m)
 {
+    worker *w = &the_worker;
     int fd;
 
+    if (m->type == QD_MSG_TLS_FILES) { /* for the CONFIG that follows */
+        for (int i = 0; i < 2; i++) {
+            if (w->tls_fds[i] >= 0)
+                close(w->tls_fds[i]);
+            w->tls_fds[i] = m->fd_count == 2 ? qd_ipc_msg_take_fd(m, i) : -1;
+        }
+        return;
+    }
     if (m->type != QD_MSG_CONNS_REQ || (fd = qd_ipc_msg_take_fd(m, 0)) < 0) {
         qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
         return;
@@ -260,6 +267,7 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < WORKER_MAX_SOCKETS; i++)
         w->eps[i].fd = -1;
+    w->tls_fds[0] = w->tls_fds[1] = -1;
     wk_map_init(&w->cids);
     wk_map_init(&w->streams);
     qd_child_init(&w->child, QD_ROLE_WORKER, argc, argv, &ops, w);

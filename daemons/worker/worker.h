@@ -159,6 +159,7 @@ struct worker {
     uint8_t static_secret[QD_STATIC_SECRET_LEN];
     uint8_t ticket_key[QD_TICKET_KEY_LEN];
     WOLFSSL_CTX *tls;
+    int tls_fds[2]; /* tls_certificate, tls_key from the master (QD_MSG_TLS_FILES); -1: none */
     wk_map cids;    /* CID -> wk_conn */
     wk_map streams; /* request id -> wk_stream */
     wk_conn *conns;

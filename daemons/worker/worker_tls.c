@@ -12,15 +12,22 @@
  *	ticket key the listener hands every worker, so a ticket issued by one
  *	worker resumes on any other and after a worker restart (wolfSSL's own
  *	ticket key lives in each context, i.e. each process).
- *	The certificate and key are read at the first configuration, before
- *	the privilege drop; the worker cannot read them later from its chroot.
+ *	The certificate and key are read at every configuration from the
+ *	descriptors the master opened and passed just before it
+ *	(QD_MSG_TLS_FILES), so a reload picks up renewed files although the
+ *	worker is chrooted; without them (the master could not open a file)
+ *	from the paths. A new context serves new connections; live ones keep
+ *	the one they started with (wolfSSL counts its references).
  * DIAGNOSTICS
  *	Configuration problems return -1 with a one-line reason.
  */
 #include "config.h"
 
 /* system */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* libraries */
 #include <ngtcp2/ngtcp2_crypto_wolfssl.h>
@@ -87,6 +94,87 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
     return WOLFSSL_TICKET_RET_OK;
 }
 
+#define PEM_MAX (1024 * 1024) /* a certificate chain or key file is far smaller */
+
+/* read_pem - the whole file behind |fd| (from offset 0), or NULL with errno */
+static unsigned char *read_pem(int fd, size_t *len)
+{
+    unsigned char *buf = malloc(PEM_MAX);
+    size_t n = 0;
+
+    if (buf == NULL)
+        return NULL;
+    while (n < PEM_MAX) {
+        ssize_t r = pread(fd, buf + n, PEM_MAX - n, (off_t)n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(buf);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n == PEM_MAX) {
+        free(buf);
+        errno = EFBIG;
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* load_pair - the certificate chain and key into |ctx|, from the master's descriptors or the paths */
+static int load_pair(worker *w, WOLFSSL_CTX *ctx, const qd_conf *conf, qd_buf *err)
+{
+    unsigned char *cert = NULL, *key = NULL;
+    size_t cert_len = 0, key_len = 0;
+    int rv = -1;
+
+    if (w->tls_fds[0] < 0 || w->tls_fds[1] < 0) {
+        if (wolfSSL_CTX_use_certificate_chain_file(ctx, conf->tls_certificate) != 1) {
+            qd_buf_printf(err, "tls_certificate %s: cannot load a PEM certificate chain from it",
+                          conf->tls_certificate);
+            return -1;
+        }
+        if (wolfSSL_CTX_use_PrivateKey_file(ctx, conf->tls_key, WOLFSSL_FILETYPE_PEM) != 1) {
+            qd_buf_printf(err, "tls_key %s: cannot load a PEM private key from it", conf->tls_key);
+            return -1;
+        }
+        return 0;
+    }
+    if ((cert = read_pem(w->tls_fds[0], &cert_len)) == NULL) {
+        qd_buf_printf(err, "tls_certificate %s: %s", conf->tls_certificate, strerror(errno));
+        goto out;
+    }
+    if ((key = read_pem(w->tls_fds[1], &key_len)) == NULL) {
+        qd_buf_printf(err, "tls_key %s: %s", conf->tls_key, strerror(errno));
+        goto out;
+    }
+    if (wolfSSL_CTX_use_certificate_chain_buffer(ctx, cert, (long)cert_len) != 1) {
+        qd_buf_printf(err, "tls_certificate %s: cannot load a PEM certificate chain from it",
+                      conf->tls_certificate);
+        goto out;
+    }
+    if (wolfSSL_CTX_use_PrivateKey_buffer(ctx, key, (long)key_len, WOLFSSL_FILETYPE_PEM) != 1) {
+        qd_buf_printf(err, "tls_key %s: cannot load a PEM private key from it", conf->tls_key);
+        goto out;
+    }
+    rv = 0;
+out:
+    free(cert);
+    if (key != NULL) {
+        memset(key, 0, key_len);
+        free(key);
+    }
+    for (int i = 0; i < 2; i++) { /* used once: the next CONFIG brings new ones */
+        close(w->tls_fds[i]);
+        w->tls_fds[i] = -1;
+    }
+    return rv;
+}
+
 int worker_tls_init(worker *w, const qd_conf *conf, qd_buf *err)
 {
     static const unsigned char sid_ctx[] = "quicd";
@@ -113,15 +201,8 @@ int worker_tls_init(worker *w, const qd_conf *conf, qd_buf *err)
         goto fail;
     }
     wolfSSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    if (wolfSSL_CTX_use_certificate_chain_file(ctx, conf->tls_certificate) != 1) {
-        qd_buf_printf(err, "tls_certificate %s: cannot load a PEM certificate chain from it",
-                      conf->tls_certificate);
+    if (load_pair(w, ctx, conf, err) < 0)
         goto fail;
-    }
-    if (wolfSSL_CTX_use_PrivateKey_file(ctx, conf->tls_key, WOLFSSL_FILETYPE_PEM) != 1) {
-        qd_buf_printf(err, "tls_key %s: cannot load a PEM private key from it", conf->tls_key);
-        goto fail;
-    }
     if (wolfSSL_CTX_check_private_key(ctx) != 1) {
         qd_buf_printf(err, "tls_key %s does not match tls_certificate %s", conf->tls_key,
                       conf->tls_certificate);

@@ -49,7 +49,7 @@ chrome() { h3_chrome --dump-dom "$1"; }
 # Up to 3 bounded attempts, each logged: a cold Chromium on a busy
 # machine can time out. A handshake the server refuses is not retried
 # away: the check after the loads fails on it (it was wolfSSL #8156, one
-# Chromium connection in about 30; see tests/unit/test_wolfssl_quic.c).
+# Chromium connection in about 30; see tests/unit/test_wolfssl.c).
 for attempt in 1 2 3; do
     t0=$(date +%s%N)
     dom=$(chrome "https://localhost:$PORT/nav.html"); rc=$?

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_wolfssl_quic - the wolfSSL that quicd is built with takes CRYPTO
- * data in pieces of any size.
+ * test_wolfssl - what quicd needs of the wolfSSL it is built with, beyond
+ * what configure checks.
+ *
+ * 1. It takes CRYPTO data in pieces of any size.
  *
  * ngtcp2 hands the worker's wolfSSL each CRYPTO frame's data as it
  * arrives, and Chromium splits its ClientHello into frames of random
@@ -14,6 +16,12 @@
  * server split in every way that starts with pieces inside the header, and
  * checks that each piece is taken and the server answers with a
  * ServerHello, as it does for the whole ClientHello in one piece.
+ *
+ * 2. wolfSSL_CTX_check_private_key() refuses an ECC key that does not
+ * belong to the certificate (the worker's check of tls_key at start and
+ * on reload). Without WOLFSSL_VALIDATE_ECC_IMPORT, which install-deps
+ * sets, wolfSSL 5.7.2 accepts any P-256 key, and every handshake then
+ * fails.
  */
 #include "config.h"
 
@@ -44,6 +52,14 @@ static const char TEST_KEY[] =
     "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgXToEwX8efVuOBdux\n"
     "mswZfMiqH91YQcSBXEqKkQewhoyhRANCAATdEOTNP1DLaekvn2tKO62VXTrMOs4v\n"
     "lTgUslx7r5tmlJDE4+lr6TFzaYp6ZfH6HmRcT6m4siqRnFlJQd5Fl07f\n"
+    "-----END PRIVATE KEY-----\n";
+
+/* A P-256 key that does not belong to TEST_CERT. */
+static const char OTHER_KEY[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgjmd+mORmDcm+yR7R\n"
+    "xxGJtJl7PZ8cNggRHvh1vxFdK3KhRANCAATEIiyGNHBXF4bOqnfRTBMfirDXUN5z\n"
+    "th5eVa4oG4uPEjvzBOwRWabtpay12IZbdU1Bgx3m/BYZtxuAWxZuBtP1\n"
     "-----END PRIVATE KEY-----\n";
 
 #define MAX_FLIGHT 8192
@@ -203,6 +219,32 @@ static void test_byte_by_byte(void)
     QD_EXPECT_INT(hello, 1);
 }
 
+/* check_pair - wolfSSL_CTX_check_private_key for TEST_CERT and |key| */
+static int check_pair(const char *key)
+{
+    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method());
+    int rv = -1;
+
+    if (ctx != NULL &&
+        wolfSSL_CTX_use_certificate_buffer(ctx, (const unsigned char *)TEST_CERT,
+                                           sizeof(TEST_CERT) - 1, WOLFSSL_FILETYPE_PEM) == 1 &&
+        wolfSSL_CTX_use_PrivateKey_buffer(ctx, (const unsigned char *)key, (long)strlen(key),
+                                          WOLFSSL_FILETYPE_PEM) == 1)
+        rv = wolfSSL_CTX_check_private_key(ctx);
+    wolfSSL_CTX_free(ctx);
+    return rv;
+}
+
+static void test_key_matches(void)
+{
+    QD_EXPECT_INT(check_pair(TEST_KEY), 1);
+}
+
+static void test_key_mismatch_refused(void)
+{
+    QD_EXPECT_INT(check_pair(OTHER_KEY) == 1, 0);
+}
+
 int main(void)
 {
     wolfSSL_Init();
@@ -225,6 +267,8 @@ int main(void)
     QD_RUN(test_split_1_2_1);
     QD_RUN(test_every_header_split);
     QD_RUN(test_byte_by_byte);
+    QD_RUN(test_key_matches);
+    QD_RUN(test_key_mismatch_refused);
     wolfSSL_CTX_free(client_ctx);
     wolfSSL_CTX_free(server_ctx);
     wolfSSL_Cleanup();

@@ -251,6 +251,13 @@ static void test_ipc_decode_hostile(void)
     QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 0), 0);
     QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 1), 0);
     QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 2), QD_ERR_FDS);
+    /* TLS_FILES: certificate and key, or none (the master could not open them). */
+    qd_ipc_msg_init(&m, QD_MSG_TLS_FILES, 0);
+    n = (size_t)qd_ipc_encode(&m, raw, sizeof(raw));
+    QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 0), 0);
+    QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 2), 0);
+    QD_EXPECT_INT(qd_ipc_decode(&r, raw, n, 3), QD_ERR_FDS);
+    QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_TLS_FILES), "tls-files");
     /* Encode into too small a buffer. */
     QD_EXPECT_INT(qd_ipc_encode(&m, raw, 4), QD_ERR_NOSPACE);
 }
@@ -379,6 +386,7 @@ static void test_ipc_rec_conn(void)
     QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_REC_CONN), "rec-conn");
     QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_REC_REQUEST), "rec-request");
     QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_REC_SAMPLE), "rec-sample");
+    QD_EXPECT_STR(qd_ipc_type_name(QD_MSG_REC_LOSS), "rec-loss");
     /* A u64 field with 4 bytes is rejected, as for every other kind. */
     qd_ipc_msg_init(&m, QD_MSG_REC_REQUEST, 0);
     qd_ipc_put_u32(&m, QD_F_DURATION_US, 7);

@@ -49,7 +49,7 @@
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-i instance] [-g generation] [-l stderr|syslog] [-v level]\n"
+            "usage: %s [-i instance] [-g generation] [-l stderr|syslog] [-v level | -V level]\n"
             "This program is started by quicd(8); it is not meant to be run by hand.\n",
             prog);
     exit(1);
@@ -146,7 +146,8 @@ static void handle_config(qd_child *c, qd_ipc_msg *m)
         reply_config(c, m->id, 1, qd_buf_str(&err));
         goto out;
     }
-    qd_log_set_level((qd_log_level)qd_conf_log_level(&conf));
+    if (!c->level_fixed)
+        qd_log_set_level((qd_log_level)qd_conf_log_level(&conf));
     rv = c->ops->configure ? c->ops->configure(c, &conf, !c->configured, &err) : 0;
     if (rv < 0) {
         if (!c->configured)
@@ -265,7 +266,7 @@ void qd_child_init(qd_child *c, qd_role role, int argc, char **argv, const qd_ch
     c->instance = -1;
     c->ops = ops;
     c->data = data;
-    while ((ch = getopt(argc, argv, "i:g:l:v:")) != -1) {
+    while ((ch = getopt(argc, argv, "i:g:l:v:V:")) != -1) {
         switch (ch) {
         case 'i':
             c->instance = atoi(optarg);
@@ -284,8 +285,10 @@ void qd_child_init(qd_child *c, qd_role role, int argc, char **argv, const qd_ch
                 usage(argv[0]);
             break;
         case 'v':
+        case 'V': /* -V: the level stays, whatever log_level says (quicd -v) */
             if (qd_log_level_parse(optarg, &level) < 0)
                 usage(argv[0]);
+            c->level_fixed = ch == 'V';
             break;
         default:
             usage(argv[0]);

@@ -15,7 +15,7 @@
 /*
  * The skeleton every daemon the master execs is built on (Postfix's
  * libmaster): argv parsing (-i instance, -g generation, -l stderr|syslog,
- * -v level), logging, the control channel on QD_FD_MASTER, the first
+ * -v level, or -V level: kept whatever log_level says), logging, the control channel on QD_FD_MASTER, the first
  * configuration from the master, privilege drop, reload, stop, the periodic
  * status report, and exit when the master goes away (no orphans).
  */
@@ -56,6 +56,7 @@ struct qd_child {
     qd_conf conf;
     bool configured;
     bool stopping;
+    bool level_fixed; /* -V: log_level does not change the log level */
     const qd_child_ops *ops;
     void *data;
     uv_poll_t master_poll;

@@ -554,7 +554,7 @@ static void spawn(master_child *c)
     args[n++] = gen;
     args[n++] = "-l";
     args[n++] = (char *)dest;
-    args[n++] = "-v";
+    args[n++] = m->cli_level_set ? "-V" : "-v"; /* quicd -v: debug everywhere */
     args[n++] = (char *)level;
     args[n] = NULL;
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Start the suite, status lists every process, a second instance is
-# refused, stop leaves no process and no socket; a master that dies
-# leaves no orphans.
+# refused, stop leaves no process and no socket; quicd -v puts every
+# daemon at debug level; a master that dies leaves no orphans.
 . "$(dirname "$0")/lib.sh"
 setup 2
 
@@ -62,6 +62,19 @@ MASTER_PID=""
 start_suite && ok "suite up again" || finish
 kill -TERM "$MASTER_PID"
 wait_until 10 sh -c "! kill -0 $MASTER_PID" && ok "SIGTERM stops the master" || fail "master still up after SIGTERM"
+MASTER_PID=""
+
+# quicd -v: every daemon logs at debug level whatever log_level says, also
+# after a reload (the app logs "debug: access log ..." on each configuration).
+"$QUICD" -f -v -c "$CONF" >> "$T/quicd-v.log" 2>&1 &
+MASTER_PID=$!
+wait_all_running 10 && ok "suite up with -v" || fail "suite with -v did not come up"
+app_debug() { [ "$(grep -c 'quicd/app\[[0-9]*\]: debug: access log' "$T/quicd-v.log")" -ge "$1" ]; }
+wait_until 5 app_debug 1 && ok "with -v the app logs at debug level" || fail "no debug line from the app"
+quicctl reload > /dev/null || fail "reload with -v"
+wait_until 5 app_debug 2 && ok "and still after a reload" || fail "no debug line from the app after the reload"
+kill -TERM "$MASTER_PID"
+wait_until 10 sh -c "! kill -0 $MASTER_PID" || fail "master still up after SIGTERM"
 MASTER_PID=""
 
 # No orphans: kill -9 the master, every child follows within 2 s.

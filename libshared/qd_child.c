@@ -160,6 +160,10 @@ static void handle_config(qd_child *c, qd_ipc_msg *m)
         const char *jail = c->ops->jail ? c->ops->jail(c, &conf) : NULL;
         if (qd_privsep_drop(conf.user, conf.group, jail) < 0)
             qd_fatal("cannot drop privileges");
+#ifdef HAVE_SYS_PRCTL_H
+        /* A change of credentials clears the parent-death signal: arm it again. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
     }
     qd_conf_release(&c->conf);
     c->conf = conf;
@@ -301,11 +305,14 @@ void qd_child_init(qd_child *c, qd_role role, int argc, char **argv, const qd_ch
     /* The master must have given us our channel; without it we are orphans. */
     if (fcntl(QD_FD_MASTER, F_GETFD) < 0)
         qd_fatal("no control channel on descriptor %d: start me through quicd(8)", QD_FD_MASTER);
+    /*
+     * SIGTERM when the master dies. A master that died before this line
+     * shows as EOF on the control channel, which ends us too; getppid() is
+     * no test (in a container the master may itself be process 1).
+     */
 #ifdef HAVE_SYS_PRCTL_H
     prctl(PR_SET_PDEATHSIG, SIGTERM);
 #endif
-    if (getppid() == 1)
-        qd_fatal("master already gone");
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);

@@ -16,12 +16,14 @@
 
 /* system */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -253,6 +255,24 @@ static int cmd_start(quicctl *q)
                 "see `quicctl status` and the system log");
 }
 
+/* is_zombie - process |pid| has exited and waits for its parent to reap it */
+static bool is_zombie(long pid)
+{
+    char path[64], buf[512];
+    FILE *f;
+    bool z = false;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return false;
+    if (fgets(buf, sizeof(buf), f) != NULL) {
+        const char *p = strrchr(buf, ')'); /* the name may contain anything */
+        z = p != NULL && p[1] == ' ' && p[2] == 'Z';
+    }
+    fclose(f);
+    return z;
+}
+
 /* cmd_stop - ask the master to stop and wait until it has exited */
 static int cmd_stop(quicctl *q)
 {
@@ -260,6 +280,8 @@ static int cmd_stop(quicctl *q)
     int fd = quicctl_connect(q, false);
     int wait_ms = (int)q->conf.drain_timeout_ms + 10000;
     long pid = master_pid(q);
+    /* The master holds an flock on its pid file until it exits. */
+    int lock_fd = open(q->pid_path, O_RDONLY | O_CLOEXEC);
 
     quicctl_request(fd, QD_MSG_CTL_STOP, &reply, 5000);
     /* The master keeps this connection open until it exits. */
@@ -276,11 +298,29 @@ static int cmd_stop(quicctl *q)
         }
     }
     close(fd);
-    /* The connection closes just before the master exits: wait for the process too. */
-    while (pid > 0 && kill((pid_t)pid, 0) == 0 && qd_time_mono_ms() < deadline) {
+    /*
+     * The connection closes just before the master exits: wait for the
+     * process too, until its lock on the pid file is free (the kernel
+     * frees it when the process is gone). Not by its pid: a master in a
+     * PID namespace (a container) writes its own view of it, which out
+     * here may be another process, even init.
+     */
+    while (lock_fd >= 0 && flock(lock_fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK &&
+           qd_time_mono_ms() < deadline) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    /*
+     * Then until it is reaped. Once the lock is free, a process by that pid
+     * that is not a zombie is not our master (see above): stop waiting.
+     */
+    while (pid > 0 && kill((pid_t)pid, 0) == 0 && qd_time_mono_ms() < deadline &&
+           (lock_fd < 0 || is_zombie(pid))) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (lock_fd >= 0)
+        close(lock_fd);
     printf("quicd stopped\n");
     return 0;
 }

@@ -23,7 +23,8 @@
 #define WORKER_MAX_SOCKETS 64
 #define WORKER_MAX_UDP_PAYLOAD 1452 /* what we send before PMTUD raises it */
 #define WORKER_TX_BUF (64 * 1024)   /* one GSO batch */
-#define WORKER_CHUNK (64 * 1024)    /* response body chunk */
+#define WORKER_CHUNK (64 * 1024)    /* response body chunk (pooled) */
+#define WORKER_SMALL_CHUNK (16 * 1024) /* a body smaller than this gets a chunk of its size */
 #define WORKER_STREAM_CHUNKS 8      /* body chunks in flight per stream */
 #define WORKER_REC_FLUSH_MS 100     /* longest a stats record waits in its batch */
 
@@ -67,7 +68,8 @@ typedef struct wk_map {
 typedef struct wk_chunk {
     struct wk_chunk *next;
     size_t len; /* filled bytes */
-    uint8_t data[WORKER_CHUNK];
+    size_t cap; /* WORKER_CHUNK (pooled), or less for a small body */
+    uint8_t data[];
 } wk_chunk;
 
 /* A request stream. */
@@ -240,7 +242,7 @@ void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code);
 void worker_h3_free_streams(wk_conn *c);
 void worker_h3_app_message(worker *w, qd_ipc_msg *m);
 void worker_h3_app_down(worker *w);
-wk_chunk *worker_chunk_get(worker *w);
+wk_chunk *worker_chunk_get(worker *w, size_t want);
 void worker_chunk_put(worker *w, wk_chunk *ch);
 
 #endif /* QD_WORKER_H */

@@ -52,15 +52,25 @@
 static qd_ipc_msg out_msg;
 static qd_ipc_msg head_msg;
 
-wk_chunk *worker_chunk_get(worker *w)
+/*
+ * worker_chunk_get - a chunk for |want| more body bytes: one of exactly
+ * that size when it is small (a small file's whole body: malloc serves
+ * those from its bins, while a fresh 64 KiB block beyond the pool costs
+ * page faults), else a pooled WORKER_CHUNK.
+ */
+wk_chunk *worker_chunk_get(worker *w, size_t want)
 {
     wk_chunk *ch = w->free_chunks;
 
-    if (ch != NULL) {
+    if (want < WORKER_SMALL_CHUNK) {
+        ch = qd_xmalloc(sizeof(*ch) + (want > 0 ? want : 1));
+        ch->cap = want > 0 ? want : 1;
+    } else if (ch != NULL) {
         w->free_chunks = ch->next;
         w->nfree_chunks--;
     } else {
-        ch = qd_xmalloc(sizeof(*ch));
+        ch = qd_xmalloc(sizeof(*ch) + WORKER_CHUNK);
+        ch->cap = WORKER_CHUNK;
     }
     ch->next = NULL;
     ch->len = 0;
@@ -69,7 +79,7 @@ wk_chunk *worker_chunk_get(worker *w)
 
 void worker_chunk_put(worker *w, wk_chunk *ch)
 {
-    if (w->nfree_chunks >= MAX_FREE_CHUNKS) {
+    if (ch->cap != WORKER_CHUNK || w->nfree_chunks >= MAX_FREE_CHUNKS) {
         free(ch);
         return;
     }
@@ -146,8 +156,8 @@ static void append(wk_stream *s, const uint8_t *data, size_t len)
 {
     while (len > 0) {
         wk_chunk *ch = s->last;
-        if (ch == NULL || ch->len == WORKER_CHUNK) {
-            ch = worker_chunk_get(s->c->w);
+        if (ch == NULL || ch->len == ch->cap) {
+            ch = worker_chunk_get(s->c->w, WORKER_CHUNK);
             if (s->last)
                 s->last->next = ch;
             else
@@ -155,7 +165,7 @@ static void append(wk_stream *s, const uint8_t *data, size_t len)
             s->last = ch;
             s->nchunks++;
         }
-        size_t n = WORKER_CHUNK - ch->len < len ? WORKER_CHUNK - ch->len : len;
+        size_t n = ch->cap - ch->len < len ? ch->cap - ch->len : len;
         memcpy(ch->data + ch->len, data, n);
         ch->len += n;
         s->filled += n;
@@ -168,8 +178,8 @@ static void append(wk_stream *s, const uint8_t *data, size_t len)
 static int fill_from_fd(wk_stream *s)
 {
     while (s->fd >= 0 && s->fd_left > 0 && s->nchunks < WORKER_STREAM_CHUNKS) {
-        wk_chunk *ch = worker_chunk_get(s->c->w);
         size_t want = s->fd_left < WORKER_CHUNK ? (size_t)s->fd_left : WORKER_CHUNK;
+        wk_chunk *ch = worker_chunk_get(s->c->w, want);
         ssize_t n;
         do
             n = pread(s->fd, ch->data, want, (off_t)s->fd_off);

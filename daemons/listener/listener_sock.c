@@ -36,6 +36,7 @@
 #include "qd_err.h"
 #include "qd_ipc.h"
 #include "qd_log.h"
+#include "qd_sock.h"
 
 /* local */
 #include "listener.h"
@@ -43,20 +44,17 @@
 static qd_ipc_msg out_msg;
 
 /* open_one - a bound, non-blocking UDP socket in the reuseport group */
-/* set_buffer - SO_RCVBUF/SO_SNDBUF to |size|, forced when we may; warns when capped */
-static void set_buffer(int fd, int opt, int force_opt, const char *sysctl, int64_t size)
+/* set_buffer - SO_RCVBUF/SO_SNDBUF to |size| (qd_sock_buffer); warns once when capped */
+static void set_buffer(int fd, int opt, const char *sysctl, int64_t size)
 {
     static bool warned[2];
-    int v = (int)size, got = 0;
-    socklen_t len = sizeof(got);
+    int64_t got = qd_sock_buffer(fd, opt, size);
 
-    if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) < 0)
-        setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
-    /* The kernel reports twice the usable size (it counts its bookkeeping). */
-    if (getsockopt(fd, SOL_SOCKET, opt, &got, &len) == 0 && got / 2 < v && !warned[opt == SO_SNDBUF]) {
+    if (got >= 0 && got < size && !warned[opt == SO_SNDBUF]) {
         warned[opt == SO_SNDBUF] = true;
-        qd_warn("udp_buffer: the kernel capped %s at %d bytes (asked for %d); raise %s",
-                opt == SO_RCVBUF ? "SO_RCVBUF" : "SO_SNDBUF", got / 2, v, sysctl);
+        qd_warn("udp_buffer: the kernel capped %s at %lld bytes (asked for %lld); raise %s",
+                opt == SO_RCVBUF ? "SO_RCVBUF" : "SO_SNDBUF", (long long)got, (long long)size,
+                sysctl);
     }
 }
 
@@ -65,8 +63,8 @@ static void set_options(int fd, int family, int64_t buffer)
 {
     int one = 1;
 
-    set_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, "net.core.rmem_max", buffer);
-    set_buffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, "net.core.wmem_max", buffer);
+    set_buffer(fd, SO_RCVBUF, "net.core.rmem_max", buffer);
+    set_buffer(fd, SO_SNDBUF, "net.core.wmem_max", buffer);
     if (setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) < 0)
         qd_debug("UDP_GRO: %s", strerror(errno));
     if (family == AF_INET) {
@@ -139,8 +137,8 @@ static bool adopt(listener *l, int64_t conf_udp_buffer)
             int fd = l->escrow_fds[(size_t)w * l->addr_count + a];
             l->workers[w].socks[a] = fd;
             /* udp_buffer may have changed since they were made */
-            set_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, "net.core.rmem_max", conf_udp_buffer);
-            set_buffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, "net.core.wmem_max", conf_udp_buffer);
+            set_buffer(fd, SO_RCVBUF, "net.core.rmem_max", conf_udp_buffer);
+            set_buffer(fd, SO_SNDBUF, "net.core.wmem_max", conf_udp_buffer);
         }
     }
     l->open_sockets = need;

@@ -45,6 +45,7 @@
 #include "qd_alloc.h"
 #include "qd_log.h"
 #include "qd_privsep.h"
+#include "qd_sock.h"
 #include "qd_time.h"
 
 /* local */
@@ -314,16 +315,12 @@ void master_finish(master *m)
  */
 void master_stats_buffer(master *m)
 {
-    int v = (int)m->conf.stats_buffer, got = 0;
-    socklen_t len = sizeof(got);
+    int64_t got = qd_sock_buffer(m->stats_fds[0], SO_SNDBUF, m->conf.stats_buffer);
 
-    if (setsockopt(m->stats_fds[0], SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
-        setsockopt(m->stats_fds[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
-    /* The kernel reports twice the usable size (it counts its bookkeeping). */
-    if (getsockopt(m->stats_fds[0], SOL_SOCKET, SO_SNDBUF, &got, &len) == 0 && got / 2 < v)
-        qd_warn("stats_buffer: the kernel capped it at %d bytes (asked for %d); raise "
+    if (got >= 0 && got < m->conf.stats_buffer)
+        qd_warn("stats_buffer: the kernel capped it at %lld bytes (asked for %lld); raise "
                 "net.core.wmem_max",
-                got / 2, v);
+                (long long)got, (long long)m->conf.stats_buffer);
 }
 
 /* close_walk - close whatever handles are left at exit */

@@ -57,6 +57,7 @@ typedef struct master_child {
     uint32_t config_id; /* id of the CONFIG awaiting CONFIG_DONE, 0 if none */
     uint32_t connections;
     uint32_t status_flags; /* QD_STATUS_F_* from the last status report */
+    uint64_t send_failures; /* F_DROPS of its last status: channel messages it could not queue */
     uint32_t streams;
     int exit_status;
     int exit_signal;

@@ -359,6 +359,7 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
             c->streams = v;
         if (qd_ipc_get_u32(msg, QD_F_FLAGS, &v) == 0)
             c->status_flags = v;
+        qd_ipc_get_u64(msg, QD_F_DROPS, &c->send_failures);
         break;
     default:
         goto bad;

@@ -15,6 +15,8 @@
 
 #define MASTER_MAX_CHILDREN 300
 #define MASTER_MAX_CLIENTS 16
+#define MASTER_RECENT_EVENTS 64   /* process events kept for a restarted stats */
+#define MASTER_RESEND_WINDOW_MS 2000 /* ... those this long before it died are sent again */
 #define MASTER_MAX_ESCROW 64
 #define MASTER_MAX_OVERRIDES 32
 /* A child that dies sooner than this after starting counts as a rapid failure. */
@@ -124,6 +126,16 @@ struct master {
     int reload_waiting;      /* CONFIG_DONE still expected */
     qd_buf reload_errors;
     uint64_t stats_drops;          /* records the full stats channel refused */
+    /* The last process events, sent again to a restarted stats daemon
+     * (master_record_event): stats may have read them and died before
+     * committing; it ignores the copies of those it had written. */
+    struct master_event {
+        uint64_t time_ms;
+        uint32_t ev, role, instance, pid, generation, restarts, exit_status, signal;
+        bool has_child, has_exit;
+    } recent_events[MASTER_RECENT_EVENTS];
+    uint32_t recent_next;      /* ring position of the next event */
+    uint64_t stats_exit_ms;    /* wall clock of the last stats exit; 0: none */
     uint64_t stats_drops_reported; /* ... of which a REC_LOSS reached the channel */
     uint64_t bad_messages;
 };

@@ -101,23 +101,23 @@ int master_worker_count(const master *m)
     return n;
 }
 
-void master_record_event(master *m, qd_proc_event ev, const master_child *c)
+/* send_event - one process event record on the stats channel */
+static void send_event(master *m, const struct master_event *e)
 {
     static qd_log_limit lim;
 
     qd_ipc_msg_init(&out_msg, QD_MSG_REC_PROCESS, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_EVENT, (uint32_t)ev);
-    qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, qd_time_real_ms());
-    qd_ipc_put_u32(&out_msg, QD_F_ROLE, c ? (uint32_t)c->role : QD_ROLE_MASTER);
-    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, c && c->instance >= 0 ? (uint32_t)c->instance : 0);
-    qd_ipc_put_u32(&out_msg, QD_F_PID, c ? (uint32_t)c->pid : (uint32_t)getpid());
-    qd_ipc_put_u32(&out_msg, QD_F_GENERATION, m->generation);
-    if (c) {
-        qd_ipc_put_u32(&out_msg, QD_F_RESTARTS, c->restarts);
-        if (ev == QD_EV_EXIT) {
-            qd_ipc_put_u32(&out_msg, QD_F_EXIT_STATUS, (uint32_t)c->exit_status);
-            qd_ipc_put_u32(&out_msg, QD_F_SIGNAL, (uint32_t)c->exit_signal);
-        }
+    qd_ipc_put_u32(&out_msg, QD_F_EVENT, e->ev);
+    qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, e->time_ms);
+    qd_ipc_put_u32(&out_msg, QD_F_ROLE, e->role);
+    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, e->instance);
+    qd_ipc_put_u32(&out_msg, QD_F_PID, e->pid);
+    qd_ipc_put_u32(&out_msg, QD_F_GENERATION, e->generation);
+    if (e->has_child)
+        qd_ipc_put_u32(&out_msg, QD_F_RESTARTS, e->restarts);
+    if (e->has_exit) {
+        qd_ipc_put_u32(&out_msg, QD_F_EXIT_STATUS, e->exit_status);
+        qd_ipc_put_u32(&out_msg, QD_F_SIGNAL, e->signal);
     }
     /* Never block on stats: a full channel drops the record and counts it. */
     int rv = qd_ipc_send(m->stats_fds[0], &out_msg);
@@ -126,6 +126,54 @@ void master_record_event(master *m, qd_proc_event ev, const master_child *c)
         if (rv != QD_ERR_AGAIN)
             qd_log_limited(&lim, QD_LOG_WARN, "stats channel: %s", qd_strerror(rv));
     }
+}
+
+/*
+ * resend_recent - a new stats daemon starts: the events of the last
+ * MASTER_RESEND_WINDOW_MS before its predecessor died go again. Those it
+ * had read but not committed would be lost otherwise; stats writes a
+ * process event only once (stats_db.c), so the copies of the others are
+ * ignored.
+ */
+static void resend_recent(master *m)
+{
+    uint32_t sent = 0;
+
+    for (uint32_t i = 0; i < MASTER_RECENT_EVENTS; i++) {
+        const struct master_event *e =
+            &m->recent_events[(m->recent_next + i) % MASTER_RECENT_EVENTS];
+        if (e->time_ms == 0 || e->time_ms + MASTER_RESEND_WINDOW_MS < m->stats_exit_ms)
+            continue;
+        send_event(m, e);
+        sent++;
+    }
+    qd_debug("sent %u recent process events again to the new stats daemon", sent);
+}
+
+void master_record_event(master *m, qd_proc_event ev, const master_child *c)
+{
+    struct master_event *e = &m->recent_events[m->recent_next];
+
+    m->recent_next = (m->recent_next + 1) % MASTER_RECENT_EVENTS;
+    memset(e, 0, sizeof(*e));
+    e->ev = (uint32_t)ev;
+    e->time_ms = qd_time_real_ms();
+    e->role = c ? (uint32_t)c->role : QD_ROLE_MASTER;
+    e->instance = c && c->instance >= 0 ? (uint32_t)c->instance : 0;
+    e->pid = c ? (uint32_t)c->pid : (uint32_t)getpid();
+    e->generation = m->generation;
+    e->has_child = c != NULL;
+    if (c) {
+        e->restarts = c->restarts;
+        e->has_exit = ev == QD_EV_EXIT;
+        e->exit_status = (uint32_t)c->exit_status;
+        e->signal = (uint32_t)c->exit_signal;
+    }
+    if (c && c->role == QD_ROLE_STATS && ev == QD_EV_EXIT)
+        m->stats_exit_ms = e->time_ms;
+    send_event(m, e);
+    if (c && c->role == QD_ROLE_STATS && ev == QD_EV_START && m->stats_exit_ms != 0)
+        resend_recent(m);
 }
 
 /*

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "qd_buf.h"
+#include "qd_chan.h"
 #include "qd_conf.h"
 #include "qd_ipc.h"
 #include "qd_proc.h"
@@ -47,8 +48,7 @@ typedef struct master_child {
     bool has_proc;   /* proc handle open (until its close callback) */
     bool running;    /* process alive */
     pid_t pid;
-    int ctl_fd;
-    uv_poll_t *ctl_poll; /* NULL when not watching */
+    qd_chan *ctl; /* control channel (queued sends); NULL when closed */
     uv_timer_t timer; /* restart back-off, or kill deadline while stopping */
     uint64_t started_ms;
     uint64_t next_start_ms;
@@ -138,6 +138,7 @@ struct master {
     uint64_t stats_exit_ms;    /* wall clock of the last stats exit; 0: none */
     uint64_t stats_drops_reported; /* ... of which a REC_LOSS reached the channel */
     uint64_t bad_messages;
+    uint64_t ctl_send_failures; /* messages to a daemon its control channel refused */
 };
 
 /* master_child.c */
@@ -145,6 +146,8 @@ void master_children_start(master *m);
 master_child *master_child_add(master *m, qd_role role, int instance);
 void master_child_stop(master_child *c, bool kill_now);
 void master_child_send_config(master_child *c, uint32_t id);
+/* master_child_send queues |msg| on the control channel of |c|; 0, or -1 (logged, counted). */
+int master_child_send(master_child *c, const qd_ipc_msg *msg);
 void master_escrow_clear(master *m);
 void master_children_stop_all(master *m);
 int master_children_alive(const master *m);

@@ -294,7 +294,7 @@ static void do_conns(master_client *cl, uint32_t id)
     for (int i = 0; i < m->child_count && i < MASTER_MAX_CHILDREN; i++) {
         master_child *c = m->children[i];
         int sv[2];
-        if (c->role != QD_ROLE_WORKER || !c->running || c->state != MS_RUNNING || c->ctl_fd < 0)
+        if (c->role != QD_ROLE_WORKER || !c->running || c->state != MS_RUNNING || c->ctl == NULL)
             continue;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
             qd_warn_errno("conns: socketpair");
@@ -302,7 +302,7 @@ static void do_conns(master_client *cl, uint32_t id)
         }
         qd_ipc_msg_init(&out, QD_MSG_CONNS_REQ, id);
         qd_ipc_put_fd(&out, sv[1]);
-        int rv = qd_ipc_send(c->ctl_fd, &out);
+        int rv = master_child_send(c, &out);
         close(sv[1]);
         if (rv < 0) {
             close(sv[0]);

@@ -81,6 +81,8 @@ static void status_line(qd_buf *b, const char *role, int instance, long pid, con
     if (strcmp(role, "worker") == 0 && c != NULL)
         qd_buf_printf(b, " connections=%u streams=%u retry=%s", c->connections, c->streams,
                       (c->status_flags & QD_STATUS_F_RETRY) ? "on" : "off");
+    if (strcmp(role, "app") == 0 && c != NULL)
+        qd_buf_printf(b, " streams=%u", c->streams); /* requests that still owe a response */
     if ((strcmp(role, "worker") == 0 || strcmp(role, "app") == 0) && c != NULL)
         qd_buf_printf(b, " send_failures=%llu", (unsigned long long)c->send_failures);
     if (next_s >= 0)

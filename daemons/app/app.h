@@ -183,6 +183,20 @@ void app_resp_error(app_req *r, unsigned status, const char *name, const char *v
 /* app_exit_if_idle ends a graceful stop once nothing is in flight. */
 void app_exit_if_idle(app *a);
 
+/*
+ * For app_resp.c: app_req_queue moves |r| to the blocked or draining list
+ * (or neither); app_req_resp_done marks its final response message sent
+ * (or never to be sent) and logs it; app_req_send_failed counts and logs a
+ * message the channel refused. app_resp_pump sends the head if it waits,
+ * then body chunks while the window, the channel and the data allow.
+ */
+void app_req_queue(app_req *r, app_queue q);
+void app_req_resp_done(app_req *r);
+void app_req_send_failed(app_worker *w, const char *what, uint64_t stream, int rv);
+void app_resp_pump(app_req *r);
+
+/* --- app_log.c --------------------------------------------------------------- */
+
 /* app_req_log writes |r|'s access log line (once) when the log is on. */
 void app_req_log(app_req *r);
 

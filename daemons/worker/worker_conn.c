@@ -802,11 +802,13 @@ static void send_stateless_reset(worker *w, wk_ep *ep, const wk_addr *local,
  * more than retry_threshold of them, or spent more than
  * RETRY_HANDSHAKE_NS starting handshakes. Also called every second from the
  * status report (worker_conn_retry_tick), so the state falls back when a
- * flood stops even if no Initial arrives to notice it.
+ * flood stops even if no Initial arrives to notice it; the timer closes a
+ * window from 0.9 s on, so that its jitter does not make windows of
+ * nearly two seconds.
  */
-static void retry_window(worker *w, uint64_t now)
+static void retry_window(worker *w, uint64_t now, uint64_t min_ns)
 {
-    if (now - w->rate_window_ns < NGTCP2_SECONDS)
+    if (now - w->rate_window_ns < min_ns)
         return;
     bool was = w->retry_active;
     /* The last window's rate, if that window was the last second. */
@@ -842,7 +844,7 @@ static bool retry_demanded(const worker *w)
 static bool want_retry(worker *w)
 {
     if (w->child.conf.retry == QD_RETRY_AUTO)
-        retry_window(w, worker_now());
+        retry_window(w, worker_now(), NGTCP2_SECONDS);
     return retry_demanded(w);
 }
 
@@ -893,10 +895,11 @@ bool worker_conn_retry_tick(worker *w)
     uint64_t now = worker_now();
 
     if (w->child.conf.retry == QD_RETRY_AUTO) {
-        retry_window(w, now);
-    } else if (now - w->rate_window_ns >= NGTCP2_SECONDS) {
+        retry_window(w, now, 900 * NGTCP2_MILLISECONDS);
+    } else if (now - w->rate_window_ns >= 900 * NGTCP2_MILLISECONDS) {
         w->rate_last = now - w->rate_window_ns < 2 * NGTCP2_SECONDS ? w->rate_count : 0;
         w->rate_count = 0;
+        w->handshake_window_ns = 0; /* or a reload to auto would find it all */
         w->rate_window_ns = now;
     }
     return retry_demanded(w);

@@ -61,6 +61,8 @@ typedef struct master_child {
     uint32_t status_flags; /* QD_STATUS_F_* from the last status report */
     uint64_t send_failures; /* F_DROPS of its last status: channel messages it could not queue */
     uint32_t streams;
+    uint32_t half_open, new_conns;   /* a worker's handshake load, last report */
+    uint64_t retries, retry_drops;   /* a worker's Retry packets sent, Initials dropped */
     int exit_status;
     int exit_signal;
 } master_child;

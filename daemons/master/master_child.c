@@ -417,6 +417,12 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
         if (qd_ipc_get_u32(msg, QD_F_FLAGS, &v) == 0)
             c->status_flags = v;
         qd_ipc_get_u64(msg, QD_F_DROPS, &c->send_failures);
+        if (qd_ipc_get_u32(msg, QD_F_HALF_OPEN, &v) == 0)
+            c->half_open = v;
+        if (qd_ipc_get_u32(msg, QD_F_NEW_CONNS, &v) == 0)
+            c->new_conns = v;
+        qd_ipc_get_u64(msg, QD_F_RETRIES, &c->retries);
+        qd_ipc_get_u64(msg, QD_F_RETRY_DROPS, &c->retry_drops);
         break;
     default:
         goto bad;

@@ -80,8 +80,13 @@ static void status_line(qd_buf *b, const char *role, int instance, long pid, con
     qd_buf_printf(b, "role=%s instance=%d pid=%ld state=%s uptime_s=%llu restarts=%u", role,
                   instance, pid, state, (unsigned long long)(uptime_ms / 1000), restarts);
     if (strcmp(role, "worker") == 0 && c != NULL)
-        qd_buf_printf(b, " connections=%u streams=%u retry=%s", c->connections, c->streams,
-                      (c->status_flags & QD_STATUS_F_RETRY) ? "on" : "off");
+        qd_buf_printf(b,
+                      " connections=%u streams=%u retry=%s half_open=%u new_conns_s=%u"
+                      " retries_sent=%llu initials_dropped=%llu",
+                      c->connections, c->streams,
+                      (c->status_flags & QD_STATUS_F_RETRY) ? "on" : "off", c->half_open,
+                      c->new_conns, (unsigned long long)c->retries,
+                      (unsigned long long)c->retry_drops);
     if (strcmp(role, "app") == 0 && c != NULL)
         qd_buf_printf(b, " streams=%u", c->streams); /* requests that still owe a response */
     qd_buf_printf(b, " send_failures=%llu", (unsigned long long)send_failures);

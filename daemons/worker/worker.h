@@ -176,7 +176,12 @@ struct worker {
     /* Retry decision for retry = auto: new connections this second */
     uint64_t rate_window_ns;
     uint64_t rate_count;
+    uint64_t rate_last; /* new-connection attempts in the last full window (status) */
+    uint64_t handshake_window_ns; /* time spent on the first packets of new connections */
     bool retry_active;
+    /* Retry budget: retry_limit per second (token bucket) */
+    uint64_t retry_tokens, retry_refill_ns;
+    uint64_t initials_dropped; /* token-less Initials dropped over the budget */
     /* stateless reset budget */
     uint64_t reset_tokens, reset_refill_ns;
     /* counters for status and logs */
@@ -228,6 +233,7 @@ void worker_conn_write(wk_conn *c);
 void worker_conn_retry_blocked(worker *w, wk_ep *ep);
 void worker_conn_shutdown_all(worker *w);
 void worker_conn_close_all(worker *w, bool force);
+bool worker_conn_retry_tick(worker *w);
 uint64_t worker_now(void);
 
 /* worker_rec.c */

@@ -58,9 +58,19 @@ struct app_req {
     uint64_t body_len;  /* request body bytes received */
     bool is_req_done;   /* the request body ended (QD_REQ_F_END) */
     bool is_handled;    /* a handler ran or an early error answered it */
-    bool is_head_sent;
+    bool is_head_sent;  /* the handler committed its response head */
+    bool is_head_queued; /* ... and the channel took it (else it waits in |resp|) */
     bool is_resp_done; /* the final response message was sent */
     unsigned status;
+
+    /* The response head, the request's own until the channel takes it:
+     * fields as u16 length + name\0value; flags, and a descriptor (ours,
+     * a duplicate) with offset and length while it waits. */
+    uint8_t *resp;
+    size_t resp_len, resp_cap, resp_fields;
+    uint32_t resp_flags;
+    int resp_fd;
+    uint64_t resp_off, resp_flen;
 
     /* The head, copied: strings NUL-terminated, headers as name\0value\0. */
     char *head;
@@ -112,6 +122,7 @@ struct app {
     uint32_t in_flight;       /* requests that still owe a response */
     uint64_t status_count[6]; /* [1]..[5]: 1xx..5xx responses; [0] others */
     uint64_t protocol_errors; /* worker messages logged and dropped */
+    uint64_t send_failures;   /* messages a worker channel refused (answers lost) */
     app_req *free_reqs;       /* recycled requests, linked by hnext */
     uint32_t free_count;
     uv_timer_t stop_timer;

@@ -49,6 +49,7 @@
 /* system */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,7 +71,12 @@
 #define KEEP_BUFFER_MAX (16 * 1024) /* larger buffers are freed, not recycled */
 #define HEAD_RESERVE 64             /* room kept in a head for flags, offset, length */
 
-static qd_ipc_msg head_msg; /* the response head being built (one at a time) */
+/*
+ * Outgoing messages: each is filled and sent within one function call; what
+ * a request needs across calls (its response head while the channel is
+ * full) is kept in the request.
+ */
+static qd_ipc_msg head_msg;
 static qd_ipc_msg body_msg;
 
 #define REQ_OF(l) ((app_req *)(void *)((char *)(l)-offsetof(app_req, qlink)))
@@ -88,6 +94,16 @@ static void gossip(app_worker *w, const char *fmt, ...)
     va_end(ap);
     w->a->protocol_errors++;
     qd_log_limited(&lim, QD_LOG_WARN, "%s: %s", w->ch ? w->ch->name : "worker", text);
+}
+
+/* send_failed - count and log (rate-limited) a message the channel refused */
+static void send_failed(app_worker *w, const char *what, uint64_t stream, int rv)
+{
+    static qd_log_limit lim;
+
+    w->a->send_failures++;
+    qd_log_limited(&lim, QD_LOG_WARN, "%s: cannot send the %s for stream %" PRIu64 ": %s",
+                   w->ch ? w->ch->name : "worker", what, stream, qd_strerror(rv));
 }
 
 /* list_init, list_append, list_remove - the intrusive list */
@@ -201,8 +217,8 @@ static app_req *req_new(app_worker *w, uint64_t stream)
     app *a = w->a;
     app_req *r = a->free_reqs;
     char *head = NULL;
-    uint8_t *out = NULL;
-    size_t head_cap = 0, out_cap = 0;
+    uint8_t *out = NULL, *resp = NULL;
+    size_t head_cap = 0, out_cap = 0, resp_cap = 0;
 
     if (r != NULL) {
         a->free_reqs = r->hnext;
@@ -211,6 +227,8 @@ static app_req *req_new(app_worker *w, uint64_t stream)
         head_cap = r->head_cap;
         out = r->out;
         out_cap = r->out_cap;
+        resp = r->resp;
+        resp_cap = r->resp_cap;
     } else {
         r = qd_xmalloc(sizeof(*r));
     }
@@ -219,6 +237,9 @@ static app_req *req_new(app_worker *w, uint64_t stream)
     r->head_cap = head_cap;
     r->out = out;
     r->out_cap = out_cap;
+    r->resp = resp;
+    r->resp_cap = resp_cap;
+    r->resp_fd = -1;
     list_init(&r->qlink);
     r->w = w;
     r->stream = stream;
@@ -247,6 +268,10 @@ static void req_free(app_req *r)
 
     mark_resp_done(r);
     app_api_release(r);
+    if (r->resp_fd >= 0) {
+        close(r->resp_fd);
+        r->resp_fd = -1;
+    }
     if (r->has_body_buf) {
         qd_buf_release(&r->body);
         r->has_body_buf = false;
@@ -256,8 +281,14 @@ static void req_free(app_req *r)
     if (a->free_count >= FREE_LIST_MAX) {
         free(r->head);
         free(r->out);
+        free(r->resp);
         free(r);
         return;
+    }
+    if (r->resp_cap > KEEP_BUFFER_MAX) {
+        free(r->resp);
+        r->resp = NULL;
+        r->resp_cap = 0;
     }
     if (r->head_cap > KEEP_BUFFER_MAX) {
         free(r->head);
@@ -294,12 +325,16 @@ static void settle(app_req *r)
     app_exit_if_idle(w->a);
 }
 
+static int send_head(app_req *r);
+
 /* pump - send body chunks while the window, the channel and the data allow */
 static void pump(app_req *r)
 {
     app_worker *w = r->w;
 
-    while (r->is_head_sent && !r->is_resp_done) {
+    if (r->is_head_sent && !r->is_head_queued && !r->is_resp_done && send_head(r) < 0)
+        return; /* still waiting for room, or the channel is gone */
+    while (r->is_head_queued && !r->is_resp_done) {
         size_t avail = r->out_len - r->out_off;
         size_t n = QD_RESP_WINDOW - r->unacked;
         if (n > QD_IPC_MAX_CHUNK)
@@ -319,11 +354,12 @@ static void pump(app_req *r)
         qd_ipc_put_u32(&body_msg, QD_F_FLAGS, is_end ? QD_RESP_F_END : 0);
         int rv = qd_chan_send(w->ch, &body_msg);
         if (rv == QD_ERR_TOOBIG) {
-            queue_set(r, APP_Q_BLOCKED);
+            queue_set(r, APP_Q_BLOCKED); /* waits: app_req_drained resumes it */
             break;
         }
         if (rv < 0) {
             /* The channel is failing; its close callback forgets everything. */
+            send_failed(w, "response body", r->stream, rv);
             mark_resp_done(r);
             break;
         }
@@ -424,7 +460,9 @@ static void answer_unstored(app_worker *w, uint64_t stream, unsigned status)
     qd_ipc_put_bytes(&head_msg, QD_F_HEADER, no_body, sizeof(no_body) - 1);
     qd_ipc_put_u32(&head_msg, QD_F_FLAGS, QD_RESP_F_END);
     w->a->status_count[status / 100 <= 5 ? status / 100 : 0]++;
-    qd_chan_send(w->ch, &head_msg);
+    int rv = qd_chan_send_ctl(w->ch, &head_msg);
+    if (rv < 0)
+        send_failed(w, "answer", stream, rv);
 }
 
 /* parse_length - a decimal content-length; -1 if it is not one */
@@ -671,58 +709,111 @@ void app_resp_start(app_req *r, unsigned status)
 {
     assert(!r->is_head_sent);
     r->status = status;
-    qd_ipc_msg_init(&head_msg, QD_MSG_RESP_HEAD, 0);
-    qd_ipc_put_u64(&head_msg, QD_F_STREAM, r->stream);
-    qd_ipc_put_u32(&head_msg, QD_F_STATUS, status);
+    r->resp_len = 0;
+    r->resp_fields = 0;
 }
 
 void app_resp_header(app_req *r, const char *name, const char *value)
 {
-    static uint8_t field[QD_IPC_MAX_BODY];
     size_t name_len = strlen(name), value_len = strlen(value);
     size_t len = name_len + 1 + value_len;
 
-    if (head_msg.len + 4 + len + HEAD_RESERVE > QD_IPC_MAX_BODY) {
+    assert(!r->is_head_sent);
+    /* In the message each field takes 4 bytes of TLV header, here 2 of length. */
+    if (r->resp_len + 2 * r->resp_fields + 4 + len + HEAD_RESERVE > QD_IPC_MAX_BODY) {
         static qd_log_limit lim;
         qd_log_limited(&lim, QD_LOG_WARN, "response header %s too large (%zu bytes); left out",
                        name, value_len);
         return;
     }
-    memcpy(field, name, name_len);
-    field[name_len] = '\0';
-    memcpy(field + name_len + 1, value, value_len);
-    qd_ipc_put_bytes(&head_msg, QD_F_HEADER, field, len);
+    if (r->resp_len + 2 + len > r->resp_cap) {
+        size_t cap = r->resp_cap ? r->resp_cap : 512;
+        while (cap < r->resp_len + 2 + len)
+            cap *= 2;
+        r->resp = qd_xrealloc(r->resp, cap);
+        r->resp_cap = cap;
+    }
+    uint8_t *p = r->resp + r->resp_len;
+    p[0] = (uint8_t)(len >> 8);
+    p[1] = (uint8_t)len;
+    memcpy(p + 2, name, name_len);
+    p[2 + name_len] = '\0';
+    memcpy(p + 3 + name_len, value, value_len);
+    r->resp_len += 2 + len;
+    r->resp_fields++;
+}
+
+/*
+ * send_head - put the response head of |r| on its channel. Returns 0 once
+ * the channel took it; -1 when it must wait for room (|r| is then on the
+ * blocked list, holding a duplicate of the descriptor) or will never go
+ * (the channel is failing: |r| is done).
+ */
+static int send_head(app_req *r)
+{
+    app_worker *w = r->w;
+    int fd = r->resp_fd;
+
+    qd_ipc_msg_init(&head_msg, QD_MSG_RESP_HEAD, 0);
+    qd_ipc_put_u64(&head_msg, QD_F_STREAM, r->stream);
+    qd_ipc_put_u32(&head_msg, QD_F_STATUS, r->status);
+    for (size_t off = 0; off + 2 <= r->resp_len;) {
+        size_t len = (size_t)r->resp[off] << 8 | r->resp[off + 1];
+        qd_ipc_put_bytes(&head_msg, QD_F_HEADER, r->resp + off + 2, len); /* sized in app_resp_header */
+        off += 2 + len;
+    }
+    qd_ipc_put_u32(&head_msg, QD_F_FLAGS, r->resp_flags);
+    if (fd >= 0) {
+        qd_ipc_put_u64(&head_msg, QD_F_OFFSET, r->resp_off);
+        qd_ipc_put_u64(&head_msg, QD_F_LENGTH, r->resp_flen);
+        qd_ipc_put_fd(&head_msg, fd);
+    }
+    int rv = w->ch != NULL ? qd_chan_send(w->ch, &head_msg) : QD_ERR_EOF;
+    if (rv == QD_ERR_TOOBIG) {
+        queue_set(r, APP_Q_BLOCKED); /* app_req_drained sends it when there is room */
+        return -1;
+    }
+    if (r->resp_fd >= 0) {
+        close(r->resp_fd);
+        r->resp_fd = -1;
+    }
+    if (rv < 0) {
+        send_failed(w, "response head", r->stream, rv);
+        mark_resp_done(r);
+        return -1;
+    }
+    r->is_head_queued = true;
+    if (fd >= 0 || (r->resp_flags & QD_RESP_F_END))
+        mark_resp_done(r);
+    return 0;
 }
 
 void app_resp_send_head(app_req *r, uint32_t flags, int fd, uint64_t off, uint64_t len)
 {
     app_worker *w = r->w;
     app *a = w->a;
-    int rv;
 
     assert(!r->is_head_sent && (fd < 0 || flags == 0));
-    qd_ipc_put_u32(&head_msg, QD_F_FLAGS, flags);
+    r->resp_flags = flags;
     if (fd >= 0) {
-        qd_ipc_put_u64(&head_msg, QD_F_OFFSET, off);
-        qd_ipc_put_u64(&head_msg, QD_F_LENGTH, len);
-        qd_ipc_put_fd(&head_msg, fd);
-        r->bytes_out = len;
+        /* The caller keeps |fd|: a head that has to wait needs its own. */
+        r->resp_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (r->resp_fd < 0) {
+            qd_warn_errno("%s: stream %" PRIu64 ": cannot keep the file", w->ch->name, r->stream);
+            app_resp_start(r, 500);
+            app_resp_header(r, "content-length", "0");
+            r->resp_flags = QD_RESP_F_END;
+        } else {
+            r->resp_off = off;
+            r->resp_flen = len;
+            r->bytes_out = len;
+        }
     }
     r->is_head_sent = true;
     a->status_count[r->status >= 100 && r->status < 600 ? r->status / 100 : 0]++;
     qd_debug("%s: stream %" PRIu64 " %s %s %s: %u", w->ch->name, r->stream, r->peer ? r->peer : "-",
              r->method ? r->method : "-", r->path ? r->path : "-", r->status);
-    rv = qd_chan_send(w->ch, &head_msg);
-    if (rv < 0) {
-        static qd_log_limit lim;
-        qd_log_limited(&lim, QD_LOG_WARN,
-                       "%s: cannot send response head for stream %" PRIu64 ": %s", w->ch->name,
-                       r->stream, qd_strerror(rv));
-        mark_resp_done(r);
-        return;
-    }
-    if (fd >= 0 || (flags & QD_RESP_F_END))
-        mark_resp_done(r);
+    send_head(r);
 }
 
 void app_resp_write(app_req *r, const void *p, size_t len, bool is_end)

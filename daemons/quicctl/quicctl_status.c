@@ -117,6 +117,7 @@ int quicctl_status(quicctl *q, bool json)
         const char *up = get(f, n, "uptime_s"), *restarts = get(f, n, "restarts");
         const char *conns = get(f, n, "connections"), *next = get(f, n, "next_start_s");
         const char *streams = get(f, n, "streams"), *retry = get(f, n, "retry");
+        const char *send_failures = get(f, n, "send_failures");
         if (role == NULL || state == NULL)
             continue;
         bool has_inst = inst && strcmp(inst, "-1") != 0;
@@ -135,6 +136,9 @@ int quicctl_status(quicctl *q, bool json)
                 qd_buf_printf(&out, ", \"streams\": %s", is_number(streams) ? streams : "0");
             if (retry)
                 qd_buf_printf(&out, ", \"retry\": %s", strcmp(retry, "on") == 0 ? "true" : "false");
+            if (send_failures)
+                qd_buf_printf(&out, ", \"send_failures\": %s",
+                              is_number(send_failures) ? send_failures : "0");
             if (next && is_number(next))
                 qd_buf_printf(&out, ", \"next_start_s\": %s", next);
             qd_buf_printf(&out, "}");

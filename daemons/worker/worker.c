@@ -222,6 +222,7 @@ static void status(qd_child *c, qd_ipc_msg *m)
                                       ? QD_STATUS_F_RETRY
                                       : 0);
     qd_ipc_put_u32(m, QD_F_SOCKETS, (uint32_t)w->nep);
+    qd_ipc_put_u64(m, QD_F_DROPS, w->app_send_failures);
 }
 
 /* message - QD_MSG_CONNS_REQ: list live connections on the channel it carries */

@@ -15,6 +15,7 @@
 #include <wolfssl/ssl.h>
 #include <uv.h>
 
+#include "qd_buf.h"
 #include "qd_chan.h"
 #include "qd_child.h"
 #include "qd_cid.h"
@@ -84,7 +85,7 @@ struct wk_stream {
     bool req_done;   /* the request is complete */
     /* request head, collected until end_headers */
     char *method, *scheme, *authority, *path;
-    qd_ipc_msg *head; /* fields in progress (F_HEADER...) */
+    qd_buf fields;    /* the stream's own header fields until REQ_HEAD: u16 length, name NUL value */
     size_t head_bytes;
     uint64_t body_in; /* request body bytes received */
     /* response body: a queue of chunks; [0, acked) freed, [acked, handed) with nghttp3 */
@@ -181,6 +182,7 @@ struct worker {
     /* counters for status and logs */
     uint64_t rx_packets, tx_packets, dropped, forwarded_wrong_worker, resets_sent, retries_sent;
     uint64_t handshakes, requests;
+    uint64_t app_send_failures; /* messages the app channel refused (their streams reset) */
     uint64_t rx_bytes, tx_bytes, tx_batches;
     /* records (worker_rec.c) */
     uint64_t rec_sent, rec_drops;
@@ -242,6 +244,7 @@ void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code);
 void worker_h3_free_streams(wk_conn *c);
 void worker_h3_app_message(worker *w, qd_ipc_msg *m);
 void worker_h3_app_down(worker *w);
+void worker_app_send_failed(worker *w, const char *what, int rv);
 wk_chunk *worker_chunk_get(worker *w, size_t want);
 void worker_chunk_put(worker *w, wk_chunk *ch);
 

@@ -166,20 +166,21 @@ fault_check_dropped() {
     fi
 }
 
-# fault_gtls_conns NAME N PARALLEL URL EXPECT - N gtlsclient connections,
+# fault_gtls_conns NAME N PARALLEL URL EXPECT [PORT] - N gtlsclient connections
+# to 127.0.0.1:PORT (default $PORT, the server; $RELAY_PORT for the relay),
 # at most PARALLEL at a time, each downloading URL (a file named like
 # EXPECT) into a directory of its own, with a 30 s handshake and idle
 # timeout (curl's ngtcp2 handshake timeout is fixed at 10 s); prints
 # "gtls: OK/N ok" and a line per failed one; 0 if all N are byte-identical
 fault_gtls_conns() {
-    local name=$1 n=$2 par=$3 url=$4 expect=$5 i running=0 okc=0 rc
+    local name=$1 n=$2 par=$3 url=$4 expect=$5 port=${6:-$PORT} i running=0 okc=0 rc
     local file=${expect##*/}
     for i in $(seq "$n"); do
         mkdir -p "$T/$name.$i"
         (
             timeout -k 2 45 "$H3_GTLSCLIENT" -q --exit-on-all-streams-close --sni=localhost \
                 --timeout=30s --handshake-timeout=30s --download="$T/$name.$i" \
-                127.0.0.1 "$PORT" "$url" > "$T/$name.$i/log" 2>&1
+                127.0.0.1 "$port" "$url" > "$T/$name.$i/log" 2>&1
             echo $? > "$T/$name.$i/rc"
         ) &
         running=$((running + 1))

@@ -26,7 +26,8 @@ names ("up" = client to server, "down" = server to client, or "both"):
 It exits after --timeout seconds (default 120) or on SIGTERM/SIGINT.  The
 counters go as JSON to --stats (written when the relay is ready, every
 0.2 s while they change, and at exit; atomically, via rename): received
-and sent per direction, delayed, reordered, duplicated, corrupted,
+and sent per direction, delayed, reordered, duplicated, corrupted (and
+per direction),
 rebinds, stale, clients, and the seed (--seed, default random) that makes
 a run repeatable.  Only the standard library is used.
 """
@@ -89,6 +90,7 @@ class Relay:
         self.held = {UP: [], DOWN: []}  # [remaining, deadline, dgram, flow]
         self.c = {"received_up": 0, "received_down": 0, "sent_up": 0, "sent_down": 0,
                   "delayed": 0, "reordered": 0, "duplicated": 0, "corrupted": 0,
+                  "corrupted_up": 0, "corrupted_down": 0,
                   "rebinds": 0, "stale": 0, "clients": 0, "send_errors": 0,
                   "seed": opt.seed, "listen_port": self.sock.getsockname()[1]}
         self.dirty = True
@@ -143,7 +145,7 @@ class Relay:
                     keep.append((when, s))
             flow.retired = keep
 
-    def corrupt(self, data):
+    def corrupt(self, direction, data):
         first = data[0]
         is_long = bool(first & 0x80)
         phase = self.opt.corrupt_phase
@@ -156,6 +158,7 @@ class Relay:
         i = self.rng.randrange(lo, len(b))
         b[i] ^= self.rng.randrange(1, 256)
         self.c["corrupted"] += 1
+        self.c["corrupted_" + direction] += 1
         return bytes(b)
 
     # ---------------------------------------------------------- the pipeline
@@ -206,7 +209,7 @@ class Relay:
         if not data:
             return
         if self.applies(direction) and self.opt.corrupt > 0:
-            data = self.corrupt(data)
+            data = self.corrupt(direction, data)
         copies = 1
         if self.applies(direction) and self.chance(self.opt.dup):
             self.c["duplicated"] += 1

@@ -11,11 +11,12 @@
 # field went missing) and 0 failed. A round without loss comes first; the
 # loss rule must have dropped datagrams in every round. A connection whose
 # handshake did not complete (no request sent: curl gives a handshake
-# 10 s) is tried again, at most twice, and counted. The clients run in 4
-# processes of 10: one process doing 40 TLS handshakes in turn delayed
+# 10 s) is tried again, at most twice, and counted. The clients run in 8
+# processes of 5: one process doing 40 TLS handshakes in turn delayed
 # its answers by up to a second, which inflated its RTT estimate and its
-# retransmission timeouts so far that a lost Finished could outlast the
-# server's 10 s handshake timeout.
+# retransmission timeouts (to seconds) so far that a client Finished lost
+# three times could outlast the server's handshake timeout, which then
+# closed a connection whose request the client had long sent.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 . "$(dirname "$0")/faultlib.sh"
@@ -39,7 +40,7 @@ MIXED=0 FAILED_REQ=0 REPEATED=0
 round() {
     local name=$1 out rc line m f r
     out=$(fault_client --connect-timeout 10 --timeout 30 ranges "$CLIENTS" "$(h3_url 1k.bin)" \
-        "$T/htdocs/1k.bin" --pad 2048 --handshake-retries 2 --procs 4 2>&1)
+        "$T/htdocs/1k.bin" --pad 2048 --handshake-retries 2 --procs 8 2>&1)
     rc=$?
     echo "$out" | grep -v '^ranges: [0-9]' | while IFS= read -r l; do log "  $l"; done
     line=$(echo "$out" | grep '^ranges: [0-9]*/')

@@ -133,8 +133,10 @@ static void close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_
     } else if (c->state == WK_CLOSING) {
         *by = QD_REC_CLOSE_BY_SERVER;
         *code = c->last_error.error_code;
+        /* a handshake that timed out is closed with an error, but is its own reason */
         *reason =
-            c->last_error.error_code == 0 || (c->last_error.type == NGTCP2_CCERR_TYPE_APPLICATION &&
+            c->close_reason == QD_REC_REASON_HANDSHAKE_TIMEOUT ? QD_REC_REASON_HANDSHAKE_TIMEOUT
+            : c->last_error.error_code == 0 || (c->last_error.type == NGTCP2_CCERR_TYPE_APPLICATION &&
                                               c->last_error.error_code == NGHTTP3_H3_NO_ERROR)
                 ? QD_REC_REASON_NONE
                 : QD_REC_REASON_ERROR;

@@ -715,7 +715,7 @@ static void send_version_negotiation(worker *w, wk_ep *ep, const wk_addr *local,
 static void send_retry(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
                        const ngtcp2_pkt_hd *hd, size_t max_len)
 {
-    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    uint8_t token[WK_RETRY_TOKEN_MAX];
     uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
     ngtcp2_cid scid;
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 
 #include "worker.h"
 
@@ -18,6 +19,12 @@
 
 #define RETRY_TOKEN_LIFETIME (10 * NGTCP2_SECONDS)
 #define REGULAR_TOKEN_LIFETIME (3600 * NGTCP2_SECONDS)
+/*
+ * The buffer ngtcp2_crypto_generate_retry_token2 writes: its tokens carry
+ * the whole client address, 28 bytes more than NGTCP2_CRYPTO_MAX_RETRY_
+ * TOKENLEN (the size for the older ngtcp2_crypto_generate_retry_token).
+ */
+#define WK_RETRY_TOKEN_MAX NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2
 
 /* What to do with a datagram. */
 typedef enum wk_pkt_kind {

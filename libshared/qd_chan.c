@@ -8,7 +8,10 @@
  *	Reads up to CHAN_READ_BUDGET messages per readiness event (fairness
  *	with the other descriptors of the loop), writes what it can at once
  *	and queues the rest in order, watching for writability only while
- *	something is queued.
+ *	something is queued. The queue is bounded (QD_CHAN_MAX_QUEUE); small
+ *	control messages that release state on the other side (credit, a
+ *	cancel, the end of a body) have a reserve above that bound, so a
+ *	queue full of data never makes them impossible.
  * DIAGNOSTICS
  *	Malformed input is logged (rate-limited) and dropped; end of file or
  *	an I/O error closes the channel and calls on_close.
@@ -141,7 +144,8 @@ static void fail(qd_chan *ch)
     release(ch);
 }
 
-int qd_chan_send(qd_chan *ch, const qd_ipc_msg *m)
+/* chan_send - send |m| now or queue it while the queue stays within |limit| bytes */
+static int chan_send(qd_chan *ch, const qd_ipc_msg *m, size_t limit)
 {
     if (ch == NULL || ch->fd < 0 || ch->closed)
         return QD_ERR_EOF;
@@ -157,8 +161,10 @@ int qd_chan_send(qd_chan *ch, const qd_ipc_msg *m)
         if (rv != QD_ERR_AGAIN)
             return rv; /* the read side sees the EOF and closes the channel */
     }
-    if (ch->queued_bytes + (size_t)n > QD_CHAN_MAX_QUEUE)
+    if (ch->queued_bytes + (size_t)n > limit) {
+        ch->refused++;
         return QD_ERR_TOOBIG;
+    }
     qd_chan_out *o = qd_xmalloc(sizeof(*o) + (size_t)n);
     o->next = NULL;
     o->len = (size_t)n;
@@ -182,6 +188,18 @@ int qd_chan_send(qd_chan *ch, const qd_ipc_msg *m)
     ch->queued_bytes += o->len;
     set_events(ch);
     return 0;
+}
+
+int qd_chan_send(qd_chan *ch, const qd_ipc_msg *m)
+{
+    return chan_send(ch, m, QD_CHAN_MAX_QUEUE);
+}
+
+int qd_chan_send_ctl(qd_chan *ch, const qd_ipc_msg *m)
+{
+    if (m->len > QD_CHAN_CTL_MAX_BODY)
+        return QD_ERR_TOOBIG;
+    return chan_send(ch, m, QD_CHAN_MAX_QUEUE + QD_CHAN_CTL_RESERVE);
 }
 
 size_t qd_chan_queued(const qd_chan *ch)

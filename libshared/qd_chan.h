@@ -37,6 +37,7 @@ struct qd_chan {
     qd_chan_event_cb on_drain; /* optional: the output queue became empty */
     uint64_t bad_messages;
     uint64_t sent, received;
+    uint64_t refused; /* messages refused because the queue was full */
     /* private */
     uv_poll_t *poll;
     struct qd_chan_out *head, *tail;
@@ -60,6 +61,17 @@ qd_chan *qd_chan_open(uv_loop_t *loop, int fd, const char *name, qd_chan_msg_cb 
  */
 #define QD_CHAN_MAX_QUEUE (16 * 1024 * 1024)
 int qd_chan_send(qd_chan *ch, const qd_ipc_msg *m);
+
+/*
+ * qd_chan_send_ctl sends a small control message (a body of at most
+ * QD_CHAN_CTL_MAX_BODY bytes: credit, a cancel, the end of a body) that
+ * frees or unblocks state at the peer. It may use QD_CHAN_CTL_RESERVE bytes
+ * beyond QD_CHAN_MAX_QUEUE, so data filling the queue cannot crowd it out.
+ * Returns as qd_chan_send, and QD_ERR_TOOBIG for a larger body.
+ */
+#define QD_CHAN_CTL_MAX_BODY 256
+#define QD_CHAN_CTL_RESERVE (1024 * 1024)
+int qd_chan_send_ctl(qd_chan *ch, const qd_ipc_msg *m);
 
 /* qd_chan_queued returns the bytes waiting in the output queue. */
 size_t qd_chan_queued(const qd_chan *ch);

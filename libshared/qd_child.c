@@ -74,7 +74,9 @@ static void on_status_timer(uv_timer_t *t)
 
 int qd_child_send(qd_child *c, const qd_ipc_msg *m)
 {
-    int rv = qd_ipc_send(QD_FD_MASTER, m);
+    /* Queued when the master cannot take it now: a message is never dropped
+     * for a busy master, only refused past 16 MiB of backlog. */
+    int rv = qd_chan_send(c->ctl, m);
 
     if (rv == QD_ERR_EOF) {
         qd_info("master went away; exiting");
@@ -196,57 +198,46 @@ static void begin_stop(qd_child *c, uint32_t deadline_ms)
         qd_child_exit(c, 0);
 }
 
-/* on_master - a message (or EOF) on the control channel */
-static void on_master(uv_poll_t *p, int status, int events)
+/* on_master_close - the master's end closed: the master is gone */
+static void on_master_close(qd_chan *ch)
 {
-    qd_child *c = p->data;
-    qd_ipc_msg *m = &c->msg;
+    qd_info("master went away; exiting");
+    qd_child_exit(ch->data, 0);
+}
 
-    for (int i = 0; i < 64; i++) {
-        int rv = qd_ipc_recv(QD_FD_MASTER, m);
-        if (rv == QD_ERR_AGAIN)
-            return;
-        if (rv == QD_ERR_EOF) {
-            qd_info("master went away; exiting");
-            qd_child_exit(c, 0);
-        }
-        if (rv == QD_ERR_IO) {
-            qd_fatal("control channel: %s", strerror(errno));
-        }
-        if (rv < 0) {
-            qd_child_bad_message(c, "master", rv);
-            continue;
-        }
-        switch (m->type) {
-        case QD_MSG_CONFIG:
-            handle_config(c, m);
-            break;
-        case QD_MSG_STOP: {
-            uint32_t deadline = 0;
-            if (qd_ipc_get_u32(m, QD_F_DEADLINE_MS, &deadline) < 0)
-                deadline = 0;
-            begin_stop(c, deadline);
+/* on_master - a message on the control channel (qd_chan drops malformed ones) */
+static void on_master(qd_chan *ch, qd_ipc_msg *m)
+{
+    qd_child *c = ch->data;
+
+    switch (m->type) {
+    case QD_MSG_CONFIG:
+        handle_config(c, m);
+        break;
+    case QD_MSG_STOP: {
+        uint32_t deadline = 0;
+        if (qd_ipc_get_u32(m, QD_F_DEADLINE_MS, &deadline) < 0)
+            deadline = 0;
+        begin_stop(c, deadline);
+        break;
+    }
+    case QD_MSG_CHANNEL: {
+        uint32_t role, instance = 0;
+        if (qd_ipc_get_u32(m, QD_F_ROLE, &role) < 0 || role >= QD_ROLE_COUNT ||
+            qd_ipc_get_u32(m, QD_F_INSTANCE, &instance) < 0 || c->ops->channel == NULL) {
+            qd_child_bad_message(c, "master", QD_ERR_INVAL);
             break;
         }
-        case QD_MSG_CHANNEL: {
-            uint32_t role, instance = 0;
-            if (qd_ipc_get_u32(m, QD_F_ROLE, &role) < 0 || role >= QD_ROLE_COUNT ||
-                qd_ipc_get_u32(m, QD_F_INSTANCE, &instance) < 0 || c->ops->channel == NULL) {
-                qd_child_bad_message(c, "master", QD_ERR_INVAL);
-                break;
-            }
-            int fd = qd_ipc_msg_take_fd(m, 0);
-            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-            c->ops->channel(c, (qd_role)role, instance, fd);
-            break;
-        }
-        default:
-            if (c->ops->message)
-                c->ops->message(c, m);
-            else
-                qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
-        }
-        qd_ipc_msg_close_fds(m);
+        int fd = qd_ipc_msg_take_fd(m, 0);
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        c->ops->channel(c, (qd_role)role, instance, fd);
+        break;
+    }
+    default:
+        if (c->ops->message)
+            c->ops->message(c, m);
+        else
+            qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
     }
 }
 
@@ -325,9 +316,7 @@ void qd_child_init(qd_child *c, qd_role role, int argc, char **argv, const qd_ch
 
     qd_conf_init(&c->conf);
     c->loop = uv_default_loop();
-    uv_poll_init(c->loop, &c->master_poll, QD_FD_MASTER);
-    c->master_poll.data = c;
-    uv_poll_start(&c->master_poll, UV_READABLE | UV_DISCONNECT, on_master);
+    c->ctl = qd_chan_open(c->loop, QD_FD_MASTER, "master", on_master, on_master_close, c);
     uv_timer_init(c->loop, &c->status_timer);
     c->status_timer.data = c;
     uv_signal_init(c->loop, &c->sigterm);

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "qd_buf.h"
+#include "qd_chan.h"
 #include "qd_conf.h"
 #include "qd_ipc.h"
 #include "qd_proc.h"
@@ -59,10 +60,9 @@ struct qd_child {
     bool level_fixed; /* -V: log_level does not change the log level */
     const qd_child_ops *ops;
     void *data;
-    uv_poll_t master_poll;
+    qd_chan *ctl; /* the control channel on QD_FD_MASTER (queued sends) */
     uv_timer_t status_timer;
     uv_signal_t sigterm;
-    qd_ipc_msg msg; /* receive buffer */
     uint64_t bad_messages;
 };
 

@@ -143,6 +143,8 @@ static const qd_conf_key keys[QD_K_COUNT] = {
     {"retry_threshold", QD_CONF_INT, "200", 1, 10000000, OFF(retry_threshold), R, NULL,
      "new connections per second, or unfinished handshakes, per worker above which retry = auto "
      "demands address validation"},
+    {"retry_limit", QD_CONF_INT, "5000", 1, 10000000, OFF(retry_limit), R, NULL,
+     "most Retry packets per second per worker; token-less Initials beyond it are dropped"},
     {"api", QD_CONF_BOOL, "yes", 0, 1, OFF(api), R, NULL,
      "serve the built-in routes /api/time, /api/echo, /events and /stream"},
     {"early_hints", QD_CONF_STRING, "", 0, 0, OFF(early_hints), R | QD_CONF_F_EMPTY | QD_CONF_F_HINTS,

@@ -78,6 +78,7 @@ typedef enum qd_conf_key_id {
     QD_K_CACHE_CONTROL,
     QD_K_UDP_BUFFER,
     QD_K_RETRY_THRESHOLD,
+    QD_K_RETRY_LIMIT,
     QD_K_API,
     QD_K_EARLY_HINTS,
     QD_K_COUNT
@@ -118,6 +119,7 @@ typedef struct qd_conf {
     char *cache_control;     /* empty: none */
     int64_t udp_buffer;      /* bytes, SO_RCVBUF/SO_SNDBUF of each UDP socket */
     int64_t retry_threshold; /* new connections per second per worker before retry = auto sends Retry */
+    int64_t retry_limit;     /* most Retry packets per second per worker; Initials beyond wait */
     bool api;                /* the built-in routes /api/time, /api/echo, /events, /stream */
     char *early_hints;       /* "PATH LINK, LINK | PATH LINK"; empty: none */
 

@@ -40,7 +40,8 @@ enum {
     /* child -> master */
     QD_MSG_READY = 10,       /* configured and serving */
     QD_MSG_CONFIG_DONE = 11, /* F_STATUS, optional F_TEXT (reason) */
-    QD_MSG_STATUS = 12,      /* F_CONNECTIONS, F_STREAMS ... periodic */
+    QD_MSG_STATUS = 12,      /* F_CONNECTIONS, F_STREAMS ... periodic; a worker's also
+                                F_FLAGS, F_HALF_OPEN, F_NEW_CONNS, F_RETRIES, F_RETRY_DROPS */
     /* master -> worker, with 1 fd: list your live connections on that channel */
     QD_MSG_CONNS_REQ = 13,
     /* worker -> master on the CONNS_REQ channel: F_INSTANCE, F_CONNECTIONS (all),
@@ -158,6 +159,10 @@ enum {
     QD_F_GSO_BATCHES = 60,   /* u64 */
     QD_F_DROPS = 61,         /* u64 */
     QD_F_MEM_BYTES = 62,     /* u64 */
+    QD_F_HALF_OPEN = 63,     /* u32: connections whose handshake is not complete */
+    QD_F_NEW_CONNS = 64,     /* u32: new-connection attempts (Initials) in the last second */
+    QD_F_RETRIES = 65,       /* u64: Retry packets sent */
+    QD_F_RETRY_DROPS = 66,   /* u64: token-less Initials dropped over retry_limit */
 };
 
 /* QD_MSG_STATUS F_FLAGS from a worker */

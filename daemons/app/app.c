@@ -169,6 +169,7 @@ static void status(qd_child *c, qd_ipc_msg *m)
     app *a = c->data;
 
     qd_ipc_put_u32(m, QD_F_STREAMS, a->in_flight);
+    qd_ipc_put_u64(m, QD_F_DROPS, a->send_failures);
 }
 
 /* on_stop_timer - the drain deadline passed */

@@ -58,9 +58,19 @@ struct app_req {
     uint64_t body_len;  /* request body bytes received */
     bool is_req_done;   /* the request body ended (QD_REQ_F_END) */
     bool is_handled;    /* a handler ran or an early error answered it */
-    bool is_head_sent;
+    bool is_head_sent;  /* the handler committed its response head */
+    bool is_head_queued; /* ... and the channel took it (else it waits in |resp|) */
     bool is_resp_done; /* the final response message was sent */
     unsigned status;
+
+    /* The response head, the request's own until the channel takes it:
+     * fields as u16 length + name\0value; flags, and a descriptor (ours,
+     * a duplicate) with offset and length while it waits. */
+    uint8_t *resp;
+    size_t resp_len, resp_cap, resp_fields;
+    uint32_t resp_flags;
+    int resp_fd;
+    uint64_t resp_off, resp_flen;
 
     /* The head, copied: strings NUL-terminated, headers as name\0value\0. */
     char *head;
@@ -112,6 +122,7 @@ struct app {
     uint32_t in_flight;       /* requests that still owe a response */
     uint64_t status_count[6]; /* [1]..[5]: 1xx..5xx responses; [0] others */
     uint64_t protocol_errors; /* worker messages logged and dropped */
+    uint64_t send_failures;   /* messages a worker channel refused (answers lost) */
     app_req *free_reqs;       /* recycled requests, linked by hnext */
     uint32_t free_count;
     uv_timer_t stop_timer;
@@ -171,6 +182,20 @@ void app_resp_error(app_req *r, unsigned status, const char *name, const char *v
 
 /* app_exit_if_idle ends a graceful stop once nothing is in flight. */
 void app_exit_if_idle(app *a);
+
+/*
+ * For app_resp.c: app_req_queue moves |r| to the blocked or draining list
+ * (or neither); app_req_resp_done marks its final response message sent
+ * (or never to be sent) and logs it; app_req_send_failed counts and logs a
+ * message the channel refused. app_resp_pump sends the head if it waits,
+ * then body chunks while the window, the channel and the data allow.
+ */
+void app_req_queue(app_req *r, app_queue q);
+void app_req_resp_done(app_req *r);
+void app_req_send_failed(app_worker *w, const char *what, uint64_t stream, int rv);
+void app_resp_pump(app_req *r);
+
+/* --- app_log.c --------------------------------------------------------------- */
 
 /* app_req_log writes |r|'s access log line (once) when the log is on. */
 void app_req_log(app_req *r);

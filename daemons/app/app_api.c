@@ -49,6 +49,8 @@
 #include "qd_alloc.h"
 #include "qd_buf.h"
 #include "qd_conf.h"
+#include "qd_err.h"
+#include "qd_log.h"
 
 /* local */
 #include "app.h"
@@ -287,6 +289,14 @@ void app_hints_send(app_req *r)
     qd_ipc_put_u32(&info_msg, QD_F_STATUS, 103);
     if (qd_conf_hints_parse(hints, on_hint, &h, &why) < 0 || h.count == 0)
         return;
-    if (qd_chan_send(r->w->ch, &info_msg) == 0)
+    int rv = qd_chan_send(r->w->ch, &info_msg);
+    if (rv == 0) {
         r->w->a->status_count[1]++;
+    } else {
+        /* Hints are advisory: the response goes on without them. */
+        static qd_log_limit lim;
+        r->w->a->send_failures++;
+        qd_log_limited(&lim, QD_LOG_WARN, "cannot send 103 Early Hints for stream %" PRIu64 ": %s",
+                       r->stream, qd_strerror(rv));
+    }
 }

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NAME
- *	app_req - requests from the workers and the responses to them
+ *	app_req - requests from the workers: table, lifecycle, protocol
  * SYNOPSIS
  *	app_req_worker_init(), app_req_message(), app_req_drained(),
  *	app_req_drop_all(), app_req_header(), app_req_is_head(),
- *	app_resp_start(), app_resp_header(), app_resp_send_head(),
- *	app_resp_write(), app_resp_error(), app_req_end_streams(),
- *	app_req_log()
+ *	app_req_end_streams(), app_req_queue(), app_req_resp_done(),
+ *	app_req_send_failed()
  * DESCRIPTION
  *	A request is keyed by (worker channel, F_STREAM) in a per-worker hash
  *	table. It lives from its REQ_HEAD until both directions are over: the
@@ -20,12 +19,12 @@
  *	of the body is discarded as it arrives ("draining": at most
  *	APP_MAX_DRAINING per channel, the oldest forgotten first).
  *
- *	Response bodies sent in messages are flow-controlled per request: at
- *	most QD_RESP_WINDOW bytes sent and not yet credited (RESP_CREDIT).
- *	Chunks also wait while the channel holds APP_CHAN_SOFT_LIMIT queued
- *	bytes; its drain callback resumes them. Credit for a forgotten request
- *	is normal (the worker credits the last chunks after we are done) and
- *	is ignored.
+ *	Responses are sent by app_resp.c. Bodies sent in messages are
+ *	flow-controlled per request: at most QD_RESP_WINDOW bytes sent and not
+ *	yet credited (RESP_CREDIT). Chunks (and heads the channel cannot take)
+ *	wait while the channel is full; its drain callback resumes them.
+ *	Credit for a forgotten request is normal (the worker credits the last
+ *	chunks after we are done) and is ignored.
  *
  *	POST /api/echo keeps its body (app_api_wants_body) in the request,
  *	bounded by the same limit. Every request whose head was answered is
@@ -49,6 +48,7 @@
 /* system */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,10 +68,9 @@
 #define INITIAL_BUCKETS 64
 #define FREE_LIST_MAX 1024          /* recycled requests kept */
 #define KEEP_BUFFER_MAX (16 * 1024) /* larger buffers are freed, not recycled */
-#define HEAD_RESERVE 64             /* room kept in a head for flags, offset, length */
 
-static qd_ipc_msg head_msg; /* the response head being built (one at a time) */
-static qd_ipc_msg body_msg;
+/* The header-only answer for a request we do not keep: filled and sent in one call. */
+static qd_ipc_msg answer_msg;
 
 #define REQ_OF(l) ((app_req *)(void *)((char *)(l)-offsetof(app_req, qlink)))
 
@@ -88,6 +87,16 @@ static void gossip(app_worker *w, const char *fmt, ...)
     va_end(ap);
     w->a->protocol_errors++;
     qd_log_limited(&lim, QD_LOG_WARN, "%s: %s", w->ch ? w->ch->name : "worker", text);
+}
+
+/* app_req_send_failed - count and log (rate-limited) a message the channel refused */
+void app_req_send_failed(app_worker *w, const char *what, uint64_t stream, int rv)
+{
+    static qd_log_limit lim;
+
+    w->a->send_failures++;
+    qd_log_limited(&lim, QD_LOG_WARN, "%s: cannot send the %s for stream %" PRIu64 ": %s",
+                   w->ch ? w->ch->name : "worker", what, stream, qd_strerror(rv));
 }
 
 /* list_init, list_append, list_remove - the intrusive list */
@@ -111,8 +120,8 @@ static void list_remove(app_link *n)
     n->prev = n->next = n;
 }
 
-/* queue_set - move |r| to the blocked or draining list, or to neither */
-static void queue_set(app_req *r, app_queue q)
+/* app_req_queue - move |r| to the blocked or draining list, or to neither */
+void app_req_queue(app_req *r, app_queue q)
 {
     app_worker *w = r->w;
 
@@ -201,8 +210,8 @@ static app_req *req_new(app_worker *w, uint64_t stream)
     app *a = w->a;
     app_req *r = a->free_reqs;
     char *head = NULL;
-    uint8_t *out = NULL;
-    size_t head_cap = 0, out_cap = 0;
+    uint8_t *out = NULL, *resp = NULL;
+    size_t head_cap = 0, out_cap = 0, resp_cap = 0;
 
     if (r != NULL) {
         a->free_reqs = r->hnext;
@@ -211,6 +220,8 @@ static app_req *req_new(app_worker *w, uint64_t stream)
         head_cap = r->head_cap;
         out = r->out;
         out_cap = r->out_cap;
+        resp = r->resp;
+        resp_cap = r->resp_cap;
     } else {
         r = qd_xmalloc(sizeof(*r));
     }
@@ -219,6 +230,9 @@ static app_req *req_new(app_worker *w, uint64_t stream)
     r->head_cap = head_cap;
     r->out = out;
     r->out_cap = out_cap;
+    r->resp = resp;
+    r->resp_cap = resp_cap;
+    r->resp_fd = -1;
     list_init(&r->qlink);
     r->w = w;
     r->stream = stream;
@@ -228,8 +242,8 @@ static app_req *req_new(app_worker *w, uint64_t stream)
     return r;
 }
 
-/* mark_resp_done - the final response message went out (or never will) */
-static void mark_resp_done(app_req *r)
+/* app_req_resp_done - the final response message went out (or never will) */
+void app_req_resp_done(app_req *r)
 {
     if (r->is_resp_done)
         return;
@@ -245,19 +259,29 @@ static void req_free(app_req *r)
     app_worker *w = r->w;
     app *a = w->a;
 
-    mark_resp_done(r);
+    app_req_resp_done(r);
     app_api_release(r);
+    if (r->resp_fd >= 0) {
+        close(r->resp_fd);
+        r->resp_fd = -1;
+    }
     if (r->has_body_buf) {
         qd_buf_release(&r->body);
         r->has_body_buf = false;
     }
-    queue_set(r, APP_Q_NONE);
+    app_req_queue(r, APP_Q_NONE);
     table_remove(w, r);
     if (a->free_count >= FREE_LIST_MAX) {
         free(r->head);
         free(r->out);
+        free(r->resp);
         free(r);
         return;
+    }
+    if (r->resp_cap > KEEP_BUFFER_MAX) {
+        free(r->resp);
+        r->resp = NULL;
+        r->resp_cap = 0;
     }
     if (r->head_cap > KEEP_BUFFER_MAX) {
         free(r->head);
@@ -287,54 +311,11 @@ static void settle(app_req *r)
     if (r->is_req_done) {
         req_free(r);
     } else if (r->queue != APP_Q_DRAINING) {
-        queue_set(r, APP_Q_DRAINING);
+        app_req_queue(r, APP_Q_DRAINING);
         if (w->draining_count > APP_MAX_DRAINING)
             req_free(REQ_OF(w->draining.next));
     }
     app_exit_if_idle(w->a);
-}
-
-/* pump - send body chunks while the window, the channel and the data allow */
-static void pump(app_req *r)
-{
-    app_worker *w = r->w;
-
-    while (r->is_head_sent && !r->is_resp_done) {
-        size_t avail = r->out_len - r->out_off;
-        size_t n = QD_RESP_WINDOW - r->unacked;
-        if (n > QD_IPC_MAX_CHUNK)
-            n = QD_IPC_MAX_CHUNK;
-        if (n > avail)
-            n = avail;
-        bool is_end = r->is_out_end && n == avail;
-        if (n == 0 && !is_end)
-            break; /* nothing to send yet, or the window is shut until credit */
-        if (qd_chan_queued(w->ch) > APP_CHAN_SOFT_LIMIT) {
-            queue_set(r, APP_Q_BLOCKED);
-            break;
-        }
-        qd_ipc_msg_init(&body_msg, QD_MSG_RESP_BODY, 0);
-        qd_ipc_put_u64(&body_msg, QD_F_STREAM, r->stream);
-        qd_ipc_put_bytes(&body_msg, QD_F_BODY, r->out + r->out_off, n);
-        qd_ipc_put_u32(&body_msg, QD_F_FLAGS, is_end ? QD_RESP_F_END : 0);
-        int rv = qd_chan_send(w->ch, &body_msg);
-        if (rv == QD_ERR_TOOBIG) {
-            queue_set(r, APP_Q_BLOCKED);
-            break;
-        }
-        if (rv < 0) {
-            /* The channel is failing; its close callback forgets everything. */
-            mark_resp_done(r);
-            break;
-        }
-        r->out_off += n;
-        r->unacked += (uint32_t)n;
-        r->bytes_out += n;
-        if (is_end)
-            mark_resp_done(r);
-    }
-    if (r->out_off == r->out_len)
-        r->out_off = r->out_len = 0;
 }
 
 /* store_head - copy method, path, ... and the headers of a REQ_HEAD into |r| */
@@ -418,13 +399,15 @@ static void answer_unstored(app_worker *w, uint64_t stream, unsigned status)
 {
     static const char no_body[] = "content-length\0" /* value: */ "0";
 
-    qd_ipc_msg_init(&head_msg, QD_MSG_RESP_HEAD, 0);
-    qd_ipc_put_u64(&head_msg, QD_F_STREAM, stream);
-    qd_ipc_put_u32(&head_msg, QD_F_STATUS, status);
-    qd_ipc_put_bytes(&head_msg, QD_F_HEADER, no_body, sizeof(no_body) - 1);
-    qd_ipc_put_u32(&head_msg, QD_F_FLAGS, QD_RESP_F_END);
+    qd_ipc_msg_init(&answer_msg, QD_MSG_RESP_HEAD, 0);
+    qd_ipc_put_u64(&answer_msg, QD_F_STREAM, stream);
+    qd_ipc_put_u32(&answer_msg, QD_F_STATUS, status);
+    qd_ipc_put_bytes(&answer_msg, QD_F_HEADER, no_body, sizeof(no_body) - 1);
+    qd_ipc_put_u32(&answer_msg, QD_F_FLAGS, QD_RESP_F_END);
     w->a->status_count[status / 100 <= 5 ? status / 100 : 0]++;
-    qd_chan_send(w->ch, &head_msg);
+    int rv = qd_chan_send_ctl(w->ch, &answer_msg);
+    if (rv < 0)
+        app_req_send_failed(w, "answer", stream, rv);
 }
 
 /* parse_length - a decimal content-length; -1 if it is not one */
@@ -579,7 +562,7 @@ static void on_credit(app_worker *w, const qd_ipc_msg *m)
         credit = r->unacked;
     }
     r->unacked -= credit;
-    pump(r);
+    app_resp_pump(r);
     settle(r);
 }
 
@@ -617,8 +600,8 @@ void app_req_drained(app_worker *w)
     while (w->ch != NULL && w->blocked.next != &w->blocked &&
            qd_chan_queued(w->ch) <= APP_CHAN_SOFT_LIMIT) {
         app_req *r = REQ_OF(w->blocked.next);
-        queue_set(r, APP_Q_NONE);
-        pump(r);
+        app_req_queue(r, APP_Q_NONE);
+        app_resp_pump(r);
         settle(r);
     }
     app_exit_if_idle(w->a);
@@ -667,145 +650,3 @@ bool app_req_is_head(const app_req *r)
     return r->method != NULL && strcmp(r->method, "HEAD") == 0;
 }
 
-void app_resp_start(app_req *r, unsigned status)
-{
-    assert(!r->is_head_sent);
-    r->status = status;
-    qd_ipc_msg_init(&head_msg, QD_MSG_RESP_HEAD, 0);
-    qd_ipc_put_u64(&head_msg, QD_F_STREAM, r->stream);
-    qd_ipc_put_u32(&head_msg, QD_F_STATUS, status);
-}
-
-void app_resp_header(app_req *r, const char *name, const char *value)
-{
-    static uint8_t field[QD_IPC_MAX_BODY];
-    size_t name_len = strlen(name), value_len = strlen(value);
-    size_t len = name_len + 1 + value_len;
-
-    if (head_msg.len + 4 + len + HEAD_RESERVE > QD_IPC_MAX_BODY) {
-        static qd_log_limit lim;
-        qd_log_limited(&lim, QD_LOG_WARN, "response header %s too large (%zu bytes); left out",
-                       name, value_len);
-        return;
-    }
-    memcpy(field, name, name_len);
-    field[name_len] = '\0';
-    memcpy(field + name_len + 1, value, value_len);
-    qd_ipc_put_bytes(&head_msg, QD_F_HEADER, field, len);
-}
-
-void app_resp_send_head(app_req *r, uint32_t flags, int fd, uint64_t off, uint64_t len)
-{
-    app_worker *w = r->w;
-    app *a = w->a;
-    int rv;
-
-    assert(!r->is_head_sent && (fd < 0 || flags == 0));
-    qd_ipc_put_u32(&head_msg, QD_F_FLAGS, flags);
-    if (fd >= 0) {
-        qd_ipc_put_u64(&head_msg, QD_F_OFFSET, off);
-        qd_ipc_put_u64(&head_msg, QD_F_LENGTH, len);
-        qd_ipc_put_fd(&head_msg, fd);
-        r->bytes_out = len;
-    }
-    r->is_head_sent = true;
-    a->status_count[r->status >= 100 && r->status < 600 ? r->status / 100 : 0]++;
-    qd_debug("%s: stream %" PRIu64 " %s %s %s: %u", w->ch->name, r->stream, r->peer ? r->peer : "-",
-             r->method ? r->method : "-", r->path ? r->path : "-", r->status);
-    rv = qd_chan_send(w->ch, &head_msg);
-    if (rv < 0) {
-        static qd_log_limit lim;
-        qd_log_limited(&lim, QD_LOG_WARN,
-                       "%s: cannot send response head for stream %" PRIu64 ": %s", w->ch->name,
-                       r->stream, qd_strerror(rv));
-        mark_resp_done(r);
-        return;
-    }
-    if (fd >= 0 || (flags & QD_RESP_F_END))
-        mark_resp_done(r);
-}
-
-void app_resp_write(app_req *r, const void *p, size_t len, bool is_end)
-{
-    assert(r->is_head_sent && !r->is_out_end);
-    if (r->is_resp_done)
-        return;
-    if (len > 0) {
-        if (r->out_len + len > r->out_cap && r->out_off > 0) {
-            memmove(r->out, r->out + r->out_off, r->out_len - r->out_off);
-            r->out_len -= r->out_off;
-            r->out_off = 0;
-        }
-        if (r->out_len + len > r->out_cap) {
-            size_t cap = r->out_cap ? r->out_cap : 1024;
-            while (cap < r->out_len + len)
-                cap *= 2;
-            r->out = qd_xrealloc(r->out, cap);
-            r->out_cap = cap;
-        }
-        memcpy(r->out + r->out_len, p, len);
-        r->out_len += len;
-    }
-    r->is_out_end = is_end;
-    pump(r);
-}
-
-void app_resp_error(app_req *r, unsigned status, const char *name, const char *value)
-{
-    char body[64], length[24];
-    int n = snprintf(body, sizeof(body), "%u %s\n", status, app_http_reason(status));
-
-    snprintf(length, sizeof(length), "%d", n);
-    app_resp_start(r, status);
-    app_resp_header(r, "content-type", "text/plain; charset=utf-8");
-    app_resp_header(r, "content-length", length);
-    if (name != NULL)
-        app_resp_header(r, name, value);
-    if (app_req_is_head(r)) {
-        app_resp_send_head(r, QD_RESP_F_END, -1, 0, 0);
-        return;
-    }
-    app_resp_send_head(r, 0, -1, 0, 0);
-    app_resp_write(r, body, (size_t)n, true);
-}
-
-/* log_escape - |s| for a quoted log field: '"', '\\', controls, non-ASCII as %XX */
-static void log_escape(qd_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '%') {
-            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            qd_buf_append(b, e, 3);
-        } else {
-            qd_buf_append(b, (const char *)p, 1);
-        }
-    }
-}
-
-void app_req_log(app_req *r)
-{
-    static qd_buf line;
-    int fd = r->w->a->access_fd;
-    struct timespec now;
-    char when[40];
-
-    if (r->is_logged || fd < 0 || !r->is_head_sent)
-        return;
-    r->is_logged = true;
-    clock_gettime(CLOCK_REALTIME, &now);
-    app_http_rfc3339(&now, when, sizeof(when));
-    qd_buf_reset(&line);
-    qd_buf_printf(&line, "%s %s \"", when, r->peer != NULL ? r->peer : "-");
-    log_escape(&line, r->method != NULL ? r->method : "-");
-    qd_buf_append(&line, " ", 1);
-    log_escape(&line, r->path != NULL ? r->path : "-");
-    qd_buf_printf(&line, "\" %u %" PRIu64 " %.3f %s %" PRIu64 "%s\n", r->status, r->bytes_out,
-                  (double)(uv_hrtime() - r->start_ns) / 1e6, r->conn_id, r->conn_stream,
-                  r->is_cancelled ? " cancelled" : "");
-    if (write(fd, line.data, line.len) < 0) {
-        static qd_log_limit lim;
-        qd_log_limited(&lim, QD_LOG_WARN, "access_log: %s", strerror(errno));
-    }
-}

@@ -120,6 +120,7 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
 static void status(qd_child *c, qd_ipc_msg *m)
 {
     qd_ipc_put_u32(m, QD_F_SOCKETS, (uint32_t)the_listener.open_sockets);
+    qd_ipc_put_u64(m, QD_F_DROPS, the_listener.relay_dropped); /* relays a channel refused */
 }
 
 /* message - the master returns a predecessor's sockets before our first config */

@@ -9,12 +9,15 @@
 #include <uv.h>
 
 #include "qd_buf.h"
+#include "qd_chan.h"
 #include "qd_conf.h"
 #include "qd_ipc.h"
 #include "qd_proc.h"
 
 #define MASTER_MAX_CHILDREN 300
 #define MASTER_MAX_CLIENTS 16
+#define MASTER_RECENT_EVENTS 64   /* process events kept for a restarted stats */
+#define MASTER_RESEND_WINDOW_MS 2000 /* ... those this long before it died are sent again */
 #define MASTER_MAX_ESCROW 64
 #define MASTER_MAX_OVERRIDES 32
 /* A child that dies sooner than this after starting counts as a rapid failure. */
@@ -45,8 +48,7 @@ typedef struct master_child {
     bool has_proc;   /* proc handle open (until its close callback) */
     bool running;    /* process alive */
     pid_t pid;
-    int ctl_fd;
-    uv_poll_t *ctl_poll; /* NULL when not watching */
+    qd_chan *ctl; /* control channel (queued sends); NULL when closed */
     uv_timer_t timer; /* restart back-off, or kill deadline while stopping */
     uint64_t started_ms;
     uint64_t next_start_ms;
@@ -57,7 +59,10 @@ typedef struct master_child {
     uint32_t config_id; /* id of the CONFIG awaiting CONFIG_DONE, 0 if none */
     uint32_t connections;
     uint32_t status_flags; /* QD_STATUS_F_* from the last status report */
+    uint64_t send_failures; /* F_DROPS of its last status: channel messages it could not queue */
     uint32_t streams;
+    uint32_t half_open, new_conns;   /* a worker's handshake load, last report */
+    uint64_t retries, retry_drops;   /* a worker's Retry packets sent, Initials dropped */
     int exit_status;
     int exit_signal;
 } master_child;
@@ -123,8 +128,19 @@ struct master {
     int reload_waiting;      /* CONFIG_DONE still expected */
     qd_buf reload_errors;
     uint64_t stats_drops;          /* records the full stats channel refused */
+    /* The last process events, sent again to a restarted stats daemon
+     * (master_record_event): stats may have read them and died before
+     * committing; it ignores the copies of those it had written. */
+    struct master_event {
+        uint64_t time_ms;
+        uint32_t ev, role, instance, pid, generation, restarts, exit_status, signal;
+        bool has_child, has_exit;
+    } recent_events[MASTER_RECENT_EVENTS];
+    uint32_t recent_next;      /* ring position of the next event */
+    uint64_t stats_exit_ms;    /* wall clock of the last stats exit; 0: none */
     uint64_t stats_drops_reported; /* ... of which a REC_LOSS reached the channel */
     uint64_t bad_messages;
+    uint64_t ctl_send_failures; /* messages to a daemon its control channel refused */
 };
 
 /* master_child.c */
@@ -132,6 +148,8 @@ void master_children_start(master *m);
 master_child *master_child_add(master *m, qd_role role, int instance);
 void master_child_stop(master_child *c, bool kill_now);
 void master_child_send_config(master_child *c, uint32_t id);
+/* master_child_send queues |msg| on the control channel of |c|; 0, or -1 (logged, counted). */
+int master_child_send(master_child *c, const qd_ipc_msg *msg);
 void master_escrow_clear(master *m);
 void master_children_stop_all(master *m);
 int master_children_alive(const master *m);

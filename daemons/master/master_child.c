@@ -26,8 +26,10 @@
  *	CHANNEL messages. A restarted daemon gets fresh pairs; its peers see
  *	the old ends close and drop them.
  *
- *	Ownership: the master_child owns ctl_fd (closed when the channel
- *	fails or the process is reaped) and its libuv handles.
+ *	Ownership: the master_child owns its control channel (a qd_chan:
+ *	what the daemon cannot take at once is queued, never dropped; closed
+ *	when the channel fails or the process is reaped) and its libuv
+ *	handles.
  * DIAGNOSTICS
  *	Exits and restarts are logged; a malformed message from a daemon is
  *	logged (rate-limited), counted and dropped.
@@ -57,11 +59,12 @@
 /* local */
 #include "master.h"
 
+/* Outgoing messages: filled and sent (or queued, copied) within one call. */
 static qd_ipc_msg out_msg;
-static qd_ipc_msg in_msg;
 
 static void spawn(master_child *c);
-static void on_ctl(uv_poll_t *p, int status, int events);
+static void on_ctl_msg(qd_chan *ch, qd_ipc_msg *m);
+static void on_ctl_close(qd_chan *ch);
 
 const char *master_state_name(master_state s)
 {
@@ -101,23 +104,23 @@ int master_worker_count(const master *m)
     return n;
 }
 
-void master_record_event(master *m, qd_proc_event ev, const master_child *c)
+/* send_event - one process event record on the stats channel */
+static void send_event(master *m, const struct master_event *e)
 {
     static qd_log_limit lim;
 
     qd_ipc_msg_init(&out_msg, QD_MSG_REC_PROCESS, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_EVENT, (uint32_t)ev);
-    qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, qd_time_real_ms());
-    qd_ipc_put_u32(&out_msg, QD_F_ROLE, c ? (uint32_t)c->role : QD_ROLE_MASTER);
-    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, c && c->instance >= 0 ? (uint32_t)c->instance : 0);
-    qd_ipc_put_u32(&out_msg, QD_F_PID, c ? (uint32_t)c->pid : (uint32_t)getpid());
-    qd_ipc_put_u32(&out_msg, QD_F_GENERATION, m->generation);
-    if (c) {
-        qd_ipc_put_u32(&out_msg, QD_F_RESTARTS, c->restarts);
-        if (ev == QD_EV_EXIT) {
-            qd_ipc_put_u32(&out_msg, QD_F_EXIT_STATUS, (uint32_t)c->exit_status);
-            qd_ipc_put_u32(&out_msg, QD_F_SIGNAL, (uint32_t)c->exit_signal);
-        }
+    qd_ipc_put_u32(&out_msg, QD_F_EVENT, e->ev);
+    qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, e->time_ms);
+    qd_ipc_put_u32(&out_msg, QD_F_ROLE, e->role);
+    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, e->instance);
+    qd_ipc_put_u32(&out_msg, QD_F_PID, e->pid);
+    qd_ipc_put_u32(&out_msg, QD_F_GENERATION, e->generation);
+    if (e->has_child)
+        qd_ipc_put_u32(&out_msg, QD_F_RESTARTS, e->restarts);
+    if (e->has_exit) {
+        qd_ipc_put_u32(&out_msg, QD_F_EXIT_STATUS, e->exit_status);
+        qd_ipc_put_u32(&out_msg, QD_F_SIGNAL, e->signal);
     }
     /* Never block on stats: a full channel drops the record and counts it. */
     int rv = qd_ipc_send(m->stats_fds[0], &out_msg);
@@ -126,6 +129,54 @@ void master_record_event(master *m, qd_proc_event ev, const master_child *c)
         if (rv != QD_ERR_AGAIN)
             qd_log_limited(&lim, QD_LOG_WARN, "stats channel: %s", qd_strerror(rv));
     }
+}
+
+/*
+ * resend_recent - a new stats daemon starts: the events of the last
+ * MASTER_RESEND_WINDOW_MS before its predecessor died go again. Those it
+ * had read but not committed would be lost otherwise; stats writes a
+ * process event only once (stats_db.c), so the copies of the others are
+ * ignored.
+ */
+static void resend_recent(master *m)
+{
+    uint32_t sent = 0;
+
+    for (uint32_t i = 0; i < MASTER_RECENT_EVENTS; i++) {
+        const struct master_event *e =
+            &m->recent_events[(m->recent_next + i) % MASTER_RECENT_EVENTS];
+        if (e->time_ms == 0 || e->time_ms + MASTER_RESEND_WINDOW_MS < m->stats_exit_ms)
+            continue;
+        send_event(m, e);
+        sent++;
+    }
+    qd_debug("sent %u recent process events again to the new stats daemon", sent);
+}
+
+void master_record_event(master *m, qd_proc_event ev, const master_child *c)
+{
+    struct master_event *e = &m->recent_events[m->recent_next];
+
+    m->recent_next = (m->recent_next + 1) % MASTER_RECENT_EVENTS;
+    memset(e, 0, sizeof(*e));
+    e->ev = (uint32_t)ev;
+    e->time_ms = qd_time_real_ms();
+    e->role = c ? (uint32_t)c->role : QD_ROLE_MASTER;
+    e->instance = c && c->instance >= 0 ? (uint32_t)c->instance : 0;
+    e->pid = c ? (uint32_t)c->pid : (uint32_t)getpid();
+    e->generation = m->generation;
+    e->has_child = c != NULL;
+    if (c) {
+        e->restarts = c->restarts;
+        e->has_exit = ev == QD_EV_EXIT;
+        e->exit_status = (uint32_t)c->exit_status;
+        e->signal = (uint32_t)c->exit_signal;
+    }
+    if (c && c->role == QD_ROLE_STATS && ev == QD_EV_EXIT)
+        m->stats_exit_ms = e->time_ms;
+    send_event(m, e);
+    if (c && c->role == QD_ROLE_STATS && ev == QD_EV_START && m->stats_exit_ms != 0)
+        resend_recent(m);
 }
 
 /*
@@ -160,18 +211,27 @@ void master_record_losses_start(master *m)
     uv_timer_start(&m->loss_timer, on_loss_timer, (uint64_t)m->conf.stats_interval_ms, 0);
 }
 
-/* send_ctl - a message to one daemon; failures are logged, the exit path cleans up */
+/*
+ * send_ctl - a message to one daemon, queued if its channel is full. A
+ * failure means the daemon is gone or has not read 16 MiB of messages: it
+ * is logged and counted; the exit path (or the reload timeout) cleans up.
+ */
 static int send_ctl(master_child *c, const qd_ipc_msg *msg)
 {
-    if (c->ctl_fd < 0)
-        return -1;
-    int rv = qd_ipc_send(c->ctl_fd, msg);
+    int rv = c->ctl != NULL ? qd_chan_send(c->ctl, msg) : QD_ERR_EOF;
+
     if (rv < 0) {
+        c->m->ctl_send_failures++;
         qd_warn("cannot send %s to %s: %s", qd_ipc_type_name(msg->type), master_child_name(c),
                 rv == QD_ERR_IO ? strerror(errno) : qd_strerror(rv));
         return -1;
     }
     return 0;
+}
+
+int master_child_send(master_child *c, const qd_ipc_msg *msg)
+{
+    return send_ctl(c, msg);
 }
 
 /*
@@ -242,11 +302,8 @@ void master_child_send_config(master_child *c, uint32_t id)
 /* close_ctl - forget the control channel */
 static void close_ctl(master_child *c)
 {
-    qd_uv_unwatch(&c->ctl_poll);
-    if (c->ctl_fd >= 0) {
-        close(c->ctl_fd);
-        c->ctl_fd = -1;
-    }
+    qd_chan_close(c->ctl);
+    c->ctl = NULL;
 }
 
 /* connect_pair - a fresh channel between |srv| (listener or app) and worker |w| */
@@ -359,6 +416,13 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
             c->streams = v;
         if (qd_ipc_get_u32(msg, QD_F_FLAGS, &v) == 0)
             c->status_flags = v;
+        qd_ipc_get_u64(msg, QD_F_DROPS, &c->send_failures);
+        if (qd_ipc_get_u32(msg, QD_F_HALF_OPEN, &v) == 0)
+            c->half_open = v;
+        if (qd_ipc_get_u32(msg, QD_F_NEW_CONNS, &v) == 0)
+            c->new_conns = v;
+        qd_ipc_get_u64(msg, QD_F_RETRIES, &c->retries);
+        qd_ipc_get_u64(msg, QD_F_RETRY_DROPS, &c->retry_drops);
         break;
     default:
         goto bad;
@@ -372,30 +436,19 @@ bad : {
 }
 }
 
-/* on_ctl - readable control channel */
-static void on_ctl(uv_poll_t *p, int status, int events)
+/* on_ctl_msg - a message from a daemon (malformed ones qd_chan logged, counted, dropped) */
+static void on_ctl_msg(qd_chan *ch, qd_ipc_msg *m)
 {
-    master_child *c = p->data;
+    handle_msg(ch->data, m);
+}
 
-    for (int i = 0; i < 64 && c->ctl_fd >= 0; i++) {
-        int rv = qd_ipc_recv(c->ctl_fd, &in_msg);
-        if (rv == QD_ERR_AGAIN)
-            return;
-        if (rv == QD_ERR_EOF || rv == QD_ERR_IO) {
-            /* The process is gone or going; the exit callback does the rest. */
-            close_ctl(c);
-            return;
-        }
-        if (rv < 0) {
-            static qd_log_limit lim;
-            c->m->bad_messages++;
-            qd_log_limited(&lim, QD_LOG_WARN, "dropped malformed message from %s: %s",
-                           master_child_name(c), qd_strerror(rv));
-            continue;
-        }
-        handle_msg(c, &in_msg);
-        qd_ipc_msg_close_fds(&in_msg);
-    }
+/* on_ctl_close - the process is gone or going; the exit callback does the rest */
+static void on_ctl_close(qd_chan *ch)
+{
+    master_child *c = ch->data;
+
+    c->m->bad_messages += ch->bad_messages;
+    c->ctl = NULL;
 }
 
 /* remove_child - take a retired child out of the table and free it */
@@ -605,9 +658,7 @@ static void spawn(master_child *c)
     c->pid = c->proc.pid;
     c->started_ms = qd_time_mono_ms();
     c->state = MS_STARTING;
-    c->ctl_fd = sv[0];
-    fcntl(c->ctl_fd, F_SETFL, fcntl(c->ctl_fd, F_GETFL) | O_NONBLOCK);
-    c->ctl_poll = qd_uv_watch(m->loop, c->ctl_fd, UV_READABLE | UV_DISCONNECT, on_ctl, c);
+    c->ctl = qd_chan_open(m->loop, sv[0], master_child_name(c), on_ctl_msg, on_ctl_close, c);
     qd_debug("started %s (pid %ld)", master_child_name(c), (long)c->pid);
     master_record_event(m, QD_EV_START, c);
     if (c->role == QD_ROLE_LISTENER)
@@ -627,7 +678,6 @@ master_child *master_child_add(master *m, qd_role role, int instance)
     c->m = m;
     c->role = role;
     c->instance = instance;
-    c->ctl_fd = -1;
     uv_timer_init(m->loop, &c->timer);
     c->timer.data = c;
     m->children[m->child_count++] = c;

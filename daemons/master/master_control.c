@@ -74,13 +74,22 @@ static void reply(master_client *cl, uint32_t id, uint32_t status, const char *t
 
 /* status_line - one process as key=value pairs */
 static void status_line(qd_buf *b, const char *role, int instance, long pid, const char *state,
-                        uint64_t uptime_ms, uint32_t restarts, const master_child *c, long next_s)
+                        uint64_t uptime_ms, uint32_t restarts, const master_child *c, long next_s,
+                        uint64_t send_failures)
 {
     qd_buf_printf(b, "role=%s instance=%d pid=%ld state=%s uptime_s=%llu restarts=%u", role,
                   instance, pid, state, (unsigned long long)(uptime_ms / 1000), restarts);
     if (strcmp(role, "worker") == 0 && c != NULL)
-        qd_buf_printf(b, " connections=%u streams=%u retry=%s", c->connections, c->streams,
-                      (c->status_flags & QD_STATUS_F_RETRY) ? "on" : "off");
+        qd_buf_printf(b,
+                      " connections=%u streams=%u retry=%s half_open=%u new_conns_s=%u"
+                      " retries_sent=%llu initials_dropped=%llu",
+                      c->connections, c->streams,
+                      (c->status_flags & QD_STATUS_F_RETRY) ? "on" : "off", c->half_open,
+                      c->new_conns, (unsigned long long)c->retries,
+                      (unsigned long long)c->retry_drops);
+    if (strcmp(role, "app") == 0 && c != NULL)
+        qd_buf_printf(b, " streams=%u", c->streams); /* requests that still owe a response */
+    qd_buf_printf(b, " send_failures=%llu", (unsigned long long)send_failures);
     if (next_s >= 0)
         qd_buf_printf(b, " next_start_s=%ld", next_s);
     qd_buf_printf(b, "\n");
@@ -92,7 +101,7 @@ static void do_status(master *m, qd_buf *b)
     uint64_t now = qd_time_mono_ms();
 
     status_line(b, "master", -1, (long)getpid(), m->stopping ? "stopping" : "running",
-                now - m->started_ms, m->reloads, NULL, -1);
+                now - m->started_ms, m->reloads, NULL, -1, m->ctl_send_failures);
     for (int pass = QD_ROLE_LISTENER; pass < QD_ROLE_COUNT; pass++) {
         for (int i = 0; i < m->child_count; i++) {
             master_child *c = m->children[i];
@@ -103,7 +112,7 @@ static void do_status(master *m, qd_buf *b)
                 next = c->next_start_ms > now ? (long)((c->next_start_ms - now + 999) / 1000) : 0;
             status_line(b, qd_role_name(c->role), c->instance, c->running ? (long)c->pid : 0,
                         master_state_name(c->state), c->running ? now - c->started_ms : 0,
-                        c->restarts, c, next);
+                        c->restarts, c, next, c->send_failures);
         }
     }
 }
@@ -292,7 +301,7 @@ static void do_conns(master_client *cl, uint32_t id)
     for (int i = 0; i < m->child_count && i < MASTER_MAX_CHILDREN; i++) {
         master_child *c = m->children[i];
         int sv[2];
-        if (c->role != QD_ROLE_WORKER || !c->running || c->state != MS_RUNNING || c->ctl_fd < 0)
+        if (c->role != QD_ROLE_WORKER || !c->running || c->state != MS_RUNNING || c->ctl == NULL)
             continue;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
             qd_warn_errno("conns: socketpair");
@@ -300,7 +309,7 @@ static void do_conns(master_client *cl, uint32_t id)
         }
         qd_ipc_msg_init(&out, QD_MSG_CONNS_REQ, id);
         qd_ipc_put_fd(&out, sv[1]);
-        int rv = qd_ipc_send(c->ctl_fd, &out);
+        int rv = master_child_send(c, &out);
         close(sv[1]);
         if (rv < 0) {
             close(sv[0]);

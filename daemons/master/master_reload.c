@@ -172,7 +172,7 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
     m->reload_waiting = 0;
     for (int i = 0; i < m->child_count; i++) {
         master_child *c = m->children[i];
-        if (!c->running || c->ctl_fd < 0 || c->state == MS_STOPPING)
+        if (!c->running || c->ctl == NULL || c->state == MS_STOPPING)
             continue;
         master_child_send_config(c, m->reload_id);
         m->reload_waiting++;

@@ -8,7 +8,10 @@
  *	Asks the master for its process list (one line per process of
  *	key=value pairs, see master_control.c) and prints it as a table or as
  *	JSON: {"processes": [{"role", "instance", "pid", "state", "uptime_s",
- *	"restarts", and for workers "connections"}, ...]}.
+ *	"restarts", and for workers "connections", "streams", "retry",
+ *	"half_open", "new_conns_s", "retries_sent", "initials_dropped"},
+ *	...]}. The table shows a worker's handshake load in NEW/S (new
+ *	connection attempts in the last second) and HALF-OPEN.
  * DIAGNOSTICS
  *	Exits 1 with one line on stderr when the master cannot be reached.
  */
@@ -27,7 +30,7 @@
 /* local */
 #include "quicctl.h"
 
-#define MAX_FIELDS 16
+#define MAX_FIELDS 24
 
 typedef struct kv {
     char key[32];
@@ -106,8 +109,9 @@ int quicctl_status(quicctl *q, bool json)
     if (json)
         qd_buf_printf(&out, "{\"processes\": [");
     else
-        qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %s\n", "ROLE", "INSTANCE", "PID",
-                      "STATE", "UPTIME", "RESTARTS", "CONNECTIONS");
+        qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-7s %s\n", "ROLE",
+                      "INSTANCE", "PID", "STATE", "UPTIME", "RESTARTS", "CONNECTIONS", "NEW/S",
+                      "HALF-OPEN");
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         kv f[MAX_FIELDS];
@@ -117,6 +121,9 @@ int quicctl_status(quicctl *q, bool json)
         const char *up = get(f, n, "uptime_s"), *restarts = get(f, n, "restarts");
         const char *conns = get(f, n, "connections"), *next = get(f, n, "next_start_s");
         const char *streams = get(f, n, "streams"), *retry = get(f, n, "retry");
+        const char *send_failures = get(f, n, "send_failures");
+        const char *half_open = get(f, n, "half_open"), *new_conns = get(f, n, "new_conns_s");
+        const char *retries = get(f, n, "retries_sent"), *drops = get(f, n, "initials_dropped");
         if (role == NULL || state == NULL)
             continue;
         bool has_inst = inst && strcmp(inst, "-1") != 0;
@@ -135,6 +142,17 @@ int quicctl_status(quicctl *q, bool json)
                 qd_buf_printf(&out, ", \"streams\": %s", is_number(streams) ? streams : "0");
             if (retry)
                 qd_buf_printf(&out, ", \"retry\": %s", strcmp(retry, "on") == 0 ? "true" : "false");
+            if (send_failures)
+                qd_buf_printf(&out, ", \"send_failures\": %s",
+                              is_number(send_failures) ? send_failures : "0");
+            if (half_open)
+                qd_buf_printf(&out, ", \"half_open\": %s", is_number(half_open) ? half_open : "0");
+            if (new_conns)
+                qd_buf_printf(&out, ", \"new_conns_s\": %s", is_number(new_conns) ? new_conns : "0");
+            if (retries)
+                qd_buf_printf(&out, ", \"retries_sent\": %s", is_number(retries) ? retries : "0");
+            if (drops)
+                qd_buf_printf(&out, ", \"initials_dropped\": %s", is_number(drops) ? drops : "0");
             if (next && is_number(next))
                 qd_buf_printf(&out, ", \"next_start_s\": %s", next);
             qd_buf_printf(&out, "}");
@@ -147,10 +165,11 @@ int quicctl_status(quicctl *q, bool json)
                 snprintf(state_text, sizeof(state_text), "%s+retry", state);
             else
                 snprintf(state_text, sizeof(state_text), "%s", state);
-            qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %s\n", role,
+            qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-7s %s\n", role,
                           has_inst ? inst : "-", pid && strcmp(pid, "0") ? pid : "-", state_text,
                           strcmp(pid ? pid : "0", "0") ? up_text : "-", restarts ? restarts : "0",
-                          conns ? conns : "-");
+                          conns ? conns : "-", new_conns ? new_conns : "-",
+                          half_open ? half_open : "-");
         }
         first = false;
     }

@@ -48,11 +48,14 @@ static void on_record(uv_poll_t *p, int status, int events)
             qd_child_bad_message(&s->child, "stats channel", rv);
             continue;
         }
-        if (in_msg.type == QD_MSG_REC_BATCH)
+        if (in_msg.type == QD_MSG_REC_BATCH) {
             stats_db_batch(s, &in_msg);
-        else if (stats_db_record(s, &in_msg) == -1) {
+        } else if (stats_db_record(s, &in_msg) == -1) {
             s->bad_records++;
             qd_child_bad_message(&s->child, "stats channel", QD_ERR_INVAL);
+        } else if (in_msg.type == QD_MSG_REC_PROCESS) {
+            /* Rare and wanted right away (quicctl report, restarts): commit now. */
+            stats_db_commit(s);
         }
         qd_ipc_msg_close_fds(&in_msg);
     }

@@ -182,8 +182,11 @@ static const struct {
     const char *sql;
 } statements[] = {
     {offsetof(stats, ins_event),
+     /* Once: the master sends the last events again to a restarted stats. */
      "INSERT INTO process_events (time_ms, event, role, instance, pid, generation, restarts, "
-     "exit_status, signal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+     "exit_status, signal) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS "
+     "(SELECT 1 FROM process_events WHERE time_ms = ?1 AND event = ?2 AND role = ?3 AND "
+     "instance IS ?4 AND pid IS ?5)"},
     {offsetof(stats, ins_conn),
      "INSERT INTO connections (conn_id, worker, peer, paths, local, start_ms, end_ms, "
      "handshake_us, alpn, cipher, quic_version, resumed, early_data, retry, bytes_in, "

@@ -215,13 +215,18 @@ static void status(qd_child *c, qd_ipc_msg *m)
 
     for (wk_conn *k = w->conns; k != NULL; k = k->next)
         streams += k->nstreams;
+    /* retry = auto notices a quiet second here even when no Initial arrives */
+    bool retry = worker_conn_retry_tick(w);
     /* Live connections: those in their closing or draining period are gone for clients. */
     qd_ipc_put_u32(m, QD_F_CONNECTIONS, w->connections - w->closing);
     qd_ipc_put_u32(m, QD_F_STREAMS, streams);
-    qd_ipc_put_u32(m, QD_F_FLAGS, w->retry_active || w->child.conf.retry == QD_RETRY_YES
-                                      ? QD_STATUS_F_RETRY
-                                      : 0);
+    qd_ipc_put_u32(m, QD_F_FLAGS, retry ? QD_STATUS_F_RETRY : 0);
     qd_ipc_put_u32(m, QD_F_SOCKETS, (uint32_t)w->nep);
+    qd_ipc_put_u64(m, QD_F_DROPS, w->app_send_failures);
+    qd_ipc_put_u32(m, QD_F_HALF_OPEN, (uint32_t)w->half_open);
+    qd_ipc_put_u32(m, QD_F_NEW_CONNS, w->rate_last > UINT32_MAX ? UINT32_MAX : (uint32_t)w->rate_last);
+    qd_ipc_put_u64(m, QD_F_RETRIES, w->retries_sent);
+    qd_ipc_put_u64(m, QD_F_RETRY_DROPS, w->initials_dropped);
 }
 
 /* message - QD_MSG_CONNS_REQ: list live connections on the channel it carries */

@@ -15,6 +15,7 @@
 #include <wolfssl/ssl.h>
 #include <uv.h>
 
+#include "qd_buf.h"
 #include "qd_chan.h"
 #include "qd_child.h"
 #include "qd_cid.h"
@@ -84,7 +85,7 @@ struct wk_stream {
     bool req_done;   /* the request is complete */
     /* request head, collected until end_headers */
     char *method, *scheme, *authority, *path;
-    qd_ipc_msg *head; /* fields in progress (F_HEADER...) */
+    qd_buf fields;    /* the stream's own header fields until REQ_HEAD: u16 length, name NUL value */
     size_t head_bytes;
     uint64_t body_in; /* request body bytes received */
     /* response body: a queue of chunks; [0, acked) freed, [acked, handed) with nghttp3 */
@@ -175,12 +176,18 @@ struct worker {
     /* Retry decision for retry = auto: new connections this second */
     uint64_t rate_window_ns;
     uint64_t rate_count;
+    uint64_t rate_last; /* new-connection attempts in the last full window (status) */
+    uint64_t handshake_window_ns; /* time spent on the first packets of new connections */
     bool retry_active;
+    /* Retry budget: retry_limit per second (token bucket) */
+    uint64_t retry_tokens, retry_refill_ns;
+    uint64_t initials_dropped; /* token-less Initials dropped over the budget */
     /* stateless reset budget */
     uint64_t reset_tokens, reset_refill_ns;
     /* counters for status and logs */
     uint64_t rx_packets, tx_packets, dropped, forwarded_wrong_worker, resets_sent, retries_sent;
     uint64_t handshakes, requests;
+    uint64_t app_send_failures; /* messages the app channel refused (their streams reset) */
     uint64_t rx_bytes, tx_bytes, tx_batches;
     /* records (worker_rec.c) */
     uint64_t rec_sent, rec_drops;
@@ -226,6 +233,7 @@ void worker_conn_write(wk_conn *c);
 void worker_conn_retry_blocked(worker *w, wk_ep *ep);
 void worker_conn_shutdown_all(worker *w);
 void worker_conn_close_all(worker *w, bool force);
+bool worker_conn_retry_tick(worker *w);
 uint64_t worker_now(void);
 
 /* worker_rec.c */
@@ -242,6 +250,7 @@ void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code);
 void worker_h3_free_streams(wk_conn *c);
 void worker_h3_app_message(worker *w, qd_ipc_msg *m);
 void worker_h3_app_down(worker *w);
+void worker_app_send_failed(worker *w, const char *what, int rv);
 wk_chunk *worker_chunk_get(worker *w, size_t want);
 void worker_chunk_put(worker *w, wk_chunk *ch);
 

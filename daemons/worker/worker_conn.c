@@ -5,7 +5,8 @@
  * SYNOPSIS
  *	worker_conn_packet(), worker_conn_mark(), worker_conn_flush_dirty(),
  *	worker_conn_write(), worker_conn_retry_blocked(),
- *	worker_conn_shutdown_all(), worker_conn_close_all(), worker_now()
+ *	worker_conn_shutdown_all(), worker_conn_close_all(),
+ *	worker_conn_retry_tick(), worker_now()
  * DESCRIPTION
  *	The ngtcp2 side of the worker, modelled on ngtcp2's examples/server.cc
  *	(see ../shared/notes/ngtcp2-server.md). A datagram is routed by its
@@ -14,7 +15,10 @@
  *	negotiate, or a short-header packet that gets a rate-limited stateless
  *	reset - but only when the CID says this worker minted it. Address
  *	validation (Retry, NEW_TOKEN) uses the static secret every worker got
- *	from the listener, so tokens verify on any worker.
+ *	from the listener, so tokens verify on any worker. retry = auto
+ *	demands validation under handshake load and spends at most
+ *	retry_limit Retry packets a second; token-less Initials beyond that
+ *	are dropped, so a flood costs little more than reading it.
  *
  *	Each connection owns its ngtcp2_conn, nghttp3_conn (worker_h3.c),
  *	WOLFSSL session and one timer. Packets are written in batches of
@@ -50,6 +54,11 @@
 
 #define HANDSHAKE_TIMEOUT_NS (10 * NGTCP2_SECONDS)
 #define RESET_BURST 100
+/* retry = auto also demands validation once the first packets of new
+ * connections (where TLS does its public-key work) took this much of a
+ * second: with a slow signature or a busy CPU far fewer than
+ * retry_threshold handshakes can fill the worker's time. */
+#define RETRY_HANDSHAKE_NS (100 * NGTCP2_MILLISECONDS)
 
 static uint8_t tx_buf[WORKER_TX_BUF];
 static uint64_t prng_state;
@@ -786,31 +795,113 @@ static void send_stateless_reset(worker *w, wk_ep *ep, const wk_addr *local,
 
 /* --- accepting ------------------------------------------------------------- */
 
+/*
+ * retry_window - close the second-long window of new-connection attempts
+ * when it is over: retry = auto stays on while the last full second had
+ * more than retry_threshold of them, or spent more than
+ * RETRY_HANDSHAKE_NS starting handshakes. Also called every second from the
+ * status report (worker_conn_retry_tick), so the state falls back when a
+ * flood stops even if no Initial arrives to notice it; the timer closes a
+ * window from 0.9 s on, so that its jitter does not make windows of
+ * nearly two seconds.
+ */
+static void retry_window(worker *w, uint64_t now, uint64_t min_ns)
+{
+    if (now - w->rate_window_ns < min_ns)
+        return;
+    bool was = w->retry_active;
+    /* The last window's rate, if that window was the last second. */
+    bool recent = now - w->rate_window_ns < 2 * NGTCP2_SECONDS;
+    w->retry_active = recent && (w->rate_count > (uint64_t)w->child.conf.retry_threshold ||
+                                 w->handshake_window_ns > RETRY_HANDSHAKE_NS);
+    w->rate_last = recent ? w->rate_count : 0;
+    if (w->retry_active != was)
+        qd_notice("retry = auto: address validation %s (%llu new connections and %llums "
+                  "starting handshakes in the last second, threshold %lld; %llu Retry sent, "
+                  "%llu Initials dropped so far)",
+                  w->retry_active ? "on" : "off", (unsigned long long)w->rate_count,
+                  (unsigned long long)(w->handshake_window_ns / NGTCP2_MILLISECONDS),
+                  (long long)w->child.conf.retry_threshold,
+                  (unsigned long long)w->retries_sent, (unsigned long long)w->initials_dropped);
+    w->rate_window_ns = now;
+    w->rate_count = 0;
+    w->handshake_window_ns = 0;
+}
+
+/* retry_demanded - does the worker ask new connections to prove their address now? */
+static bool retry_demanded(const worker *w)
+{
+    if (w->child.conf.retry != QD_RETRY_AUTO)
+        return w->child.conf.retry == QD_RETRY_YES;
+    /* Handshakes that have not finished count too: a flood of spoofed Initials. */
+    return w->retry_active || w->rate_count >= (uint64_t)w->child.conf.retry_threshold ||
+           w->half_open >= (uint64_t)w->child.conf.retry_threshold ||
+           w->handshake_window_ns >= RETRY_HANDSHAKE_NS;
+}
+
 /* want_retry - should this Initial be asked to prove its address? */
 static bool want_retry(worker *w)
 {
+    if (w->child.conf.retry == QD_RETRY_AUTO)
+        retry_window(w, worker_now(), NGTCP2_SECONDS);
+    return retry_demanded(w);
+}
+
+/*
+ * retry_allowed - may we spend a Retry now? A Retry costs a token (HKDF
+ * and AES-GCM under ngtcp2's scheme, 23 us with wolfSSL) and a send, over
+ * ten times the cost of reading and dropping the Initial: under a flood,
+ * answering every Initial would take the whole CPU and the socket queue
+ * would then drop the packets of established connections too. A token
+ * bucket of retry_limit per second (refilled continuously, bursts of a
+ * tenth of a second) bounds that; an Initial beyond it is dropped, and a
+ * real client sends its Initial again.
+ */
+static bool retry_allowed(worker *w)
+{
+    uint64_t now = worker_now(), rate = (uint64_t)w->child.conf.retry_limit;
+    uint64_t cap = rate / 10 + 1;
+
+    if (w->retry_refill_ns == 0 || now - w->retry_refill_ns >= NGTCP2_SECONDS) {
+        w->retry_tokens = cap;
+        w->retry_refill_ns = now;
+    } else {
+        uint64_t add = (now - w->retry_refill_ns) * rate / NGTCP2_SECONDS;
+        if (add > 0) { /* keep the fraction of a token for the next call */
+            w->retry_refill_ns += add * NGTCP2_SECONDS / rate;
+            w->retry_tokens = w->retry_tokens + add > cap ? cap : w->retry_tokens + add;
+        }
+    }
+    if (w->retry_tokens == 0)
+        return false;
+    w->retry_tokens--;
+    return true;
+}
+
+/* demand_retry - answer a token-less Initial with a Retry, or drop it over the budget */
+static void demand_retry(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                         const ngtcp2_pkt_hd *hd, size_t max_len)
+{
+    if (!retry_allowed(w)) {
+        w->initials_dropped++;
+        return;
+    }
+    send_retry(w, ep, local, remote, hd, max_len);
+}
+
+bool worker_conn_retry_tick(worker *w)
+{
     uint64_t now = worker_now();
 
-    if (w->child.conf.retry == QD_RETRY_YES)
-        return true;
-    if (w->child.conf.retry == QD_RETRY_NO)
-        return false;
-    if (now - w->rate_window_ns >= NGTCP2_SECONDS) {
-        bool was = w->retry_active;
-        /* The last window's rate, if that window was the last second. */
-        w->retry_active = now - w->rate_window_ns < 2 * NGTCP2_SECONDS &&
-                          w->rate_count > (uint64_t)w->child.conf.retry_threshold;
-        if (w->retry_active != was)
-            qd_notice("retry = auto: address validation %s (%llu new connections in the last "
-                      "second, threshold %lld)",
-                      w->retry_active ? "on" : "off", (unsigned long long)w->rate_count,
-                      (long long)w->child.conf.retry_threshold);
-        w->rate_window_ns = now;
+    if (w->child.conf.retry == QD_RETRY_AUTO) {
+        retry_window(w, now, 900 * NGTCP2_MILLISECONDS);
+    } else if (now - w->rate_window_ns >= 900 * NGTCP2_MILLISECONDS) {
+        w->rate_last = now - w->rate_window_ns < 2 * NGTCP2_SECONDS ? w->rate_count : 0;
         w->rate_count = 0;
+        w->handshake_window_ns = 0; /* or a reload to auto would find it all */
+        w->rate_window_ns = now;
     }
-    /* Handshakes that have not finished count too: a flood of spoofed Initials. */
-    return w->retry_active || w->rate_count >= (uint64_t)w->child.conf.retry_threshold ||
-           w->half_open >= (uint64_t)w->child.conf.retry_threshold;
+    return retry_demanded(w);
 }
 
 /* new_conn - create the server connection for an accepted Initial */
@@ -930,7 +1021,7 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
                                     &odcid);
     if (hd.tokenlen == 0) {
         if (demand) {
-            send_retry(w, ep, local, remote, &hd, len * 3);
+            demand_retry(w, ep, local, remote, &hd, len * 3);
             return;
         }
     } else if (tok == WK_TOKEN_RETRY) {
@@ -946,13 +1037,14 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
     if (hd.tokenlen > 0 && token_type == NGTCP2_TOKEN_TYPE_UNKNOWN) {
         /* A token we cannot use proves nothing. */
         if (demand) {
-            send_retry(w, ep, local, remote, &hd, len * 3);
+            demand_retry(w, ep, local, remote, &hd, len * 3);
             return;
         }
         hd.token = NULL;
         hd.tokenlen = 0;
     }
 
+    uint64_t t0 = worker_now();
     wk_conn *c = new_conn(w, ep, local, remote, &hd, podcid, token_type);
     if (c == NULL)
         return;
@@ -961,6 +1053,7 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
     ngtcp2_path path = make_path(ep, local, remote);
     ngtcp2_pkt_info pi = {.ecn = ecn};
     int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
+    w->handshake_window_ns += worker_now() - t0; /* TLS made its whole first flight */
     if (rv == NGTCP2_ERR_RETRY) {
         send_retry(w, ep, local, remote, &hd, len * 3);
         conn_free(c);

@@ -49,8 +49,22 @@
 #define MAX_HEAD_BYTES (32 * 1024) /* request field section limit (431) */
 #define CREDIT_BATCH (64 * 1024)
 
+/*
+ * The one outgoing message: filled and sent within a single function call,
+ * never kept across a callback (a request's own state lives in its stream).
+ */
 static qd_ipc_msg out_msg;
-static qd_ipc_msg head_msg;
+
+/* worker_app_send_failed - count and log (rate-limited) a message the app channel refused */
+void worker_app_send_failed(worker *w, const char *what, int rv)
+{
+    static qd_log_limit lim;
+
+    w->app_send_failures++;
+    qd_log_limited(&lim, QD_LOG_WARN, "app channel refused a %s (%s, %zu bytes queued); %" PRIu64
+                   " refused so far", what, qd_strerror(rv), qd_chan_queued(w->app),
+                   w->app_send_failures);
+}
 
 /*
  * worker_chunk_get - a chunk for |want| more body bytes: one of exactly
@@ -90,6 +104,21 @@ void worker_chunk_put(worker *w, wk_chunk *ch)
 
 /* --- streams ---------------------------------------------------------------- */
 
+/* cancel_at_app - tell the app to forget the request of |s| */
+static void cancel_at_app(wk_stream *s)
+{
+    worker *w = s->c->w;
+    int rv;
+
+    s->head_sent = false; /* nothing more goes to the app for it */
+    if (w->app == NULL)
+        return;
+    qd_ipc_msg_init(&out_msg, QD_MSG_REQ_CANCEL, 0);
+    qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
+    if ((rv = qd_chan_send_ctl(w->app, &out_msg)) < 0)
+        worker_app_send_failed(w, "cancel", rv); /* the app forgets it with the channel */
+}
+
 static wk_stream *stream_new(wk_conn *c, int64_t id)
 {
     worker *w = c->w;
@@ -98,6 +127,7 @@ static wk_stream *stream_new(wk_conn *c, int64_t id)
     s->c = c;
     s->id = id;
     s->fd = -1;
+    qd_buf_init(&s->fields);
     s->req_id = ++w->next_req_id;
     wk_map_put(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id), s);
     s->next = c->streams;
@@ -117,12 +147,8 @@ static void stream_free(wk_stream *s)
     worker *w = c->w;
 
     worker_rec_request(s);
-    if (s->head_sent && (!s->eof || !s->req_done) && w->app != NULL) {
-        /* The app may still hold state for it: tell it to forget. */
-        qd_ipc_msg_init(&out_msg, QD_MSG_REQ_CANCEL, 0);
-        qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-        qd_chan_send(w->app, &out_msg);
-    }
+    if (s->head_sent && (!s->eof || !s->req_done))
+        cancel_at_app(s); /* the app may still hold state for it */
     wk_map_del(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id));
     if (s->prev)
         s->prev->next = s->next;
@@ -142,6 +168,7 @@ static void stream_free(wk_stream *s)
     free(s->scheme);
     free(s->authority);
     free(s->path);
+    qd_buf_release(&s->fields);
     free(s);
 }
 
@@ -223,6 +250,20 @@ static void reset(wk_stream *s)
 {
     ngtcp2_conn_shutdown_stream(s->c->conn, 0, s->id, NGHTTP3_H3_INTERNAL_ERROR);
     worker_conn_mark(s->c);
+}
+
+/*
+ * abandon - a message for the app about |s| could not be queued: rather
+ * than let the app see a truncated body or wait for credit that never
+ * comes, reset the stream (the client sees an error, not a wrong answer)
+ * and tell the app to forget the request. Counted in app_send_failures.
+ */
+static void abandon(wk_stream *s, const char *what, int rv)
+{
+    worker_app_send_failed(s->c->w, what, rv);
+    cancel_at_app(s);
+    s->req_done = true;
+    reset(s);
 }
 
 static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t id, nghttp3_vec *vec, size_t veccnt,
@@ -344,7 +385,8 @@ static void send_head(wk_stream *s, bool fin)
         respond_local(s, 503, "503 Service Unavailable\n");
         return;
     }
-    qd_ipc_msg *m = s->head;
+    qd_ipc_msg *m = &out_msg;
+    qd_ipc_msg_init(m, QD_MSG_REQ_HEAD, 0);
     qd_ipc_put_u64(m, QD_F_STREAM, s->req_id);
     qd_ipc_put_str(m, QD_F_METHOD, s->method);
     qd_ipc_put_str(m, QD_F_SCHEME, s->scheme ? s->scheme : "https");
@@ -354,7 +396,20 @@ static void send_head(wk_stream *s, bool fin)
     qd_ipc_put_str(m, QD_F_CONN_ID, s->c->cid_text);
     qd_ipc_put_u64(m, QD_F_QUIC_STREAM, (uint64_t)s->id);
     qd_ipc_put_u32(m, QD_F_FLAGS, (fin ? QD_REQ_F_END : 0) | (s->early ? QD_REQ_F_EARLY : 0));
-    if (qd_chan_send(w->app, m) < 0) {
+    for (size_t off = 0; off + 2 <= s->fields.len;) {
+        const uint8_t *p = (const uint8_t *)s->fields.data + off;
+        size_t flen = (size_t)p[0] << 8 | p[1];
+        if (qd_ipc_put_bytes(m, QD_F_HEADER, p + 2, flen) < 0) {
+            /* cannot happen below MAX_HEAD_BYTES; answer as for an oversized head */
+            respond_local(s, 431, "431 Request Header Fields Too Large\n");
+            return;
+        }
+        off += 2 + flen;
+    }
+    qd_buf_release(&s->fields); /* the head is complete: the fields are not needed again */
+    int rv = qd_chan_send(w->app, m);
+    if (rv < 0) {
+        worker_app_send_failed(w, "request head", rv);
         respond_local(s, 503, "503 Service Unavailable\n");
         return;
     }
@@ -407,18 +462,15 @@ static int recv_header(nghttp3_conn *h3, int64_t id, int32_t token, nghttp3_rcbu
     }
     if (n.len > 0 && n.base[0] == ':')
         return 0;
-    if (s->head == NULL) {
-        s->head = &head_msg;
-        qd_ipc_msg_init(s->head, QD_MSG_REQ_HEAD, 0);
-    }
-    uint8_t field[MAX_HEAD_BYTES];
-    if (n.len + 1 + v.len > sizeof(field))
+    /* Each stream collects its own fields: nghttp3 hands them over as they
+     * arrive, so the blocks of several streams can be half-received at once. */
+    if (n.len + 1 + v.len > MAX_HEAD_BYTES)
         return 0;
-    memcpy(field, n.base, n.len);
-    field[n.len] = '\0';
-    memcpy(field + n.len + 1, v.base, v.len);
-    if (qd_ipc_put_bytes(s->head, QD_F_HEADER, field, n.len + 1 + v.len) < 0)
-        s->head_bytes = MAX_HEAD_BYTES + 1;
+    uint8_t len2[2] = {(uint8_t)((n.len + 1 + v.len) >> 8), (uint8_t)(n.len + 1 + v.len)};
+    qd_buf_append(&s->fields, (const char *)len2, 2);
+    qd_buf_append(&s->fields, (const char *)n.base, n.len);
+    qd_buf_append(&s->fields, "", 1);
+    qd_buf_append(&s->fields, (const char *)v.base, v.len);
     return 0;
 }
 
@@ -430,17 +482,11 @@ static int end_headers(nghttp3_conn *h3, int64_t id, int fin, void *conn_ud, voi
         return 0;
     if (c_early(s))
         s->early = true;
-    if (s->head == NULL) {
-        s->head = &head_msg;
-        qd_ipc_msg_init(s->head, QD_MSG_REQ_HEAD, 0);
-    }
     if (s->head_bytes > MAX_HEAD_BYTES)
         respond_local(s, 431, "431 Request Header Fields Too Large\n");
     else
         send_head(s, fin != 0);
-    /* head_msg is shared: the next stream starts a fresh one. */
-    s->head = NULL;
-    qd_ipc_msg_init(&head_msg, QD_MSG_REQ_HEAD, 0);
+    qd_buf_release(&s->fields);
     if (fin)
         s->req_done = true;
     return 0;
@@ -466,7 +512,11 @@ static int recv_data(nghttp3_conn *h3, int64_t id, const uint8_t *data, size_t l
         qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
         qd_ipc_put_bytes(&out_msg, QD_F_BODY, data, n);
         qd_ipc_put_u32(&out_msg, QD_F_FLAGS, 0);
-        qd_chan_send(c->w->app, &out_msg);
+        int rv = qd_chan_send(c->w->app, &out_msg);
+        if (rv < 0) {
+            abandon(s, "request body", rv);
+            return 0;
+        }
         data += n;
         len -= n;
     }
@@ -494,7 +544,9 @@ static int end_stream(nghttp3_conn *h3, int64_t id, void *conn_ud, void *stream_
         qd_ipc_msg_init(&out_msg, QD_MSG_REQ_BODY, 0);
         qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
         qd_ipc_put_u32(&out_msg, QD_F_FLAGS, QD_REQ_F_END);
-        qd_chan_send(s->c->w->app, &out_msg);
+        int rv = qd_chan_send_ctl(s->c->w->app, &out_msg);
+        if (rv < 0)
+            abandon(s, "request end", rv);
     }
     return 0;
 }
@@ -526,7 +578,12 @@ static int acked_stream_data(nghttp3_conn *h3, int64_t id, uint64_t len, void *c
             qd_ipc_msg_init(&out_msg, QD_MSG_RESP_CREDIT, 0);
             qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
             qd_ipc_put_u32(&out_msg, QD_F_CREDIT, (uint32_t)s->credit_due);
-            qd_chan_send(w->app, &out_msg);
+            int rv = qd_chan_send_ctl(w->app, &out_msg);
+            if (rv < 0) {
+                /* without it the app would wait for credit forever */
+                abandon(s, "credit", rv);
+                return 0;
+            }
             s->credit_due = 0;
         }
     }

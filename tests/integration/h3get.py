@@ -60,6 +60,19 @@ commands:
       opens it), the second a POST of "abc" with the extra header; prints "good: ..." and "bad: ..." results.  Exit 0 when the
       good one got 200 over HTTP/3 and the bad one failed at the stream
       level (no response) on the same connection, else 1.
+  download [--limit BYTES_PER_S] URL OUTFILE PROGRESSFILE
+      one GET, read at most BYTES_PER_S (a slow reader that sleeps in
+      its write callback and never makes up for a stall, so the rate is
+      set by the client while the server keeps up); appends "WALLTIME BYTES" to PROGRESSFILE every 100 ms or
+      so (time.time(), the same clock as date +%s.%N) and prints
+      "download: status=S version=V size=N time=T".  Exit 0 if it
+      completed over HTTP/3 with 200, else 1.
+  loop [--fresh] [-v] URL SECONDS INTERVAL
+      GET URL again and again for SECONDS, INTERVAL seconds apart, on one
+      connection (or a new connection for each with --fresh); every
+      transfer must answer 200 over HTTP/3.  Prints one line per failure
+      ("loop: WALLTIME failed after T: ..."; with -v per success too) and
+      "loop: N ok, M failed, K connections".  Exit 0 if none failed.
 
 Exit 2 on a usage error or missing HTTP/3.
 """
@@ -557,6 +570,105 @@ def cmd_pair(args):
     return 0 if ok and wc + gc + bc == 1 else 1
 
 
+def cmd_download(args):
+    limit = 0
+    if len(args) >= 2 and args[0] == "--limit":
+        limit = int(args[1])
+        args = args[2:]
+    if len(args) != 3 or limit < 0:
+        die("usage: download [--limit BYTES_PER_S] URL OUTFILE PROGRESSFILE")
+    url, out, progress = args
+    sink = Sink(out)
+    c = new_handle(url, sink)
+    # A slow reader that does not catch up: the body is taken at most at
+    # LIMIT bytes/s with a burst of 0.1 s, and time lost while the server
+    # sent nothing is not made up afterwards (libcurl's MAX_RECV_SPEED
+    # keeps the average since the start, so a stall would be followed by
+    # a burst and vanish from the rate of a window).
+    paid = [0.0]
+
+    def write(data):
+        sink.write(data)
+        if limit:
+            now = time.monotonic()
+            paid[0] = max(paid[0], now - 0.1) + len(data) / limit
+            if paid[0] > now:
+                time.sleep(paid[0] - now)
+        return None
+    c.setopt(pycurl.WRITEFUNCTION, write)
+    pf = open(progress, "a")
+    last = [0.0]
+
+    def xfer(dltotal, dlnow, ultotal, ulnow):
+        t = time.time()
+        if t - last[0] >= 0.1:
+            last[0] = t
+            pf.write("%.3f %d\n" % (t, dlnow))
+            pf.flush()
+        return 0
+    c.setopt(pycurl.NOPROGRESS, 0)
+    c.setopt(pycurl.XFERINFOFUNCTION, xfer)
+    err = ""
+    t0 = time.monotonic()
+    try:
+        c.perform()
+    except pycurl.error as e:
+        err = str(e)
+    sink.close()
+    pf.write("%.3f %d\n" % (time.time(), sink.size))
+    pf.close()
+    status, version, _, _ = describe(c)
+    c.close()
+    line = "download: status=%s version=%s size=%d time=%.3f" % (
+        status, vname(version), sink.size, time.monotonic() - t0)
+    if err:
+        line += " error=%s" % err
+    print(line, flush=True)
+    return 0 if not err and status == 200 and version == CURL_HTTP_VERSION_3 else 1
+
+
+def cmd_loop(args):
+    fresh = verbose = False
+    while args and args[0] in ("--fresh", "-v"):
+        fresh = fresh or args[0] == "--fresh"
+        verbose = verbose or args[0] == "-v"
+        args = args[1:]
+    if len(args) != 3:
+        die("usage: loop [--fresh] [-v] URL SECONDS INTERVAL")
+    url, secs, interval = args[0], float(args[1]), float(args[2])
+    if not 0 < secs <= 600 or not 0 <= interval <= 60:
+        die("SECONDS must be in (0, 600], INTERVAL in [0, 60]")
+    m = pycurl.CurlMulti()  # its connection cache keeps the connection
+    end = time.monotonic() + secs
+    ok = failed = connects = 0
+    while time.monotonic() < end:
+        t0 = time.monotonic()
+        sink = Sink()
+        c = new_handle(url, sink)
+        if fresh:
+            c.setopt(pycurl.FRESH_CONNECT, 1)
+            c.setopt(pycurl.FORBID_REUSE, 1)
+        res = run_multi(m, [c], t0 + OPTS["timeout"] + 2)
+        m.remove_handle(c)
+        err = res.get(c, (-1, "no result before the deadline"))
+        status, version, _, nc = describe(c)
+        connects += nc
+        c.close()
+        if err[0] == 0 and status == 200 and version == CURL_HTTP_VERSION_3:
+            ok += 1
+            if verbose:
+                print("loop: %.3f ok after %.3fs" % (time.time(), time.monotonic() - t0),
+                      flush=True)
+        else:
+            failed += 1
+            print("loop: %.3f failed after %.3fs: err=%s status=%s version=%s" % (
+                time.time(), time.monotonic() - t0, err, status, vname(version)), flush=True)
+        time.sleep(max(0.0, min(interval, end - time.monotonic())))
+    m.close()
+    print("loop: %d ok, %d failed, %d connections" % (ok, failed, connects), flush=True)
+    return 0 if failed == 0 and ok > 0 else 1
+
+
 def main(argv):
     i = 0
     while i < len(argv) and argv[i].startswith("--"):
@@ -583,7 +695,7 @@ def main(argv):
         die("libcurl has no HTTP/3: %s" % pycurl.version)
     fn = {"check": cmd_check, "fetch": cmd_fetch, "multi": cmd_multi,
           "hold": cmd_hold, "retry": cmd_retry, "req": cmd_req, "stream": cmd_stream,
-          "pair": cmd_pair}.get(cmd)
+          "pair": cmd_pair, "download": cmd_download, "loop": cmd_loop}.get(cmd)
     if fn is None:
         die("unknown command %s" % cmd)
     return fn(args)

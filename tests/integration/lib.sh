@@ -56,6 +56,10 @@ cleanup() {
         if [ "$rc" -ne 0 ] && [ -f "$T/quicd.log" ]; then
             echo "---- quicd.log ----"; tail -n 80 "$T/quicd.log"
         fi
+        # QD_KEEP_LOGS=DIR keeps every daemon log (sanitizer runs read them)
+        if [ -n "${QD_KEEP_LOGS:-}" ] && [ -f "$T/quicd.log" ]; then
+            mkdir -p "$QD_KEEP_LOGS" && cp "$T/quicd.log" "$QD_KEEP_LOGS/$(basename "$0" .sh).$$.log"
+        fi
         rm -rf "$T"
     fi
     exit "$rc"

@@ -36,7 +36,10 @@ old=$(proc_field worker 1 pid)
 kill -KILL "$old"
 back() { [ "$(proc_field worker 1 state)" = running ] && [ "$(proc_field worker 1 pid)" != "$old" ]; }
 wait_until 2 back && ok "worker restarted unprivileged" || fail "$(quicctl status)"
-[ "$(sql 'select count(*) from process_events')" -ge 6 ] && ok "stats database written unprivileged" || fail "no events"
+# Process events are committed as they arrive, but they do arrive
+# asynchronously: wait (bounded) for the worker's exit and restart.
+events6() { [ "$(sql 'select count(*) from process_events')" -ge 6 ]; }
+wait_until 5 events6 && ok "stats database written unprivileged" || fail "no events: $(sql 'select event, role, instance from process_events')"
 
 kids=$(descendants "$MASTER_PID")
 quicctl stop >/dev/null && ok "stop" || fail "stop failed"

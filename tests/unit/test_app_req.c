@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for the app's side of the worker protocol (app_req.c) on a
+ * real channel: a socketpair whose far end plays the worker. With the
+ * channel's queue full, a response head waits in its request (with its own
+ * descriptor) and a second request's head does not overwrite it; when the
+ * worker reads again both heads arrive, each with its own status, fields
+ * and file. A request cancelled while its head waits is forgotten and its
+ * descriptor closed. Nothing here counts as a send failure.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../daemons/app/app.h"
+#include "qd_err.h"
+#include "qd_test.h"
+
+/* app.c is the daemon's main(); the one function app_req.c needs from it. */
+void app_exit_if_idle(app *a)
+{
+    (void)a;
+}
+
+static app the_app;
+static char root[64];
+
+static void on_msg(qd_chan *ch, qd_ipc_msg *m)
+{
+    app_req_message(ch->data, m);
+}
+
+static void on_drain(qd_chan *ch)
+{
+    app_req_drained(ch->data);
+}
+
+static void on_close(qd_chan *ch)
+{
+    app_worker *w = ch->data;
+    w->ch = NULL;
+}
+
+/* setup - a document root with two files, and the app with one worker channel */
+static app_worker *setup(int *peer)
+{
+    int sv[2];
+    char path[128];
+    FILE *f;
+
+    snprintf(root, sizeof(root), "/tmp/test_app_req.XXXXXX");
+    if (mkdtemp(root) == NULL)
+        QD_FAIL("mkdtemp");
+    snprintf(path, sizeof(path), "%s/a.txt", root);
+    f = fopen(path, "w");
+    fputs("the first file\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/b.txt", root);
+    f = fopen(path, "w");
+    fputs("second, and longer than the first\n", f);
+    fclose(f);
+
+    memset(&the_app, 0, sizeof(the_app));
+    qd_conf_init(&the_app.child.conf);
+    the_app.root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    the_app.access_fd = -1;
+    app_worker *w = &the_app.workers[0];
+    app_req_worker_init(&the_app, w, 0);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        QD_FAIL("socketpair");
+    w->ch = qd_chan_open(uv_default_loop(), sv[0], "worker[0]", on_msg, on_close, w);
+    w->ch->on_drain = on_drain;
+    *peer = sv[1];
+    return w;
+}
+
+/* teardown - remove the document root */
+static void teardown(void)
+{
+    char path[128];
+
+    close(the_app.root_fd);
+    snprintf(path, sizeof(path), "%s/a.txt", root);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/b.txt", root);
+    unlink(path);
+    rmdir(root);
+}
+
+/* request - a GET for |path| on stream |stream|, as the worker sends it */
+static void request(app_worker *w, uint64_t stream, const char *path)
+{
+    static qd_ipc_msg m;
+
+    qd_ipc_msg_init(&m, QD_MSG_REQ_HEAD, 0);
+    qd_ipc_put_u64(&m, QD_F_STREAM, stream);
+    qd_ipc_put_str(&m, QD_F_METHOD, "GET");
+    qd_ipc_put_str(&m, QD_F_SCHEME, "https");
+    qd_ipc_put_str(&m, QD_F_AUTHORITY, "localhost");
+    qd_ipc_put_str(&m, QD_F_PATH, path);
+    qd_ipc_put_str(&m, QD_F_PEER, "127.0.0.1:1");
+    qd_ipc_put_u32(&m, QD_F_FLAGS, QD_REQ_F_END);
+    app_req_message(w, &m);
+}
+
+/* fill - queue filler messages until the channel refuses even the smallest */
+static int fill(app_worker *w)
+{
+    static qd_ipc_msg m;
+    static uint8_t big[QD_IPC_MAX_CHUNK];
+    int n = 0;
+
+    /* Large ones, then tiny ones: no room is left even for a small head. */
+    for (size_t size = sizeof(big); size > 0; size = size > 8 ? size / 8 : 0) {
+        for (;;) {
+            qd_ipc_msg_init(&m, QD_MSG_RESP_BODY, 0);
+            qd_ipc_put_u64(&m, QD_F_STREAM, 999999);
+            qd_ipc_put_bytes(&m, QD_F_BODY, big, size);
+            if (qd_chan_send(w->ch, &m) != 0)
+                break;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* field_of - the value of header |name| in |m| (static buffer), or "" */
+static const char *field_of(const qd_ipc_msg *m, const char *name)
+{
+    static char out[256];
+    size_t pos = 0, len;
+    uint16_t tag;
+    const uint8_t *val;
+
+    while (qd_ipc_next(m, &pos, &tag, &val, &len)) {
+        size_t nl = strlen(name);
+        if (tag == QD_F_HEADER && len > nl && memcmp(val, name, nl) == 0 && val[nl] == '\0') {
+            snprintf(out, sizeof(out), "%.*s", (int)(len - nl - 1), (const char *)val + nl + 1);
+            return out;
+        }
+    }
+    return "";
+}
+
+typedef struct got_head {
+    uint32_t status;
+    char ctype[256];
+    char body[128];
+} got_head;
+
+/*
+ * drain - read everything the app sends until |want| heads (not fillers)
+ * arrived or 5 s passed; each head's file is read from its descriptor.
+ */
+static int drain(int peer, uint64_t *streams, got_head *heads, int want)
+{
+    static qd_ipc_msg m;
+    int n = 0;
+
+    for (int spin = 0; spin < 5000 && n < want; spin++) {
+        uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+        int rv;
+        while ((rv = qd_ipc_recv(peer, &m)) == 0) {
+            if (m.type == QD_MSG_RESP_HEAD && n < want) {
+                uint64_t off = 0, len = 0;
+                qd_ipc_get_u64(&m, QD_F_STREAM, &streams[n]);
+                qd_ipc_get_u32(&m, QD_F_STATUS, &heads[n].status);
+                snprintf(heads[n].ctype, sizeof(heads[n].ctype), "%s",
+                         field_of(&m, "content-type"));
+                qd_ipc_get_u64(&m, QD_F_OFFSET, &off);
+                qd_ipc_get_u64(&m, QD_F_LENGTH, &len);
+                heads[n].body[0] = '\0';
+                if (m.fd_count == 1 && len < sizeof(heads[n].body)) {
+                    ssize_t r = pread(m.fds[0], heads[n].body, (size_t)len, (off_t)off);
+                    heads[n].body[r > 0 ? r : 0] = '\0';
+                }
+                n++;
+            }
+            qd_ipc_msg_close_fds(&m);
+        }
+        if (n < want)
+            usleep(1000);
+    }
+    return n;
+}
+
+/* open_fds - descriptors this process has open */
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+static void test_app_req_head_waits_for_room(void)
+{
+    int peer;
+    app_worker *w = setup(&peer);
+    uint64_t streams[2] = {0, 0};
+    got_head heads[2];
+
+    int fillers = fill(w);
+    QD_EXPECT_INT(fillers > 100, 1);
+    int fds_before = open_fds();
+    request(w, 1, "/a.txt");
+    request(w, 2, "/b.txt");
+    /* Both heads wait in their requests, each holding its own descriptor. */
+    QD_EXPECT_INT(open_fds(), fds_before + 2);
+    QD_EXPECT_INT(the_app.in_flight, 2);
+    QD_EXPECT_INT(the_app.send_failures, 0);
+    QD_EXPECT_INT(drain(peer, streams, heads, 2), 2);
+    QD_EXPECT_INT(streams[0], 1);
+    QD_EXPECT_INT(streams[1], 2);
+    QD_EXPECT_INT(heads[0].status, 200);
+    QD_EXPECT_INT(heads[1].status, 200);
+    QD_EXPECT_STR(heads[0].ctype, "text/plain; charset=utf-8");
+    QD_EXPECT_STR(heads[0].body, "the first file\n");
+    QD_EXPECT_STR(heads[1].body, "second, and longer than the first\n");
+    QD_EXPECT_INT(the_app.in_flight, 0);
+    QD_EXPECT_INT(open_fds(), fds_before);
+    QD_EXPECT_INT(the_app.send_failures, 0);
+    qd_chan_close(w->ch);
+    close(peer);
+    teardown();
+}
+
+static void test_app_req_cancel_while_waiting(void)
+{
+    int peer;
+    app_worker *w = setup(&peer);
+    static qd_ipc_msg m;
+    uint64_t streams[1] = {0};
+    got_head heads[1];
+
+    fill(w);
+    int fds_before = open_fds();
+    request(w, 7, "/a.txt");
+    QD_EXPECT_INT(open_fds(), fds_before + 1);
+    qd_ipc_msg_init(&m, QD_MSG_REQ_CANCEL, 0);
+    qd_ipc_put_u64(&m, QD_F_STREAM, 7);
+    app_req_message(w, &m);
+    QD_EXPECT_INT(open_fds(), fds_before); /* its descriptor is closed */
+    QD_EXPECT_INT(the_app.in_flight, 0);
+    request(w, 8, "/b.txt");
+    QD_EXPECT_INT(drain(peer, streams, heads, 1), 1);
+    QD_EXPECT_INT(streams[0], 8); /* the cancelled head never went out */
+    QD_EXPECT_STR(heads[0].body, "second, and longer than the first\n");
+    qd_chan_close(w->ch);
+    close(peer);
+    teardown();
+}
+
+int main(void)
+{
+    QD_RUN(test_app_req_head_waits_for_room);
+    QD_RUN(test_app_req_cancel_while_waiting);
+    QD_TEST_DONE();
+}

@@ -35,6 +35,8 @@
 /* local */
 #include "app.h"
 
+#define MAX_HTTP_DATE ((time_t)253402300799) /* 9999-12-31T23:59:59Z */
+
 static const char wdays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -136,7 +138,8 @@ int app_http_date_parse(const char *s, time_t *t)
         return -1;
     tm.tm_year = year - 1900;
     *t = timegm(&tm);
-    return *t == (time_t)-1 ? -1 : 0;
+    /* 9999-12-31T23:59:60 normalises into year 10000, which no HTTP-date can say */
+    return *t == (time_t)-1 || *t > MAX_HTTP_DATE ? -1 : 0;
 }
 
 void app_http_etag(const struct stat *st, char *out, size_t cap)

@@ -33,28 +33,6 @@
 
 static stats the_stats;
 static qd_ipc_msg in_msg;
-static qd_ipc_msg inner_msg;
-
-/* record_batch - each record in a QD_MSG_REC_BATCH; a bad one is dropped alone */
-static void record_batch(stats *s, const qd_ipc_msg *batch)
-{
-    size_t pos = 0, len;
-    uint16_t tag;
-    const uint8_t *val;
-
-    while (qd_ipc_next(batch, &pos, &tag, &val, &len)) {
-        int rv = tag == QD_F_BODY ? qd_ipc_decode(&inner_msg, val, len, 0) : QD_ERR_UNKNOWN;
-        if (rv == 0 && inner_msg.type != QD_MSG_REC_CONN && inner_msg.type != QD_MSG_REC_REQUEST &&
-            inner_msg.type != QD_MSG_REC_SAMPLE)
-            rv = QD_ERR_UNKNOWN;
-        if (rv == 0 && stats_db_record(s, &inner_msg) == -1)
-            rv = QD_ERR_INVAL;
-        if (rv < 0) {
-            s->bad_records++;
-            qd_child_bad_message(&s->child, "stats channel (batch)", rv);
-        }
-    }
-}
 
 /* on_record - drain the datagram channel */
 static void on_record(uv_poll_t *p, int status, int events)
@@ -71,7 +49,7 @@ static void on_record(uv_poll_t *p, int status, int events)
             continue;
         }
         if (in_msg.type == QD_MSG_REC_BATCH) {
-            record_batch(s, &in_msg);
+            stats_db_batch(s, &in_msg);
         } else if (stats_db_record(s, &in_msg) == -1) {
             s->bad_records++;
             qd_child_bad_message(&s->child, "stats channel", QD_ERR_INVAL);

@@ -47,6 +47,13 @@ void stats_db_close(stats *s);
  * it), or -2 when the write failed (logged and counted here).
  */
 int stats_db_record(stats *s, const qd_ipc_msg *m);
+/*
+ * stats_db_batch adds each record of the QD_MSG_REC_BATCH |batch| with
+ * stats_db_record; one that does not decode, is not a REC_CONN, REC_REQUEST
+ * or REC_SAMPLE, or is malformed is logged, counted in bad_records and
+ * dropped alone.
+ */
+void stats_db_batch(stats *s, const qd_ipc_msg *batch);
 /* stats_db_commit commits the open batch, if any. Returns 0 or -1. */
 int stats_db_commit(stats *s);
 /*

@@ -4,7 +4,7 @@
  *	stats_db - the SQLite database: schema, migrations, batched writes
  * SYNOPSIS
  *	stats_db_open(), stats_db_close(), stats_db_record(), stats_db_commit(),
- *	stats_db_prune()
+ *	stats_db_batch(), stats_db_prune()
  * DESCRIPTION
  *	The stats daemon is the database's only writer. The file is opened in
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
@@ -42,6 +42,7 @@
 #include <sqlite3.h>
 
 /* libshared */
+#include "qd_err.h"
 #include "qd_ipc.h"
 #include "qd_log.h"
 #include "qd_proc.h"
@@ -556,6 +557,31 @@ int stats_db_record(stats *s, const qd_ipc_msg *m)
     if (s->batch_count >= STATS_BATCH_MAX)
         stats_db_commit(s);
     return 0;
+}
+
+/*
+ * stats_db_batch - each record in a QD_MSG_REC_BATCH; a bad one is dropped
+ * alone. |inner| is filled and used within this call only.
+ */
+void stats_db_batch(stats *s, const qd_ipc_msg *batch)
+{
+    static qd_ipc_msg inner;
+    size_t pos = 0, len;
+    uint16_t tag;
+    const uint8_t *val;
+
+    while (qd_ipc_next(batch, &pos, &tag, &val, &len)) {
+        int rv = tag == QD_F_BODY ? qd_ipc_decode(&inner, val, len, 0) : QD_ERR_UNKNOWN;
+        if (rv == 0 && inner.type != QD_MSG_REC_CONN && inner.type != QD_MSG_REC_REQUEST &&
+            inner.type != QD_MSG_REC_SAMPLE)
+            rv = QD_ERR_UNKNOWN;
+        if (rv == 0 && stats_db_record(s, &inner) == -1)
+            rv = QD_ERR_INVAL;
+        if (rv < 0) {
+            s->bad_records++;
+            qd_child_bad_message(&s->child, "stats channel (batch)", rv);
+        }
+    }
 }
 
 void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms)

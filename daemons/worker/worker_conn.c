@@ -50,10 +50,9 @@
 
 /* local */
 #include "worker.h"
+#include "worker_pkt.h"
 
 #define HANDSHAKE_TIMEOUT_NS (30 * NGTCP2_SECONDS)
-#define RETRY_TOKEN_LIFETIME (10 * NGTCP2_SECONDS)
-#define REGULAR_TOKEN_LIFETIME (3600 * NGTCP2_SECONDS)
 #define RESET_BURST 100
 /* retry = auto also demands validation once the first packets of new
  * connections (where TLS does its public-key work) took this much of a
@@ -725,7 +724,7 @@ static void send_version_negotiation(worker *w, wk_ep *ep, const wk_addr *local,
 static void send_retry(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
                        const ngtcp2_pkt_hd *hd, size_t max_len)
 {
-    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2]; /* a token2 is longer (ASan found it) */
+    uint8_t token[WK_RETRY_TOKEN_MAX];
     uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
     ngtcp2_cid scid;
 
@@ -1002,54 +1001,39 @@ fail:
     return NULL;
 }
 
-/* accept_initial - an unknown DCID: a new connection, a reset, or nothing */
+/* accept_initial - an Initial ngtcp2_accept took: a new connection, a Retry, or nothing */
 static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
-                           uint8_t ecn, const uint8_t *data, size_t len, const ngtcp2_version_cid *vc)
+                           uint8_t ecn, const uint8_t *data, size_t len,
+                           const ngtcp2_pkt_hd *accepted)
 {
-    ngtcp2_pkt_hd hd;
+    ngtcp2_pkt_hd hd = *accepted;
     ngtcp2_cid odcid, *podcid = NULL;
     ngtcp2_token_type token_type = NGTCP2_TOKEN_TYPE_UNKNOWN;
 
-    if (ngtcp2_accept(&hd, data, len) != 0) {
-        if (!(data[0] & 0x80) && len >= QD_CID_LEN + 21 &&
-            qd_cid_worker(vc->dcid, vc->dcidlen) == w->child.instance)
-            send_stateless_reset(w, ep, local, remote, vc->dcid, vc->dcidlen, len);
-        else
-            w->dropped++;
-        return;
-    }
     if (w->stopping || w->connections >= (uint64_t)w->child.conf.max_connections) {
         w->dropped++; /* the client retries, another worker or later */
         return;
     }
     w->rate_count++;
     bool demand = want_retry(w);
+    wk_token tok = worker_pkt_token(&hd, w->static_secret, sizeof(w->static_secret),
+                                    (const ngtcp2_sockaddr *)&remote->ss, remote->len, wall_ns(),
+                                    &odcid);
     if (hd.tokenlen == 0) {
         if (demand) {
             demand_retry(w, ep, local, remote, &hd, len * 3);
             return;
         }
-    } else if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
-        int rv = ngtcp2_crypto_verify_retry_token2(
-            &odcid, hd.token, hd.tokenlen, w->static_secret, sizeof(w->static_secret), hd.version,
-            (const ngtcp2_sockaddr *)&remote->ss, remote->len, &hd.dcid, RETRY_TOKEN_LIFETIME,
-            wall_ns());
-        if (rv == 0) {
-            podcid = &odcid;
-            token_type = NGTCP2_TOKEN_TYPE_RETRY;
-        } else if (rv == NGTCP2_CRYPTO_ERR_VERIFY_TOKEN) {
-            send_invalid_token_close(w, ep, local, remote, &hd);
-            return;
-        }
-        /* else unreadable (another secret): no proof of address, below */
-    } else if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR &&
-               ngtcp2_crypto_verify_regular_token(hd.token, hd.tokenlen, w->static_secret,
-                                                  sizeof(w->static_secret),
-                                                  (const ngtcp2_sockaddr *)&remote->ss,
-                                                  remote->len, REGULAR_TOKEN_LIFETIME,
-                                                  wall_ns()) == 0) {
+    } else if (tok == WK_TOKEN_RETRY) {
+        podcid = &odcid;
+        token_type = NGTCP2_TOKEN_TYPE_RETRY;
+    } else if (tok == WK_TOKEN_INVALID) {
+        send_invalid_token_close(w, ep, local, remote, &hd);
+        return;
+    } else if (tok == WK_TOKEN_REGULAR) {
         token_type = NGTCP2_TOKEN_TYPE_NEW_TOKEN;
     }
+    /* else WK_TOKEN_UNUSABLE (another secret, garbage): no proof of address, below */
     if (hd.tokenlen > 0 && token_type == NGTCP2_TOKEN_TYPE_UNKNOWN) {
         /* A token we cannot use proves nothing. */
         if (demand) {
@@ -1151,32 +1135,32 @@ void worker_conn_forwarded(worker *w, qd_ipc_msg *m)
 void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
                         uint8_t ecn, const uint8_t *data, size_t len)
 {
-    ngtcp2_version_cid vc;
+    wk_pkt pkt;
 
     if (len < 21 || !w->have_secrets || w->tls == NULL) {
         w->dropped++;
         return;
     }
-    int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, QD_CID_LEN);
-    if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
-        send_version_negotiation(w, ep, local, remote, &vc);
+    switch (worker_pkt_route(&pkt, data, len, w->child.instance, &w->cids)) {
+    case WK_PKT_VERSION:
+        send_version_negotiation(w, ep, local, remote, &pkt.vc);
         return;
-    }
-    if (rv != 0) {
+    case WK_PKT_FORWARD:
+        forward(w, ep, local, remote, ecn, data, len, pkt.owner);
+        return;
+    case WK_PKT_RESET:
+        send_stateless_reset(w, ep, local, remote, pkt.vc.dcid, pkt.vc.dcidlen, len);
+        return;
+    case WK_PKT_INITIAL:
+        accept_initial(w, ep, local, remote, ecn, data, len, &pkt.hd);
+        return;
+    case WK_PKT_KNOWN:
+        break;
+    default:
         w->dropped++;
         return;
     }
-    wk_conn *c = wk_map_get(&w->cids, vc.dcid, vc.dcidlen);
-    if (c == NULL) {
-        int owner = qd_cid_worker(vc.dcid, vc.dcidlen);
-        if (!(data[0] & 0x80) && owner >= 0 && owner != w->child.instance) {
-            /* Another worker's connection, steered here by mistake. */
-            forward(w, ep, local, remote, ecn, data, len, owner);
-            return;
-        }
-        accept_initial(w, ep, local, remote, ecn, data, len, &vc);
-        return;
-    }
+    wk_conn *c = pkt.conn;
     if (c->state == WK_CLOSING) {
         /* Repeat the close, less and less often. */
         c->close_count++;
@@ -1190,7 +1174,7 @@ void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_add
     ngtcp2_pkt_info pi = {.ecn = ecn};
     c->bytes_in += len;
     c->pkts_in++;
-    rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
+    int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
     if (rv != 0) {
         handle_read_error(c, rv);
         return;

@@ -244,6 +244,7 @@ static void test_app_http_date(void)
         "Sun, 06 Nov 1994 08:49",
         "Sun Nov 6 08:49:37 1994",
         "Sunday, 06-Nov-94 08:49:37",
+        "Fri, 31 Dec 9999 23:59:60 GMT", /* year 10000 (tests/fuzz/fuzz_http) */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (app_http_date_parse(bad[i], &t) == 0)

@@ -18,39 +18,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../daemons/app/app.h"
+#include "app_harness.h"
 #include "qd_err.h"
 #include "qd_test.h"
-
-/* app.c is the daemon's main(); the one function app_req.c needs from it. */
-void app_exit_if_idle(app *a)
-{
-    (void)a;
-}
 
 static app the_app;
 static char root[64];
 
-static void on_msg(qd_chan *ch, qd_ipc_msg *m)
-{
-    app_req_message(ch->data, m);
-}
-
-static void on_drain(qd_chan *ch)
-{
-    app_req_drained(ch->data);
-}
-
-static void on_close(qd_chan *ch)
-{
-    app_worker *w = ch->data;
-    w->ch = NULL;
-}
-
 /* setup - a document root with two files, and the app with one worker channel */
 static app_worker *setup(int *peer)
 {
-    int sv[2];
     char path[128];
     FILE *f;
 
@@ -66,17 +43,8 @@ static app_worker *setup(int *peer)
     fputs("second, and longer than the first\n", f);
     fclose(f);
 
-    memset(&the_app, 0, sizeof(the_app));
-    qd_conf_init(&the_app.child.conf);
-    the_app.root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    the_app.access_fd = -1;
-    app_worker *w = &the_app.workers[0];
-    app_req_worker_init(&the_app, w, 0);
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-        QD_FAIL("socketpair");
-    w->ch = qd_chan_open(uv_default_loop(), sv[0], "worker[0]", on_msg, on_close, w);
-    w->ch->on_drain = on_drain;
-    *peer = sv[1];
+    int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    app_worker *w = app_harness_open(&the_app, fd, -1, peer);
     return w;
 }
 
@@ -107,27 +75,6 @@ static void request(app_worker *w, uint64_t stream, const char *path)
     qd_ipc_put_str(&m, QD_F_PEER, "127.0.0.1:1");
     qd_ipc_put_u32(&m, QD_F_FLAGS, QD_REQ_F_END);
     app_req_message(w, &m);
-}
-
-/* fill - queue filler messages until the channel refuses even the smallest */
-static int fill(app_worker *w)
-{
-    static qd_ipc_msg m;
-    static uint8_t big[QD_IPC_MAX_CHUNK];
-    int n = 0;
-
-    /* Large ones, then tiny ones: no room is left even for a small head. */
-    for (size_t size = sizeof(big); size > 0; size = size > 8 ? size / 8 : 0) {
-        for (;;) {
-            qd_ipc_msg_init(&m, QD_MSG_RESP_BODY, 0);
-            qd_ipc_put_u64(&m, QD_F_STREAM, 999999);
-            qd_ipc_put_bytes(&m, QD_F_BODY, big, size);
-            if (qd_chan_send(w->ch, &m) != 0)
-                break;
-            n++;
-        }
-    }
-    return n;
 }
 
 /* field_of - the value of header |name| in |m| (static buffer), or "" */
@@ -207,7 +154,7 @@ static void test_app_req_head_waits_for_room(void)
     uint64_t streams[2] = {0, 0};
     got_head heads[2];
 
-    int fillers = fill(w);
+    int fillers = app_harness_fill(w);
     QD_EXPECT_INT(fillers > 100, 1);
     int fds_before = open_fds();
     request(w, 1, "/a.txt");
@@ -240,7 +187,7 @@ static void test_app_req_cancel_while_waiting(void)
     uint64_t streams[1] = {0};
     got_head heads[1];
 
-    fill(w);
+    app_harness_fill(w);
     int fds_before = open_fds();
     request(w, 7, "/a.txt");
     QD_EXPECT_INT(open_fds(), fds_before + 1);

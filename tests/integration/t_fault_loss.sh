@@ -35,7 +35,9 @@ verdict() {
 # Handshake loss: 50 new connections, 10 at a time, 30 % loss each way.
 # gtlsclient, because curl gives a QUIC handshake 10 s at most, which about
 # 1 in 25 handshakes needs more than at this loss (both ends back off to
-# 1, 2, 4, 8 s between attempts).
+# 1, 2, 4, 8 s between attempts). About 1 connection in 100 does not
+# complete its handshake in 30 s (in 500 here: quicd 6, gtlsserver 2); it is
+# tried again (see fault_gtls_conns), and any other failure fails the case.
 fault_loss hsloss both 30
 t0=$(date +%s%N)
 out=$(fault_gtls_conns hsloss 50 10 "$(h3_url 1k.bin)" "$T/htdocs/1k.bin")
@@ -46,10 +48,13 @@ verdict hsloss "50 new connections through 30 % loss" $? "$out" "$t0"
 case_get() {
     local name=$1 what=$2 t0 out rc; shift 2
     t0=$(date +%s%N)
-    # At 20 % loss each way a handshake's retransmissions can take longer than
-    # curl's 5 s connect timeout (seen: error 28 in 2 of 5 suite runs): 30 s, as
-    # the handshake-loss case gives gtlsclient.
-    out=$(fault_client --timeout 60 --connect-timeout 30 get "$@" 2>&1)
+    # These cases are about the transfer. At 20 % loss each way curl's
+    # handshake, which libcurl gives 10 s at most (Initials at 0, 1, 3 and
+    # 7 s), fails about 1 time in 50 (seen: error 28 in 2 of 5 suite runs);
+    # a connection whose handshake did not complete (no request was sent) is
+    # tried again on a new one, up to twice, and counted ("handshakes
+    # repeated"); the handshake itself is the case above.
+    out=$(fault_client --timeout 60 --connect-timeout 30 get --handshake-retries 2 "$@" 2>&1)
     rc=$?
     verdict "$name" "$what" $rc "$out" "$t0"
 }

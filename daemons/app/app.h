@@ -12,13 +12,14 @@
 
 #include "qd_buf.h"
 #include "qd_chan.h"
+#include "qd_http.h"
 #include "qd_child.h"
 #include "qd_ipc.h"
 
 /*
  * The app process: requests from the workers (app_req.c), the static file
  * handler (app_static.c) and its helpers (app_path.c, app_mime.c,
- * app_http.c). See app.c for the life of the process and app_req.c for the
+ * libshared/qd_http.c). See app.c for the life of the process and app_req.c for the
  * worker<->app protocol as the app implements it.
  */
 
@@ -269,56 +270,5 @@ int app_path_encode(const char *rel, char *out, size_t cap);
  * Unknown: "application/octet-stream".
  */
 const char *app_mime_type(const char *path);
-
-/* --- app_http.c ---------------------------------------------------------- */
-
-#define APP_HTTP_DATE_LEN 64
-
-/* app_http_date writes |t| as an IMF-fixdate into |out| (APP_HTTP_DATE_LEN). */
-void app_http_date(time_t t, char *out);
-
-/*
- * app_http_date_parse parses an HTTP-date (IMF-fixdate, RFC 850 or asctime
- * form). Returns 0 and sets |*t|, or -1.
- */
-int app_http_date_parse(const char *s, time_t *t);
-
-/* app_http_etag writes the strong entity tag of |st| into |out| (|cap| bytes). */
-void app_http_etag(const struct stat *st, char *out, size_t cap);
-
-/*
- * app_http_etag_match tells whether the If-None-Match value |list| matches
- * |etag| by weak comparison ("*" matches anything).
- */
-bool app_http_etag_match(const char *list, const char *etag);
-
-/* app_http_reason returns the reason phrase of |status| ("" if unknown). */
-const char *app_http_reason(unsigned status);
-
-/*
- * app_http_range_parse reads a Range header |h| against a representation
- * of |size| bytes. Returns 1 and sets |*off|, |*len| for one satisfiable
- * byte range (bytes=a-b, a-, -n; clipped to the size); 0 when the header
- * is to be ignored (not "bytes", malformed, several ranges); -1 when it is
- * unsatisfiable (416).
- */
-int app_http_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *len);
-
-/*
- * app_http_accepts tells whether the Accept-Encoding value |list| accepts
- * content-coding |coding| explicitly with a non-zero q ("*" is not honoured).
- */
-bool app_http_accepts(const char *list, const char *coding);
-
-/* app_http_rfc3339 writes |ts| as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) into |out|. */
-void app_http_rfc3339(const struct timespec *ts, char *out, size_t cap);
-
-/*
- * app_json_escape appends |len| bytes |p| to |out| as the inside of a JSON
- * string: '"', '\\' and control bytes escaped, well-formed UTF-8 copied, any
- * other byte as \u00XX (the byte read as Latin-1).
- */
-void app_json_escape(qd_buf *out, const uint8_t *p, size_t len);
-
 
 #endif /* QD_APP_H */

@@ -13,7 +13,7 @@
  *	"version": PACKAGE_VERSION}.
  *	POST /api/echo: {"body": the body as a JSON string, "length": its
  *	bytes, "time": ...}. The body is kept (max_request_body bounds it;
- *	413 beyond) and escaped by app_json_escape: bytes that are not UTF-8
+ *	413 beyond) and escaped by qd_json_escape: bytes that are not UTF-8
  *	come back as \u00XX, one per byte.
  *	GET /events: text/event-stream, one "event: tick" with "id:" and a
  *	JSON "data:" line at once and then every events_interval.
@@ -85,7 +85,7 @@ static void now_text(char *out, size_t cap)
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    app_http_rfc3339(&ts, out, cap);
+    qd_http_rfc3339(&ts, out, cap);
 }
 
 /* send_json - a complete 200 response with the body |b| */
@@ -131,7 +131,7 @@ static void handle_echo(app_req *r)
     qd_buf_init(&b);
     qd_buf_append(&b, "{\"body\": \"", 10);
     if (len > 0)
-        app_json_escape(&b, (const uint8_t *)r->body.data, len);
+        qd_json_escape(&b, (const uint8_t *)r->body.data, len);
     qd_buf_printf(&b, "\", \"length\": %zu, \"time\": \"%s\"}\n", len, when);
     send_json(r, &b);
     qd_buf_release(&b);

@@ -234,7 +234,7 @@ void app_resp_write(app_req *r, const void *p, size_t len, bool is_end)
 void app_resp_error(app_req *r, unsigned status, const char *name, const char *value)
 {
     char body[64], length[24];
-    int n = snprintf(body, sizeof(body), "%u %s\n", status, app_http_reason(status));
+    int n = snprintf(body, sizeof(body), "%u %s\n", status, qd_http_reason(status));
 
     snprintf(length, sizeof(length), "%d", n);
     app_resp_start(r, status);

@@ -121,9 +121,9 @@ static bool is_not_modified(const app_req *r, const char *etag, time_t mtime)
 
     /* RFC 9110 13.2.2: If-None-Match, when present, decides alone. */
     if (inm != NULL)
-        return app_http_etag_match(inm, etag);
+        return qd_http_etag_match(inm, etag);
     ims = app_req_header(r, "if-modified-since");
-    return ims != NULL && app_http_date_parse(ims, &t) == 0 && mtime <= t;
+    return ims != NULL && qd_http_date_parse(ims, &t) == 0 && mtime <= t;
 }
 
 /* validators - the headers 200 and 304 share */
@@ -158,11 +158,11 @@ static int range_of(const app_req *r, const char *etag, time_t mtime, uint64_t s
         if (ir[0] == '"') {
             if (strcmp(ir, etag) != 0)
                 return 0;
-        } else if (app_http_date_parse(ir, &t) < 0 || t != mtime) {
+        } else if (qd_http_date_parse(ir, &t) < 0 || t != mtime) {
             return 0;
         }
     }
-    return app_http_range_parse(h, size, off, len);
+    return qd_http_range_parse(h, size, off, len);
 }
 
 /*
@@ -182,7 +182,7 @@ static const char *precompressed(const app_req *r, const char *rel, int *fd, str
     if (ae == NULL)
         return NULL;
     for (size_t i = 0; i < sizeof(codings) / sizeof(codings[0]); i++) {
-        if (!app_http_accepts(ae, codings[i].coding))
+        if (!qd_http_accepts(ae, codings[i].coding))
             continue;
         snprintf(sib, sizeof(sib), "%s%s", rel, codings[i].suffix);
         int sfd = app_path_open(r->w->a->root_fd, sib, &sst);
@@ -203,7 +203,7 @@ static const char *precompressed(const app_req *r, const char *rel, int *fd, str
 void app_static_handle(app_req *r)
 {
     app *a = r->w->a;
-    char rel[APP_PATH_MAX], etag[64], last_modified[APP_HTTP_DATE_LEN], length[24];
+    char rel[APP_PATH_MAX], etag[64], last_modified[QD_HTTP_DATE_LEN], length[24];
     char content_range[80];
     bool is_index, is_head = app_req_is_head(r);
     const char *coding;
@@ -257,8 +257,8 @@ void app_static_handle(app_req *r)
     }
 
     coding = precompressed(r, rel, &fd, &st);
-    app_http_etag(&st, etag, sizeof(etag));
-    app_http_date(st.st_mtim.tv_sec, last_modified);
+    qd_http_etag(&st, etag, sizeof(etag));
+    qd_http_date(st.st_mtim.tv_sec, last_modified);
     if (is_not_modified(r, etag, st.st_mtim.tv_sec)) {
         app_resp_start(r, 304);
         validators(r, etag, last_modified);

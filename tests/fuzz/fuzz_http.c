@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the app's HTTP header parsers (daemons/app/
- * app_http.c): Range, the conditionals (If-None-Match through
- * app_http_etag_match, If-Modified-Since and If-Range through
- * app_http_date_parse), Accept-Encoding (app_http_accepts) and the JSON
+ * libshared/qd_http.c): Range, the conditionals (If-None-Match through
+ * qd_http_etag_match, If-Modified-Since and If-Range through
+ * qd_http_date_parse), Accept-Encoding (qd_http_accepts) and the JSON
  * escaper of the API responses. Input: byte 0 picks how bytes 1..8 make
  * the representation size and the entity tag's stat, the rest is the
  * header value. Each parser's contract is checked, not just survival:
@@ -43,11 +43,11 @@ static uint64_t get64(const uint8_t *p, size_t avail)
     return v;
 }
 
-/* check_range - app_http_range_parse against the size */
+/* check_range - qd_http_range_parse against the size */
 static void check_range(const char *h, uint64_t size)
 {
     uint64_t off = 0xdead, len = 0xbeef;
-    int rv = app_http_range_parse(h, size, &off, &len);
+    int rv = qd_http_range_parse(h, size, &off, &len);
 
     if (rv == 1) {
         if (len == 0 || off >= size || len > size - off)
@@ -62,7 +62,7 @@ static void check_range(const char *h, uint64_t size)
         qd_panic("range \"%s\": returned %d", h, rv);
     }
     /* Any range satisfiable for |size| stays satisfiable for a larger one. */
-    if (rv == 1 && size < UINT64_MAX && app_http_range_parse(h, size + 1, &off, &len) != 1)
+    if (rv == 1 && size < UINT64_MAX && qd_http_range_parse(h, size + 1, &off, &len) != 1)
         qd_panic("range \"%s\": satisfiable for %llu, not for one byte more", h,
                  (unsigned long long)size);
 }
@@ -70,15 +70,15 @@ static void check_range(const char *h, uint64_t size)
 /* check_date - a parsed HTTP-date round-trips through the formatter */
 static void check_date(const char *s)
 {
-    char out[APP_HTTP_DATE_LEN];
+    char out[QD_HTTP_DATE_LEN];
     time_t t, again;
 
-    if (app_http_date_parse(s, &t) != 0)
+    if (qd_http_date_parse(s, &t) != 0)
         return;
     if (t < 0)
         qd_panic("date \"%s\": before 1970", s);
-    app_http_date(t, out);
-    if (app_http_date_parse(out, &again) != 0 || again != t)
+    qd_http_date(t, out);
+    if (qd_http_date_parse(out, &again) != 0 || again != t)
         qd_panic("date \"%s\": formats as \"%s\", which does not parse back", s, out);
 }
 
@@ -92,14 +92,14 @@ static void check_etag(const char *list, uint64_t bits)
     st.st_mtim.tv_sec = (time_t)(bits & 0xffffffffu);
     st.st_mtim.tv_nsec = (long)((bits >> 32) % 1000000000u);
     st.st_size = (off_t)(bits >> 40);
-    app_http_etag(&st, etag, sizeof(etag));
+    qd_http_etag(&st, etag, sizeof(etag));
     if (etag[0] != '"' || etag[strlen(etag) - 1] != '"')
         qd_panic("etag %s is not quoted", etag);
     snprintf(weak, sizeof(weak), "W/%s", etag);
-    if (!app_http_etag_match(etag, etag) || !app_http_etag_match(weak, etag) ||
-        !app_http_etag_match("*", etag))
+    if (!qd_http_etag_match(etag, etag) || !qd_http_etag_match(weak, etag) ||
+        !qd_http_etag_match("*", etag))
         qd_panic("etag %s does not match itself", etag);
-    if (app_http_etag_match(list, etag) && strstr(list, etag) == NULL && strchr(list, '*') == NULL)
+    if (qd_http_etag_match(list, etag) && strstr(list, etag) == NULL && strchr(list, '*') == NULL)
         qd_panic("if-none-match \"%s\" matches %s without naming it", list, etag);
 }
 
@@ -110,17 +110,17 @@ static void check_accepts(const char *list)
     char one[64];
 
     for (size_t i = 0; i < sizeof(codings) / sizeof(codings[0]); i++) {
-        if (app_http_accepts(list, codings[i]) && strcasestr(list, codings[i]) == NULL)
+        if (qd_http_accepts(list, codings[i]) && strcasestr(list, codings[i]) == NULL)
             qd_panic("accept-encoding \"%s\" accepts %s without naming it", list, codings[i]);
         snprintf(one, sizeof(one), "%s;q=0.5", codings[i]);
-        if (!app_http_accepts(codings[i], codings[i]) || !app_http_accepts(one, codings[i]))
+        if (!qd_http_accepts(codings[i], codings[i]) || !qd_http_accepts(one, codings[i]))
             qd_panic("accept-encoding %s refuses itself", codings[i]);
         snprintf(one, sizeof(one), "%s;q=0", codings[i]);
-        if (app_http_accepts(one, codings[i]))
+        if (qd_http_accepts(one, codings[i]))
             qd_panic("accept-encoding %s;q=0 accepts", codings[i]);
     }
     /* The input as a coding name: never accepted by a list without it. */
-    if (strlen(list) < 32 && list[0] != '\0' && app_http_accepts("gzip, br", list) &&
+    if (strlen(list) < 32 && list[0] != '\0' && qd_http_accepts("gzip, br", list) &&
         strcasecmp(list, "gzip") != 0 && strcasecmp(list, "br") != 0)
         qd_panic("accept-encoding \"gzip, br\" accepts \"%s\"", list);
 }
@@ -143,7 +143,7 @@ static void check_json(const uint8_t *p, size_t len)
     size_t n = 0;
 
     qd_buf_init(&out);
-    app_json_escape(&out, p, len);
+    qd_json_escape(&out, p, len);
     const char *s = qd_buf_str(&out);
     for (size_t i = 0; i < out.len; i++) {
         unsigned char c = (unsigned char)s[i];

@@ -213,23 +213,23 @@ static void test_app_mime_type(void)
     QD_EXPECT_STR(app_mime_type("noext."), "application/octet-stream");
 }
 
-static void test_app_http_date(void)
+static void test_qd_http_date(void)
 {
-    char s[APP_HTTP_DATE_LEN];
+    char s[QD_HTTP_DATE_LEN];
     time_t t;
 
-    app_http_date(784111777, s);
+    qd_http_date(784111777, s);
     QD_EXPECT_STR(s, "Sun, 06 Nov 1994 08:49:37 GMT");
-    app_http_date(0, s);
+    qd_http_date(0, s);
     QD_EXPECT_STR(s, "Thu, 01 Jan 1970 00:00:00 GMT");
 
-    QD_EXPECT_INT(app_http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", &t), 0);
+    QD_EXPECT_INT(qd_http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", &t), 0);
     QD_EXPECT_INT(t, 784111777);
-    QD_EXPECT_INT(app_http_date_parse("Sunday, 06-Nov-94 08:49:37 GMT", &t), 0);
+    QD_EXPECT_INT(qd_http_date_parse("Sunday, 06-Nov-94 08:49:37 GMT", &t), 0);
     QD_EXPECT_INT(t, 784111777);
-    QD_EXPECT_INT(app_http_date_parse("Sun Nov  6 08:49:37 1994", &t), 0);
+    QD_EXPECT_INT(qd_http_date_parse("Sun Nov  6 08:49:37 1994", &t), 0);
     QD_EXPECT_INT(t, 784111777);
-    QD_EXPECT_INT(app_http_date_parse("Sun Nov 16 08:49:37 1994", &t), 0);
+    QD_EXPECT_INT(qd_http_date_parse("Sun Nov 16 08:49:37 1994", &t), 0);
     QD_EXPECT_INT(t, 784111777 + 10 * 86400);
 
     static const char *bad[] = {
@@ -247,11 +247,11 @@ static void test_app_http_date(void)
         "Fri, 31 Dec 9999 23:59:60 GMT", /* year 10000 (tests/fuzz/fuzz_http) */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (app_http_date_parse(bad[i], &t) == 0)
+        if (qd_http_date_parse(bad[i], &t) == 0)
             QD_FAIL("\"%s\" parsed", bad[i]);
 }
 
-static void test_app_http_etag(void)
+static void test_qd_http_etag(void)
 {
     struct stat st;
     char etag[64];
@@ -260,18 +260,18 @@ static void test_app_http_etag(void)
     st.st_size = 0x1234;
     st.st_mtim.tv_sec = 1;
     st.st_mtim.tv_nsec = 5;
-    app_http_etag(&st, etag, sizeof(etag));
+    qd_http_etag(&st, etag, sizeof(etag));
     QD_EXPECT_STR(etag, "\"3b9aca05-1234\"");
 
-    QD_EXPECT_INT(app_http_etag_match("\"3b9aca05-1234\"", etag), 1);
-    QD_EXPECT_INT(app_http_etag_match("W/\"3b9aca05-1234\"", etag), 1);
-    QD_EXPECT_INT(app_http_etag_match("\"a\", W/\"3b9aca05-1234\"", etag), 1);
-    QD_EXPECT_INT(app_http_etag_match("\"a\",\"3b9aca05-1234\"", etag), 1);
-    QD_EXPECT_INT(app_http_etag_match("*", etag), 1);
-    QD_EXPECT_INT(app_http_etag_match("\"3b9aca05-1235\"", etag), 0);
-    QD_EXPECT_INT(app_http_etag_match("3b9aca05-1234", etag), 0);
-    QD_EXPECT_INT(app_http_etag_match("\"3b9aca05-1234", etag), 0);
-    QD_EXPECT_INT(app_http_etag_match("", etag), 0);
+    QD_EXPECT_INT(qd_http_etag_match("\"3b9aca05-1234\"", etag), 1);
+    QD_EXPECT_INT(qd_http_etag_match("W/\"3b9aca05-1234\"", etag), 1);
+    QD_EXPECT_INT(qd_http_etag_match("\"a\", W/\"3b9aca05-1234\"", etag), 1);
+    QD_EXPECT_INT(qd_http_etag_match("\"a\",\"3b9aca05-1234\"", etag), 1);
+    QD_EXPECT_INT(qd_http_etag_match("*", etag), 1);
+    QD_EXPECT_INT(qd_http_etag_match("\"3b9aca05-1235\"", etag), 0);
+    QD_EXPECT_INT(qd_http_etag_match("3b9aca05-1234", etag), 0);
+    QD_EXPECT_INT(qd_http_etag_match("\"3b9aca05-1234", etag), 0);
+    QD_EXPECT_INT(qd_http_etag_match("", etag), 0);
 }
 
 static const struct {
@@ -304,11 +304,11 @@ static const struct {
     {"", 1000, 0, 0, 0},
 };
 
-static void test_app_http_range_parse(void)
+static void test_qd_http_range_parse(void)
 {
     for (size_t i = 0; i < sizeof(range_cases) / sizeof(range_cases[0]); i++) {
         uint64_t off = 0, len = 0;
-        int rv = app_http_range_parse(range_cases[i].h, range_cases[i].size, &off, &len);
+        int rv = qd_http_range_parse(range_cases[i].h, range_cases[i].size, &off, &len);
         if (rv != range_cases[i].rv)
             QD_FAIL("\"%s\" (size %llu): got %d, want %d", range_cases[i].h,
                     (unsigned long long)range_cases[i].size, rv, range_cases[i].rv);
@@ -319,23 +319,23 @@ static void test_app_http_range_parse(void)
     }
 }
 
-static void test_app_http_accepts(void)
+static void test_qd_http_accepts(void)
 {
-    QD_EXPECT_INT(app_http_accepts("gzip, deflate, br", "br"), 1);
-    QD_EXPECT_INT(app_http_accepts("gzip, deflate, br", "gzip"), 1);
-    QD_EXPECT_INT(app_http_accepts("gzip;q=0, br;q=0.5", "gzip"), 0);
-    QD_EXPECT_INT(app_http_accepts("gzip;q=0, br;q=0.5", "br"), 1);
-    QD_EXPECT_INT(app_http_accepts("br;q=0.000", "br"), 0);
-    QD_EXPECT_INT(app_http_accepts("br;q=0.001", "br"), 1);
-    QD_EXPECT_INT(app_http_accepts("GZIP", "gzip"), 1);
-    QD_EXPECT_INT(app_http_accepts("identity", "gzip"), 0);
-    QD_EXPECT_INT(app_http_accepts("*", "gzip"), 0);
-    QD_EXPECT_INT(app_http_accepts("", "br"), 0);
-    QD_EXPECT_INT(app_http_accepts("brotli", "br"), 0);
-    QD_EXPECT_INT(app_http_accepts(";;;,,, ;q=", "br"), 0);
+    QD_EXPECT_INT(qd_http_accepts("gzip, deflate, br", "br"), 1);
+    QD_EXPECT_INT(qd_http_accepts("gzip, deflate, br", "gzip"), 1);
+    QD_EXPECT_INT(qd_http_accepts("gzip;q=0, br;q=0.5", "gzip"), 0);
+    QD_EXPECT_INT(qd_http_accepts("gzip;q=0, br;q=0.5", "br"), 1);
+    QD_EXPECT_INT(qd_http_accepts("br;q=0.000", "br"), 0);
+    QD_EXPECT_INT(qd_http_accepts("br;q=0.001", "br"), 1);
+    QD_EXPECT_INT(qd_http_accepts("GZIP", "gzip"), 1);
+    QD_EXPECT_INT(qd_http_accepts("identity", "gzip"), 0);
+    QD_EXPECT_INT(qd_http_accepts("*", "gzip"), 0);
+    QD_EXPECT_INT(qd_http_accepts("", "br"), 0);
+    QD_EXPECT_INT(qd_http_accepts("brotli", "br"), 0);
+    QD_EXPECT_INT(qd_http_accepts(";;;,,, ;q=", "br"), 0);
 }
 
-static void test_app_json_escape(void)
+static void test_qd_json_escape(void)
 {
     static const struct {
         const char *in;
@@ -361,7 +361,7 @@ static void test_app_json_escape(void)
     qd_buf_init(&b);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         qd_buf_reset(&b);
-        app_json_escape(&b, (const uint8_t *)cases[i].in, cases[i].len);
+        qd_json_escape(&b, (const uint8_t *)cases[i].in, cases[i].len);
         QD_EXPECT_STR(qd_buf_str(&b), cases[i].out);
     }
     /* every byte value: the output is printable ASCII or UTF-8, never a raw control byte */
@@ -369,19 +369,19 @@ static void test_app_json_escape(void)
     for (int i = 0; i < 256; i++)
         all[i] = (uint8_t)i;
     qd_buf_reset(&b);
-    app_json_escape(&b, all, sizeof(all));
+    qd_json_escape(&b, all, sizeof(all));
     for (size_t i = 0; i < b.len; i++)
         if ((unsigned char)b.data[i] < 0x20 || (unsigned char)b.data[i] >= 0x7f)
             QD_FAIL("byte %zu of the escaped 0..255 is 0x%02x", i, (unsigned char)b.data[i]);
     qd_buf_release(&b);
 }
 
-static void test_app_http_rfc3339(void)
+static void test_qd_http_rfc3339(void)
 {
     struct timespec ts = {784111777, 123456789};
     char out[40];
 
-    app_http_rfc3339(&ts, out, sizeof(out));
+    qd_http_rfc3339(&ts, out, sizeof(out));
     QD_EXPECT_STR(out, "1994-11-06T08:49:37.123Z");
 }
 
@@ -392,11 +392,11 @@ int main(void)
     QD_RUN(test_app_path_encode);
     QD_RUN(test_app_path_open);
     QD_RUN(test_app_mime_type);
-    QD_RUN(test_app_http_date);
-    QD_RUN(test_app_http_etag);
-    QD_RUN(test_app_http_range_parse);
-    QD_RUN(test_app_http_accepts);
-    QD_RUN(test_app_json_escape);
-    QD_RUN(test_app_http_rfc3339);
+    QD_RUN(test_qd_http_date);
+    QD_RUN(test_qd_http_etag);
+    QD_RUN(test_qd_http_range_parse);
+    QD_RUN(test_qd_http_accepts);
+    QD_RUN(test_qd_json_escape);
+    QD_RUN(test_qd_http_rfc3339);
     QD_TEST_DONE();
 }

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NAME
- *	app_http - small pieces of HTTP semantics (RFC 9110)
+ *	qd_http - small pieces of HTTP semantics (RFC 9110)
  * SYNOPSIS
- *	app_http_date(), app_http_date_parse(), app_http_etag(),
- *	app_http_etag_match(), app_http_reason(), app_http_range_parse(),
- *	app_http_accepts(), app_http_rfc3339(), app_json_escape()
+ *	qd_http_date(), qd_http_date_parse(), qd_http_etag(),
+ *	qd_http_etag_match(), qd_http_reason(), qd_http_range_parse(),
+ *	qd_http_accepts(), qd_http_rfc3339(), qd_json_escape(),
+ *	qd_http_log_line()
  * DESCRIPTION
  *	Dates are formatted as IMF-fixdate with our own day and month names
  *	(strftime's depend on the locale); all three HTTP-date forms are
@@ -31,9 +32,7 @@
 
 /* libshared */
 #include "qd_buf.h"
-
-/* local */
-#include "app.h"
+#include "qd_http.h"
 
 #define MAX_HTTP_DATE ((time_t)253402300799) /* 9999-12-31T23:59:59Z */
 
@@ -41,14 +40,14 @@ static const char wdays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
 static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-void app_http_date(time_t t, char *out)
+void qd_http_date(time_t t, char *out)
 {
     struct tm tm;
 
     if (gmtime_r(&t, &tm) == NULL)
         memset(&tm, 0, sizeof(tm));
     /* The moduli only bound the output for the compiler; gmtime_r's fields are in range. */
-    snprintf(out, APP_HTTP_DATE_LEN, "%.3s, %02u %.3s %04u %02u:%02u:%02u GMT",
+    snprintf(out, QD_HTTP_DATE_LEN, "%.3s, %02u %.3s %04u %02u:%02u:%02u GMT",
              wdays[(unsigned)tm.tm_wday % 7], (unsigned)tm.tm_mday % 32,
              months[(unsigned)tm.tm_mon % 12], (unsigned)(tm.tm_year + 1900) % 10000,
              (unsigned)tm.tm_hour % 24, (unsigned)tm.tm_min % 60, (unsigned)tm.tm_sec % 61);
@@ -99,7 +98,7 @@ static const char *hms(const char *p, struct tm *tm)
     return digits(lit(p, ":"), 2, &tm->tm_sec);
 }
 
-int app_http_date_parse(const char *s, time_t *t)
+int qd_http_date_parse(const char *s, time_t *t)
 {
     struct tm tm;
     const char *p = s;
@@ -142,7 +141,7 @@ int app_http_date_parse(const char *s, time_t *t)
     return *t == (time_t)-1 || *t > MAX_HTTP_DATE ? -1 : 0;
 }
 
-void app_http_etag(const struct stat *st, char *out, size_t cap)
+void qd_http_etag(const struct stat *st, char *out, size_t cap)
 {
     unsigned long long ns = (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
                             (unsigned long long)st->st_mtim.tv_nsec;
@@ -150,7 +149,7 @@ void app_http_etag(const struct stat *st, char *out, size_t cap)
     snprintf(out, cap, "\"%llx-%llx\"", ns, (unsigned long long)st->st_size);
 }
 
-bool app_http_etag_match(const char *list, const char *etag)
+bool qd_http_etag_match(const char *list, const char *etag)
 {
     size_t etag_len = strlen(etag);
     const char *p = list;
@@ -175,7 +174,7 @@ bool app_http_etag_match(const char *list, const char *etag)
     }
 }
 
-const char *app_http_reason(unsigned status)
+const char *qd_http_reason(unsigned status)
 {
     switch (status) {
     case 200:
@@ -233,7 +232,7 @@ static int parse_u64(const char **p, uint64_t *v)
     return 0;
 }
 
-int app_http_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+int qd_http_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
 {
     const char *p = h;
     uint64_t first, last;
@@ -284,7 +283,7 @@ int app_http_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *
     return 1;
 }
 
-bool app_http_accepts(const char *list, const char *coding)
+bool qd_http_accepts(const char *list, const char *coding)
 {
     size_t clen = strlen(coding);
     const char *p = list;
@@ -319,7 +318,7 @@ bool app_http_accepts(const char *list, const char *coding)
     return false;
 }
 
-void app_http_rfc3339(const struct timespec *ts, char *out, size_t cap)
+void qd_http_rfc3339(const struct timespec *ts, char *out, size_t cap)
 {
     struct tm tm;
     time_t t = ts->tv_sec;
@@ -367,7 +366,7 @@ static size_t utf8_len(const uint8_t *p, size_t avail)
     return n;
 }
 
-void app_json_escape(qd_buf *out, const uint8_t *p, size_t len)
+void qd_json_escape(qd_buf *out, const uint8_t *p, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
 
@@ -410,4 +409,35 @@ void app_json_escape(qd_buf *out, const uint8_t *p, size_t len)
         }
         i++;
     }
+}
+
+/* log_escape - |s| for a quoted log field: '"', '\\', '%', controls, non-ASCII as %XX */
+static void log_escape(qd_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '%') {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            qd_buf_append(b, e, 3);
+        } else {
+            qd_buf_append(b, (const char *)p, 1);
+        }
+    }
+}
+
+void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer,
+                      const char *method, const char *path, unsigned status, uint64_t bytes_out,
+                      double ms, const char *conn_id, uint64_t stream, bool cancelled)
+{
+    char when[40];
+
+    qd_http_rfc3339(now, when, sizeof(when));
+    qd_buf_reset(line);
+    qd_buf_printf(line, "%s %s \"", when, peer != NULL ? peer : "-");
+    log_escape(line, method != NULL ? method : "-");
+    qd_buf_append(line, " ", 1);
+    log_escape(line, path != NULL ? path : "-");
+    qd_buf_printf(line, "\" %u %" PRIu64 " %.3f %s %" PRIu64 "%s\n", status, bytes_out, ms,
+                  conn_id, stream, cancelled ? " cancelled" : "");
 }

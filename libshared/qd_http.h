@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef QD_HTTP_H
+#define QD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "qd_buf.h"
+
+/*
+ * Small pieces of HTTP semantics (RFC 9110) that the app and the worker's
+ * fast path share: dates, entity tags, ranges, Accept-Encoding, and the
+ * access log line.
+ */
+
+#define QD_HTTP_DATE_LEN 64
+
+/* qd_http_date writes |t| as an IMF-fixdate into |out| (QD_HTTP_DATE_LEN). */
+void qd_http_date(time_t t, char *out);
+
+/*
+ * qd_http_date_parse parses an HTTP-date (IMF-fixdate, RFC 850 or asctime
+ * form). Returns 0 and sets |*t|, or -1.
+ */
+int qd_http_date_parse(const char *s, time_t *t);
+
+/* qd_http_etag writes the strong entity tag of |st| into |out| (|cap| bytes). */
+void qd_http_etag(const struct stat *st, char *out, size_t cap);
+
+/*
+ * qd_http_etag_match tells whether the If-None-Match value |list| matches
+ * |etag| by weak comparison ("*" matches anything).
+ */
+bool qd_http_etag_match(const char *list, const char *etag);
+
+/* qd_http_reason returns the reason phrase of |status| ("" if unknown). */
+const char *qd_http_reason(unsigned status);
+
+/*
+ * qd_http_range_parse reads a Range header |h| against a representation
+ * of |size| bytes. Returns 1 and sets |*off|, |*len| for one satisfiable
+ * byte range (bytes=a-b, a-, -n; clipped to the size); 0 when the header
+ * is to be ignored (not "bytes", malformed, several ranges); -1 when it is
+ * unsatisfiable (416).
+ */
+int qd_http_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *len);
+
+/*
+ * qd_http_accepts tells whether the Accept-Encoding value |list| accepts
+ * content-coding |coding| explicitly with a non-zero q ("*" is not honoured).
+ */
+bool qd_http_accepts(const char *list, const char *coding);
+
+/* qd_http_rfc3339 writes |ts| as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) into |out|. */
+void qd_http_rfc3339(const struct timespec *ts, char *out, size_t cap);
+
+/*
+ * qd_json_escape appends |len| bytes |p| to |out| as the inside of a JSON
+ * string: '"', '\\' and control bytes escaped, well-formed UTF-8 copied, any
+ * other byte as \u00XX (the byte read as Latin-1).
+ */
+void qd_json_escape(qd_buf *out, const uint8_t *p, size_t len);
+
+/*
+ * qd_http_log_line makes |line| one access log line (format in
+ * quicd.conf(5)), newline included: time, peer, "method path" (escaped:
+ * '"', '\\', '%', controls and non-ASCII as %XX), status, body bytes,
+ * milliseconds, connection id, QUIC stream, and " cancelled" if so.
+ */
+void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer,
+                      const char *method, const char *path, unsigned status, uint64_t bytes_out,
+                      double ms, const char *conn_id, uint64_t stream, bool cancelled);
+
+#endif /* QD_HTTP_H */

@@ -100,7 +100,7 @@ static const qd_conf_key keys[QD_K_COUNT] = {
     {"log_level", QD_CONF_ENUM, "info", 0, 0, OFF(log_level), R, log_levels,
      "least severe level logged: err, warn, notice, info or debug"},
     {"access_log", QD_CONF_PATH, "", 0, 0, OFF(access_log), R | QD_CONF_F_EMPTY, NULL,
-     "file the app appends one line per request to; empty disables it"},
+     "file the app and the workers append one line per request to; empty disables it"},
     {"congestion_control", QD_CONF_ENUM, "cubic", 0, 0, OFF(congestion_control), R, cc_names,
      "QUIC congestion controller: cubic, reno or bbr"},
     {"retry", QD_CONF_ENUM, "auto", 0, 0, OFF(retry), R, retry_names,
@@ -149,6 +149,10 @@ static const qd_conf_key keys[QD_K_COUNT] = {
      "serve the built-in routes /api/time, /api/echo, /events and /stream"},
     {"early_hints", QD_CONF_STRING, "", 0, 0, OFF(early_hints), R | QD_CONF_F_EMPTY | QD_CONF_F_HINTS,
      NULL, "103 Early Hints Link headers per path: PATH LINK[, LINK] [| PATH LINK ...]"},
+    {"file_cache_max", QD_CONF_INT, "1000", 0, 100000, OFF(file_cache_max), R, NULL,
+     "static files each worker answers itself, without the app (open descriptors); 0 disables"},
+    {"file_cache_valid", QD_CONF_DURATION, "1s", 0, 3600 * 1000LL, OFF(file_cache_valid_ms), R,
+     NULL, "how long a worker answers for a file before it asks the app again"},
 };
 
 #undef R

@@ -81,6 +81,8 @@ typedef enum qd_conf_key_id {
     QD_K_RETRY_LIMIT,
     QD_K_API,
     QD_K_EARLY_HINTS,
+    QD_K_FILE_CACHE_MAX,
+    QD_K_FILE_CACHE_VALID,
     QD_K_COUNT
 } qd_conf_key_id;
 
@@ -122,6 +124,8 @@ typedef struct qd_conf {
     int64_t retry_limit;     /* most Retry packets per second per worker; Initials beyond wait */
     bool api;                /* the built-in routes /api/time, /api/echo, /events, /stream */
     char *early_hints;       /* "PATH LINK, LINK | PATH LINK"; empty: none */
+    int64_t file_cache_max;  /* static answers a worker keeps (the fast path); 0: off */
+    int64_t file_cache_valid_ms; /* how long a worker serves a granted file before asking again */
 
     /* Bookkeeping: the value text as written and where it came from. */
     char *text[QD_K_COUNT]; /* NULL means the compiled-in default */

@@ -32,8 +32,8 @@ enum {
     QD_MSG_CONFIG = 1,  /* F_TEXT: the whole effective configuration */
     QD_MSG_STOP = 2,    /* F_DEADLINE_MS: finish work and exit */
     QD_MSG_CHANNEL = 3, /* F_ROLE, F_INSTANCE + 1 fd: a channel to that peer */
-    QD_MSG_LOG_FD = 4,  /* to the app after each CONFIG: 1 fd, the access_log opened
-                           for appending, or no fd: logging off */
+    QD_MSG_LOG_FD = 4,  /* to the app and each worker after each CONFIG: 1 fd, the
+                           access_log opened for appending, or no fd: logging off */
     QD_MSG_TLS_FILES = 5, /* to a worker before each CONFIG: 2 fds, tls_certificate and
                              tls_key opened for reading (by root: a chrooted worker
                              reloads renewed files from them), or none: unreadable */
@@ -199,6 +199,10 @@ const char *qd_rec_close_by_name(uint32_t by);
 #define QD_REQ_F_EARLY 0x2 /* the request arrived in 0-RTT data (replayable) */
 /* QD_MSG_RESP_* flags */
 #define QD_RESP_F_END 0x1 /* no more response body follows */
+/* With a whole file's descriptor on a 200 to GET: the worker may answer later
+ * GET/HEAD requests for the same path and Accept-Encoding itself, for
+ * file_cache_valid (the fast path, worker_cache.c). */
+#define QD_RESP_F_GRANT 0x2
 
 /* Shared secrets the listener hands the workers with their sockets. */
 #define QD_STATIC_SECRET_LEN 32 /* tokens and stateless-reset keys */

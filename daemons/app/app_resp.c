@@ -183,7 +183,7 @@ void app_resp_send_head(app_req *r, uint32_t flags, int fd, uint64_t off, uint64
     app_worker *w = r->w;
     app *a = w->a;
 
-    assert(!r->is_head_sent && (fd < 0 || flags == 0));
+    assert(!r->is_head_sent && (fd < 0 || (flags & QD_RESP_F_END) == 0));
     r->resp_flags = flags;
     if (fd >= 0) {
         /* The caller keeps |fd|: a head that has to wait needs its own. */

@@ -28,6 +28,12 @@
  *	Configured 103 Early Hints go out just before a 200 or 206. HEAD
  *	gets the same headers plus content-length and no body.
  *
+ *	Fast path: a whole file to GET for a path without a query goes out
+ *	with QD_RESP_F_GRANT (when file_cache_max > 0): the worker may then
+ *	answer GET and HEAD for the same path and Accept-Encoding itself
+ *	(200, 206, 304, with the hints it saw), for file_cache_valid, from
+ *	the descriptor and the headers of this answer (worker_cache.c).
+ *
  *	Errors: a "." or ".." segment, ENOENT, ENOTDIR: 404; a symlink
  *	leaving the root (EXDEV), ELOOP, EACCES, a non-regular file: 403; a
  *	bad escape or %00: 400; an over-long path: 414; anything else: 500.
@@ -200,6 +206,16 @@ static const char *precompressed(const app_req *r, const char *rel, int *fd, str
     return NULL;
 }
 
+/*
+ * grantable - may the worker answer this path itself from now on (the fast
+ * path)? Only a whole file to GET, for a path without a query: what the
+ * worker matches on (path and Accept-Encoding) is then all that chose it.
+ */
+static bool grantable(const app_req *r)
+{
+    return r->w->a->child.conf.file_cache_max > 0 && strchr(r->path, '?') == NULL;
+}
+
 void app_static_handle(app_req *r)
 {
     app *a = r->w->a;
@@ -290,7 +306,7 @@ void app_static_handle(app_req *r)
         app_resp_header(r, "content-length", length);
         app_resp_send_head(r, QD_RESP_F_END, -1, 0, 0);
     } else {
-        app_resp_send_head(r, 0, fd, 0, size);
+        app_resp_send_head(r, grantable(r) ? QD_RESP_F_GRANT : 0, fd, 0, size);
     }
     close(fd);
 }

@@ -235,8 +235,8 @@ int master_child_send(master_child *c, const qd_ipc_msg *msg)
 }
 
 /*
- * send_access_log - open access_log (the app may be chrooted away from it)
- * and hand the app the descriptor; no descriptor turns its log off. Sent
+ * send_access_log - open access_log (the app and the workers may be chrooted
+ * away from it) and hand the child the descriptor; none turns its log off. Sent
  * after every CONFIG, so a reload reopens the file (log rotation).
  */
 static void send_access_log(master_child *c)
@@ -295,8 +295,8 @@ void master_child_send_config(master_child *c, uint32_t id)
     qd_buf_release(&text);
     c->config_id = id;
     send_ctl(c, &out_msg);
-    if (c->role == QD_ROLE_APP)
-        send_access_log(c);
+    if (c->role == QD_ROLE_APP || c->role == QD_ROLE_WORKER)
+        send_access_log(c); /* a worker logs the answers of its fast path */
 }
 
 /* close_ctl - forget the control channel */

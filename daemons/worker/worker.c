@@ -151,6 +151,8 @@ static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
      * cannot be used the reload fails and everything stays as it was. */
     if (worker_tls_init(w, conf, err) < 0)
         return -1;
+    /* What the app granted under the old configuration is asked for again. */
+    worker_cache_clear(w);
     if (w->sample_ns != 0) /* a new stats_interval applies from now */
         uv_timer_start(&w->sample_timer, w->sample_timer.timer_cb,
                        (uint64_t)conf->stats_interval_ms, (uint64_t)conf->stats_interval_ms);
@@ -229,7 +231,7 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u64(m, QD_F_RETRY_DROPS, w->initials_dropped);
 }
 
-/* message - QD_MSG_CONNS_REQ: list live connections on the channel it carries */
+/* message - TLS_FILES, LOG_FD, and CONNS_REQ: list live connections on its channel */
 static void message(qd_child *c, qd_ipc_msg *m)
 {
     worker *w = &the_worker;
@@ -241,6 +243,12 @@ static void message(qd_child *c, qd_ipc_msg *m)
                 close(w->tls_fds[i]);
             w->tls_fds[i] = m->fd_count == 2 ? qd_ipc_msg_take_fd(m, i) : -1;
         }
+        return;
+    }
+    if (m->type == QD_MSG_LOG_FD) { /* after each CONFIG: the fast path's access log */
+        if (w->access_fd >= 0)
+            close(w->access_fd);
+        w->access_fd = m->fd_count == 1 ? qd_ipc_msg_take_fd(m, 0) : -1;
         return;
     }
     if (m->type != QD_MSG_CONNS_REQ || (fd = qd_ipc_msg_take_fd(m, 0)) < 0) {
@@ -273,6 +281,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < WORKER_MAX_SOCKETS; i++)
         w->eps[i].fd = -1;
     w->tls_fds[0] = w->tls_fds[1] = -1;
+    w->access_fd = -1;
+    if (qd_random(&w->cache.seed, sizeof(w->cache.seed)) < 0)
+        w->cache.seed = (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
     wk_map_init(&w->cids);
     wk_map_init(&w->streams);
     qd_child_init(&w->child, QD_ROLE_WORKER, argc, argv, &ops, w);

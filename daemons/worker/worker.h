@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -73,6 +74,36 @@ typedef struct wk_chunk {
     uint8_t data[];
 } wk_chunk;
 
+#define WK_FILE_MAX_FIELDS 56 /* header fields (and hint fields) a granted answer may have */
+
+/* A static answer the app granted (worker_cache.c): one allocation. */
+typedef struct wk_file {
+    struct wk_file *hnext;          /* hash chain */
+    struct wk_file *older, *newer;  /* LRU list */
+    uint64_t hash;
+    char *key; /* :path NUL accept-encoding, as the client sent them */
+    size_t keylen;
+    int fd;        /* the file, read with pread */
+    uint32_t refs; /* streams reading it */
+    bool cached;   /* in the table (else freed with its last reference) */
+    uint64_t size;
+    time_t mtime;     /* last-modified, for If-Modified-Since and If-Range */
+    const char *etag; /* in nv */
+    uint64_t expires_ns;
+    nghttp3_nv *nv; /* the 200's header fields (NUL-terminated strings) */
+    size_t nnv;
+    nghttp3_nv *hints; /* the 103 Early Hints fields sent before it */
+    size_t nhints;
+} wk_file;
+
+typedef struct wk_cache {
+    wk_file **slots;
+    size_t nslots, count;
+    wk_file *newest, *oldest;
+    uint64_t seed;
+    uint64_t hits, grants;
+} wk_cache;
+
 /* A request stream. */
 struct wk_stream {
     wk_stream *next, *prev; /* in the connection's list */
@@ -94,6 +125,11 @@ struct wk_stream {
     uint64_t filled, handed, acked;
     uint64_t ack_skip; /* acked bytes of the first chunk */
     int fd;            /* body source, or -1 */
+    wk_file *file;     /* fd belongs to this cache entry (a reference), or NULL */
+    char *grant_key;   /* cacheable request: its cache key (keylen bytes) for a grant */
+    size_t grant_keylen;
+    qd_buf hints;      /* the 103 fields the app sent, while a grant may follow */
+    bool by_worker;    /* answered by the worker (its cache, 503, 425, 431): it logs it */
     uint64_t fd_off;   /* next file offset to read */
     uint64_t fd_left;  /* file bytes not yet read */
     bool body_from_app; /* RESP_BODY messages carry the body */
@@ -173,6 +209,8 @@ struct worker {
     wk_conn *dirty;
     wk_chunk *free_chunks;
     size_t nfree_chunks;
+    wk_cache cache; /* granted static answers (the fast path) */
+    int access_fd;  /* access_log from the master (QD_MSG_LOG_FD); -1: off */
     /* Retry decision for retry = auto: new connections this second */
     uint64_t rate_window_ns;
     uint64_t rate_count;
@@ -242,6 +280,14 @@ void worker_rec_request(wk_stream *s);
 void worker_rec_start(worker *w);
 void worker_rec_conns(worker *w, int fd);
 void worker_rec_flush(worker *w);
+
+/* worker_cache.c */
+wk_file *worker_cache_find(worker *w, const char *key, size_t keylen);
+wk_file *worker_cache_put(worker *w, const char *key, size_t keylen, int fd, uint64_t size,
+                          const nghttp3_nv *nv, size_t nnv, const nghttp3_nv *hints,
+                          size_t nhints);
+void worker_cache_unref(wk_file *f);
+void worker_cache_clear(worker *w);
 
 /* worker_h3.c */
 int worker_h3_setup(wk_conn *c);

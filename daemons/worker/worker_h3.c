@@ -16,9 +16,12 @@
  *	the client has acknowledged it, so a slow client holds a bounded
  *	amount of memory and the app never copies a body.
  *
- *	Responses the worker makes itself are protocol answers only: 503
- *	when no app is connected (it comes back when the master hands over a
- *	new channel), 425 Too Early for an unsafe method in 0-RTT data.
+ *	Responses the worker makes itself: the fast path, GET and HEAD for
+ *	files the app granted (worker_cache.c), as 200, 206 or 304 with the
+ *	app's headers and hints; and protocol answers: 503 when no app is
+ *	connected (it comes back when the master hands over a new channel),
+ *	425 Too Early for an unsafe method in 0-RTT data, 431 for an oversized
+ *	head. The worker writes their access log lines, the app the others'.
  *
  *	A wk_stream lives from nghttp3's begin_headers to its stream_close;
  *	it is in its connection's list and in the worker's request-id table.
@@ -39,6 +42,7 @@
 /* libshared */
 #include "qd_alloc.h"
 #include "qd_err.h"
+#include "qd_http.h"
 #include "qd_log.h"
 #include "qd_time.h"
 
@@ -128,6 +132,7 @@ static wk_stream *stream_new(wk_conn *c, int64_t id)
     s->id = id;
     s->fd = -1;
     qd_buf_init(&s->fields);
+    qd_buf_init(&s->hints);
     s->req_id = ++w->next_req_id;
     wk_map_put(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id), s);
     s->next = c->streams;
@@ -141,12 +146,44 @@ static wk_stream *stream_new(wk_conn *c, int64_t id)
     return s;
 }
 
+/* drop_fd - done with the body's descriptor: close it, or release the cache entry's */
+static void drop_fd(wk_stream *s)
+{
+    if (s->file != NULL)
+        worker_cache_unref(s->file);
+    else if (s->fd >= 0)
+        close(s->fd);
+    s->file = NULL;
+    s->fd = -1;
+}
+
+/* log_own - the access log line of an answer the worker made itself */
+static void log_own(wk_stream *s)
+{
+    static qd_buf line;
+    worker *w = s->c->w;
+    struct timespec now;
+
+    if (w->access_fd < 0)
+        return;
+    clock_gettime(CLOCK_REALTIME, &now);
+    qd_http_log_line(&line, &now, s->c->peer, s->method, s->path, (unsigned)s->status,
+                     s->filled, (double)(worker_now() - s->started_ns) / 1e6, s->c->cid_text,
+                     (uint64_t)s->id, !s->eof || s->acked < s->filled);
+    if (write(w->access_fd, line.data, line.len) < 0) {
+        static qd_log_limit lim;
+        qd_log_limited(&lim, QD_LOG_WARN, "access_log: %s", strerror(errno));
+    }
+}
+
 static void stream_free(wk_stream *s)
 {
     wk_conn *c = s->c;
     worker *w = c->w;
 
     worker_rec_request(s);
+    if (s->by_worker)
+        log_own(s);
     if (s->head_sent && (!s->eof || !s->req_done))
         cancel_at_app(s); /* the app may still hold state for it */
     wk_map_del(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id));
@@ -162,13 +199,14 @@ static void stream_free(wk_stream *s)
         s->first = ch->next;
         worker_chunk_put(w, ch);
     }
-    if (s->fd >= 0)
-        close(s->fd);
+    drop_fd(s);
     free(s->method);
     free(s->scheme);
     free(s->authority);
     free(s->path);
+    free(s->grant_key);
     qd_buf_release(&s->fields);
+    qd_buf_release(&s->hints);
     free(s);
 }
 
@@ -228,8 +266,7 @@ static int fill_from_fd(wk_stream *s)
         s->fd_left -= (uint64_t)n;
     }
     if (s->fd >= 0 && s->fd_left == 0) {
-        close(s->fd);
-        s->fd = -1;
+        drop_fd(s);
         s->eof = true;
     }
     return 0;
@@ -348,11 +385,200 @@ static void respond_local(wk_stream *s, int status, const char *text)
     };
 
     nv[1].valuelen = (size_t)snprintf(len, sizeof(len), "%zu", strlen(text));
+    s->by_worker = true;
     bool head = s->method && strcmp(s->method, "HEAD") == 0;
     if (!head)
         append(s, (const uint8_t *)text, strlen(text));
     s->eof = true;
     submit(s, status, nv, 2, !head);
+}
+
+/* --- the fast path: answers from granted files (worker_cache.c) ------------- */
+
+/*
+ * req_field - request header |name| (lowercase) copied as a C string into
+ * |buf|: 1, or 0 when absent, or -1 when it is longer than |cap| or sent
+ * twice (the app then decides).
+ */
+static int req_field(const wk_stream *s, const char *name, char *buf, size_t cap)
+{
+    size_t nlen = strlen(name);
+    int found = 0;
+
+    for (size_t off = 0; off + 2 <= s->fields.len;) {
+        const uint8_t *p = (const uint8_t *)s->fields.data + off;
+        size_t flen = (size_t)p[0] << 8 | p[1];
+        if (flen > nlen && p[2 + nlen] == '\0' && memcmp(p + 2, name, nlen) == 0) {
+            size_t vlen = flen - nlen - 1;
+            if (found || vlen >= cap)
+                return -1;
+            memcpy(buf, p + 3 + nlen, vlen);
+            buf[vlen] = '\0';
+            found = 1;
+        }
+        off += 2 + flen;
+    }
+    return found;
+}
+
+/* is_validator - the fields a 304 repeats (as the app's does) */
+static bool is_validator(const nghttp3_nv *nv)
+{
+    static const char *const names[] = {"last-modified", "etag", "cache-control",
+                                        "accept-ranges", "vary"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (nv->namelen == strlen(names[i]) && memcmp(nv->name, names[i], nv->namelen) == 0)
+            return true;
+    return false;
+}
+
+/* send_hints - the 103 the app sent before this file's 200 */
+static void send_hints(wk_stream *s, const wk_file *f)
+{
+    nghttp3_nv nv[WK_FILE_MAX_FIELDS + 1];
+
+    if (f->nhints == 0)
+        return;
+    nv[0] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)"103", 7, 3, NGHTTP3_NV_FLAG_NONE};
+    memcpy(nv + 1, f->hints, f->nhints * sizeof(nv[0]));
+    if (nghttp3_conn_submit_info(s->c->h3, s->id, nv, f->nhints + 1) != 0)
+        reset(s);
+}
+
+/*
+ * fast_answer - answer a GET or HEAD from a granted file, as the app would
+ * have: 304 by If-None-Match (else If-Modified-Since), 206 for one
+ * satisfiable range (subject to If-Range), else 200; HEAD without a body.
+ * Returns false to send the request to the app: not cacheable, not
+ * cached, expired, an unsatisfiable range (the app makes the 416), or a
+ * header the worker does not read alone (too long, or sent twice). A GET
+ * that misses remembers its key, for the grant the app may send back.
+ */
+static bool fast_answer(wk_stream *s)
+{
+    static char key[2 * MAX_HEAD_BYTES + 2];
+    worker *w = s->c->w;
+    char ae[1024], inm[1024], ims[64], rng[256], ir[256], clen[24], crange[80];
+    nghttp3_nv nv[WK_FILE_MAX_FIELDS + 2];
+    uint64_t off = 0, len;
+    size_t n = 0, plen, alen, keylen;
+    int has_ae, has_inm, has_ims, has_rng = 0, has_ir = 0, range = 0, status;
+    bool head, not_modified;
+    wk_file *f;
+    time_t t;
+
+    if (w->child.conf.file_cache_max <= 0)
+        return false;
+    head = strcmp(s->method, "HEAD") == 0;
+    if ((!head && strcmp(s->method, "GET") != 0) || s->path[0] != '/' || strchr(s->path, '?'))
+        return false;
+    if ((has_ae = req_field(s, "accept-encoding", ae, sizeof(ae))) < 0)
+        return false;
+    plen = strlen(s->path);
+    alen = has_ae ? strlen(ae) : 0;
+    if (plen + 1 + alen > sizeof(key))
+        return false;
+    memcpy(key, s->path, plen + 1);
+    memcpy(key + plen + 1, ae, alen);
+    keylen = plen + 1 + alen;
+    if ((f = worker_cache_find(w, key, keylen)) == NULL) {
+        if (!head) {
+            s->grant_key = qd_xmalloc(keylen);
+            memcpy(s->grant_key, key, keylen);
+            s->grant_keylen = keylen;
+        }
+        return false;
+    }
+    has_inm = req_field(s, "if-none-match", inm, sizeof(inm));
+    has_ims = req_field(s, "if-modified-since", ims, sizeof(ims));
+    if (!head) {
+        has_rng = req_field(s, "range", rng, sizeof(rng));
+        has_ir = req_field(s, "if-range", ir, sizeof(ir));
+    }
+    if (has_inm < 0 || has_ims < 0 || has_rng < 0 || has_ir < 0)
+        return false;
+    /* RFC 9110 13.2.2: If-None-Match, when present, decides alone. */
+    if (has_inm)
+        not_modified = qd_http_etag_match(inm, f->etag);
+    else
+        not_modified = has_ims && qd_http_date_parse(ims, &t) == 0 && f->mtime <= t;
+    len = f->size;
+    if (!not_modified && has_rng) {
+        bool ir_ok = true;
+        if (has_ir)
+            ir_ok = ir[0] == '"' ? strcmp(ir, f->etag) == 0
+                                 : qd_http_date_parse(ir, &t) == 0 && t == f->mtime;
+        if (ir_ok && (range = qd_http_range_parse(rng, f->size, &off, &len)) < 0)
+            return false;
+    }
+    s->by_worker = true;
+    w->requests++;
+    w->cache.hits++;
+    if (not_modified) {
+        for (size_t i = 0; i < f->nnv; i++)
+            if (is_validator(&f->nv[i]))
+                nv[n++] = f->nv[i];
+        s->eof = true;
+        submit(s, 304, nv, n, false);
+        return true;
+    }
+    send_hints(s, f);
+    memcpy(nv, f->nv, f->nnv * sizeof(nv[0]));
+    n = f->nnv;
+    status = range > 0 ? 206 : 200;
+    if (range > 0)
+        nv[n++] = (nghttp3_nv){(uint8_t *)"content-range", (uint8_t *)crange, 13,
+                               (size_t)snprintf(crange, sizeof(crange),
+                                                "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, off,
+                                                off + len - 1, f->size),
+                               NGHTTP3_NV_FLAG_NONE};
+    nv[n++] = (nghttp3_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14,
+                           (size_t)snprintf(clen, sizeof(clen), "%" PRIu64, len),
+                           NGHTTP3_NV_FLAG_NONE};
+    if (head || len == 0) {
+        s->eof = true;
+        submit(s, status, nv, n, false);
+        return true;
+    }
+    s->fd = f->fd;
+    s->file = f;
+    f->refs++;
+    s->fd_off = off;
+    s->fd_left = len;
+    if (fill_from_fd(s) < 0) {
+        reset(s);
+        return true;
+    }
+    submit(s, status, nv, n, true);
+    return true;
+}
+
+/*
+ * take_grant - the app granted this 200 (QD_RESP_F_GRANT): keep the file
+ * and its fields, with the hints that came before, for later requests of
+ * the same key. The stream then reads through the cache's descriptor.
+ */
+static void take_grant(wk_stream *s, const nghttp3_nv *nv, size_t n, uint64_t length)
+{
+    nghttp3_nv hv[WK_FILE_MAX_FIELDS];
+    size_t nh = 0;
+    wk_file *f;
+
+    for (size_t off = 0; off + 2 <= s->hints.len && nh < WK_FILE_MAX_FIELDS;) {
+        const uint8_t *p = (const uint8_t *)s->hints.data + off;
+        size_t flen = (size_t)p[0] << 8 | p[1];
+        const uint8_t *nul = memchr(p + 2, '\0', flen);
+        if (nul != NULL)
+            hv[nh++] = (nghttp3_nv){(uint8_t *)p + 2, (uint8_t *)nul + 1, (size_t)(nul - p - 2),
+                                    flen - (size_t)(nul - p - 2) - 1, NGHTTP3_NV_FLAG_NONE};
+        off += 2 + flen;
+    }
+    f = worker_cache_put(s->c->w, s->grant_key, s->grant_keylen, s->fd, length, nv, n, hv, nh);
+    if (f != NULL) {
+        s->file = f;
+        s->c->w->cache.grants++;
+    }
 }
 
 /* --- requests towards the app ------------------------------------------------ */
@@ -381,6 +607,8 @@ static void send_head(wk_stream *s, bool fin)
         respond_local(s, 425, "425 Too Early\n");
         return;
     }
+    if (fast_answer(s))
+        return;
     if (w->app == NULL) {
         respond_local(s, 503, "503 Service Unavailable\n");
         return;
@@ -760,6 +988,8 @@ static void on_resp_head(worker *w, qd_ipc_msg *m, wk_stream *s)
                                (size_t)snprintf(len_text, sizeof(len_text), "%" PRIu64, length),
                                NGHTTP3_NV_FLAG_NONE};
         s->fd = qd_ipc_msg_take_fd(m, 0);
+        if ((flags & QD_RESP_F_GRANT) && s->grant_key != NULL && status == 200 && off == 0)
+            take_grant(s, nv, n - 1, length); /* the fields without content-length */
         s->fd_off = off;
         s->fd_left = length;
         s->eof = length == 0;
@@ -795,6 +1025,15 @@ static void on_resp_info(worker *w, qd_ipc_msg *m, wk_stream *s)
     nv[0] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)status_text, 7, strlen(status_text),
                          NGHTTP3_NV_FLAG_NONE};
     size_t n = 1 + collect_fields(m, nv + 1, 63);
+    /* A grant may follow: keep the hints for the cache entry. */
+    for (size_t i = 1; status == 103 && s->grant_key != NULL && i < n; i++) {
+        size_t flen = nv[i].namelen + 1 + nv[i].valuelen;
+        uint8_t len2[2] = {(uint8_t)(flen >> 8), (uint8_t)flen};
+        qd_buf_append(&s->hints, (const char *)len2, 2);
+        qd_buf_append(&s->hints, (const char *)nv[i].name, nv[i].namelen);
+        qd_buf_append(&s->hints, "", 1);
+        qd_buf_append(&s->hints, (const char *)nv[i].value, nv[i].valuelen);
+    }
     if (nghttp3_conn_submit_info(s->c->h3, s->id, nv, n) != 0)
         reset(s);
     worker_conn_mark(s->c);

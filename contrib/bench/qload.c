@@ -83,15 +83,15 @@ enum ql_mode { QL_MODE_HANDSHAKE, QL_MODE_SERIAL };
 
 struct ql_opts {
     enum ql_mode mode;
-    uint64_t total;      /* connections (handshake) or requests (serial) */
-    size_t inflight;     /* handshake mode only */
-    double secs;         /* hard stop */
+    uint64_t total_count; /* connections (handshake) or requests (serial) */
+    size_t inflight_max;  /* handshake mode only */
+    double limit_s;       /* hard stop */
     bool is_resume;
-    char host[QL_HOST_LEN];   /* without brackets */
+    char host[QL_HOST_LEN]; /* without brackets */
     char port[8];
     char authority[QL_HOST_LEN + 10];
     char path[4096];
-    bool has_sni;             /* host is a name, not an address literal */
+    bool has_sni; /* host is a name, not an address literal */
 };
 
 /* Latencies in ns; grows by doubling on the control path, not per packet. */
@@ -146,16 +146,16 @@ struct ql_run {
     size_t free_count;
     struct ql_conn **heap;
     size_t heap_len;
-    size_t inflight;
+    size_t inflight_count;
     uint64_t seq;
-    uint64_t started; /* connections opened / requests submitted */
-    uint64_t done;
-    uint64_t failed;
-    uint64_t resumed;
-    uint64_t aborted;
-    uint64_t tx_dropped;
-    uint64_t err_shown;
-    uint64_t err_suppressed;
+    uint64_t started_count; /* connections opened / requests submitted */
+    uint64_t done_count;
+    uint64_t failed_count;
+    uint64_t resumed_count;
+    uint64_t aborted_count;
+    uint64_t tx_drop_count;
+    uint64_t err_shown_count;
+    uint64_t err_suppressed_count;
     struct ql_lat lat;
     uint64_t rng[4];
     uint8_t *rxbuf;
@@ -366,11 +366,11 @@ static void run_warn(struct ql_run *r, const char *fmt, ...)
 {
     va_list ap;
 
-    if (r->err_shown >= QL_ERR_SHOW) {
-        r->err_suppressed++;
+    if (r->err_shown_count >= QL_ERR_SHOW) {
+        r->err_suppressed_count++;
         return;
     }
-    r->err_shown++;
+    r->err_shown_count++;
     fputs("qload: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -381,8 +381,8 @@ static void run_warn(struct ql_run *r, const char *fmt, ...)
 /* conn_h3_error - record an nghttp3 failure as an H3 application close */
 static int conn_h3_error(struct ql_conn *c, const char *what, int rv)
 {
-    ngtcp2_ccerr_set_application_error(&c->ccerr, nghttp3_err_infer_quic_app_error_code(rv),
-                                       NULL, 0);
+    ngtcp2_ccerr_set_application_error(&c->ccerr, nghttp3_err_infer_quic_app_error_code(rv), NULL,
+                                       0);
     conn_err(c, "%s: %s", what, nghttp3_strerror(rv));
     return -1;
 }
@@ -406,7 +406,7 @@ static int conn_send(struct ql_conn *c, const uint8_t *data, size_t len)
 #endif
     case ENOBUFS:
         /* Counted and left to QUIC loss recovery, as for a lost packet. */
-        c->run->tx_dropped++;
+        c->run->tx_drop_count++;
         return 0;
     case ECONNREFUSED:
         c->is_no_close = true;
@@ -428,8 +428,8 @@ static void conn_close_pkt(struct ql_conn *c)
     if (c->qc == NULL || c->is_no_close || ngtcp2_conn_in_closing_period(c->qc) ||
         ngtcp2_conn_in_draining_period(c->qc))
         return;
-    n = ngtcp2_conn_write_connection_close(c->qc, NULL, NULL, r->txbuf,
-                                           NGTCP2_MAX_UDP_PAYLOAD_SIZE, &c->ccerr, now_ns());
+    n = ngtcp2_conn_write_connection_close(c->qc, NULL, NULL, r->txbuf, NGTCP2_MAX_UDP_PAYLOAD_SIZE,
+                                           &c->ccerr, now_ns());
     if (n > 0)
         (void)conn_send(c, r->txbuf, (size_t)n);
 }
@@ -452,7 +452,7 @@ static void conn_release(struct ql_conn *c)
     c->ssl = NULL;
     c->fd = -1;
     r->free_list[r->free_count++] = c;
-    r->inflight--;
+    r->inflight_count--;
 }
 
 /* conn_close - orderly end: CONNECTION_CLOSE(H3_NO_ERROR), then release */
@@ -474,11 +474,12 @@ static void conn_fail(struct ql_conn *c, const char *fmt, ...)
         vsnprintf(c->err, sizeof(c->err), fmt, ap);
         va_end(ap);
     }
-    r->failed++;
+    r->failed_count++;
     if (r->opt.mode == QL_MODE_HANDSHAKE)
         run_warn(r, "connection %" PRIu64 ": %s", c->id, c->err[0] ? c->err : "unknown error");
     else
-        run_warn(r, "request %" PRIu64 ": %s", r->started, c->err[0] ? c->err : "unknown error");
+        run_warn(r, "request %" PRIu64 ": %s", r->started_count,
+                 c->err[0] ? c->err : "unknown error");
     conn_close_pkt(c);
     conn_release(c);
 }
@@ -688,8 +689,8 @@ static int cb_recv_rx_key(ngtcp2_conn *qc, ngtcp2_encryption_level level, void *
 }
 
 /* cb_recv_stream_data - STREAM data to nghttp3; credit for non-DATA bytes */
-static int cb_recv_stream_data(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
-                               uint64_t offset, const uint8_t *data, size_t len, void *user_data,
+static int cb_recv_stream_data(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id, uint64_t offset,
+                               const uint8_t *data, size_t len, void *user_data,
                                void *stream_user_data)
 {
     struct ql_conn *c = user_data;
@@ -741,8 +742,8 @@ static int cb_stream_close(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
         app_error_code = NGHTTP3_H3_NO_ERROR;
     if (stream_id == c->stream_id && !c->is_resp_done) {
         c->is_stream_failed = true;
-        snprintf(c->err, sizeof(c->err), "stream closed before the response ended (code 0x%" PRIx64 ")",
-                 app_error_code);
+        snprintf(c->err, sizeof(c->err),
+                 "stream closed before the response ended (code 0x%" PRIx64 ")", app_error_code);
     }
     if (c->h3 == NULL)
         return 0;
@@ -988,7 +989,7 @@ static int conn_submit(struct ql_conn *c, uint64_t now)
     c->req_ns = now;
     c->deadline_ns = now + QL_CONN_TIMEOUT_NS;
     if (r->opt.mode == QL_MODE_SERIAL)
-        r->started++;
+        r->started_count++;
     return 0;
 }
 
@@ -1015,11 +1016,12 @@ static bool conn_finish_handshake_mode(struct ql_conn *c, uint64_t now)
     }
     if (r->opt.is_resume && r->session == NULL && !r->is_ticket_given_up) {
         r->is_ticket_given_up = true;
-        fprintf(stderr, "qload: no session ticket from the server; continuing without resumption\n");
+        fprintf(stderr,
+                "qload: no session ticket from the server; continuing without resumption\n");
     }
-    r->done++;
+    r->done_count++;
     if (c->is_resumed)
-        r->resumed++;
+        r->resumed_count++;
     lat_push(&r->lat, c->resp_end_ns - c->open_ns);
     if (c->is_peer_closed)
         conn_release(c);
@@ -1034,20 +1036,20 @@ static bool conn_finish_serial_mode(struct ql_conn *c)
     struct ql_run *r = c->run;
 
     if (c->is_stream_failed) {
-        r->failed++;
-        run_warn(r, "request %" PRIu64 ": %s", r->started, c->err);
+        r->failed_count++;
+        run_warn(r, "request %" PRIu64 ": %s", r->started_count, c->err);
         c->err[0] = '\0';
     } else if (c->status < 200 || c->status > 299) {
-        r->failed++;
-        run_warn(r, "request %" PRIu64 ": HTTP status %d", r->started, c->status);
+        r->failed_count++;
+        run_warn(r, "request %" PRIu64 ": HTTP status %d", r->started_count, c->status);
     } else {
-        r->done++;
+        r->done_count++;
         lat_push(&r->lat, c->resp_end_ns - c->req_ns);
     }
     c->stream_id = -1;
     c->is_resp_done = false;
     c->is_stream_failed = false;
-    if (r->started < r->opt.total) {
+    if (r->started_count < r->opt.total_count) {
         c->is_want_req = true;
         return false;
     }
@@ -1145,8 +1147,10 @@ static int conn_read(struct ql_conn *c)
 
     for (int i = 0; i < QL_RX_BATCH && !c->is_peer_closed; i++) {
         struct iovec iov = {.iov_base = r->rxbuf, .iov_len = QL_RX_BUF_SIZE};
-        struct msghdr mh = {
-            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf)};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = cbuf.buf,
+                            .msg_controllen = sizeof(cbuf)};
         ssize_t n = recvmsg(c->fd, &mh, 0);
         size_t seg, off;
         uint64_t now;
@@ -1223,7 +1227,7 @@ static void conn_open(struct ql_run *r)
     c->conn_ref.get_conn = cb_get_conn;
     c->conn_ref.user_data = c;
     ngtcp2_ccerr_default(&c->ccerr);
-    r->inflight++;
+    r->inflight_count++;
     c->open_ns = now_ns();
     c->deadline_ns = c->open_ns + QL_CONN_TIMEOUT_NS;
 
@@ -1288,10 +1292,11 @@ static void conn_open(struct ql_run *r)
 /* launch - keep INFLIGHT connections going; --resume starts alone until a ticket */
 static void launch(struct ql_run *r)
 {
-    while (r->inflight < r->opt.inflight && r->started < r->opt.total) {
-        if (r->opt.is_resume && r->session == NULL && !r->is_ticket_given_up && r->inflight > 0)
+    while (r->inflight_count < r->opt.inflight_max && r->started_count < r->opt.total_count) {
+        if (r->opt.is_resume && r->session == NULL && !r->is_ticket_given_up &&
+            r->inflight_count > 0)
             break;
-        r->started++;
+        r->started_count++;
         conn_open(r);
     }
 }
@@ -1324,7 +1329,7 @@ static void run_loop(struct ql_run *r, uint64_t end_ns)
             break;
         if (r->opt.mode == QL_MODE_HANDSHAKE)
             launch(r);
-        if (r->inflight == 0)
+        if (r->inflight_count == 0)
             break;
         if (r->heap_len > 0 && r->heap[0]->expiry_ns < wake)
             wake = r->heap[0]->expiry_ns;
@@ -1352,7 +1357,7 @@ static void run_loop(struct ql_run *r, uint64_t end_ns)
     }
     /* Hard stop: whatever is still in flight is neither done nor failed. */
     while (r->heap_len > 0) {
-        r->aborted++;
+        r->aborted_count++;
         conn_close(r->heap[0]);
     }
 }
@@ -1456,30 +1461,31 @@ static void parse_args(struct ql_opts *o, int argc, char **argv)
         usage(stderr);
         exit(2);
     }
-    o->total = 1000;
-    o->inflight = 8;
-    o->secs = 30;
+    o->total_count = 1000;
+    o->inflight_max = 8;
+    o->limit_s = 30;
     while ((ch = getopt_long(argc - 1, argv + 1, "n:c:t:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'n':
             errno = 0;
-            o->total = strtoull(optarg, &e, 10);
-            if (errno || *e || o->total == 0 || optarg[0] == '-') {
+            o->total_count = strtoull(optarg, &e, 10);
+            if (errno || *e || o->total_count == 0 || optarg[0] == '-') {
                 fprintf(stderr, "qload: -n wants a positive integer\n");
                 exit(2);
             }
             break;
         case 'c':
             errno = 0;
-            o->inflight = strtoul(optarg, &e, 10);
-            if (errno || *e || o->inflight == 0 || o->inflight > 100000 || optarg[0] == '-') {
+            o->inflight_max = strtoul(optarg, &e, 10);
+            if (errno || *e || o->inflight_max == 0 || o->inflight_max > 100000 ||
+                optarg[0] == '-') {
                 fprintf(stderr, "qload: -c wants an integer in 1..100000\n");
                 exit(2);
             }
             break;
         case 't':
-            o->secs = strtod(optarg, &e);
-            if (*e || !(o->secs > 0) || o->secs > 86400) {
+            o->limit_s = strtod(optarg, &e);
+            if (*e || !(o->limit_s > 0) || o->limit_s > 86400) {
                 fprintf(stderr, "qload: -t wants seconds in (0, 86400]\n");
                 exit(2);
             }
@@ -1509,10 +1515,10 @@ static void parse_args(struct ql_opts *o, int argc, char **argv)
             fprintf(stderr, "qload: --resume applies to handshake mode only\n");
             exit(2);
         }
-        o->inflight = 1;
+        o->inflight_max = 1;
     }
-    if (o->inflight > o->total)
-        o->inflight = (size_t)o->total;
+    if (o->inflight_max > o->total_count)
+        o->inflight_max = (size_t)o->total_count;
 }
 
 /* resolve - the server address, once */
@@ -1546,7 +1552,7 @@ static nghttp3_nv make_nv(const char *name, const char *value)
 /* run_init - everything allocated once before the clock starts */
 static void run_init(struct ql_run *r)
 {
-    size_t n = r->opt.inflight;
+    size_t n = r->opt.inflight_max;
     struct rlimit rl;
 
     if (getrandom(r->rng, sizeof(r->rng), 0) != (ssize_t)sizeof(r->rng))
@@ -1570,8 +1576,9 @@ static void run_init(struct ql_run *r)
     for (size_t i = 0; i < n; i++)
         r->free_list[r->free_count++] = &r->pool[n - 1 - i];
     r->rxbuf = xcalloc(1, QL_RX_BUF_SIZE);
-    r->txbuf = xcalloc(1, NGTCP2_MAX_UDP_PAYLOAD_SIZE > 65536 ? NGTCP2_MAX_UDP_PAYLOAD_SIZE : 65536);
-    r->lat.cap = r->opt.total < 1000000 ? (size_t)r->opt.total : 1000000;
+    r->txbuf =
+        xcalloc(1, NGTCP2_MAX_UDP_PAYLOAD_SIZE > 65536 ? NGTCP2_MAX_UDP_PAYLOAD_SIZE : 65536);
+    r->lat.cap = r->opt.total_count < 1000000 ? (size_t)r->opt.total_count : 1000000;
     r->lat.v = xcalloc(r->lat.cap, sizeof(*r->lat.v));
     r->nva[0] = make_nv(":method", "GET");
     r->nva[1] = make_nv(":scheme", "https");
@@ -1630,31 +1637,31 @@ int main(int argc, char **argv)
     c0 = cpu_ns();
     if (r.opt.mode == QL_MODE_SERIAL)
         conn_open(&r);
-    run_loop(&r, t0 + (uint64_t)(r.opt.secs * 1e9));
+    run_loop(&r, t0 + (uint64_t)(r.opt.limit_s * 1e9));
     t1 = now_ns();
     c1 = cpu_ns();
 
     secs = (double)(t1 - t0) / 1e9;
     qsort(r.lat.v, r.lat.len, sizeof(*r.lat.v), cmp_u64);
-    if (r.err_suppressed > 0)
-        fprintf(stderr, "qload: %" PRIu64 " further errors not shown\n", r.err_suppressed);
-    if (r.tx_dropped > 0)
+    if (r.err_suppressed_count > 0)
+        fprintf(stderr, "qload: %" PRIu64 " further errors not shown\n", r.err_suppressed_count);
+    if (r.tx_drop_count > 0)
         fprintf(stderr, "qload: %" PRIu64 " datagrams dropped on send (socket buffer full)\n",
-                r.tx_dropped);
+                r.tx_drop_count);
     if (got_signal)
         fprintf(stderr, "qload: interrupted\n");
-    else if (r.aborted > 0)
-        fprintf(stderr, "qload: time limit of %g s reached\n", r.opt.secs);
-    printf("mode=%s done=%" PRIu64 " failed=%" PRIu64, r.opt.mode == QL_MODE_SERIAL ? "serial" : "handshake",
-           r.done, r.failed);
+    else if (r.aborted_count > 0)
+        fprintf(stderr, "qload: time limit of %g s reached\n", r.opt.limit_s);
+    printf("mode=%s done=%" PRIu64 " failed=%" PRIu64,
+           r.opt.mode == QL_MODE_SERIAL ? "serial" : "handshake", r.done_count, r.failed_count);
     if (r.opt.mode == QL_MODE_HANDSHAKE)
-        printf(" resumed=%" PRIu64, r.resumed);
+        printf(" resumed=%" PRIu64, r.resumed_count);
     printf(" aborted=%" PRIu64 " secs=%.2f rate=%.1f client_cpu=%.2f p50_ms=%.3f p99_ms=%.3f"
            " max_ms=%.3f\n",
-           r.aborted, secs, secs > 0 ? (double)r.done / secs : 0.0,
+           r.aborted_count, secs, secs > 0 ? (double)r.done_count / secs : 0.0,
            secs > 0 ? (double)(c1 - c0) / 1e9 / secs : 0.0, lat_ms(&r.lat, 0.50),
            lat_ms(&r.lat, 0.99), lat_ms(&r.lat, 1.0));
     fflush(stdout);
     run_free(&r);
-    return r.done > 0 && r.failed == 0 ? 0 : 1;
+    return r.done_count > 0 && r.failed_count == 0 ? 0 : 1;
 }

@@ -75,6 +75,8 @@ typedef struct wk_chunk {
 } wk_chunk;
 
 #define WK_FILE_MAX_FIELDS 56 /* header fields (and hint fields) a granted answer may have */
+#define WK_FILE_MEM_MAX (16 * 1024)     /* a granted file this small is kept in memory */
+#define WK_CACHE_MEM_MAX (4 * 1024 * 1024) /* ... while the cache holds less than this */
 
 /* A static answer the app granted (worker_cache.c): one allocation. */
 typedef struct wk_file {
@@ -83,7 +85,8 @@ typedef struct wk_file {
     uint64_t hash;
     char *key; /* :path NUL accept-encoding, as the client sent them */
     size_t keylen;
-    int fd;        /* the file, read with pread */
+    int fd;        /* the file, read with pread; -1 when it is in |data| */
+    uint8_t *data; /* a small file's bytes (read once), or NULL */
     uint32_t refs; /* streams reading it */
     bool cached;   /* in the table (else freed with its last reference) */
     uint64_t size;
@@ -101,6 +104,7 @@ typedef struct wk_cache {
     size_t nslots, count;
     wk_file *newest, *oldest;
     uint64_t seed;
+    size_t mem; /* bytes of file data held */
     uint64_t hits, grants;
 } wk_cache;
 
@@ -125,7 +129,8 @@ struct wk_stream {
     uint64_t filled, handed, acked;
     uint64_t ack_skip; /* acked bytes of the first chunk */
     int fd;            /* body source, or -1 */
-    wk_file *file;     /* fd belongs to this cache entry (a reference), or NULL */
+    wk_file *file;     /* fd or mem belongs to this cache entry (a reference), or NULL */
+    const uint8_t *mem; /* the body in memory ([0, filled)), handed to nghttp3 as it is */
     char *grant_key;   /* cacheable request: its cache key (keylen bytes) for a grant */
     size_t grant_keylen;
     qd_buf hints;      /* the 103 fields the app sent, while a grant may follow */

@@ -13,7 +13,11 @@
  *	file_cache_valid the worker then answers GET and HEAD for that key
  *	itself (worker_h3.c: 200, 206 and 304), without a message to the app.
  *	At most file_cache_max entries are kept; the least recently used one
- *	goes first. An entry leaves the table when it expires, is evicted or
+ *	goes first. A file of at most WK_FILE_MEM_MAX bytes is read once into
+ *	the entry (while the cache holds less than WK_CACHE_MEM_MAX of them)
+ *	and its descriptor closed: nghttp3 then sends from that memory, with
+ *	no read and no copy per request. An entry leaves the table when it
+ *	expires, is evicted or
  *	the configuration is reloaded; its descriptor is closed once the last
  *	stream reading from it is done (a reference count).
  *
@@ -27,6 +31,7 @@
 #include "config.h"
 
 /* system */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,7 +82,32 @@ static void file_free(wk_file *f)
 {
     if (f->fd >= 0)
         close(f->fd);
+    if (f->data != NULL) {
+        the_worker.cache.mem -= f->size;
+        free(f->data);
+    }
     free(f);
+}
+
+/* load - a small file's bytes into memory (then its descriptor is closed) */
+static void load(wk_cache *t, wk_file *f)
+{
+    ssize_t n;
+
+    if (f->size == 0 || f->size > WK_FILE_MEM_MAX || t->mem + f->size > WK_CACHE_MEM_MAX)
+        return;
+    f->data = qd_xmalloc(f->size);
+    do
+        n = pread(f->fd, f->data, f->size, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)f->size) { /* changed meanwhile: keep reading the file */
+        free(f->data);
+        f->data = NULL;
+        return;
+    }
+    t->mem += f->size;
+    close(f->fd);
+    f->fd = -1;
 }
 
 /* drop - take |f| out of the table; freed now or when its last reader is done */
@@ -228,6 +258,7 @@ wk_file *worker_cache_put(worker *w, const char *key, size_t keylen, int fd, uin
     f->size = size;
     f->expires_ns = worker_now() + (uint64_t)w->child.conf.file_cache_valid_ms * 1000000ULL;
     f->refs = 1; /* the caller's stream */
+    load(t, f);
 
     /* A newer grant for the same key replaces the old one. */
     for (old = t->nslots ? t->slots[f->hash & (t->nslots - 1)] : NULL; old; old = old->hnext)

@@ -154,6 +154,7 @@ static void drop_fd(wk_stream *s)
     else if (s->fd >= 0)
         close(s->fd);
     s->file = NULL;
+    s->mem = NULL;
     s->fd = -1;
 }
 
@@ -311,6 +312,16 @@ static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t id, nghttp3_vec *vec, s
 
     if (s == NULL)
         return NGHTTP3_ERR_CALLBACK_FAILURE;
+    if (s->mem != NULL) { /* a cached small file: all of it, from the cache's memory */
+        if (s->handed < s->filled && veccnt > 0) {
+            vec[0].base = (uint8_t *)s->mem + s->handed;
+            vec[0].len = (size_t)(s->filled - s->handed);
+            s->handed = s->filled;
+            n = 1;
+        }
+        *pflags |= NGHTTP3_DATA_FLAG_EOF;
+        return (nghttp3_ssize)n;
+    }
     /* Chunks are freed whole: s->first begins ack_skip bytes before s->acked. */
     uint64_t off = s->acked - s->ack_skip;
     for (wk_chunk *ch = s->first; ch != NULL && n < veccnt; off += ch->len, ch = ch->next) {
@@ -446,6 +457,14 @@ static void send_hints(wk_stream *s, const wk_file *f)
         reset(s);
 }
 
+/* use_mem - the body is [off, off + len) of the cache entry's memory */
+static void use_mem(wk_stream *s, uint64_t off, uint64_t len)
+{
+    s->mem = s->file->data + off;
+    s->filled = len;
+    s->eof = true;
+}
+
 /*
  * fast_answer - answer a GET or HEAD from a granted file, as the app would
  * have: 304 by If-None-Match (else If-Modified-Since), 206 for one
@@ -541,9 +560,14 @@ static bool fast_answer(wk_stream *s)
         submit(s, status, nv, n, false);
         return true;
     }
-    s->fd = f->fd;
     s->file = f;
     f->refs++;
+    if (f->data != NULL) {
+        use_mem(s, off, len);
+        submit(s, status, nv, n, true);
+        return true;
+    }
+    s->fd = f->fd;
     s->fd_off = off;
     s->fd_left = len;
     if (fill_from_fd(s) < 0) {
@@ -990,6 +1014,12 @@ static void on_resp_head(worker *w, qd_ipc_msg *m, wk_stream *s)
         s->fd = qd_ipc_msg_take_fd(m, 0);
         if ((flags & QD_RESP_F_GRANT) && s->grant_key != NULL && status == 200 && off == 0)
             take_grant(s, nv, n - 1, length); /* the fields without content-length */
+        if (s->file != NULL && s->file->data != NULL) {
+            s->fd = -1; /* now the cache's memory */
+            use_mem(s, 0, length);
+            submit(s, (int)status, nv, n, true);
+            return;
+        }
         s->fd_off = off;
         s->fd_left = length;
         s->eof = length == 0;

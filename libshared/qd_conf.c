@@ -141,8 +141,8 @@ static const qd_conf_key keys[QD_K_COUNT] = {
     {"udp_buffer", QD_CONF_SIZE, "4MB", 65536, 1LL << 30, OFF(udp_buffer), 0, NULL,
      "receive and send buffer size of each UDP socket"},
     {"retry_threshold", QD_CONF_INT, "200", 1, 10000000, OFF(retry_threshold), R, NULL,
-     "new connections per second, or unfinished handshakes, per worker above which retry = auto "
-     "demands address validation"},
+     "unfinished handshakes per worker (of the last second, or still open) above which "
+     "retry = auto demands address validation"},
     {"retry_limit", QD_CONF_INT, "5000", 1, 10000000, OFF(retry_limit), R, NULL,
      "most Retry packets per second per worker; token-less Initials beyond it are dropped"},
     {"api", QD_CONF_BOOL, "yes", 0, 1, OFF(api), R, NULL,

@@ -120,7 +120,7 @@ typedef struct qd_conf {
     int64_t throttle_time_ms;
     char *cache_control;     /* empty: none */
     int64_t udp_buffer;      /* bytes, SO_RCVBUF/SO_SNDBUF of each UDP socket */
-    int64_t retry_threshold; /* new connections per second per worker before retry = auto sends Retry */
+    int64_t retry_threshold; /* unfinished handshakes per worker before retry = auto sends Retry */
     int64_t retry_limit;     /* most Retry packets per second per worker; Initials beyond wait */
     bool api;                /* the built-in routes /api/time, /api/echo, /events, /stream */
     char *early_hints;       /* "PATH LINK, LINK | PATH LINK"; empty: none */

@@ -220,7 +220,7 @@ struct worker {
     uint64_t rate_window_ns;
     uint64_t rate_count;
     uint64_t rate_last; /* new-connection attempts in the last full window (status) */
-    uint64_t handshake_window_ns; /* time spent on the first packets of new connections */
+    uint64_t rate_done;  /* handshakes completed this second */
     bool retry_active;
     /* Retry budget: retry_limit per second (token bucket) */
     uint64_t retry_tokens, retry_refill_ns;

@@ -54,11 +54,6 @@
 
 #define HANDSHAKE_TIMEOUT_NS (30 * NGTCP2_SECONDS)
 #define RESET_BURST 100
-/* retry = auto also demands validation once the first packets of new
- * connections (where TLS does its public-key work) took this much of a
- * second: with a slow signature or a busy CPU far fewer than
- * retry_threshold handshakes can fill the worker's time. */
-#define RETRY_HANDSHAKE_NS (100 * NGTCP2_MILLISECONDS)
 
 static uint8_t tx_buf[WORKER_TX_BUF];
 static uint64_t prng_state;
@@ -180,6 +175,7 @@ static int handshake_completed(ngtcp2_conn *conn, void *user_data)
     c->handshake_done = true;
     c->handshake_ns = worker_now() - c->started_ns;
     c->w->handshakes++;
+    c->w->rate_done++;
     c->w->half_open--;
     ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
         token, c->w->static_secret, sizeof(c->w->static_secret), path->remote.addr,
@@ -795,15 +791,25 @@ static void send_stateless_reset(worker *w, wk_ep *ep, const wk_addr *local,
 
 /* --- accepting ------------------------------------------------------------- */
 
+/* unfinished - new connections this window whose handshake did not complete (yet) */
+static uint64_t unfinished(const worker *w)
+{
+    return w->rate_count > w->rate_done ? w->rate_count - w->rate_done : 0;
+}
+
 /*
  * retry_window - close the second-long window of new-connection attempts
  * when it is over: retry = auto stays on while the last full second had
- * more than retry_threshold of them, or spent more than
- * RETRY_HANDSHAKE_NS starting handshakes. Also called every second from the
- * status report (worker_conn_retry_tick), so the state falls back when a
- * flood stops even if no Initial arrives to notice it; the timer closes a
- * window from 0.9 s on, so that its jitter does not make windows of
- * nearly two seconds.
+ * more than retry_threshold attempts that did not complete a handshake
+ * (attempts minus completed handshakes). Real clients complete theirs
+ * within round trips, however many there are; spoofed Initials never do,
+ * so a healthy load, at any rate, is never made to pay a Retry's extra
+ * round trip (HAProxy also counts unvalidated connections rather than a
+ * rate). Also called every second from the status report
+ * (worker_conn_retry_tick), so the state falls back when a flood stops
+ * even if no Initial arrives to notice it; the timer closes a window from
+ * 0.9 s on, so that its jitter does not make windows of nearly two
+ * seconds.
  */
 static void retry_window(worker *w, uint64_t now, uint64_t min_ns)
 {
@@ -812,20 +818,18 @@ static void retry_window(worker *w, uint64_t now, uint64_t min_ns)
     bool was = w->retry_active;
     /* The last window's rate, if that window was the last second. */
     bool recent = now - w->rate_window_ns < 2 * NGTCP2_SECONDS;
-    w->retry_active = recent && (w->rate_count > (uint64_t)w->child.conf.retry_threshold ||
-                                 w->handshake_window_ns > RETRY_HANDSHAKE_NS);
+    w->retry_active = recent && unfinished(w) > (uint64_t)w->child.conf.retry_threshold;
     w->rate_last = recent ? w->rate_count : 0;
     if (w->retry_active != was)
-        qd_notice("retry = auto: address validation %s (%llu new connections and %llums "
-                  "starting handshakes in the last second, threshold %lld; %llu Retry sent, "
+        qd_notice("retry = auto: address validation %s (%llu new connections, %llu of them "
+                  "unfinished, in the last second, threshold %lld; %llu Retry sent, "
                   "%llu Initials dropped so far)",
                   w->retry_active ? "on" : "off", (unsigned long long)w->rate_count,
-                  (unsigned long long)(w->handshake_window_ns / NGTCP2_MILLISECONDS),
-                  (long long)w->child.conf.retry_threshold,
+                  (unsigned long long)unfinished(w), (long long)w->child.conf.retry_threshold,
                   (unsigned long long)w->retries_sent, (unsigned long long)w->initials_dropped);
     w->rate_window_ns = now;
     w->rate_count = 0;
-    w->handshake_window_ns = 0;
+    w->rate_done = 0;
 }
 
 /* retry_demanded - does the worker ask new connections to prove their address now? */
@@ -834,9 +838,8 @@ static bool retry_demanded(const worker *w)
     if (w->child.conf.retry != QD_RETRY_AUTO)
         return w->child.conf.retry == QD_RETRY_YES;
     /* Handshakes that have not finished count too: a flood of spoofed Initials. */
-    return w->retry_active || w->rate_count >= (uint64_t)w->child.conf.retry_threshold ||
-           w->half_open >= (uint64_t)w->child.conf.retry_threshold ||
-           w->handshake_window_ns >= RETRY_HANDSHAKE_NS;
+    return w->retry_active || unfinished(w) >= (uint64_t)w->child.conf.retry_threshold ||
+           w->half_open >= (uint64_t)w->child.conf.retry_threshold;
 }
 
 /* want_retry - should this Initial be asked to prove its address? */
@@ -898,7 +901,7 @@ bool worker_conn_retry_tick(worker *w)
     } else if (now - w->rate_window_ns >= 900 * NGTCP2_MILLISECONDS) {
         w->rate_last = now - w->rate_window_ns < 2 * NGTCP2_SECONDS ? w->rate_count : 0;
         w->rate_count = 0;
-        w->handshake_window_ns = 0; /* or a reload to auto would find it all */
+        w->rate_done = 0; /* or a reload to auto would find it all */
         w->rate_window_ns = now;
     }
     return retry_demanded(w);
@@ -1044,7 +1047,6 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
         hd.tokenlen = 0;
     }
 
-    uint64_t t0 = worker_now();
     wk_conn *c = new_conn(w, ep, local, remote, &hd, podcid, token_type);
     if (c == NULL)
         return;
@@ -1053,7 +1055,6 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
     ngtcp2_path path = make_path(ep, local, remote);
     ngtcp2_pkt_info pi = {.ecn = ecn};
     int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
-    w->handshake_window_ns += worker_now() - t0; /* TLS made its whole first flight */
     if (rv == NGTCP2_ERR_RETRY) {
         send_retry(w, ep, local, remote, &hd, len * 3);
         conn_free(c);

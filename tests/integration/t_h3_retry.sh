@@ -1,14 +1,17 @@
 # SPDX-License-Identifier: MIT
 # Address validation: with retry = yes every new connection is sent a
 # Retry first (gtlsclient sees the Retry packet and still completes, and
-# gets a NEW_TOKEN for next time); retry = auto with a tiny threshold turns
-# Retry on under a burst of new connections and quicctl status says so;
+# gets a NEW_TOKEN for next time); retry = auto with a tiny threshold sends
+# no Retry to clients that complete their handshakes, however many at once,
+# and turns Retry on under Initials that never complete (qd_flood);
 # retry = no sends none. The mode changes by reload (the key reloads in
 # place) without restarting the workers.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_gtlsclient
 need_pycurl
+FLOOD="$QD_BUILDDIR/tests/tools/qd_flood"
+[ -x "$FLOOD" ] || die "$FLOOD not built (make check builds it)"
 setup 1
 h3_trap
 h3_cert
@@ -47,31 +50,52 @@ get no1
 if [ "$GOT" = yes ] && ! retried; then ok "retry = no: no Retry, 200"
 else fail "retry = no: got $GOT, Retry seen: $(retried && echo yes || echo no)"; fi
 
-write_conf 1 "retry = auto" "retry_threshold = 2"
+write_conf 1 "retry = auto" "retry_threshold = 8"
 quicctl reload >/dev/null || fail "reload to retry = auto"
 sleep 2.2   # a quiet second: the rate window forgets the connections above
 get auto1
 retried && fail "retry = auto: Retry on the first connection of a quiet server" ||
     ok "retry = auto: a quiet server sends no Retry"
-# A burst of connections at once crosses the threshold of 2 per second
-# (in parallel, so that a loaded machine cannot spread them over seconds).
-pids=""
-for i in 1 2 3 4 5; do
-    mkdir -p "$T/burst$i.dl"
-    gtls 15 --download="$T/burst$i.dl" 127.0.0.1 "$PORT" "$(h3_url 64k.bin)" > "$T/burst$i.log" &
-    pids="$pids $!"
-done
-# shellcheck disable=SC2086
-wait $pids
+# Real clients complete their handshakes: 15 of them within a few
+# seconds, 5 at a time, stay below 8 unfinished and get no Retry (the old
+# rule, 8 new connections a second, sent them Retry).
 n=0
-for i in 1 2 3 4 5; do
-    L="$T/burst$i.log"
-    retried && n=$((n + 1))
-    [ "$(gtls_status_count "$L" 200)" = 1 ] && cmp -s "$D/64k.bin" "$T/burst$i.dl/64k.bin" ||
-        fail "burst $i: no 200 with the body"
+for round in 1 2 3; do
+    pids=""
+    for i in 1 2 3 4 5; do
+        mkdir -p "$T/burst$round.$i.dl"
+        gtls 15 --download="$T/burst$round.$i.dl" 127.0.0.1 "$PORT" "$(h3_url 64k.bin)" \
+            > "$T/burst$round.$i.log" &
+        pids="$pids $!"
+    done
+    # shellcheck disable=SC2086
+    wait $pids
+    for i in 1 2 3 4 5; do
+        L="$T/burst$round.$i.log"
+        retried && n=$((n + 1))
+        [ "$(gtls_status_count "$L" 200)" = 1 ] && cmp -s "$D/64k.bin" "$T/burst$round.$i.dl/64k.bin" ||
+            fail "burst $round.$i: no 200 with the body"
+    done
 done
-[ "$n" -ge 1 ] && ok "retry = auto: $n of 5 burst connections were sent a Retry, all completed" ||
-    fail "retry = auto: no Retry during a burst above retry_threshold"
+[ "$n" = 0 ] && ok "retry = auto: 15 clients that complete their handshakes, 5 at once, get no Retry" ||
+    fail "retry = auto: $n of 15 completing clients were sent a Retry"
+# Initials that never complete (qd_flood: real ClientHellos from 20 ports,
+# no client behind them) cross the threshold of 8 unfinished handshakes:
+# the later ones and a real client meanwhile get a Retry.
+"$FLOOD" -p "$PORT" -H -s 20 -r 50 -d 4 > "$T/flood.out" 2>&1 &
+FLOOD_PID=$!
+sleep 1
+get during
+if [ "$GOT" = yes ] && retried; then
+    ok "retry = auto: under Initials that never complete a real client is sent a Retry and completes"
+else
+    fail "retry = auto during unfinished handshakes: got $GOT, Retry seen: $(retried && echo yes || echo no)"
+fi
+wait "$FLOOD_PID"
+log "flood: $(cat "$T/flood.out")"
+fr=$(sed -n 's/.* retry=\([0-9]*\).*/\1/p' "$T/flood.out")
+[ "${fr:-0}" -ge 1 ] && ok "the unfinished Initials were answered with Retry ($fr)" ||
+    fail "no Retry for the flood's Initials: $(cat "$T/flood.out")"
 [ "$(proc_field worker 0 pid)" = "$WPID" ] && ok "the reloads kept the worker (pid $WPID)" ||
     fail "the worker was replaced by a reload"
 finish

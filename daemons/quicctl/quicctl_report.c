@@ -297,9 +297,9 @@ int quicctl_report(quicctl *q, int argc, char **argv)
     if (sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (version < 3)
+    if (version < 3) /* version 4 only dropped an index */
         quicctl_die("stats database %s has schema version %d; start this quicd once to migrate "
-                    "it to version 3",
+                    "it to version 4",
                     path, version);
 
     /* A read transaction: every number below comes from one snapshot. */

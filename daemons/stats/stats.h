@@ -10,7 +10,7 @@
 
 #include "qd_child.h"
 
-#define STATS_SCHEMA_VERSION 3
+#define STATS_SCHEMA_VERSION 4
 #define STATS_BATCH_MAX 1000       /* records per transaction at most */
 #define STATS_BATCH_MS 1000        /* a batch is committed at least this often */
 #define STATS_REOPEN_MS 10000      /* retry an unavailable database this often */

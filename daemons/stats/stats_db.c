@@ -10,7 +10,7 @@
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
  *	block it) with synchronous=NORMAL; the schema carries its version in
  *	PRAGMA user_version and is created or migrated at open, each step in
- *	its own transaction (v0 -> v1 -> v2 -> v3). All writes use prepared
+ *	its own transaction (v0 -> v1 -> v2 -> v3 -> v4). All writes use prepared
  *	statements.
  *
  *	Records are written in batched transactions: the first record opens
@@ -18,8 +18,9 @@
  *	once-a-second timer in stats.c, whichever comes first. A kill -9 loses
  *	at most the open batch; WAL keeps the file consistent.
  *
- *	Schema version 3 (documented in quicd.conf(5), STATS DATABASE):
- *	  process_events (v1), connections, requests, samples (v2), losses (v3)
+ *	Schema version 4 (documented in quicd.conf(5), STATS DATABASE):
+ *	  process_events (v1), connections, requests, samples (v2), losses (v3),
+ *	  requests without its conn_id index (v4)
  *
  *	Records that never reached the database are counted where they were
  *	lost and the counts written as rows of losses: the master's (a full
@@ -120,7 +121,17 @@ static const char *const schema_v3 =
     "  cause TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS losses_time ON losses(time_ms);";
 
-static const char *const migrations[STATS_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
+/*
+ * v4: requests loses its conn_id index. Keyed by a random hex string, it
+ * was updated at a random place per row: 1.3 us of the stats daemon's 3.8
+ * us per request record at 90,000 requests/s (PERFORMANCE.md), and no
+ * query of quicd's uses it (quicctl report reads time windows). Look-ups
+ * of one connection's requests scan, or an operator adds the index.
+ */
+static const char schema_v4[] = "DROP INDEX IF EXISTS requests_conn_id;";
+
+static const char *const migrations[STATS_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
+                                                            schema_v4};
 
 /*
  * db_err - log an error while opening, unless stats.c already said the
@@ -208,7 +219,9 @@ static const struct {
 
 int stats_db_open(stats *s, const char *path)
 {
-    int rv = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* One thread uses the connection: no mutexes (NOMUTEX). */
+    int rv = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 
     if (rv != SQLITE_OK) {
         db_err(s, "cannot open stats database %s: %s", path,
@@ -334,14 +347,26 @@ static void bind_u64(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t ta
         sqlite3_bind_null(st, col);
 }
 
-/* bind_str - bind an optional string field (copied by SQLite), NULL when absent */
+/*
+ * bind_text - bind string field |tag| (without a NUL, shorter than |cap|)
+ * where it lies in |m|: SQLITE_STATIC, no copy, because |m| outlives the
+ * statement's step (stats_db_record). 0, or -1 when absent or invalid.
+ */
+static int bind_text(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag, size_t cap)
+{
+    const uint8_t *v;
+    size_t len;
+
+    if (qd_ipc_get_bytes(m, tag, &v, &len) < 0 || len >= cap || memchr(v, '\0', len) != NULL)
+        return -1;
+    sqlite3_bind_text(st, col, (const char *)v, (int)len, SQLITE_STATIC);
+    return 0;
+}
+
+/* bind_str - bind an optional string field, NULL when absent */
 static void bind_str(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag)
 {
-    char buf[1100];
-
-    if (qd_ipc_get_str(m, tag, buf, sizeof(buf)) == 0)
-        sqlite3_bind_text(st, col, buf, -1, SQLITE_TRANSIENT);
-    else
+    if (bind_text(st, col, m, tag, 1100) < 0)
         sqlite3_bind_null(st, col);
 }
 
@@ -431,24 +456,18 @@ static int bind_conn(sqlite3_stmt *st, const qd_ipc_msg *m)
 /* bind_req - QD_MSG_REC_REQUEST */
 static int bind_req(sqlite3_stmt *st, const qd_ipc_msg *m)
 {
-    char id[64], method[32], path[1100];
     uint32_t worker, status;
     uint64_t t, sid;
 
-    if (qd_ipc_get_str(m, QD_F_CONN_ID, id, sizeof(id)) < 0 ||
-        qd_ipc_get_u32(m, QD_F_INSTANCE, &worker) < 0 ||
+    if (qd_ipc_get_u32(m, QD_F_INSTANCE, &worker) < 0 ||
         qd_ipc_get_u64(m, QD_F_TIME_MS, &t) < 0 || qd_ipc_get_u64(m, QD_F_QUIC_STREAM, &sid) < 0 ||
-        qd_ipc_get_str(m, QD_F_METHOD, method, sizeof(method)) < 0 ||
-        qd_ipc_get_u32(m, QD_F_STATUS, &status) < 0 || status > 999)
+        qd_ipc_get_u32(m, QD_F_STATUS, &status) < 0 || status > 999 ||
+        bind_text(st, 2, m, QD_F_CONN_ID, 64) < 0 || bind_text(st, 5, m, QD_F_METHOD, 32) < 0 ||
+        bind_text(st, 6, m, QD_F_PATH, 1100) < 0)
         return -1;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)(t > INT64_MAX ? INT64_MAX : t));
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 3, worker);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)(sid > INT64_MAX ? INT64_MAX : sid));
-    sqlite3_bind_text(st, 5, method, -1, SQLITE_TRANSIENT);
-    if (qd_ipc_get_str(m, QD_F_PATH, path, sizeof(path)) < 0)
-        return -1;
-    sqlite3_bind_text(st, 6, path, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 7, status);
     bind_u64(st, 8, m, QD_F_BYTES_IN);
     bind_u64(st, 9, m, QD_F_BYTES_OUT);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NAME
- *	qload - HTTP/3 load client for handshake-rate and serial-latency benchmarks
+ *	qload - HTTP/3 load client for handshake-rate, serial-latency and
+ *	idle-connection benchmarks
  * SYNOPSIS
  *	qload handshake [-n TOTAL] [-c INFLIGHT] [-t SECONDS] [--resume] URL
  *	qload serial [-n REQUESTS] [-t SECONDS] URL
+ *	qload hold [-n CONNECTIONS] [-c INFLIGHT] [-t SECONDS] URL
  * DESCRIPTION
  *	One thread, one epoll loop, ngtcp2 + nghttp3 over wolfSSL.
  *
@@ -20,8 +22,20 @@
  *	serial: one connection, REQUESTS GETs one after another; a request's
  *	latency runs from submitting its HEADERS to the end of its body.
  *
+ *	hold: CONNECTIONS connections, each on its own connected UDP socket
+ *	(so RLIMIT_NOFILE is raised to CONNECTIONS + 64, up to the hard
+ *	limit), opened as in handshake mode with at most INFLIGHT not yet
+ *	established; each makes one GET and, once its response is complete,
+ *	is held: no request, no PING, no keep-alive, only what ngtcp2 answers
+ *	to the server (ACKs). When every connection is held, "qload: holding
+ *	N connections" goes to stderr; at SECONDS (counted from the start)
+ *	all are closed with CONNECTION_CLOSE(H3_NO_ERROR) and counted done.
+ *	A held connection the server closes (or lets time out) fails, so
+ *	SECONDS must stay below the idle timeouts (ours is 30 s).
+ *
  *	Ownership: the run owns the WOLFSSL_CTX, the resumption session, the
- *	connection pool (INFLIGHT slots, allocated once), the timer heap and
+ *	connection pool (INFLIGHT slots, CONNECTIONS in hold mode, allocated
+ *	once), the timer heap and
  *	the two packet buffers (used only inside one read or write call). A
  *	live slot owns its socket, ngtcp2_conn, nghttp3_conn and WOLFSSL and
  *	is always in the timer heap; conn_release() frees all four. Library
@@ -79,12 +93,12 @@
 #define QL_NO_TIMER SIZE_MAX
 #define QL_HOST_LEN 256
 
-enum ql_mode { QL_MODE_HANDSHAKE, QL_MODE_SERIAL };
+enum ql_mode { QL_MODE_HANDSHAKE, QL_MODE_SERIAL, QL_MODE_HOLD };
 
 struct ql_opts {
     enum ql_mode mode;
-    uint64_t total_count; /* connections (handshake) or requests (serial) */
-    size_t inflight_max;  /* handshake mode only */
+    uint64_t total_count; /* connections (handshake, hold) or requests (serial) */
+    size_t inflight_max;  /* handshake: live connections; hold: not yet held ones */
     double limit_s;       /* hard stop */
     bool is_resume;
     char host[QL_HOST_LEN]; /* without brackets */
@@ -130,6 +144,7 @@ struct ql_conn {
     bool is_ticket_wait;
     bool is_peer_closed;
     bool is_no_close; /* send no CONNECTION_CLOSE (idle close, draining, ...) */
+    bool is_held;     /* hold mode: response complete, now idle */
     char err[192];
 };
 
@@ -146,7 +161,10 @@ struct ql_run {
     size_t free_count;
     struct ql_conn **heap;
     size_t heap_len;
-    size_t inflight_count;
+    size_t inflight_count; /* live connections */
+    size_t held_count;     /* hold mode: live connections that are held */
+    size_t held_max;
+    uint64_t hold_ns; /* hold mode: when every connection was held, 0 before */
     uint64_t seq;
     uint64_t started_count; /* connections opened / requests submitted */
     uint64_t done_count;
@@ -451,6 +469,9 @@ static void conn_release(struct ql_conn *c)
     c->qc = NULL;
     c->ssl = NULL;
     c->fd = -1;
+    if (c->is_held)
+        r->held_count--;
+    c->is_held = false;
     r->free_list[r->free_count++] = c;
     r->inflight_count--;
 }
@@ -475,8 +496,9 @@ static void conn_fail(struct ql_conn *c, const char *fmt, ...)
         va_end(ap);
     }
     r->failed_count++;
-    if (r->opt.mode == QL_MODE_HANDSHAKE)
-        run_warn(r, "connection %" PRIu64 ": %s", c->id, c->err[0] ? c->err : "unknown error");
+    if (r->opt.mode != QL_MODE_SERIAL)
+        run_warn(r, "connection %" PRIu64 "%s: %s", c->id, c->is_held ? " (held)" : "",
+                 c->err[0] ? c->err : "unknown error");
     else
         run_warn(r, "request %" PRIu64 ": %s", r->started_count,
                  c->err[0] ? c->err : "unknown error");
@@ -1060,6 +1082,30 @@ static bool conn_finish_serial_mode(struct ql_conn *c)
     return true;
 }
 
+/*
+ * conn_finish_hold_mode - the one response is in: from now on |c| only
+ * idles (no deadline of ours; ngtcp2's idle timer still runs). True if
+ * |c| is gone.
+ */
+static bool conn_finish_hold_mode(struct ql_conn *c)
+{
+    struct ql_run *r = c->run;
+
+    if (c->status < 200 || c->status > 299) {
+        conn_fail(c, "HTTP status %d", c->status);
+        return true;
+    }
+    lat_push(&r->lat, c->resp_end_ns - c->open_ns);
+    c->stream_id = -1;
+    c->is_resp_done = false;
+    c->is_held = true;
+    c->deadline_ns = UINT64_MAX;
+    r->held_count++;
+    if (r->held_count > r->held_max)
+        r->held_max = r->held_count;
+    return false;
+}
+
 /* conn_service - act on what a read or timer changed, then write and re-arm */
 static void conn_service(struct ql_conn *c, uint64_t now)
 {
@@ -1071,6 +1117,13 @@ static void conn_service(struct ql_conn *c, uint64_t now)
             return;
         }
         if (c->is_resp_done && conn_finish_handshake_mode(c, now))
+            return;
+    } else if (r->opt.mode == QL_MODE_HOLD) {
+        if (c->is_stream_failed) {
+            conn_fail(c, NULL);
+            return;
+        }
+        if (c->is_resp_done && conn_finish_hold_mode(c))
             return;
     } else if ((c->is_resp_done || c->is_stream_failed) && conn_finish_serial_mode(c)) {
         return;
@@ -1289,10 +1342,14 @@ static void conn_open(struct ql_run *r)
     conn_arm(c);
 }
 
-/* launch - keep INFLIGHT connections going; --resume starts alone until a ticket */
+/*
+ * launch - keep INFLIGHT connections going (hold mode: INFLIGHT not yet
+ * held); --resume starts alone until a ticket
+ */
 static void launch(struct ql_run *r)
 {
-    while (r->inflight_count < r->opt.inflight_max && r->started_count < r->opt.total_count) {
+    while (r->inflight_count - r->held_count < r->opt.inflight_max &&
+           r->started_count < r->opt.total_count) {
         if (r->opt.is_resume && r->session == NULL && !r->is_ticket_given_up &&
             r->inflight_count > 0)
             break;
@@ -1327,10 +1384,16 @@ static void run_loop(struct ql_run *r, uint64_t end_ns)
 
         if (got_signal || now >= end_ns)
             break;
-        if (r->opt.mode == QL_MODE_HANDSHAKE)
+        if (r->opt.mode != QL_MODE_SERIAL)
             launch(r);
         if (r->inflight_count == 0)
             break;
+        if (r->opt.mode == QL_MODE_HOLD && r->hold_ns == 0 &&
+            r->started_count == r->opt.total_count && r->held_count == r->inflight_count) {
+            r->hold_ns = now;
+            fprintf(stderr, "qload: holding %zu connections\n", r->held_count);
+            fflush(stderr);
+        }
         if (r->heap_len > 0 && r->heap[0]->expiry_ns < wake)
             wake = r->heap[0]->expiry_ns;
         n = wait_events(r, ev, wake, now);
@@ -1355,9 +1418,15 @@ static void run_loop(struct ql_run *r, uint64_t end_ns)
             conn_on_timer(r->heap[0], now);
         }
     }
-    /* Hard stop: whatever is still in flight is neither done nor failed. */
+    /*
+     * Hard stop: whatever is still in flight is neither done nor failed;
+     * a held connection lasted as long as it should and is done.
+     */
     while (r->heap_len > 0) {
-        r->aborted_count++;
+        if (r->heap[0]->is_held)
+            r->done_count++;
+        else
+            r->aborted_count++;
         conn_close(r->heap[0]);
     }
 }
@@ -1424,15 +1493,23 @@ static void usage(FILE *f)
 {
     fputs("usage: qload handshake [-n TOTAL] [-c INFLIGHT] [-t SECONDS] [--resume] URL\n"
           "       qload serial [-n REQUESTS] [-t SECONDS] URL\n"
+          "       qload hold [-n CONNECTIONS] [-c INFLIGHT] [-t SECONDS] URL\n"
           "  handshake  a new QUIC connection per GET; INFLIGHT at a time (default 8)\n"
           "  serial     one connection, one GET after another, per-request latency\n"
+          "  hold       N connections (INFLIGHT being set up at a time), one GET each,\n"
+          "             then held idle (only ACKs sent) until -t; \"qload: holding N\n"
+          "             connections\" on stderr once all are; one socket each (RLIMIT_NOFILE\n"
+          "             is raised to N + 64 if the hard limit allows)\n"
           "  -n N       connections / requests (default 1000)\n"
-          "  -t S       hard time limit in seconds (default 30)\n"
+          "  -t S       hard time limit in seconds (default 30); hold: how long to hold\n"
+          "             (from the start; keep it below the idle timeouts, 30 s here)\n"
           "  --resume   resume every connection after the first with its TLS ticket\n"
           "  URL        https://HOST[:PORT]/path (HOST: name, IPv4 or [IPv6])\n"
-          "Prints one line: mode= done= failed= [resumed=] aborted= secs= rate= client_cpu=\n"
-          "p50_ms= p99_ms= max_ms= (connection time in handshake mode, request latency in\n"
-          "serial mode). Exit 0 only if done > 0 and failed = 0.\n",
+          "Prints one line: mode= done= failed= [resumed=] [held= setup_secs=] aborted= secs=\n"
+          "rate= client_cpu= p50_ms= p99_ms= max_ms= (connection time in handshake and hold\n"
+          "mode, request latency in serial mode). Exit 0 only if done > 0 and failed = 0\n"
+          "(hold: done counts connections held until -t, held the most held at once,\n"
+          "setup_secs the time until all were held, -1 if they never were).\n",
           f);
 }
 
@@ -1456,6 +1533,8 @@ static void parse_args(struct ql_opts *o, int argc, char **argv)
         o->mode = QL_MODE_HANDSHAKE;
     } else if (strcmp(argv[1], "serial") == 0) {
         o->mode = QL_MODE_SERIAL;
+    } else if (strcmp(argv[1], "hold") == 0) {
+        o->mode = QL_MODE_HOLD;
     } else {
         fprintf(stderr, "qload: unknown mode '%s'\n", argv[1]);
         usage(stderr);
@@ -1471,6 +1550,10 @@ static void parse_args(struct ql_opts *o, int argc, char **argv)
             o->total_count = strtoull(optarg, &e, 10);
             if (errno || *e || o->total_count == 0 || optarg[0] == '-') {
                 fprintf(stderr, "qload: -n wants a positive integer\n");
+                exit(2);
+            }
+            if (o->mode == QL_MODE_HOLD && o->total_count > 100000) {
+                fprintf(stderr, "qload: hold -n wants an integer in 1..100000\n");
                 exit(2);
             }
             break;
@@ -1517,6 +1600,10 @@ static void parse_args(struct ql_opts *o, int argc, char **argv)
         }
         o->inflight_max = 1;
     }
+    if (o->mode == QL_MODE_HOLD && o->is_resume) {
+        fprintf(stderr, "qload: --resume applies to handshake mode only\n");
+        exit(2);
+    }
     if (o->inflight_max > o->total_count)
         o->inflight_max = (size_t)o->total_count;
 }
@@ -1552,18 +1639,19 @@ static nghttp3_nv make_nv(const char *name, const char *value)
 /* run_init - everything allocated once before the clock starts */
 static void run_init(struct ql_run *r)
 {
-    size_t n = r->opt.inflight_max;
+    size_t n = r->opt.mode == QL_MODE_HOLD ? (size_t)r->opt.total_count : r->opt.inflight_max;
     struct rlimit rl;
 
     if (getrandom(r->rng, sizeof(r->rng), 0) != (ssize_t)sizeof(r->rng))
         die("getrandom: %s", strerror(errno));
     r->rng[0] |= 1;
-    /* One descriptor per connection in flight. */
+    /* One descriptor per live connection. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 64) {
         rl.rlim_cur = rl.rlim_max < n + 64 ? rl.rlim_max : n + 64;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
         if (rl.rlim_cur < n + 16)
-            die("-c %zu needs more file descriptors than RLIMIT_NOFILE allows", n);
+            die("%s %zu needs more file descriptors than RLIMIT_NOFILE allows (ulimit -Hn)",
+                r->opt.mode == QL_MODE_HOLD ? "-n" : "-c", n);
     }
     resolve(r);
     tls_init(r);
@@ -1653,9 +1741,15 @@ int main(int argc, char **argv)
     else if (r.aborted_count > 0)
         fprintf(stderr, "qload: time limit of %g s reached\n", r.opt.limit_s);
     printf("mode=%s done=%" PRIu64 " failed=%" PRIu64,
-           r.opt.mode == QL_MODE_SERIAL ? "serial" : "handshake", r.done_count, r.failed_count);
+           r.opt.mode == QL_MODE_SERIAL ? "serial"
+           : r.opt.mode == QL_MODE_HOLD ? "hold"
+                                        : "handshake",
+           r.done_count, r.failed_count);
     if (r.opt.mode == QL_MODE_HANDSHAKE)
         printf(" resumed=%" PRIu64, r.resumed_count);
+    if (r.opt.mode == QL_MODE_HOLD)
+        printf(" held=%zu setup_secs=%.2f", r.held_max,
+               r.hold_ns ? (double)(r.hold_ns - t0) / 1e9 : -1.0);
     printf(" aborted=%" PRIu64 " secs=%.2f rate=%.1f client_cpu=%.2f p50_ms=%.3f p99_ms=%.3f"
            " max_ms=%.3f\n",
            r.aborted_count, secs, secs > 0 ? (double)r.done_count / secs : 0.0,

@@ -119,7 +119,9 @@ struct wk_stream {
     bool responded;  /* a response was submitted to nghttp3 */
     bool req_done;   /* the request is complete */
     /* request head, collected until end_headers */
-    char *method, *scheme, *authority, *path;
+    char *method, *scheme, *authority, *path; /* in inl, or allocated */
+    char inl[160]; /* the pseudo-headers' bytes, while they fit */
+    size_t inl_used;
     qd_buf fields;    /* the stream's own header fields until REQ_HEAD: u16 length, name NUL value */
     size_t head_bytes;
     uint64_t body_in; /* request body bytes received */

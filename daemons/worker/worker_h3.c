@@ -146,6 +146,37 @@ static wk_stream *stream_new(wk_conn *c, int64_t id)
     return s;
 }
 
+/* in_inline - is |p| in the stream's own bytes? */
+static bool in_inline(const wk_stream *s, const char *p)
+{
+    return p >= s->inl && p < s->inl + sizeof(s->inl);
+}
+
+static void free_str(wk_stream *s, char *p)
+{
+    if (!in_inline(s, p))
+        free(p);
+}
+
+/*
+ * set_str - a pseudo-header's value into |*slot|: in the stream's own bytes
+ * while they last (no allocation for the usual method, scheme, authority
+ * and path), else allocated.
+ */
+static void set_str(wk_stream *s, char **slot, const uint8_t *v, size_t len)
+{
+    if (*slot != NULL)
+        free_str(s, *slot);
+    if (len < sizeof(s->inl) - s->inl_used) {
+        *slot = s->inl + s->inl_used;
+        memcpy(*slot, v, len);
+        (*slot)[len] = '\0';
+        s->inl_used += len + 1;
+    } else {
+        *slot = qd_xstrndup((const char *)v, len);
+    }
+}
+
 /* drop_fd - done with the body's descriptor: close it, or release the cache entry's */
 static void drop_fd(wk_stream *s)
 {
@@ -201,10 +232,10 @@ static void stream_free(wk_stream *s)
         worker_chunk_put(w, ch);
     }
     drop_fd(s);
-    free(s->method);
-    free(s->scheme);
-    free(s->authority);
-    free(s->path);
+    free_str(s, s->method);
+    free_str(s, s->scheme);
+    free_str(s, s->authority);
+    free_str(s, s->path);
     free(s->grant_key);
     qd_buf_release(&s->fields);
     qd_buf_release(&s->hints);
@@ -708,8 +739,7 @@ static int recv_header(nghttp3_conn *h3, int64_t id, int32_t token, nghttp3_rcbu
         break;
     }
     if (slot != NULL) {
-        free(*slot);
-        *slot = qd_xstrndup((const char *)v.base, v.len);
+        set_str(s, slot, v.base, v.len);
         return 0;
     }
     if (n.len > 0 && n.base[0] == ':')

@@ -259,9 +259,21 @@ static void message(qd_child *c, qd_ipc_msg *m)
     close(fd);
 }
 
+/* on_check - after each loop iteration's I/O: write what the app's messages caused */
+static void on_check(uv_check_t *h)
+{
+    worker_conn_flush_dirty(h->data);
+}
+
 static void started(qd_child *c)
 {
-    worker_rec_start(&the_worker);
+    worker *w = &the_worker;
+
+    worker_rec_start(w);
+    uv_check_init(c->loop, &w->flush_check);
+    w->flush_check.data = w;
+    uv_check_start(&w->flush_check, on_check);
+    uv_unref((uv_handle_t *)&w->flush_check); /* it never keeps the loop alive */
 }
 
 static const qd_child_ops ops = {

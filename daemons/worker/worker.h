@@ -238,6 +238,7 @@ struct worker {
     uint64_t rec_sent, rec_drops;
     uint64_t sample_ns;
     uv_timer_t sample_timer;
+    uv_check_t flush_check; /* writes dirty connections once per loop iteration */
     struct {
         uint64_t handshakes, requests, rx_packets, tx_packets, rx_bytes, tx_bytes, tx_batches,
             rec_drops;

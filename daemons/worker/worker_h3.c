@@ -1142,7 +1142,9 @@ void worker_h3_app_message(worker *w, qd_ipc_msg *m)
         on_resp_info(w, m, s);
     else
         qd_child_bad_message(&w->child, "app", QD_ERR_UNKNOWN);
-    worker_conn_flush_dirty(w);
+    /* No write here: the loop's check handle (worker.c) writes each dirty
+     * connection once after all the messages this iteration read, so
+     * answers to several requests share packets. */
 }
 
 void worker_h3_app_down(worker *w)

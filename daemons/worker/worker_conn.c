@@ -838,8 +838,12 @@ static bool retry_demanded(const worker *w)
     if (w->child.conf.retry != QD_RETRY_AUTO)
         return w->child.conf.retry == QD_RETRY_YES;
     /* Handshakes that have not finished count too: a flood of spoofed Initials. */
+    /* Half-open connections bound memory under a flood slower than the
+     * threshold: they last until the handshake timeout. At four times the
+     * threshold, not once, so that the threshold's worth a fast flood opens
+     * before validation starts does not keep it on after the flood. */
     return w->retry_active || unfinished(w) >= (uint64_t)w->child.conf.retry_threshold ||
-           w->half_open >= (uint64_t)w->child.conf.retry_threshold;
+           w->half_open >= 4 * (uint64_t)w->child.conf.retry_threshold;
 }
 
 /* want_retry - should this Initial be asked to prove its address? */

@@ -223,15 +223,6 @@ wk_file *worker_cache_put(worker *w, const char *key, size_t keylen, int fd, uin
 
     if (max == 0 || nnv > WK_FILE_MAX_FIELDS || nhints > WK_FILE_MAX_FIELDS)
         return NULL;
-    /* The validators the conditionals are checked against. */
-    for (size_t i = 0; i < nnv; i++) {
-        if (nv[i].namelen == 4 && memcmp(nv[i].name, "etag", 4) == 0)
-            etag = (const char *)nv[i].value;
-        else if (nv[i].namelen == 13 && memcmp(nv[i].name, "last-modified", 13) == 0)
-            lm = (const char *)nv[i].value;
-    }
-    if (etag == NULL || lm == NULL)
-        return NULL;
     f = qd_xmalloc(sizeof(*f) + (nnv + nhints) * sizeof(nghttp3_nv) + keylen + 1 +
                    size_of(nv, nnv) + size_of(hints, nhints));
     memset(f, 0, sizeof(*f));
@@ -245,12 +236,18 @@ wk_file *worker_cache_put(worker *w, const char *key, size_t keylen, int fd, uin
     copy_fields(f->hints, hints, nhints, &pool);
     f->nnv = nnv;
     f->nhints = nhints;
+    /* The validators the conditionals are checked against: no grant without them. */
     for (size_t i = 0; i < nnv; i++) {
         if (f->nv[i].namelen == 4 && memcmp(f->nv[i].name, "etag", 4) == 0)
-            f->etag = (const char *)f->nv[i].value;
+            etag = (const char *)f->nv[i].value;
         else if (f->nv[i].namelen == 13 && memcmp(f->nv[i].name, "last-modified", 13) == 0)
             lm = (const char *)f->nv[i].value;
     }
+    if (etag == NULL || lm == NULL) {
+        free(f);
+        return NULL;
+    }
+    f->etag = etag;
     f->mtime = qd_http_date_parse(lm, &mtime) == 0 ? mtime : 0;
     f->keylen = keylen;
     f->hash = key_hash(key, keylen);

@@ -153,6 +153,17 @@ static const qd_conf_key keys[QD_K_COUNT] = {
      "static files each worker answers itself, without the app (open descriptors); 0 disables"},
     {"file_cache_valid", QD_CONF_DURATION, "1s", 0, 3600 * 1000LL, OFF(file_cache_valid_ms), R,
      NULL, "how long a worker answers for a file before it asks the app again"},
+    {"tcp", QD_CONF_BOOL, "yes", 0, 1, OFF(tcp), 0, NULL,
+     "also serve HTTPS over TLS/TCP (HTTP/2 and HTTP/1.1) on every listen address"},
+    {"tcp_backlog", QD_CONF_INT, "511", 1, 65535, OFF(tcp_backlog), 0, NULL,
+     "accept queue length of each TCP listen socket (capped by net.core.somaxconn)"},
+    {"alt_svc_max_age", QD_CONF_DURATION, "86400s", 0, 3650 * DAY_MS, OFF(alt_svc_max_age_ms), R,
+     NULL, "Alt-Svc h3 max age advertised on TCP responses; 0 sends no Alt-Svc"},
+    {"tcp_header_timeout", QD_CONF_DURATION, "10s", 100, 3600 * 1000LL,
+     OFF(tcp_header_timeout_ms), R, NULL,
+     "longest a TCP client may take for the TLS handshake or a request head (slowloris)"},
+    {"tcp_idle_timeout", QD_CONF_DURATION, "60s", 100, DAY_MS, OFF(tcp_idle_timeout_ms), R, NULL,
+     "an idle TCP connection (no request in progress) is closed after this"},
 };
 
 #undef R

@@ -83,6 +83,11 @@ typedef enum qd_conf_key_id {
     QD_K_EARLY_HINTS,
     QD_K_FILE_CACHE_MAX,
     QD_K_FILE_CACHE_VALID,
+    QD_K_TCP,
+    QD_K_TCP_BACKLOG,
+    QD_K_ALT_SVC_MAX_AGE,
+    QD_K_TCP_HEADER_TIMEOUT,
+    QD_K_TCP_IDLE_TIMEOUT,
     QD_K_COUNT
 } qd_conf_key_id;
 
@@ -126,6 +131,11 @@ typedef struct qd_conf {
     char *early_hints;       /* "PATH LINK, LINK | PATH LINK"; empty: none */
     int64_t file_cache_max;  /* static answers a worker keeps (the fast path); 0: off */
     int64_t file_cache_valid_ms; /* how long a worker serves a granted file before asking again */
+    bool tcp;                      /* HTTPS over TLS/TCP (h2, http/1.1) on every listen address */
+    int64_t tcp_backlog;           /* listen(2) backlog of each TCP listen socket */
+    int64_t alt_svc_max_age_ms;    /* Alt-Svc ma= on TCP responses; 0: no Alt-Svc */
+    int64_t tcp_header_timeout_ms; /* longest a TCP client may take to send a request head */
+    int64_t tcp_idle_timeout_ms;   /* an idle TCP connection (keep-alive) is closed after this */
 
     /* Bookkeeping: the value text as written and where it came from. */
     char *text[QD_K_COUNT]; /* NULL means the compiled-in default */

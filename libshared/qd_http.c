@@ -6,7 +6,7 @@
  *	qd_http_date(), qd_http_date_parse(), qd_http_etag(),
  *	qd_http_etag_match(), qd_http_reason(), qd_http_range_parse(),
  *	qd_http_accepts(), qd_http_rfc3339(), qd_json_escape(),
- *	qd_http_log_line()
+ *	qd_http_log_line(), qd_http_version()
  * DESCRIPTION
  *	Dates are formatted as IMF-fixdate with our own day and month names
  *	(strftime's depend on the locale); all three HTTP-date forms are
@@ -426,9 +426,19 @@ static void log_escape(qd_buf *b, const char *s)
     }
 }
 
+const char *qd_http_version(const char *proto)
+{
+    if (proto != NULL && strcmp(proto, "h2") == 0)
+        return "HTTP/2";
+    if (proto != NULL && strcmp(proto, "http/1.1") == 0)
+        return "HTTP/1.1";
+    return "HTTP/3";
+}
+
 void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer,
-                      const char *method, const char *path, unsigned status, uint64_t bytes_out,
-                      double ms, const char *conn_id, uint64_t stream, bool cancelled)
+                      const char *method, const char *path, const char *proto, unsigned status,
+                      uint64_t bytes_out, double ms, const char *conn_id, uint64_t stream,
+                      bool cancelled)
 {
     char when[40];
 
@@ -438,6 +448,7 @@ void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer
     log_escape(line, method != NULL ? method : "-");
     qd_buf_append(line, " ", 1);
     log_escape(line, path != NULL ? path : "-");
-    qd_buf_printf(line, "\" %u %" PRIu64 " %.3f %s %" PRIu64 "%s\n", status, bytes_out, ms,
+    qd_buf_printf(line, " %s\" %u %" PRIu64 " %.3f %s %" PRIu64 "%s\n", qd_http_version(proto),
+                  status, bytes_out, ms,
                   conn_id, stream, cancelled ? " cancelled" : "");
 }

@@ -66,12 +66,21 @@ void qd_json_escape(qd_buf *out, const uint8_t *p, size_t len);
 
 /*
  * qd_http_log_line makes |line| one access log line (format in
- * quicd.conf(5)), newline included: time, peer, "method path" (escaped:
- * '"', '\\', '%', controls and non-ASCII as %XX), status, body bytes,
- * milliseconds, connection id, QUIC stream, and " cancelled" if so.
+ * quicd.conf(5)), newline included: time, peer, "method path version"
+ * (method and path escaped: '"', '\\', '%', controls and non-ASCII as %XX;
+ * the version from the ALPN |proto|, qd_http_version), status, body bytes,
+ * milliseconds, connection id, stream, and " cancelled" if so.
  */
 void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer,
-                      const char *method, const char *path, unsigned status, uint64_t bytes_out,
-                      double ms, const char *conn_id, uint64_t stream, bool cancelled);
+                      const char *method, const char *path, const char *proto, unsigned status,
+                      uint64_t bytes_out, double ms, const char *conn_id, uint64_t stream,
+                      bool cancelled);
+
+/*
+ * qd_http_version returns the HTTP version name of ALPN |proto| (QD_PROTO_*
+ * in qd_ipc.h): "HTTP/2" for "h2", "HTTP/1.1" for "http/1.1", else (also
+ * for NULL) "HTTP/3".
+ */
+const char *qd_http_version(const char *proto);
 
 #endif /* QD_HTTP_H */

@@ -92,6 +92,7 @@ static const uint8_t tag_kind[] = {
     [QD_F_HANDSHAKES] = KIND_U64,   [QD_F_REQUESTS] = KIND_U64,   [QD_F_GSO_BATCHES] = KIND_U64,
     [QD_F_DROPS] = KIND_U64,        [QD_F_MEM_BYTES] = KIND_U64,  [QD_F_HALF_OPEN] = KIND_U32,
     [QD_F_NEW_CONNS] = KIND_U32,    [QD_F_RETRIES] = KIND_U64,    [QD_F_RETRY_DROPS] = KIND_U64,
+    [QD_F_PROTO] = KIND_STR, [QD_F_TCP_CONNS] = KIND_U32, [QD_F_TCP_ADDR] = KIND_STR,
 };
 
 /* find_type - index into type_table, or -1 */

@@ -41,23 +41,28 @@ enum {
     QD_MSG_READY = 10,       /* configured and serving */
     QD_MSG_CONFIG_DONE = 11, /* F_STATUS, optional F_TEXT (reason) */
     QD_MSG_STATUS = 12,      /* F_CONNECTIONS, F_STREAMS ... periodic; a worker's also
-                                F_FLAGS, F_HALF_OPEN, F_NEW_CONNS, F_RETRIES, F_RETRY_DROPS */
+                                F_FLAGS, F_HALF_OPEN, F_NEW_CONNS, F_RETRIES, F_RETRY_DROPS,
+                                F_TCP_CONNS */
     /* master -> worker, with 1 fd: list your live connections on that channel */
     QD_MSG_CONNS_REQ = 13,
     /* worker -> master on the CONNS_REQ channel: F_INSTANCE, F_CONNECTIONS (all),
        then per connection (at most QD_CONNS_MAX) a group that starts with F_CONN_ID:
        F_PEER, F_TIME_MS (start), F_STREAMS (open), F_BYTES_IN, F_BYTES_OUT,
-       F_SRTT_US, F_MIGRATIONS, F_FLAGS (QD_REC_F_*) */
+       F_SRTT_US, F_MIGRATIONS, F_FLAGS (QD_REC_F_*), F_PROTO */
     QD_MSG_CONNS = 14,
     /* listener -> worker */
-    QD_MSG_SOCKETS = 20, /* F_ADDR per socket + its fds; F_SECRET, F_TICKET_KEY */
+    QD_MSG_SOCKETS = 20, /* F_ADDR per UDP socket + its fd, each followed (tcp = yes) by
+                            F_TCP_ADDR + the TCP listen socket of the same address;
+                            F_SECRET, F_TICKET_KEY */
     /* worker -> listener -> worker: a datagram for another worker's CID */
     QD_MSG_FWD_PACKET = 21, /* F_INSTANCE (owner), F_ENDPOINT, F_LOCAL, F_REMOTE,
                                F_FLAGS (ECN bits), F_BODY (the datagram) */
     /* worker <-> app (see doc/architecture.md, "Worker and app") */
     QD_MSG_REQ_HEAD = 30,    /* F_STREAM, F_METHOD, F_SCHEME, F_AUTHORITY, F_PATH,
                                 F_HEADER..., F_PEER, F_FLAGS (QD_REQ_F_*),
-                                F_CONN_ID, F_QUIC_STREAM (for logs) */
+                                F_CONN_ID, F_QUIC_STREAM (for logs; the h2 stream id, or
+                                the request's number on an HTTP/1.1 connection),
+                                F_PROTO */
     QD_MSG_REQ_BODY = 31,    /* F_STREAM, F_BODY, F_FLAGS (QD_REQ_F_END) */
     QD_MSG_REQ_CANCEL = 32,  /* F_STREAM: the client reset the stream; forget it */
     QD_MSG_RESP_HEAD = 33,   /* F_STREAM, F_STATUS, F_HEADER..., F_FLAGS (QD_RESP_F_*);
@@ -80,10 +85,10 @@ enum {
                                 F_ALPN, F_CIPHER, F_QUIC_VERSION, F_FLAGS (QD_REC_F_*),
                                 F_BYTES_IN/OUT, F_PKTS_IN/OUT, F_PKTS_LOST, F_SRTT_US,
                                 F_MIN_RTT_US, F_CWND, F_CC, F_MIGRATIONS, F_STREAMS,
-                                F_CLOSE_BY, F_ERROR_CODE, F_CLOSE_REASON */
+                                F_CLOSE_BY, F_ERROR_CODE, F_CLOSE_REASON, F_PROTO */
     QD_MSG_REC_REQUEST = 62, /* a request ended: F_CONN_ID, F_INSTANCE, F_QUIC_STREAM,
                                 F_TIME_MS (start), F_METHOD, F_PATH, F_STATUS, F_BYTES_IN,
-                                F_BYTES_OUT, F_DURATION_US, F_TTFB_US */
+                                F_BYTES_OUT, F_DURATION_US, F_TTFB_US, F_PROTO */
     QD_MSG_REC_BATCH = 64,   /* F_BODY...: each an encoded REC_CONN, REC_REQUEST or
                                 REC_SAMPLE message (a record never spans datagrams) */
     QD_MSG_REC_SAMPLE = 63,  /* every stats_interval per worker: F_INSTANCE, F_TIME_MS,
@@ -163,7 +168,17 @@ enum {
     QD_F_NEW_CONNS = 64,     /* u32: new-connection attempts (Initials) in the last second */
     QD_F_RETRIES = 65,       /* u64: Retry packets sent */
     QD_F_RETRY_DROPS = 66,   /* u64: token-less Initials dropped over retry_limit */
+    QD_F_PROTO = 67,         /* string: "h3", "h2" or "http/1.1" (QD_PROTO_*) */
+    QD_F_TCP_CONNS = 68,     /* u32: live TLS/TCP connections of a worker */
+    QD_F_TCP_ADDR = 69,      /* string "addr:port": the TCP listen socket of the address
+                                named by the F_ADDR just before it (QD_MSG_SOCKETS) */
 };
+
+/* F_PROTO values: the ALPN of the connection that carried a request */
+#define QD_PROTO_H3 "h3"
+#define QD_PROTO_H2 "h2"
+#define QD_PROTO_H1 "http/1.1"
+
 
 /* QD_MSG_STATUS F_FLAGS from a worker */
 #define QD_STATUS_F_RETRY 0x1 /* retry = auto is demanding address validation now */

@@ -199,7 +199,7 @@ static void log_own(wk_stream *s)
     if (w->access_fd < 0)
         return;
     clock_gettime(CLOCK_REALTIME, &now);
-    qd_http_log_line(&line, &now, s->c->peer, s->method, s->path, (unsigned)s->status,
+    qd_http_log_line(&line, &now, s->c->peer, s->method, s->path, NULL, (unsigned)s->status,
                      s->filled, (double)(worker_now() - s->started_ns) / 1e6, s->c->cid_text,
                      (uint64_t)s->id, !s->eof || s->acked < s->filled);
     if (write(w->access_fd, line.data, line.len) < 0) {

@@ -66,6 +66,7 @@ static const uint8_t kinds[] = {
     [QD_F_HANDSHAKES] = K_U64,    [QD_F_REQUESTS] = K_U64,     [QD_F_GSO_BATCHES] = K_U64,
     [QD_F_DROPS] = K_U64,         [QD_F_MEM_BYTES] = K_U64,     [QD_F_HALF_OPEN] = K_U32,
     [QD_F_NEW_CONNS] = K_U32,     [QD_F_RETRIES] = K_U64,      [QD_F_RETRY_DROPS] = K_U64,
+    [QD_F_PROTO] = K_STR, [QD_F_TCP_CONNS] = K_U32, [QD_F_TCP_ADDR] = K_STR,
 };
 #define TAG_LIMIT 68 /* structured tags are 0..67: every tag and both neighbours */
 

@@ -67,6 +67,10 @@ static void install_socket(worker *w, size_t i, int fd, const uint8_t *name, siz
     socklen_t sl = sizeof(ep->bound);
 
     worker_io_stop(ep);
+    worker_tcp_unlisten(ep);
+    if (ep->tcp_fd >= 0)
+        close(ep->tcp_fd);
+    ep->tcp_fd = -1;
     memset(&ep->bound, 0, sizeof(ep->bound));
     if (getsockname(fd, (struct sockaddr *)&ep->bound, &sl) < 0) {
         qd_warn_errno("getsockname");
@@ -83,10 +87,28 @@ static void install_socket(worker *w, size_t i, int fd, const uint8_t *name, siz
         w->nep = i + 1;
 }
 
+/* install_tcp - endpoint |i| gets its TCP listen socket |fd|, named |name| like its UDP one */
+static void install_tcp(worker *w, size_t i, int fd, const uint8_t *name, size_t len)
+{
+    wk_ep *ep = &w->eps[i];
+
+    if (ep->fd < 0 || strlen(ep->name) != (len < 79 ? len : 79) || memcmp(ep->name, name, strlen(ep->name)) != 0) {
+        qd_warn("a TCP socket for %.*s came without its address; closing it", (int)(len < 79 ? len : 79),
+                (const char *)name);
+        close(fd);
+        return;
+    }
+    worker_tcp_unlisten(ep);
+    if (ep->tcp_fd >= 0)
+        close(ep->tcp_fd);
+    ep->tcp_fd = fd;
+    worker_tcp_listen(w, ep);
+}
+
 /* take_sockets - sockets (and, in the first message of a set, the secrets) */
 static void take_sockets(worker *w, qd_ipc_msg *m)
 {
-    size_t pos = 0, fdi = 0, len, i = m->id;
+    size_t pos = 0, fdi = 0, len, i = m->id, tcp = 0;
     uint16_t tag;
     const uint8_t *val;
 
@@ -98,9 +120,13 @@ static void take_sockets(worker *w, qd_ipc_msg *m)
             memcpy(w->ticket_key, val, len);
         } else if (tag == QD_F_ADDR && fdi < m->fd_count && i < WORKER_MAX_SOCKETS) {
             install_socket(w, i++, qd_ipc_msg_take_fd(m, fdi++), val, len);
+        } else if (tag == QD_F_TCP_ADDR && fdi < m->fd_count && i > 0) {
+            install_tcp(w, i - 1, qd_ipc_msg_take_fd(m, fdi++), val, len);
+            tcp++;
         }
     }
-    qd_info("have %zu UDP socket%s from the listener", w->nep, w->nep == 1 ? "" : "s");
+    qd_info("have %zu UDP socket%s from the listener (%zu TCP in this message)", w->nep,
+            w->nep == 1 ? "" : "s", tcp);
 }
 
 /* on_listener_msg - sockets from the listener */
@@ -127,7 +153,7 @@ static void on_listener_close(qd_chan *ch)
 /* on_app_msg - responses from the app */
 static void on_app_msg(qd_chan *ch, qd_ipc_msg *m)
 {
-    worker_h3_app_message(ch->data, m);
+    worker_req_app_message(ch->data, m);
 }
 
 static void on_app_close(qd_chan *ch)
@@ -136,7 +162,7 @@ static void on_app_close(qd_chan *ch)
 
     qd_warn("app channel closed; answering 503 until the master connects a new app");
     w->app = NULL;
-    worker_h3_app_down(w);
+    worker_req_app_down(w);
 }
 
 static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
@@ -183,8 +209,9 @@ static void on_stop_tick(uv_timer_t *t)
     bool force = worker_now() >= w->stop_deadline_ns;
 
     worker_conn_close_all(w, force);
+    worker_tcp_close_all(w, force);
     worker_rec_flush(w); /* the records of the connections just closed */
-    if (w->conns == NULL)
+    if (w->conns == NULL && w->tconns == NULL)
         qd_child_exit(&w->child, 0);
 }
 
@@ -196,8 +223,8 @@ static void stop(qd_child *c, uint32_t deadline_ms)
         return;
     w->stopping = true;
     w->stop_deadline_ns = worker_now() + (uint64_t)deadline_ms * 1000000ULL;
-    qd_info("stopping: %u connection%s to drain within %ums", w->connections,
-            w->connections == 1 ? "" : "s", deadline_ms);
+    qd_info("stopping: %u QUIC and %u TCP connection%s to drain within %ums", w->connections,
+            w->tcp_count, w->connections + w->tcp_count == 1 ? "" : "s", deadline_ms);
     for (size_t i = 0; i < w->nep; i++)
         qd_uv_unwatch(&w->eps[i].poll), w->eps[i].poll = NULL;
     /* Keep reading: closing connections need their peers' packets. */
@@ -205,6 +232,7 @@ static void stop(qd_child *c, uint32_t deadline_ms)
         if (w->eps[i].fd >= 0)
             worker_io_start(w, &w->eps[i]);
     worker_conn_shutdown_all(w);
+    worker_tcp_shutdown_all(w);
     uv_timer_init(c->loop, &w->stop_timer);
     w->stop_timer.data = w;
     uv_timer_start(&w->stop_timer, on_stop_tick, 50, 50);
@@ -216,6 +244,8 @@ static void status(qd_child *c, qd_ipc_msg *m)
     uint32_t streams = 0;
 
     for (wk_conn *k = w->conns; k != NULL; k = k->next)
+        streams += k->nstreams;
+    for (wk_conn *k = w->tconns; k != NULL; k = k->next)
         streams += k->nstreams;
     /* retry = auto notices a quiet second here even when no Initial arrives */
     bool retry = worker_conn_retry_tick(w);
@@ -229,6 +259,7 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u32(m, QD_F_NEW_CONNS, w->rate_last > UINT32_MAX ? UINT32_MAX : (uint32_t)w->rate_last);
     qd_ipc_put_u64(m, QD_F_RETRIES, w->retries_sent);
     qd_ipc_put_u64(m, QD_F_RETRY_DROPS, w->initials_dropped);
+    qd_ipc_put_u32(m, QD_F_TCP_CONNS, w->tcp_count);
 }
 
 /* message - TLS_FILES, LOG_FD, and CONNS_REQ: list live connections on its channel */
@@ -291,7 +322,7 @@ int main(int argc, char **argv)
     worker *w = &the_worker;
 
     for (size_t i = 0; i < WORKER_MAX_SOCKETS; i++)
-        w->eps[i].fd = -1;
+        w->eps[i].fd = w->eps[i].tcp_fd = -1;
     w->tls_fds[0] = w->tls_fds[1] = -1;
     w->access_fd = -1;
     if (qd_random(&w->cache.seed, sizeof(w->cache.seed)) < 0)

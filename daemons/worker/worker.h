@@ -7,11 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <nghttp3/nghttp3.h>
+#include <nghttp2/nghttp2.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <uv.h>
@@ -29,10 +31,14 @@
 #define WORKER_SMALL_CHUNK (16 * 1024) /* a body smaller than this gets a chunk of its size */
 #define WORKER_STREAM_CHUNKS 8      /* body chunks in flight per stream */
 #define WORKER_REC_FLUSH_MS 100     /* longest a stats record waits in its batch */
+#define WORKER_TCP_SWEEP_MS 250    /* how often TCP deadlines are checked */
+#define WORKER_MAX_HEAD (32 * 1024) /* request field section limit (431), every protocol */
 
 typedef struct worker worker;
 typedef struct wk_conn wk_conn;
 typedef struct wk_stream wk_stream;
+typedef struct wk_tcp wk_tcp;
+typedef struct wk_h1 wk_h1;
 
 /* One UDP socket: a member of the reuseport group of one listen address. */
 typedef struct wk_ep {
@@ -44,6 +50,8 @@ typedef struct wk_ep {
     struct sockaddr_storage bound; /* the listen address */
     char name[80];
     bool want_write; /* some connection waits for this socket to drain */
+    int tcp_fd;           /* the TCP listen socket of the same address (tcp = yes), or -1 */
+    uv_poll_t *tcp_poll;  /* accepting on it */
 } wk_ep;
 
 /* An address in the form ngtcp2 compares byte for byte. */
@@ -152,6 +160,8 @@ enum wk_conn_state { WK_ALIVE, WK_CLOSING, WK_DRAINING };
 
 struct wk_conn {
     worker *w;
+    wk_tcp *tcp;       /* TLS over TCP (worker_tcp.c); NULL for QUIC */
+    const char *proto; /* QD_PROTO_*: h3 for QUIC, h2 or http/1.1 after ALPN over TCP */
     wk_conn *next, *prev;           /* all connections */
     wk_conn *dirty_next;            /* needs a write after this batch */
     bool dirty;
@@ -195,6 +205,33 @@ struct wk_conn {
     char local[64];
 };
 
+enum wk_tcp_kind { WK_TCP_TLS, WK_TCP_H2, WK_TCP_H1 };
+
+/* The TCP side of a TLS/TCP connection (worker_tcp.c); its wk_conn has conn == NULL. */
+struct wk_tcp {
+    wk_conn *c;
+    int fd;
+    uv_poll_t *poll;
+    int events; /* UV_READABLE | UV_WRITABLE being watched */
+    WOLFSSL *ssl;
+    uint16_t port; /* the local port (host order): Alt-Svc's h3 port */
+    enum wk_tcp_kind kind;
+    qd_buf out;       /* plaintext for TLS; [out_off, out.len) not yet written */
+    size_t out_off;
+    size_t write_len; /* a wolfSSL_write that must be repeated as it was (WANT_WRITE) */
+    bool closing;     /* close once |out| is written */
+    bool dead;        /* closed; freed at the end of the current callback */
+    bool draining;    /* told to finish (GOAWAY or Connection: close) */
+    uint64_t last_in_ns, last_out_ns; /* last byte read / written (timeouts) */
+    uint64_t head_deadline_ns; /* 0, or when the handshake or a request head must be complete */
+    nghttp2_session *h2;
+    wk_h1 *h1;
+    /* HTTP/2 flood limits: frames of a kind in the current second */
+    uint64_t flood_ns;
+    uint32_t flood_settings, flood_ping, flood_rst, flood_empty;
+    uint32_t close_by, close_reason; /* QD_REC_CLOSE_BY_*, QD_REC_REASON_* */
+};
+
 struct worker {
     qd_child child;
     qd_chan *listener;
@@ -209,6 +246,10 @@ struct worker {
     wk_map cids;    /* CID -> wk_conn */
     wk_map streams; /* request id -> wk_stream */
     wk_conn *conns;
+    wk_conn *tconns;      /* TLS/TCP connections (worker_tcp.c) */
+    uint32_t tcp_count;   /* in tconns */
+    uint64_t tcp_accepted, tcp_refused, tcp_errors;
+    WOLFSSL_CTX *tls_tcp; /* TLS 1.3 and 1.2 over TCP, ALPN h2 and http/1.1 */
     uint32_t connections; /* all, including those closing or draining */
     uint32_t closing;     /* in their closing or draining period */
     uint64_t half_open; /* connections whose handshake has not completed */
@@ -243,6 +284,8 @@ struct worker {
         uint64_t handshakes, requests, rx_packets, tx_packets, rx_bytes, tx_bytes, tx_batches,
             rec_drops;
     } last; /* counters at the last sample */
+    uv_timer_t tcp_sweep; /* TCP timeouts, every WORKER_TCP_SWEEP_MS */
+    bool tcp_sweep_on;
     /* graceful stop */
     bool stopping;
     uint64_t stop_deadline_ns;
@@ -297,15 +340,76 @@ wk_file *worker_cache_put(worker *w, const char *key, size_t keylen, int fd, uin
 void worker_cache_unref(wk_file *f);
 void worker_cache_clear(worker *w);
 
-/* worker_h3.c */
-int worker_h3_setup(wk_conn *c);
-int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int fin, bool early);
-void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code);
-void worker_h3_free_streams(wk_conn *c);
-void worker_h3_app_message(worker *w, qd_ipc_msg *m);
-void worker_h3_app_down(worker *w);
+/* worker_req.c: requests of every protocol */
+wk_stream *worker_req_new(wk_conn *c, int64_t id);
+void worker_req_free(wk_stream *s);
+void worker_req_free_all(wk_conn *c);
+void worker_req_header(wk_stream *s, const uint8_t *name, size_t nlen, const uint8_t *value,
+                       size_t vlen);
+void worker_req_head(wk_stream *s, bool fin);
+void worker_req_body(wk_stream *s, const uint8_t *data, size_t len);
+void worker_req_end(wk_stream *s);
+void worker_req_acked(wk_stream *s, uint64_t len);
+int worker_req_read_vec(wk_stream *s, nghttp3_vec *vec, size_t veccnt, bool *eof);
+ssize_t worker_req_pull(wk_stream *s, uint8_t *buf, size_t cap, bool *eof);
+void worker_req_app_message(worker *w, qd_ipc_msg *m);
+void worker_req_app_down(worker *w);
 void worker_app_send_failed(worker *w, const char *what, int rv);
 wk_chunk *worker_chunk_get(worker *w, size_t want);
 void worker_chunk_put(worker *w, wk_chunk *ch);
+
+/* worker_conn_proto - the connection's QD_PROTO_* name */
+static inline const char *worker_conn_proto(const wk_conn *c)
+{
+    return c->proto != NULL ? c->proto : QD_PROTO_H3;
+}
+
+/* worker_h3.c: HTTP/3 (nghttp3) */
+int worker_h3_setup(wk_conn *c);
+int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int fin, bool early);
+void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code);
+int worker_h3_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
+int worker_h3_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
+void worker_h3_resume(wk_stream *s);
+void worker_h3_reset(wk_stream *s, uint64_t app_error_code);
+
+/*
+ * worker_tcp.c: TLS over TCP. The response functions take the fields in
+ * nghttp3's layout (nghttp2_nv is the same); |nv| starts with :status.
+ */
+void worker_tcp_listen(worker *w, wk_ep *ep);
+void worker_tcp_unlisten(wk_ep *ep);
+void worker_tcp_write(wk_conn *c);
+void worker_tcp_close(wk_conn *c, uint32_t by, uint32_t reason);
+void worker_tcp_shutdown_all(worker *w);
+void worker_tcp_close_all(worker *w, bool force);
+int worker_tcp_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
+int worker_tcp_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
+void worker_tcp_resume(wk_stream *s);
+void worker_tcp_reset(wk_stream *s);
+void worker_tcp_out(wk_tcp *t, const void *data, size_t len);
+void worker_tcp_touch(wk_tcp *t);
+
+/* worker_h2.c: HTTP/2 (nghttp2) on a TLS connection */
+int worker_h2_start(wk_conn *c);
+int worker_h2_recv(wk_conn *c, const uint8_t *data, size_t len);
+int worker_h2_produce(wk_conn *c);
+bool worker_h2_done(wk_conn *c);
+void worker_h2_shutdown(wk_conn *c, bool now);
+void worker_h2_free(wk_conn *c);
+int worker_h2_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
+int worker_h2_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
+void worker_h2_resume(wk_stream *s);
+void worker_h2_reset(wk_stream *s);
+
+/* worker_h1.c: HTTP/1.1 (http-parser) on a TLS connection */
+int worker_h1_start(wk_conn *c);
+int worker_h1_recv(wk_conn *c, const uint8_t *data, size_t len);
+int worker_h1_produce(wk_conn *c);
+bool worker_h1_idle(const wk_conn *c);
+bool worker_h1_paused(const wk_conn *c);
+void worker_h1_free(wk_conn *c);
+int worker_h1_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
+int worker_h1_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
 
 #endif /* QD_WORKER_H */

@@ -380,7 +380,7 @@ static void conn_free(wk_conn *c)
         free(scids);
     }
     unmap_cid(c, &c->odcid);
-    worker_h3_free_streams(c);
+    worker_req_free_all(c);
     if (c->h3)
         nghttp3_conn_del(c->h3);
     if (c->conn)
@@ -577,7 +577,9 @@ void worker_conn_flush_dirty(worker *w)
         w->dirty = c->dirty_next;
         c->dirty = false;
         c->dirty_next = NULL;
-        if (c->state == WK_ALIVE && !c->timer_closing)
+        if (c->tcp != NULL)
+            worker_tcp_write(c); /* may free it */
+        else if (c->state == WK_ALIVE && !c->timer_closing)
             worker_conn_write(c);
     }
 }

@@ -1,709 +1,76 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NAME
- *	worker_h3 - HTTP/3 requests: nghttp3 glue, the app protocol, bodies
+ *	worker_h3 - HTTP/3 with nghttp3: framing and QPACK for the requests
  * SYNOPSIS
  *	worker_h3_setup(), worker_h3_recv(), worker_h3_stream_close(),
- *	worker_h3_free_streams(), worker_h3_app_message(),
- *	worker_h3_app_down(), worker_chunk_get(), worker_chunk_put()
+ *	worker_h3_submit(), worker_h3_submit_info(), worker_h3_resume(),
+ *	worker_h3_reset()
  * DESCRIPTION
- *	nghttp3 owns HTTP/3 framing and QPACK. A complete request head goes to
- *	the app as QD_MSG_REQ_HEAD, its body as QD_MSG_REQ_BODY; the app
- *	answers with QD_MSG_RESP_HEAD and either an open descriptor with an
- *	offset and a length, or QD_MSG_RESP_BODY chunks under a credit window
- *	(qd_ipc.h). A file body is read with pread into at most
- *	WORKER_STREAM_CHUNKS pooled chunks per stream; a chunk is reused once
- *	the client has acknowledged it, so a slow client holds a bounded
- *	amount of memory and the app never copies a body.
- *
- *	Responses the worker makes itself: the fast path, GET and HEAD for
- *	files the app granted (worker_cache.c), as 200, 206 or 304 with the
- *	app's headers and hints; and protocol answers: 503 when no app is
- *	connected (it comes back when the master hands over a new channel),
- *	425 Too Early for an unsafe method in 0-RTT data, 431 for an oversized
- *	head. The worker writes their access log lines, the app the others'.
- *
- *	A wk_stream lives from nghttp3's begin_headers to its stream_close;
- *	it is in its connection's list and in the worker's request-id table.
+ *	nghttp3 owns HTTP/3 framing and QPACK; ngtcp2 (worker_conn.c) owns the
+ *	streams. nghttp3's callbacks feed the protocol-neutral request code
+ *	(worker_req.c): a wk_stream is made at begin_headers and freed at
+ *	nghttp3's stream_close. Response bodies are handed to nghttp3 as
+ *	pointers into the stream's chunks, which stay ours until the client
+ *	acknowledges them (acked_stream_data -> worker_req_acked).
  * DIAGNOSTICS
- *	nghttp3 errors close the connection with the matching HTTP/3 error.
+ *	nghttp3 errors close the connection with the matching HTTP/3 error; a
+ *	malformed request resets its stream only.
  */
 #include "config.h"
 
-/* system */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
 /* libshared */
-#include "qd_alloc.h"
-#include "qd_err.h"
-#include "qd_http.h"
 #include "qd_log.h"
-#include "qd_time.h"
 
 /* local */
 #include "worker.h"
-
-#define MAX_FREE_CHUNKS 256
-#define MAX_HEAD_BYTES (32 * 1024) /* request field section limit (431) */
-#define CREDIT_BATCH (64 * 1024)
-
-/*
- * The one outgoing message: filled and sent within a single function call,
- * never kept across a callback (a request's own state lives in its stream).
- */
-static qd_ipc_msg out_msg;
-
-/* worker_app_send_failed - count and log (rate-limited) a message the app channel refused */
-void worker_app_send_failed(worker *w, const char *what, int rv)
-{
-    static qd_log_limit lim;
-
-    w->app_send_failures++;
-    qd_log_limited(&lim, QD_LOG_WARN, "app channel refused a %s (%s, %zu bytes queued); %" PRIu64
-                   " refused so far", what, qd_strerror(rv), qd_chan_queued(w->app),
-                   w->app_send_failures);
-}
-
-/*
- * worker_chunk_get - a chunk for |want| more body bytes: one of exactly
- * that size when it is small (a small file's whole body: malloc serves
- * those from its bins, while a fresh 64 KiB block beyond the pool costs
- * page faults), else a pooled WORKER_CHUNK.
- */
-wk_chunk *worker_chunk_get(worker *w, size_t want)
-{
-    wk_chunk *ch = w->free_chunks;
-
-    if (want < WORKER_SMALL_CHUNK) {
-        ch = qd_xmalloc(sizeof(*ch) + (want > 0 ? want : 1));
-        ch->cap = want > 0 ? want : 1;
-    } else if (ch != NULL) {
-        w->free_chunks = ch->next;
-        w->nfree_chunks--;
-    } else {
-        ch = qd_xmalloc(sizeof(*ch) + WORKER_CHUNK);
-        ch->cap = WORKER_CHUNK;
-    }
-    ch->next = NULL;
-    ch->len = 0;
-    return ch;
-}
-
-void worker_chunk_put(worker *w, wk_chunk *ch)
-{
-    if (ch->cap != WORKER_CHUNK || w->nfree_chunks >= MAX_FREE_CHUNKS) {
-        free(ch);
-        return;
-    }
-    ch->next = w->free_chunks;
-    w->free_chunks = ch;
-    w->nfree_chunks++;
-}
-
-/* --- streams ---------------------------------------------------------------- */
-
-/* cancel_at_app - tell the app to forget the request of |s| */
-static void cancel_at_app(wk_stream *s)
-{
-    worker *w = s->c->w;
-    int rv;
-
-    s->head_sent = false; /* nothing more goes to the app for it */
-    if (w->app == NULL)
-        return;
-    qd_ipc_msg_init(&out_msg, QD_MSG_REQ_CANCEL, 0);
-    qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-    if ((rv = qd_chan_send_ctl(w->app, &out_msg)) < 0)
-        worker_app_send_failed(w, "cancel", rv); /* the app forgets it with the channel */
-}
-
-static wk_stream *stream_new(wk_conn *c, int64_t id)
-{
-    worker *w = c->w;
-    wk_stream *s = qd_xcalloc(1, sizeof(*s));
-
-    s->c = c;
-    s->id = id;
-    s->fd = -1;
-    qd_buf_init(&s->fields);
-    qd_buf_init(&s->hints);
-    s->req_id = ++w->next_req_id;
-    wk_map_put(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id), s);
-    s->next = c->streams;
-    if (c->streams)
-        c->streams->prev = s;
-    c->streams = s;
-    c->nstreams++;
-    c->streams_opened++;
-    s->started_ns = worker_now();
-    s->started_ms = qd_time_real_ms();
-    return s;
-}
-
-/* in_inline - is |p| in the stream's own bytes? */
-static bool in_inline(const wk_stream *s, const char *p)
-{
-    return p >= s->inl && p < s->inl + sizeof(s->inl);
-}
-
-static void free_str(wk_stream *s, char *p)
-{
-    if (!in_inline(s, p))
-        free(p);
-}
-
-/*
- * set_str - a pseudo-header's value into |*slot|: in the stream's own bytes
- * while they last (no allocation for the usual method, scheme, authority
- * and path), else allocated.
- */
-static void set_str(wk_stream *s, char **slot, const uint8_t *v, size_t len)
-{
-    if (*slot != NULL)
-        free_str(s, *slot);
-    if (len < sizeof(s->inl) - s->inl_used) {
-        *slot = s->inl + s->inl_used;
-        memcpy(*slot, v, len);
-        (*slot)[len] = '\0';
-        s->inl_used += len + 1;
-    } else {
-        *slot = qd_xstrndup((const char *)v, len);
-    }
-}
-
-/* drop_fd - done with the body's descriptor: close it, or release the cache entry's */
-static void drop_fd(wk_stream *s)
-{
-    if (s->file != NULL)
-        worker_cache_unref(s->file);
-    else if (s->fd >= 0)
-        close(s->fd);
-    s->file = NULL;
-    s->mem = NULL;
-    s->fd = -1;
-}
-
-/* log_own - the access log line of an answer the worker made itself */
-static void log_own(wk_stream *s)
-{
-    static qd_buf line;
-    worker *w = s->c->w;
-    struct timespec now;
-
-    if (w->access_fd < 0)
-        return;
-    clock_gettime(CLOCK_REALTIME, &now);
-    qd_http_log_line(&line, &now, s->c->peer, s->method, s->path, NULL, (unsigned)s->status,
-                     s->filled, (double)(worker_now() - s->started_ns) / 1e6, s->c->cid_text,
-                     (uint64_t)s->id, !s->eof || s->acked < s->filled);
-    if (write(w->access_fd, line.data, line.len) < 0) {
-        static qd_log_limit lim;
-        qd_log_limited(&lim, QD_LOG_WARN, "access_log: %s", strerror(errno));
-    }
-}
-
-static void stream_free(wk_stream *s)
-{
-    wk_conn *c = s->c;
-    worker *w = c->w;
-
-    worker_rec_request(s);
-    if (s->by_worker)
-        log_own(s);
-    if (s->head_sent && (!s->eof || !s->req_done))
-        cancel_at_app(s); /* the app may still hold state for it */
-    wk_map_del(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id));
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->streams = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    c->nstreams--;
-    while (s->first != NULL) {
-        wk_chunk *ch = s->first;
-        s->first = ch->next;
-        worker_chunk_put(w, ch);
-    }
-    drop_fd(s);
-    free_str(s, s->method);
-    free_str(s, s->scheme);
-    free_str(s, s->authority);
-    free_str(s, s->path);
-    free(s->grant_key);
-    qd_buf_release(&s->fields);
-    qd_buf_release(&s->hints);
-    free(s);
-}
-
-void worker_h3_free_streams(wk_conn *c)
-{
-    while (c->streams != NULL)
-        stream_free(c->streams);
-}
-
-/* append - add bytes to the stream's body queue */
-static void append(wk_stream *s, const uint8_t *data, size_t len)
-{
-    while (len > 0) {
-        wk_chunk *ch = s->last;
-        if (ch == NULL || ch->len == ch->cap) {
-            ch = worker_chunk_get(s->c->w, WORKER_CHUNK);
-            if (s->last)
-                s->last->next = ch;
-            else
-                s->first = ch;
-            s->last = ch;
-            s->nchunks++;
-        }
-        size_t n = ch->cap - ch->len < len ? ch->cap - ch->len : len;
-        memcpy(ch->data + ch->len, data, n);
-        ch->len += n;
-        s->filled += n;
-        data += n;
-        len -= n;
-    }
-}
-
-/* fill_from_fd - read file body into free chunk slots; -1 on a read error */
-static int fill_from_fd(wk_stream *s)
-{
-    while (s->fd >= 0 && s->fd_left > 0 && s->nchunks < WORKER_STREAM_CHUNKS) {
-        size_t want = s->fd_left < WORKER_CHUNK ? (size_t)s->fd_left : WORKER_CHUNK;
-        wk_chunk *ch = worker_chunk_get(s->c->w, want);
-        ssize_t n;
-        do
-            n = pread(s->fd, ch->data, want, (off_t)s->fd_off);
-        while (n < 0 && errno == EINTR);
-        if (n <= 0) {
-            worker_chunk_put(s->c->w, ch);
-            qd_warn("reading a response body: %s", n < 0 ? strerror(errno) : "file shrank");
-            return -1;
-        }
-        ch->len = (size_t)n;
-        if (s->last)
-            s->last->next = ch;
-        else
-            s->first = ch;
-        s->last = ch;
-        s->nchunks++;
-        s->filled += (uint64_t)n;
-        s->fd_off += (uint64_t)n;
-        s->fd_left -= (uint64_t)n;
-    }
-    if (s->fd >= 0 && s->fd_left == 0) {
-        drop_fd(s);
-        s->eof = true;
-    }
-    return 0;
-}
-
-/* resume - more body is ready: let nghttp3 ask again */
-static void resume(wk_stream *s)
-{
-    if (s->blocked && s->c->h3) {
-        s->blocked = false;
-        nghttp3_conn_resume_stream(s->c->h3, s->id);
-    }
-    worker_conn_mark(s->c);
-}
-
-/* reset - abandon a response in the middle */
-static void reset(wk_stream *s)
-{
-    ngtcp2_conn_shutdown_stream(s->c->conn, 0, s->id, NGHTTP3_H3_INTERNAL_ERROR);
-    worker_conn_mark(s->c);
-}
-
-/*
- * abandon - a message for the app about |s| could not be queued: rather
- * than let the app see a truncated body or wait for credit that never
- * comes, reset the stream (the client sees an error, not a wrong answer)
- * and tell the app to forget the request. Counted in app_send_failures.
- */
-static void abandon(wk_stream *s, const char *what, int rv)
-{
-    worker_app_send_failed(s->c->w, what, rv);
-    cancel_at_app(s);
-    s->req_done = true;
-    reset(s);
-}
 
 static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t id, nghttp3_vec *vec, size_t veccnt,
                                uint32_t *pflags, void *conn_ud, void *stream_ud)
 {
     wk_stream *s = stream_ud;
-    size_t n = 0;
+    bool eof;
+    int n;
 
     if (s == NULL)
         return NGHTTP3_ERR_CALLBACK_FAILURE;
-    if (s->mem != NULL) { /* a cached small file: all of it, from the cache's memory */
-        if (s->handed < s->filled && veccnt > 0) {
-            vec[0].base = (uint8_t *)s->mem + s->handed;
-            vec[0].len = (size_t)(s->filled - s->handed);
-            s->handed = s->filled;
-            n = 1;
-        }
-        *pflags |= NGHTTP3_DATA_FLAG_EOF;
-        return (nghttp3_ssize)n;
-    }
-    /* Chunks are freed whole: s->first begins ack_skip bytes before s->acked. */
-    uint64_t off = s->acked - s->ack_skip;
-    for (wk_chunk *ch = s->first; ch != NULL && n < veccnt; off += ch->len, ch = ch->next) {
-        if (off + ch->len <= s->handed)
-            continue;
-        size_t skip = s->handed > off ? (size_t)(s->handed - off) : 0;
-        vec[n].base = ch->data + skip;
-        vec[n].len = ch->len - skip;
-        s->handed += vec[n].len;
-        n++;
-    }
-    if (s->eof && s->handed == s->filled) {
-        *pflags |= NGHTTP3_DATA_FLAG_EOF;
-        return (nghttp3_ssize)n;
-    }
-    if (n == 0) {
-        s->blocked = true;
+    n = worker_req_read_vec(s, vec, veccnt, &eof);
+    if (n < 0)
         return NGHTTP3_ERR_WOULDBLOCK;
-    }
+    if (eof)
+        *pflags |= NGHTTP3_DATA_FLAG_EOF;
     return (nghttp3_ssize)n;
 }
 
-/* http_date - the current time as an IMF-fixdate, formatted once a second */
-static const char *http_date(void)
+int worker_h3_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
 {
-    static char text[40];
-    static time_t last;
-    time_t now = time(NULL);
-    struct tm tm;
-
-    if (now != last && gmtime_r(&now, &tm) != NULL) {
-        strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        last = now;
-    }
-    return text;
-}
-
-/* submit - the response head and its body reader */
-static void submit(wk_stream *s, int status, const nghttp3_nv *extra, size_t nextra, bool body)
-{
-    nghttp3_nv nva[64];
-    char status_text[8];
-    size_t n = 0;
-
-    snprintf(status_text, sizeof(status_text), "%d", status);
-    nva[n++] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)status_text, 7, strlen(status_text),
-                            NGHTTP3_NV_FLAG_NONE};
-    nva[n++] = (nghttp3_nv){(uint8_t *)"server", (uint8_t *)"quicd", 6, 5, NGHTTP3_NV_FLAG_NONE};
-    const char *date = http_date();
-    nva[n++] = (nghttp3_nv){(uint8_t *)"date", (uint8_t *)date, 4, strlen(date),
-                            NGHTTP3_NV_FLAG_NONE};
-    for (size_t i = 0; i < nextra && n < 64; i++)
-        nva[n++] = extra[i];
     nghttp3_data_reader reader = {.read_data = read_data};
-    s->status = status;
-    if (s->ttfb_ns == 0)
-        s->ttfb_ns = worker_now();
-    s->responded = true;
-    if (nghttp3_conn_submit_response(s->c->h3, s->id, nva, n, body ? &reader : NULL) != 0)
-        reset(s);
-    worker_conn_mark(s->c);
+
+    return nghttp3_conn_submit_response(s->c->h3, s->id, nv, n, body ? &reader : NULL);
 }
 
-/* respond_local - a small protocol answer made by the worker itself */
-static void respond_local(wk_stream *s, int status, const char *text)
+int worker_h3_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
 {
-    char len[24];
-    nghttp3_nv nv[2] = {
-        {(uint8_t *)"content-type", (uint8_t *)"text/plain; charset=utf-8", 12, 25,
-         NGHTTP3_NV_FLAG_NONE},
-        {(uint8_t *)"content-length", (uint8_t *)len, 14, 0, NGHTTP3_NV_FLAG_NONE},
-    };
-
-    nv[1].valuelen = (size_t)snprintf(len, sizeof(len), "%zu", strlen(text));
-    s->by_worker = true;
-    bool head = s->method && strcmp(s->method, "HEAD") == 0;
-    if (!head)
-        append(s, (const uint8_t *)text, strlen(text));
-    s->eof = true;
-    submit(s, status, nv, 2, !head);
+    return nghttp3_conn_submit_info(s->c->h3, s->id, nv, n);
 }
 
-/* --- the fast path: answers from granted files (worker_cache.c) ------------- */
-
-/*
- * req_field - request header |name| (lowercase) copied as a C string into
- * |buf|: 1, or 0 when absent, or -1 when it is longer than |cap| or sent
- * twice (the app then decides).
- */
-static int req_field(const wk_stream *s, const char *name, char *buf, size_t cap)
+void worker_h3_resume(wk_stream *s)
 {
-    size_t nlen = strlen(name);
-    int found = 0;
-
-    for (size_t off = 0; off + 2 <= s->fields.len;) {
-        const uint8_t *p = (const uint8_t *)s->fields.data + off;
-        size_t flen = (size_t)p[0] << 8 | p[1];
-        if (flen > nlen && p[2 + nlen] == '\0' && memcmp(p + 2, name, nlen) == 0) {
-            size_t vlen = flen - nlen - 1;
-            if (found || vlen >= cap)
-                return -1;
-            memcpy(buf, p + 3 + nlen, vlen);
-            buf[vlen] = '\0';
-            found = 1;
-        }
-        off += 2 + flen;
-    }
-    return found;
-}
-
-/* is_validator - the fields a 304 repeats (as the app's does) */
-static bool is_validator(const nghttp3_nv *nv)
-{
-    static const char *const names[] = {"last-modified", "etag", "cache-control",
-                                        "accept-ranges", "vary"};
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (nv->namelen == strlen(names[i]) && memcmp(nv->name, names[i], nv->namelen) == 0)
-            return true;
-    return false;
-}
-
-/* send_hints - the 103 the app sent before this file's 200 */
-static void send_hints(wk_stream *s, const wk_file *f)
-{
-    nghttp3_nv nv[WK_FILE_MAX_FIELDS + 1];
-
-    if (f->nhints == 0)
-        return;
-    nv[0] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)"103", 7, 3, NGHTTP3_NV_FLAG_NONE};
-    memcpy(nv + 1, f->hints, f->nhints * sizeof(nv[0]));
-    if (nghttp3_conn_submit_info(s->c->h3, s->id, nv, f->nhints + 1) != 0)
-        reset(s);
-}
-
-/* use_mem - the body is [off, off + len) of the cache entry's memory */
-static void use_mem(wk_stream *s, uint64_t off, uint64_t len)
-{
-    s->mem = s->file->data + off;
-    s->filled = len;
-    s->eof = true;
-}
-
-/*
- * fast_answer - answer a GET or HEAD from a granted file, as the app would
- * have: 304 by If-None-Match (else If-Modified-Since), 206 for one
- * satisfiable range (subject to If-Range), else 200; HEAD without a body.
- * Returns false to send the request to the app: not cacheable, not
- * cached, expired, an unsatisfiable range (the app makes the 416), or a
- * header the worker does not read alone (too long, or sent twice). A GET
- * that misses remembers its key, for the grant the app may send back.
- */
-static bool fast_answer(wk_stream *s)
-{
-    static char key[2 * MAX_HEAD_BYTES + 2];
-    worker *w = s->c->w;
-    char ae[1024], inm[1024], ims[64], rng[256], ir[256], clen[24], crange[80];
-    nghttp3_nv nv[WK_FILE_MAX_FIELDS + 2];
-    uint64_t off = 0, len;
-    size_t n = 0, plen, alen, keylen;
-    int has_ae, has_inm, has_ims, has_rng = 0, has_ir = 0, range = 0, status;
-    bool head, not_modified;
-    wk_file *f;
-    time_t t;
-
-    if (w->child.conf.file_cache_max <= 0)
-        return false;
-    head = strcmp(s->method, "HEAD") == 0;
-    if ((!head && strcmp(s->method, "GET") != 0) || s->path[0] != '/' || strchr(s->path, '?'))
-        return false;
-    if ((has_ae = req_field(s, "accept-encoding", ae, sizeof(ae))) < 0)
-        return false;
-    plen = strlen(s->path);
-    alen = has_ae ? strlen(ae) : 0;
-    if (plen + 1 + alen > sizeof(key))
-        return false;
-    memcpy(key, s->path, plen + 1);
-    memcpy(key + plen + 1, ae, alen);
-    keylen = plen + 1 + alen;
-    if ((f = worker_cache_find(w, key, keylen)) == NULL) {
-        if (!head) {
-            s->grant_key = qd_xmalloc(keylen);
-            memcpy(s->grant_key, key, keylen);
-            s->grant_keylen = keylen;
-        }
-        return false;
-    }
-    has_inm = req_field(s, "if-none-match", inm, sizeof(inm));
-    has_ims = req_field(s, "if-modified-since", ims, sizeof(ims));
-    if (!head) {
-        has_rng = req_field(s, "range", rng, sizeof(rng));
-        has_ir = req_field(s, "if-range", ir, sizeof(ir));
-    }
-    if (has_inm < 0 || has_ims < 0 || has_rng < 0 || has_ir < 0)
-        return false;
-    /* RFC 9110 13.2.2: If-None-Match, when present, decides alone. */
-    if (has_inm)
-        not_modified = qd_http_etag_match(inm, f->etag);
-    else
-        not_modified = has_ims && qd_http_date_parse(ims, &t) == 0 && f->mtime <= t;
-    len = f->size;
-    if (!not_modified && has_rng) {
-        bool ir_ok = true;
-        if (has_ir)
-            ir_ok = ir[0] == '"' ? strcmp(ir, f->etag) == 0
-                                 : qd_http_date_parse(ir, &t) == 0 && t == f->mtime;
-        if (ir_ok && (range = qd_http_range_parse(rng, f->size, &off, &len)) < 0)
-            return false;
-    }
-    s->by_worker = true;
-    w->requests++;
-    w->cache.hits++;
-    if (not_modified) {
-        for (size_t i = 0; i < f->nnv; i++)
-            if (is_validator(&f->nv[i]))
-                nv[n++] = f->nv[i];
-        s->eof = true;
-        submit(s, 304, nv, n, false);
-        return true;
-    }
-    send_hints(s, f);
-    memcpy(nv, f->nv, f->nnv * sizeof(nv[0]));
-    n = f->nnv;
-    status = range > 0 ? 206 : 200;
-    if (range > 0)
-        nv[n++] = (nghttp3_nv){(uint8_t *)"content-range", (uint8_t *)crange, 13,
-                               (size_t)snprintf(crange, sizeof(crange),
-                                                "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, off,
-                                                off + len - 1, f->size),
-                               NGHTTP3_NV_FLAG_NONE};
-    nv[n++] = (nghttp3_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14,
-                           (size_t)snprintf(clen, sizeof(clen), "%" PRIu64, len),
-                           NGHTTP3_NV_FLAG_NONE};
-    if (head || len == 0) {
-        s->eof = true;
-        submit(s, status, nv, n, false);
-        return true;
-    }
-    s->file = f;
-    f->refs++;
-    if (f->data != NULL) {
-        use_mem(s, off, len);
-        submit(s, status, nv, n, true);
-        return true;
-    }
-    s->fd = f->fd;
-    s->fd_off = off;
-    s->fd_left = len;
-    if (fill_from_fd(s) < 0) {
-        reset(s);
-        return true;
-    }
-    submit(s, status, nv, n, true);
-    return true;
-}
-
-/*
- * take_grant - the app granted this 200 (QD_RESP_F_GRANT): keep the file
- * and its fields, with the hints that came before, for later requests of
- * the same key. The stream then reads through the cache's descriptor.
- */
-static void take_grant(wk_stream *s, const nghttp3_nv *nv, size_t n, uint64_t length)
-{
-    nghttp3_nv hv[WK_FILE_MAX_FIELDS];
-    size_t nh = 0;
-    wk_file *f;
-
-    for (size_t off = 0; off + 2 <= s->hints.len && nh < WK_FILE_MAX_FIELDS;) {
-        const uint8_t *p = (const uint8_t *)s->hints.data + off;
-        size_t flen = (size_t)p[0] << 8 | p[1];
-        const uint8_t *nul = memchr(p + 2, '\0', flen);
-        if (nul != NULL)
-            hv[nh++] = (nghttp3_nv){(uint8_t *)p + 2, (uint8_t *)nul + 1, (size_t)(nul - p - 2),
-                                    flen - (size_t)(nul - p - 2) - 1, NGHTTP3_NV_FLAG_NONE};
-        off += 2 + flen;
-    }
-    f = worker_cache_put(s->c->w, s->grant_key, s->grant_keylen, s->fd, length, nv, n, hv, nh);
-    if (f != NULL) {
-        s->file = f;
-        s->c->w->cache.grants++;
+    if (s->blocked && s->c->h3) {
+        s->blocked = false;
+        nghttp3_conn_resume_stream(s->c->h3, s->id);
     }
 }
 
-/* --- requests towards the app ------------------------------------------------ */
-
-static bool safe_method(const char *m)
+void worker_h3_reset(wk_stream *s, uint64_t app_error_code)
 {
-    return m && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0);
-}
-
-/* c_early - is the data being read now 0-RTT data? */
-static bool c_early(const wk_stream *s)
-{
-    return s->c->rx_early;
-}
-
-/* send_head - the request head is complete */
-static void send_head(wk_stream *s, bool fin)
-{
-    worker *w = s->c->w;
-
-    if (s->method == NULL || s->path == NULL) {
-        ngtcp2_conn_shutdown_stream(s->c->conn, 0, s->id, NGHTTP3_H3_MESSAGE_ERROR);
-        return;
-    }
-    if (s->early && !safe_method(s->method)) {
-        respond_local(s, 425, "425 Too Early\n");
-        return;
-    }
-    if (fast_answer(s))
-        return;
-    if (w->app == NULL) {
-        respond_local(s, 503, "503 Service Unavailable\n");
-        return;
-    }
-    qd_ipc_msg *m = &out_msg;
-    qd_ipc_msg_init(m, QD_MSG_REQ_HEAD, 0);
-    qd_ipc_put_u64(m, QD_F_STREAM, s->req_id);
-    qd_ipc_put_str(m, QD_F_METHOD, s->method);
-    qd_ipc_put_str(m, QD_F_SCHEME, s->scheme ? s->scheme : "https");
-    qd_ipc_put_str(m, QD_F_AUTHORITY, s->authority ? s->authority : "");
-    qd_ipc_put_str(m, QD_F_PATH, s->path);
-    qd_ipc_put_str(m, QD_F_PEER, s->c->peer);
-    qd_ipc_put_str(m, QD_F_CONN_ID, s->c->cid_text);
-    qd_ipc_put_u64(m, QD_F_QUIC_STREAM, (uint64_t)s->id);
-    qd_ipc_put_u32(m, QD_F_FLAGS, (fin ? QD_REQ_F_END : 0) | (s->early ? QD_REQ_F_EARLY : 0));
-    for (size_t off = 0; off + 2 <= s->fields.len;) {
-        const uint8_t *p = (const uint8_t *)s->fields.data + off;
-        size_t flen = (size_t)p[0] << 8 | p[1];
-        if (qd_ipc_put_bytes(m, QD_F_HEADER, p + 2, flen) < 0) {
-            /* cannot happen below MAX_HEAD_BYTES; answer as for an oversized head */
-            respond_local(s, 431, "431 Request Header Fields Too Large\n");
-            return;
-        }
-        off += 2 + flen;
-    }
-    qd_buf_release(&s->fields); /* the head is complete: the fields are not needed again */
-    int rv = qd_chan_send(w->app, m);
-    if (rv < 0) {
-        worker_app_send_failed(w, "request head", rv);
-        respond_local(s, 503, "503 Service Unavailable\n");
-        return;
-    }
-    s->head_sent = true;
-    w->requests++;
+    ngtcp2_conn_shutdown_stream(s->c->conn, 0, s->id, app_error_code);
 }
 
 static int begin_headers(nghttp3_conn *h3, int64_t id, void *conn_ud, void *stream_ud)
 {
     wk_conn *c = conn_ud;
-    wk_stream *s = stream_new(c, id);
+    wk_stream *s = worker_req_new(c, id);
 
     s->early = c->rx_early;
     nghttp3_conn_set_stream_user_data(h3, id, s);
@@ -715,62 +82,22 @@ static int recv_header(nghttp3_conn *h3, int64_t id, int32_t token, nghttp3_rcbu
 {
     wk_stream *s = stream_ud;
     nghttp3_vec n = nghttp3_rcbuf_get_buf(name), v = nghttp3_rcbuf_get_buf(value);
-    char **slot = NULL;
 
-    if (s == NULL)
-        return 0;
-    s->head_bytes += n.len + v.len + 32;
-    if (s->head_bytes > MAX_HEAD_BYTES)
-        return 0; /* answered with 431 at end_headers */
-    switch (token) {
-    case NGHTTP3_QPACK_TOKEN__METHOD:
-        slot = &s->method;
-        break;
-    case NGHTTP3_QPACK_TOKEN__PATH:
-        slot = &s->path;
-        break;
-    case NGHTTP3_QPACK_TOKEN__AUTHORITY:
-        slot = &s->authority;
-        break;
-    case NGHTTP3_QPACK_TOKEN__SCHEME:
-        slot = &s->scheme;
-        break;
-    default:
-        break;
-    }
-    if (slot != NULL) {
-        set_str(s, slot, v.base, v.len);
-        return 0;
-    }
-    if (n.len > 0 && n.base[0] == ':')
-        return 0;
-    /* Each stream collects its own fields: nghttp3 hands them over as they
-     * arrive, so the blocks of several streams can be half-received at once. */
-    if (n.len + 1 + v.len > MAX_HEAD_BYTES)
-        return 0;
-    uint8_t len2[2] = {(uint8_t)((n.len + 1 + v.len) >> 8), (uint8_t)(n.len + 1 + v.len)};
-    qd_buf_append(&s->fields, (const char *)len2, 2);
-    qd_buf_append(&s->fields, (const char *)n.base, n.len);
-    qd_buf_append(&s->fields, "", 1);
-    qd_buf_append(&s->fields, (const char *)v.base, v.len);
+    if (s != NULL)
+        worker_req_header(s, n.base, n.len, v.base, v.len);
     return 0;
 }
 
 static int end_headers(nghttp3_conn *h3, int64_t id, int fin, void *conn_ud, void *stream_ud)
 {
+    wk_conn *c = conn_ud;
     wk_stream *s = stream_ud;
 
     if (s == NULL)
         return 0;
-    if (c_early(s))
+    if (c->rx_early)
         s->early = true;
-    if (s->head_bytes > MAX_HEAD_BYTES)
-        respond_local(s, 431, "431 Request Header Fields Too Large\n");
-    else
-        send_head(s, fin != 0);
-    qd_buf_release(&s->fields);
-    if (fin)
-        s->req_done = true;
+    worker_req_head(s, fin != 0);
     return 0;
 }
 
@@ -783,25 +110,8 @@ static int recv_data(nghttp3_conn *h3, int64_t id, const uint8_t *data, size_t l
     /* Credit goes back at once: the app's queue is bounded by max_request_body. */
     ngtcp2_conn_extend_max_stream_offset(c->conn, id, len);
     ngtcp2_conn_extend_max_offset(c->conn, len);
-    if (s == NULL || !s->head_sent || c->w->app == NULL)
-        return 0;
-    s->body_in += len;
-    if (s->body_in > (uint64_t)c->w->child.conf.max_request_body + QD_IPC_MAX_CHUNK)
-        return 0; /* the app has answered 413 by now; drop the rest */
-    while (len > 0) {
-        size_t n = len < QD_IPC_MAX_CHUNK ? len : QD_IPC_MAX_CHUNK;
-        qd_ipc_msg_init(&out_msg, QD_MSG_REQ_BODY, 0);
-        qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-        qd_ipc_put_bytes(&out_msg, QD_F_BODY, data, n);
-        qd_ipc_put_u32(&out_msg, QD_F_FLAGS, 0);
-        int rv = qd_chan_send(c->w->app, &out_msg);
-        if (rv < 0) {
-            abandon(s, "request body", rv);
-            return 0;
-        }
-        data += n;
-        len -= n;
-    }
+    if (s != NULL)
+        worker_req_body(s, data, len);
     return 0;
 }
 
@@ -819,17 +129,8 @@ static int end_stream(nghttp3_conn *h3, int64_t id, void *conn_ud, void *stream_
 {
     wk_stream *s = stream_ud;
 
-    if (s == NULL || s->req_done)
-        return 0;
-    s->req_done = true;
-    if (s->head_sent && s->c->w->app != NULL) {
-        qd_ipc_msg_init(&out_msg, QD_MSG_REQ_BODY, 0);
-        qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-        qd_ipc_put_u32(&out_msg, QD_F_FLAGS, QD_REQ_F_END);
-        int rv = qd_chan_send_ctl(s->c->w->app, &out_msg);
-        if (rv < 0)
-            abandon(s, "request end", rv);
-    }
+    if (s != NULL)
+        worker_req_end(s);
     return 0;
 }
 
@@ -837,47 +138,9 @@ static int acked_stream_data(nghttp3_conn *h3, int64_t id, uint64_t len, void *c
                              void *stream_ud)
 {
     wk_stream *s = stream_ud;
-    worker *w;
 
-    if (s == NULL)
-        return 0;
-    w = s->c->w;
-    s->acked += len;
-    s->ack_skip += len;
-    /* Free (recycle) the chunks the client has acknowledged completely. */
-    while (s->first != NULL && s->first->len <= s->ack_skip) {
-        wk_chunk *ch = s->first;
-        s->ack_skip -= ch->len;
-        s->first = ch->next;
-        if (s->first == NULL)
-            s->last = NULL;
-        s->nchunks--;
-        worker_chunk_put(w, ch);
-    }
-    if (s->body_from_app) {
-        s->credit_due += len;
-        if ((s->credit_due >= CREDIT_BATCH || s->eof) && w->app != NULL && s->credit_due > 0) {
-            qd_ipc_msg_init(&out_msg, QD_MSG_RESP_CREDIT, 0);
-            qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-            qd_ipc_put_u32(&out_msg, QD_F_CREDIT, (uint32_t)s->credit_due);
-            int rv = qd_chan_send_ctl(w->app, &out_msg);
-            if (rv < 0) {
-                /* without it the app would wait for credit forever */
-                abandon(s, "credit", rv);
-                return 0;
-            }
-            s->credit_due = 0;
-        }
-    }
-    if (s->fd >= 0) {
-        uint64_t before = s->filled;
-        if (fill_from_fd(s) < 0) {
-            reset(s);
-            return 0;
-        }
-        if (s->filled > before || s->eof)
-            resume(s);
-    }
+    if (s != NULL)
+        worker_req_acked(s, len);
     return 0;
 }
 
@@ -890,7 +153,7 @@ static int h3_stream_close(nghttp3_conn *h3, int64_t id, uint64_t app_error_code
     if (ngtcp2_is_bidi_stream(id) && !ngtcp2_conn_is_local_stream(c->conn, id))
         ngtcp2_conn_extend_max_streams_bidi(c->conn, 1);
     if (s != NULL)
-        stream_free(s);
+        worker_req_free(s);
     return 0;
 }
 
@@ -939,7 +202,7 @@ int worker_h3_setup(wk_conn *c)
     nghttp3_settings_default(&settings);
     settings.qpack_max_dtable_capacity = 4096;
     settings.qpack_blocked_streams = 100;
-    settings.max_field_section_size = MAX_HEAD_BYTES;
+    settings.max_field_section_size = WORKER_MAX_HEAD;
     if (nghttp3_conn_server_new(&c->h3, &h3_callbacks, &settings, NULL, c) != 0)
         return -1;
     const ngtcp2_transport_params *p = ngtcp2_conn_get_local_transport_params(c->conn);
@@ -997,168 +260,4 @@ void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code)
         ngtcp2_ccerr_set_application_error(&c->last_error,
                                            nghttp3_err_infer_quic_app_error_code(rv), NULL, 0);
     }
-}
-
-/* --- responses from the app -------------------------------------------------- */
-
-/* collect_fields - F_HEADER "name\0value" fields as nghttp3 name/value pairs */
-static size_t collect_fields(const qd_ipc_msg *m, nghttp3_nv *nv, size_t cap)
-{
-    size_t n = 0, pos = 0, flen;
-    uint16_t tag;
-    const uint8_t *val;
-
-    while (qd_ipc_next(m, &pos, &tag, &val, &flen) && n < cap) {
-        const uint8_t *nul = tag == QD_F_HEADER ? memchr(val, '\0', flen) : NULL;
-        if (nul == NULL || nul == val)
-            continue;
-        size_t nlen = (size_t)(nul - val);
-        nv[n++] = (nghttp3_nv){(uint8_t *)val, (uint8_t *)nul + 1, nlen, flen - nlen - 1,
-                               NGHTTP3_NV_FLAG_NONE};
-    }
-    return n;
-}
-
-/* on_resp_head - status, fields, and an fd body or a promise of RESP_BODY */
-static void on_resp_head(worker *w, qd_ipc_msg *m, wk_stream *s)
-{
-    nghttp3_nv nv[62];
-    size_t n;
-    uint32_t status = 0, flags = 0;
-    uint64_t off = 0, length = 0;
-    char len_text[24];
-
-    qd_ipc_get_u32(m, QD_F_STATUS, &status);
-    qd_ipc_get_u32(m, QD_F_FLAGS, &flags);
-    if (status < 100 || status > 999 || s->responded) {
-        qd_child_bad_message(&w->child, "app", QD_ERR_INVAL);
-        return;
-    }
-    n = collect_fields(m, nv, 60);
-    if (m->fd_count == 1) {
-        qd_ipc_get_u64(m, QD_F_OFFSET, &off);
-        qd_ipc_get_u64(m, QD_F_LENGTH, &length);
-        nv[n++] = (nghttp3_nv){(uint8_t *)"content-length", (uint8_t *)len_text, 14,
-                               (size_t)snprintf(len_text, sizeof(len_text), "%" PRIu64, length),
-                               NGHTTP3_NV_FLAG_NONE};
-        s->fd = qd_ipc_msg_take_fd(m, 0);
-        if ((flags & QD_RESP_F_GRANT) && s->grant_key != NULL && status == 200 && off == 0)
-            take_grant(s, nv, n - 1, length); /* the fields without content-length */
-        if (s->file != NULL && s->file->data != NULL) {
-            s->fd = -1; /* now the cache's memory */
-            use_mem(s, 0, length);
-            submit(s, (int)status, nv, n, true);
-            return;
-        }
-        s->fd_off = off;
-        s->fd_left = length;
-        s->eof = length == 0;
-        if (fill_from_fd(s) < 0) {
-            reset(s);
-            return;
-        }
-        submit(s, (int)status, nv, n, true);
-        return;
-    }
-    if (flags & QD_RESP_F_END) {
-        s->eof = true;
-        submit(s, (int)status, nv, n, false);
-        return;
-    }
-    s->body_from_app = true;
-    submit(s, (int)status, nv, n, true);
-}
-
-/* on_resp_info - an interim response, e.g. 103 Early Hints */
-static void on_resp_info(worker *w, qd_ipc_msg *m, wk_stream *s)
-{
-    nghttp3_nv nv[64];
-    uint32_t status = 0;
-    char status_text[8];
-
-    qd_ipc_get_u32(m, QD_F_STATUS, &status);
-    if (status < 100 || status > 199 || status == 101 || s->responded) {
-        qd_child_bad_message(&w->child, "app", QD_ERR_INVAL);
-        return;
-    }
-    snprintf(status_text, sizeof(status_text), "%u", status);
-    nv[0] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)status_text, 7, strlen(status_text),
-                         NGHTTP3_NV_FLAG_NONE};
-    size_t n = 1 + collect_fields(m, nv + 1, 63);
-    /* A grant may follow: keep the hints for the cache entry. */
-    for (size_t i = 1; status == 103 && s->grant_key != NULL && i < n; i++) {
-        size_t flen = nv[i].namelen + 1 + nv[i].valuelen;
-        uint8_t len2[2] = {(uint8_t)(flen >> 8), (uint8_t)flen};
-        qd_buf_append(&s->hints, (const char *)len2, 2);
-        qd_buf_append(&s->hints, (const char *)nv[i].name, nv[i].namelen);
-        qd_buf_append(&s->hints, "", 1);
-        qd_buf_append(&s->hints, (const char *)nv[i].value, nv[i].valuelen);
-    }
-    if (nghttp3_conn_submit_info(s->c->h3, s->id, nv, n) != 0)
-        reset(s);
-    worker_conn_mark(s->c);
-}
-
-static void on_resp_body(worker *w, qd_ipc_msg *m, wk_stream *s)
-{
-    const uint8_t *body = NULL;
-    size_t len = 0;
-    uint32_t flags = 0;
-
-    if (!s->body_from_app || s->eof) {
-        qd_child_bad_message(&w->child, "app", QD_ERR_INVAL);
-        return;
-    }
-    qd_ipc_get_bytes(m, QD_F_BODY, &body, &len);
-    qd_ipc_get_u32(m, QD_F_FLAGS, &flags);
-    if (s->filled - s->acked + len > QD_RESP_WINDOW + QD_IPC_MAX_CHUNK) {
-        qd_child_bad_message(&w->child, "app (response body beyond its window)", QD_ERR_TOOBIG);
-        reset(s);
-        return;
-    }
-    if (len > 0)
-        append(s, body, len);
-    if (flags & QD_RESP_F_END)
-        s->eof = true;
-    resume(s);
-}
-
-void worker_h3_app_message(worker *w, qd_ipc_msg *m)
-{
-    uint64_t id = 0;
-
-    if (qd_ipc_get_u64(m, QD_F_STREAM, &id) < 0) {
-        qd_child_bad_message(&w->child, "app", QD_ERR_INVAL);
-        return;
-    }
-    wk_stream *s = wk_map_get(&w->streams, (const uint8_t *)&id, sizeof(id));
-    if (s == NULL)
-        return; /* the client went away meanwhile */
-    if (m->type == QD_MSG_RESP_HEAD)
-        on_resp_head(w, m, s);
-    else if (m->type == QD_MSG_RESP_BODY)
-        on_resp_body(w, m, s);
-    else if (m->type == QD_MSG_RESP_INFO)
-        on_resp_info(w, m, s);
-    else
-        qd_child_bad_message(&w->child, "app", QD_ERR_UNKNOWN);
-    /* No write here: the loop's check handle (worker.c) writes each dirty
-     * connection once after all the messages this iteration read, so
-     * answers to several requests share packets. */
-}
-
-void worker_h3_app_down(worker *w)
-{
-    for (wk_conn *c = w->conns; c != NULL; c = c->next) {
-        for (wk_stream *s = c->streams; s != NULL; s = s->next) {
-            if (!s->head_sent)
-                continue;
-            s->head_sent = false; /* no cancel to send */
-            if (!s->responded)
-                respond_local(s, 503, "503 Service Unavailable\n");
-            else if (s->body_from_app && !s->eof)
-                reset(s);
-        }
-    }
-    worker_conn_flush_dirty(w);
 }

@@ -27,6 +27,8 @@
 
 /* system */
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -122,7 +124,10 @@ static void close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_
     *by = QD_REC_CLOSE_BY_NONE;
     *reason = c->close_reason;
     *code = 0;
-    if (c->got_reset) {
+    if (c->tcp != NULL) {
+        *by = c->tcp->close_by;
+        *reason = c->tcp->close_reason;
+    } else if (c->got_reset) {
         *by = QD_REC_CLOSE_BY_CLIENT;
         *reason = QD_REC_REASON_STATELESS_RESET;
     } else if (c->state == WK_DRAINING && c->conn != NULL) {
@@ -165,6 +170,17 @@ static uint64_t pkts_lost(const wk_conn *c)
         for (size_t i = 0; i < 3; i++)
             n += ngtcp2_conn_get_stream_loss_count(c->conn, c->h3_uni[i]);
     return n;
+}
+
+/* tcp_rtt_us - the kernel's smoothed RTT of a TCP connection, or 0 */
+static uint64_t tcp_rtt_us(const wk_conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    if (getsockopt(c->tcp->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return 0;
+    return ti.tcpi_rtt;
 }
 
 void worker_rec_conn(wk_conn *c)
@@ -216,8 +232,11 @@ void worker_rec_conn(wk_conn *c)
         if (c->had_early && !ngtcp2_conn_get_tls_early_data_rejected(c->conn))
             flags |= QD_REC_F_EARLY;
     }
+    if (c->tcp != NULL)
+        qd_ipc_put_u64(&rec_msg, QD_F_SRTT_US, tcp_rtt_us(c));
     if (c->retry_used)
         flags |= QD_REC_F_RETRY;
+    qd_ipc_put_str(&rec_msg, QD_F_PROTO, worker_conn_proto(c));
     qd_ipc_put_u32(&rec_msg, QD_F_FLAGS, flags);
     qd_ipc_put_u64(&rec_msg, QD_F_BYTES_IN, c->bytes_in);
     qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT, c->bytes_out);
@@ -268,6 +287,7 @@ void worker_rec_request(wk_stream *s)
     qd_ipc_put_u64(&rec_msg, QD_F_DURATION_US, (now - s->started_ns) / 1000);
     if (s->ttfb_ns)
         qd_ipc_put_u64(&rec_msg, QD_F_TTFB_US, (s->ttfb_ns - s->started_ns) / 1000);
+    qd_ipc_put_str(&rec_msg, QD_F_PROTO, worker_conn_proto(s->c));
     send_rec(w);
 }
 
@@ -321,6 +341,35 @@ void worker_rec_start(worker *w)
     uv_timer_start(&w->sample_timer, on_sample, ms, ms);
 }
 
+/* put_conn - one connection's group in a QD_MSG_CONNS reply */
+static void put_conn(wk_conn *c)
+{
+    uint32_t flags = c->handshake_done ? QD_REC_F_HANDSHAKE : 0;
+    uint64_t srtt_us = 0;
+
+    if (c->conn != NULL) {
+        ngtcp2_conn_info ci;
+        ngtcp2_conn_get_conn_info(c->conn, &ci);
+        srtt_us = ci.smoothed_rtt / 1000;
+    } else if (c->tcp != NULL) {
+        srtt_us = tcp_rtt_us(c);
+    }
+    if (c->handshake_done && c->ssl != NULL && wolfSSL_session_reused(c->ssl))
+        flags |= QD_REC_F_RESUMED;
+    if (c->had_early)
+        flags |= QD_REC_F_EARLY;
+    qd_ipc_put_str(&rec_msg, QD_F_CONN_ID, c->cid_text);
+    qd_ipc_put_str(&rec_msg, QD_F_PEER, c->peer);
+    qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS, c->started_ms);
+    qd_ipc_put_u32(&rec_msg, QD_F_STREAMS, c->nstreams);
+    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_IN, c->bytes_in);
+    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT, c->bytes_out);
+    qd_ipc_put_u64(&rec_msg, QD_F_SRTT_US, srtt_us);
+    qd_ipc_put_u32(&rec_msg, QD_F_MIGRATIONS, c->migrations);
+    qd_ipc_put_u32(&rec_msg, QD_F_FLAGS, flags);
+    qd_ipc_put_str(&rec_msg, QD_F_PROTO, worker_conn_proto(c));
+}
+
 void worker_rec_conns(worker *w, int fd)
 {
     static qd_log_limit lim;
@@ -329,28 +378,13 @@ void worker_rec_conns(worker *w, int fd)
     qd_ipc_msg_init(&rec_msg, QD_MSG_CONNS, 0);
     qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE,
                    w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
-    qd_ipc_put_u32(&rec_msg, QD_F_CONNECTIONS, w->connections - w->closing);
-    for (wk_conn *c = w->conns; c != NULL && n < QD_CONNS_MAX; c = c->next) {
-        if (c->state != WK_ALIVE)
-            continue;
-        uint32_t flags = c->handshake_done ? QD_REC_F_HANDSHAKE : 0;
-        ngtcp2_conn_info ci;
-        ngtcp2_conn_get_conn_info(c->conn, &ci);
-        if (c->handshake_done && c->ssl != NULL && wolfSSL_session_reused(c->ssl))
-            flags |= QD_REC_F_RESUMED;
-        if (c->had_early)
-            flags |= QD_REC_F_EARLY;
-        qd_ipc_put_str(&rec_msg, QD_F_CONN_ID, c->cid_text);
-        qd_ipc_put_str(&rec_msg, QD_F_PEER, c->peer);
-        qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS, c->started_ms);
-        qd_ipc_put_u32(&rec_msg, QD_F_STREAMS, c->nstreams);
-        qd_ipc_put_u64(&rec_msg, QD_F_BYTES_IN, c->bytes_in);
-        qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT, c->bytes_out);
-        qd_ipc_put_u64(&rec_msg, QD_F_SRTT_US, ci.smoothed_rtt / 1000);
-        qd_ipc_put_u32(&rec_msg, QD_F_MIGRATIONS, c->migrations);
-        qd_ipc_put_u32(&rec_msg, QD_F_FLAGS, flags);
-        n++;
-    }
+    qd_ipc_put_u32(&rec_msg, QD_F_CONNECTIONS, w->connections - w->closing + w->tcp_count);
+    for (wk_conn *c = w->conns; c != NULL && n < QD_CONNS_MAX; c = c->next)
+        if (c->state == WK_ALIVE)
+            put_conn(c), n++;
+    for (wk_conn *c = w->tconns; c != NULL && n < QD_CONNS_MAX; c = c->next)
+        if (!c->tcp->dead)
+            put_conn(c), n++;
     int rv = qd_ipc_send(fd, &rec_msg);
     if (rv < 0)
         qd_log_limited(&lim, QD_LOG_WARN, "conns reply: %s", qd_strerror(rv));

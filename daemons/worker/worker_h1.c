@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	worker_h1 - HTTP/1.1 with http-parser on a TLS/TCP connection
+ * SYNOPSIS
+ *	worker_h1_start(), worker_h1_recv(), worker_h1_produce(),
+ *	worker_h1_idle(), worker_h1_paused(), worker_h1_free(),
+ *	worker_h1_submit(), worker_h1_submit_info()
+ * DESCRIPTION
+ *	http-parser (Debian's libhttp-parser) parses requests: the request
+ *	line, fields, Content-Length and chunked bodies, keep-alive. It
+ *	refuses the forms request smuggling relies on (Content-Length with
+ *	Transfer-Encoding, two Content-Lengths, a Transfer-Encoding that does
+ *	not end in chunked); obsolete line folding, which it would accept, is
+ *	refused here: the head is held back until it is complete (the parser
+ *	pauses at on_headers_complete), its bytes are checked for a line that
+ *	starts with white space, and only then does the request go on. Every
+ *	refusal is a 400 with Connection: close, an oversized head 431, an
+ *	over-long target 414.
+ *
+ *	One request at a time: the parser pauses after each message, and
+ *	pipelined bytes wait in |in| until the response is written. The
+ *	response goes straight into the connection's output as it is
+ *	submitted: the status line and fields, then the body pulled from the
+ *	stream (worker_req_pull), with chunked framing when there is no
+ *	Content-Length. Expect: 100-continue is answered when the request
+ *	goes to the app with a body it will read.
+ * DIAGNOSTICS
+ *	Refused requests are logged at debug level and counted (tcp_errors).
+ */
+#include "config.h"
+
+/* system */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* libraries */
+#include <http_parser.h>
+
+/* libshared */
+#include "qd_alloc.h"
+#include "qd_log.h"
+
+/* local */
+#include "worker.h"
+
+#define OUT_HIGH (64 * 1024)
+#define BODY_PIECE (16 * 1024)
+#define IN_MAX (WORKER_MAX_HEAD + 64 * 1024) /* pipelined bytes held while a response is out */
+
+struct wk_h1 {
+    http_parser p;
+    wk_conn *c;
+    wk_stream *cur; /* the request being received or answered */
+    uint64_t nreq;  /* requests on this connection (the stream number in logs) */
+    qd_buf url, name, value;
+    bool in_value;    /* the last field callback was a value */
+    bool in_head;     /* between message begin and the end of the head */
+    bool head_held;   /* the head is complete and waits for the folding check */
+    bool fold;        /* obsolete line folding was seen */
+    uint8_t prev;     /* the byte before the current input (folding check) */
+    bool body_expected, msg_done, expect_continue, keep_alive;
+    bool resp_started, resp_body, resp_chunked, resp_close;
+    int error; /* a status to refuse the request with (400, 414, 431) */
+    qd_buf in; /* input not parsed yet */
+    size_t in_off;
+};
+
+/* reason - the reason phrase of |status| */
+static const char *reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 425: return "Too Early";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+static wk_h1 *h1_of(http_parser *p)
+{
+    return p->data;
+}
+
+/* is_hop_field - fields of this connection only, not passed to the app */
+static bool is_hop_field(const char *name, size_t len)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
+                                      "transfer-encoding", "upgrade", "te", "expect"};
+
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (strlen(hop[i]) == len && memcmp(hop[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+/* flush_field - the field collected in name/value goes to the stream */
+static void flush_field(wk_h1 *h)
+{
+    wk_stream *s = h->cur;
+
+    if (h->name.len == 0 || s == NULL)
+        goto out;
+    for (size_t i = 0; i < h->name.len; i++)
+        if (h->name.data[i] >= 'A' && h->name.data[i] <= 'Z')
+            h->name.data[i] = (char)(h->name.data[i] - 'A' + 'a');
+    /* trailing white space of the value (http-parser keeps it) */
+    while (h->value.len > 0 &&
+           (h->value.data[h->value.len - 1] == ' ' || h->value.data[h->value.len - 1] == '\t'))
+        h->value.len--;
+    if (h->name.len == 4 && memcmp(h->name.data, "host", 4) == 0) {
+        if (s->authority == NULL)
+            worker_req_header(s, (const uint8_t *)":authority", 10, (const uint8_t *)h->value.data,
+                              h->value.len);
+    } else if (h->name.len == 6 && memcmp(h->name.data, "expect", 6) == 0) {
+        h->expect_continue = h->value.len == 12 && strncasecmp(h->value.data, "100-continue", 12) == 0;
+    } else if (!is_hop_field(h->name.data, h->name.len)) {
+        worker_req_header(s, (const uint8_t *)h->name.data, h->name.len,
+                          (const uint8_t *)h->value.data, h->value.len);
+    }
+out:
+    qd_buf_reset(&h->name);
+    qd_buf_reset(&h->value);
+}
+
+static int on_message_begin(http_parser *p)
+{
+    wk_h1 *h = h1_of(p);
+    wk_conn *c = h->c;
+
+    h->cur = worker_req_new(c, (int64_t)++h->nreq);
+    h->in_head = true;
+    h->in_value = false;
+    h->body_expected = h->msg_done = h->expect_continue = false;
+    h->resp_started = h->resp_body = h->resp_chunked = h->resp_close = false;
+    qd_buf_reset(&h->url);
+    qd_buf_reset(&h->name);
+    qd_buf_reset(&h->value);
+    c->tcp->head_deadline_ns =
+        worker_now() + (uint64_t)c->w->child.conf.tcp_header_timeout_ms * 1000000;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    wk_h1 *h = h1_of(p);
+
+    if (h->url.len + len > WORKER_MAX_HEAD) {
+        h->error = 414;
+        return -1;
+    }
+    qd_buf_append(&h->url, at, len);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    wk_h1 *h = h1_of(p);
+
+    if (h->in_value) {
+        flush_field(h);
+        h->in_value = false;
+    }
+    if (h->name.len + len > WORKER_MAX_HEAD) {
+        h->error = 431;
+        return -1;
+    }
+    qd_buf_append(&h->name, at, len);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    wk_h1 *h = h1_of(p);
+
+    h->in_value = true;
+    if (h->value.len + len > WORKER_MAX_HEAD) {
+        h->error = 431;
+        return -1;
+    }
+    qd_buf_append(&h->value, at, len);
+    return 0;
+}
+
+/* set_target - :path (and :authority of an absolute-form target) from the request target */
+static int set_target(wk_h1 *h)
+{
+    wk_stream *s = h->cur;
+    struct http_parser_url u;
+    const char *url = h->url.data;
+    size_t len = h->url.len;
+
+    if (len == 0)
+        return -1;
+    if (url[0] == '/' || (len == 1 && url[0] == '*')) {
+        worker_req_header(s, (const uint8_t *)":path", 5, (const uint8_t *)url, len);
+        return 0;
+    }
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(url, len, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST)))
+        return -1;
+    worker_req_header(s, (const uint8_t *)":authority", 10,
+                      (const uint8_t *)url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
+    if (u.field_set & (1 << UF_PATH)) {
+        size_t off = u.field_data[UF_PATH].off, end = off + u.field_data[UF_PATH].len;
+        if (u.field_set & (1 << UF_QUERY))
+            end = u.field_data[UF_QUERY].off + u.field_data[UF_QUERY].len;
+        worker_req_header(s, (const uint8_t *)":path", 5, (const uint8_t *)url + off, end - off);
+    } else {
+        worker_req_header(s, (const uint8_t *)":path", 5, (const uint8_t *)"/", 1);
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    wk_h1 *h = h1_of(p);
+    wk_stream *s = h->cur;
+
+    if (h->in_value)
+        flush_field(h);
+    h->in_value = false;
+    const char *method = http_method_str((enum http_method)p->method);
+    worker_req_header(s, (const uint8_t *)":method", 7, (const uint8_t *)method, strlen(method));
+    worker_req_header(s, (const uint8_t *)":scheme", 7, (const uint8_t *)"https", 5);
+    if (set_target(h) < 0) {
+        h->error = 400;
+        return -1;
+    }
+    h->keep_alive = http_should_keep_alive(p) != 0;
+    h->body_expected = (p->flags & F_CHUNKED) || (p->content_length > 0 &&
+                                                  p->content_length != UINT64_MAX);
+    /* Hold the request until its head's bytes are checked for folding. */
+    h->head_held = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    wk_h1 *h = h1_of(p);
+
+    if (h->cur != NULL)
+        worker_req_body(h->cur, (const uint8_t *)at, len);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    wk_h1 *h = h1_of(p);
+
+    h->msg_done = true;
+    if (h->cur != NULL && h->body_expected)
+        worker_req_end(h->cur);
+    http_parser_pause(p, 1); /* the next request waits for this response */
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* refuse - answer a request we cannot take with |status| and close */
+static void refuse(wk_conn *c, int status)
+{
+    wk_tcp *t = c->tcp;
+    wk_h1 *h = t->h1;
+    char text[64], head[256];
+
+    c->w->tcp_errors++;
+    qd_debug("HTTP/1.1 connection %s from %s: %d (%s)", c->cid_text, c->peer, status,
+             http_errno_description(HTTP_PARSER_ERRNO(&h->p)));
+    t->closing = true;
+    t->close_reason = QD_REC_REASON_ERROR;
+    if (h->cur != NULL && (h->cur->head_sent || h->cur->responded)) {
+        /* a response is under way: it cannot be followed by another */
+        worker_tcp_close(c, QD_REC_CLOSE_BY_SERVER, QD_REC_REASON_ERROR);
+        return;
+    }
+    int tl = snprintf(text, sizeof(text), "%d %s\n", status, reason(status));
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\nserver: quicd\r\ncontent-type: text/plain; "
+                      "charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n",
+                      status, reason(status), tl);
+    worker_tcp_out(t, head, (size_t)hl);
+    worker_tcp_out(t, text, (size_t)tl);
+}
+
+/* has_fold - do the head bytes |p|, |len| hold a line that starts with white space? */
+static bool has_fold(wk_h1 *h, const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (h->prev == '\n' && (p[i] == ' ' || p[i] == '\t'))
+            return true;
+        h->prev = p[i];
+    }
+    return false;
+}
+
+/* release_head - the head passed the checks: the request goes on */
+static void release_head(wk_conn *c)
+{
+    wk_h1 *h = c->tcp->h1;
+    wk_stream *s = h->cur;
+    const qd_conf *conf = &c->w->child.conf;
+
+    h->head_held = false;
+    h->in_head = false;
+    c->tcp->head_deadline_ns = 0;
+    worker_req_head(s, !h->body_expected);
+    /* 100 Continue: the app takes the body (it is not over the limit) and
+     * nothing has been answered yet. */
+    if (h->expect_continue && h->body_expected && s->head_sent && !s->responded &&
+        h->p.http_minor >= 1 &&
+        (h->p.content_length == UINT64_MAX ||
+         h->p.content_length <= (uint64_t)conf->max_request_body)) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        worker_tcp_out(c->tcp, cont, sizeof(cont) - 1);
+    }
+}
+
+/* parse - run the parser over the input held, until it waits or fails */
+static int parse(wk_conn *c)
+{
+    wk_tcp *t = c->tcp;
+    wk_h1 *h = t->h1;
+
+    while (h->in_off < h->in.len && !t->dead && !t->closing) {
+        if (h->msg_done)
+            break; /* the next request waits for this response */
+        const uint8_t *p = (const uint8_t *)h->in.data + h->in_off;
+        size_t n = h->in.len - h->in_off;
+        bool head = h->in_head || h->cur == NULL;
+        size_t used = http_parser_execute(&h->p, &settings, (const char *)p, n);
+        enum http_errno e = HTTP_PARSER_ERRNO(&h->p);
+        if ((head || h->in_head) && has_fold(h, p, used + (h->head_held && used < n ? 1 : 0)))
+            h->fold = true;
+        h->in_off += used;
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&h->p, 0);
+            if (h->head_held) {
+                if (h->fold) {
+                    refuse(c, 400);
+                    return -1;
+                }
+                release_head(c);
+            }
+            continue;
+        }
+        if (e != HPE_OK) {
+            refuse(c, h->error ? h->error : e == HPE_HEADER_OVERFLOW ? 431 : 400);
+            return -1;
+        }
+    }
+    if (h->in_off == h->in.len) {
+        qd_buf_reset(&h->in);
+        h->in_off = 0;
+    }
+    return 0;
+}
+
+int worker_h1_start(wk_conn *c)
+{
+    wk_tcp *t = c->tcp;
+    wk_h1 *h = qd_xcalloc(1, sizeof(*h));
+
+    http_parser_init(&h->p, HTTP_REQUEST);
+    h->p.data = h;
+    h->c = c;
+    h->prev = '\n';
+    qd_buf_init(&h->url);
+    qd_buf_init(&h->name);
+    qd_buf_init(&h->value);
+    qd_buf_init(&h->in);
+    t->h1 = h;
+    t->head_deadline_ns = 0; /* until a request begins, the idle timeout applies */
+    return 0;
+}
+
+int worker_h1_recv(wk_conn *c, const uint8_t *data, size_t len)
+{
+    wk_h1 *h = c->tcp->h1;
+
+    if (h->in.len - h->in_off + len > IN_MAX) {
+        refuse(c, h->in_head ? 431 : 400);
+        return -1;
+    }
+    qd_buf_append(&h->in, (const char *)data, len);
+    return parse(c);
+}
+
+/* next_request - the response is written: go on with the connection, or close it */
+static void next_request(wk_conn *c)
+{
+    wk_tcp *t = c->tcp;
+    wk_h1 *h = t->h1;
+    wk_stream *s = h->cur;
+
+    if (h->resp_close || !h->msg_done || t->draining) {
+        t->closing = true; /* after the output is written */
+        return;
+    }
+    h->cur = NULL;
+    h->msg_done = false;
+    h->prev = '\n';
+    worker_req_free(s);
+    parse(c); /* a pipelined request may be waiting */
+}
+
+int worker_h1_produce(wk_conn *c)
+{
+    static uint8_t buf[BODY_PIECE];
+    wk_tcp *t = c->tcp;
+    wk_h1 *h = t->h1;
+
+    while (!t->closing && h->cur != NULL && h->resp_started && t->out.len < OUT_HIGH) {
+        wk_stream *s = h->cur;
+        bool eof = true;
+        ssize_t n = 0;
+        if (h->resp_body) {
+            n = worker_req_pull(s, buf, sizeof(buf), &eof);
+            if (n < 0)
+                return 0; /* resumed when the app or the file has more */
+            if (n > 0 && h->resp_chunked) {
+                char size[24];
+                int sl = snprintf(size, sizeof(size), "%zx\r\n", (size_t)n);
+                worker_tcp_out(t, size, (size_t)sl);
+            }
+            worker_tcp_out(t, buf, (size_t)n);
+            if (n > 0 && h->resp_chunked)
+                worker_tcp_out(t, "\r\n", 2);
+            if (eof && h->resp_chunked)
+                worker_tcp_out(t, "0\r\n\r\n", 5);
+        }
+        if (!eof)
+            continue;
+        s->eof = true;
+        h->resp_started = false;
+        next_request(c);
+    }
+    return 0;
+}
+
+bool worker_h1_idle(const wk_conn *c)
+{
+    const wk_h1 *h = c->tcp->h1;
+
+    return h == NULL || (h->cur == NULL && h->in_off == h->in.len);
+}
+
+bool worker_h1_paused(const wk_conn *c)
+{
+    const wk_h1 *h = c->tcp->h1;
+
+    return h != NULL && (h->msg_done || h->in.len - h->in_off >= IN_MAX);
+}
+
+void worker_h1_free(wk_conn *c)
+{
+    wk_h1 *h = c->tcp->h1;
+
+    qd_buf_release(&h->url);
+    qd_buf_release(&h->name);
+    qd_buf_release(&h->value);
+    qd_buf_release(&h->in);
+    free(h);
+    c->tcp->h1 = NULL;
+}
+
+/* put_fields - "name: value" lines of |nv| (pseudo-headers left out) */
+static void put_fields(wk_tcp *t, const nghttp3_nv *nv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (nv[i].namelen > 0 && nv[i].name[0] == ':')
+            continue;
+        worker_tcp_out(t, nv[i].name, nv[i].namelen);
+        worker_tcp_out(t, ": ", 2);
+        worker_tcp_out(t, nv[i].value, nv[i].valuelen);
+        worker_tcp_out(t, "\r\n", 2);
+    }
+}
+
+int worker_h1_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
+{
+    wk_conn *c = s->c;
+    wk_tcp *t = c->tcp;
+    wk_h1 *h = t->h1;
+    char line[64];
+    bool has_length = false;
+
+    if (h == NULL || s != h->cur)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (nv[i].namelen == 14 && memcmp(nv[i].name, "content-length", 14) == 0)
+            has_length = true;
+    bool head = s->method != NULL && strcmp(s->method, "HEAD") == 0;
+    h->resp_body = body && !head && s->status != 204 && s->status != 304;
+    h->resp_chunked = h->resp_body && !has_length && h->p.http_minor >= 1;
+    /* Close after this response: the client asked, we drain, a body we will
+     * not read is still coming, or the body's end is the connection's end. */
+    h->resp_close = !h->keep_alive || t->draining || c->w->stopping ||
+                    (h->body_expected && !h->msg_done) ||
+                    (h->resp_body && !has_length && !h->resp_chunked);
+    int ll = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", s->status, reason(s->status));
+    worker_tcp_out(t, line, (size_t)ll);
+    put_fields(t, nv, n);
+    if (h->resp_chunked)
+        worker_tcp_out(t, "transfer-encoding: chunked\r\n", 28);
+    if (h->resp_close)
+        worker_tcp_out(t, "connection: close\r\n", 19);
+    worker_tcp_out(t, "\r\n", 2);
+    h->resp_started = true;
+    return 0;
+}
+
+int worker_h1_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
+{
+    wk_tcp *t = s->c->tcp;
+    wk_h1 *h = t->h1;
+    char line[64];
+    int status = 0;
+
+    if (h == NULL || s != h->cur || h->p.http_minor < 1)
+        return 0; /* an HTTP/1.0 client gets no interim responses */
+    if (n > 0 && nv[0].namelen == 7 && memcmp(nv[0].name, ":status", 7) == 0)
+        for (size_t i = 0; i < nv[0].valuelen && i < 3; i++)
+            status = status * 10 + (nv[0].value[i] - '0');
+    if (status < 100 || status > 199)
+        return -1;
+    int ll = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason(status));
+    worker_tcp_out(t, line, (size_t)ll);
+    put_fields(t, nv, n);
+    worker_tcp_out(t, "\r\n", 2);
+    return 0;
+}

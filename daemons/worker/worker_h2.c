@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	worker_h2 - HTTP/2 with nghttp2 on a TLS/TCP connection
+ * SYNOPSIS
+ *	worker_h2_start(), worker_h2_recv(), worker_h2_produce(),
+ *	worker_h2_done(), worker_h2_shutdown(), worker_h2_free(),
+ *	worker_h2_submit(), worker_h2_submit_info(), worker_h2_resume(),
+ *	worker_h2_reset()
+ * DESCRIPTION
+ *	nghttp2 owns HTTP/2: the preface, framing, HPACK, flow control, stream
+ *	states and message checks (a malformed request is reset by nghttp2,
+ *	a protocol error ends the session with GOAWAY). Its callbacks feed the
+ *	protocol-neutral request code (worker_req.c); a wk_stream lives from
+ *	on_begin_headers to on_stream_close. Response bodies are copied by
+ *	nghttp2's data provider from the stream's chunks (worker_req_pull).
+ *
+ *	Limits mirror HTTP/3's: max_concurrent_streams, stream_window and
+ *	connection_window, a 32 KiB request head (431). Floods that cost us
+ *	work for nothing end the session with ENHANCE_YOUR_CALM: more than
+ *	FLOOD_SETTINGS SETTINGS, FLOOD_PING PINGs or FLOOD_RST RST_STREAMs
+ *	from the client in one second (the "rapid reset" attack among them).
+ * DIAGNOSTICS
+ *	Session errors are logged at debug level and end the connection.
+ */
+#include "config.h"
+
+/* system */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libshared */
+#include "qd_log.h"
+
+/* local */
+#include "worker.h"
+
+#define FLOOD_SETTINGS 100 /* per second */
+#define FLOOD_PING 100
+#define FLOOD_RST 200
+#define OUT_HIGH (64 * 1024)
+#define MAX_WINDOW ((1U << 31) - 1)
+
+static nghttp2_session_callbacks *callbacks;
+
+/* stream_of - the request of |id|, or NULL */
+static wk_stream *stream_of(nghttp2_session *h2, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(h2, id);
+}
+
+/* flooded - count a frame of the client's; true once a kind is over its limit */
+static bool flooded(wk_tcp *t, uint8_t type, uint8_t flags)
+{
+    uint64_t now = worker_now();
+
+    if (now >= t->flood_ns + 1000000000ULL) {
+        t->flood_ns = now;
+        t->flood_settings = t->flood_ping = t->flood_rst = 0;
+    }
+    switch (type) {
+    case NGHTTP2_SETTINGS:
+        return !(flags & NGHTTP2_FLAG_ACK) && ++t->flood_settings > FLOOD_SETTINGS;
+    case NGHTTP2_PING:
+        return !(flags & NGHTTP2_FLAG_ACK) && ++t->flood_ping > FLOOD_PING;
+    case NGHTTP2_RST_STREAM:
+        return ++t->flood_rst > FLOOD_RST;
+    default:
+        return false;
+    }
+}
+
+static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
+{
+    wk_conn *c = ud;
+
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    wk_stream *s = worker_req_new(c, frame->hd.stream_id);
+    nghttp2_session_set_stream_user_data(h2, frame->hd.stream_id, s);
+    return 0;
+}
+
+static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud)
+{
+    wk_stream *s;
+
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers are not passed on */
+    if ((s = stream_of(h2, frame->hd.stream_id)) != NULL)
+        worker_req_header(s, name, namelen, value, valuelen);
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
+{
+    wk_conn *c = ud;
+    wk_tcp *t = c->tcp;
+    wk_stream *s;
+
+    t->head_deadline_ns = 0; /* the preface and a first frame came */
+    if (flooded(t, frame->hd.type, frame->hd.flags)) {
+        qd_debug("HTTP/2 connection %s from %s: frame flood (type %u); closing", c->cid_text,
+                 c->peer, frame->hd.type);
+        c->w->tcp_errors++;
+        t->close_reason = QD_REC_REASON_ERROR;
+        nghttp2_session_terminate_session(h2, NGHTTP2_ENHANCE_YOUR_CALM);
+        return 0;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    if ((s = stream_of(h2, frame->hd.stream_id)) == NULL)
+        return 0;
+    bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+        worker_req_head(s, end);
+    else if (end)
+        worker_req_end(s);
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud)
+{
+    wk_stream *s = stream_of(h2, id);
+
+    if (s != NULL)
+        worker_req_body(s, data, len);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error_code, void *ud)
+{
+    wk_stream *s = stream_of(h2, id);
+
+    if (s != NULL) {
+        nghttp2_session_set_stream_user_data(h2, id, NULL);
+        worker_req_free(s);
+    }
+    return 0;
+}
+
+static ssize_t read_body(nghttp2_session *h2, int32_t id, uint8_t *buf,
+                                        size_t length, uint32_t *flags,
+                                        nghttp2_data_source *src, void *ud)
+{
+    wk_stream *s = src->ptr;
+    bool eof;
+    ssize_t n = worker_req_pull(s, buf, length, &eof);
+
+    if (n < 0)
+        return NGHTTP2_ERR_DEFERRED;
+    if (eof)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return n;
+}
+
+/* make_callbacks - nghttp2's callback table, made once */
+static int make_callbacks(void)
+{
+    if (callbacks != NULL)
+        return 0;
+    if (nghttp2_session_callbacks_new(&callbacks) != 0)
+        return -1;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+    return 0;
+}
+
+int worker_h2_start(wk_conn *c)
+{
+    wk_tcp *t = c->tcp;
+    const qd_conf *conf = &c->w->child.conf;
+    uint32_t window = conf->stream_window > MAX_WINDOW ? MAX_WINDOW : (uint32_t)conf->stream_window;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)conf->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, WORKER_MAX_HEAD},
+    };
+    int32_t conn_window = conf->connection_window > MAX_WINDOW ? (int32_t)MAX_WINDOW
+                                                               : (int32_t)conf->connection_window;
+
+    if (make_callbacks() < 0 || nghttp2_session_server_new(&t->h2, callbacks, c) != 0)
+        return -1;
+    if (nghttp2_submit_settings(t->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
+        nghttp2_session_set_local_window_size(t->h2, NGHTTP2_FLAG_NONE, 0, conn_window) != 0)
+        return -1;
+    t->head_deadline_ns = worker_now() + (uint64_t)conf->tcp_header_timeout_ms * 1000000;
+    if (c->w->stopping)
+        worker_h2_shutdown(c, false);
+    return 0;
+}
+
+int worker_h2_recv(wk_conn *c, const uint8_t *data, size_t len)
+{
+    wk_tcp *t = c->tcp;
+    ssize_t n = nghttp2_session_mem_recv(t->h2, data, len);
+
+    if (n < 0) {
+        qd_debug("HTTP/2 connection %s from %s: %s", c->cid_text, c->peer,
+                 nghttp2_strerror((int)n));
+        c->w->tcp_errors++;
+        t->close_reason = QD_REC_REASON_ERROR;
+        /* a bad preface or worse: say so (GOAWAY) before closing */
+        nghttp2_session_terminate_session(t->h2, n == NGHTTP2_ERR_BAD_CLIENT_MAGIC
+                                                     ? NGHTTP2_PROTOCOL_ERROR
+                                                     : NGHTTP2_INTERNAL_ERROR);
+        return -1;
+    }
+    return 0;
+}
+
+int worker_h2_produce(wk_conn *c)
+{
+    wk_tcp *t = c->tcp;
+
+    while (t->out.len < OUT_HIGH) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(t->h2, &data);
+        if (n < 0) {
+            qd_debug("HTTP/2 connection %s: %s", c->cid_text, nghttp2_strerror((int)n));
+            return -1;
+        }
+        if (n == 0)
+            break;
+        worker_tcp_out(t, data, (size_t)n);
+    }
+    return 0;
+}
+
+bool worker_h2_done(wk_conn *c)
+{
+    wk_tcp *t = c->tcp;
+
+    return t->closing || (!nghttp2_session_want_read(t->h2) && !nghttp2_session_want_write(t->h2));
+}
+
+/*
+ * worker_h2_shutdown - GOAWAY: no new streams; the session ends when the
+ * open ones are done (|now|: at once, with those open reset).
+ */
+void worker_h2_shutdown(wk_conn *c, bool now)
+{
+    wk_tcp *t = c->tcp;
+
+    if (now)
+        nghttp2_session_terminate_session(t->h2, NGHTTP2_NO_ERROR);
+    else
+        nghttp2_submit_goaway(t->h2, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(t->h2), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+    worker_conn_mark(c);
+}
+
+void worker_h2_free(wk_conn *c)
+{
+    wk_tcp *t = c->tcp;
+
+    /* The streams are freed already (worker_req_free_all); forget them. */
+    nghttp2_session_del(t->h2);
+    t->h2 = NULL;
+}
+
+int worker_h2_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
+{
+    nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
+
+    return nghttp2_submit_response(s->c->tcp->h2, (int32_t)s->id, (const nghttp2_nv *)nv, n,
+                                   body ? &prd : NULL);
+}
+
+int worker_h2_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
+{
+    int32_t rv = nghttp2_submit_headers(s->c->tcp->h2, NGHTTP2_FLAG_NONE, (int32_t)s->id, NULL,
+                                        (const nghttp2_nv *)nv, n, NULL);
+
+    return rv < 0 ? -1 : 0;
+}
+
+void worker_h2_resume(wk_stream *s)
+{
+    if (s->blocked) {
+        s->blocked = false;
+        nghttp2_session_resume_data(s->c->tcp->h2, (int32_t)s->id);
+    }
+}
+
+void worker_h2_reset(wk_stream *s)
+{
+    nghttp2_submit_rst_stream(s->c->tcp->h2, NGHTTP2_FLAG_NONE, (int32_t)s->id,
+                              NGHTTP2_INTERNAL_ERROR);
+}

@@ -98,6 +98,9 @@ static void take_sockets(worker *w, qd_ipc_msg *m)
             memcpy(w->ticket_key, val, len);
         } else if (tag == QD_F_ADDR && fdi < m->fd_count && i < WORKER_MAX_SOCKETS) {
             install_socket(w, i++, qd_ipc_msg_take_fd(m, fdi++), val, len);
+        } else if (tag == QD_F_TCP_ADDR && fdi < m->fd_count) {
+            /* Not served yet: keep the descriptors of later fields in step. */
+            close(qd_ipc_msg_take_fd(m, fdi++));
         }
     }
     qd_info("have %zu UDP socket%s from the listener", w->nep, w->nep == 1 ? "" : "s");

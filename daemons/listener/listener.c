@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NAME
- *	listener - owns the UDP sockets and hands them to the workers
+ *	listener - owns the UDP and TCP sockets and hands them to the workers
  * SYNOPSIS
  *	listener -g generation [-l stderr|syslog] [-v level] (started by quicd)
  * DESCRIPTION
- *	Opens every UDP socket at start while privileged (listener_sock.c),
- *	drops privileges into an empty chroot, and then serves the workers:
+ *	Opens every UDP socket, and with tcp = yes every TCP listen socket,
+ *	at start while privileged (listener_sock.c), drops privileges into
+ *	an empty chroot, and then serves the workers:
  *	whenever the master connects a worker (QD_MSG_CHANNEL) the listener
- *	sends it its sockets. The listener never reads a packet itself.
+ *	sends it its sockets. The listener never reads a packet nor accepts a
+ *	connection itself.
  * DIAGNOSTICS
  *	Unexpected messages from a worker are logged and dropped.
  */

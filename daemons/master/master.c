@@ -177,10 +177,35 @@ static int check_daemons(const qd_conf *conf)
 }
 
 /*
- * check_ports - nothing else may be bound to a listen address. The
- * listener's sockets use SO_REUSEPORT, which would otherwise quietly share
- * the port with another server of the same user (say a second quicd with
- * another runtime_directory) and split its clients between the two.
+ * port_taken - whether another socket holds |a| for |type| (SOCK_DGRAM or
+ * SOCK_STREAM). TCP probes with SO_REUSEADDR, as every TCP server binds,
+ * so only a socket that listens there counts: connections of a previous
+ * run in TIME_WAIT do not.
+ */
+static bool port_taken(const qd_conf_addr *a, int type)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = qd_conf_addr_sockaddr(a, &ss);
+    int one = 1, fd = socket(a->family, type | SOCK_CLOEXEC, 0);
+    bool taken;
+
+    if (fd < 0)
+        return false; /* the listener reports it */
+    if (a->family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (type == SOCK_STREAM)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    taken = bind(fd, (struct sockaddr *)&ss, len) < 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
+/*
+ * check_ports - nothing else may be bound to a listen address, over UDP,
+ * nor (tcp = yes) over TCP. The listener's sockets use SO_REUSEPORT, which
+ * would otherwise quietly share the port with another server of the same
+ * user (say a second quicd with another runtime_directory) and split its
+ * clients between the two.
  */
 static int check_ports(const qd_conf *conf)
 {
@@ -188,22 +213,22 @@ static int check_ports(const qd_conf *conf)
 
     for (size_t i = 0; i < conf->listen.count; i++) {
         const qd_conf_addr *a = &conf->listen.items[i];
-        struct sockaddr_storage ss;
-        socklen_t len;
-        int one = 1, fd = socket(a->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        const char *lb = a->family == AF_INET6 ? "[" : "", *rb = a->family == AF_INET6 ? "]" : "";
 
-        if (fd < 0)
-            continue; /* the listener reports it */
-        len = qd_conf_addr_sockaddr(a, &ss);
-        if (a->family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        if (bind(fd, (struct sockaddr *)&ss, len) < 0 && errno == EADDRINUSE) {
-            fprintf(stderr, "quicd: listen %s%s%s:%u: address already in use (another server?)\n",
-                    a->family == AF_INET6 ? "[" : "", a->host, a->family == AF_INET6 ? "]" : "",
-                    a->port);
+        if (port_taken(a, SOCK_DGRAM)) {
+            fprintf(stderr,
+                    "quicd: listen %s%s%s:%u: address already in use over UDP"
+                    " (another server?)\n",
+                    lb, a->host, rb, a->port);
             bad++;
         }
-        close(fd);
+        if (conf->tcp && port_taken(a, SOCK_STREAM)) {
+            fprintf(stderr,
+                    "quicd: listen %s%s%s:%u: address already in use over TCP"
+                    " (another server? or set tcp = no)\n",
+                    lb, a->host, rb, a->port);
+            bad++;
+        }
     }
     return bad ? -1 : 0;
 }

@@ -18,6 +18,11 @@
 #define MASTER_MAX_CLIENTS 16
 #define MASTER_RECENT_EVENTS 64   /* process events kept for a restarted stats */
 #define MASTER_RESEND_WINDOW_MS 2000 /* ... those this long before it died are sent again */
+/*
+ * Escrowed SOCKETS messages of up to QD_IPC_MAX_FDS (16) descriptors: 1024
+ * worker/address pairs with tcp = no, 512 with tcp = yes (a pair's UDP and
+ * TCP sockets share a message), e.g. 256 workers on two addresses.
+ */
 #define MASTER_MAX_ESCROW 64
 #define MASTER_MAX_OVERRIDES 32
 /* A child that dies sooner than this after starting counts as a rapid failure. */
@@ -117,7 +122,9 @@ struct master {
      * The listener's sockets and secrets, escrowed so that a restarted
      * listener gets the same sockets back (their order in each reuseport
      * group is what CID steering relies on) and the same secrets (tokens
-     * and session tickets stay valid). Dropped when listen or workers change.
+     * and session tickets stay valid), TCP listen sockets included (their
+     * accept queues too). Kept and returned as the listener sent them;
+     * dropped when listen or workers change.
      */
     qd_ipc_msg *escrow[MASTER_MAX_ESCROW];
     size_t escrow_count;

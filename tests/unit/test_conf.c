@@ -63,7 +63,8 @@ static void test_conf_contract_keys(void)
         "tls_certificate", "tls_key", "document_root", "log_level", "access_log",
         "congestion_control", "retry", "early_data", "max_connections", "idle_timeout",
         "max_concurrent_streams", "stream_window", "connection_window", "stats_interval",
-        "stats_retention", "events_interval", "max_request_body", NULL};
+        "stats_retention", "events_interval", "max_request_body", "tcp", "alt_svc_max_age",
+        NULL};
     for (int i = 0; contract[i]; i++)
         if (qd_conf_key_find(contract[i]) < 0)
             QD_FAIL("contract key %s missing", contract[i]);
@@ -377,6 +378,80 @@ static void test_conf_workers_auto(void)
     qd_conf_release(&c);
 }
 
+/*
+ * The TCP keys: defaults, values, ranges and which of them a reload
+ * applies in place (tcp and tcp_backlog change the sockets, so a change
+ * replaces the daemons).
+ */
+static void test_conf_tcp_keys(void)
+{
+    static const struct {
+        const char *name;
+        bool reloadable;
+    } rows[] = {{"tcp", false},
+                {"tcp_backlog", false},
+                {"alt_svc_max_age", true},
+                {"tcp_header_timeout", true},
+                {"tcp_idle_timeout", true}};
+    static const struct {
+        const char *text;
+        const char *want;
+    } bad[] = {
+        {"tcp = maybe\n", "t.conf:1: tcp: invalid value \"maybe\": expected yes or no\n"},
+        {"tcp_backlog = 0\n",
+         "t.conf:1: tcp_backlog: invalid value \"0\": out of range (1 to 65535)\n"},
+        {"tcp_backlog = 65536\n",
+         "t.conf:1: tcp_backlog: invalid value \"65536\": out of range (1 to 65535)\n"},
+        {"alt_svc_max_age = 3651d\n",
+         "t.conf:1: alt_svc_max_age: invalid value \"3651d\": out of range (0ms to "
+         "315360000000ms)\n"},
+        {"tcp_header_timeout = 50ms\n",
+         "t.conf:1: tcp_header_timeout: invalid value \"50ms\": out of range (100ms to "
+         "3600000ms)\n"},
+        {"tcp_idle_timeout = 2d\n",
+         "t.conf:1: tcp_idle_timeout: invalid value \"2d\": out of range (100ms to 86400000ms)\n"},
+    };
+    size_t n;
+    const qd_conf_key *keys = qd_conf_keys(&n);
+    qd_conf c;
+    qd_buf e;
+
+    qd_conf_init(&c);
+    QD_EXPECT_INT(c.tcp, 1);
+    QD_EXPECT_INT(c.tcp_backlog, 511);
+    QD_EXPECT_INT(c.alt_svc_max_age_ms, 86400LL * 1000);
+    QD_EXPECT_INT(c.tcp_header_timeout_ms, 10000);
+    QD_EXPECT_INT(c.tcp_idle_timeout_ms, 60000);
+    qd_conf_release(&c);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        int k = qd_conf_key_find(rows[i].name);
+        if (k < 0) {
+            QD_FAIL("key %s missing", rows[i].name);
+            continue;
+        }
+        QD_EXPECT_INT((keys[k].flags & QD_CONF_F_RELOAD) != 0, rows[i].reloadable);
+    }
+    QD_EXPECT_INT(parse(&c,
+                        "tcp = no\ntcp_backlog = 4096\nalt_svc_max_age = 0\n"
+                        "tcp_header_timeout = 500ms\ntcp_idle_timeout = 5m\n",
+                        &e),
+                  0);
+    QD_EXPECT_STR(qd_buf_str(&e), "");
+    QD_EXPECT_INT(c.tcp, 0);
+    QD_EXPECT_INT(c.tcp_backlog, 4096);
+    QD_EXPECT_INT(c.alt_svc_max_age_ms, 0);
+    QD_EXPECT_INT(c.tcp_header_timeout_ms, 500);
+    QD_EXPECT_INT(c.tcp_idle_timeout_ms, 300000);
+    qd_conf_release(&c);
+    qd_buf_release(&e);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        QD_EXPECT_INT(parse(&c, bad[i].text, &e), QD_ERR_CONF);
+        QD_EXPECT_STR(qd_buf_str(&e), bad[i].want);
+        qd_conf_release(&c);
+        qd_buf_release(&e);
+    }
+}
+
 /* collect - qd_conf_hints_parse callback: "path=>links;" */
 static void collect(void *arg, const char *path, const char *links)
 {
@@ -433,5 +508,6 @@ int main(void)
     QD_RUN(test_conf_dump_roundtrip);
     QD_RUN(test_conf_diff_restart_keys);
     QD_RUN(test_conf_workers_auto);
+    QD_RUN(test_conf_tcp_keys);
     QD_TEST_DONE();
 }

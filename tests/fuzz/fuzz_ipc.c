@@ -68,7 +68,7 @@ static const uint8_t kinds[] = {
     [QD_F_NEW_CONNS] = K_U32,     [QD_F_RETRIES] = K_U64,      [QD_F_RETRY_DROPS] = K_U64,
     [QD_F_PROTO] = K_STR, [QD_F_TCP_CONNS] = K_U32, [QD_F_TCP_ADDR] = K_STR,
 };
-#define TAG_LIMIT 68 /* structured tags are 0..67: every tag and both neighbours */
+#define TAG_LIMIT 71 /* structured tags are 0..70: every tag and both neighbours */
 
 /* Every message type and the descriptors it may carry, per qd_ipc.h. */
 static const struct {

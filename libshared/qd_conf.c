@@ -108,7 +108,7 @@ static const qd_conf_key keys[QD_K_COUNT] = {
     {"early_data", QD_CONF_BOOL, "yes", 0, 1, OFF(early_data), R, NULL,
      "accept TLS 1.3 0-RTT early data (safe methods only)"},
     {"max_connections", QD_CONF_INT, "10000", 1, 10000000, OFF(max_connections), R, NULL,
-     "most concurrent QUIC connections per worker"},
+     "most concurrent QUIC connections, and as many TLS/TCP ones, per worker"},
     {"idle_timeout", QD_CONF_DURATION, "30s", 1000, DAY_MS, OFF(idle_timeout_ms), R, NULL,
      "QUIC idle timeout"},
     {"max_concurrent_streams", QD_CONF_INT, "100", 1, 100000, OFF(max_concurrent_streams), R, NULL,

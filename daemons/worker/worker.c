@@ -223,8 +223,9 @@ static void stop(qd_child *c, uint32_t deadline_ms)
         return;
     w->stopping = true;
     w->stop_deadline_ns = worker_now() + (uint64_t)deadline_ms * 1000000ULL;
-    qd_info("stopping: %u QUIC and %u TCP connection%s to drain within %ums", w->connections,
-            w->tcp_count, w->connections + w->tcp_count == 1 ? "" : "s", deadline_ms);
+    qd_info("stopping: %u connection%s to drain within %ums (%u QUIC, %u TCP)",
+            w->connections + w->tcp_count, w->connections + w->tcp_count == 1 ? "" : "s",
+            deadline_ms, w->connections, w->tcp_count);
     for (size_t i = 0; i < w->nep; i++)
         qd_uv_unwatch(&w->eps[i].poll), w->eps[i].poll = NULL;
     /* Keep reading: closing connections need their peers' packets. */

@@ -9,8 +9,8 @@
  *	With api = yes the app answers four paths itself (the query is
  *	ignored); every other method gets 405 with an allow header:
  *
- *	GET /api/time: {"time": RFC 3339 UTC, "protocol": "HTTP/3",
- *	"version": PACKAGE_VERSION}.
+ *	GET /api/time: {"time": RFC 3339 UTC, "protocol": "HTTP/3", "HTTP/2"
+ *	or "HTTP/1.1" (the request's F_PROTO), "version": PACKAGE_VERSION}.
  *	POST /api/echo: {"body": the body as a JSON string, "length": its
  *	bytes, "time": ...}. The body is kept (max_request_body bounds it;
  *	413 beyond) and escaped by qd_json_escape: bytes that are not UTF-8
@@ -114,8 +114,8 @@ static void handle_time(app_req *r)
 
     now_text(when, sizeof(when));
     qd_buf_init(&b);
-    qd_buf_printf(&b, "{\"time\": \"%s\", \"protocol\": \"HTTP/3\", \"version\": \"%s\"}\n", when,
-                  PACKAGE_VERSION);
+    qd_buf_printf(&b, "{\"time\": \"%s\", \"protocol\": \"%s\", \"version\": \"%s\"}\n", when,
+                  qd_http_version(r->proto), PACKAGE_VERSION);
     send_json(r, &b);
     qd_buf_release(&b);
 }

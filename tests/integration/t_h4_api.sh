@@ -147,14 +147,14 @@ out=$(h3get req -H "Bad Header: x" "$(h3_url index.html)" "$T/out/badname" 2>&1)
 # Access log: one line per request; reload reopens it (rotation)
 n=$(grep -c . "$T/access.log" 2>/dev/null)
 log "access log: $n lines; last: $(tail -n1 "$T/access.log")"
-grep -Eq '^20[0-9-]+T[0-9:.]+Z 127\.0\.0\.1:[0-9]+ "GET /api/time" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+$' "$T/access.log" &&
+grep -Eq '^20[0-9-]+T[0-9:.]+Z 127\.0\.0\.1:[0-9]+ "GET /api/time HTTP/3" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+$' "$T/access.log" &&
     ok "access log line for GET /api/time in the documented format" || fail "access log: $(head -n3 "$T/access.log")"
-grep -Eq '"GET /events" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+ cancelled$' "$T/access.log" &&
+grep -Eq '"GET /events HTTP/3" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+ cancelled$' "$T/access.log" &&
     ok "the /events request is logged as cancelled" || fail "no cancelled /events line"
 mv "$T/access.log" "$T/access.log.1"
 quicctl reload >/dev/null 2>&1 || fail "reload failed"
 h3get req "$(h3_url api/time)" "$T/out/time2" >/dev/null 2>&1
-wait_until 2 grep -q "GET /api/time" "$T/access.log" &&
+wait_until 2 grep -q '"GET /api/time HTTP/3"' "$T/access.log" &&
     ok "after mv + quicctl reload the app writes to the new access_log" || fail "no new access log after reload"
 
 # A graceful stop ends an open /events response instead of waiting for the

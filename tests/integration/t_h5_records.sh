@@ -83,6 +83,12 @@ req_check "$C_TICKET" ticket "/1k.bin:200:1024"
 conn_check "$C_TICKET" ticket resumed 0
 req_check "$C_RES" resumed "/64k.bin:200:65536 /missing-3:404:$(sql "SELECT bytes_out FROM requests WHERE path='/missing-3'")"
 conn_check "$C_RES" resumed "resumed || ' ' || early_data" "1 1"
+# HTTP/3 traffic is 'h3' in the protocol column (schema version 5)
+[ "$(sql "PRAGMA user_version")" = 5 ] && ok "schema version 5" || fail "schema version $(sql "PRAGMA user_version")"
+for c in $C_SEVERAL $C_MIG $C_TICKET $C_RES; do conn_check "$c" "$c" protocol h3; done
+nh3=$(sql "SELECT count(*) FROM requests WHERE protocol = 'h3'")
+[ "$nh3" -ge 9 ] && [ "$(sql "SELECT count(*) FROM requests WHERE protocol != 'h3'")" = 0 ] &&
+    ok "every request is h3 ($nh3)" || fail "request protocols: $(sql "SELECT protocol, count(*) FROM requests GROUP BY protocol")"
 n404=$(sql "SELECT count(*) FROM requests WHERE status = 404")
 [ "$n404" = 3 ] && ok "three 404s" || fail "$n404 404s, want 3"
 

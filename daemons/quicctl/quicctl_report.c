@@ -374,7 +374,7 @@ int quicctl_report(quicctl *q, int argc, char **argv)
      * connections sent; errors are requests answered 4xx or 5xx.
      */
     static const char *const proto_cols[] = {"protocol",  "connections", "requests",
-                                              "bytes_out", "errors_4xx",  "errors_5xx"};
+                                             "bytes_out", "errors_4xx",  "errors_5xx"};
     char proto_sql[1024];
     const char *pcol = version >= 5 ? "protocol" : "'h3'";
     snprintf(proto_sql, sizeof(proto_sql),

@@ -216,11 +216,11 @@ static void test_stats_db_record_protocol(void)
         {"a2", "h3", 2, "h3"},
         {"a3", "h2", 2, "h2"},
         {"a4", "http/1.1", 8, "http/1.1"},
-        {"a5", "spdy/3.1", 8, "spdy/3.1"},     /* printable and short: as sent */
-        {"a6", "", 0, "unknown"},              /* empty */
-        {"a7", "h 2", 3, "unknown"},           /* a space */
-        {"a8", "h2\x01", 3, "unknown"},        /* a control byte */
-        {"a9", "h\xc3\xa9", 3, "unknown"},     /* not ASCII */
+        {"a5", "spdy/3.1", 8, "spdy/3.1"}, /* printable and short: as sent */
+        {"a6", "", 0, "unknown"},          /* empty */
+        {"a7", "h 2", 3, "unknown"},       /* a space */
+        {"a8", "h2\x01", 3, "unknown"},    /* a control byte */
+        {"a9", "h\xc3\xa9", 3, "unknown"}, /* not ASCII */
         {"b1", "0123456789abcdef0123456789abcde", 31, "0123456789abcdef0123456789abcde"},
         {"b2", "0123456789abcdef0123456789abcdef", 32, "unknown"}, /* too long */
     };

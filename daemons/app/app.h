@@ -88,6 +88,7 @@ struct app_req {
     /* For the access log. */
     uint64_t conn_stream;   /* F_QUIC_STREAM */
     char conn_id[48];       /* F_CONN_ID, hex */
+    char proto[16];         /* F_PROTO (QD_PROTO_*), "h3" when absent or too long */
     uint64_t start_ns;      /* monotonic, at the head */
     uint64_t bytes_out;     /* body bytes in the response */
     bool is_logged;

@@ -9,12 +9,13 @@
  *	With api = yes the app answers four paths itself (the query is
  *	ignored); every other method gets 405 with an allow header:
  *
- *	GET /api/time: {"time": RFC 3339 UTC, "protocol": "HTTP/3",
- *	"version": PACKAGE_VERSION}.
- *	POST /api/echo: {"body": the body as a JSON string, "length": its
- *	bytes, "time": ...}. The body is kept (max_request_body bounds it;
- *	413 beyond) and escaped by qd_json_escape: bytes that are not UTF-8
- *	come back as \u00XX, one per byte.
+ *	GET /api/time: {"time": RFC 3339 UTC, "protocol": "HTTP/3", "HTTP/2"
+ *	or "HTTP/1.1" (the request's F_PROTO), "version": PACKAGE_VERSION}.
+ *	POST /api/echo: {"body": the body as a JSON string, "echo": the same
+ *	string again, "length": its bytes, "time": ..., "timestamp": epoch
+ *	milliseconds}. The body is kept (max_request_body bounds it; 413
+ *	beyond) and escaped by qd_json_escape: bytes that are not UTF-8 come
+ *	back as \u00XX, one per byte.
  *	GET /events: text/event-stream, one "event: tick" with "id:" and a
  *	JSON "data:" line at once and then every events_interval.
  *	GET /stream: application/x-ndjson, one JSON line a second.
@@ -114,26 +115,38 @@ static void handle_time(app_req *r)
 
     now_text(when, sizeof(when));
     qd_buf_init(&b);
-    qd_buf_printf(&b, "{\"time\": \"%s\", \"protocol\": \"HTTP/3\", \"version\": \"%s\"}\n", when,
-                  PACKAGE_VERSION);
+    qd_buf_printf(&b, "{\"time\": \"%s\", \"protocol\": \"%s\", \"version\": \"%s\"}\n", when,
+                  qd_http_version(r->proto), PACKAGE_VERSION);
     send_json(r, &b);
     qd_buf_release(&b);
 }
 
-/* handle_echo - POST /api/echo */
+/*
+ * handle_echo - POST /api/echo. The body is escaped once; the text goes
+ * out twice, as "body" (quicd's key) and "echo" (the key clients of the
+ * reference sample read).
+ */
 static void handle_echo(app_req *r)
 {
     char when[40];
-    qd_buf b;
+    struct timespec ts;
+    qd_buf b, text;
     size_t len = r->has_body_buf ? r->body.len : 0;
 
-    now_text(when, sizeof(when));
+    clock_gettime(CLOCK_REALTIME, &ts);
+    qd_http_rfc3339(&ts, when, sizeof(when));
+    qd_buf_init(&text);
+    if (len > 0)
+        qd_json_escape(&text, (const uint8_t *)r->body.data, len);
     qd_buf_init(&b);
     qd_buf_append(&b, "{\"body\": \"", 10);
-    if (len > 0)
-        qd_json_escape(&b, (const uint8_t *)r->body.data, len);
-    qd_buf_printf(&b, "\", \"length\": %zu, \"time\": \"%s\"}\n", len, when);
+    qd_buf_append(&b, qd_buf_str(&text), text.len);
+    qd_buf_append(&b, "\", \"echo\": \"", 12);
+    qd_buf_append(&b, qd_buf_str(&text), text.len);
+    qd_buf_printf(&b, "\", \"length\": %zu, \"time\": \"%s\", \"timestamp\": %lld}\n", len, when,
+                  (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     send_json(r, &b);
+    qd_buf_release(&text);
     qd_buf_release(&b);
 }
 

@@ -8,7 +8,8 @@
  *	One line per answered request (format in quicd.conf(5)), written with
  *	one write(2) to the O_APPEND descriptor the master passed
  *	(QD_MSG_LOG_FD). Method and path are escaped (%XX for quotes,
- *	backslashes, controls and non-ASCII).
+ *	backslashes, controls and non-ASCII); the HTTP version comes from the
+ *	request's F_PROTO (HTTP/3 when the worker sent none).
  * DIAGNOSTICS
  *	A failed write is logged (rate-limited); the request is not affected.
  */
@@ -38,7 +39,7 @@ void app_req_log(app_req *r)
         return;
     r->is_logged = true;
     clock_gettime(CLOCK_REALTIME, &now);
-    qd_http_log_line(&line, &now, r->peer, r->method, r->path, NULL, r->status, r->bytes_out,
+    qd_http_log_line(&line, &now, r->peer, r->method, r->path, r->proto, r->status, r->bytes_out,
                      (double)(uv_hrtime() - r->start_ns) / 1e6, r->conn_id, r->conn_stream,
                      r->is_cancelled);
     if (write(fd, line.data, line.len) < 0) {

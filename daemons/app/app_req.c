@@ -462,6 +462,9 @@ static void on_head(app_worker *w, const qd_ipc_msg *m)
     qd_ipc_get_u64(m, QD_F_QUIC_STREAM, &r->conn_stream);
     if (qd_ipc_get_str(m, QD_F_CONN_ID, r->conn_id, sizeof(r->conn_id)) < 0)
         strcpy(r->conn_id, "-");
+    /* Older workers send no F_PROTO: everything they carry is HTTP/3. */
+    if (qd_ipc_get_str(m, QD_F_PROTO, r->proto, sizeof(r->proto)) < 0)
+        strcpy(r->proto, QD_PROTO_H3);
     if (store_head(r, m) < 0) {
         gossip(w, "malformed request head for stream %" PRIu64 "; answering 400", stream);
         r->is_handled = true;

@@ -62,7 +62,8 @@ typedef struct master_child {
     bool replace;  /* stop, then start again at once (reload) */
     bool retire;   /* stop, then remove (fewer workers) */
     uint32_t config_id; /* id of the CONFIG awaiting CONFIG_DONE, 0 if none */
-    uint32_t connections;
+    uint32_t connections;  /* a worker's live QUIC connections, last report */
+    uint32_t tcp_conns;    /* a worker's live TLS/TCP connections, last report */
     uint32_t status_flags; /* QD_STATUS_F_* from the last status report */
     uint64_t send_failures; /* F_DROPS of its last status: channel messages it could not queue */
     uint32_t streams;

@@ -412,6 +412,8 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
     case QD_MSG_STATUS:
         if (qd_ipc_get_u32(msg, QD_F_CONNECTIONS, &v) == 0)
             c->connections = v;
+        if (qd_ipc_get_u32(msg, QD_F_TCP_CONNS, &v) == 0)
+            c->tcp_conns = v;
         if (qd_ipc_get_u32(msg, QD_F_STREAMS, &v) == 0)
             c->streams = v;
         if (qd_ipc_get_u32(msg, QD_F_FLAGS, &v) == 0)
@@ -539,6 +541,7 @@ static void on_child_exit(uv_process_t *proc, int64_t exit_status, int term_sign
     if (c->config_id != 0)
         master_reload_ack(m, c, c->config_id, 1, "exited before confirming");
     c->connections = 0;
+    c->tcp_conns = 0;
     c->streams = 0;
     c->status_flags = 0;
     c->streams = 0;

@@ -81,9 +81,9 @@ static void status_line(qd_buf *b, const char *role, int instance, long pid, con
                   instance, pid, state, (unsigned long long)(uptime_ms / 1000), restarts);
     if (strcmp(role, "worker") == 0 && c != NULL)
         qd_buf_printf(b,
-                      " connections=%u streams=%u retry=%s half_open=%u new_conns_s=%u"
-                      " retries_sent=%llu initials_dropped=%llu",
-                      c->connections, c->streams,
+                      " connections=%u tcp_connections=%u streams=%u retry=%s half_open=%u"
+                      " new_conns_s=%u retries_sent=%llu initials_dropped=%llu",
+                      c->connections, c->tcp_conns, c->streams,
                       (c->status_flags & QD_STATUS_F_RETRY) ? "on" : "off", c->half_open,
                       c->new_conns, (unsigned long long)c->retries,
                       (unsigned long long)c->retry_drops);
@@ -155,7 +155,7 @@ static void on_conns_timeout(uv_timer_t *t)
     conns_end(t->data, true);
 }
 
-/* safe_copy - |val| with anything but [0-9A-Za-z.:[]%-] replaced by '?', NUL-terminated */
+/* safe_copy - |val| with anything but [0-9A-Za-z.:[]%/-] replaced by '?', NUL-terminated */
 static const char *safe_copy(char *dst, size_t cap, const uint8_t *val, size_t len)
 {
     size_t n = len < cap - 1 ? len : cap - 1;
@@ -163,12 +163,25 @@ static const char *safe_copy(char *dst, size_t cap, const uint8_t *val, size_t l
     for (size_t i = 0; i < n; i++) {
         char ch = (char)val[i];
         dst[i] = ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  strchr(".:[]%-", ch) != NULL) && ch != '\0'
+                  strchr(".:[]%/-", ch) != NULL) && ch != '\0'
                      ? ch
                      : '?';
     }
     dst[n] = '\0';
     return dst;
+}
+
+/*
+ * conns_line_end - end the line of one connection, if one is open; a
+ * connection whose group had no F_PROTO (a worker from before TCP) is h3.
+ */
+static void conns_line_end(qd_buf *b, bool *open_line, bool *has_proto)
+{
+    if (!*open_line)
+        return;
+    qd_buf_printf(b, "%s\n", *has_proto ? "" : " protocol=" QD_PROTO_H3);
+    *open_line = false;
+    *has_proto = false;
 }
 
 /* conns_format - a worker's QD_MSG_CONNS as key=value lines, bounded */
@@ -178,14 +191,15 @@ static void conns_format(qd_buf *b, const qd_ipc_msg *msg)
     size_t pos = 0, len;
     uint16_t tag;
     const uint8_t *val;
-    bool open_line = false;
+    bool open_line = false, has_proto = false;
     char tmp[72];
 
     qd_ipc_get_u32(msg, QD_F_INSTANCE, &inst);
     qd_ipc_get_u32(msg, QD_F_CONNECTIONS, &total);
     while (qd_ipc_next(msg, &pos, &tag, &val, &len)) {
         if (b->len > QD_IPC_MAX_CHUNK - 1024) {
-            qd_buf_printf(b, "%struncated=1\n", open_line ? "\n" : "");
+            conns_line_end(b, &open_line, &has_proto);
+            qd_buf_printf(b, "truncated=1\n");
             return;
         }
         uint64_t v64 = 0;
@@ -197,10 +211,10 @@ static void conns_format(qd_buf *b, const qd_ipc_msg *msg)
                        : 0;
         switch (tag) {
         case QD_F_CONN_ID:
+            conns_line_end(b, &open_line, &has_proto);
             if (listed++ >= QD_CONNS_MAX)
                 return;
-            qd_buf_printf(b, "%sworker=%u id=%s", open_line ? "\n" : "", inst,
-                          safe_copy(tmp, 41, val, len));
+            qd_buf_printf(b, "worker=%u id=%s", inst, safe_copy(tmp, 41, val, len));
             open_line = true;
             break;
         case QD_F_PEER:
@@ -239,12 +253,17 @@ static void conns_format(qd_buf *b, const qd_ipc_msg *msg)
                               (v32 & QD_REC_F_HANDSHAKE) != 0, (v32 & QD_REC_F_RESUMED) != 0,
                               (v32 & QD_REC_F_EARLY) != 0);
             break;
+        case QD_F_PROTO:
+            if (open_line && !has_proto) {
+                qd_buf_printf(b, " protocol=%s", safe_copy(tmp, 17, val, len));
+                has_proto = true;
+            }
+            break;
         default:
             break;
         }
     }
-    if (open_line)
-        qd_buf_printf(b, "\n");
+    conns_line_end(b, &open_line, &has_proto);
     if (total > listed)
         qd_buf_printf(b, "worker=%u more=%u\n", inst, total - listed);
 }

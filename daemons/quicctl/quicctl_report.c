@@ -9,9 +9,12 @@
  *	while we read) and prints, for connections started and requests made
  *	in [from, to): connection count, handshakes and their p50/p90/p99 in
  *	ms, resumption, 0-RTT and Retry counts, migrations, bytes, requests,
- *	status codes, top paths, close reasons, per-worker load, restarts and
- *	records dropped on the way to the database. Text for people; --json
- *	(one object) and --csv (section,key,value lines) for machines.
+ *	status codes, top paths, close reasons, per-worker load, per-protocol
+ *	load (h3, h2 and http/1.1 always listed, then any other value found),
+ *	restarts and records dropped on the way to the database. Text for
+ *	people; --json (one object) and --csv (section,key,value lines) for
+ *	machines. A version 3 or 4 database, from before the protocol
+ *	column, is read as all h3 (it only ever held HTTP/3).
  * DIAGNOSTICS
  *	A missing or unreadable database, or one with an older schema, is
  *	one line on stderr and exit status 1.
@@ -297,9 +300,9 @@ int quicctl_report(quicctl *q, int argc, char **argv)
     if (sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (version < 3) /* version 4 only dropped an index */
+    if (version < 3) /* version 4 only dropped an index; 5 added protocol (see below) */
         quicctl_die("stats database %s has schema version %d; start this quicd once to migrate "
-                    "it to version 4",
+                    "it to version 5",
                     path, version);
 
     /* A read transaction: every number below comes from one snapshot. */
@@ -365,6 +368,25 @@ int quicctl_report(quicctl *q, int argc, char **argv)
          " SELECT worker AS w, 1 AS c, 0 AS q, bytes_out AS b" CONN_WIN
          " UNION ALL SELECT worker, 0, 1, 0" REQ_WIN ") GROUP BY w ORDER BY w",
          worker_cols, 4);
+    /*
+     * Per protocol: the three always (zeros included, so a script finds
+     * them), then anything else stored. bytes_out as in workers: what the
+     * connections sent; errors are requests answered 4xx or 5xx.
+     */
+    static const char *const proto_cols[] = {"protocol",  "connections", "requests",
+                                             "bytes_out", "errors_4xx",  "errors_5xx"};
+    char proto_sql[1024];
+    const char *pcol = version >= 5 ? "protocol" : "'h3'";
+    snprintf(proto_sql, sizeof(proto_sql),
+             "SELECT p, total(c), total(q), total(b), total(e4), total(e5) FROM ("
+             " SELECT 'h3' AS p, 0 AS c, 0 AS q, 0 AS b, 0 AS e4, 0 AS e5"
+             " UNION ALL SELECT 'h2', 0, 0, 0, 0, 0 UNION ALL SELECT 'http/1.1', 0, 0, 0, 0, 0"
+             " UNION ALL SELECT %s, 1, 0, bytes_out, 0, 0" CONN_WIN
+             " UNION ALL SELECT %s, 0, 1, 0, status BETWEEN 400 AND 499, status BETWEEN 500 AND "
+             "599" REQ_WIN ") GROUP BY p ORDER BY CASE p WHEN 'h3' THEN 0 WHEN 'h2' THEN 1 "
+             "WHEN 'http/1.1' THEN 2 ELSE 3 END, p",
+             pcol, pcol);
+    rows(&r, "protocols", proto_sql, proto_cols, 6);
 
     section(&r, "process", false);
     value(&r, "process", "restarts",

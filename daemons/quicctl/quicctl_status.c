@@ -8,10 +8,14 @@
  *	Asks the master for its process list (one line per process of
  *	key=value pairs, see master_control.c) and prints it as a table or as
  *	JSON: {"processes": [{"role", "instance", "pid", "state", "uptime_s",
- *	"restarts", and for workers "connections", "streams", "retry",
- *	"half_open", "new_conns_s", "retries_sent", "initials_dropped"},
- *	...]}. The table shows a worker's handshake load in NEW/S (new
+ *	"restarts", and for workers "connections" (QUIC), "tcp_connections"
+ *	(TLS/TCP), "streams", "retry", "half_open", "new_conns_s",
+ *	"retries_sent", "initials_dropped"}, ...]}. The table shows a
+ *	worker's TCP connections (TCP) and its handshake load in NEW/S (new
  *	connection attempts in the last second) and HALF-OPEN.
+ *
+ *	`quicctl conns` prints the workers' live connections, with each
+ *	one's protocol (h3, h2, http/1.1), as a table or JSON.
  * DIAGNOSTICS
  *	Exits 1 with one line on stderr when the master cannot be reached.
  */
@@ -109,9 +113,9 @@ int quicctl_status(quicctl *q, bool json)
     if (json)
         qd_buf_printf(&out, "{\"processes\": [");
     else
-        qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-7s %s\n", "ROLE",
-                      "INSTANCE", "PID", "STATE", "UPTIME", "RESTARTS", "CONNECTIONS", "NEW/S",
-                      "HALF-OPEN");
+        qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-6s %-7s %s\n", "ROLE",
+                      "INSTANCE", "PID", "STATE", "UPTIME", "RESTARTS", "CONNECTIONS", "TCP",
+                      "NEW/S", "HALF-OPEN");
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         kv f[MAX_FIELDS];
@@ -120,6 +124,7 @@ int quicctl_status(quicctl *q, bool json)
         const char *pid = get(f, n, "pid"), *state = get(f, n, "state");
         const char *up = get(f, n, "uptime_s"), *restarts = get(f, n, "restarts");
         const char *conns = get(f, n, "connections"), *next = get(f, n, "next_start_s");
+        const char *tcp_conns = get(f, n, "tcp_connections");
         const char *streams = get(f, n, "streams"), *retry = get(f, n, "retry");
         const char *send_failures = get(f, n, "send_failures");
         const char *half_open = get(f, n, "half_open"), *new_conns = get(f, n, "new_conns_s");
@@ -138,6 +143,9 @@ int quicctl_status(quicctl *q, bool json)
             qd_buf_printf(&out, ", \"restarts\": %s", is_number(restarts) ? restarts : "0");
             if (conns)
                 qd_buf_printf(&out, ", \"connections\": %s", is_number(conns) ? conns : "0");
+            if (tcp_conns)
+                qd_buf_printf(&out, ", \"tcp_connections\": %s",
+                              is_number(tcp_conns) ? tcp_conns : "0");
             if (streams)
                 qd_buf_printf(&out, ", \"streams\": %s", is_number(streams) ? streams : "0");
             if (retry)
@@ -165,11 +173,11 @@ int quicctl_status(quicctl *q, bool json)
                 snprintf(state_text, sizeof(state_text), "%s+retry", state);
             else
                 snprintf(state_text, sizeof(state_text), "%s", state);
-            qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-7s %s\n", role,
+            qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-6s %-7s %s\n", role,
                           has_inst ? inst : "-", pid && strcmp(pid, "0") ? pid : "-", state_text,
                           strcmp(pid ? pid : "0", "0") ? up_text : "-", restarts ? restarts : "0",
-                          conns ? conns : "-", new_conns ? new_conns : "-",
-                          half_open ? half_open : "-");
+                          conns ? conns : "-", tcp_conns ? tcp_conns : "-",
+                          new_conns ? new_conns : "-", half_open ? half_open : "-");
         }
         first = false;
     }
@@ -207,8 +215,8 @@ int quicctl_conns(quicctl *q, bool json)
     if (json)
         printf("{\"connections\": [");
     else
-        printf("%-6s %-18s %-40s %7s %7s %12s %12s %9s %s\n", "WORKER", "ID", "PEER", "AGE_S",
-               "STREAMS", "BYTES_IN", "BYTES_OUT", "SRTT_MS", "FLAGS");
+        printf("%-6s %-18s %-8s %-40s %7s %7s %12s %12s %9s %s\n", "WORKER", "ID", "PROTO",
+               "PEER", "AGE_S", "STREAMS", "BYTES_IN", "BYTES_OUT", "SRTT_MS", "FLAGS");
     /* Lines of key=value pairs from the master; "worker=N more=M" and
        "unanswered=N" lines are notes. */
     for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
@@ -239,7 +247,8 @@ int quicctl_conns(quicctl *q, bool json)
             }
             printf("}");
         } else {
-            char id[48] = "", peer[72] = "";
+            char id[48] = "", peer[72] = "", proto[24] = "h3";
+            const char *p = strstr(line, " protocol=");
             unsigned w = 0, st = 0, hs = 0, res = 0, early = 0, mig = 0;
             unsigned long long age = 0, bin = 0, bout = 0, srtt = 0;
             sscanf(line,
@@ -247,8 +256,10 @@ int quicctl_conns(quicctl *q, bool json)
                    "bytes_out=%llu srtt_us=%llu migrations=%u handshake=%u resumed=%u "
                    "early_data=%u",
                    &w, id, peer, &age, &st, &bin, &bout, &srtt, &mig, &hs, &res, &early);
-            printf("%-6u %-18s %-40s %7llu %7u %12llu %12llu %9.1f %s%s%s%s\n", w, id, peer, age,
-                   st, bin, bout, (double)srtt / 1000.0, hs ? "" : "handshaking ",
+            if (p != NULL)
+                sscanf(p, " protocol=%23s", proto);
+            printf("%-6u %-18s %-8s %-40s %7llu %7u %12llu %12llu %9.1f %s%s%s%s\n", w, id, proto,
+                   peer, age, st, bin, bout, (double)srtt / 1000.0, hs ? "" : "handshaking ",
                    res ? "resumed " : "", early ? "0rtt " : "", mig ? "migrated" : "");
         }
         n++;

@@ -10,8 +10,9 @@
 
 #include "qd_child.h"
 
-#define STATS_SCHEMA_VERSION 4
+#define STATS_SCHEMA_VERSION 5
 #define STATS_BATCH_MAX 1000       /* records per transaction at most */
+#define STATS_PROTO_MAX 32         /* a protocol column value is shorter than this */
 #define STATS_BATCH_MS 1000        /* a batch is committed at least this often */
 #define STATS_REOPEN_MS 10000      /* retry an unavailable database this often */
 #define STATS_PRUNE_MS (3600 * 1000) /* retention runs this often (and at open) */
@@ -64,5 +65,12 @@ int stats_db_commit(stats *s);
 void stats_db_own_losses(stats *s);
 /* stats_db_prune deletes rows older than the retention periods. */
 void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms);
+/*
+ * stats_db_schema_step returns the SQL that takes the schema from
+ * |version| - 1 to |version| (1 to STATS_SCHEMA_VERSION; stats_db_open
+ * runs them in turn), or NULL for any other |version|. For tests that
+ * build a database of an older version.
+ */
+const char *stats_db_schema_step(int version);
 
 #endif /* QD_STATS_H */

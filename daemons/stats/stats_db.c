@@ -4,13 +4,13 @@
  *	stats_db - the SQLite database: schema, migrations, batched writes
  * SYNOPSIS
  *	stats_db_open(), stats_db_close(), stats_db_record(), stats_db_commit(),
- *	stats_db_batch(), stats_db_prune()
+ *	stats_db_batch(), stats_db_prune(), stats_db_schema_step()
  * DESCRIPTION
  *	The stats daemon is the database's only writer. The file is opened in
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
  *	block it) with synchronous=NORMAL; the schema carries its version in
  *	PRAGMA user_version and is created or migrated at open, each step in
- *	its own transaction (v0 -> v1 -> v2 -> v3 -> v4). All writes use prepared
+ *	its own transaction (v0 -> v1 -> ... -> v5). All writes use prepared
  *	statements.
  *
  *	Records are written in batched transactions: the first record opens
@@ -18,9 +18,10 @@
  *	once-a-second timer in stats.c, whichever comes first. A kill -9 loses
  *	at most the open batch; WAL keeps the file consistent.
  *
- *	Schema version 4 (documented in quicd.conf(5), STATS DATABASE):
+ *	Schema version 5 (documented in quicd.conf(5), STATS DATABASE):
  *	  process_events (v1), connections, requests, samples (v2), losses (v3),
- *	  requests without its conn_id index (v4)
+ *	  requests without its conn_id index (v4), connections.protocol and
+ *	  requests.protocol (v5: "h3", "h2" or "http/1.1", from F_PROTO)
  *
  *	Records that never reached the database are counted where they were
  *	lost and the counts written as rows of losses: the master's (a full
@@ -130,8 +131,25 @@ static const char *const schema_v3 =
  */
 static const char schema_v4[] = "DROP INDEX IF EXISTS requests_conn_id;";
 
+/*
+ * v5: the protocol of each connection and request (HTTP/3 over QUIC, or
+ * HTTP/2 and HTTP/1.1 over TLS/TCP). Rows from before were all HTTP/3: the
+ * default gives them 'h3' without rewriting the tables (SQLite stores a
+ * constant default in the schema only), and every insert binds a value.
+ */
+static const char schema_v5[] =
+    "ALTER TABLE connections ADD COLUMN protocol TEXT NOT NULL DEFAULT 'h3';"
+    "ALTER TABLE requests ADD COLUMN protocol TEXT NOT NULL DEFAULT 'h3';";
+
 static const char *const migrations[STATS_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
-                                                            schema_v4};
+                                                            schema_v4, schema_v5};
+
+const char *stats_db_schema_step(int version)
+{
+    if (version < 1 || version > STATS_SCHEMA_VERSION)
+        return NULL;
+    return migrations[version - 1];
+}
 
 /*
  * db_err - log an error while opening, unless stats.c already said the
@@ -202,13 +220,13 @@ static const struct {
      "INSERT INTO connections (conn_id, worker, peer, paths, local, start_ms, end_ms, "
      "handshake_us, alpn, cipher, quic_version, resumed, early_data, retry, bytes_in, "
      "bytes_out, pkts_in, pkts_out, pkts_lost, srtt_us, min_rtt_us, cwnd, cc, migrations, "
-     "streams, close_by, close_reason, error_code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-     "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, "
-     "?28)"},
+     "streams, close_by, close_reason, error_code, protocol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+     "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, "
+     "?26, ?27, ?28, ?29)"},
     {offsetof(stats, ins_req),
      "INSERT INTO requests (time_ms, conn_id, worker, stream_id, method, path, status, "
-     "bytes_in, bytes_out, duration_us, ttfb_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-     "?10, ?11)"},
+     "bytes_in, bytes_out, duration_us, ttfb_us, protocol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+     "?8, ?9, ?10, ?11, ?12)"},
     {offsetof(stats, ins_loss),
      "INSERT INTO losses (time_ms, role, instance, records, cause) VALUES (?1, ?2, ?3, ?4, ?5)"},
     {offsetof(stats, ins_sample),
@@ -370,6 +388,31 @@ static void bind_str(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t ta
         sqlite3_bind_null(st, col);
 }
 
+/*
+ * bind_proto - the protocol column from F_PROTO, in place like bind_text:
+ * absent is "h3" (workers from before TCP); a value other than the three
+ * QD_PROTO_* is stored as sent when it is 1 to STATS_PROTO_MAX - 1
+ * printable ASCII characters without spaces, else as "unknown". Never
+ * makes the record invalid.
+ */
+static void bind_proto(sqlite3_stmt *st, int col, const qd_ipc_msg *m)
+{
+    const uint8_t *v;
+    size_t len;
+
+    if (qd_ipc_get_bytes(m, QD_F_PROTO, &v, &len) < 0) {
+        sqlite3_bind_text(st, col, QD_PROTO_H3, -1, SQLITE_STATIC);
+        return;
+    }
+    bool is_ok = len > 0 && len < STATS_PROTO_MAX;
+    for (size_t i = 0; is_ok && i < len; i++)
+        is_ok = v[i] > 0x20 && v[i] < 0x7f;
+    if (is_ok)
+        sqlite3_bind_text(st, col, (const char *)v, (int)len, SQLITE_STATIC);
+    else
+        sqlite3_bind_text(st, col, "unknown", -1, SQLITE_STATIC);
+}
+
 /* bind_event - QD_MSG_REC_PROCESS */
 static int bind_event(sqlite3_stmt *st, const qd_ipc_msg *m)
 {
@@ -450,6 +493,7 @@ static int bind_conn(sqlite3_stmt *st, const qd_ipc_msg *m)
     sqlite3_bind_text(st, 26, qd_rec_close_by_name(by), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 27, qd_rec_reason_name(reason), -1, SQLITE_STATIC);
     bind_u64(st, 28, m, QD_F_ERROR_CODE);
+    bind_proto(st, 29, m);
     return 0;
 }
 
@@ -473,6 +517,7 @@ static int bind_req(sqlite3_stmt *st, const qd_ipc_msg *m)
     bind_u64(st, 9, m, QD_F_BYTES_OUT);
     bind_u64(st, 10, m, QD_F_DURATION_US);
     bind_u64(st, 11, m, QD_F_TTFB_US);
+    bind_proto(st, 12, m);
     return 0;
 }
 

@@ -20,7 +20,9 @@
  * rules for strings); every REC_* message goes to stats_db_record and a
  * REC_BATCH to stats_db_batch, which never fail to write on a healthy
  * database, add one row per record they accept (none for a process
- * event already stored), and count each record they refuse.
+ * event already stored), and count each record they refuse; a connection
+ * or request row's protocol is F_PROTO when it is 1 to 31 printable ASCII
+ * characters without spaces, "h3" without F_PROTO, else "unknown".
  */
 #include "config.h"
 
@@ -193,6 +195,37 @@ static void check_fields(const qd_ipc_msg *msg)
     (void)count;
 }
 
+/* check_proto - the protocol column of the row |msg| (REC_CONN or REC_REQUEST) just added */
+static void check_proto(const qd_ipc_msg *msg)
+{
+    const char *sql = msg->type == QD_MSG_REC_CONN
+                          ? "SELECT protocol FROM connections WHERE rowid = ?1"
+                          : "SELECT protocol FROM requests WHERE rowid = ?1";
+    char want[STATS_PROTO_MAX] = "h3";
+    const uint8_t *v;
+    size_t len;
+    sqlite3_stmt *st;
+
+    if (qd_ipc_get_bytes(msg, QD_F_PROTO, &v, &len) == 0) {
+        bool is_ok = len > 0 && len < sizeof(want);
+        for (size_t i = 0; is_ok && i < len; i++)
+            is_ok = v[i] > 0x20 && v[i] < 0x7f;
+        if (is_ok) {
+            memcpy(want, v, len);
+            want[len] = '\0';
+        } else {
+            strcpy(want, "unknown");
+        }
+    }
+    if (sqlite3_prepare_v2(db.db, sql, -1, &st, NULL) != SQLITE_OK)
+        qd_panic("stats: %s", sqlite3_errmsg(db.db));
+    sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(db.db));
+    const unsigned char *got = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    if (got == NULL || strcmp((const char *)got, want) != 0)
+        qd_panic("stats: protocol %s stored, want %s", got ? (const char *)got : "(none)", want);
+    sqlite3_finalize(st);
+}
+
 /* check_stats - hand a decoded REC_* message to the stats daemon's handlers */
 static void check_stats(const qd_ipc_msg *msg)
 {
@@ -221,6 +254,8 @@ static void check_stats(const qd_ipc_msg *msg)
     if (rv == -2 || (rv == 0 && rows != want_rows) || (rv == -1 && rows != 0) || rv < -2 ||
         rv > 0)
         qd_panic("stats: record type %u gives %d and %d rows", msg->type, rv, rows);
+    if (rv == 0 && (msg->type == QD_MSG_REC_CONN || msg->type == QD_MSG_REC_REQUEST))
+        check_proto(msg);
 }
 
 /* check_decoded - everything a decoded message must satisfy */

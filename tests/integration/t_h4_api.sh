@@ -66,6 +66,37 @@ PY
 [ "$(field "$out" status)" = 200 ] && [ "$check" = ok ] &&
     ok "POST /api/echo: $(stat -c %s "$T/body.bin") bytes echoed as valid, exact JSON" ||
     fail "POST /api/echo: $out / $check"
+# The keys of the reference sample's echo: echo (the body again, escaped
+# the same), length (bytes, a number) and timestamp (epoch milliseconds)
+printf 'quicd says "hi"\n\tand\\more \303\251' > "$T/body2.bin"
+t_before=$(date +%s%3N)
+out=$(h3get req -X POST --data-file "$T/body2.bin" "$(h3_url api/echo)" "$T/out/echo2" 2>&1)
+t_after=$(date +%s%3N)
+check=$(python3 - "$T/body2.bin" "$T/out/echo2" "$t_before" "$t_after" <<'PY'
+import json, re, sys
+sent = open(sys.argv[1], "rb").read()
+raw = open(sys.argv[2], "rb").read()
+j = json.loads(raw)
+t0, t1 = int(sys.argv[3]), int(sys.argv[4])
+errors = []
+if j.get("echo") != sent.decode("utf-8"):
+    errors.append("echo %r" % j.get("echo"))
+m = re.match(rb'\{"body": "(.*)", "echo": "(.*)", "length": ', raw, re.S)
+if not m or m.group(1) != m.group(2):
+    errors.append("echo is not escaped as body is")
+if type(j.get("length")) is not int or j["length"] != len(sent):
+    errors.append("length %r, want %d" % (j.get("length"), len(sent)))
+ts = j.get("timestamp")
+if type(ts) is not int or not t0 - 1000 <= ts <= t1 + 1000:
+    errors.append("timestamp %r not within [%d, %d] ms" % (ts, t0, t1))
+if not {"body", "time"} <= set(j):
+    errors.append("keys %s" % sorted(j))
+print("; ".join(errors) or "ok")
+PY
+)
+[ "$(field "$out" status)" = 200 ] && [ "$check" = ok ] &&
+    ok "POST /api/echo: echo, length ($(stat -c %s "$T/body2.bin")) and timestamp (epoch ms) as the reference sample has them: $(cat "$T/out/echo2")" ||
+    fail "POST /api/echo keys: $out / $check / $(cat "$T/out/echo2")"
 out=$(h3get req "$(h3_url api/echo)" "$T/out/echo405" 2>&1)
 [ "$(field "$out" status)" = 405 ] && [ "$(hdr "$out" allow)" = POST ] &&
     ok "GET /api/echo: 405, allow: POST" || fail "GET /api/echo: $out"
@@ -147,14 +178,14 @@ out=$(h3get req -H "Bad Header: x" "$(h3_url index.html)" "$T/out/badname" 2>&1)
 # Access log: one line per request; reload reopens it (rotation)
 n=$(grep -c . "$T/access.log" 2>/dev/null)
 log "access log: $n lines; last: $(tail -n1 "$T/access.log")"
-grep -Eq '^20[0-9-]+T[0-9:.]+Z 127\.0\.0\.1:[0-9]+ "GET /api/time" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+$' "$T/access.log" &&
+grep -Eq '^20[0-9-]+T[0-9:.]+Z 127\.0\.0\.1:[0-9]+ "GET /api/time HTTP/3" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+$' "$T/access.log" &&
     ok "access log line for GET /api/time in the documented format" || fail "access log: $(head -n3 "$T/access.log")"
-grep -Eq '"GET /events" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+ cancelled$' "$T/access.log" &&
+grep -Eq '"GET /events HTTP/3" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+ cancelled$' "$T/access.log" &&
     ok "the /events request is logged as cancelled" || fail "no cancelled /events line"
 mv "$T/access.log" "$T/access.log.1"
 quicctl reload >/dev/null 2>&1 || fail "reload failed"
 h3get req "$(h3_url api/time)" "$T/out/time2" >/dev/null 2>&1
-wait_until 2 grep -q "GET /api/time" "$T/access.log" &&
+wait_until 2 grep -q '"GET /api/time HTTP/3"' "$T/access.log" &&
     ok "after mv + quicctl reload the app writes to the new access_log" || fail "no new access log after reload"
 
 # A graceful stop ends an open /events response instead of waiting for the

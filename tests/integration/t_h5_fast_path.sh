@@ -80,7 +80,7 @@ wait_until 5 log_has $((lines_before + 7))   # written as each stream closes
 fast_lines=$(( $(wc -l < "$T/access.log") - lines_before ))
 [ "$fast_lines" -eq 7 ] && ok "7 answers of the worker in the access log" ||
     fail "the access log has $fast_lines new lines, want 7"
-grep -q '"GET /10k.bin" 206 100 ' "$T/access.log" && grep -q '"GET /10k.bin" 304 0 ' "$T/access.log" &&
+grep -q '"GET /10k.bin HTTP/3" 206 100 ' "$T/access.log" && grep -q '"GET /10k.bin HTTP/3" 304 0 ' "$T/access.log" &&
     ok "access log lines carry status and body bytes" || fail "access log: $(tail -n 7 "$T/access.log")"
 
 # What the grant does not cover waits for the app.

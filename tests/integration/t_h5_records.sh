@@ -83,6 +83,12 @@ req_check "$C_TICKET" ticket "/1k.bin:200:1024"
 conn_check "$C_TICKET" ticket resumed 0
 req_check "$C_RES" resumed "/64k.bin:200:65536 /missing-3:404:$(sql "SELECT bytes_out FROM requests WHERE path='/missing-3'")"
 conn_check "$C_RES" resumed "resumed || ' ' || early_data" "1 1"
+# HTTP/3 traffic is 'h3' in the protocol column (schema version 5)
+[ "$(sql "PRAGMA user_version")" = 5 ] && ok "schema version 5" || fail "schema version $(sql "PRAGMA user_version")"
+for c in $C_SEVERAL $C_MIG $C_TICKET $C_RES; do conn_check "$c" "$c" protocol h3; done
+nh3=$(sql "SELECT count(*) FROM requests WHERE protocol = 'h3'")
+[ "$nh3" -ge 9 ] && [ "$(sql "SELECT count(*) FROM requests WHERE protocol != 'h3'")" = 0 ] &&
+    ok "every request is h3 ($nh3)" || fail "request protocols: $(sql "SELECT protocol, count(*) FROM requests GROUP BY protocol")"
 n404=$(sql "SELECT count(*) FROM requests WHERE status = 404")
 [ "$n404" = 3 ] && ok "three 404s" || fail "$n404 404s, want 3"
 
@@ -112,8 +118,19 @@ assert c["resumed"] == 1 and c["early_data"] == 1, c
 assert c["handshakes"] == c["count"] and c["handshake_p50_ms"] > 0, c
 assert sum(w["requests"] for w in r["workers"]) == q["count"], r["workers"]
 assert any(p["path"] == "/300k.bin" and p["count"] == 2 and p["bytes_out"] == 600000 for p in r["top_paths"]), r["top_paths"]
+# per protocol: everything is h3; h2 and http/1.1 are listed with zeros
+p = {x["protocol"]: x for x in r["protocols"]}
+assert [x["protocol"] for x in r["protocols"]] == ["h3", "h2", "http/1.1"], r["protocols"]
+assert p["h3"]["connections"] == c["count"] and p["h3"]["requests"] == q["count"], p
+assert p["h3"]["bytes_out"] == c["bytes_out"] and p["h3"]["errors_4xx"] == 3 and p["h3"]["errors_5xx"] == 0, p
+assert all(p[k][n] == 0 for k in ("h2", "http/1.1") for n in ("connections", "requests", "bytes_out", "errors_4xx", "errors_5xx")), p
 PY
-quicctl report --since 1h --csv | grep -q '^requests,count,' && ok "report --csv" || fail "report --csv"
-quicctl report --since 1h | grep -q 'handshake_p90_ms' && ok "report text" || fail "report text"
+quicctl report --since 1h --csv > "$T/report.csv"
+grep -q '^requests,count,' "$T/report.csv" && grep -q "^protocols,h3,requests,$nreq\$" "$T/report.csv" &&
+    grep -q '^protocols,http/1.1,connections,0$' "$T/report.csv" && ok "report --csv (with protocols)" ||
+    fail "report --csv: $(cat "$T/report.csv")"
+quicctl report --since 1h > "$T/report.txt"
+grep -q 'handshake_p90_ms' "$T/report.txt" && grep -A1 '^protocols:' "$T/report.txt" | grep -Eq "^  h3 +connections=$nconn requests=$nreq " &&
+    ok "report text (with protocols)" || fail "report text: $(cat "$T/report.txt")"
 quicctl report --since bogus 2>/dev/null && fail "report --since bogus succeeded" || ok "report --since bogus fails"
 finish

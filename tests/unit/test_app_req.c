@@ -6,7 +6,9 @@
  * descriptor) and a second request's head does not overwrite it; when the
  * worker reads again both heads arrive, each with its own status, fields
  * and file. A request cancelled while its head waits is forgotten and its
- * descriptor closed. Nothing here counts as a send failure.
+ * descriptor closed. Nothing here counts as a send failure. The protocol
+ * the worker names (F_PROTO; none means h3) is the HTTP version of the
+ * access log line and of /api/time's answer.
  */
 #include "config.h"
 
@@ -59,6 +61,26 @@ static void teardown(void)
     snprintf(path, sizeof(path), "%s/b.txt", root);
     unlink(path);
     rmdir(root);
+}
+
+/* request_proto - a GET for |path| on stream |stream| over |proto| (NULL: no F_PROTO) */
+static void request_proto(app_worker *w, uint64_t stream, const char *path, const char *proto)
+{
+    static qd_ipc_msg m;
+
+    qd_ipc_msg_init(&m, QD_MSG_REQ_HEAD, 0);
+    qd_ipc_put_u64(&m, QD_F_STREAM, stream);
+    qd_ipc_put_str(&m, QD_F_METHOD, "GET");
+    qd_ipc_put_str(&m, QD_F_SCHEME, "https");
+    qd_ipc_put_str(&m, QD_F_AUTHORITY, "localhost");
+    qd_ipc_put_str(&m, QD_F_PATH, path);
+    qd_ipc_put_str(&m, QD_F_PEER, "127.0.0.1:1");
+    qd_ipc_put_u32(&m, QD_F_FLAGS, QD_REQ_F_END);
+    qd_ipc_put_str(&m, QD_F_CONN_ID, "c0ffee");
+    qd_ipc_put_u64(&m, QD_F_QUIC_STREAM, stream);
+    if (proto != NULL)
+        qd_ipc_put_str(&m, QD_F_PROTO, proto);
+    app_req_message(w, &m);
 }
 
 /* request - a GET for |path| on stream |stream|, as the worker sends it */
@@ -205,9 +227,80 @@ static void test_app_req_cancel_while_waiting(void)
     teardown();
 }
 
+/* bodies - RESP_BODY data per stream 1..|n| into |out| until each has ended (or 5 s) */
+static void bodies(int peer, char (*out)[256], int n)
+{
+    static qd_ipc_msg m;
+    int ended = 0;
+
+    for (int spin = 0; spin < 5000 && ended < n; spin++) {
+        uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+        while (qd_ipc_recv(peer, &m) == 0) {
+            uint64_t stream = 0;
+            uint32_t flags = 0;
+            const uint8_t *p;
+            size_t len;
+            qd_ipc_get_u64(&m, QD_F_STREAM, &stream);
+            qd_ipc_get_u32(&m, QD_F_FLAGS, &flags);
+            if (m.type == QD_MSG_RESP_BODY && stream >= 1 && stream <= (uint64_t)n &&
+                qd_ipc_get_bytes(&m, QD_F_BODY, &p, &len) == 0) {
+                size_t have = strlen(out[stream - 1]);
+                snprintf(out[stream - 1] + have, 256 - have, "%.*s", (int)len, (const char *)p);
+                if (flags & QD_RESP_F_END)
+                    ended++;
+            }
+            qd_ipc_msg_close_fds(&m);
+        }
+        if (ended < n)
+            usleep(1000);
+    }
+}
+
+static void test_app_req_proto(void)
+{
+    static const char *const protos[] = {NULL, QD_PROTO_H3, QD_PROTO_H2, QD_PROTO_H1,
+                                         "0123456789abcdefXYZ" /* too long: h3 */};
+    static const char *const want[] = {"HTTP/3", "HTTP/3", "HTTP/2", "HTTP/1.1", "HTTP/3"};
+    char out[5][256] = {{0}}, log_path[96], line[512], expect[64];
+    int peer;
+    app_worker *w = setup(&peer);
+
+    snprintf(log_path, sizeof(log_path), "%s/access.log", root);
+    the_app.access_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    QD_EXPECT_INT(the_app.access_fd >= 0, 1);
+    for (int i = 0; i < 5; i++)
+        request_proto(w, (uint64_t)i + 1, "/api/time", protos[i]);
+    bodies(peer, out, 5);
+    for (int i = 0; i < 5; i++) {
+        snprintf(expect, sizeof(expect), "\"protocol\": \"%s\"", want[i]);
+        QD_EXPECT_CONTAINS(out[i], expect);
+    }
+    /* one line per request, in order, naming the version */
+    FILE *f = fopen(log_path, "r");
+    for (int i = 0; i < 5; i++) {
+        if (f == NULL || fgets(line, sizeof(line), f) == NULL) {
+            QD_FAIL("access log line %d missing", i + 1);
+            break;
+        }
+        snprintf(expect, sizeof(expect), " \"GET /api/time %s\" 200 ", want[i]);
+        QD_EXPECT_CONTAINS(line, expect);
+        snprintf(expect, sizeof(expect), " c0ffee %d\n", i + 1);
+        QD_EXPECT_CONTAINS(line, expect);
+    }
+    if (f != NULL)
+        fclose(f);
+    close(the_app.access_fd);
+    the_app.access_fd = -1;
+    unlink(log_path);
+    qd_chan_close(w->ch);
+    close(peer);
+    teardown();
+}
+
 int main(void)
 {
     QD_RUN(test_app_req_head_waits_for_room);
     QD_RUN(test_app_req_cancel_while_waiting);
+    QD_RUN(test_app_req_proto);
     QD_TEST_DONE();
 }

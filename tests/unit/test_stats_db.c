@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for the stats daemon's database (daemons/stats/stats_db.c) on
+ * real files in a temporary directory: a version 4 database, built with
+ * the code's own migration steps and holding rows, becomes version 5 when
+ * the stats daemon opens it, with protocol 'h3' on the old rows and the
+ * same schema as a database created new; records get their protocol from
+ * F_PROTO (absent: h3; odd values stored as sent or as 'unknown'); a
+ * database of a newer version is refused.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "qd_ipc.h"
+#include "qd_log.h"
+#include "qd_test.h"
+
+#include "stats.h"
+
+static char dir[256];
+static qd_ipc_msg built, got;
+static uint8_t wire[QD_IPC_MAX_MSG];
+
+/* db_path - |name| inside the test's directory */
+static const char *db_path(const char *name)
+{
+    static char path[512];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return path;
+}
+
+/* query - the first column of the first row of |sql| as text ("NULL", or "" with no row) */
+static const char *query(sqlite3 *db, const char *sql)
+{
+    static char out[4096];
+    sqlite3_stmt *st;
+
+    out[0] = '\0';
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(out, sizeof(out), "error: %s", sqlite3_errmsg(db));
+        return out;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        snprintf(out, sizeof(out), "%s", t ? (const char *)t : "NULL");
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* exec_ok - run |sql| on |db|, failing the test on an error */
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        QD_FAIL("%s: %s", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+}
+
+/* make_v4 - a version 4 database at |path| with one connection and two requests */
+static void make_v4(const char *path)
+{
+    sqlite3 *db;
+
+    unlink(path);
+    if (sqlite3_open(path, &db) != SQLITE_OK) {
+        QD_FAIL("open %s", path);
+        return;
+    }
+    for (int v = 1; v <= 4; v++)
+        exec_ok(db, stats_db_schema_step(v));
+    exec_ok(db, "PRAGMA user_version = 4");
+    exec_ok(db, "INSERT INTO connections (conn_id, worker, start_ms, end_ms, alpn, resumed, "
+                "early_data, retry, bytes_out) VALUES ('c0ffee', 0, 1000, 2000, 'h3', 0, 0, 0, 5)");
+    exec_ok(db, "INSERT INTO requests (time_ms, conn_id, worker, stream_id, method, path, "
+                "status) VALUES (1000, 'c0ffee', 0, 0, 'GET', '/', 200), "
+                "(1001, 'c0ffee', 0, 4, 'GET', '/x', 404)");
+    sqlite3_close(db);
+}
+
+/* open_stats - stats_db_open on |path| into a zeroed |s| */
+static int open_stats(stats *s, const char *path)
+{
+    memset(s, 0, sizeof(*s));
+    return stats_db_open(s, path);
+}
+
+/* record - encode |built| and hand the decoded copy to stats_db_record, as stats.c does */
+static int record(stats *s)
+{
+    int n = qd_ipc_encode(&built, wire, sizeof(wire));
+
+    if (n < 0 || qd_ipc_decode(&got, wire, (size_t)n, 0) != 0) {
+        QD_FAIL("record type %u does not encode and decode", built.type);
+        return -99;
+    }
+    return stats_db_record(s, &got);
+}
+
+/* conn_rec - a REC_CONN for |id| with F_PROTO |proto| (|len| bytes; none when NULL) */
+static void conn_rec(const char *id, const char *proto, size_t len)
+{
+    qd_ipc_msg_init(&built, QD_MSG_REC_CONN, 0);
+    qd_ipc_put_str(&built, QD_F_CONN_ID, id);
+    qd_ipc_put_u32(&built, QD_F_INSTANCE, 1);
+    qd_ipc_put_u64(&built, QD_F_TIME_MS, 5000);
+    qd_ipc_put_u64(&built, QD_F_END_MS, 6000);
+    qd_ipc_put_u32(&built, QD_F_FLAGS, 0);
+    qd_ipc_put_str(&built, QD_F_ALPN, "h3");
+    if (proto != NULL)
+        qd_ipc_put_bytes(&built, QD_F_PROTO, proto, len);
+}
+
+/* req_rec - a REC_REQUEST on connection |id| for |path| with F_PROTO |proto| (none when NULL) */
+static void req_rec(const char *id, const char *path, const char *proto)
+{
+    qd_ipc_msg_init(&built, QD_MSG_REC_REQUEST, 0);
+    qd_ipc_put_str(&built, QD_F_CONN_ID, id);
+    qd_ipc_put_u32(&built, QD_F_INSTANCE, 1);
+    qd_ipc_put_u64(&built, QD_F_QUIC_STREAM, 1);
+    qd_ipc_put_u64(&built, QD_F_TIME_MS, 5000);
+    qd_ipc_put_str(&built, QD_F_METHOD, "GET");
+    qd_ipc_put_str(&built, QD_F_PATH, path);
+    qd_ipc_put_u32(&built, QD_F_STATUS, 200);
+    if (proto != NULL)
+        qd_ipc_put_str(&built, QD_F_PROTO, proto);
+}
+
+/* schema_text - every table's and index's SQL in |db|, in name order */
+static const char *schema_text(sqlite3 *db)
+{
+    return query(db, "SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_master "
+                     "WHERE sql IS NOT NULL ORDER BY name)");
+}
+
+static void test_stats_db_migrate_v4(void)
+{
+    stats s, fresh;
+    char want[4096];
+
+    make_v4(db_path("v4.db"));
+    QD_EXPECT_INT(open_stats(&s, db_path("v4.db")), 0);
+    if (s.db == NULL)
+        return;
+    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "5");
+    QD_EXPECT_STR(query(s.db, "SELECT protocol FROM connections WHERE conn_id = 'c0ffee'"), "h3");
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(path || ':' || protocol, ' ') FROM "
+                              "(SELECT path, protocol FROM requests ORDER BY path)"),
+                  "/:h3 /x:h3");
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests WHERE protocol = 'h3'"), "2");
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(\"notnull\" || type, ' ') FROM "
+                              "(SELECT * FROM pragma_table_info('connections') WHERE name = "
+                              "'protocol' UNION ALL SELECT * FROM pragma_table_info('requests') "
+                              "WHERE name = 'protocol')"),
+                  "1TEXT 1TEXT");
+    /* the old data is all there */
+    QD_EXPECT_STR(query(s.db, "SELECT bytes_out FROM connections WHERE conn_id = 'c0ffee'"), "5");
+
+    /* A database made new has the very same schema. */
+    unlink(db_path("new.db"));
+    QD_EXPECT_INT(open_stats(&fresh, db_path("new.db")), 0);
+    if (fresh.db != NULL) {
+        snprintf(want, sizeof(want), "%s", schema_text(fresh.db));
+        QD_EXPECT_STR(schema_text(s.db), want);
+        QD_EXPECT_STR(query(fresh.db, "PRAGMA user_version"), "5");
+    }
+    stats_db_close(&fresh);
+    stats_db_close(&s);
+
+    /* Opened again, a version 5 database stays as it is. */
+    QD_EXPECT_INT(open_stats(&s, db_path("v4.db")), 0);
+    if (s.db != NULL) {
+        QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "5");
+        QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests"), "2");
+    }
+    stats_db_close(&s);
+}
+
+static void test_stats_db_migrate_v4_rows_written_after(void)
+{
+    stats s;
+
+    make_v4(db_path("v4b.db"));
+    QD_EXPECT_INT(open_stats(&s, db_path("v4b.db")), 0);
+    if (s.db == NULL)
+        return;
+    conn_rec("beef01", QD_PROTO_H2, strlen(QD_PROTO_H2));
+    QD_EXPECT_INT(record(&s), 0);
+    req_rec("beef01", "/new", QD_PROTO_H2);
+    QD_EXPECT_INT(record(&s), 0);
+    QD_EXPECT_INT(stats_db_commit(&s), 0);
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(conn_id || ':' || protocol, ' ') FROM "
+                              "(SELECT conn_id, protocol FROM connections ORDER BY conn_id)"),
+                  "beef01:h2 c0ffee:h3");
+    QD_EXPECT_STR(query(s.db, "SELECT protocol FROM requests WHERE path = '/new'"), "h2");
+    stats_db_close(&s);
+}
+
+static void test_stats_db_record_protocol(void)
+{
+    static const struct {
+        const char *id, *proto; /* proto NULL: no F_PROTO */
+        size_t len;
+        const char *want;
+    } cases[] = {
+        {"a1", NULL, 0, "h3"},
+        {"a2", "h3", 2, "h3"},
+        {"a3", "h2", 2, "h2"},
+        {"a4", "http/1.1", 8, "http/1.1"},
+        {"a5", "spdy/3.1", 8, "spdy/3.1"}, /* printable and short: as sent */
+        {"a6", "", 0, "unknown"},          /* empty */
+        {"a7", "h 2", 3, "unknown"},       /* a space */
+        {"a8", "h2\x01", 3, "unknown"},    /* a control byte */
+        {"a9", "h\xc3\xa9", 3, "unknown"}, /* not ASCII */
+        {"b1", "0123456789abcdef0123456789abcde", 31, "0123456789abcdef0123456789abcde"},
+        {"b2", "0123456789abcdef0123456789abcdef", 32, "unknown"}, /* too long */
+    };
+    char sql[256];
+    stats s;
+
+    unlink(db_path("proto.db"));
+    QD_EXPECT_INT(open_stats(&s, db_path("proto.db")), 0);
+    if (s.db == NULL)
+        return;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        conn_rec(cases[i].id, cases[i].proto, cases[i].len);
+        QD_EXPECT_INT(record(&s), 0);
+    }
+    /* requests: absent and each of the three */
+    req_rec("a1", "/none", NULL);
+    QD_EXPECT_INT(record(&s), 0);
+    req_rec("a2", "/h3", QD_PROTO_H3);
+    QD_EXPECT_INT(record(&s), 0);
+    req_rec("a3", "/h2", QD_PROTO_H2);
+    QD_EXPECT_INT(record(&s), 0);
+    req_rec("a4", "/h1", QD_PROTO_H1);
+    QD_EXPECT_INT(record(&s), 0);
+    req_rec("a7", "/odd", "h 2");
+    QD_EXPECT_INT(record(&s), 0);
+    QD_EXPECT_INT(stats_db_commit(&s), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(sql, sizeof(sql), "SELECT protocol FROM connections WHERE conn_id = '%s'",
+                 cases[i].id);
+        QD_EXPECT_STR(query(s.db, sql), cases[i].want);
+    }
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(path || ':' || protocol, ' ') FROM "
+                              "(SELECT path, protocol FROM requests ORDER BY path)"),
+                  "/h1:http/1.1 /h2:h2 /h3:h3 /none:h3 /odd:unknown");
+    stats_db_close(&s);
+}
+
+static void test_stats_db_newer_version_refused(void)
+{
+    sqlite3 *db;
+    stats s;
+
+    unlink(db_path("v6.db"));
+    if (sqlite3_open(db_path("v6.db"), &db) != SQLITE_OK) {
+        QD_FAIL("open v6.db");
+        return;
+    }
+    exec_ok(db, "PRAGMA user_version = 6");
+    sqlite3_close(db);
+    QD_EXPECT_INT(open_stats(&s, db_path("v6.db")), -1);
+    QD_EXPECT_INT(s.db == NULL, 1);
+    QD_EXPECT_INT(stats_db_schema_step(0) == NULL, 1);
+    QD_EXPECT_INT(stats_db_schema_step(STATS_SCHEMA_VERSION + 1) == NULL, 1);
+}
+
+int main(void)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(dir, sizeof(dir), "%s/test_stats_db.XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 99;
+    }
+    qd_log_set_level(QD_LOG_ERR);
+    QD_RUN(test_stats_db_migrate_v4);
+    QD_RUN(test_stats_db_migrate_v4_rows_written_after);
+    QD_RUN(test_stats_db_record_protocol);
+    QD_RUN(test_stats_db_newer_version_refused);
+    static const char *const files[] = {"v4.db", "v4b.db", "new.db", "proto.db", "v6.db"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char side[600];
+        unlink(db_path(files[i]));
+        snprintf(side, sizeof(side), "%s-wal", db_path(files[i]));
+        unlink(side);
+        snprintf(side, sizeof(side), "%s-shm", db_path(files[i]));
+        unlink(side);
+    }
+    rmdir(dir);
+    QD_TEST_DONE();
+}

@@ -7,7 +7,7 @@
  * Byte 0 bit 7 clear: raw mode. Bits 0-3 choose how many descriptors
  * "arrived"; the rest is the message. Bit 7 set: structured mode. The
  * target composes a message of one of the known types (and now and then
- * an unknown one) from fields whose tags cover 0..63 and whose values are
+ * an unknown one) from fields whose tags cover 0..70 and whose values are
  * of the right size for the tag's kind or deliberately not, strings with
  * or without a NUL; a REC_BATCH gets whole records as its F_BODY fields.
  *

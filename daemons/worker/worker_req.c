@@ -261,6 +261,17 @@ void worker_req_free_all(wk_conn *c)
         worker_req_free(c->streams);
 }
 
+/* push_chunk - |ch| goes at the end of the stream's body queue */
+static void push_chunk(wk_stream *s, wk_chunk *ch)
+{
+    if (s->last)
+        s->last->next = ch;
+    else
+        s->first = ch;
+    s->last = ch;
+    s->nchunks++;
+}
+
 /* append - add bytes to the stream's body queue */
 static void append(wk_stream *s, const uint8_t *data, size_t len)
 {
@@ -268,12 +279,7 @@ static void append(wk_stream *s, const uint8_t *data, size_t len)
         wk_chunk *ch = s->last;
         if (ch == NULL || ch->len == ch->cap) {
             ch = worker_chunk_get(s->c->w, WORKER_CHUNK);
-            if (s->last)
-                s->last->next = ch;
-            else
-                s->first = ch;
-            s->last = ch;
-            s->nchunks++;
+            push_chunk(s, ch);
         }
         size_t n = ch->cap - ch->len < len ? ch->cap - ch->len : len;
         memcpy(ch->data + ch->len, data, n);
@@ -300,12 +306,7 @@ static int fill_from_fd(wk_stream *s)
             return -1;
         }
         ch->len = (size_t)n;
-        if (s->last)
-            s->last->next = ch;
-        else
-            s->first = ch;
-        s->last = ch;
-        s->nchunks++;
+        push_chunk(s, ch);
         s->filled += (uint64_t)n;
         s->fd_off += (uint64_t)n;
         s->fd_left -= (uint64_t)n;

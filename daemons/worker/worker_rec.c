@@ -183,6 +183,28 @@ static uint64_t tcp_rtt_us(const wk_conn *c)
     return ti.tcpi_rtt;
 }
 
+/*
+ * put_tcp_info - what the kernel knows of a TCP connection: smoothed RTT,
+ * congestion window (segments x MSS), segments retransmitted (as the
+ * packets lost) and its congestion controller
+ */
+static void put_tcp_info(const wk_conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    char cc[16];
+    socklen_t cclen = sizeof(cc) - 1;
+
+    if (getsockopt(c->tcp->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
+        qd_ipc_put_u64(&rec_msg, QD_F_SRTT_US, ti.tcpi_rtt);
+        qd_ipc_put_u64(&rec_msg, QD_F_CWND, (uint64_t)ti.tcpi_snd_cwnd * ti.tcpi_snd_mss);
+        qd_ipc_put_u64(&rec_msg, QD_F_PKTS_LOST, ti.tcpi_total_retrans);
+    }
+    memset(cc, 0, sizeof(cc));
+    if (getsockopt(c->tcp->fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) == 0 && cc[0] != '\0')
+        qd_ipc_put_str(&rec_msg, QD_F_CC, cc);
+}
+
 void worker_rec_conn(wk_conn *c)
 {
     worker *w = c->w;
@@ -233,7 +255,7 @@ void worker_rec_conn(wk_conn *c)
             flags |= QD_REC_F_EARLY;
     }
     if (c->tcp != NULL)
-        qd_ipc_put_u64(&rec_msg, QD_F_SRTT_US, tcp_rtt_us(c));
+        put_tcp_info(c);
     if (c->retry_used)
         flags |= QD_REC_F_RETRY;
     qd_ipc_put_str(&rec_msg, QD_F_PROTO, worker_conn_proto(c));
@@ -242,7 +264,8 @@ void worker_rec_conn(wk_conn *c)
     qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT, c->bytes_out);
     qd_ipc_put_u64(&rec_msg, QD_F_PKTS_IN, c->pkts_in);
     qd_ipc_put_u64(&rec_msg, QD_F_PKTS_OUT, c->pkts_out);
-    qd_ipc_put_str(&rec_msg, QD_F_CC, cc_name(&w->child.conf));
+    if (c->tcp == NULL)
+        qd_ipc_put_str(&rec_msg, QD_F_CC, cc_name(&w->child.conf));
     qd_ipc_put_u32(&rec_msg, QD_F_MIGRATIONS, c->migrations);
     qd_ipc_put_u32(&rec_msg, QD_F_STREAMS, c->streams_opened);
     close_info(c, &by, &reason, &code);

@@ -45,11 +45,13 @@ commands:
       Exit 0 on success, 1 on timeout.
 
   req [-X METHOD] [--data STRING] [--data-file FILE] [-H 'Name: value']...
-      URL OUTFILE
+      [--until sse:N|nl:N] URL OUTFILE
       one transfer; prints every response line the header callback sees,
       in order ("line: HTTP/3 103", "line: link: ...", "line: HTTP/3
-      200", ...), then "status=S version=V size=N".  Exit 0 if it
-      completed over HTTP/3, else 1.
+      200", ...), then "status=S version=V size=N".  With --until the
+      body is read until it holds N events (blank lines) or N lines and
+      the transfer is then aborted (for /events and /stream).  Exit 0 if
+      it completed (or stopped there) over HTTP/3, else 1.
   stream URL SEP N OUTFILE
       GET URL and read until the body holds N occurrences of SEP ("sse":
       a blank line, "nl": a newline), then abort the transfer (the client
@@ -448,7 +450,7 @@ def cmd_retry(args):
 
 
 def cmd_req(args):
-    method = data = None
+    method = data = until = None
     headers = []
     rest = []
     i = 0
@@ -464,14 +466,32 @@ def cmd_req(args):
             i += 2
         elif a == "-H" and i + 1 < len(args):
             headers.append(args[i + 1]); i += 2
+        elif a == "--until" and i + 1 < len(args):
+            until = args[i + 1].split(":")
+            if len(until) != 2 or until[0] not in ("sse", "nl") or not until[1].isdigit():
+                die("--until takes sse:N or nl:N")
+            until = ({"sse": b"\n\n", "nl": b"\n"}[until[0]], int(until[1]))
+            i += 2
         else:
             rest.append(a); i += 1
     if len(rest) != 2:
-        die("usage: req [-X M] [--data S] [--data-file F] [-H H]... URL OUTFILE")
+        die("usage: req [-X M] [--data S] [--data-file F] [-H H]... [--until sse:N|nl:N] URL OUTFILE")
     url, out = rest
     sink = Sink(out)
     lines = []
     c = new_handle(url, sink, method, None, method == "HEAD")
+    stopped = []
+    if until:
+        body = bytearray()
+
+        def write(data):
+            sink.write(data)
+            body.extend(data)
+            if body.count(until[0]) >= until[1]:
+                stopped.append(1)
+                return 0  # abort: curl resets the stream
+            return None
+        c.setopt(pycurl.WRITEFUNCTION, write)
     if data is not None:
         c.setopt(pycurl.POST, 1)
         c.setopt(pycurl.POSTFIELDSIZE, len(data))
@@ -486,13 +506,15 @@ def cmd_req(args):
     try:
         c.perform()
     except pycurl.error as e:
-        err = str(e)
+        err = "" if stopped else str(e)
     sink.close()
     status, version, _, _ = describe(c)
     for l in lines:
         if l:
             print("line: %s" % l)
     line = "status=%s version=%s size=%d" % (status, vname(version), sink.size)
+    if stopped:
+        line += " stopped=%d" % until[1]
     if err:
         line += " error=%s" % err
     print(line, flush=True)

@@ -7,7 +7,8 @@
 #
 # Clients: gtlsclient (ngtcp2-client, GnuTLS), /usr/bin/python3 with
 # Debian's pycurl (libcurl 8.14 with ngtcp2/nghttp3 from backports; the
-# python3 in PATH may be another one without pycurl), chromium.  A missing
+# python3 in PATH may be another one without pycurl), chromium; over
+# TLS/TCP Debian's curl CLI and nghttp (nghttp2-client).  A missing
 # client skips the test (an error under CI=true, see skip in lib.sh).
 
 H3_PYTHON=${H3_PYTHON:-/usr/bin/python3}
@@ -46,6 +47,18 @@ need_chromium() {
         done
     fi
     [ -n "$H3_CHROMIUM" ] && [ -x "$H3_CHROMIUM" ] || skip "chromium not found (apt-get install chromium)"
+}
+
+# need_curl - Debian's curl CLI with HTTP/2 (HTTPS over TCP: --http2, --http1.1)
+need_curl() {
+    command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
+    curl --version | grep -qw HTTP2 || skip "this curl has no HTTP/2: $(curl --version | head -n1)"
+}
+
+# need_nghttp - nghttp2's HTTP/2 client (nghttp2-client)
+need_nghttp() {
+    command -v nghttp >/dev/null 2>&1 || skip "nghttp not found (apt-get install nghttp2-client)"
+    nghttp --version 2>&1 | grep -q nghttp2 || skip "nghttp is not nghttp2's client"
 }
 
 # ---------------------------------------------------------------- TLS

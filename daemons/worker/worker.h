@@ -126,6 +126,7 @@ struct wk_stream {
     bool head_sent;  /* REQ_HEAD went to the app */
     bool responded;  /* a response was submitted to nghttp3 */
     bool req_done;   /* the request is complete */
+    bool head_done;  /* the request head is complete (worker_req_head) */
     /* request head, collected until end_headers */
     char *method, *scheme, *authority, *path; /* in inl, or allocated */
     char inl[160]; /* the pseudo-headers' bytes, while they fit */
@@ -222,6 +223,9 @@ struct wk_tcp {
     bool closing;     /* close once |out| is written */
     bool dead;        /* closed; freed at the end of the current callback */
     bool draining;    /* told to finish (GOAWAY or Connection: close) */
+    bool lingering;   /* our side is closed; reading what the client still sends */
+    bool recorded;    /* its requests and its record are done (at linger) */
+    uint64_t linger_until_ns;
     uint64_t last_in_ns, last_out_ns; /* last byte read / written (timeouts) */
     uint64_t head_deadline_ns; /* 0, or when the handshake or a request head must be complete */
     nghttp2_session *h2;

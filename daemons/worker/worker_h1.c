@@ -404,7 +404,10 @@ int worker_h1_start(wk_conn *c)
     qd_buf_init(&h->value);
     qd_buf_init(&h->in);
     t->h1 = h;
-    t->head_deadline_ns = 0; /* until a request begins, the idle timeout applies */
+    /* The first request must begin and end within tcp_header_timeout (later
+     * ones on a kept-alive connection within tcp_idle_timeout). */
+    t->head_deadline_ns =
+        worker_now() + (uint64_t)c->w->child.conf.tcp_header_timeout_ms * 1000000;
     return 0;
 }
 

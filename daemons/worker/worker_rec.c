@@ -383,7 +383,7 @@ void worker_rec_conns(worker *w, int fd)
         if (c->state == WK_ALIVE)
             put_conn(c), n++;
     for (wk_conn *c = w->tconns; c != NULL && n < QD_CONNS_MAX; c = c->next)
-        if (!c->tcp->dead)
+        if (!c->tcp->dead && !c->tcp->lingering)
             put_conn(c), n++;
     int rv = qd_ipc_send(fd, &rec_msg);
     if (rv < 0)

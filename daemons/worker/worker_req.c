@@ -831,6 +831,7 @@ void worker_req_header(wk_stream *s, const uint8_t *name, size_t nlen, const uin
 /* worker_req_head - the request head is complete (|fin|: and there is no body) */
 void worker_req_head(wk_stream *s, bool fin)
 {
+    s->head_done = true;
     if (s->head_bytes > WORKER_MAX_HEAD)
         respond_local(s, 431, "431 Request Header Fields Too Large\n");
     else

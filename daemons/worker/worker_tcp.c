@@ -58,6 +58,7 @@
 #define ACCEPT_BATCH 64      /* connections accepted per wakeup of a listen socket */
 #define READ_BUF (16 * 1024) /* one TLS record */
 #define OUT_HIGH (64 * 1024) /* the protocol stops adding output here */
+#define LINGER_MS 2000       /* how long a closed connection reads what the client still sends */
 
 _Static_assert(sizeof(nghttp2_nv) == sizeof(nghttp3_nv) &&
                    offsetof(nghttp2_nv, value) == offsetof(nghttp3_nv, value) &&
@@ -124,6 +125,27 @@ static void undirty(wk_conn *c)
 }
 
 /*
+ * end_session - the requests (records, access log, cancels at the app),
+ * the protocol state and the connection's record: once, when our side of
+ * the connection ends (a lingering close keeps only the socket).
+ */
+static void end_session(wk_conn *c)
+{
+    wk_tcp *t = c->tcp;
+
+    if (t->recorded)
+        return;
+    t->recorded = true;
+    worker_req_free_all(c);
+    if (t->h2 != NULL)
+        worker_h2_free(c);
+    if (t->h1 != NULL)
+        worker_h1_free(c);
+    c->close_reason = t->close_reason;
+    worker_rec_conn(c);
+}
+
+/*
  * conn_free - the end of a TCP connection: its requests (records, cancels
  * at the app), its record, its TLS session and socket.
  */
@@ -133,13 +155,7 @@ static void conn_free(wk_conn *c)
     wk_tcp *t = c->tcp;
 
     undirty(c);
-    worker_req_free_all(c);
-    if (t->h2 != NULL)
-        worker_h2_free(c);
-    if (t->h1 != NULL)
-        worker_h1_free(c);
-    c->close_reason = t->close_reason;
-    worker_rec_conn(c);
+    end_session(c);
     qd_debug("TCP connection %s from %s (%s) closed after %llums", c->cid_text, c->peer,
              worker_conn_proto(c),
              (unsigned long long)((worker_now() - c->started_ns) / 1000000));
@@ -181,6 +197,42 @@ static void fail(wk_conn *c, const char *what)
     worker_tcp_close(c, QD_REC_CLOSE_BY_SERVER, QD_REC_REASON_ERROR);
 }
 
+/*
+ * linger - our side is done (all written): send close_notify, shut the
+ * socket for writing, and read what the client still sends for up to
+ * LINGER_MS, so that a request body we did not read cannot make the
+ * kernel reset the connection (and lose our answer) before the client
+ * read it. Counted as closed for the records and status from here.
+ */
+static void linger(wk_conn *c)
+{
+    wk_tcp *t = c->tcp;
+
+    wolfSSL_shutdown(t->ssl); /* close_notify; no wait for the client's */
+    shutdown(t->fd, SHUT_WR);
+    t->lingering = true;
+    t->linger_until_ns = worker_now() + LINGER_MS * 1000000ULL;
+    if (t->close_by == QD_REC_CLOSE_BY_NONE)
+        t->close_by = QD_REC_CLOSE_BY_SERVER;
+    end_session(c);
+    undirty(c);
+    watch(t, UV_READABLE);
+}
+
+/* drain_linger - discard what a lingering client sends; true when it is gone */
+static bool drain_linger(wk_tcp *t)
+{
+    static uint8_t scratch[16384];
+
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = recv(t->fd, scratch, sizeof(scratch), 0);
+        if (n > 0)
+            continue;
+        return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    }
+    return false;
+}
+
 /* produce - let the protocol add output; 0, or -1 when the connection must end */
 static int produce(wk_conn *c)
 {
@@ -214,7 +266,7 @@ static void write_out(wk_conn *c)
     wk_tcp *t = c->tcp;
     int rounds = 0;
 
-    if (t->dead || !wolfSSL_is_init_finished(t->ssl))
+    if (t->dead || t->lingering || !wolfSSL_is_init_finished(t->ssl))
         return;
 again:
     for (;;) {
@@ -247,7 +299,7 @@ again:
         c->w->tx_bytes += (uint64_t)n;
     }
     if (!t->dead && finished(c)) {
-        worker_tcp_close(c, QD_REC_CLOSE_BY_SERVER, t->close_reason);
+        linger(c);
         return;
     }
     if (t->dead)
@@ -348,6 +400,11 @@ static void on_io(uv_poll_t *p, int status, int events)
     wk_conn *c = p->data;
     wk_tcp *t = c->tcp;
 
+    if (t->lingering) {
+        if (status < 0 || drain_linger(t))
+            conn_free(c);
+        return;
+    }
     if (status < 0) {
         worker_tcp_close(c, QD_REC_CLOSE_BY_CLIENT, QD_REC_REASON_ERROR);
     } else {
@@ -470,7 +527,7 @@ static const char *expired(wk_conn *c, uint64_t now, uint32_t *reason)
     if (t->head_deadline_ns != 0 && now >= t->head_deadline_ns)
         return "request head timeout";
     for (wk_stream *s = c->streams; s != NULL; s = s->next)
-        if (s->method == NULL && !s->head_sent && !s->responded && now >= s->started_ns + head_ns)
+        if (!s->head_done && now >= s->started_ns + head_ns)
             return "request head timeout";
     if (t->out_off < t->out.len && now >= t->last_out_ns + idle_ns)
         return "client not reading";
@@ -490,6 +547,11 @@ static void on_sweep(uv_timer_t *timer)
 
     for (wk_conn *c = w->tconns; c != NULL; c = next) {
         next = c->next;
+        if (c->tcp->lingering) {
+            if (now >= c->tcp->linger_until_ns)
+                conn_free(c);
+            continue;
+        }
         const char *why = expired(c, now, &reason);
         if (why == NULL)
             continue;
@@ -534,6 +596,8 @@ void worker_tcp_shutdown_all(worker *w)
     for (wk_conn *c = w->tconns; c != NULL; c = next) {
         next = c->next;
         wk_tcp *t = c->tcp;
+        if (t->lingering)
+            continue; /* done already */
         t->draining = true;
         if (t->kind == WK_TCP_H2) {
             worker_h2_shutdown(c, false);

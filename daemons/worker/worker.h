@@ -358,6 +358,7 @@ int worker_req_read_vec(wk_stream *s, nghttp3_vec *vec, size_t veccnt, bool *eof
 ssize_t worker_req_pull(wk_stream *s, uint8_t *buf, size_t cap, bool *eof);
 void worker_req_app_message(worker *w, qd_ipc_msg *m);
 void worker_req_app_down(worker *w);
+const char *worker_req_alt_svc(const wk_conn *c);
 void worker_app_send_failed(worker *w, const char *what, int rv);
 wk_chunk *worker_chunk_get(worker *w, size_t want);
 void worker_chunk_put(worker *w, wk_chunk *ch);

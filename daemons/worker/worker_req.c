@@ -458,8 +458,8 @@ static const char *http_date(void)
     return text;
 }
 
-/* alt_svc - the Alt-Svc field value for a response over TCP, or NULL for none */
-static const char *alt_svc(const wk_conn *c)
+/* worker_req_alt_svc - the Alt-Svc field value for a response over TCP, or NULL for none */
+const char *worker_req_alt_svc(const wk_conn *c)
 {
     static char text[64];
     const worker *w = c->w;
@@ -490,7 +490,7 @@ static void submit(wk_stream *s, int status, const nghttp3_nv *extra, size_t nex
                             NGHTTP3_NV_FLAG_NONE};
     for (size_t i = 0; i < nextra && n < 64; i++)
         nva[n++] = extra[i];
-    const char *alt = s->c->tcp != NULL ? alt_svc(s->c) : NULL;
+    const char *alt = s->c->tcp != NULL ? worker_req_alt_svc(s->c) : NULL;
     if (alt != NULL)
         nva[n++] = (nghttp3_nv){(uint8_t *)"alt-svc", (uint8_t *)alt, 7, strlen(alt),
                                 NGHTTP3_NV_FLAG_NONE};

@@ -11,9 +11,11 @@
  *	line, fields, Content-Length and chunked bodies, keep-alive. It
  *	refuses the forms request smuggling relies on (Content-Length with
  *	Transfer-Encoding, two Content-Lengths, a Transfer-Encoding that does
- *	not end in chunked); obsolete line folding, which it would accept, is
- *	refused here: the head is held back until it is complete (the parser
- *	pauses at on_headers_complete), its bytes are checked for a line that
+ *	not end in chunked; the last only after on_headers_complete, so it is
+ *	checked there too, before the request can reach the app); obsolete
+ *	line folding, which it would accept, is refused here: the head is
+ *	held back until it is complete (the parser pauses at
+ *	on_headers_complete), its bytes are checked for a line that
  *	starts with white space, and only then does the request go on. Every
  *	refusal is a 400 with Connection: close, an oversized head 431, an
  *	over-long target 414.
@@ -62,6 +64,7 @@ struct wk_h1 {
     bool head_held;   /* the head is complete and waits for the folding check */
     bool fold;        /* obsolete line folding was seen */
     uint8_t prev;     /* the byte before the current input (folding check) */
+    bool te;          /* the head has a Transfer-Encoding */
     bool body_expected, msg_done, expect_continue, keep_alive;
     bool resp_started, resp_body, resp_chunked, resp_close;
     int error; /* a status to refuse the request with (400, 414, 431) */
@@ -135,6 +138,8 @@ static void flush_field(wk_h1 *h)
         if (s->authority == NULL)
             worker_req_header(s, (const uint8_t *)":authority", 10, (const uint8_t *)h->value.data,
                               h->value.len);
+    } else if (h->name.len == 17 && memcmp(h->name.data, "transfer-encoding", 17) == 0) {
+        h->te = true;
     } else if (h->name.len == 6 && memcmp(h->name.data, "expect", 6) == 0) {
         h->expect_continue = h->value.len == 12 && strncasecmp(h->value.data, "100-continue", 12) == 0;
     } else if (!is_hop_field(h->name.data, h->name.len)) {
@@ -154,7 +159,7 @@ static int on_message_begin(http_parser *p)
     h->cur = worker_req_new(c, (int64_t)++h->nreq);
     h->in_head = true;
     h->in_value = false;
-    h->body_expected = h->msg_done = h->expect_continue = false;
+    h->body_expected = h->msg_done = h->expect_continue = h->te = false;
     h->resp_started = h->resp_body = h->resp_chunked = h->resp_close = false;
     qd_buf_reset(&h->url);
     qd_buf_reset(&h->name);
@@ -247,6 +252,12 @@ static int on_headers_complete(http_parser *p)
     worker_req_header(s, (const uint8_t *)":method", 7, (const uint8_t *)method, strlen(method));
     worker_req_header(s, (const uint8_t *)":scheme", 7, (const uint8_t *)"https", 5);
     if (set_target(h) < 0) {
+        h->error = 400;
+        return -1;
+    }
+    /* http-parser refuses a Transfer-Encoding that does not end in chunked
+     * only after this callback: the request would reach the app first. */
+    if (h->te && !(p->flags & F_CHUNKED)) {
         h->error = 400;
         return -1;
     }

@@ -181,6 +181,12 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* head_too_big - the fields so far are over the head limit (counted as worker_req_header does) */
+static bool head_too_big(const wk_h1 *h)
+{
+    return h->cur != NULL && h->cur->head_bytes > WORKER_MAX_HEAD;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     wk_h1 *h = h1_of(p);
@@ -189,7 +195,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         flush_field(h);
         h->in_value = false;
     }
-    if (h->name.len + len > WORKER_MAX_HEAD) {
+    if (head_too_big(h) || h->name.len + len > WORKER_MAX_HEAD) {
         h->error = 431;
         return -1;
     }
@@ -253,6 +259,13 @@ static int on_headers_complete(http_parser *p)
     worker_req_header(s, (const uint8_t *)":scheme", 7, (const uint8_t *)"https", 5);
     if (set_target(h) < 0) {
         h->error = 400;
+        return -1;
+    }
+    /* Many fields, each within the limit, can still make too big a head:
+     * refuse it here (431, Connection: close) rather than let the request
+     * code answer it and keep the connection. */
+    if (head_too_big(h)) {
+        h->error = 431;
         return -1;
     }
     /* http-parser refuses a Transfer-Encoding that does not end in chunked

@@ -164,8 +164,10 @@ static int on_message_begin(http_parser *p)
     qd_buf_reset(&h->url);
     qd_buf_reset(&h->name);
     qd_buf_reset(&h->value);
-    c->tcp->head_deadline_ns =
-        worker_now() + (uint64_t)c->w->child.conf.tcp_header_timeout_ms * 1000000;
+    /* The first request's deadline runs from the handshake (worker_h1_start). */
+    if (c->tcp->head_deadline_ns == 0)
+        c->tcp->head_deadline_ns =
+            worker_now() + (uint64_t)c->w->child.conf.tcp_header_timeout_ms * 1000000;
     return 0;
 }
 
@@ -426,7 +428,11 @@ int worker_h1_start(wk_conn *c)
     qd_buf_init(&h->value);
     qd_buf_init(&h->in);
     t->h1 = h;
-    t->head_deadline_ns = 0; /* until a request begins, the idle timeout applies */
+    /* The first request head must be complete within tcp_header_timeout of
+     * the handshake, as HTTP/2's preface must: a client that completes TLS
+     * and sends nothing is cut off then, not after tcp_idle_timeout.
+     * Between requests the idle timeout applies. */
+    t->head_deadline_ns = worker_now() + (uint64_t)c->w->child.conf.tcp_header_timeout_ms * 1000000;
     return 0;
 }
 

@@ -466,11 +466,13 @@ static const char *expired(wk_conn *c, uint64_t now, uint32_t *reason)
         *reason = QD_REC_REASON_HANDSHAKE_TIMEOUT;
         return now >= c->started_ns + head_ns ? "TLS handshake timeout" : NULL;
     }
-    /* A request head begun and not finished (HTTP/1.1; HTTP/2 streams below). */
+    /* A request head begun and not finished (HTTP/1.1; HTTP/2 streams below:
+     * a complete head went to the app or was answered; :method may have come
+     * in a HEADERS frame whose CONTINUATION never does). */
     if (t->head_deadline_ns != 0 && now >= t->head_deadline_ns)
         return "request head timeout";
     for (wk_stream *s = c->streams; s != NULL; s = s->next)
-        if (s->method == NULL && !s->head_sent && !s->responded && now >= s->started_ns + head_ns)
+        if (!s->head_sent && !s->responded && now >= s->started_ns + head_ns)
             return "request head timeout";
     if (t->out_off < t->out.len && now >= t->last_out_ns + idle_ns)
         return "client not reading";

@@ -11,9 +11,11 @@
  *	line, fields, Content-Length and chunked bodies, keep-alive. It
  *	refuses the forms request smuggling relies on (Content-Length with
  *	Transfer-Encoding, two Content-Lengths, a Transfer-Encoding that does
- *	not end in chunked); obsolete line folding, which it would accept, is
- *	refused here: the head is held back until it is complete (the parser
- *	pauses at on_headers_complete), its bytes are checked for a line that
+ *	not end in chunked; the last only after on_headers_complete, so it is
+ *	checked there too, before the request can reach the app); obsolete
+ *	line folding, which it would accept, is refused here: the head is
+ *	held back until it is complete (the parser pauses at
+ *	on_headers_complete), its bytes are checked for a line that
  *	starts with white space, and only then does the request go on. Every
  *	refusal is a 400 with Connection: close, an oversized head 431, an
  *	over-long target 414.
@@ -62,6 +64,7 @@ struct wk_h1 {
     bool head_held;   /* the head is complete and waits for the folding check */
     bool fold;        /* obsolete line folding was seen */
     uint8_t prev;     /* the byte before the current input (folding check) */
+    bool te;          /* the head has a Transfer-Encoding */
     bool body_expected, msg_done, expect_continue, keep_alive;
     bool resp_started, resp_body, resp_chunked, resp_close;
     int error; /* a status to refuse the request with (400, 414, 431) */
@@ -135,6 +138,8 @@ static void flush_field(wk_h1 *h)
         if (s->authority == NULL)
             worker_req_header(s, (const uint8_t *)":authority", 10, (const uint8_t *)h->value.data,
                               h->value.len);
+    } else if (h->name.len == 17 && memcmp(h->name.data, "transfer-encoding", 17) == 0) {
+        h->te = true;
     } else if (h->name.len == 6 && memcmp(h->name.data, "expect", 6) == 0) {
         h->expect_continue = h->value.len == 12 && strncasecmp(h->value.data, "100-continue", 12) == 0;
     } else if (!is_hop_field(h->name.data, h->name.len)) {
@@ -154,13 +159,15 @@ static int on_message_begin(http_parser *p)
     h->cur = worker_req_new(c, (int64_t)++h->nreq);
     h->in_head = true;
     h->in_value = false;
-    h->body_expected = h->msg_done = h->expect_continue = false;
+    h->body_expected = h->msg_done = h->expect_continue = h->te = false;
     h->resp_started = h->resp_body = h->resp_chunked = h->resp_close = false;
     qd_buf_reset(&h->url);
     qd_buf_reset(&h->name);
     qd_buf_reset(&h->value);
-    c->tcp->head_deadline_ns =
-        worker_now() + (uint64_t)c->w->child.conf.tcp_header_timeout_ms * 1000000;
+    /* The first request's deadline runs from the handshake (worker_h1_start). */
+    if (c->tcp->head_deadline_ns == 0)
+        c->tcp->head_deadline_ns =
+            worker_now() + (uint64_t)c->w->child.conf.tcp_header_timeout_ms * 1000000;
     return 0;
 }
 
@@ -176,6 +183,12 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* head_too_big - the fields so far are over the head limit (counted as worker_req_header does) */
+static bool head_too_big(const wk_h1 *h)
+{
+    return h->cur != NULL && h->cur->head_bytes > WORKER_MAX_HEAD;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     wk_h1 *h = h1_of(p);
@@ -184,7 +197,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         flush_field(h);
         h->in_value = false;
     }
-    if (h->name.len + len > WORKER_MAX_HEAD) {
+    if (head_too_big(h) || h->name.len + len > WORKER_MAX_HEAD) {
         h->error = 431;
         return -1;
     }
@@ -250,6 +263,19 @@ static int on_headers_complete(http_parser *p)
         h->error = 400;
         return -1;
     }
+    /* Many fields, each within the limit, can still make too big a head:
+     * refuse it here (431, Connection: close) rather than let the request
+     * code answer it and keep the connection. */
+    if (head_too_big(h)) {
+        h->error = 431;
+        return -1;
+    }
+    /* http-parser refuses a Transfer-Encoding that does not end in chunked
+     * only after this callback: the request would reach the app first. */
+    if (h->te && !(p->flags & F_CHUNKED)) {
+        h->error = 400;
+        return -1;
+    }
     h->keep_alive = http_should_keep_alive(p) != 0;
     h->body_expected = (p->flags & F_CHUNKED) || (p->content_length > 0 &&
                                                   p->content_length != UINT64_MAX);
@@ -294,8 +320,7 @@ static void refuse(wk_conn *c, int status)
 {
     wk_tcp *t = c->tcp;
     wk_h1 *h = t->h1;
-    const char *alt = worker_req_alt_svc(c);
-    char text[64], head[320];
+    char text[64], head[256];
 
     c->w->tcp_errors++;
     qd_debug("HTTP/1.1 connection %s from %s: %d (%s)", c->cid_text, c->peer, status,
@@ -310,9 +335,8 @@ static void refuse(wk_conn *c, int status)
     int tl = snprintf(text, sizeof(text), "%d %s\n", status, reason(status));
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nserver: quicd\r\ncontent-type: text/plain; "
-                      "charset=utf-8\r\ncontent-length: %d\r\n%s%s%sconnection: close\r\n\r\n",
-                      status, reason(status), tl, alt != NULL ? "alt-svc: " : "",
-                      alt != NULL ? alt : "", alt != NULL ? "\r\n" : "");
+                      "charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n",
+                      status, reason(status), tl);
     worker_tcp_out(t, head, (size_t)hl);
     worker_tcp_out(t, text, (size_t)tl);
 }
@@ -404,10 +428,11 @@ int worker_h1_start(wk_conn *c)
     qd_buf_init(&h->value);
     qd_buf_init(&h->in);
     t->h1 = h;
-    /* The first request must begin and end within tcp_header_timeout (later
-     * ones on a kept-alive connection within tcp_idle_timeout). */
-    t->head_deadline_ns =
-        worker_now() + (uint64_t)c->w->child.conf.tcp_header_timeout_ms * 1000000;
+    /* The first request head must be complete within tcp_header_timeout of
+     * the handshake, as HTTP/2's preface must: a client that completes TLS
+     * and sends nothing is cut off then, not after tcp_idle_timeout.
+     * Between requests the idle timeout applies. */
+    t->head_deadline_ns = worker_now() + (uint64_t)c->w->child.conf.tcp_header_timeout_ms * 1000000;
     return 0;
 }
 

@@ -26,7 +26,8 @@
  *	each request head must be complete within tcp_header_timeout (a
  *	slowloris client is cut off), a connection without a request in
  *	progress is closed after tcp_idle_timeout, and so is one whose
- *	client has read nothing for that long while we had bytes to write.
+ *	client has read nothing for that long while we had bytes to write,
+ *	or has sent nothing for that long in the middle of a request body.
  * DIAGNOSTICS
  *	TLS and protocol errors close the connection (debug log); they are
  *	counted in tcp_errors. A full worker (max_connections TCP
@@ -523,12 +524,19 @@ static const char *expired(wk_conn *c, uint64_t now, uint32_t *reason)
         *reason = QD_REC_REASON_HANDSHAKE_TIMEOUT;
         return now >= c->started_ns + head_ns ? "TLS handshake timeout" : NULL;
     }
-    /* A request head begun and not finished (HTTP/1.1; HTTP/2 streams below). */
+    /* A request head begun and not finished (HTTP/1.1; HTTP/2 streams below:
+     * a complete head went to the app or was answered; :method may have come
+     * in a HEADERS frame whose CONTINUATION never does). */
     if (t->head_deadline_ns != 0 && now >= t->head_deadline_ns)
         return "request head timeout";
-    for (wk_stream *s = c->streams; s != NULL; s = s->next)
+    for (wk_stream *s = c->streams; s != NULL; s = s->next) {
         if (!s->head_done && now >= s->started_ns + head_ns)
             return "request head timeout";
+        /* A request body the client stopped sending: the stream keeps the
+         * connection from being idle, so without this it would stay forever. */
+        if (!s->req_done && now >= t->last_in_ns + idle_ns)
+            return "request body timeout";
+    }
     if (t->out_off < t->out.len && now >= t->last_out_ns + idle_ns)
         return "client not reading";
     bool idle = t->kind == WK_TCP_H1 ? worker_h1_idle(c) : c->nstreams == 0;

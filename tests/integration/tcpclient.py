@@ -1,0 +1,643 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Raw HTTPS-over-TCP test client for quicd's integration tests.
+
+Sends exactly the bytes a test asks for over TLS (Python's ssl module) and
+prints what came back, so malformed HTTP/1.1 and HTTP/2 reach the server
+unchanged: no client library would send them.  HTTP/2 frames are built
+by hand (struct.pack); HPACK is the minimum: requests use literal fields
+without Huffman coding, and of a response only the :status is decoded.
+Every read has a deadline (--timeout, per command).
+
+usage: tcpclient.py [options] COMMAND ...
+
+options (before the command):
+  --port PORT            (required) the server's port on --host
+  --host ADDR            default 127.0.0.1
+  --cacert FILE          trust FILE (else the certificate is not verified)
+  --sni NAME             default localhost
+  --alpn LIST            comma-separated ALPN ("" for none); default per command
+  --timeout SECONDS      bound of the whole command (default 20)
+
+commands:
+  h1 DATA [--wait S] [--pause-file F --more DATA2]
+      send DATA (Python escapes: \\r\\n; "{{UNIT*N}}" repeats UNIT N times)
+      (then print "sent the first part", wait until F exists and send
+      DATA2), read until the server closes or S seconds (default 3) pass
+      without a byte; print for each response (bodies are skipped by their
+      Content-Length) "line: <status line>", its "header: name: value"
+      lines and "status=NNN"; then "responses=N" and "closed=yes after T
+      s" (T from the last send) or "closed=no".
+  h1get PATH OUTFILE [--then PATH OUTFILE]... [--pause-file F] [--rate BPS]
+      GET each PATH on ONE keep-alive connection (Host: localhost), the
+      next one only after the body of the last; before each request after
+      the first, wait until F exists (bounded by --timeout).  The body is
+      read at most BPS bytes/s.  Prints per response "resp N: status=S
+      size=B" and its "header N: ..." lines, then whether the server closed
+      the connection within 3 s of the last body ("after: closed" or
+      "after: open").  Each OUTFILE is written as the body arrives; each
+      "resp" line ends with "at T s" (since the client started).  Exit 0
+      if every response was complete.
+  slow DATA [--interval S]
+      complete TLS, then send DATA one byte every S seconds (default 1)
+      until the server closes; print "closed=yes after T s sent=N" (T from
+      the first byte) or "closed=no sent=N" when --timeout ends it.
+  idle [--tcp-only] [--half]
+      complete TLS (or only TCP with --tcp-only; with --half, send the
+      first 10 bytes of a ClientHello and stop), send nothing, and print
+      "closed=yes after T s" (T from the end of the handshake, or from the
+      TCP connect) or "closed=no".
+  h2 MODE [ARGS]
+      an HTTP/2 connection (ALPN h2).  MODE:
+        badpreface      a wrong connection preface
+        bigdata         open a POST stream, then a DATA frame of 20000 bytes
+        bigheaders      a HEADERS frame of 20000 bytes
+        settings N      N SETTINGS frames at once
+        ping N          N PINGs at once
+        rapidreset N    N pairs of HEADERS (GET) and RST_STREAM(CANCEL)
+        streams N       N request streams (POST, the body never sent)
+        slowheaders     HEADERS without END_HEADERS, then nothing
+        get PATH OUTFILE [--then PATH OUTFILE]... [--pause-file F] [--rate BPS]
+                        GETs one after the other on one connection, as h1get
+      then read frames until the server closes or --wait S (default 3)
+      pass without one; print "goaway=CODE last=ID" for each GOAWAY (CODE
+      in hex), "frames: TYPE=COUNT ...", "rst=N refused=R" (R with
+      REFUSED_STREAM) and "closed=yes after T s"
+      or "closed=no".
+"""
+
+import argparse
+import codecs
+import os
+import re
+import socket
+import ssl
+import struct
+import sys
+import time
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
+NAMES = ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING",
+         "GOAWAY", "WINDOW_UPDATE", "CONTINUATION"]
+END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
+
+T0 = time.monotonic()
+DEADLINE = None
+
+
+def out(line):
+    print(line, flush=True)
+
+
+def left():
+    return max(0.0, DEADLINE - time.monotonic())
+
+
+def expand(text):
+    """Python escapes, then {{UNIT*N}} repetitions; bytes (Latin-1)."""
+    raw = codecs.decode(text, "unicode_escape")
+    raw = re.sub(r"\{\{(.*?)\*(\d+)\}\}", lambda m: m.group(1) * int(m.group(2)), raw, flags=re.S)
+    return raw.encode("latin-1")
+
+
+def connect(a, alpn, handshake=True):
+    sock = socket.create_connection((a.host, a.port), timeout=min(5.0, left()))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not handshake:
+        return sock
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if a.cacert:
+        ctx.load_verify_locations(a.cacert)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    alpn = a.alpn if a.alpn is not None else alpn
+    if alpn:
+        ctx.set_alpn_protocols(alpn.split(","))
+    s = ctx.wrap_socket(sock, server_hostname=a.sni)
+    return s
+
+
+def recv_some(s, wait):
+    """Bytes, b"" on EOF (close_notify, FIN or reset), None when nothing came in |wait| s."""
+    if isinstance(s, ssl.SSLSocket) and s.pending():
+        wait = 0
+    s.settimeout(max(0.001, min(wait, left())))
+    try:
+        return s.recv(65536)
+    except (socket.timeout, TimeoutError):
+        return None
+    except ssl.SSLWantReadError:
+        return None
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+        return b""
+
+
+def wait_close(s, wait):
+    """Read (and drop) until EOF; the time of the close, or None."""
+    end = time.monotonic() + wait
+    data = b""
+    while time.monotonic() < end and left() > 0:
+        d = recv_some(s, end - time.monotonic())
+        if d == b"":
+            return time.monotonic(), data
+        if d is not None:
+            data += d
+            end = max(end, time.monotonic() + 0.2)
+    return None, data
+
+
+# ---------------------------------------------------------------- HTTP/1.1
+
+
+def cmd_h1(a):
+    s = connect(a, "http/1.1")
+    data = expand(a.data)
+    t_sent = time.monotonic()
+    try:
+        s.sendall(data)
+        if a.pause_file:
+            out("sent the first part")
+            wait_file(a.pause_file)
+            t_sent = time.monotonic()
+            s.sendall(expand(a.more or ""))
+    except OSError as e:
+        out("send: %s (after %d bytes at most)" % (e, len(data)))
+    buf = b""
+    closed = None
+    while left() > 0:
+        d = recv_some(s, a.wait)
+        if d is None:
+            break
+        if d == b"":
+            closed = time.monotonic()
+            break
+        buf += d
+    n = 0
+    rest = buf
+    while b"\r\n\r\n" in rest:  # each response: its head, its body skipped
+        raw, rest = rest.split(b"\r\n\r\n", 1)
+        head = raw.decode("latin-1").split("\r\n")
+        n += 1
+        out("line: %s" % head[0])
+        length = 0
+        for h in head[1:]:
+            out("header: %s" % h.lower())
+            name, _, value = h.partition(":")
+            if name.strip().lower() == "content-length" and value.strip().isdigit():
+                length = int(value.strip())
+        m = re.match(r"HTTP/1\.[01] (\d{3})", head[0])
+        out("status=%s" % (m.group(1) if m else "?"))
+        rest = rest[length:]
+    if n == 0:
+        out("status=none")
+    out("responses=%d" % n)
+    out("closed=yes after %.2f s" % (closed - t_sent) if closed else "closed=no")
+    return 0
+
+
+def read_response(s, rate, outfile, t_rate):
+    """One HTTP/1.1 response (Content-Length or chunked) from |s|; (status, headers, size, buf)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = recv_some(s, left())
+        if not d:
+            raise IOError("connection closed before a response head (%d bytes)" % len(buf))
+        buf += d
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = [l.lower() for l in lines[1:]]
+    length = None
+    chunked = False
+    for h in hdrs:
+        n, _, v = h.partition(":")
+        if n.strip() == "content-length":
+            length = int(v.strip())
+        if n.strip() == "transfer-encoding" and "chunked" in v:
+            chunked = True
+    body = bytearray()
+    got = [0]
+    sink = open(outfile, "wb") if outfile != "-" else None
+
+    def keep(data):
+        body.extend(data)
+        if sink:
+            sink.write(data)
+            sink.flush()
+
+    def more():
+        d = recv_some(s, left())
+        if not d:
+            raise IOError("connection closed in the body")
+        got[0] += len(d)
+        if rate:  # a slow reader: never more than |rate| bytes/s since t_rate
+            ahead = got[0] / rate - (time.monotonic() - t_rate)
+            if ahead > 0:
+                time.sleep(min(ahead, left()))
+        return d
+
+    if chunked:
+        while True:
+            while b"\r\n" not in rest:
+                rest += more()
+            size_line, rest = rest.split(b"\r\n", 1)
+            size = int(size_line.split(b";")[0], 16)
+            while len(rest) < size + 2:
+                rest += more()
+            keep(rest[:size])
+            rest = rest[size + 2:]
+            if size == 0:
+                break
+    elif length is not None:
+        while len(body) + len(rest) < length:
+            keep(rest)
+            rest = more()
+        need = length - len(body)
+        keep(rest[:need])
+        rest = rest[need:]
+    else:  # until the close
+        while True:
+            try:
+                keep(rest)
+                rest = more()
+            except IOError:
+                break
+        rest = b""
+    if sink:
+        sink.close()
+    return status, hdrs, len(body), rest
+
+
+def wait_file(path):
+    while not os.path.exists(path):
+        if left() <= 0:
+            raise IOError("%s did not appear" % path)
+        time.sleep(0.05)
+
+
+def cmd_h1get(a):
+    pairs = [(a.path, a.outfile)] + [tuple(p) for p in (a.then or [])]
+    s = connect(a, "http/1.1")
+    ok = True
+    for i, (path, outfile) in enumerate(pairs, 1):
+        if i > 1 and a.pause_file:
+            wait_file(a.pause_file)
+        try:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: tcpclient\r\n\r\n"
+                       % path).encode())
+            status, hdrs, size, rest = read_response(s, a.rate, outfile, time.monotonic())
+        except (IOError, OSError, ValueError) as e:
+            out("resp %d: error %s" % (i, e))
+            ok = False
+            break
+        out("resp %d: status=%d size=%d at %.2f s" % (i, status, size, time.monotonic() - T0))
+        for h in hdrs:
+            out("header %d: %s" % (i, h))
+    if ok:
+        t, _ = wait_close(s, 3)
+        out("after: closed" if t else "after: open")
+    return 0 if ok else 1
+
+
+def cmd_slow(a):
+    s = connect(a, "http/1.1")
+    data = expand(a.data)
+    t_first = time.monotonic()
+    sent = 0
+    for i in range(len(data)):
+        try:
+            s.sendall(data[i:i + 1])
+            sent += 1
+        except OSError:
+            out("closed=yes after %.2f s sent=%d" % (time.monotonic() - t_first, sent))
+            return 0
+        end = time.monotonic() + a.interval
+        while time.monotonic() < end and left() > 0:
+            d = recv_some(s, end - time.monotonic())
+            if d == b"":
+                out("closed=yes after %.2f s sent=%d" % (time.monotonic() - t_first, sent))
+                return 0
+            if d:
+                out("got: %r" % d[:80])
+        if left() <= 0:
+            break
+    t, _ = wait_close(s, left())
+    if t:
+        out("closed=yes after %.2f s sent=%d" % (t - t_first, sent))
+    else:
+        out("closed=no sent=%d" % sent)
+    return 0
+
+
+def cmd_idle(a):
+    if a.tcp_only or a.half:
+        s = connect(a, None, handshake=False)
+        if a.half:  # a TLS record header and the start of a ClientHello
+            s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03")
+    else:
+        s = connect(a, "http/1.1")
+        out("alpn=%s" % s.selected_alpn_protocol())
+    t0 = time.monotonic()
+    t, data = wait_close(s, left())
+    if data:
+        out("got %d bytes" % len(data))
+    out("closed=yes after %.2f s" % (t - t0) if t else "closed=no")
+    return 0
+
+
+# ---------------------------------------------------------------- HTTP/2
+
+
+def frame(ftype, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+
+def hpack_int(value, prefix_bits, first):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first | value])
+    res = [first | limit]
+    value -= limit
+    while value >= 128:
+        res.append((value & 127) | 128)
+        value >>= 7
+    res.append(value)
+    return bytes(res)
+
+
+def hpack_str(s):
+    return hpack_int(len(s), 7, 0) + s
+
+
+def request_block(method, path, extra=()):
+    """A header block: literal fields without indexing, no Huffman."""
+    block = b""
+    for name, value in [(b":method", method), (b":scheme", b"https"), (b":path", path),
+                        (b":authority", b"localhost")] + list(extra):
+        block += b"\x00" + hpack_str(name) + hpack_str(value)
+    return block
+
+
+HUFF_DIGITS = {"00000": "0", "00001": "1", "00010": "2", "011001": "3", "011010": "4",
+               "011011": "5", "011100": "6", "011101": "7", "011110": "8", "011111": "9"}
+STATIC_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
+
+
+def status_of(block):
+    """:status from the start of a response header block (static table or a literal)."""
+    if not block:
+        return None
+    b = block[0]
+    if b & 0x80:
+        return STATIC_STATUS.get(b & 0x7F)
+    idx = b & (0x3F if b & 0x40 else 0x0F)
+    if idx != 8 or len(block) < 2:
+        return None
+    n = block[1] & 0x7F
+    raw = block[2:2 + n]
+    if not block[1] & 0x80:
+        return int(raw.decode())
+    bits = "".join("{:08b}".format(x) for x in raw)
+    text, cur = "", ""
+    for bit in bits:
+        cur += bit
+        if cur in HUFF_DIGITS:
+            text += HUFF_DIGITS[cur]
+            cur = ""
+        if len(text) == 3:
+            break
+    return int(text) if len(text) == 3 else None
+
+
+class H2:
+    def __init__(self, a):
+        self.s = connect(a, "h2")
+        self.alpn = self.s.selected_alpn_protocol()
+        self.buf = b""
+        self.counts = {}
+        self.goaways = []
+        self.rsts = 0
+        self.refused = 0  # RST_STREAM with REFUSED_STREAM
+        self.closed = None
+        self.ack = True  # acknowledge the server's SETTINGS
+
+    def send(self, data):
+        try:
+            self.s.sendall(data)
+            return True
+        except OSError as e:
+            out("send: %s" % e)
+            return False
+
+    def start(self):
+        return self.send(PREFACE + frame(SETTINGS, 0, 0))
+
+    def next_frame(self, wait):
+        """One frame (type, flags, sid, payload), or None after |wait| s or at the close."""
+        end = time.monotonic() + wait
+        while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
+            if self.closed:
+                return None
+            rem = end - time.monotonic()
+            if rem <= 0 or left() <= 0:
+                return None
+            d = recv_some(self.s, rem)
+            if d is None:
+                return None
+            if d == b"":
+                self.closed = time.monotonic()
+                return None
+            self.buf += d
+        n = int.from_bytes(self.buf[:3], "big")
+        ftype, flags = self.buf[3], self.buf[4]
+        sid = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
+        payload = self.buf[9:9 + n]
+        self.buf = self.buf[9 + n:]
+        name = NAMES[ftype] if ftype < len(NAMES) else str(ftype)
+        self.counts[name] = self.counts.get(name, 0) + 1
+        if ftype == GOAWAY:
+            last, code = struct.unpack(">II", payload[:8])
+            self.goaways.append((code, last & 0x7FFFFFFF))
+            out("goaway=0x%x last=%d at %.2f s" % (code, last & 0x7FFFFFFF, time.monotonic() - T0))
+        elif ftype == RST_STREAM:
+            self.rsts += 1
+            if struct.unpack(">I", payload[:4])[0] == 7:
+                self.refused += 1
+        elif ftype == SETTINGS and not flags & ACK and self.ack:
+            self.send(frame(SETTINGS, ACK, 0))
+        return ftype, flags, sid, payload
+
+    def drain(self, wait):
+        while self.next_frame(wait) is not None:
+            pass
+
+    def report(self, t_from):
+        out("alpn=%s" % self.alpn)
+        out("frames: " + " ".join("%s=%d" % kv for kv in sorted(self.counts.items())))
+        out("rst=%d refused=%d" % (self.rsts, self.refused))
+        out("closed=yes after %.2f s" % (self.closed - t_from) if self.closed else "closed=no")
+
+
+def h2_get(a, h):
+    """GETs on one connection, one after the other, a slow reader at --rate."""
+    pairs = [(a.path, a.outfile)] + [tuple(p) for p in (a.then or [])]
+    h.start()
+    ok = True
+    sid = 1
+    for i, (path, outfile) in enumerate(pairs, 1):
+        if i > 1 and a.pause_file:
+            wait_file(a.pause_file)
+        if not h.send(frame(HEADERS, END_HEADERS | END_STREAM, sid,
+                            request_block(b"GET", path.encode()))):
+            ok = False
+            break
+        body = bytearray()
+        sink = open(outfile, "wb") if outfile != "-" else None
+        status, done, unacked, t_rate = None, False, 0, time.monotonic()
+        while not done:
+            f = h.next_frame(left())
+            if f is None:
+                break
+            ftype, flags, fsid, payload = f
+            if fsid != sid:
+                continue
+            if ftype == HEADERS:
+                if status is None:
+                    status = status_of(payload)
+                done = bool(flags & END_STREAM)
+            elif ftype == DATA:
+                body += payload
+                if sink:
+                    sink.write(payload)
+                    sink.flush()
+                unacked += len(payload)
+                done = bool(flags & END_STREAM)
+                if a.rate:
+                    ahead = len(body) / a.rate - (time.monotonic() - t_rate)
+                    if ahead > 0:
+                        time.sleep(min(ahead, left()))
+                if unacked >= 16384 and not done:  # the default 64 KiB windows, reopened
+                    inc = struct.pack(">I", unacked)
+                    h.send(frame(WINDOW_UPDATE, 0, 0, inc) + frame(WINDOW_UPDATE, 0, sid, inc))
+                    unacked = 0
+            elif ftype == RST_STREAM:
+                break
+        out("resp %d: status=%s size=%d%s at %.2f s" % (i, status, len(body),
+                                                        "" if done else " incomplete",
+                                                        time.monotonic() - T0))
+        if sink:
+            sink.close()
+        if not done:
+            ok = False
+            break
+        sid += 2
+    return ok
+
+
+def cmd_h2(a):
+    h = H2(a)
+    mode = a.mode
+    n = int(a.args[0]) if a.args and a.args[0].isdigit() else 0
+    t_from = time.monotonic()
+    rc = 0
+    if mode == "badpreface":
+        h.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + frame(SETTINGS, 0, 0))
+    elif mode == "bigdata":
+        h.start()
+        h.send(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/bigdata")))
+        h.send(frame(DATA, END_STREAM, 1, b"x" * 20000))
+    elif mode == "bigheaders":
+        h.start()
+        block = request_block(b"GET", b"/bigheaders", [(b"x-pad", b"p" * 19900)])
+        h.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, block))
+    elif mode == "settings":
+        h.start()
+        h.send(b"".join(frame(SETTINGS, 0, 0) for _ in range(n)))
+    elif mode == "ping":
+        h.start()
+        h.send(b"".join(frame(PING, 0, 0, struct.pack(">Q", i)) for i in range(n)))
+    elif mode == "rapidreset":
+        h.start()
+        pairs = []
+        for i in range(n):
+            sid = 1 + 2 * i
+            pairs.append(frame(HEADERS, END_HEADERS | END_STREAM, sid,
+                               request_block(b"GET", b"/rapid-reset")))
+            pairs.append(frame(RST_STREAM, 0, sid, struct.pack(">I", 8)))  # CANCEL
+        h.send(b"".join(pairs))
+    elif mode == "streams":
+        h.start()
+        h.send(b"".join(frame(HEADERS, END_HEADERS, 1 + 2 * i, request_block(b"POST", b"/streams"))
+                        for i in range(n)))
+    elif mode == "slowheaders":
+        h.ack = False  # no frame may come between HEADERS and its CONTINUATION
+        h.start()
+        h.send(frame(HEADERS, END_STREAM, 1, request_block(b"GET", b"/slow-headers")))
+        t_from = time.monotonic()
+        h.drain(left())
+        h.report(t_from)
+        return 0
+    elif mode == "get":
+        rc = 0 if h2_get(a, h) else 1
+        t_from = time.monotonic()
+    else:
+        out("unknown mode %s" % mode)
+        return 2
+    h.drain(a.wait)
+    h.report(t_from)
+    return rc
+
+
+def main(argv):
+    global DEADLINE
+    p = argparse.ArgumentParser(description="raw HTTPS/TCP test client")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--cacert")
+    p.add_argument("--sni", default="localhost")
+    p.add_argument("--alpn")
+    p.add_argument("--timeout", type=float, default=20)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("h1")
+    c.add_argument("data")
+    c.add_argument("--wait", type=float, default=3)
+    c.add_argument("--pause-file")
+    c.add_argument("--more")
+    for name in ("h1get",):
+        c = sub.add_parser(name)
+        c.add_argument("path")
+        c.add_argument("outfile")
+        c.add_argument("--then", nargs=2, action="append", metavar=("PATH", "OUTFILE"))
+        c.add_argument("--pause-file")
+        c.add_argument("--rate", type=float, default=0)
+    c = sub.add_parser("slow")
+    c.add_argument("data")
+    c.add_argument("--interval", type=float, default=1)
+    c = sub.add_parser("idle")
+    c.add_argument("--tcp-only", action="store_true")
+    c.add_argument("--half", action="store_true")
+    c = sub.add_parser("h2")
+    c.add_argument("mode")
+    c.add_argument("args", nargs="*")
+    c.add_argument("--wait", type=float, default=3)
+    c.add_argument("--then", nargs=2, action="append", metavar=("PATH", "OUTFILE"))
+    c.add_argument("--pause-file")
+    c.add_argument("--rate", type=float, default=0)
+    a = p.parse_args(argv)
+    DEADLINE = time.monotonic() + a.timeout
+    if a.cmd == "h2" and a.mode == "get":
+        if len(a.args) != 2:
+            p.error("h2 get PATH OUTFILE")
+        a.path, a.outfile = a.args
+    try:
+        return {"h1": cmd_h1, "h1get": cmd_h1get, "slow": cmd_slow, "idle": cmd_idle,
+                "h2": cmd_h2}[a.cmd](a)
+    except (OSError, IOError) as e:
+        out("error: %s" % e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -749,16 +749,26 @@ int master_children_alive(const master *m)
 
 void master_children_stop_all(master *m)
 {
-    bool others = false;
+    bool others = false, workers = false;
 
-    /* Everyone but stats first, so stats records their exits; then stats. */
+    /* The workers and the listener first; the app once no worker is left
+     * (requests the workers drain still need it); stats last, so that it
+     * records everyone's exit. */
+    for (int i = 0; i < m->child_count; i++) {
+        master_child *c = m->children[i];
+        if (c->role == QD_ROLE_WORKER && (c->running || c->has_proc))
+            workers = true;
+    }
     for (int i = 0; i < m->child_count; i++) {
         master_child *c = m->children[i];
         if (c->role == QD_ROLE_STATS)
             continue;
         if (c->running || c->has_proc)
             others = true;
-        master_child_stop(c, false);
+        if (c->role == QD_ROLE_APP && workers)
+            uv_timer_stop(&c->timer); /* no restart meanwhile */
+        else
+            master_child_stop(c, false);
     }
     for (int i = 0; i < m->child_count; i++) {
         master_child *c = m->children[i];

@@ -320,7 +320,8 @@ static void refuse(wk_conn *c, int status)
 {
     wk_tcp *t = c->tcp;
     wk_h1 *h = t->h1;
-    char text[64], head[256];
+    const char *alt = worker_req_alt_svc(c);
+    char text[64], head[320];
 
     c->w->tcp_errors++;
     qd_debug("HTTP/1.1 connection %s from %s: %d (%s)", c->cid_text, c->peer, status,
@@ -335,8 +336,9 @@ static void refuse(wk_conn *c, int status)
     int tl = snprintf(text, sizeof(text), "%d %s\n", status, reason(status));
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nserver: quicd\r\ncontent-type: text/plain; "
-                      "charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n",
-                      status, reason(status), tl);
+                      "charset=utf-8\r\ncontent-length: %d\r\n%s%s%sconnection: close\r\n\r\n",
+                      status, reason(status), tl, alt != NULL ? "alt-svc: " : "",
+                      alt != NULL ? alt : "", alt != NULL ? "\r\n" : "");
     worker_tcp_out(t, head, (size_t)hl);
     worker_tcp_out(t, text, (size_t)tl);
 }

@@ -346,8 +346,13 @@ int listener_sock_open_all(listener *l, const qd_conf *conf, qd_buf *err)
     for (size_t a = 0; a < l->addr_count; a++)
         if (listener_bpf_attach(l->workers[0].socks[a], l->worker_count, err) < 0)
             return -1;
-    if (qd_random(l->static_secret, sizeof(l->static_secret)) < 0 ||
-        qd_random(l->ticket_key, sizeof(l->ticket_key)) < 0) {
+    /* New sockets, the same secrets: tokens, stateless resets and session
+     * tickets (resumption, 0-RTT) keep working across a reload that changes
+     * listen or workers. Only a new master makes new ones. */
+    if (l->escrow_secrets) {
+        qd_info("kept the previous listener's token, reset and ticket keys");
+    } else if (qd_random(l->static_secret, sizeof(l->static_secret)) < 0 ||
+               qd_random(l->ticket_key, sizeof(l->ticket_key)) < 0) {
         qd_buf_printf(err, "getrandom: %s", strerror(errno));
         return -1;
     }

@@ -57,17 +57,6 @@ int master_load_config(master *m, qd_conf *out, qd_buf *errs)
     return rv;
 }
 
-
-/* has_word - is |word| one of the space-separated words of |list|? */
-static bool has_word(const char *list, const char *word)
-{
-    size_t n = strlen(word);
-
-    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
-        if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
-            return true;
-    return false;
-}
 /* on_reload_timer - some daemon did not answer in time */
 static void on_reload_timer(uv_timer_t *t)
 {
@@ -143,8 +132,9 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
     if (restart_keys > 0) {
         int n = qd_conf_workers(&m->conf);
         m->generation++;
-        if (has_word(qd_buf_str(&names), "listen") || has_word(qd_buf_str(&names), "workers"))
-            master_escrow_clear(m); /* the next listener opens a new set */
+        /* The escrow stays: with another listen or workers the next listener
+         * opens a new socket set (the old one does not fit) but keeps the
+         * secrets, and its set replaces this one in the escrow. */
         qd_notice("reload: %s changed; replacing the daemons (generation %u)",
                   qd_buf_str(&names), m->generation);
         for (int i = 0; i < m->child_count; i++) {

@@ -196,6 +196,8 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
         qd_chan_close(w->app);
         w->app = qd_chan_open(c->loop, fd, "app", on_app_msg, on_app_close, w);
         qd_info("connected to the app");
+        for (size_t i = 0; i < w->nep; i++)
+            worker_tcp_listen(w, &w->eps[i]); /* if it waited for the app */
     } else {
         qd_warn("channel to %s is not for me; closing it", qd_role_name(role));
         close(fd);

@@ -569,11 +569,16 @@ static void on_sweep(uv_timer_t *timer)
     }
 }
 
+/*
+ * worker_tcp_listen - accept on |ep|'s TCP socket, once the app is
+ * connected too: a worker that just (re)started would otherwise answer
+ * the connections waiting in the queue with 503 while its app channel is
+ * on its way; they wait in the kernel a moment longer instead.
+ */
 void worker_tcp_listen(worker *w, wk_ep *ep)
 {
-    if (ep->tcp_fd < 0 || w->stopping)
+    if (ep->tcp_fd < 0 || w->stopping || w->app == NULL || ep->tcp_poll != NULL)
         return;
-    qd_uv_unwatch(&ep->tcp_poll);
     ep->tcp_poll = qd_uv_watch(w->child.loop, ep->tcp_fd, UV_READABLE, on_accept, ep);
     if (!w->tcp_sweep_on) {
         uv_timer_init(w->child.loop, &w->tcp_sweep);

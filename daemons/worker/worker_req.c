@@ -462,14 +462,21 @@ static const char *http_date(void)
 const char *worker_req_alt_svc(const wk_conn *c)
 {
     static char text[64];
+    static unsigned port;
+    static long long ma;
     const worker *w = c->w;
+    long long now_ma = (long long)(w->child.conf.alt_svc_max_age_ms / 1000);
 
     if (w->stopping)
         return "clear";
     if (w->child.conf.alt_svc_max_age_ms <= 0 || c->tcp == NULL || c->tcp->port == 0)
         return NULL;
-    snprintf(text, sizeof(text), "h3=\":%u\"; ma=%lld", (unsigned)c->tcp->port,
-             (long long)(w->child.conf.alt_svc_max_age_ms / 1000));
+    /* Formatted again only when the port or the max age differs from the last response's. */
+    if (c->tcp->port != port || now_ma != ma) {
+        port = c->tcp->port;
+        ma = now_ma;
+        snprintf(text, sizeof(text), "h3=\":%u\"; ma=%lld", port, ma);
+    }
     return text;
 }
 

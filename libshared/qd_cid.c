@@ -38,11 +38,11 @@ int qd_random(void *buf, size_t len)
     return 0;
 }
 
-int qd_cid_mint(uint8_t *cid, unsigned worker, uint32_t gen)
+int qd_cid_mint(uint8_t *cid, unsigned worker, uint32_t gen, uint32_t tag)
 {
     if (qd_random(cid, QD_CID_LEN) < 0)
         return -1;
-    cid[0] = (uint8_t)((cid[0] & 0x7f) | ((gen & 1) << 7));
+    cid[0] = (uint8_t)((tag & QD_CID_TAG_MASK) | ((gen & 1) << 7));
     cid[QD_CID_WORKER_BYTE] = (uint8_t)worker;
     return 0;
 }

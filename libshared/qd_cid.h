@@ -8,26 +8,32 @@
 /*
  * Server connection IDs. Every CID a worker mints is QD_CID_LEN bytes:
  *
- *   byte 0        generation bits (bit 7: the reload generation's parity,
- *                 for the zero-loss reload that a later change builds on;
- *                 the other bits random)
- *   byte 1        the worker instance that owns the connection
+ *   byte 0        bit 7: the parity of the worker's generation (informative);
+ *                 bits 0..6: the tag, one random value for the life of the
+ *                 master (QD_F_CID_TAG), so that the steering program can
+ *                 tell our CIDs from a client's random ones in long headers
+ *                 (all but 1 in 128 of them)
+ *   byte 1        the worker id that owns the connection: unique among the
+ *                 workers of every live generation, and the index of that
+ *                 worker's socket in each reuseport group
  *   bytes 2..17   random (CSPRNG)
  *
- * The listener's classic-BPF reuseport program reads byte 1 of the DCID of
- * short-header packets (packet offset QD_CID_WORKER_PKT_OFFSET) and returns
- * it as the index of the worker's socket in the group.
+ * The listener's classic-BPF reuseport program (listener_bpf.c) reads the
+ * worker byte of the DCID of short-header packets (packet offset
+ * QD_CID_WORKER_PKT_OFFSET) and of long-header packets whose DCID is ours,
+ * and returns it as the index of the worker's socket in the group.
  */
 #define QD_CID_LEN 18
 #define QD_CID_WORKER_BYTE 1
 #define QD_CID_WORKER_PKT_OFFSET (1 + QD_CID_WORKER_BYTE)
+#define QD_CID_TAG_MASK 0x7f
 
 /*
  * qd_cid_mint fills |cid| (QD_CID_LEN bytes) with a new CID owned by
- * |worker| (0..255) in generation |gen|. Returns 0, or -1 if the kernel's
- * random source failed.
+ * |worker| (0..255) in generation |gen| with |tag| (its low 7 bits).
+ * Returns 0, or -1 if the kernel's random source failed.
  */
-int qd_cid_mint(uint8_t *cid, unsigned worker, uint32_t gen);
+int qd_cid_mint(uint8_t *cid, unsigned worker, uint32_t gen, uint32_t tag);
 
 /*
  * qd_cid_worker returns the worker that minted |cid| (|len| bytes), or -1

@@ -49,6 +49,7 @@ static const struct {
     {QD_MSG_CONNS, "conns", 0, 0},
     {QD_MSG_SOCKETS, "sockets", 0, QD_IPC_MAX_FDS},
     {QD_MSG_FWD_PACKET, "fwd-packet", 0, 0},
+    {QD_MSG_LAYOUT, "layout", 0, 0},
     {QD_MSG_REQ_HEAD, "req-head", 0, 0},
     {QD_MSG_REQ_BODY, "req-body", 0, 0},
     {QD_MSG_REQ_CANCEL, "req-cancel", 0, 0},
@@ -93,6 +94,7 @@ static const uint8_t tag_kind[] = {
     [QD_F_DROPS] = KIND_U64,        [QD_F_MEM_BYTES] = KIND_U64,  [QD_F_HALF_OPEN] = KIND_U32,
     [QD_F_NEW_CONNS] = KIND_U32,    [QD_F_RETRIES] = KIND_U64,    [QD_F_RETRY_DROPS] = KIND_U64,
     [QD_F_PROTO] = KIND_STR, [QD_F_TCP_CONNS] = KIND_U32, [QD_F_TCP_ADDR] = KIND_STR,
+    [QD_F_CID_TAG] = KIND_U32,
 };
 
 /* find_type - index into type_table, or -1 */

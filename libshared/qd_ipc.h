@@ -53,10 +53,17 @@ enum {
     /* listener -> worker */
     QD_MSG_SOCKETS = 20, /* F_ADDR per UDP socket + its fd, each followed (tcp = yes) by
                             F_TCP_ADDR + the TCP listen socket of the same address;
-                            F_SECRET, F_TICKET_KEY */
+                            F_SECRET, F_TICKET_KEY, F_CID_TAG */
     /* worker -> listener -> worker: a datagram for another worker's CID */
-    QD_MSG_FWD_PACKET = 21, /* F_INSTANCE (owner), F_ENDPOINT, F_LOCAL, F_REMOTE,
-                               F_FLAGS (ECN bits), F_BODY (the datagram) */
+    QD_MSG_FWD_PACKET = 21, /* F_INSTANCE (owner), F_ENDPOINT, F_ADDR (the endpoint's
+                               address), F_LOCAL, F_REMOTE, F_FLAGS (ECN bits,
+                               QD_FWD_F_NEW), F_BODY (the datagram) */
+    /* master -> listener: the worker generations (see "Generations" in
+       doc/architecture.md); the listener answers with the same type and id,
+       F_STATUS, once its steering programs follow it */
+    QD_MSG_LAYOUT = 22, /* per generation, oldest first: F_GENERATION, F_FLAGS
+                           (QD_LAYOUT_F_*), F_BODY (its worker ids, one byte each),
+                           F_ADDR... (the addresses it serves, in its listen order) */
     /* worker <-> app (see doc/architecture.md, "Worker and app") */
     QD_MSG_REQ_HEAD = 30,    /* F_STREAM, F_METHOD, F_SCHEME, F_AUTHORITY, F_PATH,
                                 F_HEADER..., F_PEER, F_FLAGS (QD_REQ_F_*),
@@ -172,7 +179,15 @@ enum {
     QD_F_TCP_CONNS = 68,     /* u32: live TLS/TCP connections of a worker */
     QD_F_TCP_ADDR = 69,      /* string "addr:port": the TCP listen socket of the address
                                 named by the F_ADDR just before it (QD_MSG_SOCKETS) */
+    QD_F_CID_TAG = 70,       /* u32: the 7-bit tag in byte 0 of every server CID */
 };
+
+/* QD_MSG_FWD_PACKET F_FLAGS beyond the ECN bits: a new connection's packet that a
+ * draining worker got; the listener passes it to the newest generation */
+#define QD_FWD_F_NEW 0x100
+/* QD_MSG_LAYOUT F_FLAGS of a generation */
+#define QD_LAYOUT_F_TCP 0x1 /* its workers take TCP listen sockets */
+#define QD_LAYOUT_F_NEW 0x2 /* it takes new connections (else it is starting or draining) */
 
 /* F_PROTO values: the ALPN of the connection that carried a request */
 #define QD_PROTO_H3 "h3"

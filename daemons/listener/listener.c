@@ -44,20 +44,54 @@ static void drop_worker(listener_worker *w)
 }
 
 /*
+ * relay_new - a new connection's packet that a draining worker got: to a
+ * worker of the generation taking new connections on that address, the
+ * one the steering program would have chosen (so that every packet of
+ * the client's first flight reaches the same worker). Returns the worker
+ * id, or -1 (none, or the sender's own generation: dropped).
+ */
+static int relay_new(listener *l, qd_ipc_msg *m, uint32_t sender)
+{
+    char name[80];
+    const uint8_t *body;
+    size_t len;
+    uint8_t cur[LISTENER_MAX_SLOTS];
+    listener_group *g;
+    int n;
+
+    if (qd_ipc_get_str(m, QD_F_ADDR, name, sizeof(name)) < 0 ||
+        qd_ipc_get_bytes(m, QD_F_BODY, &body, &len) < 0 || (g = listener_group_find(l, name)) == NULL ||
+        (n = listener_current(l, g, false, cur)) == 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (cur[i] == sender)
+            return -1;
+    return cur[listener_hash(body, len) % (uint32_t)n];
+}
+
+/*
  * relay - pass a datagram one worker received for another worker's CID to
  * that worker. Best effort: a full channel drops it (QUIC retransmits).
  */
 static void relay(qd_ipc_msg *m)
 {
     listener *l = &the_listener;
-    uint32_t owner;
+    uint32_t owner, flags = 0;
 
-    if (qd_ipc_get_u32(m, QD_F_INSTANCE, &owner) < 0 || (int)owner >= l->worker_count ||
-        l->workers[owner].channel_fd < 0) {
+    qd_ipc_get_u32(m, QD_F_FLAGS, &flags);
+    if (qd_ipc_get_u32(m, QD_F_INSTANCE, &owner) < 0 || owner >= LISTENER_MAX_SLOTS) {
         l->relay_dropped++;
         return;
     }
-    if (qd_ipc_send(l->workers[owner].channel_fd, m) < 0) {
+    if (flags & QD_FWD_F_NEW) {
+        int to = relay_new(l, m, owner);
+        if (to < 0) {
+            l->relay_dropped++;
+            return;
+        }
+        owner = (uint32_t)to;
+    }
+    if (l->workers[owner].channel_fd < 0 || qd_ipc_send(l->workers[owner].channel_fd, m) < 0) {
         l->relay_dropped++;
         return;
     }
@@ -95,7 +129,7 @@ static void on_worker(uv_poll_t *p, int status, int events)
 static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
 {
     if (!first)
-        return 0; /* listen and workers changes replace the listener */
+        return 0; /* keys the listener uses are not reloadable: a new listener applies them */
     return listener_sock_open_all(&the_listener, conf, err);
 }
 
@@ -103,7 +137,7 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
 {
     listener *l = &the_listener;
 
-    if (role != QD_ROLE_WORKER || (int)instance >= l->worker_count) {
+    if (role != QD_ROLE_WORKER || instance >= LISTENER_MAX_SLOTS) {
         qd_warn("channel to %s[%u] is not for me; closing it", qd_role_name(role), instance);
         close(fd);
         return;
@@ -125,11 +159,43 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u64(m, QD_F_DROPS, the_listener.relay_dropped); /* relays a channel refused */
 }
 
-/* message - the master returns a predecessor's sockets before our first config */
+/*
+ * layout - the master's QD_MSG_LAYOUT: before our first configuration it
+ * says what to open; later ones switch the steering programs (a new
+ * generation takes the new connections) and close what no generation
+ * serves any more. Answered with the same type and id.
+ */
+static void layout(qd_child *c, qd_ipc_msg *m)
+{
+    static qd_ipc_msg ack;
+    qd_buf err;
+    int rv;
+
+    qd_buf_init(&err);
+    rv = listener_layout(&the_listener, m, &err);
+    if (rv == 0 && c->configured)
+        rv = listener_apply(&the_listener, &err);
+    if (rv < 0)
+        qd_err("layout of the worker generations: %s", qd_buf_str(&err));
+    else if (c->configured)
+        qd_info("steering follows the layout of %d generation%s", the_listener.ngens,
+                the_listener.ngens == 1 ? "" : "s");
+    qd_ipc_msg_init(&ack, QD_MSG_LAYOUT, m->id);
+    qd_ipc_put_u32(&ack, QD_F_STATUS, rv < 0 ? 1 : 0);
+    if (rv < 0)
+        qd_ipc_put_str(&ack, QD_F_TEXT, qd_buf_str(&err));
+    qd_child_send(c, &ack);
+    qd_buf_release(&err);
+}
+
+/* message - the master returns a predecessor's sockets before our first
+ * config, and sends the layout of the worker generations */
 static void message(qd_child *c, qd_ipc_msg *m)
 {
     if (m->type == QD_MSG_SOCKETS && !c->configured)
         listener_sock_escrowed(&the_listener, m);
+    else if (m->type == QD_MSG_LAYOUT)
+        layout(c, m);
     else
         qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
 }
@@ -144,6 +210,8 @@ static const qd_child_ops ops = {
 
 int main(int argc, char **argv)
 {
+    for (int i = 0; i < LISTENER_MAX_SLOTS; i++)
+        the_listener.workers[i].channel_fd = -1;
     qd_child_init(&the_listener.child, QD_ROLE_LISTENER, argc, argv, &ops, &the_listener);
     return qd_child_run(&the_listener.child);
 }

@@ -1,23 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NAME
- *	listener_bpf - steer QUIC packets to the worker that owns the CID
+ *	listener_bpf - steer packets and connections to the right worker
  * SYNOPSIS
- *	listener_bpf_attach()
+ *	listener_bpf_udp(), listener_bpf_tcp(), listener_hash()
  * DESCRIPTION
- *	A classic-BPF SO_REUSEPORT program (SO_ATTACH_REUSEPORT_CBPF) for one
- *	group of UDP sockets bound to the same address, one socket per worker
- *	in worker order. The kernel runs it with offset 0 at the first byte of
- *	the UDP payload and uses its result as the index of the socket in the
- *	group (the order the sockets were bound in); an index beyond the group
- *	makes the kernel fall back to its 4-tuple hash.
+ *	Classic-BPF SO_REUSEPORT programs (SO_ATTACH_REUSEPORT_CBPF), one per
+ *	reuseport group. The kernel runs a program with offset 0 at the first
+ *	byte of the UDP payload (of the TCP payload for a SYN: nothing) and
+ *	uses its result as the index of the socket in the group, which for us
+ *	is the worker id (listener_sock.c binds slot i i-th and never closes
+ *	it). Every program returns a socket that a live worker reads, never an
+ *	index the kernel would replace by its own hash over every socket,
+ *	draining and unused ones included.
  *
- *	Long-header packets (Initial, 0-RTT, Handshake, Retry) carry a
- *	client-chosen DCID at first, so they are hashed. Short-header packets
- *	carry one of our CIDs, whose byte QD_CID_WORKER_BYTE is the worker
- *	(qd_cid.h). Runt packets are hashed too. A worker id beyond the group
- *	(a CID from before a change of `workers`) is hashed as well; the worker
- *	that gets it forwards or drops it (it is not its CID).
+ *	UDP: a short-header packet whose DCID carries our tag (qd_cid.h) goes
+ *	to the worker its worker byte names, if that worker is live on this
+ *	address (of any generation, draining ones included: their connections
+ *	keep reaching them). So does a long-header packet whose DCID is 18
+ *	bytes with our tag (a client's Handshake, or its Initial after our
+ *	first flight or a Retry). Anything else, a client's first Initial and
+ *	0-RTT packets above all, goes to one of the workers taking new
+ *	connections, chosen from the first four bytes of the DCID, so that
+ *	every packet of one client's first flight reaches the same worker.
+ *	Runts go to the first of them.
+ *
+ *	TCP: a SYN goes to a random worker taking new connections; the others'
+ *	accept queues only empty.
  * DIAGNOSTICS
  *	Returns -1 with the reason in |err| when the kernel refuses.
  */
@@ -39,30 +48,127 @@
 #define SO_ATTACH_REUSEPORT_CBPF 51
 #endif
 
-#define HASH_IT 0xffffffffu /* an invalid index: the kernel hashes */
+#define MAX_INSNS (64 + 4 * LISTENER_MAX_SLOTS)
+#define HASH_OFFSET 6 /* a long header's DCID starts here */
 
-int listener_bpf_attach(int fd, int workers, qd_buf *err)
+/* A small assembler: conditional jumps only ever skip one instruction, far
+ * jumps are BPF_JA to a label resolved at the end. */
+enum { L_HASH, L_LIVE, L_SHORT, L_RUNT, L_COUNT };
+
+typedef struct prog {
+    struct sock_filter code[MAX_INSNS];
+    int len;
+    int label[L_COUNT];
+    int fix_at[16], fix_to[16], nfix;
+} prog;
+
+static void emit(prog *p, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
 {
-    struct sock_filter code[] = {
-        /* A = payload length; too short for a short header with our CID: hash */
-        BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
-        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 1 + QD_CID_LEN, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, HASH_IT),
-        /* A = first byte; long header (0x80 set): hash */
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
-        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x80, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, HASH_IT),
-        /* A = the worker byte of the DCID; beyond the group: hash */
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, QD_CID_WORKER_PKT_OFFSET),
-        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)workers, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, HASH_IT),
-        BPF_STMT(BPF_RET | BPF_A, 0),
-    };
-    struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    struct sock_filter f = {code, jt, jf, k};
 
-    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0) {
-        qd_buf_printf(err, "cannot attach the CID steering program: %s", strerror(errno));
+    p->code[p->len++] = f;
+}
+
+/* if_not - continue when A <op> k holds, else jump to |label| */
+static void if_not(prog *p, uint16_t op, uint32_t k, int label)
+{
+    emit(p, BPF_JMP | op | BPF_K, 1, 0, k);
+    p->fix_at[p->nfix] = p->len;
+    p->fix_to[p->nfix++] = label;
+    emit(p, BPF_JMP | BPF_JA, 0, 0, 0);
+}
+
+static void jump(prog *p, int label)
+{
+    p->fix_at[p->nfix] = p->len;
+    p->fix_to[p->nfix++] = label;
+    emit(p, BPF_JMP | BPF_JA, 0, 0, 0);
+}
+
+/* table - A holds a key: return ids[i] when A == keys[i] (keys NULL: i) */
+static void table(prog *p, const uint8_t *keys, const uint8_t *ids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, keys ? keys[i] : (uint32_t)i);
+        emit(p, BPF_RET | BPF_K, 0, 0, ids[i]);
+    }
+}
+
+static int attach(int fd, prog *p, qd_buf *err)
+{
+    for (int i = 0; i < p->nfix; i++)
+        p->code[p->fix_at[i]].k = (uint32_t)(p->label[p->fix_to[i]] - p->fix_at[i] - 1);
+    struct sock_fprog fp = {.len = (unsigned short)p->len, .filter = p->code};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fp, sizeof(fp)) < 0) {
+        qd_buf_printf(err, "cannot attach the steering program: %s", strerror(errno));
         return -1;
     }
     return 0;
+}
+
+int listener_bpf_udp(int fd, const uint8_t *live, int nlive, const uint8_t *cur, int ncur,
+                     uint32_t tag, qd_buf *err)
+{
+    static prog p;
+
+    if (ncur < 1 || ncur > LISTENER_MAX_SLOTS || nlive > LISTENER_MAX_SLOTS) {
+        qd_buf_printf(err, "no worker takes new connections");
+        return -1;
+    }
+    memset(&p, 0, sizeof(p));
+    tag &= QD_CID_TAG_MASK;
+    /* too short for a header with one of our CIDs: the first new-connection worker */
+    emit(&p, BPF_LD | BPF_W | BPF_LEN, 0, 0, 0);
+    if_not(&p, BPF_JGE, 1 + QD_CID_LEN, L_RUNT);
+    emit(&p, BPF_LD | BPF_B | BPF_ABS, 0, 0, 0);
+    if_not(&p, BPF_JSET, 0x80, L_SHORT);
+    /* long header: DCID length at 5, the DCID from 6 */
+    emit(&p, BPF_LD | BPF_B | BPF_ABS, 0, 0, 5);
+    if_not(&p, BPF_JEQ, QD_CID_LEN, L_HASH);
+    emit(&p, BPF_LD | BPF_B | BPF_ABS, 0, 0, 6);
+    emit(&p, BPF_ALU | BPF_AND | BPF_K, 0, 0, QD_CID_TAG_MASK);
+    if_not(&p, BPF_JEQ, tag, L_HASH);
+    emit(&p, BPF_LD | BPF_B | BPF_ABS, 0, 0, 6 + QD_CID_WORKER_BYTE);
+    jump(&p, L_LIVE);
+    /* short header: the DCID from 1 */
+    p.label[L_SHORT] = p.len;
+    emit(&p, BPF_LD | BPF_B | BPF_ABS, 0, 0, 1);
+    emit(&p, BPF_ALU | BPF_AND | BPF_K, 0, 0, QD_CID_TAG_MASK);
+    if_not(&p, BPF_JEQ, tag, L_HASH);
+    emit(&p, BPF_LD | BPF_B | BPF_ABS, 0, 0, QD_CID_WORKER_PKT_OFFSET);
+    /* A = a worker id: its socket if it is live here */
+    p.label[L_LIVE] = p.len;
+    table(&p, live, live, nlive);
+    /* a new connection: hash the DCID onto the workers that take them */
+    p.label[L_HASH] = p.len;
+    emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0, HASH_OFFSET);
+    emit(&p, BPF_ALU | BPF_MOD | BPF_K, 0, 0, (uint32_t)ncur);
+    table(&p, NULL, cur, ncur);
+    p.label[L_RUNT] = p.len;
+    emit(&p, BPF_RET | BPF_K, 0, 0, cur[0]);
+    return attach(fd, &p, err);
+}
+
+int listener_bpf_tcp(int fd, const uint8_t *cur, int ncur, qd_buf *err)
+{
+    static prog p;
+
+    if (ncur < 1 || ncur > LISTENER_MAX_SLOTS) {
+        qd_buf_printf(err, "no worker takes new TCP connections");
+        return -1;
+    }
+    memset(&p, 0, sizeof(p));
+    emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM));
+    emit(&p, BPF_ALU | BPF_MOD | BPF_K, 0, 0, (uint32_t)ncur);
+    table(&p, NULL, cur, ncur);
+    emit(&p, BPF_RET | BPF_K, 0, 0, cur[0]);
+    return attach(fd, &p, err);
+}
+
+uint32_t listener_hash(const uint8_t *pkt, size_t len)
+{
+    if (len < HASH_OFFSET + 4)
+        return 0;
+    return (uint32_t)pkt[HASH_OFFSET] << 24 | (uint32_t)pkt[HASH_OFFSET + 1] << 16 |
+           (uint32_t)pkt[HASH_OFFSET + 2] << 8 | pkt[HASH_OFFSET + 3];
 }

@@ -1,31 +1,43 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NAME
- *	listener_sock - the UDP and TCP sockets, one of each per worker per address
+ *	listener_sock - the sockets of every address, one slot per worker id
  * SYNOPSIS
- *	listener_sock_open_all(), listener_sock_escrowed(), listener_sock_send()
+ *	listener_sock_open_all(), listener_sock_escrowed(), listener_sock_send(),
+ *	listener_layout(), listener_apply(), listener_group_find(),
+ *	listener_current()
  * DESCRIPTION
- *	For every listen address the listener opens one UDP socket per
- *	worker, all bound to the address with SO_REUSEPORT so they form one
- *	reuseport group in worker order (the order CID steering relies on),
- *	and with tcp = yes one TCP listen socket per worker beside it
- *	(SO_REUSEADDR and SO_REUSEPORT, listen(tcp_backlog); no BPF: the
- *	kernel spreads connections over a TCP group by hash). It opens them
- *	while still privileged (port 443) and keeps every one of them open
- *	for its whole life: a worker that restarts gets exactly the same
- *	sockets back, so no address ever stops being served and connections
- *	waiting in a TCP accept queue are accepted after the restart.
- *	QD_MSG_SOCKETS carries, per address, F_ADDR + the UDP socket, then
- *	(tcp = yes) F_TCP_ADDR with the same name + the TCP socket; messages
- *	split between addresses, never inside one, and a message's id is the
- *	index of its first address (of its first worker/address pair in the
- *	escrow), the secrets riding in the one with id 0.
- *	The listener owns the sockets; sending lends copies to the worker
- *	and to the master (the escrow).
+ *	Every listen address is a group: UDP sockets bound to it with
+ *	SO_REUSEPORT, and beside them (tcp = yes) TCP listen sockets
+ *	(SO_REUSEADDR, SO_REUSEPORT, listen(tcp_backlog)). Slot i of a group
+ *	is the socket pair of worker id i, bound i-th and never closed while
+ *	the group lives, so its index in the kernel's reuseport group stays i
+ *	(the steering programs of listener_bpf.c return worker ids). A group
+ *	has as many slots as its highest live worker id needs; slots of
+ *	workers that are gone stay open and unused until a later worker gets
+ *	that id, and no program ever steers to them.
+ *
+ *	The master's QD_MSG_LAYOUT names the live generations of workers:
+ *	their ids, their addresses, whether they take TCP and which one takes
+ *	new connections. The listener opens what they need while it is still
+ *	privileged (the master replaces it whenever a generation begins), and
+ *	later layouts only switch the programs and close the groups no
+ *	generation serves any more.
+ *
+ *	Everything is kept open for the listener's whole life and escrowed
+ *	with the master: a restarted worker gets exactly the same sockets
+ *	back, and so does a restarted listener, so no address ever stops being
+ *	served and connections waiting in a TCP accept queue are accepted
+ *	later. QD_MSG_SOCKETS carries, per address, F_ADDR + the UDP socket,
+ *	then (tcp = yes) F_TCP_ADDR with the same name + the TCP socket;
+ *	messages split between addresses, never inside one, and a message's id
+ *	is the index of its first address (of its first slot in the escrow,
+ *	group after group), the secrets and the CID tag riding in the one with
+ *	id 0. The listener owns the sockets; sending lends copies to the
+ *	worker and to the master.
  * DIAGNOSTICS
  *	A socket that cannot be opened, bound or put to listen fails the
- *	start with the protocol, the address and the reason. An escrow that
- *	does not match the configuration is closed and a new set is opened.
+ *	start with the protocol, the address and the reason.
  */
 #include "config.h"
 
@@ -34,6 +46,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <netinet/udp.h>
 #include <stdbool.h>
@@ -155,6 +168,64 @@ static int open_tcp(const qd_conf_addr *a, int64_t backlog, qd_buf *err)
     return fd;
 }
 
+
+/* find_addr - the configured address named |name|, or NULL */
+static const qd_conf_addr *find_addr(const qd_conf *conf, const char *name)
+{
+    char buf[80];
+
+    for (size_t a = 0; a < conf->listen.count; a++) {
+        const qd_conf_addr *ad = &conf->listen.items[a];
+        snprintf(buf, sizeof(buf), "%s%s%s:%u", ad->family == AF_INET6 ? "[" : "", ad->host,
+                 ad->family == AF_INET6 ? "]" : "", ad->port);
+        if (strcmp(buf, name) == 0)
+            return ad;
+    }
+    return NULL;
+}
+
+listener_group *listener_group_find(listener *l, const char *name)
+{
+    for (int i = 0; i < l->ngroups; i++)
+        if (strcmp(l->groups[i]->name, name) == 0)
+            return l->groups[i];
+    return NULL;
+}
+
+static listener_group *group_add(listener *l, const char *name)
+{
+    if (l->ngroups == LISTENER_MAX_GROUPS)
+        return NULL;
+    listener_group *g = qd_xcalloc(1, sizeof(*g));
+    snprintf(g->name, sizeof(g->name), "%s", name);
+    for (int i = 0; i < LISTENER_MAX_SLOTS; i++)
+        g->udp[i] = g->tcp[i] = -1;
+    l->groups[l->ngroups++] = g;
+    return g;
+}
+
+/* group_close - no generation serves the address any more */
+static void group_close(listener *l, int idx)
+{
+    listener_group *g = l->groups[idx];
+
+    for (int i = 0; i < g->nslots; i++) {
+        close(g->udp[i]);
+        l->open_sockets--;
+        if (g->tcp[i] >= 0) {
+            close(g->tcp[i]);
+            l->open_sockets--;
+            l->tcp_sockets--;
+        }
+    }
+    qd_info("closed the %d socket slots of %s: no generation serves it any more", g->nslots,
+            g->name);
+    free(g);
+    memmove(&l->groups[idx], &l->groups[idx + 1],
+            (size_t)(l->ngroups - idx - 1) * sizeof(l->groups[0]));
+    l->ngroups--;
+}
+
 /* drop_escrow - close sockets from a predecessor that we do not use */
 static void drop_escrow(listener *l)
 {
@@ -168,87 +239,174 @@ static void drop_escrow(listener *l)
 }
 
 /*
- * adopt - take the predecessor's sockets when they are exactly the set this
- * configuration needs: same addresses, same number of workers, same order,
- * and a TCP socket for every pair exactly when tcp = yes.
+ * adopt - the predecessor's groups, slot by slot in the order it had them
+ * (the escrow lists each group's slots in slot order). A group whose TCP
+ * sockets are not there for every slot keeps none of them.
  */
-static bool adopt(listener *l, const qd_conf *conf)
+static void adopt(listener *l, const qd_conf *conf)
 {
-    size_t need = l->addr_count * (size_t)l->worker_count;
-
-    if (l->escrow_count != need || !l->escrow_secrets || l->escrow_bad)
-        return false;
-    for (size_t i = 0; i < need; i++) {
-        const listener_escrowed *e = &l->escrow[i];
-        if (strcmp(e->name, l->addr_names[i % l->addr_count]) != 0 ||
-            (e->tcp_fd >= 0) != l->has_tcp)
-            return false;
+    if (l->escrow_bad) {
+        qd_warn("the previous listener's sockets came in a wrong order; opening new ones");
+        drop_escrow(l);
+        return;
     }
-    for (int w = 0; w < l->worker_count; w++) {
-        listener_worker *lw = &l->workers[w];
-        lw->channel_fd = -1;
-        lw->socks = qd_xcalloc(l->addr_count, sizeof(int));
-        if (l->has_tcp)
-            lw->tcp_socks = qd_xcalloc(l->addr_count, sizeof(int));
-        for (size_t a = 0; a < l->addr_count; a++) {
-            const listener_escrowed *e = &l->escrow[(size_t)w * l->addr_count + a];
-            lw->socks[a] = e->fd;
-            /* udp_buffer may have changed since they were made */
-            set_buffer(e->fd, SO_RCVBUF, "net.core.rmem_max", conf->udp_buffer);
-            set_buffer(e->fd, SO_SNDBUF, "net.core.wmem_max", conf->udp_buffer);
-            if (!l->has_tcp)
+    for (size_t i = 0; i < l->escrow_count; i++) {
+        listener_escrowed *e = &l->escrow[i];
+        listener_group *g = listener_group_find(l, e->name);
+        if (g == NULL && (g = group_add(l, e->name)) == NULL) {
+            close(e->fd);
+            if (e->tcp_fd >= 0)
+                close(e->tcp_fd);
+            continue;
+        }
+        if (g->nslots == LISTENER_MAX_SLOTS) {
+            close(e->fd);
+            if (e->tcp_fd >= 0)
+                close(e->tcp_fd);
+            continue;
+        }
+        g->udp[g->nslots] = e->fd;
+        g->tcp[g->nslots] = e->tcp_fd;
+        if (g->nslots == 0)
+            g->has_tcp = e->tcp_fd >= 0;
+        else if (g->has_tcp != (e->tcp_fd >= 0))
+            g->has_tcp = false; /* sorted out below */
+        g->nslots++;
+    }
+    l->escrow_count = 0;
+    for (int k = 0; k < l->ngroups; k++) {
+        listener_group *g = l->groups[k];
+        for (int i = 0; i < g->nslots; i++) {
+            /* udp_buffer and tcp_backlog may have changed since they were made */
+            set_buffer(g->udp[i], SO_RCVBUF, "net.core.rmem_max", conf->udp_buffer);
+            set_buffer(g->udp[i], SO_SNDBUF, "net.core.wmem_max", conf->udp_buffer);
+            l->open_sockets++;
+            if (g->tcp[i] < 0)
                 continue;
-            lw->tcp_socks[a] = e->tcp_fd;
-            /* and tcp_backlog: listen(2) again only sets the new length */
-            if (listen(e->tcp_fd, (int)conf->tcp_backlog) < 0)
-                qd_warn("listen on TCP %s (tcp_backlog %lld): %s", e->name,
+            if (!g->has_tcp) {
+                close(g->tcp[i]);
+                g->tcp[i] = -1;
+                continue;
+            }
+            l->open_sockets++;
+            l->tcp_sockets++;
+            /* listen(2) again only sets the new length */
+            if (listen(g->tcp[i], (int)conf->tcp_backlog) < 0)
+                qd_warn("listen on TCP %s (tcp_backlog %lld): %s", g->name,
                         (long long)conf->tcp_backlog, strerror(errno));
         }
     }
-    l->tcp_sockets = l->has_tcp ? need : 0;
-    l->open_sockets = need + l->tcp_sockets;
-    l->escrow_count = 0; /* ours now */
-    return true;
+    if (l->open_sockets > 0)
+        qd_info("took back %zu sockets (%zu TCP) of %d address%s from the previous listener",
+                l->open_sockets, l->tcp_sockets, l->ngroups, l->ngroups == 1 ? "" : "es");
 }
 
-/* put_address - one address's sockets of worker |w|: F_ADDR + UDP, F_TCP_ADDR + TCP */
-static void put_address(qd_ipc_msg *m, const listener *l, const listener_worker *w, size_t a)
+/* gen_serves - does generation |gn| serve the address of |g|? */
+static bool gen_serves(const listener_gen *gn, const listener_group *g)
 {
-    qd_ipc_put_str(m, QD_F_ADDR, l->addr_names[a]);
-    qd_ipc_put_fd(m, w->socks[a]);
-    if (l->has_tcp) {
-        qd_ipc_put_str(m, QD_F_TCP_ADDR, l->addr_names[a]);
-        qd_ipc_put_fd(m, w->tcp_socks[a]);
+    for (int a = 0; a < gn->naddrs; a++)
+        if (strcmp(gn->addrs[a], g->name) == 0)
+            return true;
+    return false;
+}
+
+/* group_need - the slots and TCP the generations serving |g| need */
+static void group_need(const listener *l, const listener_group *g, int *slots, bool *tcp)
+{
+    *slots = 0;
+    *tcp = false;
+    for (int k = 0; k < l->ngens; k++) {
+        const listener_gen *gn = &l->gens[k];
+        if (!gen_serves(gn, g))
+            continue;
+        for (int i = 0; i < gn->nids; i++)
+            if (gn->ids[i] + 1 > *slots)
+                *slots = gn->ids[i] + 1;
+        if (gn->flags & QD_LAYOUT_F_TCP)
+            *tcp = true;
     }
 }
 
-/* fds_per_address - descriptors one address takes in QD_MSG_SOCKETS */
-static uint32_t fds_per_address(const listener *l)
+/*
+ * grow - open the slots and TCP sockets |g| lacks, in slot order: UDP
+ * slots join the UDP group at its end, and TCP sockets are all opened
+ * here in slot order too, so index i stays slot i in both.
+ */
+static int grow(listener *l, listener_group *g, const qd_conf_addr *ad, const qd_conf *conf,
+                int slots, bool tcp, qd_buf *err)
 {
-    return l->has_tcp ? 2 : 1;
+    int fd;
+
+    if (tcp && !g->has_tcp) {
+        for (int i = 0; i < g->nslots; i++) {
+            if ((fd = open_tcp(ad, conf->tcp_backlog, err)) < 0)
+                return -1;
+            g->tcp[i] = fd;
+            l->open_sockets++;
+            l->tcp_sockets++;
+        }
+        g->has_tcp = true;
+    }
+    while (g->nslots < slots) {
+        if ((fd = open_udp(ad, conf->udp_buffer, err)) < 0)
+            return -1;
+        g->udp[g->nslots] = fd;
+        l->open_sockets++;
+        if (g->has_tcp) {
+            if ((fd = open_tcp(ad, conf->tcp_backlog, err)) < 0) {
+                g->nslots++;
+                return -1;
+            }
+            g->tcp[g->nslots] = fd;
+            l->open_sockets++;
+            l->tcp_sockets++;
+        }
+        g->nslots++;
+    }
+    return 0;
+}
+
+/* put_slot - one address's sockets of slot |i|: F_ADDR + UDP, F_TCP_ADDR + TCP */
+static void put_slot(qd_ipc_msg *m, const listener_group *g, int i, bool tcp)
+{
+    qd_ipc_put_str(m, QD_F_ADDR, g->name);
+    qd_ipc_put_fd(m, g->udp[i]);
+    if (tcp && g->tcp[i] >= 0) {
+        qd_ipc_put_str(m, QD_F_TCP_ADDR, g->name);
+        qd_ipc_put_fd(m, g->tcp[i]);
+    }
+}
+
+static void put_secrets(qd_ipc_msg *m, const listener *l)
+{
+    qd_ipc_put_bytes(m, QD_F_SECRET, l->static_secret, sizeof(l->static_secret));
+    qd_ipc_put_bytes(m, QD_F_TICKET_KEY, l->ticket_key, sizeof(l->ticket_key));
+    qd_ipc_put_u32(m, QD_F_CID_TAG, l->cid_tag);
 }
 
 /*
  * escrow - hand the master copies of our sockets and secrets: every
- * (worker, address) pair in worker-major order, laid out as for a worker.
+ * group's slots in slot order, laid out as for a worker. Sent again
+ * whenever the set changes; id 0 starts a set.
  */
 static void escrow(listener *l)
 {
-    size_t total = l->addr_count * (size_t)l->worker_count, i = 0;
+    uint32_t n = 0;
 
-    while (i < total) {
-        qd_ipc_msg_init(&out_msg, QD_MSG_SOCKETS, (uint32_t)i); /* id 0 starts a set */
-        if (i == 0) {
-            qd_ipc_put_bytes(&out_msg, QD_F_SECRET, l->static_secret, sizeof(l->static_secret));
-            qd_ipc_put_bytes(&out_msg, QD_F_TICKET_KEY, l->ticket_key, sizeof(l->ticket_key));
+    qd_ipc_msg_init(&out_msg, QD_MSG_SOCKETS, 0);
+    put_secrets(&out_msg, l);
+    for (int k = 0; k < l->ngroups; k++) {
+        const listener_group *g = l->groups[k];
+        for (int i = 0; i < g->nslots; i++, n++) {
+            if (out_msg.fd_count + 2 > QD_IPC_MAX_FDS) {
+                if (qd_child_send(&l->child, &out_msg) < 0)
+                    return;
+                qd_ipc_msg_init(&out_msg, QD_MSG_SOCKETS, n);
+            }
+            put_slot(&out_msg, g, i, true);
         }
-        while (i < total && out_msg.fd_count + fds_per_address(l) <= QD_IPC_MAX_FDS) {
-            put_address(&out_msg, l, &l->workers[i / l->addr_count], i % l->addr_count);
-            i++;
-        }
-        if (qd_child_send(&l->child, &out_msg) < 0)
-            return;
     }
+    qd_child_send(&l->child, &out_msg);
 }
 
 void listener_sock_escrowed(listener *l, qd_ipc_msg *m)
@@ -268,6 +426,8 @@ void listener_sock_escrowed(listener *l, qd_ipc_msg *m)
             l->escrow_secrets = true;
         } else if (tag == QD_F_TICKET_KEY && len == sizeof(l->ticket_key)) {
             memcpy(l->ticket_key, val, len);
+        } else if (tag == QD_F_CID_TAG && len == 4) {
+            qd_ipc_get_u32(m, QD_F_CID_TAG, &l->cid_tag);
         } else if (tag == QD_F_ADDR && fdi < m->fd_count) {
             int fd = qd_ipc_msg_take_fd(m, fdi++);
             prev = NULL;
@@ -294,105 +454,259 @@ void listener_sock_escrowed(listener *l, qd_ipc_msg *m)
     }
 }
 
-int listener_sock_open_all(listener *l, const qd_conf *conf, qd_buf *err)
+/* be32 - a u32 field's value (qd_ipc sends them big-endian) */
+static uint32_t be32(const uint8_t *v)
 {
-    l->worker_count = qd_conf_workers(conf);
-    if (l->worker_count > LISTENER_MAX_WORKERS) {
-        qd_buf_printf(err, "at most %d workers are supported", LISTENER_MAX_WORKERS);
-        return -1;
+    return (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+}
+
+int listener_layout(listener *l, const qd_ipc_msg *m, qd_buf *err)
+{
+    size_t pos = 0, len;
+    uint16_t tag;
+    const uint8_t *val;
+    listener_gen *gn = NULL;
+    static listener_gen next[LISTENER_MAX_GENS];
+    int n = 0;
+
+    while (qd_ipc_next(m, &pos, &tag, &val, &len)) {
+        if (tag == QD_F_GENERATION) {
+            if (n == LISTENER_MAX_GENS) {
+                qd_buf_printf(err, "more than %d generations", LISTENER_MAX_GENS);
+                return -1;
+            }
+            gn = &next[n++];
+            memset(gn, 0, sizeof(*gn));
+            gn->gen = be32(val);
+        } else if (gn == NULL) {
+            qd_buf_printf(err, "a field before the first generation");
+            return -1;
+        } else if (tag == QD_F_FLAGS) {
+            gn->flags = be32(val);
+        } else if (tag == QD_F_BODY) {
+            if (len > LISTENER_MAX_SLOTS) {
+                qd_buf_printf(err, "too many workers in generation %u", gn->gen);
+                return -1;
+            }
+            memcpy(gn->ids, val, len);
+            gn->nids = (int)len;
+        } else if (tag == QD_F_ADDR) {
+            if (gn->naddrs == LISTENER_MAX_ADDRS || len >= sizeof(gn->addrs[0])) {
+                qd_buf_printf(err, "too many or too long addresses in generation %u", gn->gen);
+                return -1;
+            }
+            memcpy(gn->addrs[gn->naddrs], val, len);
+            gn->addrs[gn->naddrs++][len] = '\0';
+        }
     }
-    l->has_tcp = conf->tcp;
-    l->addr_count = conf->listen.count;
-    l->addr_names = qd_xcalloc(l->addr_count, sizeof(*l->addr_names));
-    for (size_t a = 0; a < l->addr_count; a++) {
+    /* A worker id belongs to one generation only. */
+    uint8_t seen[LISTENER_MAX_SLOTS] = {0};
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < next[k].nids; i++)
+            if (seen[next[k].ids[i]]++) {
+                qd_buf_printf(err, "worker id %u is in two generations", next[k].ids[i]);
+                return -1;
+            }
+    memcpy(l->gens, next, sizeof(next[0]) * (size_t)n);
+    l->ngens = n;
+    l->have_layout = true;
+    return 0;
+}
+
+int listener_current(const listener *l, const listener_group *g, bool tcp, uint8_t *ids)
+{
+    const listener_gen *best = NULL;
+
+    /* The newest generation taking new connections here; else the newest. */
+    for (int k = 0; k < l->ngens; k++) {
+        const listener_gen *gn = &l->gens[k];
+        if (!gen_serves(gn, g) || gn->nids == 0 || (tcp && !(gn->flags & QD_LAYOUT_F_TCP)))
+            continue;
+        if (best == NULL || ((gn->flags & QD_LAYOUT_F_NEW) && !(best->flags & QD_LAYOUT_F_NEW)) ||
+            ((gn->flags & QD_LAYOUT_F_NEW) == (best->flags & QD_LAYOUT_F_NEW) &&
+             gn->gen > best->gen))
+            best = gn;
+    }
+    if (best == NULL)
+        return 0;
+    memcpy(ids, best->ids, (size_t)best->nids);
+    return best->nids;
+}
+
+/* steer - the programs of group |g| for the current layout */
+static int steer(listener *l, listener_group *g, qd_buf *err)
+{
+    uint8_t live[LISTENER_MAX_SLOTS], cur[LISTENER_MAX_SLOTS];
+    int nlive = 0, ncur;
+
+    for (int k = 0; k < l->ngens; k++)
+        if (gen_serves(&l->gens[k], g))
+            for (int i = 0; i < l->gens[k].nids; i++)
+                if (l->gens[k].ids[i] < g->nslots)
+                    live[nlive++] = l->gens[k].ids[i];
+    if ((ncur = listener_current(l, g, false, cur)) == 0 || nlive == 0)
+        return 0;
+    if (listener_bpf_udp(g->udp[0], live, nlive, cur, ncur, l->cid_tag, err) < 0)
+        return -1;
+    if (g->has_tcp && (ncur = listener_current(l, g, true, cur)) > 0 &&
+        listener_bpf_tcp(g->tcp[0], cur, ncur, err) < 0)
+        return -1;
+    return 0;
+}
+
+int listener_apply(listener *l, qd_buf *err)
+{
+    bool changed = false;
+
+    for (int k = 0; k < l->ngroups;) {
+        listener_group *g = l->groups[k];
+        int slots;
+        bool tcp;
+        group_need(l, g, &slots, &tcp);
+        if (slots == 0) {
+            group_close(l, k);
+            changed = true;
+            continue;
+        }
+        if (g->has_tcp && !tcp) {
+            /* No generation serving it takes TCP any more (tcp = no). */
+            for (int i = 0; i < g->nslots; i++) {
+                close(g->tcp[i]);
+                g->tcp[i] = -1;
+                l->open_sockets--;
+                l->tcp_sockets--;
+            }
+            g->has_tcp = false;
+            changed = true;
+        }
+        if (steer(l, g, err) < 0)
+            return -1;
+        k++;
+    }
+    if (changed)
+        escrow(l);
+    return 0;
+}
+
+/* default_layout - one generation of this configuration (no layout came) */
+static void default_layout(listener *l, const qd_conf *conf)
+{
+    listener_gen *gn = &l->gens[0];
+    int n = qd_conf_workers(conf);
+
+    memset(gn, 0, sizeof(*gn));
+    gn->gen = l->child.generation;
+    gn->flags = QD_LAYOUT_F_NEW | (conf->tcp ? QD_LAYOUT_F_TCP : 0);
+    for (int i = 0; i < n && i < LISTENER_MAX_SLOTS; i++)
+        gn->ids[gn->nids++] = (uint8_t)i;
+    for (size_t a = 0; a < conf->listen.count && a < LISTENER_MAX_ADDRS; a++) {
         const qd_conf_addr *ad = &conf->listen.items[a];
-        snprintf(l->addr_names[a], sizeof(l->addr_names[a]), "%s%s%s:%u",
+        snprintf(gn->addrs[gn->naddrs++], sizeof(gn->addrs[0]), "%s%s%s:%u",
                  ad->family == AF_INET6 ? "[" : "", ad->host, ad->family == AF_INET6 ? "]" : "",
                  ad->port);
     }
-    if (adopt(l, conf)) {
-        qd_info("took back %zu sockets (%zu TCP) from the previous listener", l->open_sockets,
-                l->tcp_sockets);
-        return 0;
-    }
-    if (l->escrow_count > 0)
-        qd_info("the previous listener's %zu socket pairs do not fit this configuration; "
-                "opening new sockets",
-                l->escrow_count);
+    l->ngens = 1;
+    l->have_layout = true;
+}
+
+int listener_sock_open_all(listener *l, const qd_conf *conf, qd_buf *err)
+{
+    if (!l->have_layout)
+        default_layout(l, conf);
+    adopt(l, conf);
     drop_escrow(l);
-    for (int w = 0; w < l->worker_count; w++) {
-        listener_worker *lw = &l->workers[w];
-        lw->channel_fd = -1;
-        lw->socks = qd_xcalloc(l->addr_count, sizeof(int));
-        if (l->has_tcp)
-            lw->tcp_socks = qd_xcalloc(l->addr_count, sizeof(int));
-        for (size_t a = 0; a < l->addr_count; a++) {
-            const qd_conf_addr *ad = &conf->listen.items[a];
-            int fd = open_udp(ad, conf->udp_buffer, err);
-            if (fd < 0)
-                return -1;
-            lw->socks[a] = fd;
-            l->open_sockets++;
-            if (!l->has_tcp)
+    /* Every address of every generation: the groups and slots they need. */
+    for (int k = 0; k < l->ngens; k++) {
+        for (int a = 0; a < l->gens[k].naddrs; a++) {
+            const char *name = l->gens[k].addrs[a];
+            listener_group *g = listener_group_find(l, name);
+            const qd_conf_addr *ad = find_addr(conf, name);
+            int slots;
+            bool tcp;
+            if (g == NULL) {
+                if (ad == NULL) {
+                    qd_warn("generation %u serves %s, which is neither configured nor escrowed",
+                            l->gens[k].gen, name);
+                    continue;
+                }
+                if ((g = group_add(l, name)) == NULL) {
+                    qd_buf_printf(err, "more than %d addresses", LISTENER_MAX_GROUPS);
+                    return -1;
+                }
+            }
+            group_need(l, g, &slots, &tcp);
+            if (slots <= g->nslots && (!tcp || g->has_tcp))
                 continue;
-            if ((fd = open_tcp(ad, conf->tcp_backlog, err)) < 0)
+            if (ad == NULL) {
+                qd_warn("%s is no longer configured; cannot open the %d slots generation %u needs",
+                        name, slots, l->gens[k].gen);
+                continue;
+            }
+            if (grow(l, g, ad, conf, slots, tcp, err) < 0)
                 return -1;
-            lw->tcp_socks[a] = fd;
-            l->open_sockets++;
-            l->tcp_sockets++;
         }
     }
-    /* UDP sockets joined each group in worker order: index = worker. */
-    for (size_t a = 0; a < l->addr_count; a++)
-        if (listener_bpf_attach(l->workers[0].socks[a], l->worker_count, err) < 0)
-            return -1;
     /* New sockets, the same secrets: tokens, stateless resets and session
-     * tickets (resumption, 0-RTT) keep working across a reload that changes
-     * listen or workers. Only a new master makes new ones. */
+     * tickets (resumption, 0-RTT) keep working across reloads. Only a new
+     * master makes new ones. */
     if (l->escrow_secrets) {
         qd_info("kept the previous listener's token, reset and ticket keys");
     } else if (qd_random(l->static_secret, sizeof(l->static_secret)) < 0 ||
-               qd_random(l->ticket_key, sizeof(l->ticket_key)) < 0) {
+               qd_random(l->ticket_key, sizeof(l->ticket_key)) < 0 ||
+               qd_random(&l->cid_tag, sizeof(l->cid_tag)) < 0) {
         qd_buf_printf(err, "getrandom: %s", strerror(errno));
         return -1;
     }
+    l->cid_tag &= QD_CID_TAG_MASK;
+    if (listener_apply(l, err) < 0)
+        return -1;
     escrow(l);
-    if (l->has_tcp)
-        qd_info("listening on %zu address%s with %d sockets each: %zu UDP, %zu TCP (backlog %lld)",
-                l->addr_count, l->addr_count == 1 ? "" : "es", l->worker_count,
-                l->open_sockets - l->tcp_sockets, l->tcp_sockets, (long long)conf->tcp_backlog);
-    else
-        qd_info("listening on %zu address%s with %d sockets each: %zu UDP, 0 TCP (tcp = no)",
-                l->addr_count, l->addr_count == 1 ? "" : "es", l->worker_count, l->open_sockets);
+    qd_info("listening on %d address%s: %zu UDP and %zu TCP sockets, %d generation%s",
+            l->ngroups, l->ngroups == 1 ? "" : "es", l->open_sockets - l->tcp_sockets,
+            l->tcp_sockets, l->ngens, l->ngens == 1 ? "" : "s");
     return 0;
 }
 
 void listener_sock_send(listener *l, int worker)
 {
-    listener_worker *w = &l->workers[worker];
-    size_t a = 0;
+    const listener_gen *gn = NULL;
+    int sent = 0;
 
+    for (int k = 0; k < l->ngens && gn == NULL; k++)
+        for (int i = 0; i < l->gens[k].nids; i++)
+            if (l->gens[k].ids[i] == worker)
+                gn = &l->gens[k];
+    if (gn == NULL) {
+        qd_warn("worker[%d] is in no generation; it gets no sockets", worker);
+        return;
+    }
+    bool tcp = (gn->flags & QD_LAYOUT_F_TCP) != 0;
+    int a = 0;
     /*
-     * Several messages when there are more addresses than one message
-     * carries; an address's UDP and TCP sockets always travel together
-     * (the worker pairs an F_TCP_ADDR with the F_ADDR just before it).
+     * In the generation's address order (the worker's endpoints), several
+     * messages when there are more addresses than one message carries; an
+     * address's UDP and TCP sockets always travel together (the worker
+     * pairs an F_TCP_ADDR with the F_ADDR just before it).
      */
-    while (a < l->addr_count) {
+    while (a < gn->naddrs) {
         qd_ipc_msg_init(&out_msg, QD_MSG_SOCKETS, (uint32_t)a); /* id: index of the first address */
-        if (a == 0) {
-            qd_ipc_put_bytes(&out_msg, QD_F_SECRET, l->static_secret, sizeof(l->static_secret));
-            qd_ipc_put_bytes(&out_msg, QD_F_TICKET_KEY, l->ticket_key, sizeof(l->ticket_key));
+        if (a == 0)
+            put_secrets(&out_msg, l);
+        for (; a < gn->naddrs && out_msg.fd_count + 2 <= QD_IPC_MAX_FDS; a++) {
+            listener_group *g = listener_group_find(l, gn->addrs[a]);
+            if (g == NULL || worker >= g->nslots) {
+                qd_warn("no socket for worker[%d] on %s", worker, gn->addrs[a]);
+                continue;
+            }
+            put_slot(&out_msg, g, worker, tcp);
+            sent += 1 + (tcp && g->tcp[worker] >= 0);
         }
-        while (a < l->addr_count && out_msg.fd_count + fds_per_address(l) <= QD_IPC_MAX_FDS) {
-            put_address(&out_msg, l, w, a);
-            a++;
-        }
-        int rv = qd_ipc_send(w->channel_fd, &out_msg);
+        int rv = qd_ipc_send(l->workers[worker].channel_fd, &out_msg);
         if (rv < 0) {
             qd_warn("cannot pass sockets to worker[%d]: %s", worker,
                     rv == QD_ERR_IO ? strerror(errno) : qd_strerror(rv));
             return;
         }
     }
-    qd_debug("passed %zu sockets to worker[%d]", l->addr_count * fds_per_address(l), worker);
+    qd_debug("passed %d sockets to worker[%d] of generation %u", sent, worker, gn->gen);
 }

@@ -433,6 +433,7 @@ int main(int argc, char **argv)
     m->started_ms = qd_time_mono_ms();
     m->generation = 1;
     qd_buf_init(&m->reload_errors);
+    master_gen_init(m);
     uv_timer_init(m->loop, &m->stop_timer);
     uv_timer_init(m->loop, &m->reload_timer);
     if (master_control_open(m) < 0)

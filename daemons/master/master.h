@@ -23,7 +23,7 @@
  * worker/address pairs with tcp = no, 512 with tcp = yes (a pair's UDP and
  * TCP sockets share a message), e.g. 256 workers on two addresses.
  */
-#define MASTER_MAX_ESCROW 64
+#define MASTER_MAX_ESCROW 256
 #define MASTER_MAX_OVERRIDES 32
 /* A child that dies sooner than this after starting counts as a rapid failure. */
 #define MASTER_RAPID_MS 10000
@@ -33,6 +33,11 @@
 #define MASTER_THROTTLE_AFTER 5
 /* How long a reload waits for every daemon to confirm the new configuration. */
 #define MASTER_RELOAD_WAIT_MS 5000
+/* ... and for a new generation of workers to take over new connections. */
+#define MASTER_GEN_WAIT_MS 15000
+/* Generations of workers alive at once: one serving, the others draining. */
+#define MASTER_MAX_GENS 8
+#define MASTER_MAX_WORKER_IDS 256 /* one byte of the CID */
 
 typedef enum master_state {
     MS_STARTING, /* spawned, not yet READY */
@@ -44,10 +49,26 @@ typedef enum master_state {
 
 typedef struct master master;
 
+/*
+ * A generation of workers (master_gen.c): the workers started by one
+ * configuration. The newest one that is ready serves new connections; the
+ * older ones drain what they have and are then forgotten.
+ */
+typedef struct master_gen {
+    uint32_t gen;
+    bool tcp;        /* its workers take TCP listen sockets */
+    bool serving;    /* the steering programs send new connections to it */
+    bool retiring;   /* its workers were told to stop */
+    int workers;     /* how many it was started with */
+    size_t naddrs;
+    char (*addrs)[80]; /* its listen addresses, in its order */
+} master_gen;
+
 typedef struct master_child {
     master *m;
     qd_role role;
-    int instance; /* -1 for single-instance roles */
+    int instance; /* -1 for single-instance roles; a worker's id (qd_cid.h) */
+    uint32_t generation; /* the generation it was started for */
     master_state state;
     uv_process_t proc;
     bool has_proc;   /* proc handle open (until its close callback) */
@@ -130,6 +151,14 @@ struct master {
     qd_ipc_msg *escrow[MASTER_MAX_ESCROW];
     size_t escrow_count;
     bool escrow_overflow; /* the current set did not fit: keep none of it */
+    /* worker generations, oldest first (master_gen.c) */
+    master_gen gens[MASTER_MAX_GENS];
+    int ngens;
+    uint32_t layout_id;      /* the last QD_MSG_LAYOUT sent to the listener */
+    uint32_t switch_id;      /* the LAYOUT that hands new connections to a new generation */
+    uint32_t gen_reload_id;  /* the reload waiting for that switch, 0 if none */
+    uv_timer_t gen_timer;    /* ... and its deadline */
+    qd_buf reload_text;      /* what a pending reload says when it succeeds */
     uint32_t reloads;
     uint32_t next_id;
     uint32_t reload_id;      /* pending reload, 0 if none */
@@ -154,6 +183,7 @@ struct master {
 /* master_child.c */
 void master_children_start(master *m);
 master_child *master_child_add(master *m, qd_role role, int instance);
+master_child *master_child_find(master *m, qd_role role);
 void master_child_stop(master_child *c, bool kill_now);
 void master_child_send_config(master_child *c, uint32_t id);
 /* master_child_send queues |msg| on the control channel of |c|; 0, or -1 (logged, counted). */
@@ -177,6 +207,18 @@ void master_control_reload_done(master *m);
 int master_load_config(master *m, qd_conf *out, qd_buf *errs);
 int master_reload(master *m, uint32_t *reload_id, qd_buf *msg);
 void master_reload_ack(master *m, master_child *c, uint32_t id, uint32_t status, const char *why);
+
+/* master_gen.c */
+void master_gen_init(master *m);
+int master_gen_begin(master *m, const char *names, uint32_t *reload_id, qd_buf *msg);
+void master_gen_send_layout(master *m, master_child *listener);
+void master_gen_check(master *m);
+void master_gen_layout_ack(master *m, const qd_ipc_msg *msg);
+void master_gen_prune(master *m);
+master_gen *master_gen_find(master *m, uint32_t gen);
+int master_gen_workers(const master *m, uint32_t gen, int *ready);
+/* master_next_id - a fresh request id, never 0 */
+uint32_t master_next_id(master *m);
 
 /* master.c */
 void master_stop(master *m, const char *why);

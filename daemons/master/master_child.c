@@ -394,7 +394,13 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
             c->state = MS_RUNNING;
             qd_info("%s ready (pid %ld)", master_child_name(c), (long)c->pid);
             connect_peers(c);
+            master_gen_check(c->m);
         }
+        break;
+    case QD_MSG_LAYOUT:
+        if (c->role != QD_ROLE_LISTENER)
+            goto bad;
+        master_gen_layout_ack(c->m, msg);
         break;
     case QD_MSG_CONFIG_DONE: {
         char why[1024] = "";
@@ -506,8 +512,16 @@ static void on_proc_closed(uv_handle_t *h)
 
     c->has_proc = false;
     if (c->retire || (c->m->stopping && !c->running)) {
-        if (c->retire)
+        if (c->retire) {
+            master *m = c->m;
             remove_child(c);
+            master_gen_prune(m);
+            if (m->stopping && master_children_alive(m) == 0)
+                master_finish(m);
+            else if (m->stopping)
+                master_children_stop_all(m);
+            return;
+        }
         if (c->m->stopping && master_children_alive(c->m) == 0)
             master_finish(c->m);
         else if (c->m->stopping)
@@ -598,7 +612,9 @@ static void spawn(master_child *c)
 
     snprintf(path, sizeof(path), "%s/%s", m->conf.daemon_directory, qd_role_name(c->role));
     snprintf(inst, sizeof(inst), "%d", c->instance);
-    snprintf(gen, sizeof(gen), "%u", m->generation);
+    if (c->role != QD_ROLE_WORKER)
+        c->generation = m->generation; /* the others serve every generation */
+    snprintf(gen, sizeof(gen), "%u", c->generation);
     char *args[12];
     int n = 0;
     args[n++] = path;
@@ -664,8 +680,10 @@ static void spawn(master_child *c)
     c->ctl = qd_chan_open(m->loop, sv[0], master_child_name(c), on_ctl_msg, on_ctl_close, c);
     qd_debug("started %s (pid %ld)", master_child_name(c), (long)c->pid);
     master_record_event(m, QD_EV_START, c);
-    if (c->role == QD_ROLE_LISTENER)
+    if (c->role == QD_ROLE_LISTENER) {
         escrow_return(c);
+        master_gen_send_layout(m, c); /* what to open, before its configuration */
+    }
     master_child_send_config(c, 0);
     return;
 retry:
@@ -681,6 +699,7 @@ master_child *master_child_add(master *m, qd_role role, int instance)
     c->m = m;
     c->role = role;
     c->instance = instance;
+    c->generation = m->generation;
     uv_timer_init(m->loop, &c->timer);
     c->timer.data = c;
     m->children[m->child_count++] = c;
@@ -688,16 +707,28 @@ master_child *master_child_add(master *m, qd_role role, int instance)
     return c;
 }
 
+master_child *master_child_find(master *m, qd_role role)
+{
+    master_child *found = NULL;
+
+    /* The newest of that role: a replaced one is stopping, its successor is not. */
+    for (int i = 0; i < m->child_count; i++)
+        if (m->children[i]->role == role && m->children[i]->state != MS_STOPPING)
+            found = m->children[i];
+    return found;
+}
+
 void master_children_start(master *m)
 {
     int n = qd_conf_workers(&m->conf);
 
-    /* stats first so it records the others starting */
+    /* stats first so it records the others starting; the listener after
+     * the workers, whose ids its first layout lists */
     master_child_add(m, QD_ROLE_STATS, -1);
-    master_child_add(m, QD_ROLE_LISTENER, -1);
     master_child_add(m, QD_ROLE_APP, -1);
     for (int i = 0; i < n; i++)
         master_child_add(m, QD_ROLE_WORKER, i);
+    master_child_add(m, QD_ROLE_LISTENER, -1);
     qd_info("started %d workers", n);
 }
 

@@ -90,6 +90,8 @@ static void status_line(qd_buf *b, const char *role, int instance, long pid, con
     if (strcmp(role, "app") == 0 && c != NULL)
         qd_buf_printf(b, " streams=%u", c->streams); /* requests that still owe a response */
     qd_buf_printf(b, " send_failures=%llu", (unsigned long long)send_failures);
+    if (c != NULL)
+        qd_buf_printf(b, " generation=%u", c->generation);
     if (next_s >= 0)
         qd_buf_printf(b, " next_start_s=%ld", next_s);
     qd_buf_printf(b, "\n");
@@ -114,6 +116,24 @@ static void do_status(master *m, qd_buf *b)
                         master_state_name(c->state), c->running ? now - c->started_ms : 0,
                         c->restarts, c, next, c->send_failures);
         }
+    }
+    /* The worker generations: what each still has. */
+    for (int k = 0; k < m->ngens; k++) {
+        const master_gen *g = &m->gens[k];
+        uint32_t conns = 0, tcp = 0, streams = 0;
+        int ready, n = master_gen_workers(m, g->gen, &ready);
+        for (int i = 0; i < m->child_count; i++) {
+            const master_child *c = m->children[i];
+            if (c->role == QD_ROLE_WORKER && c->generation == g->gen) {
+                conns += c->connections;
+                tcp += c->tcp_conns;
+                streams += c->streams;
+            }
+        }
+        qd_buf_printf(b, "kind=generation generation=%u phase=%s workers=%d ready=%d "
+                         "connections=%u tcp_connections=%u streams=%u\n",
+                      g->gen, g->serving ? "serving" : g->retiring ? "draining" : "starting", n,
+                      ready, conns, tcp, streams);
     }
 }
 
@@ -408,7 +428,8 @@ void master_control_reload_done(master *m)
             continue;
         bool failed = m->reload_errors.len > 0;
         reply(cl, cl->request_id, failed ? 1 : 0,
-              failed ? qd_buf_str(&m->reload_errors) : "reloaded");
+              failed ? qd_buf_str(&m->reload_errors)
+                     : m->reload_text.len > 0 ? qd_buf_str(&m->reload_text) : "reloaded");
         cl->reload_id = 0;
     }
 }

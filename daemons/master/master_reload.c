@@ -12,8 +12,8 @@
  *	configuration is pushed to every running daemon, and the reload is
  *	answered once each has confirmed it (CONFIG_DONE) or after
  *	MASTER_RELOAD_WAIT_MS. Keys that running daemons cannot apply (those
- *	without QD_CONF_F_RELOAD: listen, workers, user, ...) make the master
- *	replace every daemon instead, one graceful stop and start each.
+ *	without QD_CONF_F_RELOAD: listen, workers, user, ...) start a new
+ *	generation of workers beside the running one (master_gen.c).
  *	runtime_directory cannot change while running.
  * DIAGNOSTICS
  *	"reload failed: ..." with every configuration error; a daemon that
@@ -118,7 +118,6 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
         goto out;
     }
     int restart_keys = qd_conf_diff(&m->conf, &next, true, &names);
-    int old_workers = qd_conf_workers(&m->conf);
 
     qd_conf_release(&m->conf);
     m->conf = next;
@@ -130,35 +129,16 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
     master_record_event(m, QD_EV_RELOAD, NULL);
 
     if (restart_keys > 0) {
-        int n = qd_conf_workers(&m->conf);
-        m->generation++;
-        /* The escrow stays: with another listen or workers the next listener
-         * opens a new socket set (the old one does not fit) but keeps the
-         * secrets, and its set replaces this one in the escrow. */
-        qd_notice("reload: %s changed; replacing the daemons (generation %u)",
-                  qd_buf_str(&names), m->generation);
-        for (int i = 0; i < m->child_count; i++) {
-            master_child *c = m->children[i];
-            if (c->role == QD_ROLE_WORKER && c->instance >= n)
-                c->retire = true;
-            else
-                c->replace = true;
-            master_child_stop(c, false);
-            if (!c->running && c->replace) {
-                c->replace = false; /* not running (back-off): its restart uses the new config */
-            }
-        }
-        for (int i = old_workers; i < n; i++)
-            master_child_add(m, QD_ROLE_WORKER, i);
-        qd_buf_printf(msg, "reloaded; replacing the daemons because %s changed\n",
-                      qd_buf_str(&names));
-        rv = 0;
+        /* Keys running daemons cannot apply: a new generation of workers
+         * beside the running one, or new daemons of the kinds that use them
+         * (master_gen.c). The configuration is already the new one. */
+        rv = master_gen_begin(m, qd_buf_str(&names), reload_id, msg);
         goto out;
     }
 
     /* Phase one: push; phase two happens as CONFIG_DONE messages arrive. */
     qd_buf_reset(&m->reload_errors);
-    m->reload_id = ++m->next_id ? m->next_id : ++m->next_id;
+    m->reload_id = master_next_id(m);
     m->reload_waiting = 0;
     for (int i = 0; i < m->child_count; i++) {
         master_child *c = m->children[i];

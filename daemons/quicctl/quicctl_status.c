@@ -94,14 +94,42 @@ static void uptime(const char *secs, char *out, size_t len)
         snprintf(out, len, "%llus", s);
 }
 
+/*
+ * generation_line - one worker generation: its phase (starting, serving,
+ * draining) and what its workers still have
+ */
+static void generation_line(qd_buf *b, const kv *f, int n, bool json, bool first)
+{
+    static const char *const keys[] = {"generation", "workers", "ready", "connections",
+                                       "tcp_connections", "streams", NULL};
+    const char *phase = get(f, n, "phase");
+
+    if (json) {
+        qd_buf_printf(b, "%s\n  {\"phase\": ", first ? "" : ",");
+        qd_buf_json_string(b, phase ? phase : "unknown");
+        for (int i = 0; keys[i]; i++) {
+            const char *v = get(f, n, keys[i]);
+            qd_buf_printf(b, ", \"%s\": %s", keys[i], is_number(v) ? v : "0");
+        }
+        qd_buf_printf(b, "}");
+        return;
+    }
+    const char *w = get(f, n, "workers"), *r = get(f, n, "ready");
+    char workers[160];
+    snprintf(workers, sizeof(workers), "%s/%s", r ? r : "?", w ? w : "?");
+    qd_buf_printf(b, "%-10s %-9s %-8s %-11s %-6s %s\n", get(f, n, "generation"),
+                  phase ? phase : "-", workers, get(f, n, "connections"),
+                  get(f, n, "tcp_connections"), get(f, n, "streams"));
+}
+
 int quicctl_status(quicctl *q, bool json)
 {
     static qd_ipc_msg reply;
     static char text[QD_IPC_MAX_BODY];
     uint32_t status = 1;
     int fd = quicctl_connect(q, false);
-    qd_buf out;
-    bool first = true;
+    qd_buf out, gens;
+    bool first = true, first_gen = true;
 
     if (quicctl_request(fd, QD_MSG_CTL_STATUS, &reply, 5000) < 0)
         quicctl_die("no answer from quicd");
@@ -110,12 +138,13 @@ int quicctl_status(quicctl *q, bool json)
         quicctl_die("quicd answered with an error");
 
     qd_buf_init(&out);
+    qd_buf_init(&gens);
     if (json)
         qd_buf_printf(&out, "{\"processes\": [");
     else
-        qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-6s %-7s %s\n", "ROLE",
+        qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-6s %-7s %-9s %s\n", "ROLE",
                       "INSTANCE", "PID", "STATE", "UPTIME", "RESTARTS", "CONNECTIONS", "TCP",
-                      "NEW/S", "HALF-OPEN");
+                      "NEW/S", "HALF-OPEN", "GEN");
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         kv f[MAX_FIELDS];
@@ -129,6 +158,12 @@ int quicctl_status(quicctl *q, bool json)
         const char *send_failures = get(f, n, "send_failures");
         const char *half_open = get(f, n, "half_open"), *new_conns = get(f, n, "new_conns_s");
         const char *retries = get(f, n, "retries_sent"), *drops = get(f, n, "initials_dropped");
+        const char *gen = get(f, n, "generation"), *kind = get(f, n, "kind");
+        if (kind != NULL && strcmp(kind, "generation") == 0) {
+            generation_line(&gens, f, n, json, first_gen);
+            first_gen = false;
+            continue;
+        }
         if (role == NULL || state == NULL)
             continue;
         bool has_inst = inst && strcmp(inst, "-1") != 0;
@@ -163,6 +198,8 @@ int quicctl_status(quicctl *q, bool json)
                 qd_buf_printf(&out, ", \"initials_dropped\": %s", is_number(drops) ? drops : "0");
             if (next && is_number(next))
                 qd_buf_printf(&out, ", \"next_start_s\": %s", next);
+            if (gen && is_number(gen))
+                qd_buf_printf(&out, ", \"generation\": %s", gen);
             qd_buf_printf(&out, "}");
         } else {
             char up_text[32], state_text[160];
@@ -173,18 +210,23 @@ int quicctl_status(quicctl *q, bool json)
                 snprintf(state_text, sizeof(state_text), "%s+retry", state);
             else
                 snprintf(state_text, sizeof(state_text), "%s", state);
-            qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-6s %-7s %s\n", role,
+            qd_buf_printf(&out, "%-9s %-8s %-8s %-10s %-8s %-8s %-11s %-6s %-7s %-9s %s\n", role,
                           has_inst ? inst : "-", pid && strcmp(pid, "0") ? pid : "-", state_text,
                           strcmp(pid ? pid : "0", "0") ? up_text : "-", restarts ? restarts : "0",
                           conns ? conns : "-", tcp_conns ? tcp_conns : "-",
-                          new_conns ? new_conns : "-", half_open ? half_open : "-");
+                          new_conns ? new_conns : "-", half_open ? half_open : "-",
+                          gen ? gen : "-");
         }
         first = false;
     }
     if (json)
-        qd_buf_printf(&out, "\n]}\n");
+        qd_buf_printf(&out, "\n], \"generations\": [%s\n]}\n", qd_buf_str(&gens));
+    else if (gens.len > 0)
+        qd_buf_printf(&out, "\n%-10s %-9s %-8s %-11s %-6s %s\n%s", "GENERATION", "PHASE",
+                      "WORKERS", "CONNECTIONS", "TCP", "STREAMS", qd_buf_str(&gens));
     fputs(qd_buf_str(&out), stdout);
     qd_buf_release(&out);
+    qd_buf_release(&gens);
     return 0;
 }
 

@@ -118,6 +118,8 @@ static void take_sockets(worker *w, qd_ipc_msg *m)
             w->have_secrets = true;
         } else if (tag == QD_F_TICKET_KEY && len == sizeof(w->ticket_key)) {
             memcpy(w->ticket_key, val, len);
+        } else if (tag == QD_F_CID_TAG && len == 4) {
+            qd_ipc_get_u32(m, QD_F_CID_TAG, &w->cid_tag);
         } else if (tag == QD_F_ADDR && fdi < m->fd_count && i < WORKER_MAX_SOCKETS) {
             install_socket(w, i++, qd_ipc_msg_take_fd(m, fdi++), val, len);
         } else if (tag == QD_F_TCP_ADDR && fdi < m->fd_count && i > 0) {

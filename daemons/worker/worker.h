@@ -181,6 +181,7 @@ struct wk_conn {
     ngtcp2_cid odcid; /* the client's first DCID (a map key) */
     wk_stream *streams;
     uint32_t nstreams;
+    uint32_t nrequests; /* streams it has had in all */
     /* a batch the socket would not take (EAGAIN) */
     uint8_t *blocked_buf;
     size_t blocked_len, blocked_gso;
@@ -188,7 +189,9 @@ struct wk_conn {
     uint8_t blocked_ecn;
     bool blocked;
     bool gso_off;
-    bool goaway_sent;
+    bool goaway_sent;     /* the final GOAWAY (no new requests) */
+    uint64_t notice_ns;   /* when the first GOAWAY (a shutdown notice) went, 0 if not */
+    uint64_t goaway_ns;   /* when the final one went */
     bool handshake_done;
     bool rx_early; /* reading 0-RTT stream data right now */
     uint64_t started_ns;
@@ -243,6 +246,8 @@ struct worker {
     wk_ep eps[WORKER_MAX_SOCKETS];
     size_t nep;
     bool have_secrets;
+    uint32_t cid_tag; /* byte 0 of our CIDs (qd_cid.h), from the listener */
+    bool in_relay;    /* handling a packet the listener relayed: never forward it again */
     uint8_t static_secret[QD_STATIC_SECRET_LEN];
     uint8_t ticket_key[QD_TICKET_KEY_LEN];
     WOLFSSL_CTX *tls;
@@ -320,6 +325,7 @@ void worker_io_want_write(wk_ep *ep);
 void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
                         uint8_t ecn, const uint8_t *data, size_t len);
 void worker_conn_forwarded(worker *w, qd_ipc_msg *m);
+void worker_conn_notice(wk_conn *c);
 void worker_conn_mark(wk_conn *c);
 void worker_conn_flush_dirty(worker *w);
 void worker_conn_write(wk_conn *c);

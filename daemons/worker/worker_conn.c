@@ -147,7 +147,7 @@ static int get_new_connection_id(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *to
     worker *w = c->w;
 
     for (int tries = 0; tries < 8; tries++) {
-        if (qd_cid_mint(cid->data, (unsigned)w->child.instance, w->child.generation) < 0)
+        if (qd_cid_mint(cid->data, (unsigned)w->child.instance, w->child.generation, w->cid_tag) < 0)
             return NGTCP2_ERR_CALLBACK_FAILURE;
         cid->datalen = QD_CID_LEN;
         if (wk_map_get(&w->cids, cid->data, cid->datalen) == NULL)
@@ -726,7 +726,7 @@ static void send_retry(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr
     uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
     ngtcp2_cid scid;
 
-    if (qd_cid_mint(scid.data, (unsigned)w->child.instance, w->child.generation) < 0)
+    if (qd_cid_mint(scid.data, (unsigned)w->child.instance, w->child.generation, w->cid_tag) < 0)
         return;
     scid.datalen = QD_CID_LEN;
     ngtcp2_ssize tlen = ngtcp2_crypto_generate_retry_token2(
@@ -938,7 +938,7 @@ static wk_conn *new_conn(worker *w, wk_ep *ep, const wk_addr *local, const wk_ad
     memcpy(c->paths[0], c->peer, sizeof(c->peer));
     c->npaths = 1;
     addr_text((const struct sockaddr *)&local->ss, c->local, sizeof(c->local));
-    if (qd_cid_mint(scid.data, (unsigned)w->child.instance, w->child.generation) < 0)
+    if (qd_cid_mint(scid.data, (unsigned)w->child.instance, w->child.generation, w->cid_tag) < 0)
         goto fail;
     scid.datalen = QD_CID_LEN;
     for (size_t i = 0; i < QD_CID_LEN; i++)
@@ -1077,10 +1077,12 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
  * forward - a short-header packet for a CID another worker minted: send it
  * to the owner through the listener rather than resetting a live
  * connection (this happens when the steering program and the socket
- * group disagree, e.g. right after the number of workers changed).
+ * group disagree, e.g. right after the number of workers changed). With
+ * QD_FWD_F_NEW in |flags| it is a new connection's packet that reached a
+ * draining worker: the listener passes it to the newest generation.
  */
 static void forward(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
-                    uint8_t ecn, const uint8_t *data, size_t len, int owner)
+                    uint32_t flags, const uint8_t *data, size_t len, int owner)
 {
     static qd_ipc_msg m;
 
@@ -1091,9 +1093,10 @@ static void forward(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *r
     qd_ipc_msg_init(&m, QD_MSG_FWD_PACKET, 0);
     qd_ipc_put_u32(&m, QD_F_INSTANCE, (uint32_t)owner);
     qd_ipc_put_u32(&m, QD_F_ENDPOINT, (uint32_t)(ep - w->eps));
+    qd_ipc_put_str(&m, QD_F_ADDR, ep->name);
     qd_ipc_put_bytes(&m, QD_F_LOCAL, &local->ss, local->len);
     qd_ipc_put_bytes(&m, QD_F_REMOTE, &remote->ss, remote->len);
-    qd_ipc_put_u32(&m, QD_F_FLAGS, ecn);
+    qd_ipc_put_u32(&m, QD_F_FLAGS, flags);
     qd_ipc_put_bytes(&m, QD_F_BODY, data, len);
     if (qd_chan_send(w->listener, &m) == 0)
         w->forwarded_wrong_worker++;
@@ -1101,15 +1104,34 @@ static void forward(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *r
         w->dropped++;
 }
 
+/* forwarded_ep - the endpoint a relayed packet arrived for: by address
+ * name (the sender may be of another generation, with other addresses),
+ * else by index */
+static wk_ep *forwarded_ep(worker *w, const qd_ipc_msg *m)
+{
+    char name[80];
+    uint32_t epi = 0;
+
+    if (qd_ipc_get_str(m, QD_F_ADDR, name, sizeof(name)) == 0) {
+        for (size_t i = 0; i < w->nep; i++)
+            if (w->eps[i].fd >= 0 && strcmp(w->eps[i].name, name) == 0)
+                return &w->eps[i];
+        return NULL;
+    }
+    if (qd_ipc_get_u32(m, QD_F_ENDPOINT, &epi) < 0 || epi >= w->nep || w->eps[epi].fd < 0)
+        return NULL;
+    return &w->eps[epi];
+}
+
 void worker_conn_forwarded(worker *w, qd_ipc_msg *m)
 {
-    uint32_t epi = 0, ecn = 0;
+    uint32_t flags = 0;
     const uint8_t *lp, *rp, *body;
     size_t ll, rl, bl;
     wk_addr local, remote;
+    wk_ep *ep = forwarded_ep(w, m);
 
-    if (qd_ipc_get_u32(m, QD_F_ENDPOINT, &epi) < 0 || epi >= w->nep || w->eps[epi].fd < 0 ||
-        qd_ipc_get_bytes(m, QD_F_LOCAL, &lp, &ll) < 0 || ll > sizeof(local.ss) ||
+    if (ep == NULL || qd_ipc_get_bytes(m, QD_F_LOCAL, &lp, &ll) < 0 || ll > sizeof(local.ss) ||
         qd_ipc_get_bytes(m, QD_F_REMOTE, &rp, &rl) < 0 || rl > sizeof(remote.ss) ||
         qd_ipc_get_bytes(m, QD_F_BODY, &body, &bl) < 0) {
         qd_child_bad_message(&w->child, "listener (forwarded packet)", QD_ERR_INVAL);
@@ -1126,16 +1148,19 @@ void worker_conn_forwarded(worker *w, qd_ipc_msg *m)
         qd_child_bad_message(&w->child, "listener (forwarded packet)", QD_ERR_INVAL);
         return;
     }
-    qd_ipc_get_u32(m, QD_F_FLAGS, &ecn);
-    /* Only our own CIDs: a forwarded packet is never forwarded again. */
+    qd_ipc_get_u32(m, QD_F_FLAGS, &flags);
+    /* Only our own CIDs, or a new connection's first packets passed on by a
+     * draining worker; a forwarded packet is never forwarded again. */
     ngtcp2_version_cid vc;
     if (bl < 21 || ngtcp2_pkt_decode_version_cid(&vc, body, bl, QD_CID_LEN) != 0 ||
-        wk_map_get(&w->cids, vc.dcid, vc.dcidlen) == NULL) {
+        (!(flags & QD_FWD_F_NEW) && wk_map_get(&w->cids, vc.dcid, vc.dcidlen) == NULL)) {
         w->dropped++;
         return;
     }
     w->rx_packets++;
-    worker_conn_packet(w, &w->eps[epi], &local, &remote, (uint8_t)(ecn & 3), body, bl);
+    w->in_relay = true;
+    worker_conn_packet(w, ep, &local, &remote, (uint8_t)(flags & 3), body, bl);
+    w->in_relay = false;
     worker_conn_flush_dirty(w);
 }
 
@@ -1153,12 +1178,23 @@ void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_add
         send_version_negotiation(w, ep, local, remote, &pkt.vc);
         return;
     case WK_PKT_FORWARD:
+        if (w->in_relay) {
+            w->dropped++;
+            return;
+        }
         forward(w, ep, local, remote, ecn, data, len, pkt.owner);
         return;
     case WK_PKT_RESET:
         send_stateless_reset(w, ep, local, remote, pkt.vc.dcid, pkt.vc.dcidlen, len);
         return;
     case WK_PKT_INITIAL:
+        if (w->stopping && !w->in_relay) {
+            /* A new connection for a draining worker (its DCID looked like
+             * one of our CIDs to the steering program): the newest
+             * generation takes it, if there is one. */
+            forward(w, ep, local, remote, ecn | QD_FWD_F_NEW, data, len, w->child.instance);
+            return;
+        }
         accept_initial(w, ep, local, remote, ecn, data, len, &pkt.hd);
         return;
     case WK_PKT_KNOWN:
@@ -1190,33 +1226,89 @@ void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_add
 }
 
 /*
- * worker_conn_shutdown_all - graceful stop: GOAWAY on every connection so
- * clients open no new requests; connections close once drained.
+ * Graceful stop, as RFC 9114 5.2 advises: first a GOAWAY that still allows
+ * every request (a shutdown notice), so that the client opens no new ones
+ * here; a few round trips later the final GOAWAY with the last request we
+ * got, so that requests already on their way are still served; then the
+ * connection closes once its requests are done. A connection whose
+ * handshake is not complete yet, or whose client has not sent its first
+ * request, gets no GOAWAY yet (for up to FIRST_REQUEST_NS): a client that
+ * has a GOAWAY sends no request at all on that connection (nghttp3 refuses
+ * to), so the request it is about to send, or has sent, would fail.
  */
+#define FIRST_REQUEST_NS (2000 * 1000000ULL)
+#define NOTICE_GRACE_MIN_NS (100 * 1000000ULL)
+#define NOTICE_GRACE_MAX_NS (1000 * 1000000ULL)
+
+void worker_conn_notice(wk_conn *c)
+{
+    if (c->h3 == NULL || c->notice_ns != 0 || c->goaway_sent)
+        return;
+    if (nghttp3_conn_submit_shutdown_notice(c->h3) == 0)
+        c->notice_ns = worker_now();
+    worker_conn_mark(c);
+}
+
+/* waits_first_request - a new connection whose first request may be on its way */
+static bool waits_first_request(const wk_conn *c, uint64_t now)
+{
+    return c->h3 == NULL || (c->nrequests == 0 && now < c->started_ns + FIRST_REQUEST_NS);
+}
+
+/* worker_conn_shutdown_all - a stop: the shutdown notice on every connection */
 void worker_conn_shutdown_all(worker *w)
 {
-    for (wk_conn *c = w->conns; c != NULL; c = c->next) {
-        if (c->state != WK_ALIVE)
-            continue;
-        if (c->h3 && !c->goaway_sent) {
-            nghttp3_conn_shutdown(c->h3);
-            c->goaway_sent = true;
-        }
-        worker_conn_mark(c);
-    }
+    uint64_t now = worker_now();
+
+    for (wk_conn *c = w->conns; c != NULL; c = c->next)
+        if (c->state == WK_ALIVE && !waits_first_request(c, now))
+            worker_conn_notice(c);
     worker_conn_flush_dirty(w);
 }
 
-/* worker_conn_close_all - close every idle connection (every one when |force|) */
+/* final_goaway - the notice is a few round trips old: no new requests */
+static void final_goaway(wk_conn *c, uint64_t now)
+{
+    ngtcp2_conn_info ci;
+    uint64_t grace;
+
+    ngtcp2_conn_get_conn_info(c->conn, &ci);
+    grace = 3 * ci.smoothed_rtt;
+    grace = grace < NOTICE_GRACE_MIN_NS ? NOTICE_GRACE_MIN_NS
+            : grace > NOTICE_GRACE_MAX_NS ? NOTICE_GRACE_MAX_NS : grace;
+    if (now < c->notice_ns + grace)
+        return;
+    nghttp3_conn_shutdown(c->h3);
+    c->goaway_sent = true;
+    c->goaway_ns = now;
+    worker_conn_mark(c);
+}
+
+/* worker_conn_close_all - while stopping: close every connection that is
+ * done (every one when |force|) */
 void worker_conn_close_all(worker *w, bool force)
 {
+    uint64_t now = worker_now();
+
     for (wk_conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->state != WK_ALIVE)
             continue;
-        if (!force && c->nstreams > 0)
-            continue;
+        if (!force) {
+            if (waits_first_request(c, now))
+                continue;
+            if (!c->goaway_sent) {
+                if (c->notice_ns == 0)
+                    worker_conn_notice(c);
+                else
+                    final_goaway(c, now);
+                continue;
+            }
+            if (c->nstreams > 0)
+                continue;
+        }
         ngtcp2_ccerr_set_application_error(&c->last_error, NGHTTP3_H3_NO_ERROR, NULL, 0);
         close_with_error(c);
     }
+    worker_conn_flush_dirty(w);
 }

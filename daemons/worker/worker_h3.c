@@ -216,11 +216,7 @@ int worker_h3_setup(wk_conn *c)
     c->h3_uni[0] = ctrl;
     c->h3_uni[1] = enc;
     c->h3_uni[2] = dec;
-    if (c->w->stopping) {
-        nghttp3_conn_shutdown(c->h3);
-        c->goaway_sent = true;
-    }
-    return 0;
+    return 0; /* a draining worker's GOAWAY waits for the first request (worker_conn_close_all) */
 }
 
 int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int fin, bool early)

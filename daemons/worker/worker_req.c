@@ -152,6 +152,7 @@ wk_stream *worker_req_new(wk_conn *c, int64_t id)
         c->streams->prev = s;
     c->streams = s;
     c->nstreams++;
+    c->nrequests++;
     c->streams_opened++;
     s->started_ns = worker_now();
     s->started_ms = qd_time_real_ms();

@@ -69,8 +69,9 @@ static const uint8_t kinds[] = {
     [QD_F_DROPS] = K_U64,         [QD_F_MEM_BYTES] = K_U64,     [QD_F_HALF_OPEN] = K_U32,
     [QD_F_NEW_CONNS] = K_U32,     [QD_F_RETRIES] = K_U64,      [QD_F_RETRY_DROPS] = K_U64,
     [QD_F_PROTO] = K_STR, [QD_F_TCP_CONNS] = K_U32, [QD_F_TCP_ADDR] = K_STR,
+    [QD_F_CID_TAG] = K_U32,
 };
-#define TAG_LIMIT 71 /* structured tags are 0..70: every tag and both neighbours */
+#define TAG_LIMIT 72 /* structured tags are 0..71: every tag and both neighbours */
 
 /* Every message type and the descriptors it may carry, per qd_ipc.h. */
 static const struct {
@@ -81,7 +82,7 @@ static const struct {
     {QD_MSG_LOG_FD, 0, 1},       {QD_MSG_TLS_FILES, 0, 2},    {QD_MSG_READY, 0, 0},
     {QD_MSG_CONFIG_DONE, 0, 0},  {QD_MSG_STATUS, 0, 0},       {QD_MSG_CONNS_REQ, 1, 1},
     {QD_MSG_CONNS, 0, 0},        {QD_MSG_SOCKETS, 0, QD_IPC_MAX_FDS},
-    {QD_MSG_FWD_PACKET, 0, 0},   {QD_MSG_REQ_HEAD, 0, 0},     {QD_MSG_REQ_BODY, 0, 0},
+    {QD_MSG_FWD_PACKET, 0, 0},   {QD_MSG_LAYOUT, 0, 0},       {QD_MSG_REQ_HEAD, 0, 0},     {QD_MSG_REQ_BODY, 0, 0},
     {QD_MSG_REQ_CANCEL, 0, 0},   {QD_MSG_RESP_HEAD, 0, 1},    {QD_MSG_RESP_BODY, 0, 0},
     {QD_MSG_RESP_CREDIT, 0, 0},  {QD_MSG_RESP_INFO, 0, 0},    {QD_MSG_CTL_STATUS, 0, 0},
     {QD_MSG_CTL_RELOAD, 0, 0},   {QD_MSG_CTL_STOP, 0, 0},     {QD_MSG_CTL_REPLY, 0, 0},

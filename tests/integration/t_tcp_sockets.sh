@@ -37,14 +37,14 @@ s.close()
 PY
 }
 
-# check_set WHEN - 2 TCP listen sockets per address, all held by the listener
+# check_set WHEN [N] - N (2) TCP listen sockets per address, all held by the listener
 check_set() {
-    local when=$1 lp a n ino missing=""
+    local when=$1 want=${2:-2} lp a n ino missing=""
     lp=$(proc_field listener - pid)
     for a in $ADDRS; do
         n=$(listen_inodes t "$a" | grep -c .)
-        [ "$n" -eq 2 ] && ok "$when: $a:$PORT has 2 TCP listen sockets" ||
-            fail "$when: $a:$PORT has $n TCP listen sockets, want 2: $(ss -Hltne "sport = :$PORT")"
+        [ "$n" -eq "$want" ] && ok "$when: $a:$PORT has $want TCP listen sockets" ||
+            fail "$when: $a:$PORT has $n TCP listen sockets, want $want: $(ss -Hltne "sport = :$PORT")"
     done
     for ino in $(all_tcp); do holds "$lp" "$ino" || missing="$missing $ino"; done
     [ -z "$missing" ] && ok "$when: the listener (pid $lp) holds every TCP listen socket" ||
@@ -74,7 +74,7 @@ worker_share "start"
 n=$(ss -Hltn "sport = :$PORT" | awk -v b=$BACKLOG '$3 != b' | grep -c .)
 [ "$n" -eq 0 ] && ok "every TCP listen socket has backlog $BACKLOG" ||
     fail "backlog: $(ss -Hltn "sport = :$PORT")"
-grep -q "listener.*listening on 2 addresses with 2 sockets each: 4 UDP, 4 TCP" "$T/quicd.log" &&
+grep -q "listener.*listening on 2 addresses: 4 UDP and 4 TCP sockets, 1 generation" "$T/quicd.log" &&
     ok "the listener logs its TCP sockets" || fail "no listener line with 4 TCP in the log"
 BEFORE=$(all_tcp | tr '\n' ' ')
 for a in $ADDRS; do
@@ -108,7 +108,7 @@ AFTER=$(all_tcp | tr '\n' ' ')
 [ "$AFTER" = "$BEFORE" ] && ok "the same TCP listen sockets after kill -9 of the listener" ||
     fail "TCP listen sockets changed with the listener: $BEFORE -> $AFTER"
 check_set "after the listener restart"
-grep -q "took back 8 sockets (4 TCP) from the previous listener" "$T/quicd.log" &&
+grep -q "took back 8 sockets (4 TCP) of 2 addresses from the previous listener" "$T/quicd.log" &&
     ok "the new listener took back the escrowed sockets, TCP ones included" ||
     fail "no \"took back 8 sockets (4 TCP)\" in the log"
 
@@ -144,18 +144,34 @@ for a in $ADDRS; do
     n=$(listen_inodes u "$a" | grep -c .)
     [ "$n" -eq 2 ] && ok "tcp = no: $a:$PORT has 2 UDP sockets" || fail "tcp = no: $n UDP sockets on $a:$PORT"
 done
-grep -q "sockets each: 4 UDP, 0 TCP (tcp = no)" "$T/quicd.log" &&
+grep -q "listening on 2 addresses: 4 UDP and 0 TCP sockets" "$T/quicd.log" &&
     ok "the listener logs no TCP sockets" || fail "no listener line with 0 TCP in the log"
 
-# ---- reload to tcp = yes: the escrow (no TCP) does not fit, a new set opens
+# ---- reload to tcp = yes: a new generation of workers (ids 2 and 3); the
+# new listener opens a TCP socket for every slot of each address, in slot
+# order (slot i is worker id i in the UDP and the TCP group alike), the
+# slots of the drained generation included
 lp=$(proc_field listener - pid)
 write_conf 2
 out=$(quicctl reload) || fail "quicctl reload: $out"
-two_each() { [ "$(listen_inodes t 127.0.0.1 | grep -c .)" -eq 2 ] && [ "$(listen_inodes t "[::1]" | grep -c .)" -eq 2 ]; }
-wait_until 10 two_each && ok "reload to tcp = yes: 2 TCP listen sockets per address" ||
+echo "$out" | grep -q "generation 2 (2 workers) serves new connections because tcp changed" &&
+    ok "reload to tcp = yes starts generation 2" || fail "reload: $out"
+four_each() { [ "$(listen_inodes t 127.0.0.1 | grep -c .)" -eq 4 ] && [ "$(listen_inodes t "[::1]" | grep -c .)" -eq 4 ]; }
+wait_until 10 four_each && ok "reload to tcp = yes: 4 TCP listen sockets per address (slots 0-3)" ||
     fail "reload to tcp = yes: $(ss -Hltne "sport = :$PORT")"
 lnew() { [ "$(proc_field listener - state)" = running ] && [ "$(proc_field listener - pid)" != "$lp" ]; }
-wait_until 10 lnew && check_set "after the reload to tcp = yes" || fail "the reload did not replace the listener"
-grep -q "socket pairs do not fit this configuration" "$T/quicd.log" &&
-    ok "the new listener did not adopt sockets without TCP" || fail "no \"do not fit\" line in the log"
+wait_until 10 lnew && check_set "after the reload to tcp = yes" 4 || fail "the reload did not replace the listener"
+held=""
+for w in 2 3; do
+    wp=$(proc_field worker $w pid)
+    for a in $ADDRS; do
+        n=0
+        for ino in $(listen_inodes t "$a"); do holds "$wp" "$ino" && n=$((n + 1)); done
+        held="$held w$w:$a=$n"
+    done
+done
+[ "$held" = " w2:127.0.0.1=1 w2:[::1]=1 w3:127.0.0.1=1 w3:[::1]=1" ] &&
+    ok "each new worker holds one TCP listen socket per address" || fail "held:$held"
+tcp_connect 127.0.0.1 && tcp_connect "[::1]" && ok "TCP connects after the reload to tcp = yes" ||
+    fail "no TCP connection after the reload to tcp = yes"
 finish

@@ -176,15 +176,17 @@ static void test_cid_layout(void)
 {
     uint8_t a[QD_CID_LEN], b[QD_CID_LEN];
 
-    QD_EXPECT_INT(qd_cid_mint(a, 7, 0), 0);
-    QD_EXPECT_INT(qd_cid_mint(b, 7, 1), 0);
+    QD_EXPECT_INT(qd_cid_mint(a, 7, 0, 0x55), 0);
+    QD_EXPECT_INT(qd_cid_mint(b, 7, 1, 0xd5), 0); /* only the low 7 bits of the tag */
     QD_EXPECT_INT(qd_cid_worker(a, QD_CID_LEN), 7);
     QD_EXPECT_INT(qd_cid_worker(b, QD_CID_LEN), 7);
     QD_EXPECT_INT(a[0] >> 7, 0);
     QD_EXPECT_INT(b[0] >> 7, 1);
+    QD_EXPECT_INT(a[0] & QD_CID_TAG_MASK, 0x55);
+    QD_EXPECT_INT(b[0] & QD_CID_TAG_MASK, 0x55);
     QD_EXPECT_INT(memcmp(a + 2, b + 2, QD_CID_LEN - 2) != 0, 1);
     QD_EXPECT_INT(qd_cid_worker(a, 8), -1); /* client-chosen length */
-    QD_EXPECT_INT(qd_cid_mint(a, 255, 0), 0);
+    QD_EXPECT_INT(qd_cid_mint(a, 255, 0, 0), 0);
     QD_EXPECT_INT(qd_cid_worker(a, QD_CID_LEN), 255);
     QD_EXPECT_INT(QD_CID_WORKER_PKT_OFFSET, 2);
 }

@@ -71,7 +71,8 @@ enum {
                                 the request's number on an HTTP/1.1 connection),
                                 F_PROTO */
     QD_MSG_REQ_BODY = 31,    /* F_STREAM, F_BODY, F_FLAGS (QD_REQ_F_END) */
-    QD_MSG_REQ_CANCEL = 32,  /* F_STREAM: the client reset the stream; forget it */
+    QD_MSG_REQ_CANCEL = 32,  /* F_STREAM: the client reset the stream; forget it;
+                                F_FLAGS (QD_REQ_F_FINISH): see there */
     QD_MSG_RESP_HEAD = 33,   /* F_STREAM, F_STATUS, F_HEADER..., F_FLAGS (QD_RESP_F_*);
                                 with 1 fd: the body is F_LENGTH bytes at F_OFFSET */
     QD_MSG_RESP_BODY = 34,   /* F_STREAM, F_BODY, F_FLAGS (QD_RESP_F_END) */
@@ -227,6 +228,10 @@ const char *qd_rec_close_by_name(uint32_t by);
 /* QD_MSG_REQ_* flags */
 #define QD_REQ_F_END 0x1   /* no more request body follows */
 #define QD_REQ_F_EARLY 0x2 /* the request arrived in 0-RTT data (replayable) */
+/* REQ_CANCEL with this flag: the worker drains; end an open-ended response
+ * (/events, /stream) cleanly after its last whole event instead of
+ * forgetting the request; any other request goes on */
+#define QD_REQ_F_FINISH 0x4
 /* QD_MSG_RESP_* flags */
 #define QD_RESP_F_END 0x1 /* no more response body follows */
 /* With a whole file's descriptor on a 200 to GET: the worker may answer later

@@ -215,6 +215,8 @@ bool app_api_match(const app_req *r);
 bool app_api_wants_body(const app_req *r);
 void app_api_handle(app_req *r);
 void app_api_release(app_req *r);
+/* app_api_finish ends an open-ended response (/events, /stream) cleanly. */
+void app_api_finish(app_req *r);
 
 /* app_hints_send sends the configured 103 Early Hints for |r|'s path, if any. */
 void app_hints_send(app_req *r);

@@ -240,6 +240,14 @@ void app_api_handle(app_req *r)
     }
 }
 
+void app_api_finish(app_req *r)
+{
+    if (r->tick == NULL || r->is_resp_done)
+        return;
+    app_api_release(r);
+    app_resp_write(r, "", 0, true); /* the end, after the last whole event */
+}
+
 static void on_tick_closed(uv_handle_t *h)
 {
     free(h);

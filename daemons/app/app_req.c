@@ -540,6 +540,12 @@ static void on_cancel(app_worker *w, const qd_ipc_msg *m)
                        stream);
         return;
     }
+    uint32_t flags = 0;
+    qd_ipc_get_u32(m, QD_F_FLAGS, &flags);
+    if (flags & QD_REQ_F_FINISH) {
+        app_api_finish(r); /* an event stream ends; anything else goes on */
+        return;
+    }
     r->is_cancelled = true;
     req_free(r);
     app_exit_if_idle(w->a);

@@ -238,6 +238,7 @@ static void stop(qd_child *c, uint32_t deadline_ms)
             worker_io_start(w, &w->eps[i]);
     worker_conn_shutdown_all(w);
     worker_tcp_shutdown_all(w);
+    worker_req_finish_all(w);
     uv_timer_init(c->loop, &w->stop_timer);
     w->stop_timer.data = w;
     uv_timer_start(&w->stop_timer, on_stop_tick, 50, 50);

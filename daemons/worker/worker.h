@@ -116,6 +116,16 @@ typedef struct wk_cache {
     uint64_t hits, grants;
 } wk_cache;
 
+/*
+ * Draining (a stop, or the end of a generation): a connection whose first
+ * request may still be on its way gets no GOAWAY for this long (a client
+ * that has one sends no request there at all); after the shutdown notice,
+ * the final GOAWAY waits a few round trips, within these bounds.
+ */
+#define WORKER_FIRST_REQUEST_NS (2000 * 1000000ULL)
+#define WORKER_NOTICE_GRACE_MIN_NS (100 * 1000000ULL)
+#define WORKER_NOTICE_GRACE_MAX_NS (1000 * 1000000ULL)
+
 /* A request stream. */
 struct wk_stream {
     wk_stream *next, *prev; /* in the connection's list */
@@ -326,6 +336,7 @@ void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_add
                         uint8_t ecn, const uint8_t *data, size_t len);
 void worker_conn_forwarded(worker *w, qd_ipc_msg *m);
 void worker_conn_notice(wk_conn *c);
+void worker_req_finish_all(worker *w);
 void worker_conn_mark(wk_conn *c);
 void worker_conn_flush_dirty(worker *w);
 void worker_conn_write(wk_conn *c);
@@ -407,6 +418,7 @@ int worker_h2_recv(wk_conn *c, const uint8_t *data, size_t len);
 int worker_h2_produce(wk_conn *c);
 bool worker_h2_done(wk_conn *c);
 void worker_h2_shutdown(wk_conn *c, bool now);
+void worker_h2_notice(wk_conn *c);
 void worker_h2_free(wk_conn *c);
 int worker_h2_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
 int worker_h2_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);

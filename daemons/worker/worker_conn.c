@@ -1232,13 +1232,11 @@ void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_add
  * got, so that requests already on their way are still served; then the
  * connection closes once its requests are done. A connection whose
  * handshake is not complete yet, or whose client has not sent its first
- * request, gets no GOAWAY yet (for up to FIRST_REQUEST_NS): a client that
+ * request, gets no GOAWAY yet (for up to WORKER_FIRST_REQUEST_NS): a client that
  * has a GOAWAY sends no request at all on that connection (nghttp3 refuses
  * to), so the request it is about to send, or has sent, would fail.
  */
-#define FIRST_REQUEST_NS (2000 * 1000000ULL)
-#define NOTICE_GRACE_MIN_NS (100 * 1000000ULL)
-#define NOTICE_GRACE_MAX_NS (1000 * 1000000ULL)
+
 
 void worker_conn_notice(wk_conn *c)
 {
@@ -1252,7 +1250,7 @@ void worker_conn_notice(wk_conn *c)
 /* waits_first_request - a new connection whose first request may be on its way */
 static bool waits_first_request(const wk_conn *c, uint64_t now)
 {
-    return c->h3 == NULL || (c->nrequests == 0 && now < c->started_ns + FIRST_REQUEST_NS);
+    return c->h3 == NULL || (c->nrequests == 0 && now < c->started_ns + WORKER_FIRST_REQUEST_NS);
 }
 
 /* worker_conn_shutdown_all - a stop: the shutdown notice on every connection */
@@ -1274,8 +1272,9 @@ static void final_goaway(wk_conn *c, uint64_t now)
 
     ngtcp2_conn_get_conn_info(c->conn, &ci);
     grace = 3 * ci.smoothed_rtt;
-    grace = grace < NOTICE_GRACE_MIN_NS ? NOTICE_GRACE_MIN_NS
-            : grace > NOTICE_GRACE_MAX_NS ? NOTICE_GRACE_MAX_NS : grace;
+    grace = grace < WORKER_NOTICE_GRACE_MIN_NS   ? WORKER_NOTICE_GRACE_MIN_NS
+            : grace > WORKER_NOTICE_GRACE_MAX_NS ? WORKER_NOTICE_GRACE_MAX_NS
+                                                 : grace;
     if (now < c->notice_ns + grace)
         return;
     nghttp3_conn_shutdown(c->h3);

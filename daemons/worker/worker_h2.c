@@ -192,9 +192,7 @@ int worker_h2_start(wk_conn *c)
         nghttp2_session_set_local_window_size(t->h2, NGHTTP2_FLAG_NONE, 0, conn_window) != 0)
         return -1;
     t->head_deadline_ns = worker_now() + (uint64_t)conf->tcp_header_timeout_ms * 1000000;
-    if (c->w->stopping)
-        worker_h2_shutdown(c, false);
-    return 0;
+    return 0; /* a draining worker's GOAWAY waits for the first request (worker_tcp_close_all) */
 }
 
 int worker_h2_recv(wk_conn *c, const uint8_t *data, size_t len)
@@ -255,6 +253,14 @@ void worker_h2_shutdown(wk_conn *c, bool now)
         nghttp2_submit_goaway(t->h2, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(t->h2), NGHTTP2_NO_ERROR,
                               NULL, 0);
+    worker_conn_mark(c);
+}
+
+/* worker_h2_notice - the first GOAWAY of a graceful stop: every stream still allowed */
+void worker_h2_notice(wk_conn *c)
+{
+    if (nghttp2_submit_shutdown_notice(c->tcp->h2) == 0)
+        c->notice_ns = worker_now();
     worker_conn_mark(c);
 }
 

@@ -135,6 +135,28 @@ static void cancel_at_app(wk_stream *s)
         worker_app_send_failed(w, "cancel", rv); /* the app forgets it with the channel */
 }
 
+/*
+ * worker_req_finish_all - the worker drains: the app ends its open-ended
+ * responses (event streams) cleanly, so their clients see a complete
+ * response and reconnect (to the next generation) instead of an error
+ * at the drain deadline
+ */
+void worker_req_finish_all(worker *w)
+{
+    for (int list = 0; list < 2; list++)
+        for (wk_conn *c = list ? w->tconns : w->conns; c != NULL; c = c->next)
+            for (wk_stream *s = c->streams; s != NULL; s = s->next) {
+                if (!s->head_sent || s->eof || w->app == NULL)
+                    continue;
+                qd_ipc_msg_init(&out_msg, QD_MSG_REQ_CANCEL, 0);
+                qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
+                qd_ipc_put_u32(&out_msg, QD_F_FLAGS, QD_REQ_F_FINISH);
+                int rv = qd_chan_send_ctl(w->app, &out_msg);
+                if (rv < 0)
+                    worker_app_send_failed(w, "finish", rv);
+            }
+}
+
 wk_stream *worker_req_new(wk_conn *c, int64_t id)
 {
     worker *w = c->w;

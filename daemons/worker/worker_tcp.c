@@ -595,45 +595,72 @@ void worker_tcp_unlisten(wk_ep *ep)
 }
 
 /*
+ * drain_step - one step of a draining connection, as for QUIC
+ * (worker_conn.c): nothing while its handshake or its first request may
+ * be on the way; then HTTP/2 gets a shutdown notice, a few round trips
+ * later the final GOAWAY, and ends when its streams are done; HTTP/1.1
+ * ends after its current response (Connection: close), or at once when
+ * idle. Returns true when |c| was freed.
+ */
+static bool drain_step(wk_conn *c, uint64_t now)
+{
+    wk_tcp *t = c->tcp;
+
+    if (t->lingering)
+        return false; /* done already */
+    t->draining = true;
+    if (!c->handshake_done || (c->nrequests == 0 && now < c->started_ns + WORKER_FIRST_REQUEST_NS))
+        return false;
+    if (t->kind == WK_TCP_H2) {
+        if (c->notice_ns == 0) {
+            worker_h2_notice(c);
+        } else if (!c->goaway_sent && now >= c->notice_ns + 2 * WORKER_NOTICE_GRACE_MIN_NS) {
+            worker_h2_shutdown(c, false);
+            c->goaway_sent = true;
+        }
+        worker_tcp_write(c);
+        return false;
+    }
+    if (t->kind != WK_TCP_H1 || worker_h1_idle(c)) {
+        worker_tcp_close(c, QD_REC_CLOSE_BY_SERVER, QD_REC_REASON_NONE);
+        conn_free(c);
+        return true;
+    }
+    worker_tcp_write(c);
+    return false;
+}
+
+/*
  * worker_tcp_shutdown_all - a graceful stop: stop accepting (the listen
  * sockets stay the listener's: connections waiting in them are the next
- * worker's), send GOAWAY on HTTP/2, finish HTTP/1.1 connections after
- * their current response, close idle ones.
+ * worker's, or the next generation's), then drain every connection.
  */
 void worker_tcp_shutdown_all(worker *w)
 {
+    uint64_t now = worker_now();
     wk_conn *next;
 
     for (size_t i = 0; i < w->nep; i++)
         worker_tcp_unlisten(&w->eps[i]);
     for (wk_conn *c = w->tconns; c != NULL; c = next) {
         next = c->next;
-        wk_tcp *t = c->tcp;
-        if (t->lingering)
-            continue; /* done already */
-        t->draining = true;
-        if (t->kind == WK_TCP_H2) {
-            worker_h2_shutdown(c, false);
-        } else if (t->kind != WK_TCP_H1 || worker_h1_idle(c)) {
-            worker_tcp_close(c, QD_REC_CLOSE_BY_SERVER, QD_REC_REASON_NONE);
-            conn_free(c);
-            continue;
-        }
-        worker_tcp_write(c);
+        drain_step(c, now);
     }
 }
 
-/* worker_tcp_close_all - at the stop deadline (|force|) close every TCP connection */
+/* worker_tcp_close_all - while stopping: the next drain step of every TCP
+ * connection; at the deadline (|force|) close them all */
 void worker_tcp_close_all(worker *w, bool force)
 {
+    uint64_t now = worker_now();
     wk_conn *next;
 
     for (wk_conn *c = w->tconns; c != NULL; c = next) {
         next = c->next;
-        if (!force && c->nstreams > 0)
+        if (!force) {
+            drain_step(c, now);
             continue;
-        if (!force && c->tcp->kind == WK_TCP_H2)
-            continue; /* its GOAWAY closes it once the streams are done */
+        }
         worker_tcp_close(c, QD_REC_CLOSE_BY_SERVER, QD_REC_REASON_NONE);
         conn_free(c);
     }

@@ -85,6 +85,11 @@ enum {
     QD_MSG_CTL_STOP = 42,   /* request: stop */
     QD_MSG_CTL_REPLY = 43,  /* F_STATUS, F_TEXT */
     QD_MSG_CTL_CONNS = 44,  /* request: live connections (reply F_TEXT, one per line) */
+    QD_MSG_CTL_UPGRADE = 45, /* request: re-execute the binaries (master_upgrade.c) */
+    /* old master -> new master (quicd -U): HANDOFF, LAYOUT, SOCKETS..., READY;
+       new -> old: READY (it serves), or CONFIG_DONE with F_STATUS 1, F_TEXT */
+    QD_MSG_HANDOFF = 46,    /* F_GENERATION, F_PID + 2 fds: the pid file (locked) and
+                               the control socket */
     /* anyone -> stats (datagram) */
     QD_MSG_REC_PROCESS = 60, /* process event record */
     QD_MSG_REC_CONN = 61,    /* a connection ended: F_CONN_ID, F_INSTANCE, F_PEER (first

@@ -4,6 +4,7 @@
  *	quicd - the master: configuration, supervision, control
  * SYNOPSIS
  *	quicd [-f] [-t] [-v] [-c file] [-o key=value ...]
+ *	quicd -U fd ... (started by a master for quicctl upgrade)
  * DESCRIPTION
  *	The only long-lived privileged process. It checks the configuration,
  *	takes the lock (runtime_directory/quicd.pid, flock) so a second
@@ -113,8 +114,8 @@ static void take_lock(master *m)
     }
 }
 
-/* write_pid - record our pid in the locked pid file */
-static void write_pid(master *m)
+/* master_write_pid - record our pid in the locked pid file */
+void master_write_pid(master *m)
 {
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
@@ -327,7 +328,8 @@ void master_finish(master *m)
         return;
     done = true;
     master_control_close(m);
-    unlink(m->pid_path);
+    if (m->owns_paths)
+        unlink(m->pid_path);
     qd_info("stopped");
     uv_stop(m->loop);
 }
@@ -364,8 +366,13 @@ int main(int argc, char **argv)
 
     m->conf_path = DEFAULT_CONF;
     m->control_fd = -1;
+    m->lock_fd = -1;
+    m->upgrade_fd = -1;
+    m->owns_paths = true;
     qd_log_init("master", -1, QD_LOG_STDERR, QD_LOG_INFO);
-    while ((ch = getopt(argc, argv, "c:fto:vh")) != -1) {
+    ssize_t n = readlink("/proc/self/exe", m->exe_path, sizeof(m->exe_path) - 1);
+    m->exe_path[n > 0 ? n : 0] = '\0';
+    while ((ch = getopt(argc, argv, "c:fto:vhU:")) != -1) {
         switch (ch) {
         case 'c':
             m->conf_path = optarg;
@@ -386,6 +393,9 @@ int main(int argc, char **argv)
         case 'v':
             m->cli_level = QD_LOG_DEBUG;
             m->cli_level_set = true;
+            break;
+        case 'U':
+            m->upgrade_fd = atoi(optarg);
             break;
         default:
             usage();
@@ -413,12 +423,19 @@ int main(int argc, char **argv)
     prepare_dirs(m);
     snprintf(m->pid_path, sizeof(m->pid_path), "%s/quicd.pid", m->conf.runtime_directory);
     snprintf(m->sock_path, sizeof(m->sock_path), "%s/control.sock", m->conf.runtime_directory);
-    take_lock(m);
-    if (check_ports(&m->conf) < 0)
-        exit(1);
-    if (!m->foreground)
-        daemonize();
-    write_pid(m);
+    if (m->upgrade_fd >= 0) {
+        /* quicctl upgrade: the previous master hands over its lock, control
+         * socket, sockets and secrets, and keeps serving until we do. */
+        master_upgrade_receive(m);
+    } else {
+        take_lock(m);
+        if (check_ports(&m->conf) < 0)
+            exit(1);
+        if (!m->foreground)
+            daemonize();
+    }
+    if (m->upgrade_fd < 0)
+        master_write_pid(m); /* an upgrade writes it when it takes over */
     qd_log_init("master", -1, m->foreground ? QD_LOG_STDERR : QD_LOG_SYSLOG,
                 m->cli_level_set ? m->cli_level : (qd_log_level)qd_conf_log_level(&m->conf));
     signal(SIGPIPE, SIG_IGN);
@@ -431,9 +448,11 @@ int main(int argc, char **argv)
 
     m->loop = uv_default_loop();
     m->started_ms = qd_time_mono_ms();
-    m->generation = 1;
+    if (m->generation == 0)
+        m->generation = 1; /* else the one after the previous master's (quicd -U) */
     qd_buf_init(&m->reload_errors);
     master_gen_init(m);
+    master_upgrade_init(m);
     uv_timer_init(m->loop, &m->stop_timer);
     uv_timer_init(m->loop, &m->reload_timer);
     if (master_control_open(m) < 0)

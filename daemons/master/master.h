@@ -38,6 +38,8 @@
 /* Generations of workers alive at once: one serving, the others draining. */
 #define MASTER_MAX_GENS 8
 #define MASTER_MAX_WORKER_IDS 256 /* one byte of the CID */
+/* How long quicctl upgrade waits for the new master to take over. */
+#define MASTER_UPGRADE_WAIT_MS 30000
 
 typedef enum master_state {
     MS_STARTING, /* spawned, not yet READY */
@@ -62,6 +64,11 @@ typedef struct master_gen {
     int workers;     /* how many it was started with */
     size_t naddrs;
     char (*addrs)[80]; /* its listen addresses, in its order */
+    /* a previous master's generation (binary upgrade): its workers are not
+     * ours; their ids stay reserved and steered to them until it exits */
+    bool foreign;
+    uint8_t ids[256];
+    int nids;
 } master_gen;
 
 typedef struct master_child {
@@ -159,6 +166,19 @@ struct master {
     uint32_t gen_reload_id;  /* the reload waiting for that switch, 0 if none */
     uv_timer_t gen_timer;    /* ... and its deadline */
     qd_buf reload_text;      /* what a pending reload says when it succeeds */
+    /* binary upgrade (master_upgrade.c) */
+    char exe_path[4096];   /* the binary this master was started from */
+    int upgrade_fd;        /* quicd -U: the channel from the previous master, else -1 */
+    qd_chan *handoff;      /* to the previous master, or to the next one */
+    pid_t handoff_pid;     /* the other master */
+    bool upgrading;        /* old side: the next master is starting */
+    bool handed_over;      /* old side: the next master serves; we drain and exit */
+    bool taken_over;       /* new side: we serve; the previous master drains */
+    bool owns_paths;       /* remove the pid file and control socket at exit */
+    uv_process_t next_proc;
+    bool next_proc_open;
+    uv_timer_t upgrade_timer;
+    uint32_t upgrade_wait_id; /* the quicctl upgrade waiting for the outcome */
     uint32_t reloads;
     uint32_t next_id;
     uint32_t reload_id;      /* pending reload, 0 if none */
@@ -189,6 +209,7 @@ void master_child_send_config(master_child *c, uint32_t id);
 /* master_child_send queues |msg| on the control channel of |c|; 0, or -1 (logged, counted). */
 int master_child_send(master_child *c, const qd_ipc_msg *msg);
 void master_escrow_clear(master *m);
+void master_escrow_add(master *m, qd_ipc_msg *msg);
 void master_children_stop_all(master *m);
 int master_children_alive(const master *m);
 const char *master_state_name(master_state s);
@@ -202,6 +223,10 @@ int master_worker_count(const master *m);
 int master_control_open(master *m);
 void master_control_close(master *m);
 void master_control_reload_done(master *m);
+/* master_control_answer - the reply a client waits for under |id| */
+void master_control_answer(master *m, uint32_t id, uint32_t status, const char *text);
+/* master_control_stop_accepting - the next master has the control socket now */
+void master_control_stop_accepting(master *m);
 
 /* master_reload.c */
 int master_load_config(master *m, qd_conf *out, qd_buf *errs);
@@ -210,6 +235,12 @@ void master_reload_ack(master *m, master_child *c, uint32_t id, uint32_t status,
 
 /* master_gen.c */
 void master_gen_init(master *m);
+void master_gen_layout_msg(master *m, qd_ipc_msg *msg, uint32_t id);
+void master_gen_forget_foreign(master *m);
+/* master_gen_arm_timer - the first generation of an upgrade must serve in time */
+void master_gen_arm_timer(master *m);
+/* master_gen_alloc_ids - the |n| lowest worker ids nobody has; 0 or -1 */
+int master_gen_alloc_ids(master *m, int n, uint8_t *ids);
 int master_gen_begin(master *m, const char *names, uint32_t *reload_id, qd_buf *msg);
 void master_gen_send_layout(master *m, master_child *listener);
 void master_gen_check(master *m);
@@ -220,9 +251,17 @@ int master_gen_workers(const master *m, uint32_t gen, int *ready);
 /* master_next_id - a fresh request id, never 0 */
 uint32_t master_next_id(master *m);
 
+/* master_upgrade.c */
+int master_upgrade_start(master *m, uint32_t *wait_id, qd_buf *msg);
+void master_upgrade_receive(master *m);
+void master_upgrade_taken_over(master *m);
+void master_upgrade_failed(master *m, const char *why);
+void master_upgrade_init(master *m);
+
 /* master.c */
 void master_stop(master *m, const char *why);
 void master_finish(master *m);
 void master_stats_buffer(master *m);
+void master_write_pid(master *m);
 
 #endif /* QD_MASTER_H */

@@ -355,8 +355,8 @@ void master_escrow_clear(master *m)
     m->escrow_count = 0;
 }
 
-/* escrow_add - keep a copy of one of the listener's SOCKETS messages */
-static void escrow_add(master *m, qd_ipc_msg *msg)
+/* master_escrow_add - keep a copy of one of the listener's SOCKETS messages */
+void master_escrow_add(master *m, qd_ipc_msg *msg)
 {
     if (msg->id == 0) {
         master_escrow_clear(m); /* a new set begins */
@@ -413,7 +413,7 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
     case QD_MSG_SOCKETS:
         if (c->role != QD_ROLE_LISTENER)
             goto bad;
-        escrow_add(c->m, msg);
+        master_escrow_add(c->m, msg);
         break;
     case QD_MSG_STATUS:
         if (qd_ipc_get_u32(msg, QD_F_CONNECTIONS, &v) == 0)
@@ -724,10 +724,14 @@ void master_children_start(master *m)
 
     /* stats first so it records the others starting; the listener after
      * the workers, whose ids its first layout lists */
+    uint8_t ids[MASTER_MAX_WORKER_IDS];
+    if (master_gen_alloc_ids(m, n, ids) < 0)
+        qd_fatal("%d workers beside the previous master's exceed %d worker ids", n,
+                 MASTER_MAX_WORKER_IDS);
     master_child_add(m, QD_ROLE_STATS, -1);
     master_child_add(m, QD_ROLE_APP, -1);
     for (int i = 0; i < n; i++)
-        master_child_add(m, QD_ROLE_WORKER, i);
+        master_child_add(m, QD_ROLE_WORKER, ids[i]);
     master_child_add(m, QD_ROLE_LISTENER, -1);
     qd_info("started %d workers", n);
 }

@@ -405,6 +405,19 @@ static void handle_request(master_client *cl, qd_ipc_msg *req)
     case QD_MSG_CTL_CONNS:
         do_conns(cl, req->id);
         break;
+    case QD_MSG_CTL_UPGRADE: {
+        uint32_t wid = 0;
+        qd_buf why;
+        qd_buf_init(&why);
+        if (master_upgrade_start(m, &wid, &why) < 0) {
+            reply(cl, req->id, 1, qd_buf_str(&why));
+        } else {
+            cl->reload_id = wid; /* answered by master_control_answer */
+            cl->request_id = req->id;
+        }
+        qd_buf_release(&why);
+        break;
+    }
     case QD_MSG_CTL_STOP:
         reply(cl, req->id, 0, "stopping");
         cl->wants_stop_eof = true;
@@ -432,6 +445,27 @@ void master_control_reload_done(master *m)
                      : m->reload_text.len > 0 ? qd_buf_str(&m->reload_text) : "reloaded");
         cl->reload_id = 0;
     }
+}
+
+void master_control_answer(master *m, uint32_t id, uint32_t status, const char *text)
+{
+    for (int i = 0; i < MASTER_MAX_CLIENTS; i++) {
+        master_client *cl = &m->clients[i];
+        if (!cl->in_use || cl->reload_id == 0 || cl->reload_id != id)
+            continue;
+        reply(cl, cl->request_id, status, text);
+        cl->reload_id = 0;
+    }
+}
+
+void master_control_stop_accepting(master *m)
+{
+    if (m->control_fd < 0)
+        return;
+    uv_poll_stop(&m->control_poll);
+    uv_close((uv_handle_t *)&m->control_poll, NULL);
+    close(m->control_fd); /* the socket and its path stay the next master's */
+    m->control_fd = -1;
 }
 
 /* on_client - a request, or the client going away */
@@ -493,6 +527,13 @@ int master_control_open(master *m)
     struct sockaddr_un sun;
     mode_t old;
 
+    if (m->control_fd >= 0) { /* the previous master's, handed over (quicd -U) */
+        uv_poll_init(m->loop, &m->control_poll, m->control_fd);
+        m->control_poll.data = m;
+        uv_poll_start(&m->control_poll, UV_READABLE, on_accept);
+        return 0;
+    }
+
     if (strlen(m->sock_path) >= sizeof(sun.sun_path)) {
         qd_err("control socket path too long: %s", m->sock_path);
         return -1;
@@ -531,7 +572,8 @@ void master_control_close(master *m)
     uv_close((uv_handle_t *)&m->control_poll, NULL);
     close(m->control_fd);
     m->control_fd = -1;
-    unlink(m->sock_path);
+    if (m->owns_paths)
+        unlink(m->sock_path);
     for (int i = 0; i < MASTER_MAX_CLIENTS; i++)
         if (!m->clients[i].wants_stop_eof)
             client_close(&m->clients[i]);

@@ -99,6 +99,12 @@ int master_gen_workers(const master *m, uint32_t gen, int *ready)
 
     if (ready)
         *ready = 0;
+    for (int k = 0; k < m->ngens; k++)
+        if (m->gens[k].gen == gen && m->gens[k].foreign) {
+            if (ready)
+                *ready = m->gens[k].nids;
+            return m->gens[k].nids;
+        }
     for (int i = 0; i < m->child_count; i++) {
         const master_child *c = m->children[i];
         if (c->role != QD_ROLE_WORKER || c->generation != gen)
@@ -112,36 +118,65 @@ int master_gen_workers(const master *m, uint32_t gen, int *ready)
 
 void master_gen_init(master *m)
 {
-    gen_add(m, m->generation)->serving = true;
+    /* After an upgrade the previous master's generations come first (they
+     * serve until ours is ready); else ours serves from the start. */
+    gen_add(m, m->generation)->serving = m->ngens == 0;
     uv_timer_init(m->loop, &m->gen_timer);
     m->gen_timer.data = m;
     qd_buf_init(&m->reload_text);
 }
 
-void master_gen_send_layout(master *m, master_child *l)
+void master_gen_layout_msg(master *m, qd_ipc_msg *msg, uint32_t id)
 {
     uint8_t ids[MASTER_MAX_WORKER_IDS];
 
-    if (l == NULL || l->ctl == NULL)
-        return;
-    m->layout_id = master_next_id(m);
-    qd_ipc_msg_init(&out_msg, QD_MSG_LAYOUT, m->layout_id);
+    qd_ipc_msg_init(msg, QD_MSG_LAYOUT, id);
     for (int k = 0; k < m->ngens; k++) {
         const master_gen *g = &m->gens[k];
         size_t n = 0;
-        for (int i = 0; i < m->child_count; i++) {
+        if (g->foreign) {
+            memcpy(ids, g->ids, (size_t)g->nids);
+            n = (size_t)g->nids;
+        }
+        for (int i = 0; i < m->child_count && !g->foreign; i++) {
             const master_child *c = m->children[i];
             if (c->role == QD_ROLE_WORKER && c->generation == g->gen && n < sizeof(ids))
                 ids[n++] = (uint8_t)c->instance;
         }
-        qd_ipc_put_u32(&out_msg, QD_F_GENERATION, g->gen);
-        qd_ipc_put_u32(&out_msg, QD_F_FLAGS, (g->tcp ? QD_LAYOUT_F_TCP : 0) |
-                                                 (g->serving ? QD_LAYOUT_F_NEW : 0));
-        qd_ipc_put_bytes(&out_msg, QD_F_BODY, ids, n);
+        qd_ipc_put_u32(msg, QD_F_GENERATION, g->gen);
+        qd_ipc_put_u32(msg, QD_F_FLAGS, (g->tcp ? QD_LAYOUT_F_TCP : 0) |
+                                            (g->serving ? QD_LAYOUT_F_NEW : 0));
+        qd_ipc_put_bytes(msg, QD_F_BODY, ids, n);
         for (size_t a = 0; a < g->naddrs; a++)
-            qd_ipc_put_str(&out_msg, QD_F_ADDR, g->addrs[a]);
+            qd_ipc_put_str(msg, QD_F_ADDR, g->addrs[a]);
     }
+}
+
+void master_gen_send_layout(master *m, master_child *l)
+{
+    /* Handed over, or handing over: the next master's listener steers. */
+    if (l == NULL || l->ctl == NULL || m->handed_over || m->upgrading)
+        return;
+    m->layout_id = master_next_id(m);
+    master_gen_layout_msg(m, &out_msg, m->layout_id);
     master_child_send(l, &out_msg);
+}
+
+void master_gen_forget_foreign(master *m)
+{
+    bool changed = false;
+
+    for (int k = 0; k < m->ngens;) {
+        if (m->gens[k].foreign) {
+            qd_info("the previous master's generation %u is gone", m->gens[k].gen);
+            gen_remove(m, k);
+            changed = true;
+            continue;
+        }
+        k++;
+    }
+    if (changed)
+        master_gen_send_layout(m, master_child_find(m, QD_ROLE_LISTENER));
 }
 
 /* reload_answer - the pending generation reload is over: answer it */
@@ -183,12 +218,19 @@ static void on_gen_timer(uv_timer_t *t)
     }
     qd_buf_printf(&why, " the previous generation keeps serving until it is\n");
     qd_warn("%s", qd_buf_str(&why));
-    reload_answer(m, qd_buf_str(&why));
+    if (m->handoff != NULL && !m->taken_over)
+        master_upgrade_failed(m, qd_buf_str(&why)); /* quicd -U: give up, the old master serves */
+    else
+        reload_answer(m, qd_buf_str(&why));
     qd_buf_release(&why);
 }
 
-/* alloc_ids - the |n| lowest ids no worker child has; 0 or -1 */
-static int alloc_ids(master *m, int n, uint8_t *ids)
+void master_gen_arm_timer(master *m)
+{
+    uv_timer_start(&m->gen_timer, on_gen_timer, MASTER_GEN_WAIT_MS, 0);
+}
+
+int master_gen_alloc_ids(master *m, int n, uint8_t *ids)
 {
     bool used[MASTER_MAX_WORKER_IDS] = {false};
     int k = 0;
@@ -196,6 +238,9 @@ static int alloc_ids(master *m, int n, uint8_t *ids)
     for (int i = 0; i < m->child_count; i++)
         if (m->children[i]->role == QD_ROLE_WORKER)
             used[m->children[i]->instance] = true;
+    for (int g = 0; g < m->ngens; g++)
+        for (int i = 0; i < m->gens[g].nids; i++)
+            used[m->gens[g].ids[i]] = true; /* the previous master's workers */
     for (int id = 0; id < MASTER_MAX_WORKER_IDS && k < n; id++)
         if (!used[id])
             ids[k++] = (uint8_t)id;
@@ -264,7 +309,7 @@ int master_gen_begin(master *m, const char *names, uint32_t *reload_id, qd_buf *
                            "try again when fewer are (quicctl status)\n", m->ngens);
         return -1;
     }
-    if (alloc_ids(m, n, ids) < 0) {
+    if (master_gen_alloc_ids(m, n, ids) < 0) {
         qd_buf_printf(msg, "reload failed: %d new workers beside the %d still running exceed "
                            "%d worker ids; try again when the old ones have drained\n",
                       n, master_worker_count(m), MASTER_MAX_WORKER_IDS);
@@ -353,6 +398,9 @@ void master_gen_layout_ack(master *m, const qd_ipc_msg *msg)
             qd_info("generation %u: %d workers drain", m->gens[k].gen, n);
     }
     reload_answer(m, status != 0 ? why : NULL);
+    for (int k = 0; k < m->ngens; k++)
+        if (m->gens[k].foreign && m->gens[k].retiring && m->handoff != NULL && !m->taken_over)
+            master_upgrade_taken_over(m); /* the previous master drains and exits */
     master_gen_prune(m);
 }
 
@@ -361,7 +409,8 @@ void master_gen_prune(master *m)
     bool changed = false;
 
     for (int k = 0; k < m->ngens;) {
-        if (m->gens[k].retiring && master_gen_workers(m, m->gens[k].gen, NULL) == 0) {
+        if (m->gens[k].retiring && !m->gens[k].foreign &&
+            master_gen_workers(m, m->gens[k].gen, NULL) == 0) {
             qd_info("generation %u has drained", m->gens[k].gen);
             gen_remove(m, k);
             changed = true;

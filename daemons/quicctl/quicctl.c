@@ -3,7 +3,7 @@
  * NAME
  *	quicctl - control quicd
  * SYNOPSIS
- *	quicctl [-c file] start|stop|reload|status [--json]|check|config [-d|-n] [key ...]
+ *	quicctl [-c file] start|stop|reload|upgrade|status [--json]|check|config [-d|-n] [key ...]
  * DESCRIPTION
  *	Reads the same configuration as quicd to find the control socket
  *	(runtime_directory/control.sock) and talks to the master over it.
@@ -56,6 +56,7 @@ static void usage(void)
             "  start            start quicd in the background and wait until it serves\n"
             "  stop             stop quicd gracefully and wait until it is gone\n"
             "  reload           reload the configuration\n"
+            "  upgrade          re-execute the installed quicd and daemons without closing a socket\n"
             "  status [--json]  list the processes\n"
             "  conns [--json]   list the live QUIC connections of every worker\n"
             "  report [--since DURATION | --from T [--to T]] [--json | --csv]\n"
@@ -425,7 +426,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "stop") == 0)
         return cmd_stop(q);
     if (strcmp(cmd, "reload") == 0)
-        return simple_request(q, QD_MSG_CTL_RELOAD, 15000);
+        return simple_request(q, QD_MSG_CTL_RELOAD, 20000);
+    if (strcmp(cmd, "upgrade") == 0)
+        return simple_request(q, QD_MSG_CTL_UPGRADE, 40000);
     fprintf(stderr, "quicctl: unknown command \"%s\"\n", cmd);
     usage();
 }

@@ -225,6 +225,8 @@ void master_control_close(master *m);
 void master_control_reload_done(master *m);
 /* master_control_answer - the reply a client waits for under |id| */
 void master_control_answer(master *m, uint32_t id, uint32_t status, const char *text);
+/* master_control_start - accept quicctl on a handed-over control socket */
+void master_control_start(master *m);
 /* master_control_stop_accepting - the next master has the control socket now */
 void master_control_stop_accepting(master *m);
 

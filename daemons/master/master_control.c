@@ -458,6 +458,14 @@ void master_control_answer(master *m, uint32_t id, uint32_t status, const char *
     }
 }
 
+static void on_accept(uv_poll_t *p, int status, int events);
+
+void master_control_start(master *m)
+{
+    if (m->control_fd >= 0)
+        uv_poll_start(&m->control_poll, UV_READABLE, on_accept);
+}
+
 void master_control_stop_accepting(master *m)
 {
     if (m->control_fd < 0)
@@ -527,10 +535,11 @@ int master_control_open(master *m)
     struct sockaddr_un sun;
     mode_t old;
 
-    if (m->control_fd >= 0) { /* the previous master's, handed over (quicd -U) */
+    if (m->control_fd >= 0) {
+        /* The previous master's, handed over (quicd -U): it answers quicctl
+         * until we take over (master_control_start). */
         uv_poll_init(m->loop, &m->control_poll, m->control_fd);
         m->control_poll.data = m;
-        uv_poll_start(&m->control_poll, UV_READABLE, on_accept);
         return 0;
     }
 

@@ -206,8 +206,7 @@ static void on_gen_timer(uv_timer_t *t)
         return;
     }
     qd_buf_init(&why);
-    qd_buf_printf(&why, "reloaded, but generation %u is not serving after %ds:", g->gen,
-                  MASTER_GEN_WAIT_MS / 1000);
+    qd_buf_printf(&why, "generation %u is not serving after %ds:", g->gen, MASTER_GEN_WAIT_MS / 1000);
     for (int i = 0; i < m->child_count; i++) {
         master_child *c = m->children[i];
         if ((c->role == QD_ROLE_WORKER && c->generation == g->gen) ||
@@ -216,12 +215,17 @@ static void on_gen_timer(uv_timer_t *t)
                 qd_buf_printf(&why, " %s is %s;", master_child_name(c),
                               master_state_name(c->state));
     }
-    qd_buf_printf(&why, " the previous generation keeps serving until it is\n");
     qd_warn("%s", qd_buf_str(&why));
-    if (m->handoff != NULL && !m->taken_over)
+    if (m->handoff != NULL && !m->taken_over) {
         master_upgrade_failed(m, qd_buf_str(&why)); /* quicd -U: give up, the old master serves */
-    else
+    } else {
+        qd_buf_printf(&why, " the previous generation keeps serving until it is\n");
+        char *text = qd_xstrdup(qd_buf_str(&why));
+        qd_buf_reset(&why);
+        qd_buf_printf(&why, "reloaded, but %s", text);
+        free(text);
         reload_answer(m, qd_buf_str(&why));
+    }
     qd_buf_release(&why);
 }
 

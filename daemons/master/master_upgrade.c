@@ -388,6 +388,7 @@ void master_upgrade_taken_over(master *m)
     m->taken_over = true;
     m->owns_paths = true;
     master_write_pid(m);
+    master_control_start(m);
     qd_ipc_msg_init(&out_msg, QD_MSG_READY, 0);
     if (m->handoff != NULL)
         qd_chan_send(m->handoff, &out_msg);

@@ -600,7 +600,10 @@ int stats_db_record(stats *s, const qd_ipc_msg *m)
     if (rv < 0)
         return -1;
     if (!s->in_txn) {
-        if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        /* IMMEDIATE: take the write lock now, waiting (busy_timeout) for
+         * another writer (the stats daemon of a master being upgraded), not
+         * fail later when a read snapshot cannot become a write. */
+        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
             write_failed(s, "begin a transaction", 1);
             return -2;
         }

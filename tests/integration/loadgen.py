@@ -23,6 +23,12 @@ many transfers are in flight.  Until the stop file appears (or
     EventSource would, and is not a failure; an error is.  Events (blocks
     with a data: field, ended by a blank line) are counted per stream.
 
+The rate is the client's: an HTTP/3 or HTTP/2 download lasts as long for
+the server (flow control), but over HTTP/1.1 the server's TCP send buffer
+(autotuned up to net.ipv4.tcp_wmem's maximum, 4 MB) takes a 3 MB file at
+once and the request is over for the server in milliseconds, so h1
+downloads only stay in flight on the server with a --file well beyond that.
+
 Every transfer is on a fresh connection that is not reused.  Each kind
 takes the protocols of --protocols (h3, h2, h1) in turn; h3 is HTTP/3 only
 (no TCP fallback), h2 and h1 are TLS over TCP, and the version used is
@@ -49,7 +55,8 @@ options:
                      received its first bytes
   --max-seconds S    hard bound of the whole run, the stop grace included
                      (at most 600)
-  --report FILE      the counts, the failures and the event streams as JSON
+  --report FILE      the counts, the transfers that ended ok or failed per
+                     protocol, the failures and the event streams as JSON
 
 When the stop file appears no new transfer starts; the small requests in
 flight may finish (within --timeout), then the downloads and event streams
@@ -179,6 +186,7 @@ class Load:
         self.protos = opts.protocols.split(",")
         self.turn = {"download": 0, "new": 0, "events": 0}
         self.counts = dict.fromkeys(SUMMARY, 0)
+        self.by_proto = {p: {"ok": 0, "failed": 0} for p in self.protos}
         self.aborted = {"download": 0, "new": 0, "events": 0}
         self.failures = []
         self.streams = []  # one entry per ended event stream
@@ -242,6 +250,7 @@ class Load:
             size = self.big_size if t.kind == "download" else None
             code, msg = -3, "%d bytes that differ from the file%s" % (
                 t.sink.size, " (%d bytes)" % size if size is not None else "")
+        self.by_proto[t.proto]["failed" if code else "ok"] += 1
         if code != 0:
             self.fail(t, code, msg)
         elif t.kind == "download":
@@ -364,8 +373,8 @@ class Load:
         print("loadgen: " + " ".join("%s=%s" % kv for kv in extra.items()), flush=True)
         if o.report:
             with open(o.report, "w") as f:
-                json.dump(dict(counts=self.counts, **extra, failures=self.failures,
-                               event_streams=self.streams), f, indent=1)
+                json.dump(dict(counts=self.counts, **extra, by_protocol=self.by_proto,
+                               failures=self.failures, event_streams=self.streams), f, indent=1)
         return 1 if self.failures else 0
 
 

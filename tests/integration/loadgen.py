@@ -2,95 +2,179 @@
 # SPDX-License-Identifier: MIT
 """Steady load for the reload and upgrade tests (pycurl, one process).
 
+usage: loadgen.py --port P --cacert FILE --docroot DIR --stop-file PATH
+                  --max-seconds S [options]
+
 Run it with /usr/bin/python3 (Debian's python3-pycurl, whose libcurl from
-bookworm-backports speaks HTTP/3).  One CurlMulti drives everything, so the
-client costs one process however many transfers are in flight.  Until the
-stop file appears (or --max-seconds pass) it keeps up:
+bookworm-backports speaks HTTP/3); it imports h3get.py from its directory.
+One CurlMulti drives everything, so the client costs one process however
+many transfers are in flight.  Until the stop file appears (or
+--max-seconds pass) it keeps up:
 
   * --downloads N long downloads of --file, each on its own connection and
-    read at --rate bytes/s, each checked byte for byte (SHA-256) against
-    the file under --docroot; a finished one is replaced by a new one;
-  * a new connection every --interval seconds (at most 8 in flight) for
-    --small, checked the same way;
+    read at --rate bytes/s, each checked byte for byte (SHA-256, hashed as
+    it arrives) against the file under --docroot; a finished one is
+    replaced by a new one;
+  * a new connection every --interval seconds for --small, checked the
+    same way; while 8 are in flight a tick is skipped (counted, not failed);
   * --events N open GET /events streams (server-sent events).  A stream
     the server ends cleanly (a complete 200 response: a draining worker
     ends its event streams) is reopened at once, as a browser's
-    EventSource would, and is not a failure; an error is.
+    EventSource would, and is not a failure; an error is.  Events (blocks
+    with a data: field, ended by a blank line) are counted per stream.
 
-Transfers take the protocols of --protocols (h3, h2, h1) in turn; h3 is
-HTTP/3 only (no TCP fallback), and the version used is checked.
+The rate is the client's: an HTTP/3 or HTTP/2 download lasts as long for
+the server (flow control), but over HTTP/1.1 the server's TCP send buffer
+(autotuned up to net.ipv4.tcp_wmem's maximum, 4 MB) takes a 3 MB file at
+once and the request is over for the server in milliseconds, so h1
+downloads only stay in flight on the server with a --file well beyond that.
 
-When the stop file appears no new transfer starts; the new-connection
-requests in flight may finish (within --timeout), then downloads and event
-streams still running are aborted and counted apart (aborted_at_stop), with
-whether their bytes so far were a correct prefix of the file.
+Every transfer is on a fresh connection that is not reused.  Each kind
+takes the protocols of --protocols (h3, h2, h1) in turn; h3 is HTTP/3 only
+(no TCP fallback), h2 and h1 are TLS over TCP, and the version used is
+checked.
 
-Output: a line per failure as it happens, then
+options:
+  --host NAME        name in the URLs and the TLS SNI (localhost); it is
+                     pinned to 127.0.0.1 (like h3get --resolve)
+  --port P           the server's port (UDP for h3, TCP for h2 and h1)
+  --cacert FILE      trust only this certificate (the test's)
+  --docroot DIR      the server's document root, for the byte checks
+  --file PATH        URL path of the long downloads (/big.bin)
+  --rate B           bytes/s each download reads (262144)
+  --downloads N      long downloads kept in flight (20)
+  --small PATH       URL path of the new-connection requests (/index.html)
+  --interval S       seconds between new connections (0.05)
+  --events N         /events streams kept open (3)
+  --protocols LIST   comma list of h3, h2, h1 (h3)
+  --timeout S        bound of each small request (20)
+  --stall S          a download or event stream that receives nothing for
+                     S seconds fails (curl error 28); 0: never (30)
+  --stop-file PATH   stop when this file exists
+  --ready-file PATH  touched once every download and event stream has
+                     received its first bytes
+  --max-seconds S    hard bound of the whole run, the stop grace included
+                     (at most 600)
+  --report FILE      the counts, the transfers that ended ok or failed per
+                     protocol, the failures and the event streams as JSON
+
+When the stop file appears no new transfer starts; the small requests in
+flight may finish (within --timeout), then the downloads and event streams
+still running are aborted and counted apart (aborted_at_stop), not as
+failures, with whether each download's bytes so far are the start of the
+file (bad_prefix, a failure if not).  A transfer that ends with a curl
+error, a status other than 200, another protocol or other bytes is a
+failure: a line "loadgen: FAIL {json}" (time, utc, kind, proto, error,
+message, status, bytes, local_port, seconds, ...) is printed as it happens.
+
+Output at the end:
   loadgen: downloads_ok=A downloads_failed=B new_ok=C new_failed=D
   events_failed=E events_ended_clean=F events_received=G skipped=H
   aborted_at_stop=I bad_prefix=J started_download=K started_new=L
   started_events=M
-and the same with the failures as JSON in --report.  Exit 0 if no
-failure, 1 if any, 2 on a usage error.
+  loadgen: aborted_downloads=N aborted_events=O aborted_new=P
+  stopped_by=stop-file|max-seconds cpu_user=U cpu_system=S wall=W
+(one line each) and the same in --report.  Exit 0 if no failure, 1 if
+any, 2 on a usage error.
 """
 
 import argparse
 import hashlib
 import json
 import os
+import select
 import sys
 import time
 
-import pycurl
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import h3get  # noqa: E402  (exits 2 when pycurl is missing)
 
-PROTOS = {"h3": 31, "h2": pycurl.CURL_HTTP_VERSION_2TLS, "h1": pycurl.CURL_HTTP_VERSION_1_1}
-# CURLINFO_HTTP_VERSION values
-USED = {"h3": 30, "h2": 3, "h1": 2}
+pycurl = h3get.pycurl
+
+# CURLOPT_HTTP_VERSION asked for, and the CURLINFO_HTTP_VERSION it must give
+PROTOS = {"h3": h3get.CURL_HTTP_VERSION_3ONLY, "h2": pycurl.CURL_HTTP_VERSION_2TLS,
+          "h1": pycurl.CURL_HTTP_VERSION_1_1}
+USED = {"h3": h3get.CURL_HTTP_VERSION_3, "h2": pycurl.CURL_HTTP_VERSION_2_0,
+        "h1": pycurl.CURL_HTTP_VERSION_1_1}
 MAX_NEW_IN_FLIGHT = 8
+POLL = 0.1  # the longest sleep: how soon the stop file is seen
+SUMMARY = ("downloads_ok", "downloads_failed", "new_ok", "new_failed", "events_failed",
+           "events_ended_clean", "events_received", "skipped", "aborted_at_stop",
+           "bad_prefix", "started_download", "started_new", "started_events")
+FAILED = {"download": "downloads_failed", "new": "new_failed", "events": "events_failed"}
 
 
 def file_digest(path, limit=None):
+    """SHA-256 of the file, or of its first LIMIT bytes."""
     h = hashlib.sha256()
+    left = os.path.getsize(path) if limit is None else limit
     with open(path, "rb") as f:
-        h.update(f.read() if limit is None else f.read(limit))
+        while left > 0:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            h.update(chunk)
+            left -= len(chunk)
     return h.hexdigest()
 
 
-class Transfer:
-    def __init__(self, gen, kind, path, proto):
-        self.gen, self.kind, self.path, self.proto = gen, kind, path, proto
-        self.hash = hashlib.sha256()
+def info(c, what):
+    try:
+        return c.getinfo(what)
+    except pycurl.error:
+        return 0
+
+
+class EventSink:
+    """Counts server-sent events without keeping the stream: a block ended
+    by a blank line that has a data field ("retry: 2000" alone is none)."""
+
+    def __init__(self):
         self.size = 0
         self.events = 0
-        self.tail = b""
-        self.started = time.monotonic()
-        c = self.curl = pycurl.Curl()
-        o = gen.opts
-        c.setopt(pycurl.URL, "https://%s:%d%s" % (o.host, o.port, path))
-        c.setopt(pycurl.RESOLVE, ["%s:%d:127.0.0.1" % (o.host, o.port)])
-        c.setopt(pycurl.CAINFO, o.cacert)
-        c.setopt(pycurl.HTTP_VERSION, PROTOS[proto])
-        c.setopt(pycurl.FRESH_CONNECT, 1)
-        c.setopt(pycurl.FORBID_REUSE, 1)
-        c.setopt(pycurl.CONNECTTIMEOUT, 5)
-        c.setopt(pycurl.WRITEFUNCTION, self.write)
-        c.setopt(pycurl.NOSIGNAL, 1)
-        if kind == "download":
-            c.setopt(pycurl.MAX_RECV_SPEED_LARGE, o.rate)
-        elif kind == "new":
-            c.setopt(pycurl.TIMEOUT, o.timeout)
-        c.loadgen = self
+        self.part = b""
+        self.head = b""
 
     def write(self, data):
         self.size += len(data)
-        if self.kind == "events":
-            buf = self.tail + data
-            self.events += buf.count(b"\n\n")
-            self.tail = buf[-1:]
-            self.gen.counts["events_received"] += buf.count(b"\n\n")
-        else:
-            self.hash.update(data)
+        if len(self.head) < 200:
+            self.head += data[:200 - len(self.head)]
+        blocks = (self.part + data).replace(b"\r\n", b"\n").split(b"\n\n")
+        self.part = blocks.pop()[-65536:]
+        for b in blocks:
+            if b.startswith(b"data") or b"\ndata" in b:
+                self.events += 1
         return None
+
+
+class Transfer:
+    def __init__(self, load, kind, slot, proto):
+        o = load.opts
+        self.kind, self.slot, self.proto = kind, slot, proto
+        self.path = {"download": o.file, "new": o.small, "events": "/events"}[kind]
+        self.sink = EventSink() if kind == "events" else h3get.Sink()
+        self.started = time.monotonic()
+        # h3get.OPTS (set in main) gives the CA file, the pinned address and
+        # the timeouts; h3get.new_handle asks for HTTP/3 only
+        c = self.curl = h3get.new_handle("https://%s:%d%s" % (o.host, o.port, self.path),
+                                         self.sink)
+        # trust --cacert alone: loading the system's CA directory as well
+        # costs libcurl-gnutls some 30 ms of CPU for every connection
+        c.setopt(pycurl.CAPATH, None)
+        c.setopt(pycurl.HTTP_VERSION, PROTOS[proto])
+        c.setopt(pycurl.FRESH_CONNECT, 1)
+        c.setopt(pycurl.FORBID_REUSE, 1)
+        if kind != "new":
+            c.setopt(pycurl.TIMEOUT_MS, 0)  # they run until the stop file
+            if o.stall > 0:
+                c.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+                c.setopt(pycurl.LOW_SPEED_TIME, int(o.stall))
+        if kind == "download":
+            c.setopt(pycurl.MAX_RECV_SPEED_LARGE, o.rate)
+        c.transfer = self
+
+    def age(self):
+        return time.monotonic() - self.started
 
 
 class Load:
@@ -98,57 +182,75 @@ class Load:
         self.opts = opts
         self.multi = pycurl.CurlMulti()
         self.live = set()
-        self.turn = 0
+        self.new_in_flight = 0
         self.protos = opts.protocols.split(",")
-        self.counts = dict(downloads_ok=0, downloads_failed=0, new_ok=0, new_failed=0,
-                           events_failed=0, events_ended_clean=0, events_received=0,
-                           skipped=0, aborted_at_stop=0, bad_prefix=0, started_download=0,
-                           started_new=0, started_events=0)
+        self.turn = {"download": 0, "new": 0, "events": 0}
+        self.counts = dict.fromkeys(SUMMARY, 0)
+        self.by_proto = {p: {"ok": 0, "failed": 0} for p in self.protos}
+        self.aborted = {"download": 0, "new": 0, "events": 0}
         self.failures = []
+        self.streams = []  # one entry per ended event stream
+        self.seen = set()  # (kind, slot) of the long transfers that had bytes
         self.big = os.path.join(opts.docroot, opts.file.lstrip("/"))
-        self.big_digest = file_digest(self.big)
-        self.big_size = os.path.getsize(self.big)
-        self.small_digest = file_digest(os.path.join(opts.docroot, opts.small.lstrip("/")))
-        self.first_bytes = set()
+        self.big_size = os.path.getsize(self.big) if opts.downloads else 0
+        self.want = {"download": file_digest(self.big) if opts.downloads else None,
+                     "new": file_digest(os.path.join(opts.docroot, opts.small.lstrip("/")))}
 
-    def proto(self):
-        p = self.protos[self.turn % len(self.protos)]
-        self.turn += 1
-        return p
-
-    def start(self, kind):
-        path = {"download": self.opts.file, "new": self.opts.small, "events": "/events"}[kind]
-        t = Transfer(self, kind, path, self.proto())
+    def start(self, kind, slot=0):
+        # each kind takes the protocols in turn, so 3 event streams over
+        # h3,h2,h1 are one of each
+        proto = self.protos[self.turn[kind] % len(self.protos)]
+        self.turn[kind] += 1
+        t = Transfer(self, kind, slot, proto)
         self.counts["started_" + kind] += 1
+        if kind == "new":
+            self.new_in_flight += 1
         self.multi.add_handle(t.curl)
         self.live.add(t)
-        return t
 
     def fail(self, t, code, msg):
         c = t.curl
-        rec = dict(time=time.time(), kind=t.kind, proto=t.proto, error=code, message=msg,
-                   status=c.getinfo(pycurl.RESPONSE_CODE), bytes=t.size,
-                   local_port=c.getinfo(pycurl.LOCAL_PORT),
-                   seconds=round(time.monotonic() - t.started, 3))
+        now = time.time()
+        status = info(c, pycurl.RESPONSE_CODE)
+        rec = dict(time=round(now, 3),
+                   utc=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) +
+                   ".%03dZ" % int(now % 1 * 1000),
+                   kind=t.kind, proto=t.proto, error=code, message=msg, status=status,
+                   bytes=t.sink.size, local_port=info(c, pycurl.LOCAL_PORT),
+                   seconds=round(t.age(), 3))
+        if t.kind == "events":
+            rec["events"] = t.sink.events
+        if status not in (0, 200):
+            rec["body"] = t.sink.head[:120].decode("utf-8", "replace")
         self.failures.append(rec)
-        key = {"download": "downloads_failed", "new": "new_failed", "events": "events_failed"}
-        self.counts[key[t.kind]] += 1
+        self.counts[FAILED[t.kind]] += 1
         print("loadgen: FAIL %s" % json.dumps(rec), flush=True)
 
+    def stream_ended(self, t, how):
+        self.counts["events_received"] += t.sink.events
+        self.streams.append(dict(slot=t.slot, proto=t.proto, events=t.sink.events,
+                                 seconds=round(t.age(), 3), end=how))
+
     def done(self, t, code, msg, stopping):
+        """A transfer ended by itself (curl error CODE, or 0)."""
         c = t.curl
-        self.live.discard(t)
         self.multi.remove_handle(c)
-        status = c.getinfo(pycurl.RESPONSE_CODE)
-        used = c.getinfo(pycurl.INFO_HTTP_VERSION)
-        if code == 0 and used != USED[t.proto]:
-            code, msg = -1, "protocol %s used version %d" % (t.proto, used)
+        self.live.discard(t)
+        if t.kind == "new":
+            self.new_in_flight -= 1
+        elif t.sink.size:
+            self.seen.add((t.kind, t.slot))
+        status = info(c, pycurl.RESPONSE_CODE)
+        used = info(c, pycurl.INFO_HTTP_VERSION)
         if code == 0 and status != 200:
             code, msg = -2, "status %d" % status
-        if code == 0 and t.kind == "download" and t.hash.hexdigest() != self.big_digest:
-            code, msg = -3, "%d bytes that differ from the file" % t.size
-        if code == 0 and t.kind == "new" and t.hash.hexdigest() != self.small_digest:
-            code, msg = -3, "%d bytes that differ from the file" % t.size
+        if code == 0 and used != USED[t.proto]:
+            code, msg = -1, "%s asked, HTTP/%s used" % (t.proto, h3get.vname(used))
+        if code == 0 and t.kind != "events" and t.sink.sha.hexdigest() != self.want[t.kind]:
+            size = self.big_size if t.kind == "download" else None
+            code, msg = -3, "%d bytes that differ from the file%s" % (
+                t.sink.size, " (%d bytes)" % size if size is not None else "")
+        self.by_proto[t.proto]["failed" if code else "ok"] += 1
         if code != 0:
             self.fail(t, code, msg)
         elif t.kind == "download":
@@ -157,11 +259,15 @@ class Load:
             self.counts["new_ok"] += 1
         else:
             self.counts["events_ended_clean"] += 1
+        if t.kind == "events":
+            self.stream_ended(t, "failed" if code else "clean")
         c.close()
         if not stopping and t.kind != "new":
-            self.start(t.kind)
+            self.start(t.kind, t.slot)
 
-    def pump(self, stopping):
+    def pump(self, stopping, limit):
+        """Let curl work, handle the transfers that ended, then wait up to
+        LIMIT seconds."""
         while True:
             rv, _ = self.multi.perform()
             if rv != pycurl.E_CALL_MULTI_PERFORM:
@@ -169,64 +275,112 @@ class Load:
         while True:
             queued, ok, bad = self.multi.info_read()
             for c in ok:
-                self.done(c.loadgen, 0, "", stopping)
+                self.done(c.transfer, 0, "", stopping)
             for c, code, msg in bad:
-                self.done(c.loadgen, code, msg, stopping)
-            if queued == 0:
+                self.done(c.transfer, code, msg, stopping)
+            if not queued:
                 break
-        self.multi.select(0.02)
+        self.wait(limit)
+
+    def wait(self, limit):
+        """Sleep until one of curl's sockets is ready, curl's own timer is
+        due or LIMIT seconds pass.  multi.select() returns at once when curl
+        watches no socket (every transfer rate-limited, or none in flight),
+        which would make the loop spin on a whole CPU."""
+        ms = self.multi.timeout()
+        delay = min(limit, POLL) if ms < 0 else min(limit, POLL, ms / 1000.0)
+        if delay <= 0:
+            return
+        r, w, x = self.multi.fdset()
+        if r or w or x:
+            select.select(r, w, x, delay)
+        else:
+            time.sleep(delay)
+
+    def check_ready(self):
+        for t in self.live:
+            if t.kind != "new" and t.sink.size:
+                self.seen.add((t.kind, t.slot))
+        return len(self.seen) >= self.opts.downloads + self.opts.events
 
     def run(self):
         o = self.opts
-        end = time.monotonic() + o.max_seconds
-        for _ in range(o.downloads):
-            self.start("download")
-        for _ in range(o.events):
-            self.start("events")
-        next_new = time.monotonic()
-        ready = False
-        while time.monotonic() < end and not os.path.exists(o.stop_file):
+        t0 = time.monotonic()
+        hard = t0 + o.max_seconds  # every loop below ends by then
+        cpu0 = os.times()
+        for i in range(o.downloads):
+            self.start("download", i)
+        for i in range(o.events):
+            self.start("events", i)
+        next_new = t0
+        ready = not o.ready_file
+        stopped_by = "max-seconds"
+        while True:
             now = time.monotonic()
+            if now >= hard:
+                break
+            if os.path.exists(o.stop_file):
+                stopped_by = "stop-file"
+                break
             if now >= next_new:
-                next_new = now + o.interval
-                if sum(1 for t in self.live if t.kind == "new") >= MAX_NEW_IN_FLIGHT:
+                # a steady clock; after a stall, carry on without a burst
+                next_new = max(next_new + o.interval, now)
+                if self.new_in_flight >= MAX_NEW_IN_FLIGHT:
                     self.counts["skipped"] += 1
                 else:
                     self.start("new")
-            self.pump(False)
-            if not ready and o.ready_file and all(
-                    t.size > 0 for t in self.live if t.kind != "new"):
+            if not ready and self.check_ready():
                 ready = True
                 open(o.ready_file, "w").close()
-        # stop: let the short requests finish, then abort the long ones
-        grace = time.monotonic() + o.timeout + 2
-        while any(t.kind == "new" for t in self.live) and time.monotonic() < grace:
-            self.pump(True)
-        for t in list(self.live):
+            self.pump(False, min(next_new, hard) - time.monotonic())
+        if stopped_by == "max-seconds":
+            print("loadgen: no stop file after --max-seconds %g" % o.max_seconds, flush=True)
+
+        # the small requests may finish (curl ends them after --timeout)
+        grace = min(time.monotonic() + o.timeout + 2, hard)
+        while self.new_in_flight and time.monotonic() < grace:
+            self.pump(True, grace - time.monotonic())
+        # then the long ones are aborted: not failures, but a download's
+        # bytes so far must be the start of the file
+        for t in sorted(self.live, key=lambda t: (t.kind, t.slot)):
             self.multi.remove_handle(t.curl)
             self.live.discard(t)
-            if t.kind == "new":
-                self.fail(t, -4, "no answer before the end")
-                continue
-            self.counts["aborted_at_stop"] += 1
+            if t.kind == "new" and t.age() > o.timeout + 1:
+                self.fail(t, -4, "no end %gs after its --timeout" % (t.age() - o.timeout))
+            else:
+                # a small request is cut only by --max-seconds
+                self.counts["aborted_at_stop"] += 1
+                self.aborted[t.kind] += 1
             if t.kind == "download":
-                # the bytes so far must be the start of the file
-                if t.size > self.big_size or t.hash.hexdigest() != file_digest(self.big, t.size):
+                if t.sink.size > self.big_size or \
+                        t.sink.sha.hexdigest() != file_digest(self.big, t.sink.size):
                     self.counts["bad_prefix"] += 1
-                    self.fail(t, -3, "aborted at stop with %d bytes that are not the "
-                                     "start of the file" % t.size)
+                    self.fail(t, -3, "aborted at stop with %d bytes that are not the start "
+                                     "of the file" % t.sink.size)
+            elif t.kind == "events":
+                self.stream_ended(t, "aborted")
             t.curl.close()
         self.multi.close()
-        line = "loadgen: " + " ".join("%s=%d" % (k, v) for k, v in self.counts.items())
-        print(line, flush=True)
+
+        cpu = os.times()
+        extra = dict(aborted_downloads=self.aborted["download"],
+                     aborted_events=self.aborted["events"], aborted_new=self.aborted["new"],
+                     stopped_by=stopped_by,
+                     cpu_user=round(cpu.user - cpu0.user, 2),
+                     cpu_system=round(cpu.system - cpu0.system, 2),
+                     wall=round(time.monotonic() - t0, 1))
+        print("loadgen: " + " ".join("%s=%d" % kv for kv in self.counts.items()), flush=True)
+        print("loadgen: " + " ".join("%s=%s" % kv for kv in extra.items()), flush=True)
         if o.report:
             with open(o.report, "w") as f:
-                json.dump(dict(counts=self.counts, failures=self.failures), f, indent=1)
+                json.dump(dict(counts=self.counts, **extra, by_protocol=self.by_proto,
+                               failures=self.failures, event_streams=self.streams), f, indent=1)
         return 1 if self.failures else 0
 
 
 def main(argv):
-    p = argparse.ArgumentParser(description="steady load for quicd's reload tests")
+    p = argparse.ArgumentParser(prog="loadgen.py",
+                                description="steady load for quicd's reload tests")
     p.add_argument("--host", default="localhost")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cacert", required=True)
@@ -239,18 +393,37 @@ def main(argv):
     p.add_argument("--events", type=int, default=3)
     p.add_argument("--protocols", default="h3")
     p.add_argument("--timeout", type=float, default=20)
+    p.add_argument("--stall", type=float, default=30)
     p.add_argument("--stop-file", required=True)
     p.add_argument("--ready-file")
     p.add_argument("--max-seconds", type=float, required=True)
     p.add_argument("--report")
     try:
         o = p.parse_args(argv)
-    except SystemExit:
+    except SystemExit as e:
+        return 0 if e.code == 0 else 2
+    protos = o.protocols.split(",")
+    bad = [why for ok, why in (
+        (0 < o.max_seconds <= 600, "--max-seconds must be in (0, 600]"),
+        (0 < o.port < 65536, "--port must be 1..65535"),
+        (o.rate >= 1, "--rate must be at least 1"),
+        (0 < o.interval <= 60, "--interval must be in (0, 60]"),
+        (0 <= o.downloads <= 1000 and 0 <= o.events <= 1000,
+         "--downloads and --events must be 0..1000"),
+        (0 < o.timeout <= 600 and 0 <= o.stall <= 600, "--timeout and --stall must be <= 600"),
+        (all(x in PROTOS for x in protos), "--protocols takes h3, h2 and h1"),
+        (os.path.isfile(o.cacert), "no --cacert %s" % o.cacert),
+        (os.path.isfile(os.path.join(o.docroot, o.small.lstrip("/"))),
+         "no --small %s under %s" % (o.small, o.docroot)),
+        (o.downloads == 0 or os.path.isfile(os.path.join(o.docroot, o.file.lstrip("/"))),
+         "no --file %s under %s" % (o.file, o.docroot)),
+        ("h3" not in protos or h3get.has_http3(), "this libcurl has no HTTP/3: " + pycurl.version),
+    ) if not ok]
+    if bad:
+        print("loadgen: %s" % "; ".join(bad), file=sys.stderr)
         return 2
-    if not 0 < o.max_seconds <= 600 or o.rate < 1 or o.interval <= 0 or \
-            any(x not in PROTOS for x in o.protocols.split(",")):
-        print("loadgen: bad arguments", file=sys.stderr)
-        return 2
+    h3get.OPTS.update(cacert=o.cacert, resolve=["%s:%d:127.0.0.1" % (o.host, o.port)],
+                      timeout=o.timeout, connect_timeout=5.0)
     return Load(o).run()
 
 

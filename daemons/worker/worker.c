@@ -214,6 +214,8 @@ static void on_stop_tick(uv_timer_t *t)
 
     worker_conn_close_all(w, force);
     worker_tcp_close_all(w, force);
+    if (force)
+        worker_conn_free_all(w); /* their closing periods would outlast the deadline */
     worker_rec_flush(w); /* the records of the connections just closed */
     if (w->conns == NULL && w->tconns == NULL)
         qd_child_exit(&w->child, 0);

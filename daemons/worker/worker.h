@@ -343,6 +343,7 @@ void worker_conn_write(wk_conn *c);
 void worker_conn_retry_blocked(worker *w, wk_ep *ep);
 void worker_conn_shutdown_all(worker *w);
 void worker_conn_close_all(worker *w, bool force);
+void worker_conn_free_all(worker *w);
 bool worker_conn_retry_tick(worker *w);
 uint64_t worker_now(void);
 

@@ -1283,6 +1283,16 @@ static void final_goaway(wk_conn *c, uint64_t now)
     worker_conn_mark(c);
 }
 
+/* worker_conn_free_all - the drain deadline: the connections still in their
+ * closing or draining period sent their CONNECTION_CLOSE; forget them */
+void worker_conn_free_all(worker *w)
+{
+    for (wk_conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_free(c);
+    }
+}
+
 /* worker_conn_close_all - while stopping: close every connection that is
  * done (every one when |force|) */
 void worker_conn_close_all(worker *w, bool force)

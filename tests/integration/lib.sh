@@ -17,12 +17,13 @@ T=""
 MASTER_PID=""
 PASSED=0
 FAILED=0
+FAILURES=""
 
 # log MESSAGE - a line on stdout (goes to the test's .log)
 log() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
 
 ok() { PASSED=$((PASSED + 1)); log "ok: $*"; }
-fail() { FAILED=$((FAILED + 1)); log "FAIL: $*"; }
+fail() { FAILED=$((FAILED + 1)); log "FAIL: $*"; FAILURES+="FAIL: $*"$'\n'; }
 
 # die MESSAGE - a hard error in the test itself
 die() { log "ERROR: $*"; exit 99; }
@@ -56,6 +57,8 @@ cleanup() {
         if [ "$rc" -ne 0 ] && [ -f "$T/quicd.log" ]; then
             echo "---- quicd.log ----"; tail -n 80 "$T/quicd.log"
         fi
+        # again after the log, so that a tail of this output shows why
+        [ -n "$FAILURES" ] && printf -- '---- failed checks ----\n%s' "$FAILURES"
         # QD_KEEP_LOGS=DIR keeps every daemon log (sanitizer runs read them)
         if [ -n "${QD_KEEP_LOGS:-}" ] && [ -f "$T/quicd.log" ]; then
             mkdir -p "$QD_KEEP_LOGS" && cp "$T/quicd.log" "$QD_KEEP_LOGS/$(basename "$0" .sh).$$.log"

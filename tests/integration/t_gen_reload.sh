@@ -16,13 +16,13 @@ h3_trap
 h3_cert
 CONFS=("drain_timeout = 60s" "events_interval = 300ms")
 h3_conf 2 "${CONFS[@]}"
-head -c 3000000 /dev/urandom > "$T/htdocs/big.bin"
+head -c 6000000 /dev/urandom > "$T/htdocs/big.bin" # beyond what a TCP send buffer holds (4 MB)
 printf 'small file %s\n' "$(head -c 600 /dev/urandom | base64 -w0)" > "$T/htdocs/small.txt"
 h3_start || finish
 
 load() {
     "$H3_PYTHON" "$QD_SRCDIR/tests/integration/loadgen.py" --port "$PORT" --cacert "$T/cert.pem" \
-        --docroot "$T/htdocs" --file /big.bin --rate 200000 --downloads 20 --small /small.txt \
+        --docroot "$T/htdocs" --file /big.bin --rate 300000 --downloads 20 --small /small.txt \
         --interval 0.05 --events 3 --protocols h3,h3,h2,h1 --stop-file "$T/stop" \
         --ready-file "$T/ready" --max-seconds 150 --report "$T/report.json" > "$T/load.out" 2>&1
 }
@@ -70,8 +70,10 @@ out=$("$H3_PYTHON" "$H3GET_PY" --cacert "$T/cert.pem" --resolve "localhost:$PORT
 echo "$out" | grep -q "status=200" && ok "the added address 127.0.0.2 answers over HTTP/3" ||
     fail "127.0.0.2: $out"
 
-# let the load run a little longer on generation 5, then stop it
-sleep 3
+# the first 20 downloads (6 MB at 300 kB/s, 20 s) are generation 1's: the
+# load goes on until that generation has drained, then stops
+wait_until 45 grep -q "generation 1 has drained" "$T/quicd.log" &&
+    ok "generation 1 drained once its downloads were done" || fail "generation 1 did not drain: $(gen_status)"
 touch "$T/stop"
 wait_until 40 sh -c "! kill -0 $LOAD_PID 2>/dev/null" || fail "the load did not end"
 summary=$(grep "^loadgen: downloads_ok" "$T/load.out")

@@ -8,10 +8,14 @@
 #include <sqlite3.h>
 #include <uv.h>
 
+#include "qd_buf.h"
 #include "qd_child.h"
 
 #define STATS_SCHEMA_VERSION 5
 #define STATS_BATCH_MAX 1000       /* records per transaction at most */
+#define STATS_PENDING_MAX (64u << 20) /* bytes of records waiting for a busy database */
+#define STATS_BUSY_MS 2000         /* wait this long for the other writer's batch */
+#define STATS_CLOSE_BUSY_MS 10000  /* and this long for the last batch at stop */
 #define STATS_PROTO_MAX 32         /* a protocol column value is shorter than this */
 #define STATS_BATCH_MS 1000        /* a batch is committed at least this often */
 #define STATS_REOPEN_MS 10000      /* retry an unavailable database this often */
@@ -24,10 +28,11 @@ typedef struct stats {
     sqlite3_stmt *ins_event, *ins_conn, *ins_req, *ins_sample, *ins_loss;
     uv_poll_t in_poll;
     uv_timer_t batch_timer, reopen_timer, prune_timer;
-    bool in_txn;
-    bool failing; /* writes fail now; logged once */
+    qd_buf pending; /* encoded records of the next batch, each after its uint32 length */
+    uint32_t pending_count;
+    bool failing;     /* writes fail now; logged once */
+    bool busy_logged; /* the other writer held the lock too long; logged once */
     bool open_logged;
-    uint32_t batch_count;
     uint64_t records, batches;
     uint64_t write_errors, lost_records, bad_records;
     uint64_t lost_reported; /* of lost_records, already a row of losses */
@@ -40,12 +45,16 @@ typedef struct stats {
  * Returns 0, or -1 after logging why (the database is then closed).
  */
 int stats_db_open(stats *s, const char *path);
-/* stats_db_close commits the open batch and closes the database. */
+/*
+ * stats_db_close writes the pending batch (waiting up to
+ * STATS_CLOSE_BUSY_MS for the write lock) and closes the database.
+ */
 void stats_db_close(stats *s);
 /*
- * stats_db_record adds one decoded record (QD_MSG_REC_*) to the open batch.
- * Returns 0, -1 when the record is malformed (the caller logs and drops
- * it), or -2 when the write failed (logged and counted here).
+ * stats_db_record checks one decoded record (QD_MSG_REC_*) and adds it to
+ * the pending batch, kept in memory; a full batch is written at once.
+ * Returns 0, or -1 when the record is malformed (the caller logs and drops
+ * it). With no database open the record is counted as lost.
  */
 int stats_db_record(stats *s, const qd_ipc_msg *m);
 /*
@@ -55,7 +64,12 @@ int stats_db_record(stats *s, const qd_ipc_msg *m);
  * dropped alone.
  */
 void stats_db_batch(stats *s, const qd_ipc_msg *batch);
-/* stats_db_commit commits the open batch, if any. Returns 0 or -1. */
+/*
+ * stats_db_commit writes the pending batch in one transaction, holding the
+ * write lock only meanwhile. Returns 0, or -1 when the database is busy
+ * (the batch waits for the next call) or the write failed (the batch is
+ * lost, counted and logged).
+ */
 int stats_db_commit(stats *s);
 /*
  * stats_db_own_losses writes the records this daemon lost and has not yet

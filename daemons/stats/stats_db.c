@@ -6,17 +6,23 @@
  *	stats_db_open(), stats_db_close(), stats_db_record(), stats_db_commit(),
  *	stats_db_batch(), stats_db_prune(), stats_db_schema_step()
  * DESCRIPTION
- *	The stats daemon is the database's only writer. The file is opened in
+ *	The stats daemon is the database's only writer (two of them for the
+ *	moment a reload or an upgrade overlaps two generations). The file is opened in
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
  *	block it) with synchronous=NORMAL; the schema carries its version in
  *	PRAGMA user_version and is created or migrated at open, each step in
  *	its own transaction (v0 -> v1 -> ... -> v5). All writes use prepared
  *	statements.
  *
- *	Records are written in batched transactions: the first record opens
- *	one, and it is committed after STATS_BATCH_MAX records or by the
- *	once-a-second timer in stats.c, whichever comes first. A kill -9 loses
- *	at most the open batch; WAL keeps the file consistent.
+ *	Records are checked on arrival and kept in memory; the batch is
+ *	written in one transaction after STATS_BATCH_MAX records or by the
+ *	once-a-second timer in stats.c, whichever comes first, so the write
+ *	lock is held only while a batch is written. During a reload or an
+ *	upgrade the stats daemons of two generations write the same file:
+ *	each waits (busy_timeout) for the other's short transaction, and a
+ *	batch that still finds the file busy waits in memory for the next
+ *	try (up to STATS_PENDING_MAX bytes). A kill -9 loses at most the
+ *	pending batch; WAL keeps the file consistent.
  *
  *	Schema version 5 (documented in quicd.conf(5), STATS DATABASE):
  *	  process_events (v1), connections, requests, samples (v2), losses (v3),
@@ -246,7 +252,7 @@ int stats_db_open(stats *s, const char *path)
                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rv));
         goto fail;
     }
-    sqlite3_busy_timeout(s->db, 2000);
+    sqlite3_busy_timeout(s->db, STATS_BUSY_MS);
     if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") < 0)
         goto fail;
     int v = user_version(s);
@@ -273,23 +279,6 @@ fail:
     return -1;
 }
 
-void stats_db_close(stats *s)
-{
-    if (s->db != NULL && s->in_txn)
-        stats_db_commit(s);
-    sqlite3_finalize(s->ins_event);
-    sqlite3_finalize(s->ins_conn);
-    sqlite3_finalize(s->ins_req);
-    sqlite3_finalize(s->ins_sample);
-    sqlite3_finalize(s->ins_loss);
-    s->ins_event = s->ins_conn = s->ins_req = s->ins_sample = s->ins_loss = NULL;
-    if (s->db)
-        sqlite3_close(s->db);
-    s->db = NULL;
-    s->in_txn = false;
-    s->batch_count = 0;
-}
-
 /* write_failed - one clear line when writes start failing; count the loss */
 static void write_failed(stats *s, const char *what, uint64_t lost)
 {
@@ -302,27 +291,25 @@ static void write_failed(stats *s, const char *what, uint64_t lost)
     s->failing = true;
 }
 
-int stats_db_commit(stats *s)
+void stats_db_close(stats *s)
 {
-    if (s->db == NULL || !s->in_txn)
-        return 0;
-    s->in_txn = false;
-    int rv = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-    if (rv != SQLITE_OK) {
-        write_failed(s, "commit", s->batch_count);
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        s->batch_count = 0;
-        return -1;
+    if (s->db != NULL && s->pending_count > 0) {
+        /* the last batch: wait longer for the other writer than in service */
+        sqlite3_busy_timeout(s->db, STATS_CLOSE_BUSY_MS);
+        if (stats_db_commit(s) < 0 && s->pending_count > 0)
+            write_failed(s, "take the write lock before closing", s->pending_count);
     }
-    s->records += s->batch_count;
-    s->batch_count = 0;
-    s->batches++;
-    if (s->failing)
-        qd_notice("stats database: writes succeed again (%llu records lost)",
-                  (unsigned long long)s->lost_records);
-    s->failing = false;
-    stats_db_own_losses(s);
-    return 0;
+    qd_buf_release(&s->pending);
+    s->pending_count = 0;
+    sqlite3_finalize(s->ins_event);
+    sqlite3_finalize(s->ins_conn);
+    sqlite3_finalize(s->ins_req);
+    sqlite3_finalize(s->ins_sample);
+    sqlite3_finalize(s->ins_loss);
+    s->ins_event = s->ins_conn = s->ins_req = s->ins_sample = s->ins_loss = NULL;
+    if (s->db)
+        sqlite3_close(s->db);
+    s->db = NULL;
 }
 
 void stats_db_own_losses(stats *s)
@@ -330,7 +317,7 @@ void stats_db_own_losses(stats *s)
     uint64_t lost = s->lost_records - s->lost_reported;
     sqlite3_stmt *st = s->ins_loss;
 
-    if (s->db == NULL || s->in_txn || lost == 0)
+    if (s->db == NULL || lost == 0)
         return;
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)qd_time_real_ms());
@@ -562,15 +549,12 @@ static int bind_sample(sqlite3_stmt *st, const qd_ipc_msg *m)
     return 0;
 }
 
-int stats_db_record(stats *s, const qd_ipc_msg *m)
+/* rec_bind - the statement for record |m| with its fields bound, or NULL when malformed */
+static sqlite3_stmt *rec_bind(stats *s, const qd_ipc_msg *m)
 {
     sqlite3_stmt *st;
     int rv;
 
-    if (s->db == NULL) {
-        s->lost_records++;
-        return 0; /* unavailable: counted, not malformed */
-    }
     switch (m->type) {
     case QD_MSG_REC_PROCESS:
         st = s->ins_event;
@@ -588,7 +572,7 @@ int stats_db_record(stats *s, const qd_ipc_msg *m)
         st = s->ins_loss;
         break;
     default:
-        return -1;
+        return NULL;
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -597,32 +581,105 @@ int stats_db_record(stats *s, const qd_ipc_msg *m)
          : m->type == QD_MSG_REC_REQUEST ? bind_req(st, m)
          : m->type == QD_MSG_REC_LOSS    ? bind_loss(st, m)
                                          : bind_sample(st, m);
-    if (rv < 0)
-        return -1;
-    if (!s->in_txn) {
-        /* IMMEDIATE: take the write lock now, waiting (busy_timeout) for
-         * another writer (the stats daemon of a master being upgraded), not
-         * fail later when a read snapshot cannot become a write. */
-        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-            write_failed(s, "begin a transaction", 1);
-            return -2;
-        }
-        s->in_txn = true;
+    return rv < 0 ? NULL : st;
+}
+
+int stats_db_record(stats *s, const qd_ipc_msg *m)
+{
+    static uint8_t enc[QD_IPC_MAX_MSG];
+    uint32_t len;
+    int n;
+
+    if (s->db == NULL) {
+        s->lost_records++;
+        return 0; /* unavailable: counted, not malformed */
     }
-    rv = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rv != SQLITE_DONE) {
+    if (rec_bind(s, m) == NULL || (n = qd_ipc_encode(m, enc, sizeof(enc))) < 0)
+        return -1;
+    if (s->pending.len + sizeof(len) + (size_t)n > STATS_PENDING_MAX) {
+        /* The database has refused writes for long: make room, counted. */
+        write_failed(s, "keep waiting for the write lock", s->pending_count);
+        qd_buf_reset(&s->pending);
+        s->pending_count = 0;
+    }
+    len = (uint32_t)n;
+    qd_buf_append(&s->pending, (const char *)&len, sizeof(len));
+    qd_buf_append(&s->pending, (const char *)enc, len);
+    s->pending_count++;
+    if (s->pending_count >= STATS_BATCH_MAX)
+        stats_db_commit(s);
+    return 0;
+}
+
+/* batch_write - insert every pending record; 0, or -1 when a write failed */
+static int batch_write(stats *s)
+{
+    static qd_ipc_msg m;
+    size_t pos = 0;
+    uint32_t len;
+
+    while (pos + sizeof(len) <= s->pending.len) {
+        memcpy(&len, s->pending.data + pos, sizeof(len));
+        pos += sizeof(len);
+        /* validated on arrival: a record that no longer decodes is a bug */
+        sqlite3_stmt *st = qd_ipc_decode(&m, (const uint8_t *)s->pending.data + pos, len, 0) == 0
+                               ? rec_bind(s, &m)
+                               : NULL;
+        pos += len;
+        if (st == NULL)
+            continue;
+        int rv = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rv != SQLITE_DONE)
+            return -1;
+    }
+    return 0;
+}
+
+int stats_db_commit(stats *s)
+{
+    uint32_t n = s->pending_count;
+
+    if (s->db == NULL || n == 0)
+        return 0;
+    /*
+     * IMMEDIATE: take the write lock now, waiting (busy_timeout) for the
+     * other writer (the stats daemon of the other generation during a
+     * reload or an upgrade), which holds it only while it writes a batch.
+     * Busy beyond that: the records wait in memory for the next try.
+     */
+    int rv = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rv == SQLITE_BUSY) {
+        if (!s->busy_logged)
+            qd_warn("stats database: busy: %s; %u records wait for the next try",
+                    sqlite3_errmsg(s->db), n);
+        s->busy_logged = true;
+        return -1;
+    }
+    rv = rv == SQLITE_OK ? batch_write(s) : -2;
+    qd_buf_reset(&s->pending);
+    s->pending_count = 0;
+    if (rv == -2) {
+        write_failed(s, "begin a transaction", n);
+        return -1;
+    }
+    if (rv < 0 || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         /* The whole batch is lost: SQLite may have rolled it back already. */
-        write_failed(s, "write", s->batch_count + 1);
+        write_failed(s, "write", n);
         if (sqlite3_get_autocommit(s->db) == 0)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        s->in_txn = false;
-        s->batch_count = 0;
-        return -2;
+        return -1;
     }
-    s->batch_count++;
-    if (s->batch_count >= STATS_BATCH_MAX)
-        stats_db_commit(s);
+    s->records += n;
+    s->batches++;
+    if (s->busy_logged)
+        qd_notice("stats database: no longer busy; the waiting records are written");
+    s->busy_logged = false;
+    if (s->failing)
+        qd_notice("stats database: writes succeed again (%llu records lost)",
+                  (unsigned long long)s->lost_records);
+    s->failing = false;
+    stats_db_own_losses(s);
     return 0;
 }
 

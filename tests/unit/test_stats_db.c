@@ -258,6 +258,54 @@ static void test_stats_db_record_protocol(void)
     stats_db_close(&s);
 }
 
+/*
+ * Two stats daemons on one file (a reload or an upgrade overlaps two
+ * generations): a pending batch holds no lock, so the other writes at
+ * once; a batch that finds the file busy (a third writer holding the
+ * lock) waits in memory and is written, whole, by the next commit.
+ */
+static void test_stats_db_two_writers(void)
+{
+    char id[16];
+    sqlite3 *db;
+    stats a, b;
+
+    unlink(db_path("two.db"));
+    QD_EXPECT_INT(open_stats(&a, db_path("two.db")), 0);
+    QD_EXPECT_INT(open_stats(&b, db_path("two.db")), 0);
+    if (a.db == NULL || b.db == NULL)
+        return;
+    sqlite3_busy_timeout(a.db, 50);
+    sqlite3_busy_timeout(b.db, 50);
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof(id), "a%02d", i);
+        conn_rec(id, "h3", 2);
+        QD_EXPECT_INT(record(&a), 0);
+        snprintf(id, sizeof(id), "b%02d", i);
+        conn_rec(id, "h2", 2);
+        QD_EXPECT_INT(record(&b), 0);
+    }
+    QD_EXPECT_INT(stats_db_commit(&b), 0); /* a's pending batch does not block it */
+    QD_EXPECT_STR(query(b.db, "SELECT count(*) FROM connections"), "10");
+
+    if (sqlite3_open(db_path("two.db"), &db) != SQLITE_OK) {
+        QD_FAIL("open two.db");
+        return;
+    }
+    exec_ok(db, "BEGIN IMMEDIATE");
+    QD_EXPECT_INT(stats_db_commit(&a), -1); /* busy: kept */
+    QD_EXPECT_INT(a.pending_count, 10);
+    exec_ok(db, "COMMIT");
+    sqlite3_close(db);
+    QD_EXPECT_INT(stats_db_commit(&a), 0);
+    QD_EXPECT_INT(a.pending_count, 0);
+    QD_EXPECT_STR(query(a.db, "SELECT count(*) || ' ' || sum(protocol = 'h3') FROM connections"),
+                  "20 10");
+    QD_EXPECT_INT((int)a.lost_records, 0);
+    stats_db_close(&a);
+    stats_db_close(&b);
+}
+
 static void test_stats_db_newer_version_refused(void)
 {
     sqlite3 *db;
@@ -289,8 +337,9 @@ int main(void)
     QD_RUN(test_stats_db_migrate_v4);
     QD_RUN(test_stats_db_migrate_v4_rows_written_after);
     QD_RUN(test_stats_db_record_protocol);
+    QD_RUN(test_stats_db_two_writers);
     QD_RUN(test_stats_db_newer_version_refused);
-    static const char *const files[] = {"v4.db", "v4b.db", "new.db", "proto.db", "v6.db"};
+    static const char *const files[] = {"v4.db", "v4b.db", "new.db", "proto.db", "two.db", "v6.db"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char side[600];
         unlink(db_path(files[i]));

@@ -40,6 +40,15 @@
 #define MASTER_MAX_WORKER_IDS 256 /* one byte of the CID */
 /* How long quicctl upgrade waits for the new master to take over. */
 #define MASTER_UPGRADE_WAIT_MS 30000
+/* How long a new master that failed may take to exit before it is killed. */
+#define MASTER_UPGRADE_KILL_MS 10000
+
+/* A set of the listener's QD_MSG_SOCKETS messages, as the listener sent them */
+typedef struct master_escrow {
+    qd_ipc_msg *msg[MASTER_MAX_ESCROW];
+    size_t count;
+    bool overflow; /* the current set did not fit: keep none of it */
+} master_escrow;
 
 typedef enum master_state {
     MS_STARTING, /* spawned, not yet READY */
@@ -152,12 +161,10 @@ struct master {
      * listener gets the same sockets back (their order in each reuseport
      * group is what CID steering relies on) and the same secrets (tokens
      * and session tickets stay valid), TCP listen sockets included (their
-     * accept queues too). Kept and returned as the listener sent them;
-     * dropped when listen or workers change.
+     * accept queues too). Kept and returned as the listener sent them,
+     * across generations and upgrades (the next master gets them).
      */
-    qd_ipc_msg *escrow[MASTER_MAX_ESCROW];
-    size_t escrow_count;
-    bool escrow_overflow; /* the current set did not fit: keep none of it */
+    master_escrow escrow;
     /* worker generations, oldest first (master_gen.c) */
     master_gen gens[MASTER_MAX_GENS];
     int ngens;
@@ -176,7 +183,17 @@ struct master {
     bool taken_over;       /* new side: we serve; the previous master drains */
     bool owns_paths;       /* remove the pid file and control socket at exit */
     uv_process_t next_proc;
-    bool next_proc_open;
+    bool next_proc_open;   /* the handle (closed after the process exited) */
+    bool next_running;     /* the next master's process has not exited */
+    bool handoff_failed;   /* sending it the handoff failed: it was killed */
+    /*
+     * Old side: the next master's listener's sockets, forwarded while it
+     * starts. Its new slots joined the reuseport groups after ours: if it
+     * fails, they become our escrow, so that they stay open and no
+     * socket a later listener opens lands at another index.
+     */
+    master_escrow next_escrow;
+    char upgrade_failure[4400]; /* why the attempt failed; answered once it exited */
     uv_timer_t upgrade_timer;
     uint32_t upgrade_wait_id; /* the quicctl upgrade waiting for the outcome */
     uint32_t reloads;
@@ -208,13 +225,18 @@ void master_child_stop(master_child *c, bool kill_now);
 void master_child_send_config(master_child *c, uint32_t id);
 /* master_child_send queues |msg| on the control channel of |c|; 0, or -1 (logged, counted). */
 int master_child_send(master_child *c, const qd_ipc_msg *msg);
-void master_escrow_clear(master *m);
-void master_escrow_add(master *m, qd_ipc_msg *msg);
+void master_escrow_clear(master_escrow *e);
+void master_escrow_add(master_escrow *e, qd_ipc_msg *msg);
 void master_children_stop_all(master *m);
+/* master_child_replace - stop a daemon and start it again (the current configuration) */
+void master_child_replace(master_child *c);
 int master_children_alive(const master *m);
 const char *master_state_name(master_state s);
 /* master_child_name returns "worker[2]" or "app" (static buffer). */
 const char *master_child_name(const master_child *c);
+/* master_stdio fills stdio[0..2] for a child: /dev/null, or the master's
+ * stdout and stderr in the foreground. */
+void master_stdio(const master *m, uv_stdio_container_t *stdio);
 void master_record_event(master *m, qd_proc_event ev, const master_child *c);
 void master_record_losses_start(master *m);
 int master_worker_count(const master *m);
@@ -259,6 +281,8 @@ void master_upgrade_receive(master *m);
 void master_upgrade_taken_over(master *m);
 void master_upgrade_failed(master *m, const char *why);
 void master_upgrade_init(master *m);
+/* master_upgrade_forward - the new master passes its listener's sockets to the previous one */
+void master_upgrade_forward(master *m, const qd_ipc_msg *msg);
 
 /* master.c */
 void master_stop(master *m, const char *why);

@@ -94,6 +94,18 @@ const char *master_child_name(const master_child *c)
     return buf;
 }
 
+/* master_stdio - a child's stdin is /dev/null; its stdout and stderr are
+ * the master's in the foreground, /dev/null otherwise */
+void master_stdio(const master *m, uv_stdio_container_t *stdio)
+{
+    stdio[0].flags = UV_INHERIT_FD;
+    stdio[0].data.fd = m->devnull_fd;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = m->foreground ? 1 : m->devnull_fd;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = m->foreground ? 2 : m->devnull_fd;
+}
+
 int master_worker_count(const master *m)
 {
     int n = 0;
@@ -346,41 +358,41 @@ static void connect_peers(master_child *c)
     }
 }
 
-void master_escrow_clear(master *m)
+void master_escrow_clear(master_escrow *e)
 {
-    for (size_t i = 0; i < m->escrow_count; i++) {
-        qd_ipc_msg_close_fds(m->escrow[i]);
-        free(m->escrow[i]);
+    for (size_t i = 0; i < e->count; i++) {
+        qd_ipc_msg_close_fds(e->msg[i]);
+        free(e->msg[i]);
     }
-    m->escrow_count = 0;
+    e->count = 0;
 }
 
 /* master_escrow_add - keep a copy of one of the listener's SOCKETS messages */
-void master_escrow_add(master *m, qd_ipc_msg *msg)
+void master_escrow_add(master_escrow *e, qd_ipc_msg *msg)
 {
     if (msg->id == 0) {
-        master_escrow_clear(m); /* a new set begins */
-        m->escrow_overflow = false;
+        master_escrow_clear(e); /* a new set begins */
+        e->overflow = false;
     }
-    if (m->escrow_overflow)
+    if (e->overflow)
         return; /* the rest of a set too large to keep; its fds are closed */
-    if (m->escrow_count == MASTER_MAX_ESCROW) {
+    if (e->count == MASTER_MAX_ESCROW) {
         qd_warn("too many listener sockets to keep; a restarted listener opens new ones");
-        master_escrow_clear(m);
-        m->escrow_overflow = true;
+        master_escrow_clear(e);
+        e->overflow = true;
         return;
     }
     qd_ipc_msg *copy = qd_xmalloc(sizeof(*copy));
     memcpy(copy, msg, sizeof(*copy));
     msg->fd_count = 0; /* the copy owns the descriptors now */
-    m->escrow[m->escrow_count++] = copy;
+    e->msg[e->count++] = copy;
 }
 
 /* escrow_return - give a starting listener the sockets its predecessor had */
 static void escrow_return(master_child *c)
 {
-    for (size_t i = 0; i < c->m->escrow_count; i++)
-        send_ctl(c, c->m->escrow[i]);
+    for (size_t i = 0; i < c->m->escrow.count; i++)
+        send_ctl(c, c->m->escrow.msg[i]);
 }
 
 /* handle_msg - one message from a daemon */
@@ -413,7 +425,8 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
     case QD_MSG_SOCKETS:
         if (c->role != QD_ROLE_LISTENER)
             goto bad;
-        master_escrow_add(c->m, msg);
+        master_upgrade_forward(c->m, msg);
+        master_escrow_add(&c->m->escrow, msg);
         break;
     case QD_MSG_STATUS:
         if (qd_ipc_get_u32(msg, QD_F_CONNECTIONS, &v) == 0)
@@ -635,12 +648,7 @@ static void spawn(master_child *c)
         goto retry;
     }
     uv_stdio_container_t stdio[5];
-    stdio[0].flags = UV_INHERIT_FD;
-    stdio[0].data.fd = m->devnull_fd;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = m->foreground ? 1 : m->devnull_fd;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = m->foreground ? 2 : m->devnull_fd;
+    master_stdio(m, stdio);
     stdio[3].flags = UV_INHERIT_FD;
     stdio[3].data.fd = sv[1];
     stdio[4].flags = UV_INHERIT_FD;
@@ -770,6 +778,16 @@ void master_child_stop(master_child *c, bool kill_now)
     if (send_ctl(c, &out_msg) < 0)
         uv_process_kill(&c->proc, SIGTERM);
     uv_timer_start(&c->timer, on_kill_timer, (uint64_t)m->conf.drain_timeout_ms + 1000, 0);
+}
+
+void master_child_replace(master_child *c)
+{
+    if (c == NULL)
+        return;
+    c->replace = true;
+    master_child_stop(c, false);
+    if (!c->running && c->replace)
+        c->replace = false; /* not running (back-off): its restart uses the new config */
 }
 
 int master_children_alive(const master *m)

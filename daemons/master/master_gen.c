@@ -155,20 +155,23 @@ void master_gen_layout_msg(master *m, qd_ipc_msg *msg, uint32_t id)
 void master_gen_send_layout(master *m, master_child *l)
 {
     /* Handed over, or handing over: the next master's listener steers. */
-    if (l == NULL || l->ctl == NULL || m->handed_over || m->upgrading)
+    if (l == NULL || l->ctl == NULL || m->handed_over ||
+        (m->upgrading && m->upgrade_failure[0] == '\0'))
         return;
     m->layout_id = master_next_id(m);
     master_gen_layout_msg(m, &out_msg, m->layout_id);
     master_child_send(l, &out_msg);
 }
 
-void master_gen_forget_foreign(master *m)
+/* gens_remove_if - forget the generations |gone| names ("generation N
+ * WHY" in the log) and tell the listener the layout without them */
+static void gens_remove_if(master *m, bool (*gone)(master *, const master_gen *), const char *why)
 {
     bool changed = false;
 
     for (int k = 0; k < m->ngens;) {
-        if (m->gens[k].foreign) {
-            qd_info("the previous master's generation %u is gone", m->gens[k].gen);
+        if (gone(m, &m->gens[k])) {
+            qd_info("generation %u %s", m->gens[k].gen, why);
             gen_remove(m, k);
             changed = true;
             continue;
@@ -177,6 +180,17 @@ void master_gen_forget_foreign(master *m)
     }
     if (changed)
         master_gen_send_layout(m, master_child_find(m, QD_ROLE_LISTENER));
+}
+
+static bool gen_is_foreign(master *m, const master_gen *g)
+{
+    (void)m;
+    return g->foreign;
+}
+
+void master_gen_forget_foreign(master *m)
+{
+    gens_remove_if(m, gen_is_foreign, "of the previous master is gone");
 }
 
 /* reload_answer - the pending generation reload is over: answer it */
@@ -262,15 +276,6 @@ static bool has_word(const char *list, const char *w)
     return false;
 }
 
-/* replace - stop a daemon and start it again with the new configuration */
-static void replace(master_child *c)
-{
-    c->replace = true;
-    master_child_stop(c, false);
-    if (!c->running && c->replace)
-        c->replace = false; /* not running (back-off): its restart uses the new config */
-}
-
 int master_gen_begin(master *m, const char *names, uint32_t *reload_id, qd_buf *msg)
 {
     static const char *const gen_keys[] = {"listen", "workers", "tcp", "user", "group",
@@ -288,7 +293,7 @@ int master_gen_begin(master *m, const char *names, uint32_t *reload_id, qd_buf *
             if ((c->role == QD_ROLE_LISTENER &&
                  (has_word(names, "udp_buffer") || has_word(names, "tcp_backlog"))) ||
                 (c->role == QD_ROLE_STATS && has_word(names, "stats_database")))
-                replace(c);
+                master_child_replace(c);
         }
         qd_buf_printf(msg, "reloaded; replacing the daemons that use %s\n", names);
         return 0;
@@ -326,15 +331,15 @@ int master_gen_begin(master *m, const char *names, uint32_t *reload_id, qd_buf *
     for (int i = 0; i < m->child_count; i++) {
         master_child *c = m->children[i];
         if (c->role == QD_ROLE_LISTENER)
-            replace(c); /* the new one opens what generation g needs, privileged */
+            master_child_replace(c); /* the new one opens what generation g needs, privileged */
         else if (c->role == QD_ROLE_APP &&
                  (has_word(names, "user") || has_word(names, "group") ||
                   has_word(names, "chroot") || has_word(names, "daemon_directory")))
-            replace(c);
+            master_child_replace(c);
         else if (c->role == QD_ROLE_STATS &&
                  (has_word(names, "stats_database") || has_word(names, "user") ||
                   has_word(names, "group") || has_word(names, "daemon_directory")))
-            replace(c);
+            master_child_replace(c);
     }
     for (int i = 0; i < n; i++)
         master_child_add(m, QD_ROLE_WORKER, ids[i])->generation = g->gen;
@@ -408,20 +413,12 @@ void master_gen_layout_ack(master *m, const qd_ipc_msg *msg)
     master_gen_prune(m);
 }
 
+static bool gen_is_drained(master *m, const master_gen *g)
+{
+    return g->retiring && !g->foreign && master_gen_workers(m, g->gen, NULL) == 0;
+}
+
 void master_gen_prune(master *m)
 {
-    bool changed = false;
-
-    for (int k = 0; k < m->ngens;) {
-        if (m->gens[k].retiring && !m->gens[k].foreign &&
-            master_gen_workers(m, m->gens[k].gen, NULL) == 0) {
-            qd_info("generation %u has drained", m->gens[k].gen);
-            gen_remove(m, k);
-            changed = true;
-            continue;
-        }
-        k++;
-    }
-    if (changed)
-        master_gen_send_layout(m, master_child_find(m, QD_ROLE_LISTENER));
+    gens_remove_if(m, gen_is_drained, "has drained");
 }

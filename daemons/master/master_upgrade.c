@@ -29,10 +29,17 @@
  *	drain and exit, then it does. The new master forgets the old
  *	generations when the channel closes.
  *
- *	If the new master exits before taking over, says it cannot
- *	(CONFIG_DONE with the reason: its workers did not start in time, say),
- *	or does not take over within MASTER_UPGRADE_WAIT_MS, the old master
- *	keeps serving, restores its steering and answers with the reason.
+ *	While it starts, the new master forwards its listener's escrow
+ *	(SOCKETS) to the old one. If it exits before taking over, says it
+ *	cannot (CONFIG_DONE with the reason: its workers did not start in
+ *	time, say), or does not take over within MASTER_UPGRADE_WAIT_MS, the
+ *	old master keeps serving: the forwarded escrow becomes its own and a
+ *	new listener of its own takes those sockets back (the slots the new
+ *	listener added joined the reuseport groups after ours and must stay
+ *	open, or the kernel would move another socket into their index), or
+ *	without one it restores its steering. It answers with the reason once
+ *	the new master has exited (killed after MASTER_UPGRADE_KILL_MS), so
+ *	that no two attempts overlap.
  * DIAGNOSTICS
  *	quicctl gets "upgrade failed: ..." and exit status 1.
  */
@@ -59,25 +66,61 @@ static qd_ipc_msg out_msg;
 
 /* --- the old master --------------------------------------------------------- */
 
-/* upgrade_end - the attempt is over (|why|: it failed) */
-static void upgrade_end(master *m, const char *why)
+/* upgrade_answer - answer quicctl upgrade: the attempt is over */
+static void upgrade_answer(master *m, int status, const char *text)
 {
-    if (!m->upgrading)
-        return;
+    master_control_answer(m, m->upgrade_wait_id, status, text);
+    m->upgrade_wait_id = 0;
     m->upgrading = false;
+    m->upgrade_failure[0] = '\0';
     uv_timer_stop(&m->upgrade_timer);
-    if (why != NULL) {
-        char text[6000];
-        snprintf(text, sizeof(text), "upgrade failed: %s; quicd (pid %ld) keeps serving\n", why,
-                 (long)getpid());
-        qd_err("%s", text);
-        master_control_answer(m, m->upgrade_wait_id, 1, text);
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+    master *m = t->data;
+
+    if (m->next_running) {
+        qd_warn("the new master (pid %ld) did not exit within %ds of failing; killing it",
+                (long)m->handoff_pid, MASTER_UPGRADE_KILL_MS / 1000);
+        uv_process_kill(&m->next_proc, SIGKILL);
+    }
+}
+
+/*
+ * upgrade_fail - the attempt failed (|why|): we keep serving. The answer
+ * waits until the new master has exited, so that the next attempt never
+ * overlaps it; its listener's sockets become our escrow (the slots it
+ * added stay open at their index) and a new listener of ours takes them
+ * back, closing the addresses we do not serve.
+ */
+static void upgrade_fail(master *m, const char *why)
+{
+    if (m->upgrade_failure[0] != '\0')
+        return;
+    snprintf(m->upgrade_failure, sizeof(m->upgrade_failure),
+             "upgrade failed: %s; quicd (pid %ld) keeps serving\n", why, (long)getpid());
+    qd_err("%s", m->upgrade_failure);
+    if (m->handoff != NULL)
         qd_chan_close(m->handoff);
-        m->handoff = NULL;
+    m->handoff = NULL;
+    if (m->next_escrow.count > 0 && !m->next_escrow.overflow) {
+        master_escrow_clear(&m->escrow);
+        m->escrow = m->next_escrow;
+        m->next_escrow.count = 0;
+        qd_info("keeping the sockets the new master's listener opened; our listener takes "
+                "them back");
+        master_child_replace(master_child_find(m, QD_ROLE_LISTENER));
+    } else {
         /* Its listener may have steered already: ours steers again. */
         master_gen_send_layout(m, master_child_find(m, QD_ROLE_LISTENER));
     }
-    m->upgrade_wait_id = 0;
+    master_escrow_clear(&m->next_escrow);
+    if (!m->next_running) {
+        upgrade_answer(m, 1, m->upgrade_failure);
+        return;
+    }
+    uv_timer_start(&m->upgrade_timer, on_kill_timer, MASTER_UPGRADE_KILL_MS, 0);
 }
 
 /* handed_over - the new master serves: drain and exit, leaving it the paths */
@@ -93,8 +136,8 @@ static void handed_over(master *m)
              "(pid %ld) drains %d connection%s and exits\n",
              (long)m->handoff_pid, m->exe_path, (long)getpid(), conns, conns == 1 ? "" : "s");
     qd_notice("%s", text);
-    master_control_answer(m, m->upgrade_wait_id, 0, text);
-    upgrade_end(m, NULL);
+    upgrade_answer(m, 0, text);
+    master_escrow_clear(&m->next_escrow); /* the new master's now */
     m->handed_over = true;
     m->owns_paths = false;
     master_control_stop_accepting(m);
@@ -107,10 +150,14 @@ static void on_next_msg(qd_chan *ch, qd_ipc_msg *msg)
     char why[1024] = "the new master gave up";
     uint32_t status = 1;
 
-    if (!m->upgrading)
+    if (!m->upgrading || m->upgrade_failure[0] != '\0')
         return;
     if (msg->type == QD_MSG_READY) {
         handed_over(m);
+        return;
+    }
+    if (msg->type == QD_MSG_SOCKETS) {
+        master_escrow_add(&m->next_escrow, msg);
         return;
     }
     if (msg->type == QD_MSG_CONFIG_DONE) {
@@ -118,7 +165,7 @@ static void on_next_msg(qd_chan *ch, qd_ipc_msg *msg)
         qd_ipc_get_str(msg, QD_F_TEXT, why, sizeof(why));
         why[strcspn(why, "\n")] = '\0';
         if (status != 0)
-            upgrade_end(m, why);
+            upgrade_fail(m, why);
         return;
     }
     qd_warn("dropped unexpected %s message from the new master", qd_ipc_type_name(msg->type));
@@ -143,14 +190,20 @@ static void on_next_exit(uv_process_t *p, int64_t status, int sig)
     master *m = p->data;
     char why[4400];
 
-    if (sig)
+    m->next_running = false;
+    if (sig == SIGKILL && m->handoff_failed)
+        snprintf(why, sizeof(why), "cannot hand over to %s (pid %ld); it was killed",
+                 m->exe_path, (long)p->pid);
+    else if (sig)
         snprintf(why, sizeof(why), "%s (pid %ld) was killed by signal %d before it took over",
                  m->exe_path, (long)p->pid, sig);
     else
         snprintf(why, sizeof(why), "%s (pid %ld) exited with status %lld before it took over",
                  m->exe_path, (long)p->pid, (long long)status);
-    if (m->upgrading)
-        upgrade_end(m, why);
+    if (m->upgrading) {
+        upgrade_fail(m, why); /* unless it had failed already */
+        upgrade_answer(m, 1, m->upgrade_failure);
+    }
     uv_close((uv_handle_t *)p, on_next_closed);
 }
 
@@ -161,9 +214,9 @@ static void on_upgrade_timer(uv_timer_t *t)
 
     snprintf(why, sizeof(why), "the new master (pid %ld) did not take over within %ds; stopped it",
              (long)m->handoff_pid, MASTER_UPGRADE_WAIT_MS / 1000);
-    if (m->next_proc_open)
+    if (m->next_running)
         uv_process_kill(&m->next_proc, SIGTERM);
-    upgrade_end(m, why);
+    upgrade_fail(m, why);
 }
 
 /* send_handoff - everything the new master needs, in order */
@@ -179,8 +232,8 @@ static int send_handoff(master *m)
     master_gen_layout_msg(m, &out_msg, 0);
     if (qd_chan_send(m->handoff, &out_msg) < 0)
         return -1;
-    for (size_t i = 0; i < m->escrow_count; i++)
-        if (qd_chan_send(m->handoff, m->escrow[i]) < 0)
+    for (size_t i = 0; i < m->escrow.count; i++)
+        if (qd_chan_send(m->handoff, m->escrow.msg[i]) < 0)
             return -1;
     qd_ipc_msg_init(&out_msg, QD_MSG_READY, 0);
     return qd_chan_send(m->handoff, &out_msg);
@@ -195,7 +248,7 @@ int master_upgrade_start(master *m, uint32_t *wait_id, qd_buf *msg)
         qd_buf_printf(msg, "upgrade failed: quicd is stopping\n");
         return -1;
     }
-    if (m->upgrading) {
+    if (m->upgrading || m->next_proc_open) {
         qd_buf_printf(msg, "upgrade failed: an upgrade is already under way\n");
         return -1;
     }
@@ -210,7 +263,7 @@ int master_upgrade_start(master *m, uint32_t *wait_id, qd_buf *msg)
                            "when it serves (quicctl status)\n");
         return -1;
     }
-    if (m->escrow_count == 0 || m->escrow_overflow) {
+    if (m->escrow.count == 0 || m->escrow.overflow) {
         qd_buf_printf(msg, "upgrade failed: the listener's sockets are not in escrow\n");
         return -1;
     }
@@ -235,12 +288,7 @@ int master_upgrade_start(master *m, uint32_t *wait_id, qd_buf *msg)
     args[n++] = "3";
     args[n] = NULL;
     uv_stdio_container_t stdio[4];
-    stdio[0].flags = UV_INHERIT_FD;
-    stdio[0].data.fd = m->devnull_fd;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = m->foreground ? 1 : m->devnull_fd;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = m->foreground ? 2 : m->devnull_fd;
+    master_stdio(m, stdio);
     stdio[3].flags = UV_INHERIT_FD;
     stdio[3].data.fd = sv[1];
     uv_process_options_t opt;
@@ -262,19 +310,23 @@ int master_upgrade_start(master *m, uint32_t *wait_id, qd_buf *msg)
         return -1;
     }
     m->next_proc_open = true;
+    m->next_running = true;
+    m->handoff_failed = false;
     m->handoff_pid = m->next_proc.pid;
     m->upgrading = true;
+    m->upgrade_failure[0] = '\0';
+    m->upgrade_wait_id = master_next_id(m);
+    *wait_id = m->upgrade_wait_id;
     m->handoff = qd_chan_open(m->loop, sv[0], "next master", on_next_msg, on_next_close, m);
     qd_notice("upgrade: started %s (pid %ld); it takes over once its daemons are ready",
               m->exe_path, (long)m->handoff_pid);
     if (m->handoff == NULL || send_handoff(m) < 0) {
+        /* It exited already (its exit status says why), or it never gets
+         * what it needs: either way its exit answers. */
+        m->handoff_failed = true;
         uv_process_kill(&m->next_proc, SIGKILL);
-        m->upgrading = false;
-        qd_buf_printf(msg, "upgrade failed: cannot hand over to the new master\n");
-        return -1;
+        return 0;
     }
-    m->upgrade_wait_id = master_next_id(m);
-    *wait_id = m->upgrade_wait_id;
     uv_timer_start(&m->upgrade_timer, on_upgrade_timer, MASTER_UPGRADE_WAIT_MS, 0);
     return 0;
 }
@@ -296,7 +348,8 @@ static void on_prev_close(qd_chan *ch)
 
     m->handoff = NULL;
     if (!m->taken_over) {
-        qd_err("the previous master went away before we took over; stopping");
+        if (!m->stopping) /* not after our own failure, which it answers */
+            qd_err("the previous master went away before we took over; stopping");
         master_stop(m, "upgrade abandoned");
         return;
     }
@@ -357,7 +410,7 @@ void master_upgrade_receive(master *m)
         } else if (in.type == QD_MSG_LAYOUT) {
             add_foreign(m, &in);
         } else if (in.type == QD_MSG_SOCKETS) {
-            master_escrow_add(m, &in);
+            master_escrow_add(&m->escrow, &in);
         } else if (in.type == QD_MSG_READY) {
             break;
         }
@@ -404,4 +457,10 @@ void master_upgrade_failed(master *m, const char *why)
     if (m->handoff != NULL)
         qd_chan_send(m->handoff, &out_msg);
     master_stop(m, "upgrade failed");
+}
+
+void master_upgrade_forward(master *m, const qd_ipc_msg *msg)
+{
+    if (m->upgrade_fd >= 0 && !m->taken_over && m->handoff != NULL)
+        qd_chan_send(m->handoff, msg);
 }

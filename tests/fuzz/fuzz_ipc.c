@@ -19,7 +19,8 @@
  * first field of a tag, the exact size for u32/u64, the NUL and |cap|
  * rules for strings); every REC_* message goes to stats_db_record and a
  * REC_BATCH to stats_db_batch, which never fail to write on a healthy
- * database, add one row per record they accept (none for a process
+ * database (stats_db_commit writes what they kept), add one row per
+ * record they accept (none for a process
  * event already stored), and count each record they refuse; a connection
  * or request row's protocol is F_PROTO when it is 1 to 31 printable ASCII
  * characters without spaces, "h3" without F_PROTO, else "unknown".
@@ -241,6 +242,8 @@ static void check_stats(const qd_ipc_msg *msg)
         while (qd_ipc_next(msg, &pos, &tag, &v, &len))
             records++;
         stats_db_batch(&db, msg);
+        if (stats_db_commit(&db) != 0)
+            qd_panic("stats: a batch did not commit: %s", sqlite3_errmsg(db.db));
         size_t rows = (size_t)(sqlite3_total_changes(db.db) - before);
         if (rows + (db.bad_records - bad) != records)
             qd_panic("stats: a batch of %zu fields gave %zu rows and %llu bad records", records,
@@ -250,6 +253,8 @@ static void check_stats(const qd_ipc_msg *msg)
     if (msg->type < QD_MSG_REC_PROCESS || msg->type > QD_MSG_REC_LOSS)
         return;
     int rv = stats_db_record(&db, msg);
+    if (stats_db_commit(&db) != 0)
+        qd_panic("stats: a record did not commit: %s", sqlite3_errmsg(db.db));
     int rows = sqlite3_total_changes(db.db) - before;
     /* a process event already in the table is not written again (by design) */
     int want_rows = msg->type == QD_MSG_REC_PROCESS && rows == 0 ? 0 : 1;

@@ -341,7 +341,25 @@ static void connect_pair(master_child *srv, master_child *w)
     close(sv[1]);
 }
 
-/* connect_peers - on READY: channels to every ready peer */
+master_child *master_app_for(master *m, const master_child *w)
+{
+    master_child *found = NULL;
+
+    for (int i = 0; i < m->child_count; i++) {
+        master_child *a = m->children[i];
+        if (a->role == QD_ROLE_APP && !a->retire && a->generation <= w->generation &&
+            (found == NULL || a->generation >= found->generation))
+            found = a;
+    }
+    return found;
+}
+
+/*
+ * connect_peers - on READY: channels to every ready peer. A worker talks
+ * to the listener and to its generation's app (master_app_for): a worker
+ * of an older generation keeps the app it had while a newer app serves
+ * the new generation, so its requests in flight are never cut.
+ */
 static void connect_peers(master_child *c)
 {
     master *m = c->m;
@@ -350,10 +368,11 @@ static void connect_peers(master_child *c)
         master_child *p = m->children[i];
         if (p == c || p->state != MS_RUNNING)
             continue;
-        if (c->role == QD_ROLE_WORKER && (p->role == QD_ROLE_LISTENER || p->role == QD_ROLE_APP))
+        if (c->role == QD_ROLE_WORKER &&
+            (p->role == QD_ROLE_LISTENER || (p->role == QD_ROLE_APP && p == master_app_for(m, c))))
             connect_pair(p, c);
-        else if ((c->role == QD_ROLE_LISTENER || c->role == QD_ROLE_APP) &&
-                 p->role == QD_ROLE_WORKER)
+        else if (p->role == QD_ROLE_WORKER &&
+                 (c->role == QD_ROLE_LISTENER || (c->role == QD_ROLE_APP && c == master_app_for(m, p))))
             connect_pair(c, p);
     }
 }
@@ -625,7 +644,7 @@ static void spawn(master_child *c)
 
     snprintf(path, sizeof(path), "%s/%s", m->conf.daemon_directory, qd_role_name(c->role));
     snprintf(inst, sizeof(inst), "%d", c->instance);
-    if (c->role != QD_ROLE_WORKER)
+    if (c->role != QD_ROLE_WORKER && c->role != QD_ROLE_APP)
         c->generation = m->generation; /* the others serve every generation */
     snprintf(gen, sizeof(gen), "%u", c->generation);
     char *args[12];

@@ -17,8 +17,11 @@
  *	   group), and the listener is replaced: the new one takes back every
  *	   socket from the escrow and, still privileged, opens the slots and
  *	   addresses the new generation needs (QD_MSG_LAYOUT before its
- *	   configuration says which).
- *	2. Once every new worker and the listener are ready, the master sends
+ *	   configuration says which). If the app's settings changed (user,
+ *	   group, chroot, daemon_directory), an app of the new generation
+ *	   starts beside the old one (master_app_for pairs each worker with
+ *	   its app); the old app stops once no worker talks to it.
+ *	2. Once every new worker, its app and the listener are ready, the master sends
  *	   the listener a layout in which the new generation takes new
  *	   connections: its steering programs send Initials and SYNs to the
  *	   new workers, and packets whose CID names an old worker to that
@@ -223,7 +226,7 @@ static void on_gen_timer(uv_timer_t *t)
     qd_buf_printf(&why, "generation %u is not serving after %ds:", g->gen, MASTER_GEN_WAIT_MS / 1000);
     for (int i = 0; i < m->child_count; i++) {
         master_child *c = m->children[i];
-        if ((c->role == QD_ROLE_WORKER && c->generation == g->gen) ||
+        if (((c->role == QD_ROLE_WORKER || c->role == QD_ROLE_APP) && c->generation == g->gen) ||
             c->role == QD_ROLE_LISTENER)
             if (c->state != MS_RUNNING)
                 qd_buf_printf(&why, " %s is %s;", master_child_name(c),
@@ -305,7 +308,7 @@ int master_gen_begin(master *m, const char *names, uint32_t *reload_id, qd_buf *
         g->retiring = true;
         for (int i = m->child_count - 1; i >= 0; i--) { /* a stop may remove the child */
             master_child *c = m->children[i];
-            if (c->role == QD_ROLE_WORKER && c->generation == g->gen) {
+            if ((c->role == QD_ROLE_WORKER || c->role == QD_ROLE_APP) && c->generation == g->gen) {
                 c->retire = true;
                 master_child_stop(c, true);
             }
@@ -328,19 +331,21 @@ int master_gen_begin(master *m, const char *names, uint32_t *reload_id, qd_buf *
     master_gen *g = gen_add(m, m->generation);
     qd_notice("reload: %s changed; starting generation %u (%d workers) beside the running one",
               names, g->gen, n);
+    bool new_app = has_word(names, "user") || has_word(names, "group") ||
+                   has_word(names, "chroot") || has_word(names, "daemon_directory");
     for (int i = 0; i < m->child_count; i++) {
         master_child *c = m->children[i];
         if (c->role == QD_ROLE_LISTENER)
             master_child_replace(c); /* the new one opens what generation g needs, privileged */
-        else if (c->role == QD_ROLE_APP &&
-                 (has_word(names, "user") || has_word(names, "group") ||
-                  has_word(names, "chroot") || has_word(names, "daemon_directory")))
-            master_child_replace(c);
         else if (c->role == QD_ROLE_STATS &&
                  (has_word(names, "stats_database") || has_word(names, "user") ||
                   has_word(names, "group") || has_word(names, "daemon_directory")))
             master_child_replace(c);
     }
+    /* The app's settings changed: an app of generation g beside the old
+     * one, which keeps serving the older workers until they are gone. */
+    if (new_app)
+        master_child_add(m, QD_ROLE_APP, -1);
     for (int i = 0; i < n; i++)
         master_child_add(m, QD_ROLE_WORKER, ids[i])->generation = g->gen;
     qd_buf_reset(&m->reload_text);
@@ -365,6 +370,12 @@ void master_gen_check(master *m)
         return;
     if (master_gen_workers(m, g->gen, &ready) != g->workers || ready != g->workers)
         return;
+    for (int i = 0; i < m->child_count; i++) {
+        master_child *c = m->children[i];
+        if (c->role == QD_ROLE_APP && c->generation == g->gen && !c->retire &&
+            c->state != MS_RUNNING)
+            return; /* its own app is not ready yet */
+    }
     /* Every new worker is up: new connections go to them from now on. */
     for (int k = 0; k < m->ngens - 1; k++)
         if (m->gens[k].serving) {
@@ -418,7 +429,40 @@ static bool gen_is_drained(master *m, const master_gen *g)
     return g->retiring && !g->foreign && master_gen_workers(m, g->gen, NULL) == 0;
 }
 
+/*
+ * apps_prune - an app that is not the newest and that no worker talks to
+ * any more (their generations have drained) stops for good
+ */
+static void apps_prune(master *m)
+{
+    master_child *newest = NULL;
+
+    if (m->stopping)
+        return; /* master_children_stop_all stops every app after the workers */
+    for (int i = 0; i < m->child_count; i++) {
+        master_child *a = m->children[i];
+        if (a->role == QD_ROLE_APP && !a->retire &&
+            (newest == NULL || a->generation >= newest->generation))
+            newest = a;
+    }
+    for (int i = m->child_count - 1; i >= 0; i--) { /* a stop may remove the child */
+        master_child *a = m->children[i];
+        if (a->role != QD_ROLE_APP || a->retire || a == newest)
+            continue;
+        bool used = false;
+        for (int k = 0; k < m->child_count && !used; k++)
+            used = m->children[k]->role == QD_ROLE_WORKER && master_app_for(m, m->children[k]) == a;
+        if (used)
+            continue;
+        qd_info("the app of generation %u (pid %ld) stops: its workers are gone", a->generation,
+                (long)a->pid);
+        a->retire = true;
+        master_child_stop(a, false);
+    }
+}
+
 void master_gen_prune(master *m)
 {
     gens_remove_if(m, gen_is_drained, "has drained");
+    apps_prune(m);
 }

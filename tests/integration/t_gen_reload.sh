@@ -2,8 +2,11 @@
 # Reloads that replace the workers lose nothing under load. While 20 long
 # downloads, a new connection every 50 ms and 3 /events streams run (over
 # HTTP/3 mostly, some over HTTP/2 and HTTP/1.1), three reloads change
-# workers (2 -> 3 -> 2 -> 3) and a fourth adds a listen address. Each
-# starts a new generation of workers beside the running ones, which drain:
+# workers (2 -> 3 -> 2 -> 3), a fourth adds a listen address and a fifth
+# changes chroot, which the app uses too. Each starts a new generation of
+# workers beside the running ones, which drain (the fifth with an app of
+# its own beside the old app, which serves the older workers until they
+# are gone):
 # no request fails, no connection is reset, every download is
 # byte-identical, event streams end cleanly and reconnect, quicctl status
 # shows the generations, nothing is killed at the drain deadline, and the
@@ -53,6 +56,14 @@ out=$("$H3_PYTHON" "$H3GET_PY" --cacert "$T/cert.pem" --resolve "localhost:$PORT
     fetch "https://localhost:$PORT/small.txt" - 2>&1)
 echo "$out" | grep -q "status=200" && ok "the added address 127.0.0.2 answers over HTTP/3" ||
     fail "127.0.0.2: $out"
+# apps - how many app processes run
+apps() { quicctl status --json | python3 -c '
+import json, sys
+print(sum(1 for p in json.load(sys.stdin)["processes"] if p["role"] == "app" and p["pid"]))'; }
+reload_to chroot 6 3 "listen = 127.0.0.1:$PORT, [::1]:$PORT, 127.0.0.2:$PORT" "chroot = no"
+n=$(apps)
+[ "$n" = 2 ] && ok "generation 6 has an app of its own beside the one of the older generations" ||
+    fail "$n apps after the chroot reload: $(quicctl status)"
 
 # the first 20 downloads (6 MB at 300 kB/s, 20 s) are generation 1's: the
 # load goes on until that generation has drained, then stops
@@ -65,9 +76,12 @@ gen_load_check "the reloads" 200
     fail "event streams: $GEN_SUMMARY"
 
 # every old generation drains by itself, nothing is killed at the deadline
-drained() { [ "$(gen_status)" = "5:serving" ]; }
+drained() { [ "$(gen_status)" = "6:serving" ]; }
 wait_until 60 drained && ok "the old generations drained: $(gen_status)" || fail "generations: $(gen_status)"
 gen_no_kill
+oneapp() { [ "$(apps)" = 1 ]; }
+wait_until 10 oneapp && grep -q "the app of generation 1 (pid [0-9]*) stops: its workers are gone" "$T/quicd.log" &&
+    ok "the old app stopped once the workers it served were gone" || fail "$(apps) apps: $(quicctl status)"
 grep -q "generation 1 has drained" "$T/quicd.log" && grep -q "generation 4 has drained" "$T/quicd.log" &&
     ok "the log says when each generation has drained" || fail "no 'has drained' lines"
 
@@ -82,6 +96,6 @@ want_small=$(( $(gen_field started_new) + 1 ))   # and the check of 127.0.0.2
 [ "$rows_small" = "$want_small" ] && [ "$rows_big" = "$(gen_field started_download)" ] &&
     ok "the database has every request: $rows_small small (want $want_small), $rows_big downloads (want $(gen_field started_download))" ||
     fail "database: $rows_small small (want $want_small), $rows_big downloads (want $(gen_field started_download))"
-[ "$workers" -ge 8 ] && ok "requests recorded by $workers worker ids of 5 generations" ||
+[ "$workers" -ge 8 ] && ok "requests recorded by $workers worker ids of 6 generations" ||
     fail "requests recorded by only $workers worker ids"
 finish

@@ -218,6 +218,8 @@ static void on_master(qd_chan *ch, qd_ipc_msg *m)
         uint32_t deadline = 0;
         if (qd_ipc_get_u32(m, QD_F_DEADLINE_MS, &deadline) < 0)
             deadline = 0;
+        if (!c->stopping && qd_ipc_get_u32(m, QD_F_FLAGS, &c->stop_flags) < 0)
+            c->stop_flags = 0;
         begin_stop(c, deadline);
         break;
     }

@@ -57,6 +57,7 @@ struct qd_child {
     qd_conf conf;
     bool configured;
     bool stopping;
+    uint32_t stop_flags; /* the F_FLAGS of the master's QD_MSG_STOP (QD_STOP_F_*) */
     bool level_fixed; /* -V: log_level does not change the log level */
     const qd_child_ops *ops;
     void *data;

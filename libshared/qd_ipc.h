@@ -30,7 +30,7 @@
 enum {
     /* master -> child */
     QD_MSG_CONFIG = 1,  /* F_TEXT: the whole effective configuration */
-    QD_MSG_STOP = 2,    /* F_DEADLINE_MS: finish work and exit */
+    QD_MSG_STOP = 2,    /* F_DEADLINE_MS [F_FLAGS]: finish work and exit */
     QD_MSG_CHANNEL = 3, /* F_ROLE, F_INSTANCE + 1 fd: a channel to that peer */
     QD_MSG_LOG_FD = 4,  /* to the app and each worker after each CONFIG: 1 fd, the
                            access_log opened for appending, or no fd: logging off */
@@ -200,6 +200,9 @@ enum {
 #define QD_PROTO_H2 "h2"
 #define QD_PROTO_H1 "http/1.1"
 
+
+/* QD_MSG_STOP F_FLAGS to a worker */
+#define QD_STOP_F_STEERED_AWAY 0x1 /* no new connection is steered to it any more */
 
 /* QD_MSG_STATUS F_FLAGS from a worker */
 #define QD_STATUS_F_RETRY 0x1 /* retry = auto is demanding address validation now */

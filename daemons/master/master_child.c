@@ -794,6 +794,10 @@ void master_child_stop(master_child *c, bool kill_now)
     }
     qd_ipc_msg_init(&out_msg, QD_MSG_STOP, 0);
     qd_ipc_put_u32(&out_msg, QD_F_DEADLINE_MS, (uint32_t)m->conf.drain_timeout_ms);
+    /* A worker of a generation that ended, or of a master that handed
+     * over: the listener steers nothing new to it any more. */
+    if (c->role == QD_ROLE_WORKER && (c->retire || m->handed_over))
+        qd_ipc_put_u32(&out_msg, QD_F_FLAGS, QD_STOP_F_STEERED_AWAY);
     if (send_ctl(c, &out_msg) < 0)
         uv_process_kill(&c->proc, SIGTERM);
     uv_timer_start(&c->timer, on_kill_timer, (uint64_t)m->conf.drain_timeout_ms + 1000, 0);

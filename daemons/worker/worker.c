@@ -213,11 +213,11 @@ static void on_stop_tick(uv_timer_t *t)
     bool force = worker_now() >= w->stop_deadline_ns;
 
     worker_conn_close_all(w, force);
-    worker_tcp_close_all(w, force);
+    bool accepting = worker_tcp_close_all(w, force);
     if (force)
         worker_conn_free_all(w); /* their closing periods would outlast the deadline */
     worker_rec_flush(w); /* the records of the connections just closed */
-    if (w->conns == NULL && w->tconns == NULL)
+    if (w->conns == NULL && w->tconns == NULL && !accepting)
         qd_child_exit(&w->child, 0);
 }
 

@@ -125,6 +125,15 @@ typedef struct wk_cache {
 #define WORKER_FIRST_REQUEST_NS (2000 * 1000000ULL)
 #define WORKER_NOTICE_GRACE_MIN_NS (100 * 1000000ULL)
 #define WORKER_NOTICE_GRACE_MAX_NS (1000 * 1000000ULL)
+/*
+ * ... and a stopping worker accepts on its TCP sockets for at least this
+ * long: a handshake begun before the steering switched (a SYN-ACK a round
+ * trip away, or retransmitted) completes into its accept queue, where no
+ * other worker would ever take it. A worker the steering no longer sends
+ * connections to (QD_STOP_F_STEERED_AWAY: its generation ended) accepts
+ * as long as it lives; at a stop of quicd, only this long.
+ */
+#define WORKER_ACCEPT_GRACE_NS (1000 * 1000000ULL)
 
 /* A request stream. */
 struct wk_stream {
@@ -308,6 +317,8 @@ struct worker {
     /* graceful stop */
     bool stopping;
     uint64_t stop_deadline_ns;
+    uint64_t accept_until_ns; /* stopping: TCP accepts end then */
+    uint64_t may_exit_ns;     /* stopping: not before then (TCP stragglers) */
     uv_timer_t stop_timer;
 };
 
@@ -405,7 +416,8 @@ void worker_tcp_unlisten(wk_ep *ep);
 void worker_tcp_write(wk_conn *c);
 void worker_tcp_close(wk_conn *c, uint32_t by, uint32_t reason);
 void worker_tcp_shutdown_all(worker *w);
-void worker_tcp_close_all(worker *w, bool force);
+/* worker_tcp_close_all returns true while the worker must wait for TCP stragglers (the first WORKER_ACCEPT_GRACE_NS of a stop) */
+bool worker_tcp_close_all(worker *w, bool force);
 int worker_tcp_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
 int worker_tcp_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
 void worker_tcp_resume(wk_stream *s);

@@ -488,7 +488,7 @@ static void on_accept(uv_poll_t *p, int status, int events)
     wk_ep *ep = p->data;
     worker *w = ep->w;
 
-    for (int i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
+    for (int i = 0; i < ACCEPT_BATCH && (!w->stopping || worker_now() < w->accept_until_ns); i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         int fd = accept4(ep->tcp_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -631,17 +631,19 @@ static bool drain_step(wk_conn *c, uint64_t now)
 }
 
 /*
- * worker_tcp_shutdown_all - a graceful stop: stop accepting (the listen
- * sockets stay the listener's: connections waiting in them are the next
- * worker's, or the next generation's), then drain every connection.
+ * worker_tcp_shutdown_all - a graceful stop: drain every connection, and
+ * accept for WORKER_ACCEPT_GRACE_NS more (the connections whose handshake
+ * began before the steering switched), each drained like the others; the
+ * listen sockets stay the listener's.
  */
 void worker_tcp_shutdown_all(worker *w)
 {
     uint64_t now = worker_now();
     wk_conn *next;
 
-    for (size_t i = 0; i < w->nep; i++)
-        worker_tcp_unlisten(&w->eps[i]);
+    w->may_exit_ns = now + WORKER_ACCEPT_GRACE_NS;
+    w->accept_until_ns = (w->child.stop_flags & QD_STOP_F_STEERED_AWAY) ? UINT64_MAX
+                                                                         : w->may_exit_ns;
     for (wk_conn *c = w->tconns; c != NULL; c = next) {
         next = c->next;
         drain_step(c, now);
@@ -650,10 +652,17 @@ void worker_tcp_shutdown_all(worker *w)
 
 /* worker_tcp_close_all - while stopping: the next drain step of every TCP
  * connection; at the deadline (|force|) close them all */
-void worker_tcp_close_all(worker *w, bool force)
+bool worker_tcp_close_all(worker *w, bool force)
 {
     uint64_t now = worker_now();
+    bool accepting = false;
     wk_conn *next;
+
+    for (size_t i = 0; i < w->nep; i++) {
+        if (force || now >= w->accept_until_ns)
+            worker_tcp_unlisten(&w->eps[i]);
+        accepting = accepting || (w->eps[i].tcp_poll != NULL && now < w->may_exit_ns);
+    }
 
     for (wk_conn *c = w->tconns; c != NULL; c = next) {
         next = c->next;
@@ -664,6 +673,7 @@ void worker_tcp_close_all(worker *w, bool force)
         worker_tcp_close(c, QD_REC_CLOSE_BY_SERVER, QD_REC_REASON_NONE);
         conn_free(c);
     }
+    return accepting;
 }
 
 int worker_tcp_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)

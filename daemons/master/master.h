@@ -229,11 +229,11 @@ void master_escrow_clear(master_escrow *e);
 void master_escrow_add(master_escrow *e, qd_ipc_msg *msg);
 void master_children_stop_all(master *m);
 /*
- * master_app_for - the app worker |w| talks to: the newest app not newer
- * than its generation (a reload that changes the app's settings starts an
- * app with the new generation), or NULL
+ * master_app_for - the app the workers of |generation| talk to: the newest
+ * app not newer than it (a reload that changes the app's settings starts
+ * an app with the new generation), or NULL; UINT32_MAX: the newest app
  */
-master_child *master_app_for(master *m, const master_child *w);
+master_child *master_app_for(master *m, uint32_t generation);
 /* master_child_replace - stop a daemon and start it again (the current configuration) */
 void master_child_replace(master_child *c);
 int master_children_alive(const master *m);

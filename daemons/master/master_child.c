@@ -341,13 +341,13 @@ static void connect_pair(master_child *srv, master_child *w)
     close(sv[1]);
 }
 
-master_child *master_app_for(master *m, const master_child *w)
+master_child *master_app_for(master *m, uint32_t generation)
 {
     master_child *found = NULL;
 
     for (int i = 0; i < m->child_count; i++) {
         master_child *a = m->children[i];
-        if (a->role == QD_ROLE_APP && !a->retire && a->generation <= w->generation &&
+        if (a->role == QD_ROLE_APP && !a->retire && a->generation <= generation &&
             (found == NULL || a->generation >= found->generation))
             found = a;
     }
@@ -369,10 +369,12 @@ static void connect_peers(master_child *c)
         if (p == c || p->state != MS_RUNNING)
             continue;
         if (c->role == QD_ROLE_WORKER &&
-            (p->role == QD_ROLE_LISTENER || (p->role == QD_ROLE_APP && p == master_app_for(m, c))))
+            (p->role == QD_ROLE_LISTENER ||
+             (p->role == QD_ROLE_APP && p == master_app_for(m, c->generation))))
             connect_pair(p, c);
         else if (p->role == QD_ROLE_WORKER &&
-                 (c->role == QD_ROLE_LISTENER || (c->role == QD_ROLE_APP && c == master_app_for(m, p))))
+                 (c->role == QD_ROLE_LISTENER ||
+                  (c->role == QD_ROLE_APP && c == master_app_for(m, p->generation))))
             connect_pair(c, p);
     }
 }

@@ -435,23 +435,17 @@ static bool gen_is_drained(master *m, const master_gen *g)
  */
 static void apps_prune(master *m)
 {
-    master_child *newest = NULL;
-
     if (m->stopping)
         return; /* master_children_stop_all stops every app after the workers */
-    for (int i = 0; i < m->child_count; i++) {
-        master_child *a = m->children[i];
-        if (a->role == QD_ROLE_APP && !a->retire &&
-            (newest == NULL || a->generation >= newest->generation))
-            newest = a;
-    }
+    master_child *newest = master_app_for(m, UINT32_MAX);
     for (int i = m->child_count - 1; i >= 0; i--) { /* a stop may remove the child */
         master_child *a = m->children[i];
         if (a->role != QD_ROLE_APP || a->retire || a == newest)
             continue;
         bool used = false;
         for (int k = 0; k < m->child_count && !used; k++)
-            used = m->children[k]->role == QD_ROLE_WORKER && master_app_for(m, m->children[k]) == a;
+            used = m->children[k]->role == QD_ROLE_WORKER &&
+                   master_app_for(m, m->children[k]->generation) == a;
         if (used)
             continue;
         qd_info("the app of generation %u (pid %ld) stops: its workers are gone", a->generation,

@@ -416,7 +416,8 @@ void worker_tcp_unlisten(wk_ep *ep);
 void worker_tcp_write(wk_conn *c);
 void worker_tcp_close(wk_conn *c, uint32_t by, uint32_t reason);
 void worker_tcp_shutdown_all(worker *w);
-/* worker_tcp_close_all returns true while the worker must wait for TCP stragglers (the first WORKER_ACCEPT_GRACE_NS of a stop) */
+/* worker_tcp_close_all returns true while the worker must wait for TCP
+ * stragglers (the first WORKER_ACCEPT_GRACE_NS of a stop) */
 bool worker_tcp_close_all(worker *w, bool force);
 int worker_tcp_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
 int worker_tcp_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);

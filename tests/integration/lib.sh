@@ -195,6 +195,15 @@ descendants() {
     for k in $kids; do echo "$k"; descendants "$k"; done
 }
 
+# running PID - PID exists and is not a zombie: an orphan of a killed
+# master is reparented to PID 1, which may reap it only seconds later
+running() {
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    case $st in Z*) return 1 ;; esac
+    return 0
+}
+
 # sql QUERY - run a query on the stats database (read-only)
 sql() {
     python3 - "$T/db/stats.db" "$1" <<'PY'

@@ -82,6 +82,7 @@ start_suite && ok "suite up a third time" || finish
 kids=$(descendants "$MASTER_PID")
 kill -KILL "$MASTER_PID"; wait "$MASTER_PID" 2>/dev/null
 MASTER_PID=""
-gone() { for p in $kids; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
-wait_until 2 gone && ok "children exit when the master dies" || fail "orphans: $kids"
+gone() { for p in $kids; do running "$p" && return 1; done; return 0; }
+left() { for p in $kids; do running "$p" && ps -o pid=,stat=,comm= -p "$p"; done; }
+wait_until 2 gone && ok "children exit when the master dies" || fail "orphans: $(left | tr '\n' ' ')"
 finish

@@ -5,7 +5,7 @@
 #   . "$(dirname "$0")/lib.sh"
 #   . "$(dirname "$0")/h3lib.sh"
 #   . "$(dirname "$0")/faultlib.sh"
-#   fault_netns "$@"; need_pycurl; setup 1; fault_trap; h3_cert; h3_conf 1
+#   fault_netns "$@"; need_pycurl; fault_setup 1 ["key = value"...]
 #   h3_start || finish; fault_tables
 #
 # Each test runs in a network namespace of its own (fault_netns re-execs
@@ -239,7 +239,7 @@ fault_gtls_one() {
 # RELAY_PID and RELAY_STATS ($T/NAME.json), waits until it is ready (5 s)
 relay_start() {
     local name=$1; shift
-    RELAY_PORT=$(free_port)
+    new_port RELAY_PORT
     RELAY_STATS="$T/$name.json"
     rm -f "$RELAY_STATS"
     bg "$H3_PYTHON" "$UDPRELAY_PY" --listen "127.0.0.1:$RELAY_PORT" --server "127.0.0.1:$PORT" \
@@ -321,3 +321,7 @@ fault_cleanup() {
     h3_cleanup
 }
 fault_trap() { trap fault_cleanup EXIT; }
+
+# fault_setup WORKERS [EXTRA LINES...] - h3_setup with fault_cleanup as the
+# EXIT trap (the relay too)
+fault_setup() { setup "$1"; fault_trap; h3_cert; h3_conf "$@"; }

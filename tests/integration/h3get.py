@@ -49,14 +49,16 @@ commands:
       one transfer; prints every response line the header callback sees,
       in order ("line: HTTP/3 103", "line: link: ...", "line: HTTP/3
       200", ...), then "status=S version=V size=N".  With --until the
-      body is read until it holds N events (blank lines) or N lines and
-      the transfer is then aborted (for /events and /stream).  Exit 0 if
+      body is read until it holds N events or N lines (Units, as for
+      stream), OUTFILE keeps exactly those, and the transfer is then aborted (for /events and /stream).  Exit 0 if
       it completed (or stopped there) over HTTP/3, else 1.
   stream URL SEP N OUTFILE
-      GET URL and read until the body holds N occurrences of SEP ("sse":
-      a blank line, "nl": a newline), then abort the transfer (the client
-      resets the stream) and print "stream: N chunks after T s".  Exit 0
-      when N arrived over HTTP/3, 1 otherwise.
+      GET URL and read until the body holds N units ("sse": server-sent
+      events, each a block with a data field ended by a blank line; "nl":
+      lines), whatever the chunking, keep exactly those N in OUTFILE, then
+      abort the transfer (the client resets the stream) and print
+      "stream: N events|lines after T s ...".  Exit 0 when N arrived over
+      HTTP/3, 1 otherwise.
   pair GOOD_URL BAD_URL 'Name: value'
       two concurrent requests on ONE connection (after a first request that
       opens it), the second a POST of "abc" with the extra header; prints "good: ..." and "bad: ..." results.  Exit 0 when the
@@ -135,6 +137,53 @@ class Sink:
         if self.f:
             self.f.close()
             self.f = None
+
+
+class Units:
+    """Counts the protocol's units in a body, whatever its chunking:
+    "sse" server-sent events (a block of lines ended by a blank line that
+    has a data field, with CRLF, LF or CR line ends; "retry: 2000" or a
+    comment alone dispatch nothing), "nl" lines.  With a limit N, feed()
+    says how many bytes of a chunk reach the end of the Nth unit, so the
+    reader keeps exactly N units and stops there."""
+
+    def __init__(self, kind, limit=None):
+        if kind not in ("sse", "nl"):
+            raise ValueError("unit must be sse or nl, not %r" % kind)
+        self.kind, self.limit = kind, limit
+        self.count = 0
+        self.line = bytearray()   # the current line, for "sse"
+        self.has_data = False     # a data field in the current block
+        self.cr = False           # the last byte was CR (CRLF is one end)
+
+    def done(self):
+        return self.limit is not None and self.count >= self.limit
+
+    def feed(self, data):
+        """Count the units |data| completes; returns how many bytes of it
+        were used (fewer than len(data) once the limit is reached)."""
+        for i, b in enumerate(data):
+            if self.done():
+                return i
+            if b == 0x0A and self.cr:       # LF of a CRLF: the end was counted
+                self.cr = False
+                continue
+            self.cr = b == 0x0D
+            if b not in (0x0A, 0x0D):
+                if self.kind == "sse" and len(self.line) < 8:
+                    self.line.append(b)     # enough to see the field's name
+                continue
+            if self.kind == "nl":
+                self.count += 1
+                continue
+            if self.line:                   # a field line ends
+                name = bytes(self.line).split(b":", 1)[0]
+                self.has_data = self.has_data or name == b"data"
+                self.line.clear()
+            elif self.has_data:             # a blank line dispatches the event
+                self.count += 1
+                self.has_data = False
+        return len(data)
 
 
 def new_handle(url, sink, method=None, data=None, head=False):
@@ -470,7 +519,7 @@ def cmd_req(args):
             until = args[i + 1].split(":")
             if len(until) != 2 or until[0] not in ("sse", "nl") or not until[1].isdigit():
                 die("--until takes sse:N or nl:N")
-            until = ({"sse": b"\n\n", "nl": b"\n"}[until[0]], int(until[1]))
+            until = (until[0], int(until[1]))
             i += 2
         else:
             rest.append(a); i += 1
@@ -482,12 +531,12 @@ def cmd_req(args):
     c = new_handle(url, sink, method, None, method == "HEAD")
     stopped = []
     if until:
-        body = bytearray()
+        units = Units(until[0], until[1])
 
         def write(data):
-            sink.write(data)
-            body.extend(data)
-            if body.count(until[0]) >= until[1]:
+            used = units.feed(data)
+            sink.write(data[:used])
+            if units.done():
                 stopped.append(1)
                 return 0  # abort: curl resets the stream
             return None
@@ -525,16 +574,16 @@ def cmd_req(args):
 def cmd_stream(args):
     if len(args) != 4:
         die("usage: stream URL sse|nl N OUTFILE")
-    url, sep, n, out = args[0], args[1], int(args[2]), args[3]
-    sep = {"sse": b"\n\n", "nl": b"\n"}.get(sep)
-    if sep is None or not 1 <= n <= 1000:
+    url, kind, n, out = args[0], args[1], int(args[2]), args[3]
+    if kind not in ("sse", "nl") or not 1 <= n <= 1000:
         die("SEP must be sse or nl, N 1..1000")
+    units = Units(kind, n)
     buf = bytearray()
     t0 = time.monotonic()
 
     def write(data):
-        buf.extend(data)
-        if buf.count(sep) >= n:
+        buf.extend(data[:units.feed(data)])
+        if units.done():
             return 0  # abort: curl resets the stream
         return None
     c = new_handle(url, Sink())
@@ -543,15 +592,15 @@ def cmd_stream(args):
     try:
         c.perform()
     except pycurl.error as e:
-        err = str(e)
+        err = "" if units.done() else str(e)
     status, version, ctype, _ = describe(c)
     with open(out, "wb") as f:
         f.write(bytes(buf))
-    got = buf.count(sep)
-    print("stream: %d chunks after %.3fs status=%s version=%s type=%s (%s)" % (
-        got, time.monotonic() - t0, status, vname(version), ctype, err or "ended"), flush=True)
+    print("stream: %d %s after %.3fs status=%s version=%s type=%s (%s)" % (
+        units.count, "events" if kind == "sse" else "lines", time.monotonic() - t0, status,
+        vname(version), ctype, err or ("stopped" if units.done() else "ended")), flush=True)
     c.close()
-    return 0 if got >= n and version == CURL_HTTP_VERSION_3 else 1
+    return 0 if units.done() and version == CURL_HTTP_VERSION_3 else 1
 
 
 def cmd_pair(args):

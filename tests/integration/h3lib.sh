@@ -3,7 +3,7 @@
 #
 #   . "$(dirname "$0")/lib.sh"
 #   . "$(dirname "$0")/h3lib.sh"
-#   need_pycurl; setup 2; h3_cert; h3_conf 2; h3_start || finish
+#   need_pycurl; h3_setup 2 ["key = value"...]; h3_start || finish
 #
 # Clients: gtlsclient (ngtcp2-client, GnuTLS), /usr/bin/python3 with
 # Debian's pycurl (libcurl 8.14 with ngtcp2/nghttp3 from backports; the
@@ -104,6 +104,14 @@ h3_conf() {
     grep -q '^tls_certificate *=' "$CONF" || echo "tls_certificate = $T/cert.pem" >> "$CONF"
     grep -q '^tls_key *=' "$CONF" || echo "tls_key = $T/key.pem" >> "$CONF"
 }
+
+# h3_setup WORKERS [EXTRA LINES...] - the preamble of a test: the temp tree
+# and a reserved port (setup), the EXIT trap that ends our background
+# clients and then the suite (h3_trap), the certificate (h3_cert) and the
+# configuration (h3_conf WORKERS EXTRA LINES...). Then the test adds its
+# files and calls h3_start. EXTRA LINES are expanded before setup sets T:
+# lines that name files in $T go to an h3_conf call after h3_setup.
+h3_setup() { setup "$1"; h3_trap; h3_cert; h3_conf "$@"; }
 
 # h3_url PATH - https://localhost:PORT/PATH (PATH without the leading /)
 h3_url() { echo "https://localhost:$PORT/$1"; }

@@ -68,17 +68,12 @@ cleanup() {
     exit "$rc"
 }
 
-# free_port - a UDP port that is free on 127.0.0.1 and ::1 right now
-free_port() {
-    local p
-    for _ in $(seq 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! ss -Hlun "sport = :$p" 2>/dev/null | grep -q .; then
-            echo "$p"; return 0
-        fi
-    done
-    die "no free UDP port"
-}
+# ports.sh: pick_port VAR, a port free for UDP and TCP on every address,
+# outside the ephemeral range and reserved for this test
+. "$QD_SRCDIR/tests/integration/ports.sh"
+
+# new_port VAR - pick_port, or a hard error
+new_port() { pick_port "$1" || die "$PORTS_ERR"; }
 
 # make_cert DIR [rsa] - a self-signed certificate for localhost, 127.0.0.1
 # and ::1 in DIR/cert.pem and DIR/key.pem (ECDSA P-256, or RSA 2048)
@@ -106,7 +101,7 @@ setup() {
     done
     echo '<!doctype html><title>t</title>' > "$T/htdocs/index.html"
     make_cert "$T" || die "cannot make a test certificate with openssl"
-    PORT=$(free_port)
+    new_port PORT
     CONF="$T/quicd.conf"
     write_conf "$workers"
 }
@@ -140,18 +135,80 @@ EOF2
 
 quicctl() { "$QUICCTL_BIN" -c "$CONF" "$@"; }
 
-# start_suite - quicd -f in the background; wait until every daemon runs
+# start_suite [WRAPPER...] - quicd -f in the background (run by WRAPPER,
+# say unshare or setpriv, if given); wait until every daemon runs. If quicd
+# or its listener could not bind the port (a program outside the suite took
+# it after pick_port), the configuration moves to a new port and the suite
+# starts again, up to 3 times.
 start_suite() {
-    "$QUICD" -f -c "$CONF" >> "$T/quicd.log" 2>&1 &
-    MASTER_PID=$!
-    wait_all_running 10 || { fail "suite did not come up within 10s"; quicctl status; return 1; }
-    return 0
+    local tries=0 from
+    while :; do
+        from=$(suite_log_lines)
+        ports_exec "$@" "$QUICD" -f -c "$CONF" >> "$T/quicd.log" 2>&1 &
+        MASTER_PID=$!
+        wait_until 10 suite_up_or_gone
+        all_running && return 0
+        if [ "$tries" -lt 3 ] && suite_port_taken "$from"; then
+            tries=$((tries + 1))
+            log "port $PORT is taken: $(suite_port_taken_line "$from"); starting again on another port"
+            suite_stop_master
+            suite_move_port
+            continue
+        fi
+        fail "suite did not come up within 10s"
+        quicctl status
+        return 1
+    done
 }
 
-# wait_until SECONDS COMMAND... - poll every 50 ms; 0 if COMMAND succeeded in time
+# suite_log_lines - how many lines quicd.log has now
+suite_log_lines() { if [ -f "$T/quicd.log" ]; then wc -l < "$T/quicd.log"; else echo 0; fi; }
+
+# suite_up_or_gone - every daemon runs, or the master has exited
+suite_up_or_gone() { all_running || ! kill -0 "$MASTER_PID" 2>/dev/null; }
+
+# suite_port_taken_line FROM - the first line after line FROM of quicd.log
+# that says a listen address was in use (quicd's check, the listener's bind)
+suite_port_taken_line() {
+    tail -n +"$(($1 + 1))" "$T/quicd.log" 2>/dev/null |
+        grep -m1 -iE "address already in use|cannot bind.*in use"
+}
+suite_port_taken() { [ -n "$(suite_port_taken_line "$1")" ]; }
+
+# suite_stop_master - end the master we started (TERM, then KILL after 5 s)
+suite_stop_master() {
+    kill -TERM "$MASTER_PID" 2>/dev/null
+    wait_until 5 sh -c "! kill -0 $MASTER_PID 2>/dev/null" || kill -KILL "$MASTER_PID" 2>/dev/null
+    wait "$MASTER_PID" 2>/dev/null
+}
+
+# suite_move_port - a new PORT, and every ":OLD" of the configuration
+# becomes ":NEW"
+suite_move_port() {
+    local old=$PORT
+    new_port PORT
+    ports_release "$old"
+    sed -i -E "s/:${old}([^0-9]|\$)/:${PORT}\1/g" "$CONF"
+}
+
+# wait_until SECONDS COMMAND... - poll every 50 ms until COMMAND succeeds;
+# 0 if it did in time. SECONDS is what the condition takes on a quiet
+# machine; the wait allows QD_WAIT_SCALE (default 3) times as much, for a
+# machine whose cores are busy with other work. A poll ends as soon as its
+# condition holds, so the room costs a passing check nothing; a check that
+# expects the condition NOT to come true uses wait_quiet instead.
+QD_WAIT_SCALE=${QD_WAIT_SCALE:-3}
 wait_until() {
     local limit=$1; shift
-    local end=$(( $(date +%s%N) + limit * 1000000000 ))
+    wait_quiet "$(awk -v s="$limit" -v k="$QD_WAIT_SCALE" 'BEGIN { print s * k }')" "$@"
+}
+
+# wait_quiet SECONDS COMMAND... - poll every 50 ms for exactly SECONDS (not
+# scaled): for checks that something does not happen within SECONDS
+wait_quiet() {
+    local limit=$1; shift
+    local end=$(( $(date +%s%N) + ${limit%.*} * 1000000000 ))
+    case $limit in *.*) end=$(( end + 10#$(printf '%-9s' "${limit#*.}" | tr ' ' 0 | cut -c1-9) )) ;; esac
     while [ "$(date +%s%N)" -lt "$end" ]; do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.05

@@ -126,24 +126,22 @@ def info(c, what):
 
 
 class EventSink:
-    """Counts server-sent events without keeping the stream: a block ended
-    by a blank line that has a data field ("retry: 2000" alone is none)."""
+    """Counts server-sent events (h3get.Units) without keeping the stream."""
 
     def __init__(self):
         self.size = 0
-        self.events = 0
-        self.part = b""
+        self.units = h3get.Units("sse")
         self.head = b""
+
+    @property
+    def events(self):
+        return self.units.count
 
     def write(self, data):
         self.size += len(data)
         if len(self.head) < 200:
             self.head += data[:200 - len(self.head)]
-        blocks = (self.part + data).replace(b"\r\n", b"\n").split(b"\n\n")
-        self.part = blocks.pop()[-65536:]
-        for b in blocks:
-            if b.startswith(b"data") or b"\ndata" in b:
-                self.events += 1
+        self.units.feed(data)
         return None
 
 

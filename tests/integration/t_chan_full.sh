@@ -9,9 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 1
-h3_trap
-h3_cert
+h3_setup 1
 h3_conf 1 "max_request_body = 100MB" "access_log = $T/access.log"
 mkdir -p "$T/out"
 head -c $((40 * 1024 * 1024)) /dev/zero | tr '\0' 'a' > "$T/big.bin"

@@ -9,10 +9,7 @@
 . "$(dirname "$0")/faultlib.sh"
 fault_netns "$@"
 need_pycurl
-setup 1
-fault_trap
-h3_cert
-h3_conf 1
+fault_setup 1
 head -c 4194304 /dev/urandom > "$T/htdocs/4m.bin"
 h3_start || finish
 fault_tables

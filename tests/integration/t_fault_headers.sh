@@ -24,10 +24,7 @@ fault_netns "$@"
 need_pycurl
 ROUNDS=${QD_FAULT_HEADER_ROUNDS:-10}
 CLIENTS=40
-setup 2
-fault_trap
-h3_cert
-h3_conf 2
+fault_setup 2
 # 1024 bytes whose first 256 are a permutation of 0..255
 "$H3_PYTHON" -c 'import os, random, sys
 b = list(range(256)); random.shuffle(b)

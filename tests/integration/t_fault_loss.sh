@@ -12,10 +12,7 @@
 fault_netns "$@"
 need_pycurl
 need_gtlsclient
-setup 2
-fault_trap
-h3_cert
-h3_conf 2
+fault_setup 2
 head -c 1024 /dev/urandom > "$T/htdocs/1k.bin"
 head -c 1048576 /dev/urandom > "$T/htdocs/1m.bin"
 h3_start || finish

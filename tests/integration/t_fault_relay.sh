@@ -12,10 +12,7 @@
 . "$(dirname "$0")/faultlib.sh"
 fault_netns "$@"
 need_pycurl
-setup 2
-fault_trap
-h3_cert
-h3_conf 2 "stats_interval = 1s"
+fault_setup 2 "stats_interval = 1s"
 head -c 1048576 /dev/urandom > "$T/htdocs/1m.bin"
 h3_start || finish
 

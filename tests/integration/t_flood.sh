@@ -25,10 +25,7 @@ RATE=2000000        # bytes/s the download's reader takes
 FLOOD_S=10          # seconds of flood
 LIMIT=5000          # retry_limit (the default): Retry packets per second
 THRESHOLD=200       # retry_threshold (the default)
-setup 1
-h3_trap
-h3_cert
-h3_conf 1 "retry = auto" "retry_threshold = $THRESHOLD" "retry_limit = $LIMIT"
+h3_setup 1 "retry = auto" "retry_threshold = $THRESHOLD" "retry_limit = $LIMIT"
 D="$T/htdocs"
 # 5 s before, the flood, and enough after it (a download that ends early
 # leaves the window during the flood short)

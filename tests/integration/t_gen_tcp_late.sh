@@ -39,7 +39,7 @@ has_download() { [ -s "$T/big.out" ]; }
 wait_until 10 has_download && ok "a long download runs on worker[0]" || fail "the download did not start"
 
 # the late client: its SYN passes, the rest of what it sends is dropped
-LPORT=$((40000 + RANDOM % 20000))
+new_port LPORT   # the late client's own port, dropped by the rule below
 nft add rule $FAULT_TABLE input tcp dport "$PORT" tcp sport "$LPORT" 'tcp flags & syn == 0' \
     counter drop comment '"late"' || die "nft add rule"
 curl_tcp --local-port "$LPORT" --max-time 30 -o "$T/late.out" -w '%{http_code}\n' \

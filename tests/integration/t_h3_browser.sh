@@ -8,10 +8,7 @@
 . "$(dirname "$0")/h3lib.sh"
 need_chromium
 need_pycurl
-setup 2
-h3_trap
-h3_cert
-h3_conf 2 "log_level = debug" # the handshake failure check below reads debug lines
+h3_setup 2 "log_level = debug" # the handshake failure check below reads debug lines
 
 D="$T/htdocs"
 cat > "$D/nav.html" <<'EOF'

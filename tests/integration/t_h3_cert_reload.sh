@@ -8,10 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 1
-h3_trap
-h3_cert
-h3_conf 1 "events_interval = 250ms"
+h3_setup 1 "events_interval = 250ms"
 h3_start || finish
 WPID=$(proc_field worker 0 pid)
 
@@ -45,7 +42,7 @@ echo "$old" | grep -q "status=200" && fail "the old certificate is still served"
 [ "$ev_open" = yes ] && ok "the event stream was still open after the reload" ||
     fail "the event stream ended before the reload was done: $(cat "$T/events.log")"
 for _ in $(seq 300); do kill -0 "$EV" 2>/dev/null || break; sleep 0.1; done
-grep -q "^stream: 40 chunks .*status=200 version=3" "$T/events.log" &&
+grep -q "^stream: 40 events .*status=200 version=3" "$T/events.log" &&
     ok "it got all its events: $(cut -c 1-60 "$T/events.log")" ||
     fail "event stream: $(cat "$T/events.log")"
 

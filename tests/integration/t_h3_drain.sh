@@ -6,10 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 1
-h3_trap
-h3_cert
-h3_conf 1 "drain_timeout = 20s"
+h3_setup 1 "drain_timeout = 20s"
 D="$T/htdocs"
 head -c 104857600 /dev/urandom > "$D/100m.bin"
 h3_start || finish

@@ -5,10 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 2
-h3_trap
-h3_cert
-h3_conf 2
+h3_setup 2
 
 D="$T/htdocs"
 : > "$D/empty.bin"

@@ -9,10 +9,7 @@
 . "$(dirname "$0")/h3lib.sh"
 need_gtlsclient
 [ "$(id -u)" = 0 ] || { log "SKIP: needs root to reach the listener's sockets"; exit 77; }
-setup 2
-h3_trap
-h3_cert
-h3_conf 2
+h3_setup 2
 D="$T/htdocs"
 head -c 1048576 /dev/urandom > "$D/1m.bin"
 h3_start || finish

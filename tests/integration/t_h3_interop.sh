@@ -10,10 +10,7 @@
 . "$(dirname "$0")/h3lib.sh"
 need_gtlsclient
 need_pycurl
-setup 2
-h3_trap
-h3_cert
-h3_conf 2 "early_data = yes"
+h3_setup 2 "early_data = yes"
 
 D="$T/htdocs"
 head -c 1024 /dev/urandom > "$D/1k.bin"

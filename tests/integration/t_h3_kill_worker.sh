@@ -9,10 +9,7 @@
 . "$(dirname "$0")/h3lib.sh"
 need_gtlsclient
 need_pycurl
-setup 2
-h3_trap
-h3_cert
-h3_conf 2
+h3_setup 2
 
 D="$T/htdocs"
 SIZE=104857600

@@ -12,10 +12,7 @@ need_gtlsclient
 need_pycurl
 FLOOD="$QD_BUILDDIR/tests/tools/qd_flood"
 [ -x "$FLOOD" ] || die "$FLOOD not built (make check builds it)"
-setup 1
-h3_trap
-h3_cert
-h3_conf 1 "retry = yes"
+h3_setup 1 "retry = yes"
 D="$T/htdocs"
 head -c 65536 /dev/urandom > "$D/64k.bin"
 h3_start || finish

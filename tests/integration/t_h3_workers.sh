@@ -8,10 +8,7 @@
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
 need_gtlsclient
-setup 2
-h3_trap
-h3_cert
-h3_conf 2
+h3_setup 2
 
 D="$T/htdocs"
 head -c 1048576 /dev/urandom > "$D/1m.bin"

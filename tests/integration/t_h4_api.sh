@@ -8,9 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 1
-h3_trap
-h3_cert
+h3_setup 1
 h3_conf 1 "events_interval = 200ms" "max_request_body = 64KB" "access_log = $T/access.log"
 mkdir -p "$T/out"
 h3_start || finish

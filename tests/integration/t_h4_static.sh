@@ -9,10 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 1
-h3_trap
-h3_cert
-h3_conf 1 "early_hints = /index.html </style.css>; rel=preload; as=style,
+h3_setup 1 "early_hints = /index.html </style.css>; rel=preload; as=style,
     </app.js>; rel=preload; as=script
   | /hinted.bin </1k.bin>; rel=preload"
 D="$T/htdocs"

@@ -7,10 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 2
-h3_trap
-h3_cert
-h3_conf 2
+h3_setup 2
 h3_start || finish
 
 bg sh -c "exec \"$H3_PYTHON\" \"$H3GET_PY\" --cacert \"$T/cert.pem\" --resolve localhost:$PORT:127.0.0.1 hold 3 \"$(h3_url "")\" 20 > \"$T/hold.log\" 2>&1"

@@ -8,10 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 2
-h3_trap
-h3_cert
-h3_conf 2 "stats_interval = 1s" "max_concurrent_streams = 200"
+h3_setup 2 "stats_interval = 1s" "max_concurrent_streams = 200"
 echo "load" > "$T/htdocs/load.txt"
 CLIENTS=10 PER=1000 BATCH=1000
 h3_start || finish

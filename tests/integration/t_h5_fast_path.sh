@@ -11,9 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 1
-h3_trap
-h3_cert
+h3_setup 1
 h3_conf 1 "access_log = $T/access.log" "file_cache_valid = 60s" \
     "early_hints = /hinted.bin </1k.bin>; rel=preload"
 D="$T/htdocs"

@@ -12,10 +12,7 @@
 . "$(dirname "$0")/h3lib.sh"
 need_gtlsclient
 need_pycurl
-setup 1
-h3_trap
-h3_cert
-h3_conf 1 "stats_interval = 1s"
+h3_setup 1 "stats_interval = 1s"
 head -c 300000 /dev/urandom > "$T/htdocs/300k.bin"
 h3_start || finish
 

@@ -9,10 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 1
-h3_trap
-h3_cert
-h3_conf 1 "stats_interval = 1s" "stats_buffer = 64KB"
+h3_setup 1 "stats_interval = 1s" "stats_buffer = 64KB"
 h3_start || finish
 
 stats_pid=$(proc_field stats - pid)

@@ -5,10 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 1
-h3_trap
-h3_cert
-h3_conf 1
+h3_setup 1
 python3 - "$T/db/stats.db" <<'PY'
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1])

@@ -9,10 +9,7 @@
 . "$(dirname "$0")/h3lib.sh"
 need_gtlsclient
 need_pycurl
-setup 1
-h3_trap
-h3_cert
-h3_conf 1 "early_data = yes" "stats_interval = 1s"
+h3_setup 1 "early_data = yes" "stats_interval = 1s"
 
 D="$T/htdocs"
 head -c 1024 /dev/urandom > "$D/1k.bin"

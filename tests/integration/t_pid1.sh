@@ -10,10 +10,7 @@ fi
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
-setup 1
-h3_trap
-h3_cert
-h3_conf 1
+h3_setup 1
 # unshare --fork: its child is process 1 of the new namespace and execs quicd.
 unshare --pid --fork --kill-child "$QUICD" -f -c "$CONF" >> "$T/quicd.log" 2>&1 &
 MASTER_PID=$!

@@ -11,10 +11,7 @@
 need_gtlsclient
 need_pycurl
 need_openssl
-setup 1
-h3_trap
-h3_cert
-h3_conf 1 "early_data = yes"
+h3_setup 1 "early_data = yes"
 head -c 65536 /dev/urandom > "$T/htdocs/64k.bin"
 h3_start || finish
 

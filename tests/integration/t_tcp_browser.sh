@@ -121,7 +121,7 @@ esac
 
 # Run 2: the unknown root allowed for QUIC to "localhost" (through another
 # origin, nothing listens there); our origin is not forced onto QUIC.
-other=$(free_port)
+new_port other
 before=$(sql "SELECT count(*) FROM connections WHERE alpn = 'h3' AND streams > 0")
 run_browse allowroot --origin-to-force-quic-on="localhost:$other"
 first=${PROTOS%% *} later=${PROTOS#* }

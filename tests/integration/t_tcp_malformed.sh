@@ -26,9 +26,7 @@ need_pycurl
 command -v curl >/dev/null 2>&1 && curl --version | grep -q HTTP2 ||
     skip "curl with HTTP/2 is needed"
 TCPCLIENT="$QD_SRCDIR/tests/integration/tcpclient.py"
-setup 2
-h3_trap
-h3_cert
+h3_setup 2
 h3_conf 2 "access_log = $T/access.log" "tcp_header_timeout = 2s" "tcp_idle_timeout = 60s" \
     "max_concurrent_streams = 20"
 D="$T/htdocs"

@@ -11,9 +11,7 @@
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
 need_curl
-setup 1
-h3_trap
-h3_cert
+h3_setup 1
 h3_conf 1 "events_interval = 200ms" "access_log = $T/access.log"
 h3_start || finish
 

@@ -22,10 +22,7 @@ command -v curl >/dev/null 2>&1 && curl --version | grep -q HTTP2 ||
     skip "curl with HTTP/2 is needed"
 [ -x "$H3_PYTHON" ] || skip "$H3_PYTHON is needed"
 TCPCLIENT="$QD_SRCDIR/tests/integration/tcpclient.py"
-setup 1
-h3_trap
-h3_cert
-h3_conf 1
+h3_setup 1
 D="$T/htdocs"
 RATE=1000000                       # bytes/s of each slow download
 head -c $((RATE * 6)) /dev/urandom > "$D/big.bin"

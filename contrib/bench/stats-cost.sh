@@ -62,7 +62,10 @@ printf '%032d' 0 > "$T/htdocs/x.txt"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
     -keyout "$T/key.pem" -out "$T/cert.pem" -subj /CN=localhost \
     -addext subjectAltName=DNS:localhost >/dev/null 2>&1 || { echo "openssl failed"; exit 1; }
-PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# a port free for UDP and TCP, outside the ephemeral range, reserved
+# against the tests and benches running beside this one
+. "$(cd "$(dirname "$0")/../.." && pwd)/tests/integration/ports.sh"
+pick_port PORT || { echo "stats-cost: $PORTS_ERR"; exit 1; }
 URI="https://localhost:$PORT/x.txt"
 
 # start MODE - a fresh suite with stats = MODE; waits until it answers

@@ -124,8 +124,10 @@ h3get() {
 }
 
 # h3_wait_ready [SECONDS] - until the server answers GET / over HTTP/3
+# (SECONDS, default 5, scaled as wait_until's)
 h3_wait_ready() {
-    local secs=${1:-5} out
+    local secs out
+    secs=$(scaled "${1:-5}")
     out=$(h3get --connect-timeout "$secs" retry "$(h3_url "")" "$secs" 2>&1)
     local rc=$?
     echo "$out" | tail -n 3 | while IFS= read -r l; do log "  $l"; done
@@ -139,7 +141,7 @@ h3_start() {
         ok "server answers HTTP/3"
         return 0
     fi
-    fail "server does not answer HTTP/3 on localhost:$PORT within 5 s"
+    fail "server does not answer HTTP/3 on localhost:$PORT within $(scaled 5) s"
     return 1
 }
 

@@ -155,7 +155,7 @@ start_suite() {
             suite_move_port
             continue
         fi
-        fail "suite did not come up within 10s"
+        fail "suite did not come up within $(scaled 10) s"
         quicctl status
         return 1
     done
@@ -200,8 +200,11 @@ suite_move_port() {
 QD_WAIT_SCALE=${QD_WAIT_SCALE:-3}
 wait_until() {
     local limit=$1; shift
-    wait_quiet "$(awk -v s="$limit" -v k="$QD_WAIT_SCALE" 'BEGIN { print s * k }')" "$@"
+    wait_quiet "$(scaled "$limit")" "$@"
 }
+
+# scaled SECONDS - SECONDS times QD_WAIT_SCALE: the room a bound gets
+scaled() { awk -v s="$1" -v k="$QD_WAIT_SCALE" 'BEGIN { print s * k }'; }
 
 # wait_quiet SECONDS COMMAND... - poll every 50 ms for exactly SECONDS (not
 # scaled): for checks that something does not happen within SECONDS

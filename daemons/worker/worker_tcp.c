@@ -599,8 +599,9 @@ void worker_tcp_unlisten(wk_ep *ep)
  * (worker_conn.c): nothing while its handshake or its first request may
  * be on the way; then HTTP/2 gets a shutdown notice, a few round trips
  * later the final GOAWAY, and ends when its streams are done; HTTP/1.1
- * ends after its current response (Connection: close), or at once when
- * idle. Returns true when |c| was freed.
+ * ends after its current response (Connection: close), once the rest of
+ * a response already made is sent, or at once when idle. Returns true
+ * when |c| was freed.
  */
 static bool drain_step(wk_conn *c, uint64_t now)
 {
@@ -618,6 +619,13 @@ static bool drain_step(wk_conn *c, uint64_t now)
             worker_h2_shutdown(c, false);
             c->goaway_sent = true;
         }
+        worker_tcp_write(c);
+        return false;
+    }
+    if (t->kind == WK_TCP_H1 && worker_h1_idle(c) && (t->out_off < t->out.len || t->write_len)) {
+        /* the last response is read and answered but not all sent yet:
+         * send the rest, then end as any finished connection (linger) */
+        t->closing = true;
         worker_tcp_write(c);
         return false;
     }

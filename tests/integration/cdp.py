@@ -8,13 +8,19 @@ Starts CHROMIUM with ARGS and --remote-debugging-pipe (the DevTools
 protocol as NUL-terminated JSON on file descriptors 3 and 4), opens one
 tab and runs the steps in it, in order, all within SECONDS:
 
-  nav URL      navigate the tab and wait for its load event; prints
-               "nav: URL loaded" (or "nav: URL: ERROR" and stops)
+  nav URL      navigate the tab and wait for the load event of the
+               document that navigation made (matched by its loader id,
+               so a late load event of an earlier document, such as the
+               tab's about:blank, does not count; a navigation within
+               the document has none and is done at once); prints "nav:
+               URL loaded" (or "nav: URL: ERROR" and stops)
   eval EXPR    evaluate a JavaScript expression in the page (a promise
                is awaited); prints "eval: " and the value as JSON
   sleep S      wait S seconds (real time: the connections age)
 
-Then closes the browser.  One browser, so one session: its HTTP cache,
+Then closes the browser (given up to 10 s to answer and 20 s to exit,
+apart from SECONDS, so that it writes its files, such as a net log, on a
+busy machine too).  One browser, so one session: its HTTP cache,
 connections and Alt-Svc cache carry over from one step to the next.
 Exit 0 when every step ran, 1 otherwise (timeout, a failed navigation,
 the browser gone), 2 on a usage error.  No third-party module is needed.
@@ -73,10 +79,12 @@ class Pipe:
             if "method" in msg:
                 self.events.append(msg)
 
-    def wait_event(self, method, session):
+    def wait_event(self, method, session, match=None):
+        """the first event METHOD of SESSION (whose params satisfy match)"""
         while True:
             for i, msg in enumerate(self.events):
-                if msg.get("method") == method and msg.get("sessionId") == session:
+                if msg.get("method") == method and msg.get("sessionId") == session and (
+                        match is None or match(msg.get("params", {}))):
                     del self.events[i]
                     return msg
             msg = self.recv()
@@ -104,14 +112,23 @@ def run(pipe, steps):
     target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
     sess = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     pipe.call("Page.enable", session=sess)
+    # lifecycle events name their document (loaderId): Page.loadEventFired
+    # does not, and the tab's about:blank may fire its own late
+    pipe.call("Page.setLifecycleEventsEnabled", {"enabled": True}, sess)
     for op, arg in steps:
         if op == "nav":
-            pipe.events = [e for e in pipe.events if e.get("method") != "Page.loadEventFired"]
+            pipe.events = [e for e in pipe.events
+                           if e.get("method") not in ("Page.loadEventFired", "Page.lifecycleEvent")]
             res = pipe.call("Page.navigate", {"url": arg}, sess)
             if res.get("errorText"):
                 print("nav: %s: %s" % (arg, res["errorText"]), flush=True)
                 return 1
-            pipe.wait_event("Page.loadEventFired", sess)
+            # no loaderId: a navigation within the document, done (no load event)
+            loader, frame = res.get("loaderId"), res.get("frameId")
+            if loader:
+                pipe.wait_event("Page.lifecycleEvent", sess,
+                                lambda p: p.get("name") == "load" and p.get("loaderId") == loader
+                                and p.get("frameId") == frame)
             print("nav: %s loaded" % arg, flush=True)
         elif op == "eval":
             res = pipe.call("Runtime.evaluate", {"expression": arg, "returnByValue": True,
@@ -149,12 +166,12 @@ def main(argv):
         print("cdp: %s" % e, flush=True)
         rc = 1
     try:
-        pipe.deadline = min(deadline, time.monotonic() + 5)
+        pipe.deadline = time.monotonic() + 10
         pipe.call("Browser.close")
     except (TimeoutError, EOFError, RuntimeError, OSError, ValueError):
         pass
     try:
-        proc.wait(timeout=max(1.0, min(10.0, deadline + 5 - time.monotonic())))
+        proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

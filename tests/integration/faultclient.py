@@ -112,6 +112,10 @@ def drive(jobs, limit, retries, deadline):
             for c, j in list(by_handle.items()):
                 m.remove_handle(c)
                 j.result = (-1, "no result before the deadline")
+            for j in pending:  # never started (or not again): a handle to report on
+                if j.c is None:
+                    j.c, j.sink, j.hdrs = j.make(j.k)
+                j.result = (-1, "not started before the deadline")
             return repeated
         while True:
             ret, _ = m.perform()

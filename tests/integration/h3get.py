@@ -15,7 +15,7 @@ options (before the command):
   --insecure REASON      do not verify the certificate (give the reason)
   --resolve HOST:PORT:ADDR  pin a name to an address (repeatable)
   --timeout SECONDS      per transfer (default 20)
-  --connect-timeout S    handshake (default 5)
+  --connect-timeout S    handshake (default 15; a loaded machine can be slow)
 
 commands:
   check
@@ -98,7 +98,7 @@ CURL_HTTP_VERSION_3 = 30      # what CURLINFO_HTTP_VERSION reports for HTTP/3
 CURL_VERSION_HTTP3 = 1 << 25  # curl_version_info features bit
 
 OPTS = {"cacert": None, "insecure": None, "resolve": [], "timeout": 20.0,
-        "connect_timeout": 5.0}
+        "connect_timeout": 15.0}
 
 
 def die(msg, code=2):

@@ -255,7 +255,7 @@ h3_trap() { trap h3_cleanup EXIT; }
 # (trusting the test certificate by its SPKI hash), bounded by timeout(1);
 # its own messages go to $T/chrome.log
 h3_chrome() {
-    timeout -k 5 45 "$H3_CHROMIUM" --headless=new --no-sandbox --disable-gpu \
+    timeout -k 5 90 "$H3_CHROMIUM" --headless=new --no-sandbox --disable-gpu \
         --no-first-run --no-default-browser-check --disable-extensions \
         --user-data-dir="$T/chrome" --enable-quic \
         --origin-to-force-quic-on="localhost:$PORT" \

@@ -48,6 +48,9 @@ options:
   --events N         /events streams kept open (3)
   --protocols LIST   comma list of h3, h2, h1 (h3)
   --timeout S        bound of each small request (20)
+  --connect-timeout S  bound of each connection's handshake (15: a loaded
+                     machine may be slow; curl gives a QUIC handshake at
+                     most 10 s anyway)
   --stall S          a download or event stream that receives nothing for
                      S seconds fails (curl error 28); 0: never (30)
   --stop-file PATH   stop when this file exists
@@ -57,6 +60,8 @@ options:
                      (at most 600)
   --report FILE      the counts, the transfers that ended ok or failed per
                      protocol, the failures and the event streams as JSON
+  --progress FILE    the counts so far as JSON, rewritten (atomically) every
+                     0.5 s while they change, so a test can wait for them
 
 When the stop file appears no new transfer starts; the small requests in
 flight may finish (within --timeout), then the downloads and event streams
@@ -189,6 +194,8 @@ class Load:
         self.failures = []
         self.streams = []  # one entry per ended event stream
         self.seen = set()  # (kind, slot) of the long transfers that had bytes
+        self.progress_at = 0.0  # when --progress was last written
+        self.progress_counts = None
         self.big = os.path.join(opts.docroot, opts.file.lstrip("/"))
         self.big_size = os.path.getsize(self.big) if opts.downloads else 0
         self.want = {"download": file_digest(self.big) if opts.downloads else None,
@@ -295,6 +302,21 @@ class Load:
         else:
             time.sleep(delay)
 
+    def write_progress(self, force=False):
+        """The counts so far into --progress (every 0.5 s at most)."""
+        o = self.opts
+        now = time.monotonic()
+        if not o.progress or (not force and now - self.progress_at < 0.5):
+            return
+        self.progress_at = now
+        if self.progress_counts == self.counts and not force:
+            return
+        self.progress_counts = dict(self.counts)
+        tmp = o.progress + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.counts, f)
+        os.rename(tmp, o.progress)
+
     def check_ready(self):
         for t in self.live:
             if t.kind != "new" and t.sink.size:
@@ -330,6 +352,7 @@ class Load:
             if not ready and self.check_ready():
                 ready = True
                 open(o.ready_file, "w").close()
+            self.write_progress()
             self.pump(False, min(next_new, hard) - time.monotonic())
         if stopped_by == "max-seconds":
             print("loadgen: no stop file after --max-seconds %g" % o.max_seconds, flush=True)
@@ -359,6 +382,7 @@ class Load:
                 self.stream_ended(t, "aborted")
             t.curl.close()
         self.multi.close()
+        self.write_progress(force=True)
 
         cpu = os.times()
         extra = dict(aborted_downloads=self.aborted["download"],
@@ -391,11 +415,13 @@ def main(argv):
     p.add_argument("--events", type=int, default=3)
     p.add_argument("--protocols", default="h3")
     p.add_argument("--timeout", type=float, default=20)
+    p.add_argument("--connect-timeout", type=float, default=15)
     p.add_argument("--stall", type=float, default=30)
     p.add_argument("--stop-file", required=True)
     p.add_argument("--ready-file")
     p.add_argument("--max-seconds", type=float, required=True)
     p.add_argument("--report")
+    p.add_argument("--progress")
     try:
         o = p.parse_args(argv)
     except SystemExit as e:
@@ -408,7 +434,8 @@ def main(argv):
         (0 < o.interval <= 60, "--interval must be in (0, 60]"),
         (0 <= o.downloads <= 1000 and 0 <= o.events <= 1000,
          "--downloads and --events must be 0..1000"),
-        (0 < o.timeout <= 600 and 0 <= o.stall <= 600, "--timeout and --stall must be <= 600"),
+        (0 < o.timeout <= 600 and 0 <= o.stall <= 600 and 0 < o.connect_timeout <= 600,
+         "--timeout, --connect-timeout and --stall must be <= 600"),
         (all(x in PROTOS for x in protos), "--protocols takes h3, h2 and h1"),
         (os.path.isfile(o.cacert), "no --cacert %s" % o.cacert),
         (os.path.isfile(os.path.join(o.docroot, o.small.lstrip("/"))),
@@ -421,7 +448,7 @@ def main(argv):
         print("loadgen: %s" % "; ".join(bad), file=sys.stderr)
         return 2
     h3get.OPTS.update(cacert=o.cacert, resolve=["%s:%d:127.0.0.1" % (o.host, o.port)],
-                      timeout=o.timeout, connect_timeout=5.0)
+                      timeout=o.timeout, connect_timeout=o.connect_timeout)
     return Load(o).run()
 
 

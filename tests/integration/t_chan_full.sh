@@ -21,7 +21,7 @@ before=$(proc_field worker 0 send_failures)
 [ "$before" = 0 ] && ok "send_failures starts at 0" || fail "send_failures: '$before'"
 APP=$(proc_field app - pid)
 kill -STOP "$APP"
-out=$(h3get --timeout 30 req -X POST --data-file "$T/big.bin" "$(h3_url api/echo)" "$T/out/big" 2>&1)
+out=$(h3get --timeout 90 req -X POST --data-file "$T/big.bin" "$(h3_url api/echo)" "$T/out/big" 2>&1)
 rc=$?
 log "40 MiB POST with the app stopped: rc=$rc $(echo "$out" | tail -n1)"
 status=$(field "$out" status)
@@ -30,7 +30,7 @@ status=$(field "$out" status)
 refused() { [ "$(proc_field worker 0 send_failures)" -ge 1 ]; }
 wait_until 3 refused && ok "worker counts $(proc_field worker 0 send_failures) refused message(s)" ||
     fail "send_failures: $(quicctl status --json)"
-grep -q "app channel refused a request body" "$T/quicd.log" && ok "the refusal is logged" ||
+wait_until 5 grep -q "app channel refused a request body" "$T/quicd.log" && ok "the refusal is logged" ||
     fail "no log line for the refusal"
 kill -CONT "$APP"
 
@@ -42,8 +42,9 @@ out=$(h3get req -X POST --data-file "$T/small.txt" "$(h3_url api/echo)" "$T/out/
 # The app forgot the abandoned request: nothing owed (streams 0) and no 200 for it.
 idle() { [ "$(proc_field app - streams)" = 0 ]; }
 wait_until 5 idle && ok "the app holds no request" || fail "app streams: $(proc_field app - streams)"
-# (the line format is right: the small echo's 200 is there)
-grep -Eq '"POST /api/echo HTTP/3" 200 [0-9]{2,4} ' "$T/access.log" &&
+# (the line format is right: the small echo's 200 is there, once the app
+# has written it)
+wait_until 5 grep -Eq '"POST /api/echo HTTP/3" 200 [0-9]{2,4} ' "$T/access.log" &&
     ! grep -E '"POST /api/echo HTTP/3" 200 [0-9]{8}' "$T/access.log" && ok "no 200 for a partial body in the access log" ||
     fail "access log: $(cat "$T/access.log")"
 finish

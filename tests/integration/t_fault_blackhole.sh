@@ -15,7 +15,7 @@ h3_start || finish
 fault_tables
 
 t0=$(date +%s%N)
-fault_client --timeout 60 get --max-speed 1048576 --mark 1048576 "$T/mark" \
+fault_client --timeout 60 --connect-timeout 15 get --max-speed 1048576 --mark 1048576 "$T/mark" \
     "$(h3_url 4m.bin)" "$T/htdocs/4m.bin" > "$T/client.out" 2>&1 &
 CLIENT=$!
 BG_PIDS="$BG_PIDS $CLIENT"

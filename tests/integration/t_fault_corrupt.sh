@@ -44,7 +44,7 @@ check_corrupted hscorrupt up down
 for dir in down up; do
     relay_start "tcorrupt_$dir" --corrupt 5 --corrupt-phase transfer --dir "$dir"
     t0=$(date +%s%N)
-    out=$(fault_client --timeout 60 get --conns 2 --parallel 2 --handshake-retries 1 \
+    out=$(fault_client --timeout 60 --connect-timeout 15 get --conns 2 --parallel 2 --handshake-retries 1 \
         "$(relay_url 1m.bin)" "$T/htdocs/1m.bin" 2>&1)
     rc=$?
     fault_log "$out"
@@ -55,7 +55,7 @@ for dir in down up; do
     check_corrupted "tcorrupt_$dir" "$dir"
 done
 
-out=$(fault_client get "$(h3_url 1m.bin)" "$T/htdocs/1m.bin" 2>&1)
+out=$(fault_client --timeout 60 --connect-timeout 15 get "$(h3_url 1m.bin)" "$T/htdocs/1m.bin" 2>&1)
 [ $? -eq 0 ] && ok "afterwards, directly: $(fault_summary "$out")" || fail "afterwards: $out"
 grep -E 'quicd/[a-z]+\[?[0-9]*\]?\[[0-9]+\]: (error|fatal|panic)' "$T/quicd.log" &&
     fail "the server logged errors" || ok "the server logged no error"

@@ -36,7 +36,7 @@ fault_tables
 MIXED=0 FAILED_REQ=0 REPEATED=0
 round() {
     local name=$1 out rc line m f r
-    out=$(fault_client --connect-timeout 10 --timeout 30 ranges "$CLIENTS" "$(h3_url 1k.bin)" \
+    out=$(fault_client --connect-timeout 10 --timeout 60 ranges "$CLIENTS" "$(h3_url 1k.bin)" \
         "$T/htdocs/1k.bin" --pad 2048 --handshake-retries 2 --procs 8 2>&1)
     rc=$?
     echo "$out" | grep -v '^ranges: [0-9]' | while IFS= read -r l; do log "  $l"; done

@@ -69,7 +69,7 @@ case_get burst "1 MiB files through burst loss (4 in a row of every 20)" \
     --conns 2 --parallel 2 "$(h3_url 1m.bin)" "$T/htdocs/1m.bin"
 
 # Without loss, a new connection is clean and the suite is whole.
-out=$(fault_client get "$(h3_url 1m.bin)" "$T/htdocs/1m.bin" 2>&1)
+out=$(fault_client --timeout 60 --connect-timeout 15 get "$(h3_url 1m.bin)" "$T/htdocs/1m.bin" 2>&1)
 [ $? -eq 0 ] && ok "after the loss: $(fault_summary "$out")" || fail "after the loss: $out"
 fault_healthy
 finish

@@ -26,7 +26,7 @@ case_relay() {
     shift
     relay_start "$name" "${rargs[@]}"
     t0=$(date +%s%N)
-    out=$(fault_client --timeout 60 get "$@" "$(relay_url 1m.bin)" "$T/htdocs/1m.bin" 2>&1)
+    out=$(fault_client --timeout 60 --connect-timeout 15 get "$@" "$(relay_url 1m.bin)" "$T/htdocs/1m.bin" 2>&1)
     rc=$?
     OUT=$out
     fault_log "$out"
@@ -48,11 +48,12 @@ hs=$(echo "$OUT" | sed -n 's/.* handshake min=\([0-9.]*\)s.*/\1/p')
 awk -v h="${hs:-0}" 'BEGIN { exit !(h >= 0.2) }' && ok "rtt: the fastest handshake took ${hs}s (at least one 200 ms RTT)" ||
     fail "rtt: the fastest handshake took ${hs:-?}s: the delay did not happen"
 
-# Rebinding: curl reads 1 MiB at 512 KiB/s; once 256 KiB have arrived the
-# relay moves the client to a new port, and again half a second later.
+# Rebinding: curl reads 1 MiB at 256 KiB/s; once 256 KiB have arrived the
+# relay moves the client to a new port, and again half a second later (the
+# 3 s the rest takes leave room for a slow machine to do both mid-transfer).
 relay_start rebind
 t0=$(date +%s%N)
-fault_client --timeout 60 get --max-speed 524288 --mark 262144 "$T/mark" \
+fault_client --timeout 60 --connect-timeout 15 get --max-speed 262144 --mark 262144 "$T/mark" \
     "$(relay_url 1m.bin)" "$T/htdocs/1m.bin" > "$T/rebind.out" 2>&1 &
 CLIENT=$!
 BG_PIDS="$BG_PIDS $CLIENT"

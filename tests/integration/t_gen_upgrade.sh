@@ -17,17 +17,14 @@
 need_pycurl
 need_gtlsclient
 need_openssl
-setup 2
-h3_trap
-h3_cert
+CONFS=("drain_timeout = 60s" "events_interval = 300ms" "early_data = yes")
+h3_setup 2 "${CONFS[@]}"
 # quicd runs from a copy that the test can replace, as `make install` would
 mkdir -p "$T/sbin"
 cp "$QUICD" "$T/sbin/quicd"
 QUICD="$T/sbin/quicd"
 rm "$T/libexec/worker"
 cp "$QD_BUILDDIR/daemons/worker/worker" "$T/libexec/worker"
-CONFS=("drain_timeout = 60s" "events_interval = 300ms" "early_data = yes")
-h3_conf 2 "${CONFS[@]}"
 gen_files
 head -c 65536 /dev/urandom > "$T/htdocs/64k.bin"
 h3_start || finish
@@ -36,11 +33,11 @@ OLD_MASTER=$MASTER_PID
 # session tickets from before the upgrade
 S="$T/session.pem" P="$T/tp.pem" TS="$T/tcp-session.pem"
 mkdir -p "$T/dl"
-gtls 15 --download="$T/dl" --session-file="$S" --tp-file="$P" --wait-for-ticket 127.0.0.1 "$PORT" \
+gtls 30 --download="$T/dl" --session-file="$S" --tp-file="$P" --wait-for-ticket 127.0.0.1 "$PORT" \
     "$(h3_url 64k.bin)" > "$T/ticket.log"
 [ -s "$S" ] && ok "QUIC session ticket stored" || fail "no QUIC ticket: $(tail -n 3 "$T/ticket.log")"
 GET='GET /64k.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
-tls() { printf %b "$GET" | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" \
+tls() { printf %b "$GET" | timeout 30 openssl s_client -connect "127.0.0.1:$PORT" \
     -servername localhost -CAfile "$T/cert.pem" -alpn http/1.1 -ign_eof "$@" 2>&1; }
 tls -sess_out "$TS" | grep -q '^New, TLSv1.3' && [ -s "$TS" ] && ok "TLS/TCP session stored" ||
     fail "no TLS/TCP session"
@@ -81,7 +78,7 @@ mv "$T/libexec/worker.good" "$T/libexec/worker"
 # old master keeps them (a new listener of its own takes them back), so
 # that no socket opened later lands at another index in a group
 [ "$(pids worker app stats)" = "$(pids_of worker app stats)" ] &&
-    grep -q "keeping the sockets the new master's listener opened" "$T/quicd.log" &&
+    wait_until 5 grep -q "keeping the sockets the new master's listener opened" "$T/quicd.log" &&
     ok "the same master, workers, app and stats; the listener took the new slots back" ||
     fail "processes changed: $BEFORE -> $(pids)"
 [ "$(cat "$T/run/quicd.pid")" = "$OLD_MASTER" ] && ok "the pid file still names the old master" ||
@@ -125,7 +122,7 @@ wait_until 5 onlynew && ok "the new master forgot the old generation once its ma
 [ -S "$T/run/control.sock" ] && ok "the control socket is still there" || fail "control socket gone"
 
 # resumption and 0-RTT with the tickets from before the upgrade
-gtls 15 --download="$T/dl" --session-file="$S" --tp-file="$P" 127.0.0.1 "$PORT" \
+gtls 30 --download="$T/dl" --session-file="$S" --tp-file="$P" 127.0.0.1 "$PORT" \
     "$(h3_url 64k.bin)" > "$T/0rtt.log"; rc=$?
 zr=$(grep -cE ' frm tx [0-9]+ 0RTT STREAM\([^)]*\) id=0x0 ' "$T/0rtt.log")
 [ $rc -eq 0 ] && [ "$zr" -gt 0 ] && ! grep -q "Early data was rejected by server" "$T/0rtt.log" &&

@@ -20,11 +20,15 @@ cp "$T/cert.pem" "$T/old.pem"
 fetch_with "$T/old.pem" "$(h3_url "")" | grep -q "status=200" && ok "served with the first certificate" ||
     fail "first certificate: $(fetch_with "$T/old.pem" "$(h3_url "")")"
 
-# A connection that spans the reload: 40 server-sent events, 250 ms apart
-# (10 s, ample for the reload on a busy machine).
-bg h3get --timeout 30 stream "$(h3_url events)" sse 40 "$T/events.out" > "$T/events.log" 2>&1
+# A connection that spans the reload: 60 server-sent events, 250 ms apart
+# (15 s, ample for the reload on a busy machine). The reload waits until
+# the worker reports the stream open (status, every second), so that it
+# does span it however slowly the client starts.
+bg h3get --timeout 90 stream "$(h3_url events)" sse 60 "$T/events.out" > "$T/events.log" 2>&1
 EV=$BG_PID
-sleep 0.6
+# (one worker: its line of status --json)
+stream_open() { quicctl status --json | grep '"role": "worker"' | grep -q '"streams": [1-9]'; }
+wait_until 5 stream_open || fail "the event stream did not open: $(cat "$T/events.log")"
 
 # Renewal in place: new key and certificate written over the old files.
 h3_cert
@@ -41,8 +45,8 @@ echo "$old" | grep -q "status=200" && fail "the old certificate is still served"
     fail "the worker was replaced"
 [ "$ev_open" = yes ] && ok "the event stream was still open after the reload" ||
     fail "the event stream ended before the reload was done: $(cat "$T/events.log")"
-for _ in $(seq 300); do kill -0 "$EV" 2>/dev/null || break; sleep 0.1; done
-grep -q "^stream: 40 events .*status=200 version=3" "$T/events.log" &&
+wait_until 30 sh -c "! kill -0 $EV 2>/dev/null"
+grep -q "^stream: 60 events .*status=200 version=3" "$T/events.log" &&
     ok "it got all its events: $(cut -c 1-60 "$T/events.log")" ||
     fail "event stream: $(cat "$T/events.log")"
 

@@ -22,7 +22,7 @@ field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }
 
 # The four files and / on one connection, each compared byte for byte.
 t0=$(date +%s%N)
-out=$(h3get --timeout 45 fetch \
+out=$(h3get --timeout 120 fetch \
     "$(h3_url empty.bin)" "$T/out/empty.bin" \
     "$(h3_url 1k.bin)" "$T/out/1k.bin" \
     "$(h3_url 1m.bin)" "$T/out/1m.bin" \
@@ -54,7 +54,7 @@ esac
     ok ".bin is application/octet-stream" || fail ".bin content-type: $(echo "$out" | grep -F "/1k.bin status=")"
 
 # 50 concurrent requests as streams of one connection.
-out=$(h3get --timeout 20 multi 50 "$(h3_url 1k.bin)" --expect "$D/1k.bin" 2>&1)
+out=$(h3get --timeout 60 multi 50 "$(h3_url 1k.bin)" --expect "$D/1k.bin" 2>&1)
 rc=$?
 log "$out"
 [ $rc -eq 0 ] && ok "50 concurrent streams on one connection" || fail "50 streams: $out"

@@ -43,7 +43,7 @@ show() { grep -vE '^I[0-9]|^\[|^http: SETTINGS' "$L" | tail -n 15 | sed 's/^/   
 U() { h3_url "$1"; }
 
 # Plain GET.
-run get 15 127.0.0.1 "$PORT" "$(U 1m.bin)"
+run get 30 127.0.0.1 "$PORT" "$(U 1m.bin)"
 if [ $RC -eq 0 ] && [ "$(gtls_status_count "$L" 200)" = 1 ] && same 1m.bin; then
     ok "GET 1 MiB: 200, byte-identical"
 else
@@ -52,7 +52,7 @@ fi
 grep -q "Negotiated ALPN is h3" "$L" && ok "ALPN h3" || fail "ALPN: $(grep Negotiated "$L")"
 
 # Several requests on one connection (one handshake, four streams).
-run several 15 127.0.0.1 "$PORT" "$(U 1k.bin)" "$(U 64k.bin)" "$(U sub/page.txt)" "$(U 1m.bin)"
+run several 30 127.0.0.1 "$PORT" "$(U 1k.bin)" "$(U 64k.bin)" "$(U sub/page.txt)" "$(U 1m.bin)"
 hs=$(grep -c "QUIC handshake has completed" "$L")
 if [ $RC -eq 0 ] && [ "$hs" = 1 ] && [ "$(gtls_status_count "$L" 200)" = 4 ] &&
     same 1k.bin 64k.bin sub/page.txt 1m.bin; then
@@ -62,14 +62,14 @@ else
 fi
 
 # IPv6 (the suite listens on [::1] too).
-run ipv6 15 ::1 "$PORT" "$(U 64k.bin)"
+run ipv6 30 ::1 "$PORT" "$(U 64k.bin)"
 [ $RC -eq 0 ] && [ "$(gtls_status_count "$L" 200)" = 1 ] && same 64k.bin &&
     ok "GET over ::1" || { fail "GET over ::1: exit $RC"; show; }
 
 # Connection migration: the client moves to a new local port 100 ms after
 # the handshake and the request waits for 300 ms, so the whole response
 # comes over the new path (probed with PATH_CHALLENGE first).
-run migration 15 --change-local-addr=100ms --delay-stream=300ms 127.0.0.1 "$PORT" "$(U 1m.bin)"
+run migration 30 --change-local-addr=100ms --delay-stream=300ms 127.0.0.1 "$PORT" "$(U 1m.bin)"
 new=$(sed -n 's/^Local address is now //p' "$L" | tail -n1)
 if [ $RC -eq 0 ] && [ -n "$new" ] && [ "$(gtls_status_count "$L" 200)" = 1 ] && same 1m.bin &&
     grep -F "Path validation against path {local:$new," "$L" | grep -q succeeded; then
@@ -82,7 +82,7 @@ fi
 
 # NAT rebinding: the client's address changes without a path validation
 # on its side; the server must notice, validate the new path and go on.
-run nat-rebinding 15 --change-local-addr=100ms --nat-rebinding --delay-stream=300ms 127.0.0.1 "$PORT" "$(U 1m.bin)"
+run nat-rebinding 30 --change-local-addr=100ms --nat-rebinding --delay-stream=300ms 127.0.0.1 "$PORT" "$(U 1m.bin)"
 new=$(sed -n 's/^Local address is now //p' "$L" | tail -n1)
 got=0; [ -z "$new" ] || got=$(grep -cF "Received packet: local=$new " "$L")
 if [ $RC -eq 0 ] && [ -n "$new" ] && [ "$got" -gt 0 ] && [ "$(gtls_status_count "$L" 200)" = 1 ] && same 1m.bin; then
@@ -92,7 +92,7 @@ else
 fi
 
 # Key update, 100 ms after the handshake (before the request).
-run key-update 15 --key-update=100ms --delay-stream=300ms 127.0.0.1 "$PORT" "$(U 1m.bin)"
+run key-update 30 --key-update=100ms --delay-stream=300ms 127.0.0.1 "$PORT" "$(U 1m.bin)"
 if [ $RC -eq 0 ] && grep -q "key update confirmed" "$L" && [ "$(gtls_status_count "$L" 200)" = 1 ] && same 1m.bin; then
     ok "key update confirmed, 1 MiB byte-identical"
 else
@@ -102,13 +102,13 @@ fi
 # Resumption and 0-RTT: the first connection stores the session ticket and
 # the transport parameters; the second sends its request in 0-RTT.
 S="$T/session.pem" P="$T/tp.pem"
-run ticket 15 --session-file="$S" --tp-file="$P" --wait-for-ticket 127.0.0.1 "$PORT" "$(U 1k.bin)"
+run ticket 30 --session-file="$S" --tp-file="$P" --wait-for-ticket 127.0.0.1 "$PORT" "$(U 1k.bin)"
 if [ $RC -eq 0 ] && [ -s "$S" ] && [ -s "$P" ] && same 1k.bin; then
     ok "session ticket and transport parameters stored"
 else
     fail "no session ticket: exit $RC, session file $(stat -c %s "$S" 2>/dev/null || echo missing) bytes"; show
 fi
-run 0-rtt 15 --session-file="$S" --tp-file="$P" 127.0.0.1 "$PORT" "$(U 64k.bin)"
+run 0-rtt 30 --session-file="$S" --tp-file="$P" 127.0.0.1 "$PORT" "$(U 64k.bin)"
 zr=$(grep -cE ' frm tx [0-9]+ 0RTT STREAM\([^)]*\) id=0x0 ' "$L")
 if [ $RC -eq 0 ] && [ "$zr" -gt 0 ] && ! grep -q "Early data was rejected by server" "$L" &&
     [ "$(gtls_status_count "$L" 200)" = 1 ] && same 64k.bin; then
@@ -117,7 +117,7 @@ else
     fail "0-RTT: exit $RC, request in 0-RTT: $zr, $(grep -c 'Early data was rejected' "$L") rejections"; show
 fi
 # An unsafe method in 0-RTT data could be replayed: 425 Too Early, not the app.
-run 0-rtt-post 15 --session-file="$S" --tp-file="$P" -m POST 127.0.0.1 "$PORT" "$(U 64k.bin)"
+run 0-rtt-post 30 --session-file="$S" --tp-file="$P" -m POST 127.0.0.1 "$PORT" "$(U 64k.bin)"
 zr=$(grep -cE ' frm tx [0-9]+ 0RTT STREAM\([^)]*\) id=0x0 ' "$L")
 if [ "$zr" -gt 0 ] && [ "$(gtls_status_count "$L" 425)" = 1 ]; then
     ok "POST in 0-RTT: 425 Too Early"
@@ -126,7 +126,7 @@ else
 fi
 
 # ChaCha20-Poly1305 as the only cipher (GnuTLS priority string).
-run chacha20 15 --ciphers='NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305' \
+run chacha20 30 --ciphers='NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305' \
     127.0.0.1 "$PORT" "$(U 1m.bin)"
 if [ $RC -eq 0 ] && grep -q "Negotiated cipher suite is CHACHA20-POLY1305" "$L" &&
     [ "$(gtls_status_count "$L" 200)" = 1 ] && same 1m.bin; then
@@ -136,7 +136,7 @@ else
 fi
 
 # QUIC version 2 (RFC 9369) from the first Initial.
-run quic-v2 15 -v 0x6b3343cf 127.0.0.1 "$PORT" "$(U 1m.bin)"
+run quic-v2 30 -v 0x6b3343cf 127.0.0.1 "$PORT" "$(U 1m.bin)"
 if [ $RC -eq 0 ] && grep -q "the negotiated version is 0x6b3343cf" "$L" &&
     grep -qE ' pkt rx .*version=0x6b3343cf type=Handshake' "$L" &&
     [ "$(gtls_status_count "$L" 200)" = 1 ] && same 1m.bin; then

@@ -4,7 +4,8 @@
 # (gtlsclient, whose log names the worker in byte 1 of the server's CID),
 # kill worker 0. The downloads on worker 1 complete byte-identical, those
 # on worker 0 fail (reset or timed out, never a wrong file), a new
-# connection succeeds within 2 s, worker 0 is restarted and serves again.
+# connection succeeds soon (2 s on a quiet machine; the bound is
+# QD_WAIT_SCALE times that), worker 0 is restarted and serves again.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_gtlsclient
@@ -23,18 +24,20 @@ h3_start || finish
 w0=$(proc_field worker 0 pid); w1=$(proc_field worker 1 pid)
 [ -n "$w0" ] && [ -n "$w1" ] || { fail "no worker pids in status"; finish; }
 
-# The pycurl client for "a new connection within 2 s" is started first and
-# waits for a go file, so its start-up (slow on a busy machine) does not
-# count.
-bg h3get retry "$(h3_url "")" 2 --start-file "$T/go" > "$T/retry.log" 2>&1
+# The pycurl client for "a new connection soon after the kill" is started
+# first and waits for a go file, so its start-up (slow on a busy machine)
+# does not count. It tries for 2 s times QD_WAIT_SCALE.
+NEW_SECS=$(scaled 2)   # 2 s on a quiet machine
+bg h3get retry "$(h3_url "")" "$NEW_SECS" --start-file "$T/go" > "$T/retry.log" 2>&1
 RETRY_PID=$BG_PID
 wait_until 10 grep -q "^retry: waiting" "$T/retry.log" || fail "retry client did not start: $(cat "$T/retry.log")"
 
-# client I - one download (idle timeout 10 s, longer than it is stopped
-# below), its log filtered to what we need
+# client I - one download (idle timeout 30 s, the server's default: longer
+# than it is stopped below; a download of the killed worker that gets no
+# stateless reset ends by it), its log filtered to what we need
 client() {
     local i=$1
-    { gtls 90 --timeout=10s --download="$T/c$i" 127.0.0.1 "$PORT" "$URL"; echo "gtlsclient exit $?"; } |
+    { gtls 300 --timeout=30s --download="$T/c$i" 127.0.0.1 "$PORT" "$URL"; echo "gtlsclient exit $?"; } |
         gtls_filter > "$T/c$i.log"
 }
 size_of() { stat -c %s "$T/c$1/big.bin" 2>/dev/null || echo 0; }
@@ -46,10 +49,14 @@ receiving() {
 
 # Start the downloads one at a time and stop each (SIGSTOP, its process
 # group) once it receives, so that starting the next is quick and the
-# machine is not busy; record which worker each is on.
+# machine is not busy; record which worker each is on. The first one is
+# stopped the longest: no more starts after 15 s (half its idle timeout)
+# once each worker has one.
 NCLI=0 ON0=0 ON1=0
 CPIDS=() W=()
-while [ $NCLI -lt $MAX ] && { [ $NCLI -lt $MIN ] || [ $ON0 -lt 2 ] || [ $ON1 -lt 2 ]; }; do
+s0=$(date +%s)
+while [ $NCLI -lt $MAX ] && { [ $NCLI -lt $MIN ] || [ $ON0 -lt 2 ] || [ $ON1 -lt 2 ]; } &&
+    { [ $(($(date +%s) - s0)) -lt 15 ] || [ $ON0 -lt 1 ] || [ $ON1 -lt 1 ]; }; do
     NCLI=$((NCLI + 1)); i=$NCLI
     mkdir -p "$T/c$i"; : > "$T/c$i.log"
     bg client "$i"
@@ -62,7 +69,7 @@ while [ $NCLI -lt $MAX ] && { [ $NCLI -lt $MIN ] || [ $ON0 -lt 2 ] || [ $ON1 -lt
     W[$i]=$(gtls_workers "$T/c$i.log")
     case ${W[$i]} in 0) ON0=$((ON0 + 1)) ;; 1) ON1=$((ON1 + 1)) ;; esac
 done
-log "$NCLI downloads: $ON0 on worker 0, $ON1 on worker 1 (${W[*]})"
+log "$NCLI downloads in $(($(date +%s) - s0)) s: $ON0 on worker 0, $ON1 on worker 1 (${W[*]})"
 
 # Let them all run, then kill worker 0 in the middle of it.
 for i in $(seq $NCLI); do kill -CONT -- "-${CPIDS[$i]}"; done
@@ -73,23 +80,24 @@ touch "$T/go"
 t0=$(date +%s%N)
 log "killed worker 0 (pid $w0); bytes so far: ${AT_KILL[*]:1}"
 
-wait_until 10 sh -c "! kill -0 $RETRY_PID 2>/dev/null"
+wait_until 20 sh -c "! kill -0 $RETRY_PID 2>/dev/null"
 out=$(cat "$T/retry.log")
 log "$(echo "$out" | tail -n 1)"
 if echo "$out" | grep -q "^retry: attempt [0-9]* ok after"; then
-    ok "new connection succeeds within 2 s of the kill"
+    ok "new connection succeeds within $NEW_SECS s of the kill: $(grep "^retry: attempt [0-9]* ok" <<< "$out")"
 else
-    fail "no new connection within 2 s of the kill: $(echo "$out" | tail -n 3)"
+    fail "no new connection within $NEW_SECS s of the kill: $(echo "$out" | tail -n 3)"
 fi
 
-# Every client ends by itself (complete, reset, or its 10 s idle timeout).
+# Every client ends by itself (complete, a stateless reset from the new
+# worker 0, or its idle timeout).
 alldone() {
     local i
     for i in $(seq $NCLI); do kill -0 "${CPIDS[$i]}" 2>/dev/null && return 1; done
     return 0
 }
 wait_until 80 alldone && ok "every download ended ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the kill)" ||
-    fail "downloads still running 80 s after the kill"
+    fail "downloads still running $(( ($(date +%s%N) - t0) / 1000000000 )) s after the kill"
 
 inflight0=0 inflight1=0
 for i in $(seq "$NCLI"); do
@@ -130,11 +138,12 @@ wait_until 2 back && ok "worker 0 restarted (pid $w0 -> $(proc_field worker 0 pi
 [ "$(proc_field worker 1 pid)" = "$w1" ] && [ "$(proc_field worker 1 restarts)" = 0 ] &&
     ok "worker 1 untouched" || fail "worker 1: pid $w1 -> $(proc_field worker 1 pid), restarts $(proc_field worker 1 restarts)"
 
-# The new worker 0 serves new connections (try until one lands on it).
-served="" why="no connection landed on worker 0 in 16 attempts"
-for j in $(seq 16); do
+# The new worker 0 serves new connections (try until one lands on it:
+# each does with probability 1/2).
+served="" why="no connection landed on worker 0 in 24 attempts"
+for j in $(seq 24); do
     L="$T/after$j.log"; mkdir -p "$T/after$j"
-    gtls 10 --download="$T/after$j" 127.0.0.1 "$PORT" "$(h3_url "")" > "$L"
+    gtls 30 --download="$T/after$j" 127.0.0.1 "$PORT" "$(h3_url "")" > "$L"
     if [ "$(gtls_worker "$L")" = 0 ]; then
         if cmp -s "$D/index.html" "$T/after$j/index.html"; then
             served=$j

@@ -62,7 +62,7 @@ want "200" /a/./b/deep.txt
 
 args=()
 for i in "${!PATHS[@]}"; do args+=("https://localhost:$PORT${PATHS[$i]}" "$T/out/$i"); done
-h3get --timeout 10 fetch "${args[@]}" > "$T/fetch.log" 2>&1
+h3get --timeout 30 fetch "${args[@]}" > "$T/fetch.log" 2>&1
 mapfile -t LINES < "$T/fetch.log"
 for i in "${!PATHS[@]}"; do
     path=${PATHS[$i]} line=${LINES[$i]:-}

@@ -13,7 +13,7 @@ h3_setup 2
 D="$T/htdocs"
 head -c 1048576 /dev/urandom > "$D/1m.bin"
 NCONN=16
-HOLD=20     # at most; the client is told to close them after the checks
+HOLD=120    # at most; the client is told to close them after the checks
 
 h3_start || finish
 
@@ -63,7 +63,7 @@ server_cids() {
 # CID) and must still reach the worker that owns the connection.
 for i in 1 2 3 4; do
     L="$T/migrate$i.log"; DL="$T/migrate$i.dl"; mkdir -p "$DL"
-    gtls 15 --change-local-addr=100ms --delay-stream=300ms --download="$DL" \
+    gtls 30 --change-local-addr=100ms --delay-stream=300ms --download="$DL" \
         127.0.0.1 "$PORT" "$(h3_url 1m.bin)" > "$L"
     w=$(gtls_worker "$L")
     new=$(sed -n 's/^Local address is now //p' "$L" | tail -n1)

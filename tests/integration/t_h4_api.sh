@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: MIT
 # The built-in routes over HTTP/3 (curl through pycurl): /api/time, /api/echo
 # (any bytes, JSON-escaped; 413 past max_request_body), 405s, /events (SSE
-# framing; the stream is gone from quicctl status within 2 s of the client
-# leaving), /stream (ndjson); request validation (400, 414, 431, and a
-# malformed header reset by nghttp3 while a parallel request on the same
-# connection completes); the access log, reopened on reload.
+# framing; the stream is gone from quicctl status soon after the client
+# leaves: within 2 s on a quiet machine), /stream (ndjson); request
+# validation (400, 414, 431, and a malformed header reset by nghttp3 while
+# a parallel request on the same connection completes); the access log,
+# reopened on reload.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
@@ -103,8 +104,9 @@ out=$(h3get req -X POST --data-file "$T/big.bin" "$(h3_url api/echo)" "$T/out/41
 [ "$(field "$out" status)" = 413 ] && ok "POST /api/echo with 70000 bytes (max 64KB): 413" ||
     fail "413: $out"
 
-# GET /events: three events, well framed, then the client leaves
-out=$(h3get --timeout 10 stream "$(h3_url events)" sse 4 "$T/out/events" 2>&1)
+# GET /events: four events, well framed, then the client leaves (the
+# client keeps exactly the first four, whatever the chunking)
+out=$(h3get --timeout 30 stream "$(h3_url events)" sse 4 "$T/out/events" 2>&1)
 log "$out"
 frames=$(python3 - "$T/out/events" <<'PY'
 import json, sys
@@ -121,22 +123,22 @@ print(len(events) if events == list(range(1, len(events) + 1)) else "bad ids %s"
 PY
 )
 case $out in *"type=text/event-stream"*) ok "/events is text/event-stream" ;; *) fail "/events: $out" ;; esac
-[ "${frames:-0}" -ge 3 ] 2>/dev/null && ok "/events: $frames events with event:, id:, data: (JSON) lines" ||
+[ "${frames:-0}" = 4 ] && ok "/events: $frames events with event:, id:, data: (JSON) lines" ||
     fail "/events framing: $frames"
 # (one worker: its line of status --json; cheaper than proc_field under load)
 streams_zero() { quicctl status --json | grep '"role": "worker"' | grep -q '"streams": 0[,}]'; }
 t0=$(date +%s%N)
 if wait_until 2 streams_zero; then
-    ok "after the client left, quicctl status shows the worker's streams at 0 after $(( ($(date +%s%N) - t0) / 1000000 )) ms (limit 2 s)"
+    ok "after the client left, quicctl status shows the worker's streams at 0 after $(( ($(date +%s%N) - t0) / 1000000 )) ms (2 s on a quiet machine)"
 else
     fail "streams after /events: worker $(proc_field worker 0 streams)"
 fi
 
 # GET /stream: ndjson lines
-out=$(h3get --timeout 10 stream "$(h3_url stream)" nl 2 "$T/out/stream" 2>&1)
+out=$(h3get --timeout 30 stream "$(h3_url stream)" nl 2 "$T/out/stream" 2>&1)
 log "$out"
 lines=$(python3 -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if "time" in json.loads(l)))' "$T/out/stream" 2>&1)
-case $out in *"type=application/x-ndjson"*) [ "$lines" -ge 2 ] 2>/dev/null ;; *) false ;; esac &&
+case $out in *"type=application/x-ndjson"*) [ "$lines" = 2 ] ;; *) false ;; esac &&
     ok "/stream: $lines JSON lines (application/x-ndjson)" || fail "/stream: $out $lines"
 
 # Validation: bad escape 400, long path 414, huge head 431
@@ -166,8 +168,10 @@ rc=$?
 log "$out"
 [ $rc = 0 ] && ok "content-length: abc: that stream is reset, the parallel GET gets 200 on the same connection" ||
     fail "malformed request: $out"
-wait_until 2 sh -c "[ \$(grep -c . '$T/access.log') -ge $((before + 2)) ]"
-grep -q "malformed" "$T/access.log" && fail "the malformed POST reached the app" ||
+# the two GETs are logged; then a second more for a line of the malformed one
+wait_until 2 sh -c "[ \$(grep -c . '$T/access.log') -ge $((before + 2)) ]" ||
+    log "the access log does not have the pair's two GETs: $(tail -n 3 "$T/access.log")"
+wait_quiet 1 grep -q "malformed" "$T/access.log" && fail "the malformed POST reached the app" ||
     ok "the malformed request never reached the app (not in the access log)"
 out=$(h3get req -H "Bad Header: x" "$(h3_url index.html)" "$T/out/badname" 2>&1)
 [ "$(field "$out" status)" = 200 ] && ok "a field named 'bad header' is dropped by nghttp3; the request is served" ||
@@ -178,7 +182,7 @@ n=$(grep -c . "$T/access.log" 2>/dev/null)
 log "access log: $n lines; last: $(tail -n1 "$T/access.log")"
 grep -Eq '^20[0-9-]+T[0-9:.]+Z 127\.0\.0\.1:[0-9]+ "GET /api/time HTTP/3" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+$' "$T/access.log" &&
     ok "access log line for GET /api/time in the documented format" || fail "access log: $(head -n3 "$T/access.log")"
-grep -Eq '"GET /events HTTP/3" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+ cancelled$' "$T/access.log" &&
+wait_until 2 grep -Eq '"GET /events HTTP/3" 200 [0-9]+ [0-9.]+ [0-9a-f]+ [0-9]+ cancelled$' "$T/access.log" &&
     ok "the /events request is logged as cancelled" || fail "no cancelled /events line"
 mv "$T/access.log" "$T/access.log.1"
 quicctl reload >/dev/null 2>&1 || fail "reload failed"
@@ -188,9 +192,11 @@ wait_until 2 grep -q '"GET /api/time HTTP/3"' "$T/access.log" &&
 
 # A graceful stop ends an open /events response instead of waiting for the
 # drain deadline: the client sees the stream end cleanly.
-bg h3get --timeout 20 stream "$(h3_url events)" sse 1000 "$T/out/events2"
+bg h3get --timeout 60 stream "$(h3_url events)" sse 1000 "$T/out/events2" > "$T/events2.log" 2>&1
 sse_pid=$BG_PID
-sleep 1.5   # the client is reading events
+streams_open() { quicctl status --json | grep '"role": "worker"' | grep -q '"streams": [1-9]'; }
+# the client is reading events (its stream open at the worker) before the stop
+wait_until 5 streams_open || fail "the second /events did not open: $(cat "$T/events2.log")"
 quicctl stop >/dev/null 2>&1 || fail "quicctl stop"
 for _ in $(seq 100); do kill -0 "$sse_pid" 2>/dev/null || break; sleep 0.1; done
 if grep -q "quicd/app.*drain deadline reached" "$T/quicd.log"; then

@@ -7,12 +7,9 @@
 . "$(dirname "$0")/h3lib.sh"
 need_chromium
 need_pycurl
-setup 1
-h3_trap
-h3_cert
 hints=$(sed -n '/^early_hints *=/,/^$/p' "$QD_SRCDIR/etc/quicd.conf")
 [ -n "$hints" ] || die "etc/quicd.conf sets no early_hints"
-h3_conf 1 "$hints" "log_level = debug" # for the handshake failure check
+h3_setup 1 "$hints" "log_level = debug" # for the handshake failure check
 cp "$QD_SRCDIR"/etc/htdocs/* "$T/htdocs/"
 h3_start || finish
 

@@ -10,7 +10,8 @@ need_pycurl
 h3_setup 2
 h3_start || finish
 
-bg sh -c "exec \"$H3_PYTHON\" \"$H3GET_PY\" --cacert \"$T/cert.pem\" --resolve localhost:$PORT:127.0.0.1 hold 3 \"$(h3_url "")\" 20 > \"$T/hold.log\" 2>&1"
+# (held for at most 120 s: the checks end it with bg_kill)
+bg sh -c "exec \"$H3_PYTHON\" \"$H3GET_PY\" --cacert \"$T/cert.pem\" --resolve localhost:$PORT:127.0.0.1 hold 3 \"$(h3_url "")\" 120 > \"$T/hold.log\" 2>&1"
 holding() { grep -q "^holding 3 connections" "$T/hold.log"; }
 wait_until 10 holding || { fail "hold: $(cat "$T/hold.log")"; finish; }
 

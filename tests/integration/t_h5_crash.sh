@@ -19,7 +19,7 @@ OLD=$(stats_pid)
 
 # Staggered starts (1 s apart) keep the load going for about ten seconds.
 for i in $(seq $CLIENTS); do
-    bg sh -c "sleep $((i - 1)); exec \"$H3_PYTHON\" \"$H3GET_PY\" --cacert \"$T/cert.pem\" --resolve localhost:$PORT:127.0.0.1 --timeout 90 multi $PER \"$(h3_url load.txt)\" > \"$T/client-$i.log\" 2>&1"
+    bg sh -c "sleep $((i - 1)); exec \"$H3_PYTHON\" \"$H3GET_PY\" --cacert \"$T/cert.pem\" --resolve localhost:$PORT:127.0.0.1 --timeout 240 multi $PER \"$(h3_url load.txt)\" > \"$T/client-$i.log\" 2>&1"
 done
 CLIENT_PIDS=$BG_PIDS
 
@@ -35,13 +35,13 @@ log "$before load requests in the database after the kill"
 restarted() { p=$(stats_pid); [ -n "$p" ] && [ "$p" != "$OLD" ] && all_running; }
 wait_until 15 restarted && ok "master restarted stats (pid $(stats_pid))" || fail "stats not restarted"
 
-# Wait for the clients (bounded by their own timeouts and this loop).
-for _ in $(seq 1200); do
-    alive=0
-    for p in $CLIENT_PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
-done
+# Wait for the clients (bounded by their own timeouts and this wait).
+clients_done() {
+    local p
+    for p in $CLIENT_PIDS; do kill -0 "$p" 2>/dev/null && return 1; done
+    return 0
+}
+wait_until 90 clients_done || fail "clients still running: $(tail -q -n 1 "$T"/client-*.log 2>/dev/null | tr '\n' ' ')"
 served=0
 for i in $(seq $CLIENTS); do
     n=$(sed -nE 's/^multi: ([0-9]+)\/.*/\1/p' "$T/client-$i.log")
@@ -53,9 +53,19 @@ log "clients got $served responses"
     ok "stats was killed under load ($before of $served recorded then)" ||
     fail "the load was over before the kill"
 
-# Let the records settle: the count is stable for 2 s (at most 20 s).
+# Let the records settle: until no more than a batch is unaccounted for
+# (the records still on their way from a busy worker are not lost), at
+# most 20 s; then until the count has not moved for 2 s, so that the
+# numbers printed are final (at most 20 s more).
+accounted() {
+    local rec drp
+    rec=$(sql "SELECT count(*) FROM requests WHERE path = '/load.txt'") || return 1
+    drp=$(sql "SELECT total(drops) FROM samples" | cut -d. -f1) || return 1
+    [ $((served - rec - drp)) -le "$BATCH" ]
+}
+wait_until 20 accounted
 prev=-1
-for _ in $(seq 40); do
+for _ in $(seq 10); do
     cur=$(sql "SELECT count(*) FROM requests WHERE path = '/load.txt'")
     [ "$cur" = "$prev" ] && break
     prev=$cur

@@ -112,7 +112,7 @@ get swap3 "$(h3_url swap.txt)"
 [ "$(cat "$T/out/swap3")" = two ] && ok "a reload empties the cache: the new file" ||
     fail "swap3: $(cat "$T/out/swap3")"
 echo three > "$D/swap.txt.new" && mv "$D/swap.txt.new" "$D/swap.txt"
-sleep 1.3
+sleep 1.3   # file_cache_valid (1 s) runs out: the time itself is the test
 get swap4 "$(h3_url swap.txt)"
 [ "$(cat "$T/out/swap4")" = three ] && ok "after file_cache_valid (1s) the app decides again" ||
     fail "swap4: $(cat "$T/out/swap4")"

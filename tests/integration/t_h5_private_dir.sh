@@ -7,9 +7,7 @@
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
 [ "$(id -u)" = 0 ] || { log "SKIP: needs root (the daemons drop to nobody only then)"; exit 77; }
-setup 1
-h3_trap
-h3_cert
+h3_setup 1
 mkdir -m 0700 "$T/private"
 h3_conf 1 "stats_database = $T/private/db/stats.db" "stats_interval = 1s"
 h3_start || finish

@@ -26,7 +26,7 @@ run() {
     N=$((N + 1))
     L="$T/$N-$name.log"
     mkdir -p "$T/$N.dl"
-    gtls 15 --download="$T/$N.dl" "$@" > "$L"
+    gtls 30 --download="$T/$N.dl" "$@" > "$L"
     RC=$?
     CID=$(gtls_server_cid "$L")
     CIDS="$CIDS $CID"

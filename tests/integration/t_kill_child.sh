@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-# kill -9 each kind of child in turn: it is back within 2 s and its restart
-# count shows it; the others are untouched; the stats database records it.
+# kill -9 each kind of child in turn: it is back (in about 2 s at most on a
+# quiet machine) and its restart count shows it; the others are untouched;
+# the stats database records it.
 . "$(dirname "$0")/lib.sh"
 setup 2
 
@@ -23,7 +24,7 @@ print(" ".join(str(p["pid"]) for p in json.load(sys.stdin)["processes"] if p["pi
         ms=$(( ($(date +%s%N) - t0) / 1000000 ))
         ok "$role[$inst] back in ${ms}ms (pid $old -> $(proc_field "$role" "$inst" pid))"
     else
-        fail "$role[$inst] not back within 2 s: $(quicctl status)"
+        fail "$role[$inst] not back after $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(quicctl status)"
     fi
     [ "$(proc_field "$role" "$inst" restarts)" = 1 ] && ok "$role[$inst] restarts = 1" || fail "$role[$inst] restarts = $(proc_field "$role" "$inst" restarts)"
     still=""
@@ -36,6 +37,7 @@ wait_all_running 3 && ok "all running at the end" || fail "$(quicctl status)"
 # so the last events may still be arriving: wait for them).
 has_events() { [ "$(sql "select count(*) from process_events where event='restart'")" -ge 5 ]; }
 wait_until 5 has_events && ok "5 restarts recorded in the stats database" || fail "events: $(sql 'select event, role, instance from process_events')"
-[ "$(sql "select count(*) from process_events where event='exit' and signal=9")" -ge 4 ] && ok "kills recorded with signal 9" || fail "exit events: $(sql "select * from process_events where event='exit'")"
+kills() { [ "$(sql "select count(*) from process_events where event='exit' and signal=9")" -ge 4 ]; }
+wait_until 5 kills && ok "kills recorded with signal 9" || fail "exit events: $(sql "select * from process_events where event='exit'")"
 [ "$(sql 'pragma integrity_check')" = ok ] && ok "database integrity ok" || fail "integrity"
 finish

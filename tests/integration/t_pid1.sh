@@ -12,10 +12,8 @@ fi
 need_pycurl
 h3_setup 1
 # unshare --fork: its child is process 1 of the new namespace and execs quicd.
-unshare --pid --fork --kill-child "$QUICD" -f -c "$CONF" >> "$T/quicd.log" 2>&1 &
-MASTER_PID=$!
-wait_all_running 10 && ok "every daemon runs under a master that is process 1" ||
-    { fail "not all running: $(quicctl status 2>&1)"; finish; }
+start_suite unshare --pid --fork --kill-child && ok "every daemon runs under a master that is process 1" ||
+    finish
 [ "$(proc_field master - pid)" = 1 ] && ok "status shows the master as pid 1" ||
     fail "master pid $(proc_field master - pid)"
 sleep 1.5 # a child that took pid 1 for a dead master would be gone by now
@@ -28,8 +26,10 @@ t0=$(date +%s%N)
 out=$(quicctl stop 2>&1)
 ms=$((($(date +%s%N) - t0) / 1000000))
 # quicctl stop waits for the master to exit; its pid file says 1 (the
-# namespace's view), so it must not wait on the host's process 1.
-[ "$ms" -lt 5000 ] && ok "quicctl stop: $out after $ms ms" || fail "quicctl stop took $ms ms: $out"
+# namespace's view), so it must not wait on the host's process 1: that
+# would last until quicctl's own bound, drain_timeout (3 s) + 10 s. Below
+# that, a loaded machine gets all the room.
+[ "$ms" -lt 11000 ] && ok "quicctl stop: $out after $ms ms" || fail "quicctl stop took $ms ms: $out"
 wait_until 5 sh -c "! kill -0 $MASTER_PID" && ok "the namespace is gone" || fail "still running"
 MASTER_PID=""
 finish

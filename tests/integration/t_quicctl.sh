@@ -22,7 +22,8 @@ out=$(quicctl config nosuchkey 2>&1); rc=$?
 [ "$rc" -eq 1 ] && echo "$out" | grep -q "nosuchkey: unknown configuration key" && ok "config unknown key: exit 1" || fail "rc=$rc $out"
 
 # start in the background (the master detaches), then stop.
-out=$(QUICD_PROGRAM="$QUICD" quicctl start 2>&1) && ok "quicctl start exits 0" || fail "start: $out"
+# (ports_exec: the detached master must not hold the port reservations)
+out=$(QUICD_PROGRAM="$QUICD" ports_exec "$QUICCTL_BIN" -c "$CONF" start 2>&1) && ok "quicctl start exits 0" || fail "start: $out"
 echo "$out" | grep -q "quicd started (pid [0-9]*)" && ok "start reports the pid" || fail "$out"
 MASTER_PID=$(cat "$T/run/quicd.pid" 2>/dev/null)
 [ -n "$MASTER_PID" ] && kill -0 "$MASTER_PID" && ok "master runs detached (pid $MASTER_PID)" || fail "no master"
@@ -43,8 +44,9 @@ fi
 
 kids=$(descendants "$MASTER_PID")
 out=$(quicctl stop) && ok "stop exits 0" || fail "stop: $out"
-kill -0 "$MASTER_PID" 2>/dev/null && fail "master still alive after stop returned" || ok "master gone when stop returns"
-left=""; for p in $kids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+# (running: an exited orphan is a zombie until PID 1, which may be slow, reaps it)
+running "$MASTER_PID" && fail "master still alive after stop returned" || ok "master gone when stop returns"
+left=""; for p in $kids; do running "$p" && left="$left $p"; done
 [ -z "$left" ] && ok "no daemon left" || fail "left:$left"
 MASTER_PID=""
 finish

@@ -22,11 +22,11 @@ quic() {
     local name=$1; shift
     N=$((N + 1)) L="$T/$N-$name.log"
     mkdir -p "$T/$N.dl"
-    gtls 15 --download="$T/$N.dl" --session-file="$S" --tp-file="$P" "$@" 127.0.0.1 "$PORT" \
+    gtls 30 --download="$T/$N.dl" --session-file="$S" --tp-file="$P" "$@" 127.0.0.1 "$PORT" \
         "$(h3_url 64k.bin)" > "$L"
     RC=$?
 }
-tls() { printf %b "$GET" | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" \
+tls() { printf %b "$GET" | timeout 30 openssl s_client -connect "127.0.0.1:$PORT" \
     -servername localhost -CAfile "$T/cert.pem" -alpn http/1.1 -ign_eof "$@" 2>&1; }
 # resumes WHEN - 0-RTT accepted over QUIC, and a resumed TLS session over TCP
 resumes() {

@@ -33,7 +33,11 @@ for round in $(seq 1 $ROUNDS); do
     else
         fail "round $round: worker[$inst] (pid $wpid) exit lost: $(sql "select event, role, instance, pid from process_events order by time_ms")"
     fi
-    n=$(sql "select count(*) from process_events where event = 'exit' and role = 'stats' and pid = $spid")
+    # (the stats exit may come in a later batch than the worker's)
+    stats_exits() { sql "select count(*) from process_events where event = 'exit' and role = 'stats' and pid = $spid"; }
+    stats_exit() { [ "$(stats_exits)" -ge 1 ]; }
+    wait_until 5 stats_exit
+    n=$(stats_exits)
     [ "$n" = 1 ] && ok "round $round: stats (pid $spid) exit recorded once" || fail "round $round: stats exit recorded $n times"
 done
 restarts() { [ "$(sql "select count(*) from process_events where event = 'restart' and role = 'worker'")" -ge $ROUNDS ]; }

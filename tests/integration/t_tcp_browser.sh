@@ -20,22 +20,20 @@
 . "$(dirname "$0")/h3lib.sh"
 need_chromium
 need_pycurl
-setup 1
-h3_trap
-h3_cert
 hints=$(sed -n '/^early_hints *=/,/^$/p' "$QD_SRCDIR/etc/quicd.conf")
 [ -n "$hints" ] || die "etc/quicd.conf sets no early_hints"
-h3_conf 1 "$hints"
+h3_setup 1 "$hints"
 cp "$QD_SRCDIR"/etc/htdocs/* "$T/htdocs/"
 CDP_PY="$QD_SRCDIR/tests/integration/cdp.py"
 h3_start || finish
 log "$("$H3_CHROMIUM" --version 2>/dev/null | head -n1)"
 
 NHP="performance.getEntriesByType('navigation')[0].nextHopProtocol"
-# the sample page's own report once its two fetches are done (at most 5 s)
+# the sample page's own report once its two fetches are done (at most 20 s:
+# a loaded machine's browser may be slow)
 PAGE="new Promise(done => { const t0 = Date.now(); (function poll() {
     const v = ['protocol', 'time', 'echo'].map(id => document.getElementById(id).textContent);
-    if (!v.some(x => x.startsWith('checking')) || Date.now() - t0 > 5000) done(v);
+    if (!v.some(x => x.startsWith('checking')) || Date.now() - t0 > 20000) done(v);
     else setTimeout(poll, 50); })(); })"
 LATER=8   # later navigations, 0.5 s apart
 
@@ -50,7 +48,7 @@ browse() {
         steps+=(sleep 0.5 nav "https://localhost:$PORT/?n=$n" eval "$NHP")
     done
     steps+=(eval "$PAGE")
-    bg python3 "$CDP_PY" 60 "$H3_CHROMIUM" --headless=new --no-sandbox --disable-gpu \
+    bg python3 "$CDP_PY" 120 "$H3_CHROMIUM" --headless=new --no-sandbox --disable-gpu \
         --no-first-run --no-default-browser-check --disable-extensions \
         --user-data-dir="$T/chrome-$name" \
         --host-resolver-rules="MAP localhost 127.0.0.1" \
@@ -58,7 +56,7 @@ browse() {
         --log-net-log="$T/$name.netlog.json" "$@" -- "${steps[@]}" \
         > "$T/$name.out" 2>> "$T/chrome.log"
 }
-# run_browse NAME [ARGS...] - browse, wait for it (cdp.py ends within 60 s)
+# run_browse NAME [ARGS...] - browse, wait for it (cdp.py ends within 120 s)
 run_browse() {
     browse "$@"
     wait "$BG_PID"

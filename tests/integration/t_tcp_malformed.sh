@@ -45,10 +45,12 @@ PIDS_BEFORE=$(pids)
 log "processes: $PIDS_BEFORE"
 
 # ---- HTTP/1.1: each malformed request gets STATUS and the connection closes
+# (the client waits for the response however long a loaded machine takes,
+# then up to 10 s for the close, which comes with the response)
 # h1_bad NAME STATUS DATA - DATA's path is /m-NAME (it must not reach the log)
 h1_bad() {
     local name=$1 want=$2 data=$3 out
-    out=$(tc --timeout 15 h1 "$data" 2>&1)
+    out=$(tc --timeout 30 h1 --responses 1 --wait 10 "$data" 2>&1)
     echo "$out" > "$T/h1-$name.out"
     if echo "$out" | grep -qx "status=$want" && echo "$out" | grep -q "^closed=yes" &&
         echo "$out" | grep -qx "responses=1"; then
@@ -72,10 +74,11 @@ h1_bad te-chunked-gzip 400 "POST /m-te-chunked-gzip HTTP/1.1\\r\\n${H}Transfer-E
 h1_bad folding 400 "GET /m-folding HTTP/1.1\\r\\n${H}X-Folded: a\\r\\n b\\r\\n\\r\\n"
 h1_bad bad-cl 400 "POST /m-bad-cl HTTP/1.1\\r\\n${H}Content-Length: 1x\\r\\n\\r\\nabcdef"
 
-# The good forms of the same: answered by the app and kept alive (the log has them).
+# The good forms of the same: answered by the app and kept alive (the log
+# has them): the response, then 1 s in which the server does not close.
 h1_good() {
     local name=$1 data=$2 out
-    out=$(tc --timeout 15 h1 --wait 1 "$data" 2>&1)
+    out=$(tc --timeout 30 h1 --responses 1 --wait 1 "$data" 2>&1)
     if echo "$out" | grep -qx "status=$3" && echo "$out" | grep -qx "closed=no"; then
         ok "HTTP/1.1 $name (control): $3, connection kept"
     else
@@ -93,10 +96,15 @@ n=$(grep -c '/m-' "$T/access.log")
     fail "$n malformed requests in the access log: $(grep '/m-' "$T/access.log")"
 
 # ---- HTTP/2
-# h2_case MODE N WANT - WANT: a GOAWAY code (0x1, 0x6, 0xb) and a close, or "none"
+# h2_case MODE N WANT [OPTION...] - WANT: a GOAWAY code (0x1, 0x6, 0xb) and a
+# close (waited for up to 10 s of quiet), or "none": OPTIONs (--sync,
+# --until NAME=N) make the client wait until the server has read and
+# answered the frames, then 3 s of quiet show no GOAWAY and no close
 h2_case() {
-    local mode=$1 n=$2 want=$3 out what
-    out=$(tc --timeout 15 h2 "$mode" ${n:+"$n"} 2>&1)
+    local mode=$1 n=$2 want=$3 out what wait=10
+    shift 3
+    [ "$want" = none ] && wait=3
+    out=$(tc --timeout 30 h2 "$mode" ${n:+"$n"} --wait "$wait" "$@" 2>&1)
     what="HTTP/2 $mode${n:+ $n}"
     echo "$out" > "$T/h2-$mode$n.out"
     if ! echo "$out" | grep -qx "alpn=h2"; then
@@ -118,38 +126,41 @@ h2_case badpreface "" 0x1
 h2_case bigdata "" 0x6
 h2_case bigheaders "" 0x6
 h2_case settings 150 0xb
-h2_case settings 50 none
+h2_case settings 50 none --sync
 h2_case ping 150 0xb
-h2_case ping 50 none
+h2_case ping 50 none --until PING=50
 grep -q "^frames: .*PING=50" "$T/h2-ping50.out" && ok "50 PINGs got 50 acknowledgements" ||
     fail "PING acks: $(grep frames "$T/h2-ping50.out")"
 h2_case rapidreset 300 0xb
-h2_case rapidreset 50 none
-h2_case streams 21 none
+h2_case rapidreset 50 none --sync
+h2_case streams 21 none --sync --until RST_STREAM=1
 grep -qx "rst=1 refused=1" "$T/h2-streams21.out" &&
     ok "HTTP/2: the 21st concurrent stream is refused (max_concurrent_streams = 20)" ||
     fail "21 streams: $(grep -E '^(rst|frames)' "$T/h2-streams21.out" | tr '\n' ' ')"
-h2_case streams 20 none
+h2_case streams 20 none --sync
 grep -qx "rst=0 refused=0" "$T/h2-streams20.out" && ok "HTTP/2: 20 concurrent streams are taken" ||
     fail "20 streams: $(grep -E '^(rst|frames)' "$T/h2-streams20.out" | tr '\n' ' ')"
 
 # ---- slow clients: cut off at tcp_header_timeout (2 s), well before tcp_idle_timeout (60 s)
-bg tc --timeout 15 slow "GET /m-slow HTTP/1.1\\r\\n${H}X-Pad: {{a*30}}\\r\\n\\r\\n" > "$T/slow.out" 2>&1
-bg tc --timeout 15 idle > "$T/idle-h1.out" 2>&1
-bg tc --timeout 15 --alpn h2 idle > "$T/idle-h2.out" 2>&1
-bg tc --timeout 15 idle --tcp-only > "$T/idle-tcp.out" 2>&1
-bg tc --timeout 15 idle --half > "$T/idle-half.out" 2>&1
-bg tc --timeout 15 h2 slowheaders > "$T/slowheaders.out" 2>&1
+bg tc --timeout 30 slow "GET /m-slow HTTP/1.1\\r\\n${H}X-Pad: {{a*30}}\\r\\n\\r\\n" > "$T/slow.out" 2>&1
+bg tc --timeout 30 idle > "$T/idle-h1.out" 2>&1
+bg tc --timeout 30 --alpn h2 idle > "$T/idle-h2.out" 2>&1
+bg tc --timeout 30 idle --tcp-only > "$T/idle-tcp.out" 2>&1
+bg tc --timeout 30 idle --half > "$T/idle-half.out" 2>&1
+bg tc --timeout 30 h2 slowheaders > "$T/slowheaders.out" 2>&1
 # controls: a kept-alive connection between requests, a 3 s download
-bg tc --timeout 15 h1get /index.html - --then /index.html - > "$T/keepalive.out" 2>&1
-bg tc --timeout 15 h2 get /big.bin "$T/big.h2" --rate 1000000 > "$T/slowdl.out" 2>&1
+bg tc --timeout 30 h1get /index.html - --then /index.html - > "$T/keepalive.out" 2>&1
+bg tc --timeout 30 h2 get /big.bin "$T/big.h2" --rate 1000000 > "$T/slowdl.out" 2>&1
 alldone() { local p; for p in $BG_PIDS; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
 wait_until 20 alldone || fail "slow clients still running after 20 s"
-# cut WHAT FILE - FILE says closed=yes after 1.5 to 5 s
+# cut WHAT FILE - FILE says closed=yes after 1.5 to 15 s: not before the
+# 2 s of tcp_header_timeout (the client's clock starts no later than the
+# server's), and, however late a loaded machine's sweep comes, long before
+# the 60 s of tcp_idle_timeout
 cut_off() {
     local t
     t=$(sed -n 's/^closed=yes after \([0-9.]*\) s.*/\1/p' "$2")
-    if [ -n "$t" ] && awk -v t="$t" 'BEGIN { exit !(t >= 1.5 && t <= 5) }'; then
+    if [ -n "$t" ] && awk -v t="$t" 'BEGIN { exit !(t >= 1.5 && t <= 15) }'; then
         ok "$1: closed after $t s (tcp_header_timeout 2 s)"
     else
         fail "$1: want a close after about 2 s: $(tr '\n' ' ' < "$2")"
@@ -177,7 +188,7 @@ PIDS_AFTER=$(pids)
 [ "$PIDS_AFTER" = "$PIDS_BEFORE" ] && ok "every daemon has its pid and no restart" ||
     fail "processes changed: $PIDS_BEFORE -> $PIDS_AFTER"
 all_running && ok "every daemon running" || fail "$(quicctl status)"
-CURL=(curl -sS --max-time 10 --cacert "$T/cert.pem" --resolve "localhost:$PORT:127.0.0.1")
+CURL=(curl -sS --max-time 30 --cacert "$T/cert.pem" --resolve "localhost:$PORT:127.0.0.1")
 for v in 2 1.1; do
     out=$("${CURL[@]}" "--http$v" -o "$T/idx.$v" -w '%{http_code} %{http_version}' "$(h3_url index.html)" 2>&1)
     [ "$out" = "200 $v" ] && cmp -s "$D/index.html" "$T/idx.$v" &&
@@ -192,16 +203,18 @@ echo "$out" | grep -q "status=200 version=3" && cmp -s "$D/index.html" "$T/idx.3
 h3_conf 2 "access_log = $T/access.log" "tcp_header_timeout = 2s" "tcp_idle_timeout = 3s" \
     "max_concurrent_streams = 20"
 out=$(quicctl reload 2>&1) && ok "reload to tcp_idle_timeout = 3s: $out" || fail "reload: $out"
-bg tc --timeout 15 h1 --wait 12 "POST /api/echo HTTP/1.1\\r\\n${H}Content-Length: 100\\r\\n\\r\\n0123456789" > "$T/stall-h1.out" 2>&1
-bg tc --timeout 15 h2 streams 3 --wait 12 > "$T/stall-h2.out" 2>&1
-bg tc --timeout 15 h1get /big.bin "$T/big.h1b" --rate 600000 > "$T/dl-h1b.out" 2>&1
-bg tc --timeout 15 h2 get /big.bin "$T/big.h2b" --rate 600000 > "$T/dl-h2b.out" 2>&1
+bg tc --timeout 40 h1 --wait 30 "POST /api/echo HTTP/1.1\\r\\n${H}Content-Length: 100\\r\\n\\r\\n0123456789" > "$T/stall-h1.out" 2>&1
+bg tc --timeout 40 h2 streams 3 --wait 30 > "$T/stall-h2.out" 2>&1
+bg tc --timeout 40 h1get /big.bin "$T/big.h1b" --rate 600000 > "$T/dl-h1b.out" 2>&1
+bg tc --timeout 40 h2 get /big.bin "$T/big.h2b" --rate 600000 > "$T/dl-h2b.out" 2>&1
 wait_until 20 alldone || fail "clients still running after 20 s"
-# idle_cut WHAT FILE - FILE says closed=yes after 2.5 to 6.5 s
+# idle_cut WHAT FILE - FILE says closed=yes after 2.5 to 20 s: not before
+# tcp_idle_timeout (3 s), and, however late a loaded machine's sweep comes,
+# well before the client's 30 s (without the timeout it stays open forever)
 idle_cut() {
     local t
     t=$(sed -n 's/^closed=yes after \([0-9.]*\) s.*/\1/p' "$2")
-    if [ -n "$t" ] && awk -v t="$t" 'BEGIN { exit !(t >= 2.5 && t <= 6.5) }'; then
+    if [ -n "$t" ] && awk -v t="$t" 'BEGIN { exit !(t >= 2.5 && t <= 20) }'; then
         ok "$1: closed after $t s (tcp_idle_timeout 3 s)"
     else
         fail "$1: want a close after about 3 s: $(tr '\n' ' ' < "$2")"

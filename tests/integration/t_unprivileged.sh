@@ -21,16 +21,14 @@ fi
 me=$("${AS[@]}" id -u)
 quicctl() { "${AS[@]}" "$QUICCTL_BIN" -c "$CONF" "$@"; }
 
-"${AS[@]}" "$QUICD" -f -c "$CONF" >> "$T/quicd.log" 2>&1 &
-MASTER_PID=$!
-wait_all_running 10 && ok "suite up as uid $me" || fail "not up: $(quicctl status)"
+start_suite "${AS[@]}" && ok "suite up as uid $me" || finish
 bad=""
 for p in $MASTER_PID $(descendants "$MASTER_PID"); do
     u=$(ps -o uid= -p "$p" | tr -d ' ')
     [ -n "$u" ] && [ "$u" != "$me" ] && bad="$bad $p:$u"
 done
 [ -z "$bad" ] && ok "every process runs as uid $me" || fail "other uids:$bad"
-grep -q "warning: not started as root (uid $me): keeping this identity" "$T/quicd.log" && ok "daemons warn that they keep their identity" || fail "no warning in log"
+wait_until 5 grep -q "warning: not started as root (uid $me): keeping this identity" "$T/quicd.log" && ok "daemons warn that they keep their identity" || fail "no warning in log"
 
 old=$(proc_field worker 1 pid)
 kill -KILL "$old"
@@ -44,7 +42,8 @@ wait_until 5 events6 && ok "stats database written unprivileged" || fail "no eve
 kids=$(descendants "$MASTER_PID")
 quicctl stop >/dev/null && ok "stop" || fail "stop failed"
 wait "$MASTER_PID"; MASTER_PID=""
-left=""; for p in $kids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+# (running: an exited orphan is a zombie until PID 1, which may be slow, reaps it)
+left=""; for p in $kids; do running "$p" && left="$left $p"; done
 [ -z "$left" ] && ok "nothing left" || fail "left:$left"
 [ ! -e "$T/run/control.sock" ] && ok "socket removed" || fail "socket left"
 finish

@@ -17,27 +17,33 @@ options (before the command):
   --cacert FILE          trust FILE (else the certificate is not verified)
   --sni NAME             default localhost
   --alpn LIST            comma-separated ALPN ("" for none); default per command
-  --timeout SECONDS      bound of the whole command (default 20)
+  --timeout SECONDS      bound of the whole command (default 20); it also
+                         bounds the TCP connect and the TLS handshake
 
 commands:
-  h1 DATA [--wait S] [--pause-file F --more DATA2]
+  h1 DATA [--wait S] [--responses N] [--pause-file F --more DATA2]
       send DATA (Python escapes: \\r\\n; "{{UNIT*N}}" repeats UNIT N times)
       (then print "sent the first part", wait until F exists and send
-      DATA2), read until the server closes or S seconds (default 3) pass
-      without a byte; print for each response (bodies are skipped by their
-      Content-Length) "line: <status line>", its "header: name: value"
-      lines and "status=NNN"; then "responses=N" and "closed=yes after T
-      s" (T from the last send) or "closed=no".
+      DATA2), read until the server closes or, once N complete responses
+      (default 0) are in, S seconds (default 3) pass without a byte (so a
+      slow server is waited for up to --timeout, and S is only the quiet
+      time that shows the connection stays open); print for each response
+      "line: <status line>", its "header: name: value" lines and
+      "status=NNN" (and "incomplete: ..." for a response whose body did not
+      all come); then "responses=N" (the complete ones: head and body, by
+      Content-Length, chunked coding, none for 1xx/204/304, or the close)
+      and "closed=yes after T s" (T from the last send) or "closed=no".
   h1get PATH OUTFILE [--then PATH OUTFILE]... [--pause-file F] [--rate BPS]
+        [--close-wait S]
       GET each PATH on ONE keep-alive connection (Host: localhost), the
       next one only after the body of the last; before each request after
       the first, wait until F exists (bounded by --timeout).  The body is
       read at most BPS bytes/s.  Prints per response "resp N: status=S
       size=B" and its "header N: ..." lines, then whether the server closed
-      the connection within 3 s of the last body ("after: closed" or
-      "after: open").  Each OUTFILE is written as the body arrives; each
-      "resp" line ends with "at T s" (since the client started).  Exit 0
-      if every response was complete.
+      the connection within S s (default 3) of the last body ("after:
+      closed" or "after: open").  Each OUTFILE is written as the body
+      arrives; each "resp" line ends with "at T s" (since the client
+      started).  Exit 0 if every response was complete.
   slow DATA [--interval S]
       complete TLS, then send DATA one byte every S seconds (default 1)
       until the server closes; print "closed=yes after T s sent=N" (T from
@@ -59,11 +65,14 @@ commands:
         slowheaders     HEADERS without END_HEADERS, then nothing
         get PATH OUTFILE [--then PATH OUTFILE]... [--pause-file F] [--rate BPS]
                         GETs one after the other on one connection, as h1get
-      then read frames until the server closes or --wait S (default 3)
-      pass without one; print "goaway=CODE last=ID" for each GOAWAY (CODE
-      in hex), "frames: TYPE=COUNT ...", "rst=N refused=R" (R with
-      REFUSED_STREAM) and "closed=yes after T s"
-      or "closed=no".
+      then (with --until NAME=COUNT, repeatable: until COUNT frames of type
+      NAME, e.g. PING=50, have come; with --sync: after a PING sent behind
+      the mode's frames, until its acknowledgement, so the server has read
+      them all; both bounded by --timeout and the close) read frames until
+      the server closes or --wait S (default 3) pass without one; print
+      "goaway=CODE last=ID" for each GOAWAY (CODE in hex), "frames:
+      TYPE=COUNT ...", "rst=N refused=R" (R with REFUSED_STREAM) and
+      "closed=yes after T s" or "closed=no".
 """
 
 import argparse
@@ -81,6 +90,7 @@ DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH, PING, GOAWAY, WINDOW_UPDATE
 NAMES = ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING",
          "GOAWAY", "WINDOW_UPDATE", "CONTINUATION"]
 END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
+SYNC = b"tc-sync!"  # the payload of the --sync PING
 
 T0 = time.monotonic()
 DEADLINE = None
@@ -102,10 +112,13 @@ def expand(text):
 
 
 def connect(a, alpn, handshake=True):
-    sock = socket.create_connection((a.host, a.port), timeout=min(5.0, left()))
+    # a loaded machine may take seconds for the connect and the handshake:
+    # --timeout bounds them, as everything else
+    sock = socket.create_connection((a.host, a.port), timeout=max(0.001, left()))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if not handshake:
         return sock
+    sock.settimeout(max(0.001, left()))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if a.cacert:
         ctx.load_verify_locations(a.cacert)
@@ -151,6 +164,72 @@ def wait_close(s, wait):
 # ---------------------------------------------------------------- HTTP/1.1
 
 
+def chunked_end(data):
+    """Where a chunked body at the start of |data| ends (after the last
+    chunk and the trailer section), or None while it is incomplete."""
+    pos = 0
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        try:
+            size = int(data[pos:eol].split(b";")[0], 16)
+        except ValueError:
+            return len(data)  # not chunked coding: the rest, as it is
+        pos = eol + 2
+        if size == 0:
+            while True:  # trailer fields, then an empty line
+                eol = data.find(b"\r\n", pos)
+                if eol < 0:
+                    return None
+                empty = eol == pos
+                pos = eol + 2
+                if empty:
+                    return pos
+        if len(data) < pos + size + 2:
+            return None
+        pos += size + 2
+
+
+def h1_responses(buf, closed):
+    """The responses at the start of |buf|, whatever the reads that brought
+    them: a list of (head lines, complete).  A response is complete once
+    its body is in (Content-Length, chunked coding, none for 1xx, 204 and
+    304, else up to the close); the list ends at the first incomplete one."""
+    res = []
+    rest = buf
+    while b"\r\n\r\n" in rest:
+        raw, rest = rest.split(b"\r\n\r\n", 1)
+        head = raw.decode("latin-1").split("\r\n")
+        m = re.match(r"HTTP/1\.[01] (\d{3})", head[0])
+        status = int(m.group(1)) if m else 0
+        length, chunked = None, False
+        for h in head[1:]:
+            name, _, value = h.partition(":")
+            name = name.strip().lower()
+            if name == "content-length" and value.strip().isdigit():
+                length = int(value.strip())
+            elif name == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if 100 <= status < 200 or status in (204, 304):
+            end = 0
+        elif chunked:
+            end = chunked_end(rest)
+        elif length is not None:
+            end = length if len(rest) >= length else None
+        else:
+            end = len(rest) if closed else None
+        res.append((head, end is not None))
+        if end is None:
+            break
+        rest = rest[end:]
+    return res
+
+
+def complete(buf, closed=False):
+    return sum(1 for _, done in h1_responses(buf, closed) if done)
+
+
 def cmd_h1(a):
     s = connect(a, "http/1.1")
     data = expand(a.data)
@@ -166,8 +245,12 @@ def cmd_h1(a):
         out("send: %s (after %d bytes at most)" % (e, len(data)))
     buf = b""
     closed = None
+    enough = a.responses <= 0
     while left() > 0:
-        d = recv_some(s, a.wait)
+        # until --responses N are in, wait for the server up to --timeout;
+        # then --wait S of quiet ends the read
+        enough = enough or complete(buf) >= a.responses
+        d = recv_some(s, a.wait if enough else left())
         if d is None:
             break
         if d == b"":
@@ -175,22 +258,18 @@ def cmd_h1(a):
             break
         buf += d
     n = 0
-    rest = buf
-    while b"\r\n\r\n" in rest:  # each response: its head, its body skipped
-        raw, rest = rest.split(b"\r\n\r\n", 1)
-        head = raw.decode("latin-1").split("\r\n")
-        n += 1
+    resps = h1_responses(buf, closed is not None)
+    for head, done in resps:
         out("line: %s" % head[0])
-        length = 0
         for h in head[1:]:
             out("header: %s" % h.lower())
-            name, _, value = h.partition(":")
-            if name.strip().lower() == "content-length" and value.strip().isdigit():
-                length = int(value.strip())
         m = re.match(r"HTTP/1\.[01] (\d{3})", head[0])
         out("status=%s" % (m.group(1) if m else "?"))
-        rest = rest[length:]
-    if n == 0:
+        if done:
+            n += 1
+        else:
+            out("incomplete: the body of this response did not all come")
+    if not resps:
         out("status=none")
     out("responses=%d" % n)
     out("closed=yes after %.2f s" % (closed - t_sent) if closed else "closed=no")
@@ -200,8 +279,10 @@ def cmd_h1(a):
 def read_response(s, rate, outfile, t_rate):
     """One HTTP/1.1 response (Content-Length or chunked) from |s|; (status, headers, size, buf)."""
     buf = b""
-    while b"\r\n\r\n" not in buf:
+    while b"\r\n\r\n" not in buf:  # the head, in as many reads as it takes
         d = recv_some(s, left())
+        if d is None:
+            raise IOError("no complete response head within --timeout (%d bytes)" % len(buf))
         if not d:
             raise IOError("connection closed before a response head (%d bytes)" % len(buf))
         buf += d
@@ -229,6 +310,8 @@ def read_response(s, rate, outfile, t_rate):
 
     def more():
         d = recv_some(s, left())
+        if d is None:
+            raise IOError("the body did not all come within --timeout")
         if not d:
             raise IOError("connection closed in the body")
         got[0] += len(d)
@@ -296,7 +379,7 @@ def cmd_h1get(a):
         for h in hdrs:
             out("header %d: %s" % (i, h))
     if ok:
-        t, _ = wait_close(s, 3)
+        t, _ = wait_close(s, a.close_wait)
         out("after: closed" if t else "after: open")
     return 0 if ok else 1
 
@@ -422,6 +505,7 @@ class H2:
         self.refused = 0  # RST_STREAM with REFUSED_STREAM
         self.closed = None
         self.ack = True  # acknowledge the server's SETTINGS
+        self.synced = False  # the --sync PING was acknowledged
 
     def send(self, data):
         try:
@@ -467,6 +551,11 @@ class H2:
                 self.refused += 1
         elif ftype == SETTINGS and not flags & ACK and self.ack:
             self.send(frame(SETTINGS, ACK, 0))
+        elif ftype == PING and flags & ACK and payload == SYNC:
+            self.synced = True
+            self.counts[name] -= 1  # not one of the mode's PINGs
+            if not self.counts[name]:
+                del self.counts[name]
         return ftype, flags, sid, payload
 
     def drain(self, wait):
@@ -585,9 +674,25 @@ def cmd_h2(a):
     else:
         out("unknown mode %s" % mode)
         return 2
+    # what the test waits for comes however slow the server is (--timeout);
+    # only then does --wait S of quiet end the read
+    if a.sync:
+        h.send(frame(PING, 0, 0, SYNC))
+    while h.closed is None and left() > 0 and not (
+            all(h.counts.get(name, 0) >= count for name, count in a.until) and
+            (not a.sync or h.synced)):
+        if h.next_frame(left()) is None:
+            break
     h.drain(a.wait)
     h.report(t_from)
     return rc
+
+
+def until_arg(text):
+    name, _, count = text.partition("=")
+    if name not in NAMES or not count.isdigit():
+        raise argparse.ArgumentTypeError("want FRAME=COUNT (%s), got %r" % (", ".join(NAMES), text))
+    return name, int(count)
 
 
 def main(argv):
@@ -603,6 +708,7 @@ def main(argv):
     c = sub.add_parser("h1")
     c.add_argument("data")
     c.add_argument("--wait", type=float, default=3)
+    c.add_argument("--responses", type=int, default=0)
     c.add_argument("--pause-file")
     c.add_argument("--more")
     for name in ("h1get",):
@@ -612,6 +718,7 @@ def main(argv):
         c.add_argument("--then", nargs=2, action="append", metavar=("PATH", "OUTFILE"))
         c.add_argument("--pause-file")
         c.add_argument("--rate", type=float, default=0)
+        c.add_argument("--close-wait", type=float, default=3)
     c = sub.add_parser("slow")
     c.add_argument("data")
     c.add_argument("--interval", type=float, default=1)
@@ -625,6 +732,8 @@ def main(argv):
     c.add_argument("--then", nargs=2, action="append", metavar=("PATH", "OUTFILE"))
     c.add_argument("--pause-file")
     c.add_argument("--rate", type=float, default=0)
+    c.add_argument("--until", type=until_arg, action="append", default=[], metavar="NAME=COUNT")
+    c.add_argument("--sync", action="store_true")
     a = p.parse_args(argv)
     DEADLINE = time.monotonic() + a.timeout
     if a.cmd == "h2" and a.mode == "get":

@@ -88,8 +88,10 @@ pick_port() {
     n=$((hi - lo + 1))
     for _ in $(seq 200); do
         p=$((lo + (RANDOM * 32768 + RANDOM) % n))
-        # another user's lock file we cannot open counts as taken
-        exec {fd}<>"$PORTS_LOCK_DIR/$p" 2>/dev/null || continue
+        # flock works on a descriptor open for reading, so the lock files
+        # of other users (0644) lock as well as ours
+        [ -e "$PORTS_LOCK_DIR/$p" ] || (umask 022 && : >> "$PORTS_LOCK_DIR/$p") 2>/dev/null
+        exec {fd}<"$PORTS_LOCK_DIR/$p" 2>/dev/null || continue
         if flock -n "$fd"; then
             if ports_probe "$p"; then
                 PORTS_FDS="$PORTS_FDS $p:$fd"

@@ -96,7 +96,8 @@ static const uint8_t tag_kind[] = {
     [QD_F_DROPS] = KIND_U64,        [QD_F_MEM_BYTES] = KIND_U64,  [QD_F_HALF_OPEN] = KIND_U32,
     [QD_F_NEW_CONNS] = KIND_U32,    [QD_F_RETRIES] = KIND_U64,    [QD_F_RETRY_DROPS] = KIND_U64,
     [QD_F_PROTO] = KIND_STR, [QD_F_TCP_CONNS] = KIND_U32, [QD_F_TCP_ADDR] = KIND_STR,
-    [QD_F_CID_TAG] = KIND_U32,
+    [QD_F_CID_TAG] = KIND_U32,      [QD_F_UDP_SEND_ERRORS] = KIND_U64,
+    [QD_F_UDP_EMSGSIZE] = KIND_U64,
 };
 
 /* find_type - index into type_table, or -1 */

@@ -186,6 +186,8 @@ enum {
     QD_F_TCP_ADDR = 69,      /* string "addr:port": the TCP listen socket of the address
                                 named by the F_ADDR just before it (QD_MSG_SOCKETS) */
     QD_F_CID_TAG = 70,       /* u32: the 7-bit tag in byte 0 of every server CID */
+    QD_F_UDP_SEND_ERRORS = 71, /* u64: UDP sends the kernel refused (EAGAIN aside) */
+    QD_F_UDP_EMSGSIZE = 72,  /* u64: of those, EMSGSIZE (larger than the path MTU) */
 };
 
 /* QD_MSG_FWD_PACKET F_FLAGS beyond the ECN bits: a new connection's packet that a

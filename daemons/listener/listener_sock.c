@@ -80,7 +80,16 @@ static void set_buffer(int fd, int opt, const char *sysctl, int64_t size)
     }
 }
 
-/* set_options - the per-packet information and offloads the workers use */
+/*
+ * set_options - the per-packet information and offloads the workers use.
+ * Datagrams go with DF set, but the kernel's path MTU, which it learns
+ * from unauthenticated ICMP "fragmentation needed" / "packet too big",
+ * is ignored (IP_PMTUDISC_PROBE): with IP_PMTUDISC_DO one spoofed ICMP
+ * saying 68 bytes made every datagram above 552 bytes to that client fail
+ * with EMSGSIZE for 10 minutes, handshakes included (the quic-go
+ * CVE-2024-53259 class; t_icmp_pmtu). QUIC finds its path MTU itself
+ * (ngtcp2's PMTUD probes, RFC 9000 14.3).
+ */
 static void set_options(int fd, int family, int64_t buffer)
 {
     int one = 1;
@@ -90,12 +99,12 @@ static void set_options(int fd, int family, int64_t buffer)
     if (setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) < 0)
         qd_debug("UDP_GRO: %s", strerror(errno));
     if (family == AF_INET) {
-        int pmtu = IP_PMTUDISC_DO;
+        int pmtu = IP_PMTUDISC_PROBE; /* DF, but no path MTU from ICMP (below) */
         setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
         setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one));
         setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
     } else {
-        int pmtu = IPV6_PMTUDISC_DO;
+        int pmtu = IPV6_PMTUDISC_PROBE;
         setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
         setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof(one));
         setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu));

@@ -106,6 +106,7 @@ typedef struct master_child {
     uint32_t streams;
     uint32_t half_open, new_conns;   /* a worker's handshake load, last report */
     uint64_t retries, retry_drops;   /* a worker's Retry packets sent, Initials dropped */
+    uint64_t udp_send_errors, udp_emsgsize; /* a worker's refused UDP sends, EMSGSIZE among them */
     int exit_status;
     int exit_signal;
 } master_child;

@@ -465,6 +465,8 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
             c->new_conns = v;
         qd_ipc_get_u64(msg, QD_F_RETRIES, &c->retries);
         qd_ipc_get_u64(msg, QD_F_RETRY_DROPS, &c->retry_drops);
+        qd_ipc_get_u64(msg, QD_F_UDP_SEND_ERRORS, &c->udp_send_errors);
+        qd_ipc_get_u64(msg, QD_F_UDP_EMSGSIZE, &c->udp_emsgsize);
         break;
     default:
         goto bad;

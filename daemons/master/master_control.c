@@ -82,11 +82,13 @@ static void status_line(qd_buf *b, const char *role, int instance, long pid, con
     if (strcmp(role, "worker") == 0 && c != NULL)
         qd_buf_printf(b,
                       " connections=%u tcp_connections=%u streams=%u retry=%s half_open=%u"
-                      " new_conns_s=%u retries_sent=%llu initials_dropped=%llu",
+                      " new_conns_s=%u retries_sent=%llu initials_dropped=%llu"
+                      " udp_send_errors=%llu udp_emsgsize=%llu",
                       c->connections, c->tcp_conns, c->streams,
                       (c->status_flags & QD_STATUS_F_RETRY) ? "on" : "off", c->half_open,
                       c->new_conns, (unsigned long long)c->retries,
-                      (unsigned long long)c->retry_drops);
+                      (unsigned long long)c->retry_drops, (unsigned long long)c->udp_send_errors,
+                      (unsigned long long)c->udp_emsgsize);
     if (strcmp(role, "app") == 0 && c != NULL)
         qd_buf_printf(b, " streams=%u", c->streams); /* requests that still owe a response */
     qd_buf_printf(b, " send_failures=%llu", (unsigned long long)send_failures);

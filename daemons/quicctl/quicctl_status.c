@@ -158,6 +158,7 @@ int quicctl_status(quicctl *q, bool json)
         const char *send_failures = get(f, n, "send_failures");
         const char *half_open = get(f, n, "half_open"), *new_conns = get(f, n, "new_conns_s");
         const char *retries = get(f, n, "retries_sent"), *drops = get(f, n, "initials_dropped");
+        const char *udp_errs = get(f, n, "udp_send_errors"), *emsgsize = get(f, n, "udp_emsgsize");
         const char *gen = get(f, n, "generation"), *kind = get(f, n, "kind");
         if (kind != NULL && strcmp(kind, "generation") == 0) {
             generation_line(&gens, f, n, json, first_gen);
@@ -196,6 +197,10 @@ int quicctl_status(quicctl *q, bool json)
                 qd_buf_printf(&out, ", \"retries_sent\": %s", is_number(retries) ? retries : "0");
             if (drops)
                 qd_buf_printf(&out, ", \"initials_dropped\": %s", is_number(drops) ? drops : "0");
+            if (udp_errs)
+                qd_buf_printf(&out, ", \"udp_send_errors\": %s", is_number(udp_errs) ? udp_errs : "0");
+            if (emsgsize)
+                qd_buf_printf(&out, ", \"udp_emsgsize\": %s", is_number(emsgsize) ? emsgsize : "0");
             if (next && is_number(next))
                 qd_buf_printf(&out, ", \"next_start_s\": %s", next);
             if (gen && is_number(gen))

@@ -268,6 +268,8 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u64(m, QD_F_RETRIES, w->retries_sent);
     qd_ipc_put_u64(m, QD_F_RETRY_DROPS, w->initials_dropped);
     qd_ipc_put_u32(m, QD_F_TCP_CONNS, w->tcp_count);
+    qd_ipc_put_u64(m, QD_F_UDP_SEND_ERRORS, w->udp_send_errors);
+    qd_ipc_put_u64(m, QD_F_UDP_EMSGSIZE, w->udp_emsgsize);
 }
 
 /* message - TLS_FILES, LOG_FD, and CONNS_REQ: list live connections on its channel */

@@ -302,6 +302,8 @@ struct worker {
     uint64_t rx_packets, tx_packets, dropped, forwarded_wrong_worker, resets_sent, retries_sent;
     uint64_t handshakes, requests;
     uint64_t app_send_failures; /* messages the app channel refused (their streams reset) */
+    uint64_t udp_send_errors;   /* UDP sends the kernel refused (EAGAIN aside; QUIC retransmits) */
+    uint64_t udp_emsgsize;      /* of those, EMSGSIZE: larger than the route's MTU */
     uint64_t rx_bytes, tx_bytes, tx_batches;
     /* records (worker_rec.c) */
     uint64_t rec_sent, rec_drops;

@@ -249,7 +249,15 @@ int worker_io_send(wk_ep *ep, const ngtcp2_addr *local, const ngtcp2_addr *remot
             return QD_ERR_AGAIN;
         if (errno == EIO && gso > 0 && gso < len)
             return QD_ERR_IO;
-        qd_debug("sendmsg on %s: %s", ep->name, strerror(errno));
+        /* Counted and told: a send the kernel keeps refusing cuts clients
+         * off (the sockets ignore ICMP's path MTU, IP_PMTUDISC_PROBE, so
+         * EMSGSIZE means a datagram above the interface's MTU). */
+        static qd_log_limit lim;
+        ep->w->udp_send_errors++;
+        if (errno == EMSGSIZE)
+            ep->w->udp_emsgsize++;
+        qd_log_limited(&lim, QD_LOG_WARN, "sendmsg of %zu bytes on %s: %s", len, ep->name,
+                       strerror(errno));
         return 0; /* lost; QUIC retransmits */
     }
 }

@@ -7,7 +7,7 @@
  * Byte 0 bit 7 clear: raw mode. Bits 0-3 choose how many descriptors
  * "arrived"; the rest is the message. Bit 7 set: structured mode. The
  * target composes a message of one of the known types (and now and then
- * an unknown one) from fields whose tags cover 0..70 and whose values are
+ * an unknown one) from fields whose tags cover 0..73 and whose values are
  * of the right size for the tag's kind or deliberately not, strings with
  * or without a NUL; a REC_BATCH gets whole records as its F_BODY fields.
  *
@@ -15,7 +15,7 @@
  * catalogue in qd_ipc.h (tag kinds, descriptor counts per type) says it
  * must; a decoded message re-encodes to the very bytes it came from and
  * decodes again to the same; qd_ipc_next visits every field inside the
- * body and the bounded getters agree with it for every tag 0..71 (the
+ * body and the bounded getters agree with it for every tag 0..73 (the
  * first field of a tag, the exact size for u32/u64, the NUL and |cap|
  * rules for strings); every REC_* message goes to stats_db_record and a
  * REC_BATCH to stats_db_batch, which never fail to write on a healthy
@@ -70,9 +70,9 @@ static const uint8_t kinds[] = {
     [QD_F_DROPS] = K_U64,         [QD_F_MEM_BYTES] = K_U64,     [QD_F_HALF_OPEN] = K_U32,
     [QD_F_NEW_CONNS] = K_U32,     [QD_F_RETRIES] = K_U64,      [QD_F_RETRY_DROPS] = K_U64,
     [QD_F_PROTO] = K_STR, [QD_F_TCP_CONNS] = K_U32, [QD_F_TCP_ADDR] = K_STR,
-    [QD_F_CID_TAG] = K_U32,
+    [QD_F_CID_TAG] = K_U32, [QD_F_UDP_SEND_ERRORS] = K_U64, [QD_F_UDP_EMSGSIZE] = K_U64,
 };
-#define TAG_LIMIT 72 /* structured tags are 0..71: every tag and both neighbours */
+#define TAG_LIMIT 74 /* structured tags are 0..73: every tag and both neighbours */
 
 /* Every message type and the descriptors it may carry, per qd_ipc.h. */
 static const struct {

@@ -4,7 +4,7 @@
 
 Every transfer is HTTP/3 only, on a connection of its own (FRESH_CONNECT,
 FORBID_REUSE), and every byte is checked.  Options before the command are
-h3get.py's (--cacert, --resolve, --timeout, --connect-timeout).
+h3get.py's (--cacert, --resolve, --local, --timeout, --connect-timeout).
 
 commands:
   get [--conns N] [--parallel K] [--max-speed BYTES/S] [--mark BYTES FILE]
@@ -350,6 +350,8 @@ def main(argv):
             h3get.OPTS["cacert"] = argv[i + 1]; i += 2
         elif a == "--resolve" and i + 1 < len(argv):
             h3get.OPTS["resolve"].append(argv[i + 1]); i += 2
+        elif a == "--local" and i + 1 < len(argv):
+            h3get.OPTS["local"] = argv[i + 1]; i += 2
         elif a == "--timeout" and i + 1 < len(argv):
             h3get.OPTS["timeout"] = float(argv[i + 1]); i += 2
         elif a == "--connect-timeout" and i + 1 < len(argv):

@@ -14,6 +14,7 @@ options (before the command):
   --cacert FILE          trust FILE (the test's self-signed certificate)
   --insecure REASON      do not verify the certificate (give the reason)
   --resolve HOST:PORT:ADDR  pin a name to an address (repeatable)
+  --local ADDR           send from this local address (CURLOPT_INTERFACE)
   --timeout SECONDS      per transfer (default 20)
   --connect-timeout S    handshake (default 15; a loaded machine can be slow)
 
@@ -97,7 +98,7 @@ CURL_HTTP_VERSION_3ONLY = 31  # not exported by pycurl 7.45 (built against curl 
 CURL_HTTP_VERSION_3 = 30      # what CURLINFO_HTTP_VERSION reports for HTTP/3
 CURL_VERSION_HTTP3 = 1 << 25  # curl_version_info features bit
 
-OPTS = {"cacert": None, "insecure": None, "resolve": [], "timeout": 20.0,
+OPTS = {"cacert": None, "insecure": None, "resolve": [], "local": None, "timeout": 20.0,
         "connect_timeout": 15.0}
 
 
@@ -197,6 +198,8 @@ def new_handle(url, sink, method=None, data=None, head=False):
     c.setopt(pycurl.WRITEFUNCTION, sink.write)
     if OPTS["resolve"]:
         c.setopt(pycurl.RESOLVE, OPTS["resolve"])
+    if OPTS["local"]:
+        c.setopt(pycurl.INTERFACE, "host!" + OPTS["local"])
     if OPTS["insecure"] is not None:
         c.setopt(pycurl.SSL_VERIFYPEER, 0)
         c.setopt(pycurl.SSL_VERIFYHOST, 0)
@@ -750,6 +753,8 @@ def main(argv):
             OPTS["insecure"] = argv[i + 1]; i += 2
         elif a == "--resolve" and i + 1 < len(argv):
             OPTS["resolve"].append(argv[i + 1]); i += 2
+        elif a == "--local" and i + 1 < len(argv):
+            OPTS["local"] = argv[i + 1]; i += 2
         elif a == "--timeout" and i + 1 < len(argv):
             OPTS["timeout"] = float(argv[i + 1]); i += 2
         elif a == "--connect-timeout" and i + 1 < len(argv):

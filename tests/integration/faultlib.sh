@@ -324,4 +324,4 @@ fault_trap() { trap fault_cleanup EXIT; }
 
 # fault_setup WORKERS [EXTRA LINES...] - h3_setup with fault_cleanup as the
 # EXIT trap (the relay too)
-fault_setup() { setup "$1"; fault_trap; h3_cert; h3_conf "$@"; }
+fault_setup() { h3_setup "$@"; fault_trap; }

@@ -210,8 +210,7 @@ scaled() { awk -v s="$1" -v k="$QD_WAIT_SCALE" 'BEGIN { print s * k }'; }
 # scaled): for checks that something does not happen within SECONDS
 wait_quiet() {
     local limit=$1; shift
-    local end=$(( $(date +%s%N) + ${limit%.*} * 1000000000 ))
-    case $limit in *.*) end=$(( end + 10#$(printf '%-9s' "${limit#*.}" | tr ' ' 0 | cut -c1-9) )) ;; esac
+    local end=$(( $(date +%s%N) + $(awk -v s="$limit" 'BEGIN { printf "%d", s * 1e9 }') ))
     while [ "$(date +%s%N)" -lt "$end" ]; do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.05

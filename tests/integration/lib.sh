@@ -210,7 +210,7 @@ scaled() { awk -v s="$1" -v k="$QD_WAIT_SCALE" 'BEGIN { print s * k }'; }
 # scaled): for checks that something does not happen within SECONDS
 wait_quiet() {
     local limit=$1; shift
-    local end=$(( $(date +%s%N) + $(awk -v s="$limit" 'BEGIN { printf "%d", s * 1e9 }') ))
+    local end=$(( $(date +%s%N) + $(awk -v s="$limit" 'BEGIN { printf "%.0f", s * 1e9 }') ))
     while [ "$(date +%s%N)" -lt "$end" ]; do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.05

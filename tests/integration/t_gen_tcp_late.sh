@@ -16,7 +16,13 @@ fault_netns "$@"
 need_pycurl
 CONFS=("drain_timeout = 60s")
 fault_setup 1 "${CONFS[@]}"
-head -c 6000000 /dev/urandom > "$T/htdocs/big.bin"
+# 30 MB: more than the kernel's socket buffers on both sides hold (up to
+# ~10 MB on loopback), so the response is still being written, and the
+# worker still draining, when the late handshake completes; with 6 MB the
+# whole answer sat in the buffers after 2 s, the worker exited 1 s later
+# (its accept grace) and a late handshake slowed by a loaded machine found
+# no one accepting
+head -c 30000000 /dev/urandom > "$T/htdocs/big.bin"
 printf 'small file %s\n' "$(head -c 300 /dev/urandom | base64 -w0)" > "$T/htdocs/small.txt"
 h3_start || finish
 fault_tables
@@ -28,7 +34,7 @@ curl_tcp() {
 }
 
 # a long download keeps worker[0] draining after the reload
-curl_tcp --limit-rate 300k --max-time 60 -o "$T/big.out" "https://localhost:$PORT/big.bin" \
+curl_tcp --limit-rate 1M --max-time 120 -o "$T/big.out" "https://localhost:$PORT/big.bin" \
     2> "$T/big.err" &
 BIG=$!
 BG_PIDS="$BG_PIDS $BIG"

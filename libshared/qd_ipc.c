@@ -97,7 +97,9 @@ static const uint8_t tag_kind[] = {
     [QD_F_NEW_CONNS] = KIND_U32,    [QD_F_RETRIES] = KIND_U64,    [QD_F_RETRY_DROPS] = KIND_U64,
     [QD_F_PROTO] = KIND_STR, [QD_F_TCP_CONNS] = KIND_U32, [QD_F_TCP_ADDR] = KIND_STR,
     [QD_F_CID_TAG] = KIND_U32,      [QD_F_UDP_SEND_ERRORS] = KIND_U64,
-    [QD_F_UDP_EMSGSIZE] = KIND_U64,
+    [QD_F_UDP_EMSGSIZE] = KIND_U64, [QD_F_CLOSED_HEADERS] = KIND_U64,
+    [QD_F_CLOSED_RESETS] = KIND_U64, [QD_F_CLOSED_FLOODS] = KIND_U64,
+    [QD_F_CLOSED_PROTOCOL] = KIND_U64,
 };
 
 /* find_type - index into type_table, or -1 */

@@ -188,6 +188,11 @@ enum {
     QD_F_CID_TAG = 70,       /* u32: the 7-bit tag in byte 0 of every server CID */
     QD_F_UDP_SEND_ERRORS = 71, /* u64: UDP sends the kernel refused (EAGAIN aside) */
     QD_F_UDP_EMSGSIZE = 72,  /* u64: of those, EMSGSIZE (larger than the path MTU) */
+    /* u64: connections a worker closed for abuse, by cause (worker_guard.c) */
+    QD_F_CLOSED_HEADERS = 73,  /* field sections over the limits (HPACK/QPACK bombs) */
+    QD_F_CLOSED_RESETS = 74,   /* stream resets by either side over the budget */
+    QD_F_CLOSED_FLOODS = 75,   /* SETTINGS, PING, CONTINUATION and other frame floods */
+    QD_F_CLOSED_PROTOCOL = 76, /* protocol errors we detect ourselves (a lower stream id) */
 };
 
 /* QD_MSG_FWD_PACKET F_FLAGS beyond the ECN bits: a new connection's packet that a

@@ -107,6 +107,7 @@ typedef struct master_child {
     uint32_t half_open, new_conns;   /* a worker's handshake load, last report */
     uint64_t retries, retry_drops;   /* a worker's Retry packets sent, Initials dropped */
     uint64_t udp_send_errors, udp_emsgsize; /* a worker's refused UDP sends, EMSGSIZE among them */
+    uint64_t closed[4]; /* connections it closed for abuse: headers, resets, floods, protocol */
     int exit_status;
     int exit_signal;
 } master_child;

@@ -467,6 +467,10 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
         qd_ipc_get_u64(msg, QD_F_RETRY_DROPS, &c->retry_drops);
         qd_ipc_get_u64(msg, QD_F_UDP_SEND_ERRORS, &c->udp_send_errors);
         qd_ipc_get_u64(msg, QD_F_UDP_EMSGSIZE, &c->udp_emsgsize);
+        qd_ipc_get_u64(msg, QD_F_CLOSED_HEADERS, &c->closed[0]);
+        qd_ipc_get_u64(msg, QD_F_CLOSED_RESETS, &c->closed[1]);
+        qd_ipc_get_u64(msg, QD_F_CLOSED_FLOODS, &c->closed[2]);
+        qd_ipc_get_u64(msg, QD_F_CLOSED_PROTOCOL, &c->closed[3]);
         break;
     default:
         goto bad;

@@ -122,6 +122,10 @@ static void generation_line(qd_buf *b, const kv *f, int n, bool json, bool first
                   get(f, n, "tcp_connections"), get(f, n, "streams"));
 }
 
+/* A worker's connections closed for abuse, by cause (worker_guard.c). */
+static const char *const closed_keys[] = {"closed_header_bombs", "closed_reset_floods",
+                                          "closed_frame_floods", "closed_protocol_errors"};
+
 int quicctl_status(quicctl *q, bool json)
 {
     static qd_ipc_msg reply;
@@ -201,6 +205,11 @@ int quicctl_status(quicctl *q, bool json)
                 qd_buf_printf(&out, ", \"udp_send_errors\": %s", is_number(udp_errs) ? udp_errs : "0");
             if (emsgsize)
                 qd_buf_printf(&out, ", \"udp_emsgsize\": %s", is_number(emsgsize) ? emsgsize : "0");
+            for (size_t k = 0; k < sizeof(closed_keys) / sizeof(closed_keys[0]); k++) {
+                const char *v = get(f, n, closed_keys[k]);
+                if (v)
+                    qd_buf_printf(&out, ", \"%s\": %s", closed_keys[k], is_number(v) ? v : "0");
+            }
             if (next && is_number(next))
                 qd_buf_printf(&out, ", \"next_start_s\": %s", next);
             if (gen && is_number(gen))

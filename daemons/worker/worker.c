@@ -270,6 +270,10 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u32(m, QD_F_TCP_CONNS, w->tcp_count);
     qd_ipc_put_u64(m, QD_F_UDP_SEND_ERRORS, w->udp_send_errors);
     qd_ipc_put_u64(m, QD_F_UDP_EMSGSIZE, w->udp_emsgsize);
+    qd_ipc_put_u64(m, QD_F_CLOSED_HEADERS, w->guard_closed[WK_GUARD_HEADERS]);
+    qd_ipc_put_u64(m, QD_F_CLOSED_RESETS, w->guard_closed[WK_GUARD_RESETS]);
+    qd_ipc_put_u64(m, QD_F_CLOSED_FLOODS, w->guard_closed[WK_GUARD_FLOOD]);
+    qd_ipc_put_u64(m, QD_F_CLOSED_PROTOCOL, w->guard_closed[WK_GUARD_PROTOCOL]);
 }
 
 /* message - TLS_FILES, LOG_FD, and CONNS_REQ: list live connections on its channel */

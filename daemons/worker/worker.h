@@ -25,6 +25,7 @@
 #include "qd_ipc.h"
 
 #define WORKER_MAX_SOCKETS 64
+#define WORKER_H2_GAPS 16 /* ranges of skipped HTTP/2 stream ids remembered */
 #define WORKER_MAX_UDP_PAYLOAD 1452 /* what we send before PMTUD raises it */
 #define WORKER_TX_BUF (64 * 1024)   /* one GSO batch */
 #define WORKER_CHUNK (64 * 1024)    /* response body chunk (pooled) */
@@ -33,12 +34,18 @@
 #define WORKER_REC_FLUSH_MS 100     /* longest a stats record waits in its batch */
 #define WORKER_TCP_SWEEP_MS 250    /* how often TCP deadlines are checked */
 #define WORKER_MAX_HEAD (32 * 1024) /* request field section limit (431), every protocol */
+#define WORKER_MAX_SECTION (2 * WORKER_MAX_HEAD) /* a field section past this closes the connection */
+#define WORKER_MAX_OVERSIZE 3    /* oversized heads (431) a connection may send; one more closes it */
+#define WORKER_RESET_BUDGET 200  /* stream resets per connection and second, by either side */
 
 typedef struct worker worker;
 typedef struct wk_conn wk_conn;
 typedef struct wk_stream wk_stream;
 typedef struct wk_tcp wk_tcp;
 typedef struct wk_h1 wk_h1;
+
+/* Why worker_guard_refuse closed a connection (a counter each). */
+enum wk_guard_cause { WK_GUARD_HEADERS, WK_GUARD_RESETS, WK_GUARD_FLOOD, WK_GUARD_PROTOCOL, WK_GUARD_N };
 
 /* One UDP socket: a member of the reuseport group of one listen address. */
 typedef struct wk_ep {
@@ -151,7 +158,8 @@ struct wk_stream {
     char inl[160]; /* the pseudo-headers' bytes, while they fit */
     size_t inl_used;
     qd_buf fields;    /* the stream's own header fields until REQ_HEAD: u16 length, name NUL value */
-    size_t head_bytes;
+    size_t head_bytes;    /* the head's field bytes as decoded (worker_guard_section) */
+    size_t trailer_bytes; /* the trailers' */
     uint64_t body_in; /* request body bytes received */
     /* response body: a queue of chunks; [0, acked) freed, [acked, handed) with nghttp3 */
     wk_chunk *first, *last;
@@ -223,6 +231,11 @@ struct wk_conn {
     uint64_t started_ms, handshake_ns;
     uint32_t migrations, streams_opened, close_reason;
     bool retry_used, had_early, got_reset;
+    /* abuse budgets (worker_guard.c) */
+    uint64_t resets_ns;  /* start of the second the resets are counted in */
+    uint32_t resets;     /* stream resets, by either side, in that second */
+    uint32_t oversize;   /* oversized request heads (431) */
+    uint64_t h3_error;   /* an HTTP/3 error a callback failed with on purpose, or 0 */
     uint32_t npaths;
     char paths[QD_REC_MAX_PATHS][64]; /* the first path, then migrations */
     char local[64];
@@ -254,7 +267,11 @@ struct wk_tcp {
     wk_h1 *h1;
     /* HTTP/2 flood limits: frames of a kind in the current second */
     uint64_t flood_ns;
-    uint32_t flood_settings, flood_ping, flood_rst, flood_empty;
+    uint32_t flood_settings, flood_ping, flood_empty;
+    int32_t h2_last_id;  /* the highest request stream id seen */
+    int32_t h2_gaps[WORKER_H2_GAPS][2]; /* request stream ids the client skipped, newest last */
+    uint32_t h2_ngaps;
+    bool refused; /* closed for abuse (worker_guard_refuse): counted once */
     uint32_t close_by, close_reason; /* QD_REC_CLOSE_BY_*, QD_REC_REASON_* */
 };
 
@@ -304,6 +321,7 @@ struct worker {
     uint64_t app_send_failures; /* messages the app channel refused (their streams reset) */
     uint64_t udp_send_errors;   /* UDP sends the kernel refused (EAGAIN aside; QUIC retransmits) */
     uint64_t udp_emsgsize;      /* of those, EMSGSIZE: larger than the route's MTU */
+    uint64_t guard_closed[WK_GUARD_N]; /* connections closed for abuse, by cause (worker_guard.c) */
     uint64_t rx_bytes, tx_bytes, tx_batches;
     /* records (worker_rec.c) */
     uint64_t rec_sent, rec_drops;
@@ -379,7 +397,7 @@ void worker_cache_clear(worker *w);
 wk_stream *worker_req_new(wk_conn *c, int64_t id);
 void worker_req_free(wk_stream *s);
 void worker_req_free_all(wk_conn *c);
-void worker_req_header(wk_stream *s, const uint8_t *name, size_t nlen, const uint8_t *value,
+bool worker_req_header(wk_stream *s, const uint8_t *name, size_t nlen, const uint8_t *value,
                        size_t vlen);
 void worker_req_head(wk_stream *s, bool fin);
 void worker_req_body(wk_stream *s, const uint8_t *data, size_t len);
@@ -394,6 +412,11 @@ void worker_app_send_failed(worker *w, const char *what, int rv);
 wk_chunk *worker_chunk_get(worker *w, size_t want);
 void worker_chunk_put(worker *w, wk_chunk *ch);
 
+/* worker_guard.c: per-connection budgets against abuse */
+bool worker_guard_reset(wk_conn *c);
+bool worker_guard_section(wk_stream *s, size_t bytes, bool trailer);
+void worker_guard_refuse(wk_conn *c, enum wk_guard_cause why, const char *what);
+
 /* worker_conn_proto - the connection's QD_PROTO_* name */
 static inline const char *worker_conn_proto(const wk_conn *c)
 {
@@ -403,7 +426,7 @@ static inline const char *worker_conn_proto(const wk_conn *c)
 /* worker_h3.c: HTTP/3 (nghttp3) */
 int worker_h3_setup(wk_conn *c);
 int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int fin, bool early);
-void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code);
+int worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code);
 int worker_h3_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
 int worker_h3_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
 void worker_h3_resume(wk_stream *s);

@@ -256,8 +256,8 @@ static int stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t 
     if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
         app_error_code = NGHTTP3_H3_NO_ERROR;
     c->pkts_lost += ngtcp2_conn_get_stream_loss_count(conn, id); /* still there until we return */
-    worker_h3_stream_close(c, id, app_error_code);
-    return 0;
+    /* over the reset budget: H3_EXCESSIVE_LOAD (worker_guard.c) */
+    return worker_h3_stream_close(c, id, app_error_code) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
 }
 
 /* shutdown_read - the client reset its side or asked us to stop: tell nghttp3 */

@@ -18,10 +18,23 @@
  *	Limits mirror HTTP/3's: max_concurrent_streams, stream_window and
  *	connection_window, a 32 KiB request head (431). Floods that cost us
  *	work for nothing end the session with ENHANCE_YOUR_CALM: more than
- *	FLOOD_SETTINGS SETTINGS, FLOOD_PING PINGs or FLOOD_RST RST_STREAMs
- *	from the client in one second (the "rapid reset" attack among them).
+ *	FLOOD_SETTINGS SETTINGS or FLOOD_PING PINGs from the client in one
+ *	second; stream resets either side makes and field sections past the
+ *	limits, HPACK bombs among them (worker_guard.c). A field section over
+ *	the limits is not decoded further: on_header fails it, nghttp2 skips
+ *	the rest of the block without checking or passing on its fields.
+ *
+ *	nghttp2 ignores a HEADERS frame on a stream id below the last one, as
+ *	it may be a trailer racing our RST_STREAM; RFC 9113 5.1.1 makes a new
+ *	stream on a lower id a PROTOCOL_ERROR. The ids a client skipped (the
+ *	last WORKER_H2_GAPS ranges) were never used: HEADERS on one of those
+ *	ends the session with PROTOCOL_ERROR (on_begin_frame).
  * DIAGNOSTICS
- *	Session errors are logged at debug level and end the connection.
+ *	Session errors are logged at debug level and end the connection with
+ *	GOAWAY naming the cause: PROTOCOL_ERROR, COMPRESSION_ERROR,
+ *	FLOW_CONTROL_ERROR, ENHANCE_YOUR_CALM (floods, CONTINUATION floods),
+ *	INTERNAL_ERROR for our own failures. Closes for abuse are counted
+ *	and logged by worker_guard_refuse().
  */
 #include "config.h"
 
@@ -38,7 +51,6 @@
 
 #define FLOOD_SETTINGS 100 /* per second */
 #define FLOOD_PING 100
-#define FLOOD_RST 200
 #define OUT_HIGH (64 * 1024)
 #define MAX_WINDOW ((1U << 31) - 1)
 
@@ -57,18 +69,70 @@ static bool flooded(wk_tcp *t, uint8_t type, uint8_t flags)
 
     if (now >= t->flood_ns + 1000000000ULL) {
         t->flood_ns = now;
-        t->flood_settings = t->flood_ping = t->flood_rst = 0;
+        t->flood_settings = t->flood_ping = 0;
     }
     switch (type) {
     case NGHTTP2_SETTINGS:
         return !(flags & NGHTTP2_FLAG_ACK) && ++t->flood_settings > FLOOD_SETTINGS;
     case NGHTTP2_PING:
         return !(flags & NGHTTP2_FLAG_ACK) && ++t->flood_ping > FLOOD_PING;
-    case NGHTTP2_RST_STREAM:
-        return ++t->flood_rst > FLOOD_RST;
     default:
         return false;
     }
+}
+
+/* refuse - end the session with GOAWAY |code| for abuse |why| (counted, logged) */
+static void refuse(wk_conn *c, uint32_t code, enum wk_guard_cause why, const char *what)
+{
+    wk_tcp *t = c->tcp;
+
+    if (t->refused)
+        return; /* once per connection */
+    t->refused = true;
+    c->w->tcp_errors++;
+    t->close_reason = QD_REC_REASON_ERROR;
+    worker_guard_refuse(c, why, what);
+    nghttp2_session_terminate_session(t->h2, code);
+}
+
+/* skipped - whether the client passed over request stream |id| (a gap below the last) */
+static bool skipped(const wk_tcp *t, int32_t id)
+{
+    for (uint32_t i = 0; i < t->h2_ngaps; i++)
+        if (id >= t->h2_gaps[i][0] && id <= t->h2_gaps[i][1])
+            return true;
+    return false;
+}
+
+/* note_id - a new request stream |id|: remember the ids it skipped */
+static void note_id(wk_tcp *t, int32_t id)
+{
+    if (t->h2_last_id + 2 < id) {
+        if (t->h2_ngaps == WORKER_H2_GAPS) {
+            memmove(t->h2_gaps[0], t->h2_gaps[1], sizeof(t->h2_gaps) - sizeof(t->h2_gaps[0]));
+            t->h2_ngaps--;
+        }
+        t->h2_gaps[t->h2_ngaps][0] = t->h2_last_id + 2;
+        t->h2_gaps[t->h2_ngaps][1] = id - 2;
+        t->h2_ngaps++;
+    }
+    t->h2_last_id = id;
+}
+
+/* on_begin_frame - a frame header: HEADERS on a stream id the client skipped is a new stream below the last */
+static int on_begin_frame(nghttp2_session *h2, const nghttp2_frame_hd *hd, void *ud)
+{
+    wk_conn *c = ud;
+    wk_tcp *t = c->tcp;
+    int32_t id = hd->stream_id;
+
+    if (hd->type != NGHTTP2_HEADERS || id <= 0 || (id & 1) == 0)
+        return 0;
+    if (id > t->h2_last_id)
+        note_id(t, id);
+    else if (skipped(t, id))
+        refuse(c, NGHTTP2_PROTOCOL_ERROR, WK_GUARD_PROTOCOL, "HEADERS on a lower stream id");
+    return 0;
 }
 
 static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
@@ -87,12 +151,18 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint
                      void *ud)
 {
     wk_stream *s;
+    bool ok;
 
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers are not passed on */
-    if ((s = stream_of(h2, frame->hd.stream_id)) != NULL)
-        worker_req_header(s, name, namelen, value, valuelen);
-    return 0;
+    if (frame->hd.type != NGHTTP2_HEADERS || (s = stream_of(h2, frame->hd.stream_id)) == NULL)
+        return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+        ok = worker_req_header(s, name, namelen, value, valuelen);
+    else /* trailers: counted, not passed on */
+        ok = worker_guard_section(s, namelen + valuelen + 32, true);
+    if (ok)
+        return 0;
+    refuse(ud, NGHTTP2_ENHANCE_YOUR_CALM, WK_GUARD_HEADERS, "HTTP/2 field section");
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the rest of the block is skipped */
 }
 
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
@@ -103,11 +173,12 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *
 
     t->head_deadline_ns = 0; /* the preface and a first frame came */
     if (flooded(t, frame->hd.type, frame->hd.flags)) {
-        qd_debug("HTTP/2 connection %s from %s: frame flood (type %u); closing", c->cid_text,
-                 c->peer, frame->hd.type);
-        c->w->tcp_errors++;
-        t->close_reason = QD_REC_REASON_ERROR;
-        nghttp2_session_terminate_session(h2, NGHTTP2_ENHANCE_YOUR_CALM);
+        refuse(c, NGHTTP2_ENHANCE_YOUR_CALM, WK_GUARD_FLOOD,
+               frame->hd.type == NGHTTP2_PING ? "PING" : "SETTINGS");
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_RST_STREAM && !worker_guard_reset(c)) {
+        refuse(c, NGHTTP2_ENHANCE_YOUR_CALM, WK_GUARD_RESETS, "RST_STREAM from the client");
         return 0;
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
@@ -119,6 +190,15 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *
         worker_req_head(s, end);
     else if (end)
         worker_req_end(s);
+    return 0;
+}
+
+/* on_frame_send - a reset we send for the client's error counts as one of its own */
+static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
+{
+    if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
+        !worker_guard_reset(ud))
+        refuse(ud, NGHTTP2_ENHANCE_YOUR_CALM, WK_GUARD_RESETS, "RST_STREAM for the client's errors");
     return 0;
 }
 
@@ -167,7 +247,9 @@ static int make_callbacks(void)
         return -1;
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
     return 0;
@@ -195,6 +277,27 @@ int worker_h2_start(wk_conn *c)
     return 0; /* a draining worker's GOAWAY waits for the first request (worker_tcp_close_all) */
 }
 
+/* error_code - the GOAWAY code for a fatal error of nghttp2_session_mem_recv */
+static uint32_t error_code(int err)
+{
+    switch (err) {
+    case NGHTTP2_ERR_FLOODED: /* the client does not read what its frames make us send */
+    case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS:
+        return NGHTTP2_ENHANCE_YOUR_CALM;
+    case NGHTTP2_ERR_BAD_CLIENT_MAGIC:
+    case NGHTTP2_ERR_PROTO:
+        return NGHTTP2_PROTOCOL_ERROR;
+    case NGHTTP2_ERR_HEADER_COMP:
+        return NGHTTP2_COMPRESSION_ERROR;
+    case NGHTTP2_ERR_FLOW_CONTROL:
+        return NGHTTP2_FLOW_CONTROL_ERROR;
+    case NGHTTP2_ERR_FRAME_SIZE_ERROR:
+        return NGHTTP2_FRAME_SIZE_ERROR;
+    default:
+        return NGHTTP2_INTERNAL_ERROR;
+    }
+}
+
 int worker_h2_recv(wk_conn *c, const uint8_t *data, size_t len)
 {
     wk_tcp *t = c->tcp;
@@ -205,10 +308,11 @@ int worker_h2_recv(wk_conn *c, const uint8_t *data, size_t len)
                  nghttp2_strerror((int)n));
         c->w->tcp_errors++;
         t->close_reason = QD_REC_REASON_ERROR;
-        /* a bad preface or worse: say so (GOAWAY) before closing */
-        nghttp2_session_terminate_session(t->h2, n == NGHTTP2_ERR_BAD_CLIENT_MAGIC
-                                                     ? NGHTTP2_PROTOCOL_ERROR
-                                                     : NGHTTP2_INTERNAL_ERROR);
+        /* a bad preface or worse: say why (GOAWAY) before closing */
+        uint32_t code = error_code((int)n);
+        if (code == NGHTTP2_ENHANCE_YOUR_CALM)
+            worker_guard_refuse(c, WK_GUARD_FLOOD, nghttp2_strerror((int)n));
+        nghttp2_session_terminate_session(t->h2, code);
         return -1;
     }
     return 0;

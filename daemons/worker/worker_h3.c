@@ -13,9 +13,19 @@
  *	nghttp3's stream_close. Response bodies are handed to nghttp3 as
  *	pointers into the stream's chunks, which stay ours until the client
  *	acknowledges them (acked_stream_data -> worker_req_acked).
+ *
+ *	Abuse is bounded as for HTTP/2 (worker_guard.c) and closes the
+ *	connection with H3_EXCESSIVE_LOAD: request streams reset by either
+ *	side over the budget (counted as they close with an error code: the
+ *	client's RESET_STREAM, the reset ngtcp2 answers its STOP_SENDING
+ *	with, ours for its malformed requests), a field section (head or
+ *	trailers) over the limits. Such a section is not decoded further: the
+ *	header callback fails, and nghttp3 stops at once.
  * DIAGNOSTICS
- *	nghttp3 errors close the connection with the matching HTTP/3 error; a
- *	malformed request resets its stream only.
+ *	nghttp3 errors close the connection with the matching HTTP/3 error
+ *	(RFC 9114 8, RFC 9204 6: frame, settings, QPACK and critical-stream
+ *	errors are connection errors); a malformed request (RFC 9114 4.1.2)
+ *	resets its stream only.
  */
 #include "config.h"
 
@@ -67,6 +77,18 @@ void worker_h3_reset(wk_stream *s, uint64_t app_error_code)
     ngtcp2_conn_shutdown_stream(s->c->conn, 0, s->id, app_error_code);
 }
 
+/* refuse - close the connection with H3_EXCESSIVE_LOAD for abuse |why| (counted, logged) */
+static int refuse(wk_conn *c, enum wk_guard_cause why, const char *what)
+{
+    if (c->h3_error == 0) {
+        c->h3_error = NGHTTP3_H3_EXCESSIVE_LOAD;
+        worker_guard_refuse(c, why, what);
+    }
+    ngtcp2_ccerr_set_application_error(&c->last_error, c->h3_error, NULL, 0);
+    c->close_reason = QD_REC_REASON_ERROR;
+    return -1;
+}
+
 static int begin_headers(nghttp3_conn *h3, int64_t id, void *conn_ud, void *stream_ud)
 {
     wk_conn *c = conn_ud;
@@ -83,9 +105,22 @@ static int recv_header(nghttp3_conn *h3, int64_t id, int32_t token, nghttp3_rcbu
     wk_stream *s = stream_ud;
     nghttp3_vec n = nghttp3_rcbuf_get_buf(name), v = nghttp3_rcbuf_get_buf(value);
 
-    if (s != NULL)
-        worker_req_header(s, n.base, n.len, v.base, v.len);
-    return 0;
+    if (s == NULL || worker_req_header(s, n.base, n.len, v.base, v.len))
+        return 0;
+    refuse(conn_ud, WK_GUARD_HEADERS, "HTTP/3 field section");
+    return NGHTTP3_ERR_CALLBACK_FAILURE; /* nghttp3 decodes no more of it */
+}
+
+static int recv_trailer(nghttp3_conn *h3, int64_t id, int32_t token, nghttp3_rcbuf *name,
+                        nghttp3_rcbuf *value, uint8_t flags, void *conn_ud, void *stream_ud)
+{
+    wk_stream *s = stream_ud;
+    size_t bytes = nghttp3_rcbuf_get_buf(name).len + nghttp3_rcbuf_get_buf(value).len + 32;
+
+    if (s == NULL || worker_guard_section(s, bytes, true))
+        return 0; /* counted, not passed on */
+    refuse(conn_ud, WK_GUARD_HEADERS, "HTTP/3 trailer section");
+    return NGHTTP3_ERR_CALLBACK_FAILURE;
 }
 
 static int end_headers(nghttp3_conn *h3, int64_t id, int fin, void *conn_ud, void *stream_ud)
@@ -184,6 +219,7 @@ static const nghttp3_callbacks h3_callbacks = {
     .deferred_consume = deferred_consume,
     .begin_headers = begin_headers,
     .recv_header = recv_header,
+    .recv_trailer = recv_trailer,
     .end_headers = end_headers,
     .stop_sending = stop_sending,
     .end_stream = end_stream,
@@ -227,16 +263,18 @@ int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int 
     nghttp3_ssize n = nghttp3_conn_read_stream(c->h3, id, data, len, fin);
     c->rx_early = false;
 
-    if (n < 0 && !nghttp3_err_is_fatal((int)n)) {
-        /* A bad request (say a body shorter than its content-length): reset
-         * that stream only; the connection and its other requests go on. */
+    if (n == NGHTTP3_ERR_MALFORMED_HTTP_MESSAGING || n == NGHTTP3_ERR_MALFORMED_HTTP_HEADER) {
+        /* A malformed request (say a body longer than its content-length):
+         * reset that stream only; the connection and its other requests go
+         * on, while such resets stay within the budget (stream_close). */
         ngtcp2_conn_shutdown_stream(c->conn, 0, id, nghttp3_err_infer_quic_app_error_code((int)n));
         ngtcp2_conn_extend_max_offset(c->conn, len);
         return 0;
     }
     if (n < 0) {
-        ngtcp2_ccerr_set_application_error(&c->last_error,
-                                           nghttp3_err_infer_quic_app_error_code((int)n), NULL, 0);
+        if (c->h3_error == 0) /* else a callback refused (refuse) and set the code */
+            ngtcp2_ccerr_set_application_error(
+                &c->last_error, nghttp3_err_infer_quic_app_error_code((int)n), NULL, 0);
         return -1;
     }
     ngtcp2_conn_extend_max_stream_offset(c->conn, id, (uint64_t)n);
@@ -244,10 +282,15 @@ int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int 
     return 0;
 }
 
-void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code)
+/*
+ * worker_h3_stream_close - ngtcp2 closed stream |id|; -1 when the
+ * connection must close: a request stream reset by either side (its
+ * |app_error_code| not H3_NO_ERROR) over the budget.
+ */
+int worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code)
 {
     if (c->h3 == NULL)
-        return;
+        return 0;
     int rv = nghttp3_conn_close_stream(c->h3, id, app_error_code);
     if (rv == NGHTTP3_ERR_STREAM_NOT_FOUND) {
         if (ngtcp2_is_bidi_stream(id) && !ngtcp2_conn_is_local_stream(c->conn, id))
@@ -256,4 +299,8 @@ void worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code)
         ngtcp2_ccerr_set_application_error(&c->last_error,
                                            nghttp3_err_infer_quic_app_error_code(rv), NULL, 0);
     }
+    if (ngtcp2_is_bidi_stream(id) && !ngtcp2_conn_is_local_stream(c->conn, id) &&
+        app_error_code != NGHTTP3_H3_NO_ERROR && !worker_guard_reset(c))
+        return refuse(c, WK_GUARD_RESETS, "request streams reset");
+    return 0;
 }

@@ -829,16 +829,19 @@ static void send_head(wk_stream *s, bool fin)
  * worker_req_header - one field of the request head: a pseudo-header
  * (:method, :path, :authority, :scheme; others are ignored) or a field
  * the stream collects for REQ_HEAD. Past WORKER_MAX_HEAD bytes nothing
- * more is kept and worker_req_head answers 431.
+ * more is kept and worker_req_head answers 431. False when the head is
+ * past what a connection may send (worker_guard_section): the caller
+ * stops decoding it and closes the connection.
  */
-void worker_req_header(wk_stream *s, const uint8_t *name, size_t nlen, const uint8_t *value,
+bool worker_req_header(wk_stream *s, const uint8_t *name, size_t nlen, const uint8_t *value,
                        size_t vlen)
 {
     char **slot = NULL;
 
-    s->head_bytes += nlen + vlen + 32;
+    if (!worker_guard_section(s, nlen + vlen + 32, false))
+        return false;
     if (s->head_bytes > WORKER_MAX_HEAD)
-        return;
+        return true;
     if (nlen > 0 && name[0] == ':') {
         if (nlen == 7 && memcmp(name, ":method", 7) == 0)
             slot = &s->method;
@@ -850,13 +853,14 @@ void worker_req_header(wk_stream *s, const uint8_t *name, size_t nlen, const uin
             slot = &s->scheme;
         if (slot != NULL)
             set_str(s, slot, value, vlen);
-        return;
+        return true;
     }
     uint8_t len2[2] = {(uint8_t)((nlen + 1 + vlen) >> 8), (uint8_t)(nlen + 1 + vlen)};
     qd_buf_append(&s->fields, (const char *)len2, 2);
     qd_buf_append(&s->fields, (const char *)name, nlen);
     qd_buf_append(&s->fields, "", 1);
     qd_buf_append(&s->fields, (const char *)value, vlen);
+    return true;
 }
 
 /* worker_req_head - the request head is complete (|fin|: and there is no body) */

@@ -71,6 +71,8 @@ static const uint8_t kinds[] = {
     [QD_F_NEW_CONNS] = K_U32,     [QD_F_RETRIES] = K_U64,      [QD_F_RETRY_DROPS] = K_U64,
     [QD_F_PROTO] = K_STR, [QD_F_TCP_CONNS] = K_U32, [QD_F_TCP_ADDR] = K_STR,
     [QD_F_CID_TAG] = K_U32, [QD_F_UDP_SEND_ERRORS] = K_U64, [QD_F_UDP_EMSGSIZE] = K_U64,
+    [QD_F_CLOSED_HEADERS] = K_U64, [QD_F_CLOSED_RESETS] = K_U64, [QD_F_CLOSED_FLOODS] = K_U64,
+    [QD_F_CLOSED_PROTOCOL] = K_U64,
 };
 #define TAG_LIMIT 74 /* structured tags are 0..73: every tag and both neighbours */
 

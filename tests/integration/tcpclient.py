@@ -61,10 +61,29 @@ commands:
         settings N      N SETTINGS frames at once
         ping N          N PINGs at once
         rapidreset N    N pairs of HEADERS (GET) and RST_STREAM(CANCEL)
+        hpackbomb N     an HPACK bomb: a GET whose block puts "x-bomb" with a
+                        --size byte value (default 4000) into the server's
+                        table, then N GETs each referencing it --refs times
+                        (default 16000: 64 MB decoded from a 16 KB frame)
+        trailerbomb N   the same entry, then N POSTs to /api/echo with a
+                        5-byte body and trailers of --refs references
+        madeyoureset N  N requests the server has to reset ("MadeYouReset",
+                        CVE-2025-8671): --kind length (default): a POST to
+                        /api/echo with content-length 1 and 2 bytes of
+                        body; --kind window: a POST whose stream window a
+                        WINDOW_UPDATE overflows
+        continuations N a HEADERS frame without END_HEADERS, then N
+                        CONTINUATION frames of 10 bytes (the last ends it)
+        lowerid         a GET on stream 5, then one on stream 3 (RFC 9113
+                        5.1.1: a PROTOCOL_ERROR)
+      the requests of the last four go out one at a time, and sending stops
+      once the server sent GOAWAY or closed the connection ("sent=N");
         streams N       N request streams (POST, the body never sent)
         slowheaders     HEADERS without END_HEADERS, then nothing
         get PATH OUTFILE [--then PATH OUTFILE]... [--pause-file F] [--rate BPS]
-                        GETs one after the other on one connection, as h1get
+            [--stop-file F] [--repeat N]
+                        GETs one after the other on one connection, as h1get;
+                        no more once F exists; the first one N times
       then (with --until NAME=COUNT, repeatable: until COUNT frames of type
       NAME, e.g. PING=50, have come; with --sync: after a PING sent behind
       the mode's frames, until its acknowledgement, so the server has read
@@ -558,6 +577,21 @@ class H2:
                 del self.counts[name]
         return ftype, flags, sid, payload
 
+    def poll(self):
+        """The frames that came, without waiting for more."""
+        while self.next_frame(0.001) is not None:
+            pass
+
+    def send_each(self, frames):
+        """Send |frames| (a list of byte strings) one at a time until the server stops us."""
+        sent = 0
+        for f in frames:
+            self.poll()
+            if self.goaways or self.closed or left() <= 0 or not self.send(f):
+                break
+            sent += 1
+        out("sent=%d" % sent)
+
     def drain(self, wait):
         while self.next_frame(wait) is not None:
             pass
@@ -571,13 +605,15 @@ class H2:
 
 def h2_get(a, h):
     """GETs on one connection, one after the other, a slow reader at --rate."""
-    pairs = [(a.path, a.outfile)] + [tuple(p) for p in (a.then or [])]
+    pairs = [(a.path, a.outfile)] * max(a.repeat, 1) + [tuple(p) for p in (a.then or [])]
     h.start()
     ok = True
     sid = 1
     for i, (path, outfile) in enumerate(pairs, 1):
         if i > 1 and a.pause_file:
             wait_file(a.pause_file)
+        if i > 1 and a.stop_file and os.path.exists(a.stop_file):
+            break
         if not h.send(frame(HEADERS, END_HEADERS | END_STREAM, sid,
                             request_block(b"GET", path.encode()))):
             ok = False
@@ -613,7 +649,9 @@ def h2_get(a, h):
                     unacked = 0
             elif ftype == RST_STREAM:
                 break
-        out("resp %d: status=%s size=%d%s at %.2f s" % (i, status, len(body),
+        if done and unacked:  # the connection's window, for the responses to come
+            h.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", unacked)))
+        out("resp %d: status=%s size=%d%s at %.4f s" % (i, status, len(body),
                                                         "" if done else " incomplete",
                                                         time.monotonic() - T0))
         if sink:
@@ -656,6 +694,49 @@ def cmd_h2(a):
                                request_block(b"GET", b"/rapid-reset")))
             pairs.append(frame(RST_STREAM, 0, sid, struct.pack(">I", 8)))  # CANCEL
         h.send(b"".join(pairs))
+    elif mode in ("hpackbomb", "trailerbomb"):
+        h.start()
+        big = (b"x-bomb", b"a" * a.size)
+        # literal with incremental indexing: the entry becomes dynamic index 62
+        first = request_block(b"GET", b"/bomb-setup") + b"\x40" + hpack_str(big[0]) + hpack_str(big[1])
+        h.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, first))
+        refs = b"\xbe" * a.refs
+        reqs = []
+        for i in range(n):
+            sid = 3 + 2 * i
+            if mode == "hpackbomb":
+                reqs.append(frame(HEADERS, END_HEADERS | END_STREAM, sid,
+                                  request_block(b"GET", b"/index.html") + refs))
+            else:
+                reqs.append(frame(HEADERS, END_HEADERS, sid, request_block(b"POST", b"/api/echo")) +
+                            frame(DATA, 0, sid, b"hello") +
+                            frame(HEADERS, END_HEADERS | END_STREAM, sid, refs))
+        h.send_each(reqs)
+    elif mode == "madeyoureset":
+        h.start()
+        reqs = []
+        for i in range(n):
+            sid = 1 + 2 * i
+            if a.kind == "length":
+                reqs.append(frame(HEADERS, END_HEADERS, sid, request_block(
+                    b"POST", b"/api/echo", [(b"content-length", b"1")])) +
+                    frame(DATA, END_STREAM, sid, b"xx"))
+            else:
+                reqs.append(frame(HEADERS, END_HEADERS, sid, request_block(b"POST", b"/api/echo")) +
+                            frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", 0x7FFFFFFF)))
+        h.send_each(reqs)
+    elif mode == "continuations":
+        h.ack = False  # no frame may come between HEADERS and its CONTINUATIONs
+        h.start()
+        frames = [frame(HEADERS, END_STREAM, 1, request_block(b"GET", b"/continuations"))]
+        for i in range(n):
+            frames.append(frame(CONTINUATION, END_HEADERS if i == n - 1 else 0, 1,
+                                b"\x00" + hpack_str(b"x-c") + hpack_str(b"%04d" % i)))
+        h.send_each(frames)
+    elif mode == "lowerid":
+        h.start()
+        h.send_each([frame(HEADERS, END_HEADERS | END_STREAM, 5, request_block(b"GET", b"/index.html")),
+                     frame(HEADERS, END_HEADERS | END_STREAM, 3, request_block(b"GET", b"/index.html"))])
     elif mode == "streams":
         h.start()
         h.send(b"".join(frame(HEADERS, END_HEADERS, 1 + 2 * i, request_block(b"POST", b"/streams"))
@@ -734,6 +815,11 @@ def main(argv):
     c.add_argument("--rate", type=float, default=0)
     c.add_argument("--until", type=until_arg, action="append", default=[], metavar="NAME=COUNT")
     c.add_argument("--sync", action="store_true")
+    c.add_argument("--stop-file")
+    c.add_argument("--repeat", type=int, default=1)
+    c.add_argument("--refs", type=int, default=16000)
+    c.add_argument("--size", type=int, default=4000)
+    c.add_argument("--kind", choices=("length", "window"), default="length")
     a = p.parse_args(argv)
     DEADLINE = time.monotonic() + a.timeout
     if a.cmd == "h2" and a.mode == "get":

@@ -10,8 +10,11 @@
  *	chroot, and gets everything else over channels: its UDP sockets and
  *	the shared secrets from the listener (QD_MSG_SOCKETS; a new set
  *	replaces the old one in place, address by address) and a channel to
- *	the app. The QUIC engine is in worker_conn.c and worker_io.c, HTTP/3
- *	in worker_h3.c, TLS in worker_tls.c. It reports its live connection
+ *	the app. The QUIC engine is in worker_accept.c, worker_conn.c,
+ *	worker_drain.c and worker_io.c, HTTP/3 in worker_h3.c, TLS in
+ *	worker_tls.c, requests in worker_req.c with their sources
+ *	(worker_cache.c, worker_app.c); the loop's clock and write scheduler
+ *	in worker_loop.c. It reports its live connection
  *	count to the master every second. A stop sends GOAWAY, lets requests
  *	finish until the deadline, closes every connection and exits.
  * DIAGNOSTICS
@@ -139,7 +142,7 @@ static void on_listener_msg(qd_chan *ch, qd_ipc_msg *m)
     if (m->type == QD_MSG_SOCKETS)
         take_sockets(w, m);
     else if (m->type == QD_MSG_FWD_PACKET)
-        worker_conn_forwarded(w, m);
+        worker_accept_forwarded(w, m);
     else
         qd_child_bad_message(&w->child, "listener", QD_ERR_UNKNOWN);
 }
@@ -155,7 +158,7 @@ static void on_listener_close(qd_chan *ch)
 /* on_app_msg - responses from the app */
 static void on_app_msg(qd_chan *ch, qd_ipc_msg *m)
 {
-    worker_req_app_message(ch->data, m);
+    worker_app_message(ch->data, m);
 }
 
 static void on_app_close(qd_chan *ch)
@@ -164,7 +167,7 @@ static void on_app_close(qd_chan *ch)
 
     qd_warn("app channel closed; answering 503 until the master connects a new app");
     w->app = NULL;
-    worker_req_app_down(w);
+    worker_app_down(w);
 }
 
 static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
@@ -240,7 +243,7 @@ static void stop(qd_child *c, uint32_t deadline_ms)
             worker_io_start(w, &w->eps[i]);
     worker_conn_shutdown_all(w);
     worker_tcp_shutdown_all(w);
-    worker_req_finish_all(w);
+    worker_app_finish_all(w);
     uv_timer_init(c->loop, &w->stop_timer);
     w->stop_timer.data = w;
     uv_timer_start(&w->stop_timer, on_stop_tick, 50, 50);
@@ -256,7 +259,7 @@ static void status(qd_child *c, qd_ipc_msg *m)
     for (wk_conn *k = w->tconns; k != NULL; k = k->next)
         streams += k->nstreams;
     /* retry = auto notices a quiet second here even when no Initial arrives */
-    bool retry = worker_conn_retry_tick(w);
+    bool retry = worker_accept_retry_tick(w);
     /* Live connections: those in their closing or draining period are gone for clients. */
     qd_ipc_put_u32(m, QD_F_CONNECTIONS, w->connections - w->closing);
     qd_ipc_put_u32(m, QD_F_STREAMS, streams);

@@ -44,6 +44,38 @@ typedef struct wk_stream wk_stream;
 typedef struct wk_tcp wk_tcp;
 typedef struct wk_h1 wk_h1;
 
+/*
+ * wk_proto - how a connection's protocol answers its requests: the request
+ * code (worker_req.c, worker_app.c, worker_cache.c) calls only these,
+ * through c->proto, whatever carried the request. |nv| is in nghttp3's
+ * layout (nghttp2_nv is the same) and starts with :status.
+ */
+typedef struct wk_proto {
+    const char *name; /* QD_PROTO_* */
+    bool alt_svc;     /* its responses advertise HTTP/3 (Alt-Svc) */
+    int (*submit)(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
+    int (*submit_info)(wk_stream *s, const nghttp3_nv *nv, size_t n);
+    void (*resume)(wk_stream *s); /* more body is ready */
+    /* abandon the response (|malformed|: the request was): a stream
+     * error, or for HTTP/1.1 the end of the connection */
+    void (*reset)(wk_stream *s, bool malformed);
+} wk_proto;
+
+/*
+ * wk_source - where a response comes from: worker_req.c offers a complete
+ * request head to each in turn (the fast path, then the app) until one
+ * takes it, and passes that one the request's body, its end, the
+ * client's progress and its departure. Only start is required.
+ */
+typedef struct wk_source {
+    const char *name;
+    bool (*start)(wk_stream *s, bool fin); /* answer it, or false: not this source's */
+    void (*body)(wk_stream *s, const uint8_t *data, size_t len);
+    void (*end)(wk_stream *s);                     /* the request is complete */
+    bool (*delivered)(wk_stream *s, uint64_t len); /* body bytes the client took; false: abandoned */
+    void (*cancel)(wk_stream *s);                  /* the stream goes away (worker_req_free) */
+} wk_source;
+
 /* Why worker_guard_refuse closed a connection (a counter each). */
 enum wk_guard_cause { WK_GUARD_HEADERS, WK_GUARD_RESETS, WK_GUARD_FLOOD, WK_GUARD_PROTOCOL, WK_GUARD_N };
 
@@ -153,6 +185,7 @@ struct wk_stream {
     bool responded;  /* a response was submitted to nghttp3 */
     bool req_done;   /* the request is complete */
     bool head_done;  /* the request head is complete (worker_req_head) */
+    const wk_source *src; /* the source that took the request, or NULL */
     /* request head, collected until end_headers */
     char *method, *scheme, *authority, *path; /* in inl, or allocated */
     char inl[160]; /* the pseudo-headers' bytes, while they fit */
@@ -189,7 +222,7 @@ enum wk_conn_state { WK_ALIVE, WK_CLOSING, WK_DRAINING };
 struct wk_conn {
     worker *w;
     wk_tcp *tcp;       /* TLS over TCP (worker_tcp.c); NULL for QUIC */
-    const char *proto; /* QD_PROTO_*: h3 for QUIC, h2 or http/1.1 after ALPN over TCP */
+    const wk_proto *proto; /* HTTP/3 for QUIC, HTTP/2 or HTTP/1.1 after ALPN over TCP */
     wk_conn *next, *prev;           /* all connections */
     wk_conn *dirty_next;            /* needs a write after this batch */
     bool dirty;
@@ -362,21 +395,35 @@ int worker_io_send(wk_ep *ep, const ngtcp2_addr *local, const ngtcp2_addr *remot
                    const uint8_t *data, size_t len, size_t gso);
 void worker_io_want_write(wk_ep *ep);
 
-/* worker_conn.c */
-void worker_conn_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
-                        uint8_t ecn, const uint8_t *data, size_t len);
-void worker_conn_forwarded(worker *w, qd_ipc_msg *m);
-void worker_conn_notice(wk_conn *c);
-void worker_req_finish_all(worker *w);
+/* worker_loop.c: the clock, randomness and the write scheduler */
+uint64_t worker_now(void);
+uint64_t worker_wall_ns(void);
+uint64_t worker_prng(void);
 void worker_conn_mark(wk_conn *c);
 void worker_conn_flush_dirty(worker *w);
+
+/* worker_accept.c: datagrams without a connection, new connections */
+void worker_accept_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                          uint8_t ecn, const uint8_t *data, size_t len);
+void worker_accept_forwarded(worker *w, qd_ipc_msg *m);
+bool worker_accept_retry_tick(worker *w);
+
+/* worker_conn.c: QUIC connections */
+wk_conn *worker_conn_new(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                         const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
+                         ngtcp2_token_type token_type);
+int worker_conn_read(wk_conn *c, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
+                     uint8_t ecn, const uint8_t *data, size_t len);
 void worker_conn_write(wk_conn *c);
 void worker_conn_retry_blocked(worker *w, wk_ep *ep);
+void worker_conn_close(wk_conn *c);
+void worker_conn_free(wk_conn *c);
+
+/* worker_drain.c: a graceful stop of the QUIC connections */
+void worker_conn_notice(wk_conn *c);
 void worker_conn_shutdown_all(worker *w);
 void worker_conn_close_all(worker *w, bool force);
 void worker_conn_free_all(worker *w);
-bool worker_conn_retry_tick(worker *w);
-uint64_t worker_now(void);
 
 /* worker_rec.c */
 void worker_rec_conn(wk_conn *c);
@@ -392,6 +439,26 @@ wk_file *worker_cache_put(worker *w, const char *key, size_t keylen, int fd, uin
                           size_t nhints);
 void worker_cache_unref(wk_file *f);
 void worker_cache_clear(worker *w);
+void worker_cache_grant(wk_stream *s, const nghttp3_nv *nv, size_t n, uint64_t length);
+extern const wk_source worker_cache_source;
+
+/* worker_app.c: the app as a response source */
+extern const wk_source worker_app_source;
+void worker_app_message(worker *w, qd_ipc_msg *m);
+void worker_app_down(worker *w);
+void worker_app_finish_all(worker *w);
+void worker_app_send_failed(worker *w, const char *what, int rv);
+
+/* worker_body.c: response bodies */
+wk_chunk *worker_chunk_get(worker *w, size_t want);
+void worker_chunk_put(worker *w, wk_chunk *ch);
+void worker_body_append(wk_stream *s, const uint8_t *data, size_t len);
+int worker_body_fill(wk_stream *s);
+void worker_body_drop_fd(wk_stream *s);
+void worker_body_use_mem(wk_stream *s, uint64_t off, uint64_t len);
+int worker_req_read_vec(wk_stream *s, nghttp3_vec *vec, size_t veccnt, bool *eof);
+ssize_t worker_req_pull(wk_stream *s, uint8_t *buf, size_t cap, bool *eof);
+void worker_req_acked(wk_stream *s, uint64_t len);
 
 /* worker_req.c: requests of every protocol */
 wk_stream *worker_req_new(wk_conn *c, int64_t id);
@@ -402,15 +469,12 @@ bool worker_req_header(wk_stream *s, const uint8_t *name, size_t nlen, const uin
 void worker_req_head(wk_stream *s, bool fin);
 void worker_req_body(wk_stream *s, const uint8_t *data, size_t len);
 void worker_req_end(wk_stream *s);
-void worker_req_acked(wk_stream *s, uint64_t len);
-int worker_req_read_vec(wk_stream *s, nghttp3_vec *vec, size_t veccnt, bool *eof);
-ssize_t worker_req_pull(wk_stream *s, uint8_t *buf, size_t cap, bool *eof);
-void worker_req_app_message(worker *w, qd_ipc_msg *m);
-void worker_req_app_down(worker *w);
+void worker_req_submit(wk_stream *s, int status, const nghttp3_nv *extra, size_t nextra, bool body);
+int worker_req_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
+void worker_req_respond(wk_stream *s, int status, const char *text);
+void worker_req_resume(wk_stream *s);
+void worker_req_reset(wk_stream *s);
 const char *worker_req_alt_svc(const wk_conn *c);
-void worker_app_send_failed(worker *w, const char *what, int rv);
-wk_chunk *worker_chunk_get(worker *w, size_t want);
-void worker_chunk_put(worker *w, wk_chunk *ch);
 
 /* worker_guard.c: per-connection budgets against abuse */
 bool worker_guard_reset(wk_conn *c);
@@ -420,22 +484,16 @@ void worker_guard_refuse(wk_conn *c, enum wk_guard_cause why, const char *what);
 /* worker_conn_proto - the connection's QD_PROTO_* name */
 static inline const char *worker_conn_proto(const wk_conn *c)
 {
-    return c->proto != NULL ? c->proto : QD_PROTO_H3;
+    return c->proto != NULL ? c->proto->name : QD_PROTO_H3;
 }
 
 /* worker_h3.c: HTTP/3 (nghttp3) */
 int worker_h3_setup(wk_conn *c);
 int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int fin, bool early);
 int worker_h3_stream_close(wk_conn *c, int64_t id, uint64_t app_error_code);
-int worker_h3_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
-int worker_h3_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
-void worker_h3_resume(wk_stream *s);
-void worker_h3_reset(wk_stream *s, uint64_t app_error_code);
+extern const wk_proto worker_h3_proto;
 
-/*
- * worker_tcp.c: TLS over TCP. The response functions take the fields in
- * nghttp3's layout (nghttp2_nv is the same); |nv| starts with :status.
- */
+/* worker_tcp.c: TLS over TCP */
 void worker_tcp_listen(worker *w, wk_ep *ep);
 void worker_tcp_unlisten(wk_ep *ep);
 void worker_tcp_write(wk_conn *c);
@@ -444,10 +502,6 @@ void worker_tcp_shutdown_all(worker *w);
 /* worker_tcp_close_all returns true while the worker must wait for TCP
  * stragglers (the first WORKER_ACCEPT_GRACE_NS of a stop) */
 bool worker_tcp_close_all(worker *w, bool force);
-int worker_tcp_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
-int worker_tcp_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
-void worker_tcp_resume(wk_stream *s);
-void worker_tcp_reset(wk_stream *s);
 void worker_tcp_out(wk_tcp *t, const void *data, size_t len);
 void worker_tcp_touch(wk_tcp *t);
 
@@ -459,10 +513,7 @@ bool worker_h2_done(wk_conn *c);
 void worker_h2_shutdown(wk_conn *c, bool now);
 void worker_h2_notice(wk_conn *c);
 void worker_h2_free(wk_conn *c);
-int worker_h2_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
-int worker_h2_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
-void worker_h2_resume(wk_stream *s);
-void worker_h2_reset(wk_stream *s);
+extern const wk_proto worker_h2_proto;
 
 /* worker_h1.c: HTTP/1.1 (http-parser) on a TLS connection */
 int worker_h1_start(wk_conn *c);
@@ -471,7 +522,6 @@ int worker_h1_produce(wk_conn *c);
 bool worker_h1_idle(const wk_conn *c);
 bool worker_h1_paused(const wk_conn *c);
 void worker_h1_free(wk_conn *c);
-int worker_h1_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body);
-int worker_h1_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n);
+extern const wk_proto worker_h1_proto;
 
 #endif /* QD_WORKER_H */

@@ -4,14 +4,16 @@
  *	worker_cache - static answers the app granted (the fast path)
  * SYNOPSIS
  *	worker_cache_find(), worker_cache_put(), worker_cache_unref(),
- *	worker_cache_clear()
+ *	worker_cache_clear(), worker_cache_grant(), worker_cache_source
  * DESCRIPTION
  *	When the app answers a GET with a whole file and QD_RESP_F_GRANT, the
  *	worker keeps the descriptor and the answer's header fields (and the
  *	103 Early Hints it saw before it), keyed by the request's :path and
  *	Accept-Encoding value exactly as the client sent them. For
  *	file_cache_valid the worker then answers GET and HEAD for that key
- *	itself (worker_h3.c: 200, 206 and 304), without a message to the app.
+ *	itself, the first response source (worker_cache_source: 200, 206 and
+ *	304, with the app's fields and hints, over any protocol), without a
+ *	message to the app.
  *	At most file_cache_max entries are kept; the least recently used one
  *	goes first. A file of at most WK_FILE_MEM_MAX bytes is read once into
  *	the entry (while the cache holds less than WK_CACHE_MEM_MAX of them)
@@ -272,4 +274,202 @@ wk_file *worker_cache_put(worker *w, const char *key, size_t keylen, int fd, uin
     f->cached = true;
     t->count++;
     return f;
+}
+
+/* --- the fast path: answers from granted files -------------------------------- */
+
+/*
+ * req_field - request header |name| (lowercase) copied as a C string into
+ * |buf|: 1, or 0 when absent, or -1 when it is longer than |cap| or sent
+ * twice (the app then decides).
+ */
+static int req_field(const wk_stream *s, const char *name, char *buf, size_t cap)
+{
+    size_t nlen = strlen(name);
+    int found = 0;
+
+    for (size_t off = 0; off + 2 <= s->fields.len;) {
+        const uint8_t *p = (const uint8_t *)s->fields.data + off;
+        size_t flen = (size_t)p[0] << 8 | p[1];
+        if (flen > nlen && p[2 + nlen] == '\0' && memcmp(p + 2, name, nlen) == 0) {
+            size_t vlen = flen - nlen - 1;
+            if (found || vlen >= cap)
+                return -1;
+            memcpy(buf, p + 3 + nlen, vlen);
+            buf[vlen] = '\0';
+            found = 1;
+        }
+        off += 2 + flen;
+    }
+    return found;
+}
+
+/* is_validator - the fields a 304 repeats (as the app's does) */
+static bool is_validator(const nghttp3_nv *nv)
+{
+    static const char *const names[] = {"last-modified", "etag", "cache-control",
+                                        "accept-ranges", "vary"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (nv->namelen == strlen(names[i]) && memcmp(nv->name, names[i], nv->namelen) == 0)
+            return true;
+    return false;
+}
+
+/* send_hints - the 103 the app sent before this file's 200 */
+static void send_hints(wk_stream *s, const wk_file *f)
+{
+    nghttp3_nv nv[WK_FILE_MAX_FIELDS + 1];
+
+    if (f->nhints == 0)
+        return;
+    nv[0] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)"103", 7, 3, NGHTTP3_NV_FLAG_NONE};
+    memcpy(nv + 1, f->hints, f->nhints * sizeof(nv[0]));
+    if (worker_req_submit_info(s, nv, f->nhints + 1) != 0)
+        worker_req_reset(s);
+}
+
+/*
+ * start - answer a GET or HEAD from a granted file, as the app would
+ * have: 304 by If-None-Match (else If-Modified-Since), 206 for one
+ * satisfiable range (subject to If-Range), else 200; HEAD without a body.
+ * Returns false to send the request to the app: not cacheable, not
+ * cached, expired, an unsatisfiable range (the app makes the 416), or a
+ * header the worker does not read alone (too long, or sent twice). A GET
+ * that misses remembers its key, for the grant the app may send back.
+ */
+static bool start(wk_stream *s, bool fin)
+{
+    static char key[2 * WORKER_MAX_HEAD + 2];
+    worker *w = s->c->w;
+    char ae[1024], inm[1024], ims[64], rng[256], ir[256], clen[24], crange[80];
+    nghttp3_nv nv[WK_FILE_MAX_FIELDS + 2];
+    uint64_t off = 0, len;
+    size_t n = 0, plen, alen, keylen;
+    int has_ae, has_inm, has_ims, has_rng = 0, has_ir = 0, range = 0, status;
+    bool head, not_modified;
+    wk_file *f;
+    time_t t;
+
+    if (w->child.conf.file_cache_max <= 0)
+        return false;
+    head = strcmp(s->method, "HEAD") == 0;
+    if ((!head && strcmp(s->method, "GET") != 0) || s->path[0] != '/' || strchr(s->path, '?'))
+        return false;
+    if ((has_ae = req_field(s, "accept-encoding", ae, sizeof(ae))) < 0)
+        return false;
+    plen = strlen(s->path);
+    alen = has_ae ? strlen(ae) : 0;
+    if (plen + 1 + alen > sizeof(key))
+        return false;
+    memcpy(key, s->path, plen + 1);
+    memcpy(key + plen + 1, ae, alen);
+    keylen = plen + 1 + alen;
+    if ((f = worker_cache_find(w, key, keylen)) == NULL) {
+        if (!head) {
+            s->grant_key = qd_xmalloc(keylen);
+            memcpy(s->grant_key, key, keylen);
+            s->grant_keylen = keylen;
+        }
+        return false;
+    }
+    has_inm = req_field(s, "if-none-match", inm, sizeof(inm));
+    has_ims = req_field(s, "if-modified-since", ims, sizeof(ims));
+    if (!head) {
+        has_rng = req_field(s, "range", rng, sizeof(rng));
+        has_ir = req_field(s, "if-range", ir, sizeof(ir));
+    }
+    if (has_inm < 0 || has_ims < 0 || has_rng < 0 || has_ir < 0)
+        return false;
+    /* RFC 9110 13.2.2: If-None-Match, when present, decides alone. */
+    if (has_inm)
+        not_modified = qd_http_etag_match(inm, f->etag);
+    else
+        not_modified = has_ims && qd_http_date_parse(ims, &t) == 0 && f->mtime <= t;
+    len = f->size;
+    if (!not_modified && has_rng) {
+        bool ir_ok = true;
+        if (has_ir)
+            ir_ok = ir[0] == '"' ? strcmp(ir, f->etag) == 0
+                                 : qd_http_date_parse(ir, &t) == 0 && t == f->mtime;
+        if (ir_ok && (range = qd_http_range_parse(rng, f->size, &off, &len)) < 0)
+            return false;
+    }
+    s->by_worker = true;
+    w->requests++;
+    w->cache.hits++;
+    if (not_modified) {
+        for (size_t i = 0; i < f->nnv; i++)
+            if (is_validator(&f->nv[i]))
+                nv[n++] = f->nv[i];
+        s->eof = true;
+        worker_req_submit(s, 304, nv, n, false);
+        return true;
+    }
+    send_hints(s, f);
+    memcpy(nv, f->nv, f->nnv * sizeof(nv[0]));
+    n = f->nnv;
+    status = range > 0 ? 206 : 200;
+    if (range > 0)
+        nv[n++] = (nghttp3_nv){(uint8_t *)"content-range", (uint8_t *)crange, 13,
+                               (size_t)snprintf(crange, sizeof(crange),
+                                                "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, off,
+                                                off + len - 1, f->size),
+                               NGHTTP3_NV_FLAG_NONE};
+    nv[n++] = (nghttp3_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14,
+                           (size_t)snprintf(clen, sizeof(clen), "%" PRIu64, len),
+                           NGHTTP3_NV_FLAG_NONE};
+    if (head || len == 0) {
+        s->eof = true;
+        worker_req_submit(s, status, nv, n, false);
+        return true;
+    }
+    s->file = f;
+    f->refs++;
+    if (f->data != NULL) {
+        worker_body_use_mem(s, off, len);
+        worker_req_submit(s, status, nv, n, true);
+        return true;
+    }
+    s->fd = f->fd;
+    s->fd_off = off;
+    s->fd_left = len;
+    if (worker_body_fill(s) < 0) {
+        worker_req_reset(s);
+        return true;
+    }
+    worker_req_submit(s, status, nv, n, true);
+    return true;
+}
+
+const wk_source worker_cache_source = {
+    .name = "cache",
+    .start = start,
+};
+
+/*
+ * worker_cache_grant - the app granted this 200 (QD_RESP_F_GRANT): keep the file
+ * and its fields, with the hints that came before, for later requests of
+ * the same key. The stream then reads through the cache's descriptor.
+ */
+void worker_cache_grant(wk_stream *s, const nghttp3_nv *nv, size_t n, uint64_t length)
+{
+    nghttp3_nv hv[WK_FILE_MAX_FIELDS];
+    size_t nh = 0;
+    wk_file *f;
+
+    for (size_t off = 0; off + 2 <= s->hints.len && nh < WK_FILE_MAX_FIELDS;) {
+        const uint8_t *p = (const uint8_t *)s->hints.data + off;
+        size_t flen = (size_t)p[0] << 8 | p[1];
+        const uint8_t *nul = memchr(p + 2, '\0', flen);
+        if (nul != NULL)
+            hv[nh++] = (nghttp3_nv){(uint8_t *)p + 2, (uint8_t *)nul + 1, (size_t)(nul - p - 2),
+                                    flen - (size_t)(nul - p - 2) - 1, NGHTTP3_NV_FLAG_NONE};
+        off += 2 + flen;
+    }
+    f = worker_cache_put(s->c->w, s->grant_key, s->grant_keylen, s->fd, length, nv, n, hv, nh);
+    if (f != NULL) {
+        s->file = f;
+        s->c->w->cache.grants++;
+    }
 }

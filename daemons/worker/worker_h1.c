@@ -5,7 +5,7 @@
  * SYNOPSIS
  *	worker_h1_start(), worker_h1_recv(), worker_h1_produce(),
  *	worker_h1_idle(), worker_h1_paused(), worker_h1_free(),
- *	worker_h1_submit(), worker_h1_submit_info()
+ *	worker_h1_proto (submit, submit_info, resume, reset)
  * DESCRIPTION
  *	http-parser (Debian's libhttp-parser) parses requests: the request
  *	line, fields, Content-Length and chunked bodies, keep-alive. It
@@ -541,7 +541,7 @@ static void put_fields(wk_tcp *t, const nghttp3_nv *nv, size_t n)
     }
 }
 
-int worker_h1_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
+static int submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
 {
     wk_conn *c = s->c;
     wk_tcp *t = c->tcp;
@@ -574,7 +574,7 @@ int worker_h1_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
     return 0;
 }
 
-int worker_h1_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
+static int submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
 {
     wk_tcp *t = s->c->tcp;
     wk_h1 *h = t->h1;
@@ -594,3 +594,28 @@ int worker_h1_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
     worker_tcp_out(t, "\r\n", 2);
     return 0;
 }
+
+static void resume(wk_stream *s)
+{
+    s->blocked = false; /* the write loop pulls again */
+}
+
+/* reset - HTTP/1.1 has no stream to reset: a response cut short ends the connection */
+static void reset(wk_stream *s, bool malformed)
+{
+    wk_tcp *t = s->c->tcp;
+
+    t->closing = true;
+    if (!s->responded || s->handed == 0)
+        t->close_reason = QD_REC_REASON_ERROR;
+    worker_tcp_close(s->c, QD_REC_CLOSE_BY_SERVER, QD_REC_REASON_ERROR);
+}
+
+const wk_proto worker_h1_proto = {
+    .name = QD_PROTO_H1,
+    .alt_svc = true,
+    .submit = submit,
+    .submit_info = submit_info,
+    .resume = resume,
+    .reset = reset,
+};

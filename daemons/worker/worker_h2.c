@@ -5,8 +5,7 @@
  * SYNOPSIS
  *	worker_h2_start(), worker_h2_recv(), worker_h2_produce(),
  *	worker_h2_done(), worker_h2_shutdown(), worker_h2_free(),
- *	worker_h2_submit(), worker_h2_submit_info(), worker_h2_resume(),
- *	worker_h2_reset()
+ *	worker_h2_proto (submit, submit_info, resume, reset)
  * DESCRIPTION
  *	nghttp2 owns HTTP/2: the preface, framing, HPACK, flow control, stream
  *	states and message checks (a malformed request is reset by nghttp2,
@@ -377,7 +376,7 @@ void worker_h2_free(wk_conn *c)
     t->h2 = NULL;
 }
 
-int worker_h2_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
+static int submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
 {
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
 
@@ -385,7 +384,7 @@ int worker_h2_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
                                    body ? &prd : NULL);
 }
 
-int worker_h2_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
+static int submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
 {
     int32_t rv = nghttp2_submit_headers(s->c->tcp->h2, NGHTTP2_FLAG_NONE, (int32_t)s->id, NULL,
                                         (const nghttp2_nv *)nv, n, NULL);
@@ -393,7 +392,7 @@ int worker_h2_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
     return rv < 0 ? -1 : 0;
 }
 
-void worker_h2_resume(wk_stream *s)
+static void resume(wk_stream *s)
 {
     if (s->blocked) {
         s->blocked = false;
@@ -401,8 +400,17 @@ void worker_h2_resume(wk_stream *s)
     }
 }
 
-void worker_h2_reset(wk_stream *s)
+static void reset(wk_stream *s, bool malformed)
 {
     nghttp2_submit_rst_stream(s->c->tcp->h2, NGHTTP2_FLAG_NONE, (int32_t)s->id,
-                              NGHTTP2_INTERNAL_ERROR);
+                              malformed ? NGHTTP2_PROTOCOL_ERROR : NGHTTP2_INTERNAL_ERROR);
 }
+
+const wk_proto worker_h2_proto = {
+    .name = QD_PROTO_H2,
+    .alt_svc = true,
+    .submit = submit,
+    .submit_info = submit_info,
+    .resume = resume,
+    .reset = reset,
+};

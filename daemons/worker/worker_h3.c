@@ -4,8 +4,7 @@
  *	worker_h3 - HTTP/3 with nghttp3: framing and QPACK for the requests
  * SYNOPSIS
  *	worker_h3_setup(), worker_h3_recv(), worker_h3_stream_close(),
- *	worker_h3_submit(), worker_h3_submit_info(), worker_h3_resume(),
- *	worker_h3_reset()
+ *	worker_h3_proto (submit, submit_info, resume, reset)
  * DESCRIPTION
  *	nghttp3 owns HTTP/3 framing and QPACK; ngtcp2 (worker_conn.c) owns the
  *	streams. nghttp3's callbacks feed the protocol-neutral request code
@@ -52,19 +51,19 @@ static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t id, nghttp3_vec *vec, s
     return (nghttp3_ssize)n;
 }
 
-int worker_h3_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
+static int submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
 {
     nghttp3_data_reader reader = {.read_data = read_data};
 
     return nghttp3_conn_submit_response(s->c->h3, s->id, nv, n, body ? &reader : NULL);
 }
 
-int worker_h3_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
+static int submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
 {
     return nghttp3_conn_submit_info(s->c->h3, s->id, nv, n);
 }
 
-void worker_h3_resume(wk_stream *s)
+static void resume(wk_stream *s)
 {
     if (s->blocked && s->c->h3) {
         s->blocked = false;
@@ -72,10 +71,19 @@ void worker_h3_resume(wk_stream *s)
     }
 }
 
-void worker_h3_reset(wk_stream *s, uint64_t app_error_code)
+static void reset(wk_stream *s, bool malformed)
 {
-    ngtcp2_conn_shutdown_stream(s->c->conn, 0, s->id, app_error_code);
+    ngtcp2_conn_shutdown_stream(s->c->conn, 0, s->id,
+                                malformed ? NGHTTP3_H3_MESSAGE_ERROR : NGHTTP3_H3_INTERNAL_ERROR);
 }
+
+const wk_proto worker_h3_proto = {
+    .name = QD_PROTO_H3,
+    .submit = submit,
+    .submit_info = submit_info,
+    .resume = resume,
+    .reset = reset,
+};
 
 /* refuse - close the connection with H3_EXCESSIVE_LOAD for abuse |why| (counted, logged) */
 static int refuse(wk_conn *c, enum wk_guard_cause why, const char *what)

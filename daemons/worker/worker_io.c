@@ -11,7 +11,7 @@
  *	static 64 KiB buffers (a GRO buffer holds several datagrams of one
  *	4-tuple: split by the UDP_GRO size), learns the destination address
  *	from IP_PKTINFO / IPV6_PKTINFO and the ECN bits from IP_TOS /
- *	IPV6_TCLASS, and hands each datagram to worker_conn_packet. Sending
+ *	IPV6_TCLASS, and hands each datagram to worker_accept_packet. Sending
  *	sets the source address (pktinfo), ECN (TOS/TCLASS) and UDP_SEGMENT
  *	for a GSO batch. Nothing here allocates per packet.
  * DIAGNOSTICS
@@ -143,7 +143,7 @@ static void on_io(uv_poll_t *p, int status, int events)
             size_t seg = len - off < gso ? len - off : gso;
             w->rx_packets++;
             w->rx_bytes += seg;
-            worker_conn_packet(w, ep, &local, &remote, ecn, rx_buf[i] + off, seg);
+            worker_accept_packet(w, ep, &local, &remote, ecn, rx_buf[i] + off, seg);
         }
     }
     worker_conn_flush_dirty(w);

@@ -5,7 +5,7 @@
  * SYNOPSIS
  *	worker_pkt_route(), worker_pkt_token()
  * DESCRIPTION
- *	The decisions worker_conn_packet and accept_initial make on hostile
+ *	The decisions worker_accept_packet and accept_initial make on hostile
  *	bytes, kept free of I/O and state so they can be fuzzed: the version
  *	and CIDs (ngtcp2_pkt_decode_version_cid with our CID length), the CID
  *	table, the owner byte of a CID we minted (qd_cid_worker), the header

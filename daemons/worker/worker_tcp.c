@@ -5,8 +5,7 @@
  * SYNOPSIS
  *	worker_tcp_listen(), worker_tcp_unlisten(), worker_tcp_write(),
  *	worker_tcp_close(), worker_tcp_shutdown_all(), worker_tcp_close_all(),
- *	worker_tcp_submit(), worker_tcp_submit_info(), worker_tcp_resume(),
- *	worker_tcp_reset(), worker_tcp_out(), worker_tcp_touch()
+ *	worker_tcp_out(), worker_tcp_touch()
  * DESCRIPTION
  *	Each listen address comes with a TCP listen socket per worker (the
  *	listener owns it and keeps it across worker restarts; QD_MSG_SOCKETS).
@@ -331,11 +330,11 @@ static int on_handshake_done(wk_conn *c)
     wolfSSL_get0_alpn_selected(t->ssl, &alpn, &alen);
     if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
         t->kind = WK_TCP_H2;
-        c->proto = QD_PROTO_H2;
+        c->proto = &worker_h2_proto;
         return worker_h2_start(c);
     }
     t->kind = WK_TCP_H1;
-    c->proto = QD_PROTO_H1;
+    c->proto = &worker_h1_proto;
     return worker_h1_start(c);
 }
 
@@ -682,39 +681,4 @@ bool worker_tcp_close_all(worker *w, bool force)
         conn_free(c);
     }
     return accepting;
-}
-
-int worker_tcp_submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
-{
-    return s->c->tcp->kind == WK_TCP_H2 ? worker_h2_submit(s, nv, n, body)
-                                        : worker_h1_submit(s, nv, n, body);
-}
-
-int worker_tcp_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
-{
-    return s->c->tcp->kind == WK_TCP_H2 ? worker_h2_submit_info(s, nv, n)
-                                        : worker_h1_submit_info(s, nv, n);
-}
-
-void worker_tcp_resume(wk_stream *s)
-{
-    if (s->c->tcp->kind == WK_TCP_H2)
-        worker_h2_resume(s);
-    else
-        s->blocked = false; /* the write loop pulls again */
-}
-
-void worker_tcp_reset(wk_stream *s)
-{
-    wk_tcp *t = s->c->tcp;
-
-    if (t->kind == WK_TCP_H2) {
-        worker_h2_reset(s);
-        return;
-    }
-    /* HTTP/1.1 has no stream to reset: a response cut short ends the connection. */
-    t->closing = true;
-    if (!s->responded || s->handed == 0)
-        t->close_reason = QD_REC_REASON_ERROR;
-    worker_tcp_close(s->c, QD_REC_CLOSE_BY_SERVER, QD_REC_REASON_ERROR);
 }

@@ -164,6 +164,8 @@ static const qd_conf_key keys[QD_K_COUNT] = {
      "longest a TCP client may take for the TLS handshake or a request head (slowloris)"},
     {"tcp_idle_timeout", QD_CONF_DURATION, "60s", 100, DAY_MS, OFF(tcp_idle_timeout_ms), R, NULL,
      "an idle TCP connection (no request in progress) is closed after this"},
+    {"proxy_table", QD_CONF_PATH, "", 0, 0, OFF(proxy_table), R | QD_CONF_F_EMPTY, NULL,
+     "routes and upstream groups (group, server and route lines, quicd.conf(5)); empty: none"},
 };
 
 #undef R

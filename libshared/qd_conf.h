@@ -88,6 +88,7 @@ typedef enum qd_conf_key_id {
     QD_K_ALT_SVC_MAX_AGE,
     QD_K_TCP_HEADER_TIMEOUT,
     QD_K_TCP_IDLE_TIMEOUT,
+    QD_K_PROXY_TABLE,
     QD_K_COUNT
 } qd_conf_key_id;
 
@@ -136,6 +137,7 @@ typedef struct qd_conf {
     int64_t alt_svc_max_age_ms;    /* Alt-Svc ma= on TCP responses; 0: no Alt-Svc */
     int64_t tcp_header_timeout_ms; /* longest a TCP client may take to send a request head */
     int64_t tcp_idle_timeout_ms;   /* an idle TCP connection (keep-alive) is closed after this */
+    char *proxy_table;             /* routes and upstream groups (qd_proxy.h); empty: none */
 
     /* Bookkeeping: the value text as written and where it came from. */
     char *text[QD_K_COUNT]; /* NULL means the compiled-in default */

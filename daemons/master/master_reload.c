@@ -26,7 +26,9 @@
 #include <string.h>
 
 /* libshared */
+#include "qd_err.h"
 #include "qd_log.h"
+#include "qd_proxy.h"
 
 /* local */
 #include "master.h"
@@ -53,6 +55,13 @@ int master_load_config(master *m, qd_conf *out, qd_buf *errs)
             val++;
         if (qd_conf_set(out, key, val, "-o", errs) < 0 && rv == 0)
             rv = -1;
+    }
+    if (out->proxy_table != NULL && out->proxy_table[0] != '\0') {
+        qd_proxy p; /* checked here, so that start, reload and -t refuse a bad table */
+        qd_proxy_init(&p);
+        if (qd_proxy_load(&p, out->proxy_table, errs) != 0 && rv == 0)
+            rv = QD_ERR_CONF;
+        qd_proxy_release(&p);
     }
     return rv;
 }

@@ -97,6 +97,14 @@ static void load_conf(quicctl *q, bool strict)
         fputs(qd_buf_str(&errs), stderr);
         quicctl_die("configuration %s has errors", q->conf_path);
     }
+    if (strict && rv == 0 && q->conf.proxy_table[0] != '\0') {
+        qd_proxy_init(&q->proxy);
+        rv = qd_proxy_load(&q->proxy, q->conf.proxy_table, &errs);
+        if (rv != 0) {
+            fputs(qd_buf_str(&errs), stderr);
+            quicctl_die("proxy table %s has errors", q->conf.proxy_table);
+        }
+    }
     if (rv != 0 && q->conf.line[QD_K_RUNTIME_DIRECTORY] > 0 &&
         strstr(qd_buf_str(&errs), ": runtime_directory: ") != NULL) {
         fputs(qd_buf_str(&errs), stderr);
@@ -348,6 +356,11 @@ static int cmd_config(quicctl *q, int argc, char **argv)
     qd_buf_init(&out);
     qd_conf_dump(&q->conf, mode, &out);
     if (i == argc) {
+        if (mode != QD_CONF_DUMP_DEFAULTS && q->conf.proxy_table[0] != '\0') {
+            qd_buf_printf(&out, "# proxy_table %s: %zu groups, %zu routes\n", q->conf.proxy_table,
+                          q->proxy.ngroups, q->proxy.nroutes);
+            qd_proxy_dump(&q->proxy, "#   ", &out);
+        }
         fputs(qd_buf_str(&out), stdout);
     } else {
         for (; i < argc; i++) {

@@ -7,11 +7,13 @@
 
 #include "qd_buf.h"
 #include "qd_conf.h"
+#include "qd_proxy.h"
 #include "qd_ipc.h"
 
 typedef struct quicctl {
     const char *conf_path;
     qd_conf conf;
+    qd_proxy proxy; /* the proxy table, once load_conf checked it (strict) */
     char sock_path[4096];
     char pid_path[4096];
 } quicctl;

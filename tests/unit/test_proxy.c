@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the proxy table (libshared/qd_proxy.c): parsing, errors, matching, dump. */
+#include "config.h"
+
+#include "qd_buf.h"
+#include "qd_err.h"
+#include "qd_proxy.h"
+#include "qd_test.h"
+
+static const char good[] =
+    "# groups first or last: either works\n"
+    "route example.com/api/ api strip\n"
+    "route */ app\n"
+    "route */static/ local\n"
+    "route Example.COM/ app\n"
+    "route */a local\n"
+    "route */abc app\n"
+    "group app policy=least_conn\n"
+    "server app 127.0.0.1:8080 weight=2 max_conns=10\n"
+    "server app unix:/run/app.sock backup\n"
+    "  # a comment inside does not end the record\n"
+    "server app [::1]:9000\n"
+    "group api policy=hash\n"
+    "    hash=header:x-user\n"
+    "server api Backend.Example:81\n";
+
+static void parse_good(qd_proxy *p)
+{
+    qd_buf errs;
+
+    qd_buf_init(&errs);
+    qd_proxy_init(p);
+    QD_EXPECT_INT(qd_proxy_parse(p, "t", good, sizeof(good) - 1, &errs), 0);
+    QD_EXPECT_STR(qd_buf_str(&errs), "");
+    qd_buf_release(&errs);
+}
+
+static void test_parse(void)
+{
+    qd_proxy p;
+
+    parse_good(&p);
+    QD_EXPECT_INT(p.ngroups, 2);
+    QD_EXPECT_STR(p.groups[0].name, "app");
+    QD_EXPECT_INT(p.groups[0].policy, QD_PROXY_LEAST_CONN);
+    QD_EXPECT_INT(p.groups[0].nservers, 3);
+    QD_EXPECT_STR(p.groups[0].servers[0].host, "127.0.0.1");
+    QD_EXPECT_INT(p.groups[0].servers[0].port, 8080);
+    QD_EXPECT_INT(p.groups[0].servers[0].weight, 2);
+    QD_EXPECT_INT(p.groups[0].servers[0].max_conns, 10);
+    QD_EXPECT_STR(p.groups[0].servers[1].unix_path, "/run/app.sock");
+    QD_EXPECT_INT(p.groups[0].servers[1].backup, 1);
+    QD_EXPECT_STR(p.groups[0].servers[2].host, "::1");
+    QD_EXPECT_INT(p.groups[0].servers[2].weight, 1);
+    QD_EXPECT_INT(p.groups[1].policy, QD_PROXY_HASH);
+    QD_EXPECT_STR(p.groups[1].hash_header, "x-user");
+    QD_EXPECT_STR(p.groups[1].servers[0].host, "backend.example");
+    QD_EXPECT_INT(p.nroutes, 6);
+    /* a named host first, then longer prefixes */
+    QD_EXPECT_STR(p.routes[0].host, "example.com");
+    QD_EXPECT_STR(p.routes[0].prefix, "/api/");
+    QD_EXPECT_STR(p.routes[1].prefix, "/");
+    QD_EXPECT_STR(p.routes[2].prefix, "/static/");
+    QD_EXPECT_STR(p.routes[5].prefix, "/");
+    qd_proxy_release(&p);
+}
+
+static void test_match(void)
+{
+    qd_proxy p;
+    const qd_proxy_route *r;
+
+    parse_good(&p);
+    r = qd_proxy_match(&p, "example.com:443", "/api/users");
+    QD_EXPECT_INT(r != NULL && r->strip && r->group == 1, 1);
+    r = qd_proxy_match(&p, "EXAMPLE.com", "/static/x.css"); /* its own host: only /api/ and / */
+    QD_EXPECT_INT(r != NULL && r->group == 0 && r->prefix[1] == '\0', 1);
+    r = qd_proxy_match(&p, "other", "/static/x.css");
+    QD_EXPECT_INT(r != NULL && r->group == -1, 1);
+    r = qd_proxy_match(&p, "other", "/abcd"); /* the longest prefix: /abc, not /a */
+    QD_EXPECT_STR(r ? r->prefix : "", "/abc");
+    r = qd_proxy_match(&p, "other", "/ab");
+    QD_EXPECT_STR(r ? r->prefix : "", "/a");
+    r = qd_proxy_match(&p, "[::1]:8443", "/x");
+    QD_EXPECT_STR(r ? r->prefix : "", "/");
+    QD_EXPECT_INT(qd_proxy_match(&p, "other", NULL) == NULL, 1);
+    qd_proxy_release(&p);
+
+    qd_proxy_init(&p); /* no routes: nothing matches */
+    QD_EXPECT_INT(qd_proxy_match(&p, "a", "/") == NULL, 1);
+    qd_proxy_release(&p);
+}
+
+/* expect_error TEXT WANT - TEXT does not parse, and one error line contains WANT */
+static void expect_error(const char *text, const char *want)
+{
+    qd_proxy p;
+    qd_buf errs;
+
+    qd_proxy_init(&p);
+    qd_buf_init(&errs);
+    QD_EXPECT_INT(qd_proxy_parse(&p, "tbl", text, strlen(text), &errs), QD_ERR_CONF);
+    QD_EXPECT_CONTAINS(qd_buf_str(&errs), want);
+    qd_proxy_release(&p);
+    qd_buf_release(&errs);
+}
+
+static void test_errors(void)
+{
+    const char *g = "group g\nserver g 10.0.0.1:80\n";
+    char t[512];
+
+    expect_error("frob x\n", "tbl:1: frob: unknown record");
+    expect_error("group\n", "tbl:1: group: a name is missing");
+    expect_error("group local\nserver local 1.2.3.4:5\n", "tbl:1: local: not a group name");
+    expect_error("group a/b\n", "tbl:1: a/b: not a group name");
+    expect_error("group g\n", "tbl:1: g: group has no server");
+    expect_error("group g\ngroup g\nserver g 1.2.3.4:5\n", "tbl:2: g: group defined twice");
+    expect_error("group g policy=random\nserver g 1.2.3.4:5\n", "tbl:1: policy=random: policy is");
+    expect_error("group g hash=client\nserver g 1.2.3.4:5\n", "tbl:1: g: hash= needs policy=hash");
+    expect_error("group g policy=hash hash=header:X\nserver g 1.2.3.4:5\n", "hash=header:X: hash is");
+    expect_error("group g color=red\nserver g 1.2.3.4:5\n", "tbl:1: color=red: unknown group option");
+    expect_error("server nope 1.2.3.4:80\n", "tbl:1: nope: no such group");
+    snprintf(t, sizeof(t), "%sserver g 10.0.0.1\n", g);
+    expect_error(t, "tbl:3: 10.0.0.1: want host:port");
+    snprintf(t, sizeof(t), "%sserver g 10.0.0.1:0\n", g);
+    expect_error(t, "tbl:3: 10.0.0.1:0: the port is 1-65535");
+    snprintf(t, sizeof(t), "%sserver g [::1:80\n", g);
+    expect_error(t, "want [v6]:port");
+    snprintf(t, sizeof(t), "%sserver g [zz]:80\n", g);
+    expect_error(t, "not an IPv6 address");
+    snprintf(t, sizeof(t), "%sserver g unix:run.sock\n", g);
+    expect_error(t, "an absolute path");
+    snprintf(t, sizeof(t), "%sserver g b_d.host:80\n", g);
+    expect_error(t, "not a host name");
+    snprintf(t, sizeof(t), "%sserver g 10.0.0.1:80\n", g);
+    expect_error(t, "tbl:3: 10.0.0.1:80: already a server of group g (line 2)");
+    snprintf(t, sizeof(t), "%sserver g 10.0.0.2:80 weight=0\n", g);
+    expect_error(t, "weight=0: weight is 1-256");
+    snprintf(t, sizeof(t), "%sserver g 10.0.0.2:80 max_conns=-1\n", g);
+    expect_error(t, "max_conns=-1: max_conns is");
+    snprintf(t, sizeof(t), "%sserver g 10.0.0.2:80 fast\n", g);
+    expect_error(t, "fast: unknown server option");
+    snprintf(t, sizeof(t), "%sroute example.com g\n", g);
+    expect_error(t, "tbl:3: example.com: want HOST/PREFIX");
+    snprintf(t, sizeof(t), "%sroute /x g\n", g);
+    expect_error(t, "want HOST/PREFIX");
+    snprintf(t, sizeof(t), "%sroute a:80/x g\n", g);
+    expect_error(t, "not a host name");
+    snprintf(t, sizeof(t), "%sroute */x?y g\n", g);
+    expect_error(t, "'?' or '#'");
+    snprintf(t, sizeof(t), "%sroute */x h\n", g);
+    expect_error(t, "tbl:3: h: no such group");
+    snprintf(t, sizeof(t), "%sroute */x local strip\n", g);
+    expect_error(t, "strip: a local route has nothing to strip");
+    snprintf(t, sizeof(t), "%sroute */x g keep\n", g);
+    expect_error(t, "keep: unknown route option");
+    snprintf(t, sizeof(t), "%sroute */x g\nroute */x local\n", g);
+    expect_error(t, "tbl:4: */x: route defined twice (line 3)");
+    /* every error is reported, not only the first */
+    expect_error("frob\nserver nope 1.2.3.4:5\n", "tbl:2: nope: no such group");
+}
+
+static void test_dump(void)
+{
+    qd_proxy p, again;
+    qd_buf out, out2, errs;
+
+    parse_good(&p);
+    qd_buf_init(&out);
+    qd_buf_init(&out2);
+    qd_buf_init(&errs);
+    qd_proxy_dump(&p, "", &out);
+    qd_proxy_init(&again);
+    QD_EXPECT_INT(qd_proxy_parse(&again, "dump", out.data, out.len, &errs), 0);
+    qd_proxy_dump(&again, "", &out2);
+    QD_EXPECT_STR(qd_buf_str(&out2), qd_buf_str(&out));
+    QD_EXPECT_CONTAINS(qd_buf_str(&out), "server app [::1]:9000 weight=1 max_conns=0\n");
+    QD_EXPECT_CONTAINS(qd_buf_str(&out), "group api policy=hash hash=header:x-user\n");
+    QD_EXPECT_CONTAINS(qd_buf_str(&out), "route example.com/api/ api strip\n");
+    qd_proxy_release(&p);
+    qd_proxy_release(&again);
+    qd_buf_release(&out);
+    qd_buf_release(&out2);
+    qd_buf_release(&errs);
+}
+
+static void test_load(void)
+{
+    qd_proxy p;
+    qd_buf errs;
+
+    qd_proxy_init(&p);
+    qd_buf_init(&errs);
+    QD_EXPECT_INT(qd_proxy_load(&p, "/nonexistent/proxy.table", &errs), QD_ERR_IO);
+    QD_EXPECT_CONTAINS(qd_buf_str(&errs), "/nonexistent/proxy.table: cannot read");
+    qd_proxy_release(&p);
+    qd_buf_release(&errs);
+}
+
+int main(void)
+{
+    QD_RUN(test_parse);
+    QD_RUN(test_match);
+    QD_RUN(test_errors);
+    QD_RUN(test_dump);
+    QD_RUN(test_load);
+    QD_TEST_DONE();
+}

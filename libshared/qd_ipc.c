@@ -63,6 +63,7 @@ static const struct {
     {QD_MSG_CTL_REPLY, "ctl-reply", 0, 0},
     {QD_MSG_CTL_CONNS, "ctl-conns", 0, 0},
     {QD_MSG_CTL_UPGRADE, "ctl-upgrade", 0, 0},
+    {QD_MSG_CTL_UPSTREAMS, "ctl-upstreams", 0, 0},
     {QD_MSG_HANDOFF, "handoff", 2, 2},
     {QD_MSG_REC_PROCESS, "rec-process", 0, 0},
     {QD_MSG_REC_CONN, "rec-conn", 0, 0},

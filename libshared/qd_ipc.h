@@ -86,6 +86,8 @@ enum {
     QD_MSG_CTL_REPLY = 43,  /* F_STATUS, F_TEXT */
     QD_MSG_CTL_CONNS = 44,  /* request: live connections (reply F_TEXT, one per line) */
     QD_MSG_CTL_UPGRADE = 45, /* request: re-execute the binaries (master_upgrade.c) */
+    QD_MSG_CTL_UPSTREAMS = 47, /* request: the upstream servers' state (reply F_TEXT, a line
+                                  each, from the upstream daemon's last status report) */
     /* old master -> new master (quicd -U): HANDOFF, LAYOUT, SOCKETS..., READY;
        new -> old: READY (it serves), or CONFIG_DONE with F_STATUS 1, F_TEXT */
     QD_MSG_HANDOFF = 46,    /* F_GENERATION, F_PID + 2 fds: the pid file (locked) and

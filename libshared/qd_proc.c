@@ -15,7 +15,7 @@
 
 static const char *const role_names[QD_ROLE_COUNT] = {
     [QD_ROLE_MASTER] = "master", [QD_ROLE_LISTENER] = "listener", [QD_ROLE_WORKER] = "worker",
-    [QD_ROLE_APP] = "app",       [QD_ROLE_STATS] = "stats",
+    [QD_ROLE_APP] = "app",       [QD_ROLE_STATS] = "stats",   [QD_ROLE_UPSTREAM] = "upstream",
 };
 
 const char *qd_role_name(qd_role role)

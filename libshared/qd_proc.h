@@ -13,6 +13,7 @@ typedef enum qd_role {
     QD_ROLE_WORKER,
     QD_ROLE_APP,
     QD_ROLE_STATS,
+    QD_ROLE_UPSTREAM, /* only while proxy_table is set */
     QD_ROLE_COUNT
 } qd_role;
 
@@ -29,7 +30,7 @@ typedef enum qd_proc_event {
     QD_EV_THROTTLE = 5 /* restarts of a crash-looping child are throttled */
 } qd_proc_event;
 
-/* qd_role_name returns "master", "listener", "worker", "app" or "stats". */
+/* qd_role_name returns "master", "listener", "worker", "app", "stats" or "upstream". */
 const char *qd_role_name(qd_role role);
 
 /* qd_role_parse returns the role named |s|, or -1. */

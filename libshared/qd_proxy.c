@@ -211,6 +211,28 @@ static int find_group(const qd_proxy *p, const char *name)
     return -1;
 }
 
+/* duration_ms - "500ms", "2s", "1m" or bare seconds, in [min, max] ms; or -1 */
+static long long duration_ms(const char *s, long long min, long long max)
+{
+    char *end;
+
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || v > 86400000)
+        return -1;
+    if (strcmp(end, "ms") == 0)
+        ;
+    else if (*end == '\0' || strcmp(end, "s") == 0)
+        v *= 1000;
+    else if (strcmp(end, "m") == 0)
+        v *= 60000;
+    else
+        return -1;
+    return v < min || v > max ? -1 : v;
+}
+
 /* number - |s| as an integer in [min, max], or -1 */
 static long long number(const char *s, long long min, long long max)
 {
@@ -230,9 +252,15 @@ static void parse_group(parser *ps, const record *r)
     qd_proxy *p = ps->p;
     qd_proxy_group g;
     bool hash_given = false;
+    long long v;
 
     memset(&g, 0, sizeof(g));
     g.line = r->line;
+    g.check_interval_ms = 2000;
+    g.check_timeout_ms = 1000;
+    g.rise = 2;
+    g.fall = 3;
+    g.expect = 2;
     if (r->nwords < 2) {
         err(ps, r->line, "group", "a name is missing");
         return;
@@ -265,8 +293,47 @@ static void parse_group(parser *ps, const record *r)
                 snprintf(g.hash_header, sizeof(g.hash_header), "%s", w + 12);
             else
                 err(ps, r->line, w, "hash is client or header:FIELD (a lowercase field name)");
+        } else if (strncmp(w, "check=", 6) == 0) {
+            const char *c = w + 6;
+            bool ok = c[0] == '/' && strlen(c) < sizeof(g.check_path);
+            for (; ok && *c; c++)
+                ok = (unsigned char)*c > 0x20 && *c != 0x7f && *c != '#';
+            if (!ok)
+                err(ps, r->line, w, "check is a path starting with '/', without spaces");
+            else
+                snprintf(g.check_path, sizeof(g.check_path), "%s", w + 6);
+        } else if (strncmp(w, "check_interval=", 15) == 0) {
+            if ((v = duration_ms(w + 15, 100, 3600000)) < 0)
+                err(ps, r->line, w, "check_interval is 100ms to 1h");
+            else
+                g.check_interval_ms = (uint32_t)v;
+        } else if (strncmp(w, "check_timeout=", 14) == 0) {
+            if ((v = duration_ms(w + 14, 50, 60000)) < 0)
+                err(ps, r->line, w, "check_timeout is 50ms to 60s");
+            else
+                g.check_timeout_ms = (uint32_t)v;
+        } else if (strncmp(w, "rise=", 5) == 0) {
+            if ((v = number(w + 5, 1, 100)) < 0)
+                err(ps, r->line, w, "rise is 1-100");
+            else
+                g.rise = (uint32_t)v;
+        } else if (strncmp(w, "fall=", 5) == 0) {
+            if ((v = number(w + 5, 1, 100)) < 0)
+                err(ps, r->line, w, "fall is 1-100");
+            else
+                g.fall = (uint32_t)v;
+        } else if (strncmp(w, "expect=", 7) == 0) {
+            const char *e = w + 7;
+            if (e[0] >= '2' && e[0] <= '5' && strcmp(e + 1, "xx") == 0)
+                g.expect = (uint32_t)(e[0] - '0');
+            else if ((v = number(e, 200, 599)) >= 0)
+                g.expect = (uint32_t)v;
+            else
+                err(ps, r->line, w, "expect is a status 200-599 or a class 2xx-5xx");
         } else {
-            err(ps, r->line, w, "unknown group option (policy=, hash=)");
+            err(ps, r->line, w,
+                "unknown group option (policy=, hash=, check=, check_interval=, check_timeout=, "
+                "rise=, fall=, expect=)");
         }
     }
     if (hash_given && g.policy != QD_PROXY_HASH)
@@ -577,7 +644,14 @@ void qd_proxy_dump(const qd_proxy *p, const char *prefix, qd_buf *out)
             qd_buf_printf(out, " hash=header:%s", g->hash_header);
         else if (g->policy == QD_PROXY_HASH)
             qd_buf_printf(out, " hash=client");
-        qd_buf_printf(out, "\n");
+        if (g->check_path[0])
+            qd_buf_printf(out, " check=%s", g->check_path);
+        qd_buf_printf(out, " check_interval=%ums check_timeout=%ums rise=%u fall=%u",
+                      g->check_interval_ms, g->check_timeout_ms, g->rise, g->fall);
+        if (g->expect < 10)
+            qd_buf_printf(out, " expect=%uxx\n", g->expect);
+        else
+            qd_buf_printf(out, " expect=%u\n", g->expect);
         for (size_t j = 0; j < g->nservers; j++) {
             const qd_proxy_server *s = &g->servers[j];
             if (s->unix_path[0])

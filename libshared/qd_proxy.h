@@ -15,6 +15,8 @@
  * starts a comment line):
  *
  *   group NAME [policy=round_robin|least_conn|hash] [hash=client|header:FIELD]
+ *         [check=/PATH] [check_interval=DURATION] [check_timeout=DURATION]
+ *         [rise=N] [fall=N] [expect=STATUS|Nxx]
  *   server GROUP ADDRESS [weight=N] [max_conns=N] [backup]
  *   route HOST/PREFIX GROUP|local [strip]
  *
@@ -51,6 +53,11 @@ typedef struct qd_proxy_group {
     char name[QD_PROXY_NAME_MAX];
     qd_proxy_policy policy;
     char hash_header[QD_PROXY_NAME_MAX]; /* policy hash: the field, lowercase; "" = client address */
+    /* active health checks (the upstream daemon): a GET of check_path per server */
+    char check_path[QD_PROXY_PREFIX_MAX]; /* "" = no active checks */
+    uint32_t check_interval_ms, check_timeout_ms; /* default 2000, 1000 */
+    uint32_t rise, fall;                          /* checks to come up / go down; default 2, 3 */
+    uint32_t expect;     /* a status (200..599), or 2..5 for a class (2xx..5xx); default 2 */
     qd_proxy_server *servers;
     size_t nservers;
     int line;

@@ -57,7 +57,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 mkdir -p "$T/libexec" "$T/htdocs" "$T/db" "$T/run"
-for d in listener worker app stats; do ln -s "$BUILD/daemons/$d/$d" "$T/libexec/$d"; done
+for d in listener worker app stats upstream; do ln -s "$BUILD/daemons/$d/$d" "$T/libexec/$d"; done
 printf '%032d' 0 > "$T/htdocs/x.txt"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
     -keyout "$T/key.pem" -out "$T/cert.pem" -subj /CN=localhost \

@@ -160,6 +160,8 @@ static int check_daemons(const qd_conf *conf)
 
     for (int r = QD_ROLE_LISTENER; r < QD_ROLE_COUNT; r++) {
         char path[PATH_MAX];
+        if (r == QD_ROLE_UPSTREAM && conf->proxy_table[0] == '\0')
+            continue; /* started only for a proxy table */
         snprintf(path, sizeof(path), "%s/%s", conf->daemon_directory, qd_role_name((qd_role)r));
         if (access(path, X_OK) < 0) {
             fprintf(stderr, "quicd: %s: %s (check daemon_directory)\n", path, strerror(errno));

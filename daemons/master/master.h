@@ -108,6 +108,7 @@ typedef struct master_child {
     uint64_t retries, retry_drops;   /* a worker's Retry packets sent, Initials dropped */
     uint64_t udp_send_errors, udp_emsgsize; /* a worker's refused UDP sends, EMSGSIZE among them */
     uint64_t closed[4]; /* connections it closed for abuse: headers, resets, floods, protocol */
+    char *report; /* upstream: its servers' state from the last status report (F_TEXT) */
     int exit_status;
     int exit_signal;
 } master_child;
@@ -223,6 +224,7 @@ struct master {
 void master_children_start(master *m);
 master_child *master_child_add(master *m, qd_role role, int instance);
 master_child *master_child_find(master *m, qd_role role);
+void master_upstream_sync(master *m);
 void master_child_stop(master_child *c, bool kill_now);
 void master_child_send_config(master_child *c, uint32_t id);
 /* master_child_send queues |msg| on the control channel of |c|; 0, or -1 (logged, counted). */

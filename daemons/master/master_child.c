@@ -471,6 +471,15 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
         qd_ipc_get_u64(msg, QD_F_CLOSED_RESETS, &c->closed[1]);
         qd_ipc_get_u64(msg, QD_F_CLOSED_FLOODS, &c->closed[2]);
         qd_ipc_get_u64(msg, QD_F_CLOSED_PROTOCOL, &c->closed[3]);
+        if (c->role == QD_ROLE_UPSTREAM) {
+            char *text = qd_xmalloc(QD_IPC_MAX_BODY);
+            if (qd_ipc_get_str(msg, QD_F_TEXT, text, QD_IPC_MAX_BODY) == 0) {
+                free(c->report);
+                c->report = text;
+            } else {
+                free(text);
+            }
+        }
         break;
     default:
         goto bad;
@@ -502,7 +511,10 @@ static void on_ctl_close(qd_chan *ch)
 /* remove_child - take a retired child out of the table and free it */
 static void on_child_timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    master_child *c = h->data;
+
+    free(c->report);
+    free(c);
 }
 
 static void remove_child(master_child *c)
@@ -753,6 +765,24 @@ master_child *master_child_find(master *m, qd_role role)
     return found;
 }
 
+/*
+ * master_upstream_sync - the upstream daemon runs while proxy_table is
+ * set: started when a start or reload sets it, retired when a reload
+ * clears it.
+ */
+void master_upstream_sync(master *m)
+{
+    master_child *c = master_child_find(m, QD_ROLE_UPSTREAM);
+    bool want = m->conf.proxy_table[0] != '\0';
+
+    if (want && (c == NULL || c->retire)) {
+        master_child_add(m, QD_ROLE_UPSTREAM, -1);
+    } else if (!want && c != NULL && !c->retire) {
+        c->retire = true;
+        master_child_stop(c, false);
+    }
+}
+
 void master_children_start(master *m)
 {
     int n = qd_conf_workers(&m->conf);
@@ -764,6 +794,7 @@ void master_children_start(master *m)
         qd_fatal("%d workers beside the previous master's exceed %d worker ids", n,
                  MASTER_MAX_WORKER_IDS);
     master_child_add(m, QD_ROLE_STATS, -1);
+    master_upstream_sync(m);
     master_child_add(m, QD_ROLE_APP, -1);
     for (int i = 0; i < n; i++)
         master_child_add(m, QD_ROLE_WORKER, ids[i]);

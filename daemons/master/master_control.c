@@ -411,6 +411,16 @@ static void handle_request(master_client *cl, qd_ipc_msg *req)
     case QD_MSG_CTL_CONNS:
         do_conns(cl, req->id);
         break;
+    case QD_MSG_CTL_UPSTREAMS: {
+        master_child *u = master_child_find(m, QD_ROLE_UPSTREAM);
+        if (m->conf.proxy_table[0] == '\0')
+            reply(cl, req->id, 1, "no proxy_table: no upstream servers");
+        else if (u == NULL || u->report == NULL)
+            reply(cl, req->id, 1, "the upstream daemon has not reported yet");
+        else
+            reply(cl, req->id, 0, u->report);
+        break;
+    }
     case QD_MSG_CTL_UPGRADE: {
         uint32_t wid = 0;
         qd_buf why;

@@ -136,6 +136,7 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
     if (!m->cli_level_set)
         qd_log_set_level((qd_log_level)qd_conf_log_level(&m->conf));
     master_record_event(m, QD_EV_RELOAD, NULL);
+    master_upstream_sync(m);
 
     if (restart_keys > 0) {
         /* Keys running daemons cannot apply: a new generation of workers

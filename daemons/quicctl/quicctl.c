@@ -3,7 +3,8 @@
  * NAME
  *	quicctl - control quicd
  * SYNOPSIS
- *	quicctl [-c file] start|stop|reload|upgrade|status [--json]|check|config [-d|-n] [key ...]
+ *	quicctl [-c file] start|stop|reload|upgrade|status [--json]|conns [--json]|
+ *	        upstreams [--json]|report [...]|check|config [-d|-n] [key ...]
  * DESCRIPTION
  *	Reads the same configuration as quicd to find the control socket
  *	(runtime_directory/control.sock) and talks to the master over it.
@@ -59,6 +60,8 @@ static void usage(void)
             "  upgrade          re-execute the installed quicd and daemons without closing a socket\n"
             "  status [--json]  list the processes\n"
             "  conns [--json]   list the live QUIC connections of every worker\n"
+            "  upstreams [--json]\n"
+            "                   the proxy's upstream servers and their health\n"
             "  report [--since DURATION | --from T [--to T]] [--json | --csv]\n"
             "                   summary of the stats database (default: the last hour)\n"
             "  check            check the configuration file\n"
@@ -429,6 +432,14 @@ int main(int argc, char **argv)
         else if (rest != 0)
             usage();
         return quicctl_conns(q, json);
+    }
+    if (strcmp(cmd, "upstreams") == 0) {
+        bool json = false;
+        if (rest == 1 && strcmp(rargv[0], "--json") == 0)
+            json = true;
+        else if (rest != 0)
+            usage();
+        return quicctl_upstreams(q, json);
     }
     if (strcmp(cmd, "report") == 0)
         return quicctl_report(q, rest, rargv);

@@ -96,7 +96,7 @@ setup() {
     trap cleanup EXIT
     trap 'exit 1' INT TERM
     mkdir -p "$T/libexec" "$T/htdocs" "$T/db"
-    for d in listener worker app stats; do
+    for d in listener worker app stats upstream; do
         ln -s "$QD_BUILDDIR/daemons/$d/$d" "$T/libexec/$d"
     done
     echo '<!doctype html><title>t</title>' > "$T/htdocs/index.html"

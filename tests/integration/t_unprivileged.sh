@@ -10,7 +10,7 @@ if [ "$(id -u)" -eq 0 ]; then
     command -v setpriv >/dev/null || skip "setpriv (util-linux) is needed to drop root"
     # nobody must be able to run the programs and own the tree.
     mkdir -p "$T/bin"
-    for d in listener worker app stats; do
+    for d in listener worker app stats upstream; do
         rm -f "$T/libexec/$d"; cp "$QD_BUILDDIR/daemons/$d/$d" "$T/libexec/$d"
     done
     cp "$QUICD" "$QUICCTL_BIN" "$T/bin/"

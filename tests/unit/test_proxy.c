@@ -15,7 +15,8 @@ static const char good[] =
     "route Example.COM/ app\n"
     "route */a local\n"
     "route */abc app\n"
-    "group app policy=least_conn\n"
+    "group app policy=least_conn check=/healthz check_interval=500ms check_timeout=2s rise=1\n"
+    "    fall=5 expect=204\n"
     "server app 127.0.0.1:8080 weight=2 max_conns=10\n"
     "server app unix:/run/app.sock backup\n"
     "  # a comment inside does not end the record\n"
@@ -44,6 +45,19 @@ static void test_parse(void)
     QD_EXPECT_STR(p.groups[0].name, "app");
     QD_EXPECT_INT(p.groups[0].policy, QD_PROXY_LEAST_CONN);
     QD_EXPECT_INT(p.groups[0].nservers, 3);
+    QD_EXPECT_STR(p.groups[0].check_path, "/healthz");
+    QD_EXPECT_INT(p.groups[0].check_interval_ms, 500);
+    QD_EXPECT_INT(p.groups[0].check_timeout_ms, 2000);
+    QD_EXPECT_INT(p.groups[0].rise, 1);
+    QD_EXPECT_INT(p.groups[0].fall, 5);
+    QD_EXPECT_INT(p.groups[0].expect, 204);
+    /* defaults: no checks, 2s, 1s, rise 2, fall 3, any 2xx */
+    QD_EXPECT_STR(p.groups[1].check_path, "");
+    QD_EXPECT_INT(p.groups[1].check_interval_ms, 2000);
+    QD_EXPECT_INT(p.groups[1].check_timeout_ms, 1000);
+    QD_EXPECT_INT(p.groups[1].rise, 2);
+    QD_EXPECT_INT(p.groups[1].fall, 3);
+    QD_EXPECT_INT(p.groups[1].expect, 2);
     QD_EXPECT_STR(p.groups[0].servers[0].host, "127.0.0.1");
     QD_EXPECT_INT(p.groups[0].servers[0].port, 8080);
     QD_EXPECT_INT(p.groups[0].servers[0].weight, 2);
@@ -120,6 +134,14 @@ static void test_errors(void)
     expect_error("group g hash=client\nserver g 1.2.3.4:5\n", "tbl:1: g: hash= needs policy=hash");
     expect_error("group g policy=hash hash=header:X\nserver g 1.2.3.4:5\n", "hash=header:X: hash is");
     expect_error("group g color=red\nserver g 1.2.3.4:5\n", "tbl:1: color=red: unknown group option");
+    expect_error("group g check=health\nserver g 1.2.3.4:5\n", "check=health: check is a path");
+    expect_error("group g check_interval=10ms\nserver g 1.2.3.4:5\n", "check_interval is 100ms to 1h");
+    expect_error("group g check_interval=2x\nserver g 1.2.3.4:5\n", "check_interval is 100ms to 1h");
+    expect_error("group g check_timeout=2m\nserver g 1.2.3.4:5\n", "check_timeout is 50ms to 60s");
+    expect_error("group g rise=0\nserver g 1.2.3.4:5\n", "rise=0: rise is 1-100");
+    expect_error("group g fall=101\nserver g 1.2.3.4:5\n", "fall=101: fall is 1-100");
+    expect_error("group g expect=6xx\nserver g 1.2.3.4:5\n", "expect=6xx: expect is");
+    expect_error("group g expect=199\nserver g 1.2.3.4:5\n", "expect=199: expect is");
     expect_error("server nope 1.2.3.4:80\n", "tbl:1: nope: no such group");
     snprintf(t, sizeof(t), "%sserver g 10.0.0.1\n", g);
     expect_error(t, "tbl:3: 10.0.0.1: want host:port");
@@ -176,7 +198,11 @@ static void test_dump(void)
     qd_proxy_dump(&again, "", &out2);
     QD_EXPECT_STR(qd_buf_str(&out2), qd_buf_str(&out));
     QD_EXPECT_CONTAINS(qd_buf_str(&out), "server app [::1]:9000 weight=1 max_conns=0\n");
-    QD_EXPECT_CONTAINS(qd_buf_str(&out), "group api policy=hash hash=header:x-user\n");
+    QD_EXPECT_CONTAINS(qd_buf_str(&out), "group api policy=hash hash=header:x-user check_interval=2000ms "
+                                         "check_timeout=1000ms rise=2 fall=3 expect=2xx\n");
+    QD_EXPECT_CONTAINS(qd_buf_str(&out), "group app policy=least_conn check=/healthz "
+                                         "check_interval=500ms check_timeout=2000ms rise=1 fall=5 "
+                                         "expect=204\n");
     QD_EXPECT_CONTAINS(qd_buf_str(&out), "route example.com/api/ api strip\n");
     qd_proxy_release(&p);
     qd_proxy_release(&again);

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	upstream - the upstream servers of the reverse proxy: names and health
+ * SYNOPSIS
+ *	upstream -g generation [-l dest] [-v level] (started by quicd when
+ *	proxy_table is set)
+ * DESCRIPTION
+ *	After Postfix's scache(8) and proxymap(8): one unprivileged process
+ *	(the daemons' user, no capabilities, no chroot: Unix-socket backends
+ *	live anywhere) reads the proxy table, resolves its servers' names
+ *	and runs each server's active health check once for the whole
+ *	suite, not once per worker (upstream_check.c). Its state goes to the
+ *	master in every status report (F_TEXT, one line per server), where
+ *	quicctl upstreams reads it.
+ *
+ *	A reload reads the table again: a server still in the same group at
+ *	the same address keeps its state and counters, the others start
+ *	fresh (up), and those that left are closed. A table that does not
+ *	parse keeps the old one (the master has refused it already).
+ *
+ *	Handing connected descriptors to the workers and the state broadcast
+ *	to them come with the worker's upstream source (issue 24).
+ * DIAGNOSTICS
+ *	State changes at notice level; resolution failures as warnings.
+ */
+#include "config.h"
+
+/* system */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libshared */
+#include "qd_alloc.h"
+#include "qd_err.h"
+#include "qd_log.h"
+#include "qd_time.h"
+
+/* local */
+#include "upstream.h"
+
+static upstream the_upstream;
+
+/* server_name - how reports and logs name a server */
+static void server_name(const qd_proxy_server *sv, char *out, size_t cap)
+{
+    if (sv->unix_path[0])
+        snprintf(out, cap, "unix:%s", sv->unix_path);
+    else if (strchr(sv->host, ':') != NULL)
+        snprintf(out, cap, "[%s]:%u", sv->host, sv->port);
+    else
+        snprintf(out, cap, "%s:%u", sv->host, sv->port);
+}
+
+/* take_old - the server of the old list with |group| and |name|, unlinked from it */
+static us_server *take_old(us_server **old, const char *group, const char *name)
+{
+    for (us_server **pp = old; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->group, group) == 0 && strcmp((*pp)->name, name) == 0) {
+            us_server *s = *pp;
+            *pp = s->next;
+            s->next = NULL;
+            return s;
+        }
+    return NULL;
+}
+
+/*
+ * apply - make the server list the table's: servers that stay keep their
+ * state (and get the group's new options), new ones start up, the others
+ * are retired.
+ */
+static void apply(upstream *u, bool first)
+{
+    us_server *old = u->servers, *list = NULL, **tail = &list;
+
+    for (size_t i = 0; i < u->table.ngroups; i++) {
+        const qd_proxy_group *g = &u->table.groups[i];
+        for (size_t j = 0; j < g->nservers; j++) {
+            char name[sizeof(((us_server *)0)->name)];
+            server_name(&g->servers[j], name, sizeof(name));
+            us_server *s = take_old(&old, g->name, name);
+            bool fresh = s == NULL;
+            if (fresh) {
+                s = qd_xcalloc(1, sizeof(*s));
+                s->u = u;
+                snprintf(s->group, sizeof(s->group), "%s", g->name);
+                snprintf(s->name, sizeof(s->name), "%s", name);
+                s->state = US_UP;
+                s->since_ms = qd_time_real_ms();
+            }
+            s->gconf = *g;
+            s->gconf.servers = NULL;
+            s->gconf.nservers = 0;
+            s->conf = g->servers[j];
+            if (fresh) {
+                upstream_check_start(s);
+            } else {
+                upstream_check_restart(s);
+            }
+            *tail = s;
+            tail = &s->next;
+        }
+    }
+    for (us_server *s = old, *next; s != NULL; s = next) {
+        next = s->next;
+        qd_info("upstream %s server %s left the table", s->group, s->name);
+        upstream_check_stop(s);
+    }
+    u->servers = list;
+    if (!first)
+        qd_info("proxy table: %zu groups", u->table.ngroups);
+}
+
+static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
+{
+    upstream *u = c->data;
+    qd_proxy table;
+    qd_buf errs;
+
+    qd_proxy_init(&table);
+    qd_buf_init(&errs);
+    if (conf->proxy_table[0] != '\0' && qd_proxy_load(&table, conf->proxy_table, &errs) != 0) {
+        const char *e = qd_buf_str(&errs);
+        qd_buf_printf(err, "%.*s", (int)strcspn(e, "\n"), e);
+        qd_proxy_release(&table);
+        qd_buf_release(&errs);
+        return -1;
+    }
+    qd_buf_release(&errs);
+    qd_proxy_release(&u->table);
+    u->table = table;
+    if (!first)
+        apply(u, false); /* the first waits for started(): the loop is ready then */
+    return 0;
+}
+
+static void on_resolve_timer(uv_timer_t *t)
+{
+    upstream *u = t->data;
+
+    for (us_server *s = u->servers; s != NULL; s = s->next)
+        upstream_resolve(s);
+}
+
+static void started(qd_child *c)
+{
+    upstream *u = c->data;
+
+    apply(u, true);
+    uv_timer_init(c->loop, &u->resolve_timer);
+    u->resolve_timer.data = u;
+    uv_timer_start(&u->resolve_timer, on_resolve_timer, UPSTREAM_RESOLVE_MS, UPSTREAM_RESOLVE_MS);
+    qd_info("%zu groups, watching their servers", u->table.ngroups);
+}
+
+/* status - one line per server, for quicctl upstreams */
+static void status(qd_child *c, qd_ipc_msg *m)
+{
+    upstream *u = c->data;
+    qd_buf b;
+
+    qd_buf_init(&b);
+    for (us_server *s = u->servers; s != NULL && b.len < UPSTREAM_REPORT_MAX; s = s->next)
+        qd_buf_printf(&b,
+                      "group=%s server=%s state=%s since_ms=%llu checks=%llu failures=%llu "
+                      "check=%s address=%s weight=%u max_conns=%u backup=%d last=%s\n",
+                      s->group, s->name, upstream_state_name(s->state),
+                      (unsigned long long)s->since_ms, (unsigned long long)s->checks,
+                      (unsigned long long)s->failures,
+                      s->gconf.check_path[0] ? s->gconf.check_path : "-",
+                      s->addrlen ? s->addr_text : "-", s->conf.weight, s->conf.max_conns,
+                      s->conf.backup, s->last[0] ? s->last : "-");
+    qd_ipc_put_str(m, QD_F_TEXT, qd_buf_str(&b));
+    qd_buf_release(&b);
+}
+
+static const qd_child_ops ops = {
+    .configure = configure,
+    .started = started,
+    .status = status,
+};
+
+int main(int argc, char **argv)
+{
+    qd_child_init(&the_upstream.child, QD_ROLE_UPSTREAM, argc, argv, &ops, &the_upstream);
+    return qd_child_run(&the_upstream.child);
+}

@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: MIT
+# The upstream daemon (proxy_table): started with the suite when the table
+# is set, it checks each server of a group with check= (GET over TCP or a
+# Unix socket, Python backends started here) and quicctl upstreams shows
+# the state: a backend killed goes down within fall checks ("connect:
+# Connection refused"), one answering 503 goes down ("status 503"), both
+# come back up after rise good checks, a group without checks stays up.
+# The change is logged. A killed upstream daemon is restarted by the
+# master; a reload that drops a group drops its servers, and one that
+# clears proxy_table stops the daemon.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/h3lib.sh"
+h3_setup 1
+BACKEND="$QD_SRCDIR/tests/integration/httpbackend.py"
+[ -x /usr/bin/python3 ] || skip "/usr/bin/python3 is needed"
+new_port PA
+new_port PB
+
+backend() { bg ports_exec /usr/bin/python3 "$BACKEND" "$@"; }
+backend --port "$PA" --name a > "$T/a.out" 2>&1; APID=$BG_PID
+backend --port "$PB" --dual --name b --fail-file "$T/b.fail" > "$T/b.out" 2>&1
+# the daemons' user must reach the socket: a directory it may search, a socket it may write
+chmod o+x "$T"
+(umask 0; backend --unix "$T/c.sock" --name c > "$T/c.out" 2>&1; echo "$BG_PID" > "$T/c.pid")
+BG_PIDS="$BG_PIDS $(cat "$T/c.pid")"
+listening() { grep -q listening "$T/a.out" && grep -q listening "$T/b.out" && grep -q listening "$T/c.out"; }
+wait_until 10 listening || die "backends did not start: $(cat "$T"/[abc].out)"
+
+cat > "$T/proxy" <<TBL
+group app check=/healthz check_interval=200ms check_timeout=500ms rise=2 fall=2
+server app 127.0.0.1:$PA
+server app localhost:$PB weight=3
+server app unix:$T/c.sock backup
+group plain
+server plain 127.0.0.1:1
+route */ app
+TBL
+echo "proxy_table = $T/proxy" >> "$CONF"
+h3_start || finish
+
+[ "$(count_role upstream)" = 1 ] && ok "quicctl status lists the upstream daemon" ||
+    fail "no upstream process: $(quicctl status)"
+# state SERVER - its state in quicctl upstreams --json
+state() {
+    quicctl upstreams --json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["servers"]:
+    if s["server"] == sys.argv[1]:
+        print("%s %d %s" % (s["state"], s["checks"], s["last"]))
+' "$1"
+}
+up_checked() { local s; s=$(state "$1"); [ "${s%% *}" = up ] && [ "$(echo "$s" | cut -d' ' -f2)" -ge 2 ]; }
+is_state() { [ "$(state "$1" | cut -d' ' -f1)" = "$2" ]; }
+A="127.0.0.1:$PA" B="localhost:$PB" C="unix:$T/c.sock"
+wait_until 10 up_checked "$A" && wait_until 10 up_checked "$B" && wait_until 10 up_checked "$C" &&
+    ok "three servers (TCP, by name, Unix socket) up after their checks" ||
+    fail "not all up: $(quicctl upstreams 2>&1)"
+out=$(quicctl upstreams)
+echo "$out" > "$T/table.out"
+echo "$out" | head -n 1 | grep -q "^GROUP  *SERVER  *STATE" && ok "quicctl upstreams prints a table" ||
+    fail "table: $out"
+echo "$out" | grep -q "^plain  *127.0.0.1:1  *up .*(no checks)" && ok "a group without checks stays up" ||
+    fail "plain: $out"
+echo "$out" | grep -q "unix:$T/c.sock .*status 200 \[backup\]" && ok "the backup server is marked" ||
+    fail "backup: $out"
+json=$(quicctl upstreams --json)
+echo "$json" | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)["servers"]
+s = [x for x in d if x["server"].startswith("localhost:")][0]
+assert s["group"] == "app" and s["weight"] == 3 and s["backup"] is False and s["check"] == "/healthz"
+assert s["address"].startswith("127.0.0.1:") or s["address"].startswith("[::1]:"), s
+p = [x for x in d if x["group"] == "plain"][0]
+assert p["check"] is None and p["last"] is None and p["checks"] == 0
+' && ok "quicctl upstreams --json: fields, the name resolved" || fail "json: $json"
+
+# ---- a backend killed: down within fall checks; B and C stay up
+kill "$APID"
+t0=$(date +%s%N)
+wait_until 5 is_state "$A" down && ok "the killed backend is down after $(( ($(date +%s%N) - t0) / 1000000 )) ms" ||
+    fail "A not down: $(quicctl upstreams)"
+state "$A" | grep -q "connect: Connection refused" && ok "cause: connection refused" || fail "A: $(state "$A")"
+is_state "$B" up && is_state "$C" up && ok "the others stay up" || fail "$(quicctl upstreams)"
+wait_until 5 grep -q "upstream app server $A is down: connect: Connection refused (2 failed checks in a row)" \
+    "$T/quicd.log" && ok "the change is logged with its cause" || fail "no log line"
+
+# ---- a backend answering 503: down; healthy again: up
+touch "$T/b.fail"
+wait_until 5 is_state "$B" down && state "$B" | grep -q "status 503" && ok "a backend answering 503 is down" ||
+    fail "B: $(state "$B")"
+rm -f "$T/b.fail"
+wait_until 5 is_state "$B" up && ok "and up again after rise good checks" || fail "B: $(state "$B")"
+backend --port "$PA" --name a > "$T/a2.out" 2>&1
+wait_until 10 is_state "$A" up && ok "the restarted backend is up again" || fail "A: $(state "$A")"
+
+# ---- the daemon killed: the master restarts it
+UPID=$(proc_field upstream - pid)
+kill -9 "$UPID"
+restarted() { [ "$(proc_field upstream - restarts)" = 1 ] && [ "$(proc_field upstream - pid)" != "$UPID" ] &&
+    quicctl upstreams > /dev/null 2>&1; }
+wait_until 10 restarted && ok "a killed upstream daemon is restarted and reports again" ||
+    fail "$(quicctl status)"
+
+# ---- reloads
+sed -i '/^group plain/d; /^server plain/d' "$T/proxy"
+quicctl reload > "$T/reload1.out" 2>&1 || fail "reload: $(cat "$T/reload1.out")"
+gone() { ! quicctl upstreams | grep -q "^plain "; }
+wait_until 5 gone && ok "a reload that drops a group drops its servers" || fail "$(quicctl upstreams)"
+sed -i '/^proxy_table/d' "$CONF"
+quicctl reload > "$T/reload2.out" 2>&1 || fail "reload: $(cat "$T/reload2.out")"
+no_daemon() { [ "$(count_role upstream)" = 0 ]; }
+wait_until 10 no_daemon && ok "a reload that clears proxy_table stops the upstream daemon" ||
+    fail "$(quicctl status)"
+out=$(quicctl upstreams 2>&1); rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "no proxy_table" && ok "quicctl upstreams then says why, exit 1" ||
+    fail "rc=$rc $out"
+finish

@@ -3,7 +3,7 @@
  * NAME
  *	app_harness - the app's request handling on a real channel, for tests
  * SYNOPSIS
- *	app_harness_open(), app_harness_fill()
+ *	app_harness_open(), app_harness_fill(), app_harness_close()
  * DESCRIPTION
  *	See app_harness.h. Also defines app_exit_if_idle, the one function
  *	of daemons/app/app.c (the daemon's main) that app_req.c calls.
@@ -80,4 +80,25 @@ int app_harness_fill(app_worker *w)
         }
     }
     return n;
+}
+
+void app_harness_close(app *a)
+{
+    app_worker *w = &a->workers[0];
+
+    app_req_drop_all(w);
+    uv_run(uv_default_loop(), UV_RUN_NOWAIT); /* the channel's close callbacks */
+    while (a->free_reqs != NULL) {
+        app_req *r = a->free_reqs;
+        a->free_reqs = r->hnext;
+        free(r->head);
+        free(r->out);
+        free(r->resp);
+        free(r);
+    }
+    a->free_count = 0;
+    free(w->buckets);
+    w->buckets = NULL;
+    w->bucket_count = 0;
+    qd_conf_release(&a->child.conf);
 }

@@ -22,4 +22,11 @@ app_worker *app_harness_open(app *a, int root_fd, int access_fd, int *peer);
  */
 int app_harness_fill(app_worker *w);
 
+/*
+ * app_harness_close frees what app_harness_open and the requests since
+ * allocated (channel 0 must be closed already): a test's teardown, so that
+ * the next app_harness_open does not lose them (LeakSanitizer).
+ */
+void app_harness_close(app *a);
+
 #endif /* QD_APP_HARNESS_H */

@@ -55,6 +55,7 @@ static void teardown(void)
 {
     char path[128];
 
+    app_harness_close(&the_app);
     close(the_app.root_fd);
     snprintf(path, sizeof(path), "%s/a.txt", root);
     unlink(path);

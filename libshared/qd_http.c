@@ -27,6 +27,7 @@
 /* system */
 #include <inttypes.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <string.h>
 #include <time.h>
 
@@ -451,4 +452,56 @@ void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer
     qd_buf_printf(line, " %s\" %u %" PRIu64 " %.3f %s %" PRIu64 "%s\n", qd_http_version(proto),
                   status, bytes_out, ms,
                   conn_id, stream, cancelled ? " cancelled" : "");
+}
+
+bool qd_http_token(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
+            return false;
+    }
+    return true;
+}
+
+bool qd_http_authority(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    if (len == 0)
+        return false;
+    if (s[0] == '[') { /* IP-literal: hex digits, ':', '.' (and a zone is not allowed) */
+        for (i = 1; i < len && s[i] != ']'; i++)
+            if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+                  (s[i] >= 'A' && s[i] <= 'F') || s[i] == ':' || s[i] == '.'))
+                return false;
+        if (i == len || i == 1)
+            return false;
+        i++;
+    } else { /* reg-name or IPv4: unreserved, pct-encoded, sub-delims */
+        for (; i < len && s[i] != ':'; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '%') {
+                if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+                    !isxdigit((unsigned char)s[i + 2]))
+                    return false;
+                i += 2;
+            } else if (!(isalnum(c) || (c != '\0' && strchr("-._~!$&'()*+,;=", c) != NULL))) {
+                return false;
+            }
+        }
+        if (i == 0)
+            return false;
+    }
+    if (i == len)
+        return true;
+    if (s[i] != ':')
+        return false;
+    for (i++; i < len; i++) /* port: digits, possibly none (RFC 3986) */
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
 }

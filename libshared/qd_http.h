@@ -83,4 +83,13 @@ void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer
  */
 const char *qd_http_version(const char *proto);
 
+/*
+ * qd_http_token - |len| bytes are a token (RFC 9110 5.6.2: a field name,
+ * a method); qd_http_authority - a valid Host or :authority: uri-host
+ * (reg-name, IPv4, or [IPv6]) with an optional :port, no userinfo, no
+ * path, not empty (RFC 9112 3.2, RFC 3986 3.2).
+ */
+bool qd_http_token(const char *s, size_t len);
+bool qd_http_authority(const char *s, size_t len);
+
 #endif /* QD_HTTP_H */

@@ -16,9 +16,15 @@
  *	line folding, which it would accept, is refused here: the head is
  *	held back until it is complete (the parser pauses at
  *	on_headers_complete), its bytes are checked for a line that
- *	starts with white space, and only then does the request go on. Every
- *	refusal is a 400 with Connection: close, an oversized head 431, an
- *	over-long target 414.
+ *	starts with white space, and only then does the request go on. Also
+ *	refused, as RFC 9112 requires and http-parser does not: a field name
+ *	that is not a token (white space before the colon among them), an
+ *	HTTP/1.1 request without exactly one Host, a Host that is not
+ *	host[:port] (userinfo, a path, spaces), chunked applied twice over
+ *	two lines, a Transfer-Encoding in HTTP/1.0, a fragment in the target.
+ *	Every refusal is a 400 with Connection: close, an oversized head 431,
+ *	an over-long target 414. (Chunk extensions are not checked: http-parser
+ *	does not show them, and quicd passes none on.)
  *
  *	One request at a time: the parser pauses after each message, and
  *	pipelined bytes wait in |in| until the response is written. The
@@ -44,6 +50,7 @@
 
 /* libshared */
 #include "qd_alloc.h"
+#include "qd_http.h"
 #include "qd_log.h"
 
 /* local */
@@ -65,6 +72,9 @@ struct wk_h1 {
     bool fold;        /* obsolete line folding was seen */
     uint8_t prev;     /* the byte before the current input (folding check) */
     bool te;          /* the head has a Transfer-Encoding */
+    uint8_t te_chunked; /* "chunked" codings in its Transfer-Encoding lines */
+    uint8_t hosts;      /* Host field lines */
+    int field_error;    /* 400 for a field the RFC forbids (a name not a token, a bad Host) */
     bool body_expected, msg_done, expect_continue, keep_alive;
     bool resp_started, resp_body, resp_chunked, resp_close;
     int error; /* a status to refuse the request with (400, 414, 431) */
@@ -120,13 +130,41 @@ static bool is_hop_field(const char *name, size_t len)
     return false;
 }
 
-/* flush_field - the field collected in name/value goes to the stream */
+/* count_chunked - the "chunked" codings of a Transfer-Encoding value */
+static unsigned count_chunked(const char *v, size_t len)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < len;) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != ';')
+            i++;
+        if (i - start == 7 && strncasecmp(v + start, "chunked", 7) == 0)
+            n++;
+        while (i < len && v[i] != ',')
+            i++; /* parameters */
+    }
+    return n;
+}
+
+/*
+ * flush_field - the field collected in name/value goes to the stream. A
+ * field RFC 9112 forbids makes the request a 400 (checked at the end of
+ * the head): a name that is not a token (white space before the colon
+ * among them, 5.1), a Host that is not host[:port] (3.2).
+ */
 static void flush_field(wk_h1 *h)
 {
     wk_stream *s = h->cur;
 
-    if (h->name.len == 0 || s == NULL)
+    if (s == NULL)
         goto out;
+    if (!qd_http_token(h->name.data, h->name.len)) {
+        h->field_error = 400;
+        goto out;
+    }
     for (size_t i = 0; i < h->name.len; i++)
         if (h->name.data[i] >= 'A' && h->name.data[i] <= 'Z')
             h->name.data[i] = (char)(h->name.data[i] - 'A' + 'a');
@@ -135,11 +173,15 @@ static void flush_field(wk_h1 *h)
            (h->value.data[h->value.len - 1] == ' ' || h->value.data[h->value.len - 1] == '\t'))
         h->value.len--;
     if (h->name.len == 4 && memcmp(h->name.data, "host", 4) == 0) {
+        h->hosts++;
+        if (!qd_http_authority(h->value.data, h->value.len))
+            h->field_error = 400;
         if (s->authority == NULL)
             worker_req_header(s, (const uint8_t *)":authority", 10, (const uint8_t *)h->value.data,
                               h->value.len);
     } else if (h->name.len == 17 && memcmp(h->name.data, "transfer-encoding", 17) == 0) {
         h->te = true;
+        h->te_chunked += (uint8_t)count_chunked(h->value.data, h->value.len);
     } else if (h->name.len == 6 && memcmp(h->name.data, "expect", 6) == 0) {
         h->expect_continue = h->value.len == 12 && strncasecmp(h->value.data, "100-continue", 12) == 0;
     } else if (!is_hop_field(h->name.data, h->name.len)) {
@@ -160,6 +202,8 @@ static int on_message_begin(http_parser *p)
     h->in_head = true;
     h->in_value = false;
     h->body_expected = h->msg_done = h->expect_continue = h->te = false;
+    h->te_chunked = h->hosts = 0;
+    h->field_error = 0;
     h->resp_started = h->resp_body = h->resp_chunked = h->resp_close = false;
     qd_buf_reset(&h->url);
     qd_buf_reset(&h->name);
@@ -273,6 +317,18 @@ static int on_headers_complete(http_parser *p)
     /* http-parser refuses a Transfer-Encoding that does not end in chunked
      * only after this callback: the request would reach the app first. */
     if (h->te && !(p->flags & F_CHUNKED)) {
+        h->error = 400;
+        return -1;
+    }
+    /* What http-parser lets through and RFC 9112 forbids (no request that
+     * two parsers could read differently goes anywhere): a field that is
+     * not one (flush_field); an HTTP/1.1 request without exactly one Host
+     * (3.2); chunked applied twice, split over two lines (6.1); any
+     * Transfer-Encoding in HTTP/1.0 (6.1: its framing is faulty); a
+     * fragment in the request target (3.2). */
+    bool v11 = p->http_major == 1 && p->http_minor >= 1;
+    if (h->field_error != 0 || (v11 && h->hosts != 1) || h->hosts > 1 || h->te_chunked > 1 ||
+        (h->te && !v11) || memchr(h->url.data, '#', h->url.len) != NULL) {
         h->error = 400;
         return -1;
     }

@@ -23,8 +23,11 @@
  *	files the app granted, 200, 206 or 304), then the app (worker_app.c).
  *	The source that took it gets the request's body, its end, the
  *	client's progress and its departure. Answers the worker makes before
- *	any source: 425 Too Early for an unsafe method in 0-RTT data, 431 for
- *	an oversized head (and from the app source, 503 without an app). The
+ *	any source: 400 for a head that could mean two things (unambiguous:
+ *	Host against :authority, the authority's form, a fragment), a reset
+ *	for one that declares a body it ends without, 425 Too Early for an
+ *	unsafe method in 0-RTT data, 431 for an oversized head (and from the
+ *	app source, 503 without an app). The
  *	worker writes the access log lines of its own answers, the app the
  *	others'. Over TCP every response carries Alt-Svc (h3 on the same
  *	port) while alt_svc_max_age is not 0, and "Alt-Svc: clear" once the
@@ -43,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -278,6 +282,61 @@ int worker_req_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
     return s->c->proto->submit_info(s, nv, n);
 }
 
+/*
+ * unambiguous - the head means one thing to every parser behind us
+ * (RFC 9113 8.3.1, RFC 9114 4.3.1; HTTP/1.1 heads are checked in
+ * worker_h1.c already): at most one Host field; without :authority the
+ * Host is the authority, with one it must name the same (case aside);
+ * the authority is host[:port] without userinfo; the path has no
+ * fragment.
+ */
+static bool unambiguous(wk_stream *s)
+{
+    const uint8_t *host = NULL;
+    size_t hlen = 0;
+
+    for (size_t off = 0; off + 2 <= s->fields.len;) {
+        const uint8_t *p = (const uint8_t *)s->fields.data + off;
+        size_t flen = (size_t)p[0] << 8 | p[1];
+        if (flen >= 5 && memcmp(p + 2, "host", 5) == 0) {
+            if (host != NULL)
+                return false;
+            host = p + 7;
+            hlen = flen - 5;
+        }
+        off += 2 + flen;
+    }
+    if (s->authority == NULL && host != NULL)
+        set_str(s, &s->authority, host, hlen);
+    size_t alen = s->authority ? strlen(s->authority) : 0;
+    if (s->authority != NULL && !qd_http_authority(s->authority, alen))
+        return false;
+    if (host != NULL && (hlen != alen || strncasecmp((const char *)host, s->authority, alen) != 0))
+        return false;
+    return strchr(s->path, '#') == NULL;
+}
+
+/*
+ * length_mismatch - a head that ends its stream (|fin|) but declares a
+ * body (content-length above 0): malformed (RFC 9113 8.1.1, RFC 9114
+ * 4.1.2). nghttp3 finds it only after the head went on.
+ */
+static bool length_mismatch(const wk_stream *s, bool fin)
+{
+    if (!fin)
+        return false;
+    for (size_t off = 0; off + 2 <= s->fields.len;) {
+        const uint8_t *p = (const uint8_t *)s->fields.data + off;
+        size_t flen = (size_t)p[0] << 8 | p[1];
+        if (flen >= 15 && memcmp(p + 2, "content-length", 15) == 0)
+            for (size_t i = 17; i < 2 + flen; i++)
+                if (p[i] >= '1' && p[i] <= '9')
+                    return true;
+        off += 2 + flen;
+    }
+    return false;
+}
+
 static bool safe_method(const char *m)
 {
     return m && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0);
@@ -287,6 +346,14 @@ static bool safe_method(const char *m)
 static void send_head(wk_stream *s, bool fin)
 {
     if (s->method == NULL || s->path == NULL) { /* a malformed request: reset it */
+        s->c->proto->reset(s, true);
+        return;
+    }
+    if (!unambiguous(s)) {
+        worker_req_respond(s, 400, "400 Bad Request\n");
+        return;
+    }
+    if (length_mismatch(s, fin)) {
         s->c->proto->reset(s, true);
         return;
     }

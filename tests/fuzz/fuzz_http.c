@@ -14,7 +14,10 @@
  *     alone or weak always matches;
  *   - an Accept-Encoding that accepts a coding names it;
  *   - JSON escaping yields printable UTF-8 without a bare quote or
- *     backslash that decodes back to the input bytes.
+ *     backslash that decodes back to the input bytes;
+ *   - a Host/:authority (qd_http_authority) that is accepted has no
+ *     white space, control byte, '@', '/', '?' or '#', and a port of
+ *     digits; a token (qd_http_token) only token characters.
  */
 #include "config.h"
 
@@ -188,6 +191,23 @@ static void check_json(const uint8_t *p, size_t len)
     qd_buf_release(&out);
 }
 
+/* check_authority - the Host and token checks of worker_h1.c (qd_http.c) */
+static void check_authority(const uint8_t *p, size_t len)
+{
+    if (qd_http_authority((const char *)p, len)) {
+        for (size_t i = 0; i < len; i++)
+            if (p[i] <= 0x20 || p[i] >= 0x7f || strchr("@/?#\\\"<>", p[i]) != NULL)
+                qd_panic("authority accepted with byte 0x%02x at %zu", p[i], i);
+    }
+    if (qd_http_token((const char *)p, len)) {
+        if (len == 0)
+            qd_panic("empty token accepted");
+        for (size_t i = 0; i < len; i++)
+            if (p[i] <= 0x20 || p[i] >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", p[i]) != NULL)
+                qd_panic("token accepted with byte 0x%02x", p[i]);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint64_t bits, fsize;
@@ -219,6 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_etag(h, bits);
     check_accepts(h);
     check_json(data + skip, size - skip);
+    check_authority(data + skip, size - skip);
     free(h);
     return 0;
 }

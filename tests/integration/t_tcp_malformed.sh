@@ -73,6 +73,34 @@ h1_bad te-gzip 400 "POST /m-te-gzip HTTP/1.1\\r\\n${H}Transfer-Encoding: gzip\\r
 h1_bad te-chunked-gzip 400 "POST /m-te-chunked-gzip HTTP/1.1\\r\\n${H}Transfer-Encoding: chunked, gzip\\r\\n\\r\\nabcdef"
 h1_bad folding 400 "GET /m-folding HTTP/1.1\\r\\n${H}X-Folded: a\\r\\n b\\r\\n\\r\\n"
 h1_bad bad-cl 400 "POST /m-bad-cl HTTP/1.1\\r\\n${H}Content-Length: 1x\\r\\n\\r\\nabcdef"
+# what http-parser lets through and RFC 9112 forbids (issue 24, part 6):
+# nothing two parsers could read differently may reach the app or a backend
+h1_bad no-host 400 "GET /m-no-host HTTP/1.1\\r\\n\\r\\n"
+h1_bad two-hosts 400 "GET /m-two-hosts HTTP/1.1\\r\\n${H}Host: other\\r\\n\\r\\n"
+h1_bad host-space 400 "GET /m-host-space HTTP/1.1\\r\\nHost: a b\\r\\n\\r\\n"
+h1_bad host-path 400 "GET /m-host-path HTTP/1.1\\r\\nHost: a/b\\r\\n\\r\\n"
+h1_bad host-userinfo 400 "GET /m-host-userinfo HTTP/1.1\\r\\nHost: user@localhost\\r\\n\\r\\n"
+h1_bad host-badport 400 "GET /m-host-badport HTTP/1.1\\r\\nHost: localhost:44x\\r\\n\\r\\n"
+h1_bad space-colon 400 "GET /m-space-colon HTTP/1.1\\r\\nHost : localhost\\r\\n\\r\\n"
+h1_bad name-space 400 "GET /m-name-space HTTP/1.1\\r\\n${H}X Y: z\\r\\n\\r\\n"
+h1_bad name-ctl 400 "GET /m-name-ctl HTTP/1.1\\r\\n${H}X\\x01Y: z\\r\\n\\r\\n"
+h1_bad value-cr 400 "GET /m-value-cr HTTP/1.1\\r\\n${H}X-A: a\\rb\\r\\n\\r\\n"
+h1_bad value-nul 400 "GET /m-value-nul HTTP/1.1\\r\\n${H}X-A: a\\x00b\\r\\n\\r\\n"
+h1_bad te-http10 400 "POST /m-te-http10 HTTP/1.0\\r\\n${H}Transfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n"
+h1_bad te-chunked-twice 400 "POST /m-te-chunked-twice HTTP/1.1\\r\\n${H}Transfer-Encoding: chunked, chunked\\r\\n\\r\\n0\\r\\n\\r\\n"
+h1_bad te-two-lines 400 "POST /m-te-two-lines HTTP/1.1\\r\\n${H}Transfer-Encoding: chunked\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n"
+h1_bad te-identity 400 "POST /m-te-identity HTTP/1.1\\r\\n${H}Transfer-Encoding: identity\\r\\nContent-Length: 3\\r\\n\\r\\nabc"
+h1_bad cl-list 400 "POST /m-cl-list HTTP/1.1\\r\\n${H}Content-Length: 5, 5\\r\\n\\r\\nabcde"
+h1_bad cl-plus 400 "POST /m-cl-plus HTTP/1.1\\r\\n${H}Content-Length: +5\\r\\n\\r\\nabcde"
+h1_bad fragment 400 "GET /m-fragment#x HTTP/1.1\\r\\n$H\\r\\n"
+# a chunked body that goes wrong after the head reached the app: the
+# connection ends there, and the request behind it is never read
+for b in "3x\\r\\nabc" "fffffffffffffffffff\\r\\nabc" "-3\\r\\nabc"; do
+    out=$(tc --timeout 30 h1 --wait 3 "POST /b-chunk HTTP/1.1\\r\\n${H}Transfer-Encoding: chunked\\r\\n\\r\\n$b\\r\\n0\\r\\n\\r\\nGET /m-behind-chunk HTTP/1.1\\r\\n$H\\r\\n" 2>&1)
+    echo "$out" | grep -q "^closed=yes" && ! echo "$out" | grep -q "^status=404" &&
+        ok "HTTP/1.1 bad chunk \"$b\": the connection ends, the request behind it is not read" ||
+        fail "HTTP/1.1 bad chunk \"$b\": $(echo "$out" | grep -E '^(status|closed|responses)' | tr '\n' ' ')"
+done
 
 # The good forms of the same: answered by the app and kept alive (the log
 # has them): the response, then 1 s in which the server does not close.
@@ -87,7 +115,16 @@ h1_good() {
 }
 h1_good te-gzip-chunked "POST /ok-te-gzip-chunked HTTP/1.1\\r\\n${H}Transfer-Encoding: gzip, chunked\\r\\n\\r\\n3\\r\\nabc\\r\\n0\\r\\n\\r\\n" 405
 h1_good fields-under-32k "GET /ok-fields HTTP/1.1\\r\\n${H}{{X-Field: $(printf 'f%.0s' $(seq 100))\\r\\n*200}}\\r\\n" 404
+h1_good host-port "GET /ok-host-port HTTP/1.1\\r\\nHost: localhost:443\\r\\n\\r\\n" 404
+h1_good host-v6 "GET /ok-host-v6 HTTP/1.1\\r\\nHost: [::1]:443\\r\\n\\r\\n" 404
+h1_good te-case "POST /ok-te-case HTTP/1.1\\r\\n${H}Transfer-Encoding: Chunked\\r\\n\\r\\n0\\r\\n\\r\\n" 405
+h1_good absolute-form "GET https://localhost/ok-absolute-form HTTP/1.1\\r\\n$H\\r\\n" 404
+h1_good lf-only "GET /ok-lf-only HTTP/1.1\\nHost: localhost\\n\\n" 404
+out=$(tc --timeout 30 h1 --responses 1 --wait 3 "GET /ok-http10 HTTP/1.0\\r\\n\\r\\n" 2>&1)
+echo "$out" | grep -qx "status=404" && ok "HTTP/1.0 without Host (control): 404" ||
+    fail "HTTP/1.0 without Host: $(echo "$out" | grep -E '^(status|closed)' | tr '\n' ' ')"
 wait_until 5 grep -q '"GET /ok-fields ' "$T/access.log" &&
+    grep -q '"GET /ok-host-v6 ' "$T/access.log" && grep -q '"GET /ok-absolute-form ' "$T/access.log" &&
     grep -q '"POST /ok-te-gzip-chunked ' "$T/access.log" &&
     ok "the access log has the good requests" ||
     fail "the access log lacks the good requests: $(cat "$T/access.log" 2>/dev/null)"

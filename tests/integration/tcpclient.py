@@ -74,6 +74,10 @@ commands:
                         WINDOW_UPDATE overflows
         continuations N a HEADERS frame without END_HEADERS, then N
                         CONTINUATION frames of 10 bytes (the last ends it)
+        fields [--path P] [--authority A] [--no-authority] [--field NAME:VALUE]...
+                        one GET with these extra fields (Python escapes,
+                        literal HPACK, any bytes); prints "status=NNN"
+                        or "rst=0xCODE" for the stream
         lowerid         a GET on stream 5, then one on stream 3 (RFC 9113
                         5.1.1: a PROTOCOL_ERROR)
       the requests of the last four go out one at a time, and sending stops
@@ -733,6 +737,38 @@ def cmd_h2(a):
             frames.append(frame(CONTINUATION, END_HEADERS if i == n - 1 else 0, 1,
                                 b"\x00" + hpack_str(b"x-c") + hpack_str(b"%04d" % i)))
         h.send_each(frames)
+    elif mode == "fields":
+        h.start()
+        pseudo = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", expand(a.path))]
+        if not a.no_authority:
+            pseudo.append((b":authority", expand(a.authority)))
+        extra = []
+        for f in a.field:
+            raw = expand(f)
+            i = raw.index(b":", 1)  # the first ':' after the first character
+            extra.append((raw[:i], raw[i + 1:]))
+        block = b""
+        for name, value in pseudo + extra:
+            block += b"\x00" + hpack_str(name) + hpack_str(value)
+        h.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, block))
+        status = None
+        while h.closed is None and left() > 0:
+            f = h.next_frame(left())
+            if f is None:
+                break
+            ftype, flags, fsid, payload = f
+            if fsid == 1 and ftype == HEADERS and status is None:
+                status = status_of(payload)
+                out("status=%s" % status)
+            if fsid == 1 and ftype == RST_STREAM:
+                out("rst=0x%x" % struct.unpack(">I", payload[:4])[0])
+                break
+            if fsid == 1 and flags & END_STREAM:
+                break
+            if ftype == GOAWAY:
+                break
+        h.report(t_from)
+        return 0
     elif mode == "lowerid":
         h.start()
         h.send_each([frame(HEADERS, END_HEADERS | END_STREAM, 5, request_block(b"GET", b"/index.html")),
@@ -816,6 +852,10 @@ def main(argv):
     c.add_argument("--until", type=until_arg, action="append", default=[], metavar="NAME=COUNT")
     c.add_argument("--sync", action="store_true")
     c.add_argument("--stop-file")
+    c.add_argument("--path", default="/")
+    c.add_argument("--authority", default="localhost")
+    c.add_argument("--no-authority", action="store_true")
+    c.add_argument("--field", action="append", default=[])
     c.add_argument("--repeat", type=int, default=1)
     c.add_argument("--refs", type=int, default=16000)
     c.add_argument("--size", type=int, default=4000)

@@ -12,7 +12,17 @@
  *	frames (RFC 9114) and the QPACK field sections and encoder
  *	instructions (RFC 9204) are built here, byte by byte, so the client
  *	can send what no library would. Modes (see usage()): get,
- *	qpackbomb, trailerbomb, lengthreset, rapidreset.
+ *	qpackbomb, trailerbomb, lengthreset, rapidreset, fields.
+ *
+ *	fields sends one request whose field lines are all literal, with
+ *	literal names, no Huffman (RFC 9204 4.5.6), so that any bytes can
+ *	be sent: the pseudo-header fields (from --method, --path,
+ *	--authority or the SNI; no :authority with --no-authority), then
+ *	each FIELD, NAME:VALUE split at the first ':' after the first
+ *	character (":authority:x" is the name ":authority"). Names and
+ *	values, and the arguments of --method, --path and --authority, are
+ *	unescaped (\xNN \r \n \t \0 \\) so CR, LF, NUL or uppercase go
+ *	out as they are.
  *
  *	After the handshake the client opens its control stream (SETTINGS:
  *	QPACK_MAX_TABLE_CAPACITY 0, QPACK_BLOCKED_STREAMS 0, so responses
@@ -107,7 +117,27 @@
 #define BOMB_CAPACITY 4096
 #define BOMB_NAME "x-bomb"
 
-enum mode { MODE_GET, MODE_QPACKBOMB, MODE_TRAILERBOMB, MODE_LENGTHRESET, MODE_RAPIDRESET };
+enum mode {
+    MODE_GET,
+    MODE_QPACKBOMB,
+    MODE_TRAILERBOMB,
+    MODE_LENGTHRESET,
+    MODE_RAPIDRESET,
+    MODE_FIELDS
+};
+
+/* A byte string the run owns until the end: ngtcp2 keeps pointers into it. */
+struct blob {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+
+/* fields: one field line, name and value unescaped */
+struct hfield {
+    struct blob name;
+    struct blob value;
+};
 
 struct opts {
     const char *host;
@@ -122,13 +152,12 @@ struct opts {
     size_t size;      /* bomb modes: bytes of the dynamic entry's value */
     bool has_refs;
     bool has_size;
-};
-
-/* A byte string the run owns until the end: ngtcp2 keeps pointers into it. */
-struct blob {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
+    const char *method;    /* fields: --method, NULL for GET */
+    const char *fpath;     /* fields: --path, NULL for / */
+    const char *authority; /* fields: --authority, NULL for the SNI */
+    bool is_no_authority;  /* fields: --no-authority */
+    struct hfield *fields; /* fields: pseudo-header fields, then FIELD... */
+    size_t field_count;
 };
 
 /* The sending side of one of our streams */
@@ -272,6 +301,8 @@ static void rng_fill(struct run *r, uint8_t *dest, size_t len)
 /* blob_put - append |n| bytes (dies on OOM: built once, before the clock) */
 static void blob_put(struct blob *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return; /* |p| and b->data may be NULL */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         uint8_t *d;
@@ -396,6 +427,14 @@ static void field_static_name(struct blob *b, uint64_t idx, const char *value)
     blob_qstr(b, value, strlen(value));
 }
 
+/* field_literal - Literal Field Line with Literal Name (001 N=0 H=0), no Huffman */
+static void field_literal(struct blob *b, const struct hfield *h)
+{
+    blob_qint(b, 0x20, 3, h->name.len);
+    blob_put(b, h->name.data, h->name.len);
+    blob_qstr(b, (const char *)h->value.data, h->value.len);
+}
+
 /* field_pseudo - the four request pseudo-header fields */
 static void field_pseudo(struct blob *b, const struct opts *o, uint64_t method, const char *path)
 {
@@ -481,6 +520,12 @@ static void build_request(struct run *r)
         blob_frame(&r->request, H3_FRAME_HEADERS, &f);
         blob_put(&body, "xx", 2);
         blob_frame(&r->request, H3_FRAME_DATA, &body);
+        break;
+    case MODE_FIELDS:
+        field_prefix(&f, 0, 0);
+        for (size_t i = 0; i < o->field_count; i++)
+            field_literal(&f, &o->fields[i]);
+        blob_frame(&r->request, H3_FRAME_HEADERS, &f);
         break;
     }
     blob_free(&f);
@@ -1517,6 +1562,15 @@ static void usage(FILE *f)
           "                                       2 body bytes (malformed: to be reset)\n"
           "  rapidreset N                         N GET /, each cancelled as soon as it is sent\n"
           "                                       (RESET_STREAM + STOP_SENDING, 0x10c)\n"
+          "  fields [--method M] [--path P] [--authority A] [--no-authority] FIELD...\n"
+          "                                       one request, every field line literal with\n"
+          "                                       a literal name, no Huffman: :method M (GET),\n"
+          "                                       :scheme https, :authority A (the SNI; none\n"
+          "                                       with --no-authority), :path P (/), then each\n"
+          "                                       FIELD, NAME:VALUE split at the first ':'\n"
+          "                                       after the first character; then FIN. NAME,\n"
+          "                                       VALUE, M, P and A take the escapes \\xNN \\r\n"
+          "                                       \\n \\t \\0 \\\\\n"
           "options:\n"
           "  --host ADDR     server address (default 127.0.0.1)\n"
           "  --port PORT     server UDP port\n"
@@ -1572,6 +1626,108 @@ static double parse_secs(const char *what, const char *s, bool is_zero_ok)
     return v;
 }
 
+/* hex_digit - the value of hex digit |c|, -1 if not one */
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * unescape - append the |n| bytes at |s| to |out|, with \xNN \r \n \t
+ * \0 \\ replaced by the byte they stand for; a usage error on another
+ * escape (|what| names the argument)
+ */
+static void unescape(const char *what, const char *s, size_t n, struct blob *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+
+        if (s[i] != '\\') {
+            blob_byte(out, (uint8_t)s[i]);
+            continue;
+        }
+        if (++i == n)
+            usage_error("%s ends with a lone \\", what);
+        switch (s[i]) {
+        case 'r':
+            blob_byte(out, '\r');
+            break;
+        case 'n':
+            blob_byte(out, '\n');
+            break;
+        case 't':
+            blob_byte(out, '\t');
+            break;
+        case '0':
+            blob_byte(out, 0);
+            break;
+        case '\\':
+            blob_byte(out, '\\');
+            break;
+        case 'x':
+            if (n - i < 3 || (hi = hex_digit(s[i + 1])) < 0 || (lo = hex_digit(s[i + 2])) < 0)
+                usage_error("%s: \\x wants two hex digits", what);
+            blob_byte(out, (uint8_t)(hi << 4 | lo));
+            i += 2;
+            break;
+        default:
+            usage_error("%s: unknown escape \\%c", what, s[i]);
+        }
+    }
+}
+
+/* field_add - append the field NAME: VALUE (both unescaped) to |o| */
+static void field_add(struct opts *o, const char *what, const char *name, size_t name_len,
+                      const char *value)
+{
+    struct hfield *h;
+
+    h = realloc(o->fields, (o->field_count + 1) * sizeof(*o->fields));
+    if (h == NULL)
+        die("out of memory");
+    o->fields = h;
+    h = &o->fields[o->field_count++];
+    memset(h, 0, sizeof(*h));
+    unescape(what, name, name_len, &h->name);
+    unescape(what, value, strlen(value), &h->value);
+}
+
+/* authority_of - fields: --authority, else the SNI, else localhost (as get) */
+static const char *authority_of(const struct opts *o)
+{
+    if (o->authority != NULL)
+        return o->authority;
+    return o->sni[0] != '\0' ? o->sni : "localhost";
+}
+
+/*
+ * parse_fields - fields: the pseudo-header fields, then each FIELD
+ * (NAME:VALUE, split at the first ':' after the first character)
+ */
+static void parse_fields(struct opts *o, int n, char **arg)
+{
+    const char *sep;
+
+    if (o->authority != NULL && o->is_no_authority)
+        usage_error("--authority and --no-authority exclude each other");
+    field_add(o, "--method", ":method", 7, o->method ? o->method : "GET");
+    field_add(o, ":scheme", ":scheme", 7, "https");
+    if (!o->is_no_authority)
+        field_add(o, "--authority", ":authority", 10, authority_of(o));
+    field_add(o, "--path", ":path", 5, o->fpath ? o->fpath : "/");
+    for (int i = 0; i < n; i++) {
+        if (arg[i][0] == '\0' || (sep = strchr(arg[i] + 1, ':')) == NULL)
+            usage_error("FIELD wants NAME:VALUE, not '%s'", arg[i]);
+        field_add(o, arg[i], arg[i], (size_t)(sep - arg[i]), sep + 1);
+    }
+}
+
 /* parse_mode - MODE [ARG] from the operands left after the options */
 static void parse_mode(struct opts *o, int n, char **arg)
 {
@@ -1582,17 +1738,27 @@ static void parse_mode(struct opts *o, int n, char **arg)
                  {"qpackbomb", MODE_QPACKBOMB},
                  {"trailerbomb", MODE_TRAILERBOMB},
                  {"lengthreset", MODE_LENGTHRESET},
-                 {"rapidreset", MODE_RAPIDRESET}};
+                 {"rapidreset", MODE_RAPIDRESET},
+                 {"fields", MODE_FIELDS}};
     size_t i;
 
-    if (n != 2)
-        usage_error("want MODE and one argument");
+    if (n < 1)
+        usage_error("want MODE");
     for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
         if (strcmp(arg[0], modes[i].name) == 0)
             break;
     if (i == sizeof(modes) / sizeof(modes[0]))
         usage_error("unknown mode '%s'", arg[0]);
     o->mode = modes[i].mode;
+    if (o->mode != MODE_FIELDS && (o->method || o->fpath || o->authority || o->is_no_authority))
+        usage_error("--method, --path, --authority and --no-authority go with fields only");
+    if (o->mode == MODE_FIELDS) {
+        parse_fields(o, n - 1, arg + 1);
+        o->count = 1;
+        return;
+    }
+    if (n != 2)
+        usage_error("want MODE and one argument");
     if (o->mode == MODE_GET) {
         if (arg[1][0] != '/')
             usage_error("get wants a PATH starting with /");
@@ -1615,6 +1781,10 @@ static void parse_args(struct opts *o, int argc, char **argv)
                                              {"wait", required_argument, NULL, 'w'},
                                              {"refs", required_argument, NULL, 'k'},
                                              {"size", required_argument, NULL, 'S'},
+                                             {"method", required_argument, NULL, 'm'},
+                                             {"path", required_argument, NULL, 'P'},
+                                             {"authority", required_argument, NULL, 'a'},
+                                             {"no-authority", no_argument, NULL, 'n'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int ch;
@@ -1650,6 +1820,18 @@ static void parse_args(struct opts *o, int argc, char **argv)
         case 'S':
             o->size = parse_size("--size", optarg, 0, MAX_SIZE);
             o->has_size = true;
+            break;
+        case 'm':
+            o->method = optarg;
+            break;
+        case 'P':
+            o->fpath = optarg;
+            break;
+        case 'a':
+            o->authority = optarg;
+            break;
+        case 'n':
+            o->is_no_authority = true;
             break;
         case 'h':
             usage(stdout);
@@ -1709,5 +1891,10 @@ int main(int argc, char **argv)
     blob_free(&r.enc);
     blob_free(&r.dec);
     blob_free(&r.request);
+    for (size_t i = 0; i < r.o.field_count; i++) {
+        blob_free(&r.o.fields[i].name);
+        blob_free(&r.o.fields[i].value);
+    }
+    free(r.o.fields);
     return r.is_handshake_done ? 0 : 1;
 }

@@ -385,6 +385,34 @@ static void test_qd_http_rfc3339(void)
     QD_EXPECT_STR(out, "1994-11-06T08:49:37.123Z");
 }
 
+static void test_qd_http_token_authority(void)
+{
+    static const char *const tokens[] = {"host", "X-Forwarded-For", "a!#$%&'*+-.^_`|~9"};
+    static const char *const not_tokens[] = {"", "x y", "host ", "a:b", "a\x01", "a\"b", "a(b)",
+                                             "\xe9"};
+    static const char *const good[] = {"localhost", "localhost:443", "a.b-c_d~e", "127.0.0.1:80",
+                                       "[::1]", "[::1]:8443", "[2001:db8::5]", "x:", "%41b",
+                                       "a!$&'()*+,;=b"};
+    static const char *const bad[] = {"", "a b", "a/b", "user@host", "host:44x", "[::1", "[]",
+                                      "[zz::1]", "[::1]x", ":80", "%4", "%zz", "a\x00b", "a\tb",
+                                      "a?b", "a#b", "\xe9"};
+
+    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
+        if (!qd_http_token(tokens[i], strlen(tokens[i])))
+            QD_FAIL("not a token: \"%s\"", tokens[i]);
+    for (size_t i = 0; i < sizeof(not_tokens) / sizeof(not_tokens[0]); i++)
+        if (qd_http_token(not_tokens[i], strlen(not_tokens[i])))
+            QD_FAIL("a token: \"%s\"", not_tokens[i]);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!qd_http_authority(good[i], strlen(good[i])))
+            QD_FAIL("refused authority: \"%s\"", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (qd_http_authority(bad[i], strlen(bad[i])))
+            QD_FAIL("accepted authority: \"%s\"", bad[i]);
+    QD_EXPECT_INT(qd_http_authority("a\0b", 3), 0); /* a NUL inside the length */
+    QD_EXPECT_INT(qd_http_token("a\0b", 3), 0);
+}
+
 int main(void)
 {
     QD_RUN(test_app_path_decode);
@@ -398,5 +426,6 @@ int main(void)
     QD_RUN(test_qd_http_accepts);
     QD_RUN(test_qd_json_escape);
     QD_RUN(test_qd_http_rfc3339);
+    QD_RUN(test_qd_http_token_authority);
     QD_TEST_DONE();
 }

@@ -795,7 +795,8 @@ static int cb_stream_reset(ngtcp2_conn *qc, int64_t stream_id, uint64_t final_si
     return 0;
 }
 
-/* cb_stream_stop_sending - the server does not want more of our stream */
+/* cb_stream_stop_sending - our read side of the stream ended before its
+ * end (ngtcp2 calls it for our own STOP_SENDING, not the server's) */
 static int cb_stream_stop_sending(ngtcp2_conn *qc, int64_t stream_id, uint64_t app_error_code,
                                   void *user_data, void *stream_user_data)
 {

@@ -226,7 +226,12 @@ static int stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t 
     return worker_h3_stream_close(c, id, app_error_code) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
 }
 
-/* shutdown_read - the client reset its side or asked us to stop: tell nghttp3 */
+/*
+ * shutdown_read - the read side of stream |id| is over before its end:
+ * the client reset it (stream_reset), or it was shut down here
+ * (stream_stop_sending: ngtcp2 calls it for our own STOP_SENDING, not
+ * the client's, which ngtcp2 answers with a reset by itself); tell nghttp3
+ */
 static int shutdown_read(wk_conn *c, int64_t id)
 {
     if (c->h3 && nghttp3_conn_shutdown_stream_read(c->h3, id) != 0)

@@ -4,10 +4,11 @@
 # Unix socket, Python backends started here) and quicctl upstreams shows
 # the state: a backend killed goes down within fall checks ("connect:
 # Connection refused"), one answering 503 goes down ("status 503"), both
-# come back up after rise good checks, a group without checks stays up.
-# The change is logged. A killed upstream daemon is restarted by the
-# master; a reload that drops a group drops its servers, and one that
-# clears proxy_table stops the daemon.
+# come back up after rise good checks, a group without checks stays up, a
+# name that does not resolve is down ("not resolved"). The change is
+# logged. A killed upstream daemon is restarted by the master; a reload
+# keeps the state of the servers that stay, drops a removed group's, and
+# one that clears proxy_table stops the daemon.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 h3_setup 1
@@ -33,6 +34,8 @@ server app localhost:$PB weight=3
 server app unix:$T/c.sock backup
 group plain
 server plain 127.0.0.1:1
+group nowhere check=/healthz check_interval=200ms fall=1
+server nowhere no-such-host.invalid:80
 route */ app
 TBL
 echo "proxy_table = $T/proxy" >> "$CONF"
@@ -74,6 +77,10 @@ p = [x for x in d if x["group"] == "plain"][0]
 assert p["check"] is None and p["last"] is None and p["checks"] == 0
 ' && ok "quicctl upstreams --json: fields, the name resolved" || fail "json: $json"
 
+unresolved() { is_state "no-such-host.invalid:80" down && state "no-such-host.invalid:80" | grep -q "not resolved"; }
+wait_until 10 unresolved && ok "a name that does not resolve: down, \"$(state no-such-host.invalid:80 | cut -d' ' -f3-)\"" ||
+    fail "unresolved: $(state no-such-host.invalid:80)"
+
 # ---- a backend killed: down within fall checks; B and C stay up
 kill "$APID"
 t0=$(date +%s%N)
@@ -101,11 +108,17 @@ restarted() { [ "$(proc_field upstream - restarts)" = 1 ] && [ "$(proc_field ups
 wait_until 10 restarted && ok "a killed upstream daemon is restarted and reports again" ||
     fail "$(quicctl status)"
 
-# ---- reloads
+# ---- reloads: the servers that stay keep their state and counters
+has_checks() { [ "$(state "$B" | cut -d' ' -f2)" -ge 3 ]; }
+wait_until 5 has_checks || fail "B made no checks after the restart: $(state "$B")"
+checks_b=$(state "$B" | cut -d' ' -f2)
 sed -i '/^group plain/d; /^server plain/d' "$T/proxy"
 quicctl reload > "$T/reload1.out" 2>&1 || fail "reload: $(cat "$T/reload1.out")"
 gone() { ! quicctl upstreams | grep -q "^plain "; }
 wait_until 5 gone && ok "a reload that drops a group drops its servers" || fail "$(quicctl upstreams)"
+[ "$(state "$B" | cut -d' ' -f2)" -ge "$checks_b" ] && is_state "$B" up &&
+    ok "a server that stays keeps its state and counters ($checks_b checks before, $(state "$B" | cut -d' ' -f2) after)" ||
+    fail "B after the reload: $(state "$B"), $checks_b checks before"
 sed -i '/^proxy_table/d' "$CONF"
 quicctl reload > "$T/reload2.out" 2>&1 || fail "reload: $(cat "$T/reload2.out")"
 no_daemon() { [ "$(count_role upstream)" = 0 ]; }

@@ -52,6 +52,13 @@ for s in json.load(sys.stdin)["servers"]:
         print("%s %d %s" % (s["state"], s["checks"], s["last"]))
 ' "$1"
 }
+# since SERVER - since_ms of its state
+since() {
+    quicctl upstreams --json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+print([s["since_ms"] for s in json.load(sys.stdin)["servers"] if s["server"] == sys.argv[1]][0])
+' "$1"
+}
 up_checked() { local s; s=$(state "$1"); [ "${s%% *}" = up ] && [ "$(echo "$s" | cut -d' ' -f2)" -ge 2 ]; }
 is_state() { [ "$(state "$1" | cut -d' ' -f1)" = "$2" ]; }
 A="127.0.0.1:$PA" B="localhost:$PB" C="unix:$T/c.sock"
@@ -111,12 +118,12 @@ wait_until 10 restarted && ok "a killed upstream daemon is restarted and reports
 # ---- reloads: the servers that stay keep their state and counters
 has_checks() { [ "$(state "$B" | cut -d' ' -f2)" -ge 3 ]; }
 wait_until 5 has_checks || fail "B made no checks after the restart: $(state "$B")"
-checks_b=$(state "$B" | cut -d' ' -f2)
+checks_b=$(state "$B" | cut -d' ' -f2) since_b=$(since "$B")
 sed -i '/^group plain/d; /^server plain/d' "$T/proxy"
 quicctl reload > "$T/reload1.out" 2>&1 || fail "reload: $(cat "$T/reload1.out")"
 gone() { ! quicctl upstreams | grep -q "^plain "; }
 wait_until 5 gone && ok "a reload that drops a group drops its servers" || fail "$(quicctl upstreams)"
-[ "$(state "$B" | cut -d' ' -f2)" -ge "$checks_b" ] && is_state "$B" up &&
+[ "$(state "$B" | cut -d' ' -f2)" -ge "$checks_b" ] && is_state "$B" up && [ "$(since "$B")" = "$since_b" ] &&
     ok "a server that stays keeps its state and counters ($checks_b checks before, $(state "$B" | cut -d' ' -f2) after)" ||
     fail "B after the reload: $(state "$B"), $checks_b checks before"
 sed -i '/^proxy_table/d' "$CONF"

@@ -472,12 +472,11 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
         qd_ipc_get_u64(msg, QD_F_CLOSED_FLOODS, &c->closed[2]);
         qd_ipc_get_u64(msg, QD_F_CLOSED_PROTOCOL, &c->closed[3]);
         if (c->role == QD_ROLE_UPSTREAM) {
-            char *text = qd_xmalloc(QD_IPC_MAX_BODY);
-            if (qd_ipc_get_str(msg, QD_F_TEXT, text, QD_IPC_MAX_BODY) == 0) {
+            static char text[QD_IPC_MAX_BODY]; /* read here, kept only when it changed */
+            if (qd_ipc_get_str(msg, QD_F_TEXT, text, sizeof(text)) == 0 &&
+                (c->report == NULL || strcmp(c->report, text) != 0)) {
                 free(c->report);
-                c->report = text;
-            } else {
-                free(text);
+                c->report = qd_xstrdup(text);
             }
         }
         break;

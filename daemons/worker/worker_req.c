@@ -23,7 +23,7 @@
  *	files the app granted, 200, 206 or 304), then the app (worker_app.c).
  *	The source that took it gets the request's body, its end, the
  *	client's progress and its departure. Answers the worker makes before
- *	any source: 400 for a head that could mean two things (unambiguous:
+ *	any source: 400 for a head that could mean two things (check_head:
  *	Host against :authority, the authority's form, a fragment), a reset
  *	for one that declares a body it ends without, 425 Too Early for an
  *	unsafe method in 0-RTT data, 431 for an oversized head (and from the
@@ -282,59 +282,48 @@ int worker_req_submit_info(wk_stream *s, const nghttp3_nv *nv, size_t n)
     return s->c->proto->submit_info(s, nv, n);
 }
 
+enum head_check { HEAD_OK, HEAD_AMBIGUOUS, HEAD_MALFORMED };
+
 /*
- * unambiguous - the head means one thing to every parser behind us
- * (RFC 9113 8.3.1, RFC 9114 4.3.1; HTTP/1.1 heads are checked in
- * worker_h1.c already): at most one Host field; without :authority the
- * Host is the authority, with one it must name the same (case aside);
- * the authority is host[:port] without userinfo; the path has no
- * fragment.
+ * check_head - one pass over the fields, for what HTTP/2 and HTTP/3 heads
+ * could get past their libraries (HTTP/1.1 heads are checked in
+ * worker_h1.c already). HEAD_AMBIGUOUS (a 400) when the head could mean
+ * two things to the parsers behind us (RFC 9113 8.3.1, RFC 9114 4.3.1):
+ * two Host fields, a Host that differs from :authority (case aside;
+ * without :authority the Host is the authority), an authority that is
+ * not host[:port], a fragment in the path. HEAD_MALFORMED (a reset) when
+ * a head that ends its stream (|fin|) declares a body, content-length
+ * above 0 (RFC 9113 8.1.1, RFC 9114 4.1.2): nghttp3 finds that only
+ * after the head went on.
  */
-static bool unambiguous(wk_stream *s)
+static enum head_check check_head(wk_stream *s, bool fin)
 {
     const uint8_t *host = NULL;
     size_t hlen = 0;
+    bool declares_body = false;
 
     for (size_t off = 0; off + 2 <= s->fields.len;) {
         const uint8_t *p = (const uint8_t *)s->fields.data + off;
         size_t flen = (size_t)p[0] << 8 | p[1];
         if (flen >= 5 && memcmp(p + 2, "host", 5) == 0) {
             if (host != NULL)
-                return false;
+                return HEAD_AMBIGUOUS;
             host = p + 7;
             hlen = flen - 5;
+        } else if (fin && flen >= 15 && memcmp(p + 2, "content-length", 15) == 0) {
+            for (size_t k = 17; k < 2 + flen; k++)
+                declares_body |= p[k] >= '1' && p[k] <= '9';
         }
         off += 2 + flen;
     }
     if (s->authority == NULL && host != NULL)
         set_str(s, &s->authority, host, hlen);
     size_t alen = s->authority ? strlen(s->authority) : 0;
-    if (s->authority != NULL && !qd_http_authority(s->authority, alen))
-        return false;
-    if (host != NULL && (hlen != alen || strncasecmp((const char *)host, s->authority, alen) != 0))
-        return false;
-    return strchr(s->path, '#') == NULL;
-}
-
-/*
- * length_mismatch - a head that ends its stream (|fin|) but declares a
- * body (content-length above 0): malformed (RFC 9113 8.1.1, RFC 9114
- * 4.1.2). nghttp3 finds it only after the head went on.
- */
-static bool length_mismatch(const wk_stream *s, bool fin)
-{
-    if (!fin)
-        return false;
-    for (size_t off = 0; off + 2 <= s->fields.len;) {
-        const uint8_t *p = (const uint8_t *)s->fields.data + off;
-        size_t flen = (size_t)p[0] << 8 | p[1];
-        if (flen >= 15 && memcmp(p + 2, "content-length", 15) == 0)
-            for (size_t i = 17; i < 2 + flen; i++)
-                if (p[i] >= '1' && p[i] <= '9')
-                    return true;
-        off += 2 + flen;
-    }
-    return false;
+    if ((s->authority != NULL && !qd_http_authority(s->authority, alen)) ||
+        (host != NULL && (hlen != alen || strncasecmp((const char *)host, s->authority, alen) != 0)) ||
+        strchr(s->path, '#') != NULL)
+        return HEAD_AMBIGUOUS;
+    return declares_body ? HEAD_MALFORMED : HEAD_OK;
 }
 
 static bool safe_method(const char *m)
@@ -349,13 +338,15 @@ static void send_head(wk_stream *s, bool fin)
         s->c->proto->reset(s, true);
         return;
     }
-    if (!unambiguous(s)) {
+    switch (check_head(s, fin)) {
+    case HEAD_AMBIGUOUS:
         worker_req_respond(s, 400, "400 Bad Request\n");
         return;
-    }
-    if (length_mismatch(s, fin)) {
+    case HEAD_MALFORMED:
         s->c->proto->reset(s, true);
         return;
+    case HEAD_OK:
+        break;
     }
     if (s->early && !safe_method(s->method)) {
         worker_req_respond(s, 425, "425 Too Early\n");

@@ -263,3 +263,18 @@ h3_chrome() {
         --ignore-certificate-errors-spki-list="$(h3_spki_hash)" \
         "$@" 2>>"$T/chrome.log"
 }
+
+# cpu_ns PID - the run time of process PID so far, in ns (/proc/PID/schedstat)
+cpu_ns() { cut -d' ' -f1 "/proc/$1/schedstat"; }
+
+# gap_stats FILE - the gaps between the responses tcpclient.py's h2 get
+# printed in FILE ("resp N: status=200 ... at T s"; each request goes when
+# the last response is in), in ms: "P99 MAX MEAN N", or "none"
+gap_stats() {
+    "$H3_PYTHON" -c '
+import re, sys
+t = [float(m.group(1)) for m in re.finditer(r"^resp \d+: status=200 .* at ([0-9.]+) s$", open(sys.argv[1]).read(), re.M)]
+d = sorted((b - a) * 1000 for a, b in zip(t, t[1:]))
+print("%.2f %.2f %.3f %d" % (d[min(len(d) - 1, int(len(d) * 0.99))], d[-1], sum(d) / len(d), len(d)) if d else "none")
+' "$1"
+}

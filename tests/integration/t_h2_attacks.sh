@@ -31,8 +31,6 @@ h3_start || finish
 tc() { "$H3_PYTHON" "$TCPCLIENT" --port "$PORT" --cacert "$T/cert.pem" "$@"; }
 WPID=$(proc_field worker 0 pid)
 [ -n "$WPID" ] && [ -r "/proc/$WPID/schedstat" ] || die "no worker pid or no /proc/$WPID/schedstat"
-# cpu_ns - the worker's run time so far (ns)
-cpu_ns() { cut -d' ' -f1 "/proc/$WPID/schedstat"; }
 # field KEY - a worker counter from quicctl status --json
 counter() { proc_field worker 0 "$1"; }
 
@@ -50,9 +48,9 @@ expect() {
 # ---- a baseline: 200 ordinary requests on one connection (nghttp)
 urls=()
 for i in $(seq 200); do urls+=("https://localhost:$PORT/index.html"); done
-c0=$(cpu_ns)
+c0=$(cpu_ns "$WPID")
 nghttp -n "${urls[@]}" > "$T/baseline.out" 2>&1 || fail "nghttp baseline: $(tail -n 3 "$T/baseline.out")"
-base_ns=$(($(cpu_ns) - c0))
+base_ns=$(($(cpu_ns "$WPID") - c0))
 log "worker CPU for 200 requests on one connection: $((base_ns / 1000)) us"
 
 # control N [STOPFILE] - up to N sequential GETs on one HTTP/2 connection
@@ -61,20 +59,10 @@ log "worker CPU for 200 requests on one connection: $((base_ns / 1000)) us"
 control() {
     tc --timeout 60 h2 get /index.html - --repeat "$1" ${2:+--stop-file "$2"} --wait 0.2 2>&1
 }
-# latency FILE - the gaps between the responses in FILE (each request goes
-# when the last response is in), in ms: "P99 MAX MEAN N", or "none"
-latency() {
-    "$H3_PYTHON" -c '
-import re, sys
-t = [float(m.group(1)) for m in re.finditer(r"^resp \d+: status=200 .* at ([0-9.]+) s$", open(sys.argv[1]).read(), re.M)]
-d = sorted((b - a) * 1000 for a, b in zip(t, t[1:]))
-print("%.2f %.2f %.3f %d" % (d[min(len(d) - 1, int(len(d) * 0.99))], d[-1], sum(d) / len(d), len(d)) if d else "none")
-' "$1"
-}
 
 # control latency alone: 100 requests
 control 100 > "$T/control0.out"
-read -r p0 max0 mean0 n0 <<< "$(latency "$T/control0.out")"
+read -r p0 max0 mean0 n0 <<< "$(gap_stats "$T/control0.out")"
 log "control latency alone: p99 $p0 ms, max $max0 ms, mean $mean0 ms over $n0 requests"
 
 # ---- HPACK bomb: five connections of 200 bomb requests, a control client beside them
@@ -85,9 +73,9 @@ bombs() {
         tc --timeout 60 h2 hpackbomb 200 --wait 1 > "$T/bomb$1-$k.out" 2>&1
     done
 }
-c0=$(cpu_ns)
+c0=$(cpu_ns "$WPID")
 bombs a
-bomb_ns=$(($(cpu_ns) - c0))
+bomb_ns=$(($(cpu_ns "$WPID") - c0))
 log "5 bomb connections done"
 # the same beside a control client
 control 20000 "$T/stop" > "$T/control1.out" &
@@ -108,7 +96,7 @@ log "worker CPU for 5 bomb connections: $((bomb_ns / 1000)) us (200 ordinary req
 [ "$bomb_ns" -le $((3 * base_ns + 20000000)) ] &&
     ok "5 bomb connections cost the worker $((bomb_ns / 1000)) us, at most 3x 200 requests + 20 ms" ||
     fail "5 bomb connections cost the worker $((bomb_ns / 1000)) us; 200 requests $((base_ns / 1000)) us"
-read -r p1 max1 mean1 n1 <<< "$(latency "$T/control1.out")"
+read -r p1 max1 mean1 n1 <<< "$(gap_stats "$T/control1.out")"
 log "control latency during the bombs: p99 $p1 ms, max $max1 ms, mean $mean1 ms over $n1 requests"
 if [ "$p1" = none ] || [ "$p0" = none ]; then
     fail "control client: no latencies ($(tail -n 2 "$T/control1.out" | tr '\n' ' '))"

@@ -42,6 +42,7 @@ static const struct {
     {QD_MSG_CHANNEL, "channel", 1, 1},
     {QD_MSG_LOG_FD, "log-fd", 0, 1},
     {QD_MSG_TLS_FILES, "tls-files", 0, 2},
+    {QD_MSG_PROXY_TABLE, "proxy-table", 0, 1},
     {QD_MSG_READY, "ready", 0, 0},
     {QD_MSG_CONFIG_DONE, "config-done", 0, 0},
     {QD_MSG_STATUS, "status", 0, 0},
@@ -64,6 +65,10 @@ static const struct {
     {QD_MSG_CTL_CONNS, "ctl-conns", 0, 0},
     {QD_MSG_CTL_UPGRADE, "ctl-upgrade", 0, 0},
     {QD_MSG_CTL_UPSTREAMS, "ctl-upstreams", 0, 0},
+    {QD_MSG_UP_CONNECT, "up-connect", 0, 0},
+    {QD_MSG_UP_CONNECTED, "up-connected", 0, 1},
+    {QD_MSG_UP_STATE, "up-state", 0, 0},
+    {QD_MSG_UP_REPORT, "up-report", 0, 0},
     {QD_MSG_HANDOFF, "handoff", 2, 2},
     {QD_MSG_REC_PROCESS, "rec-process", 0, 0},
     {QD_MSG_REC_CONN, "rec-conn", 0, 0},
@@ -101,6 +106,9 @@ static const uint8_t tag_kind[] = {
     [QD_F_UDP_EMSGSIZE] = KIND_U64, [QD_F_CLOSED_HEADERS] = KIND_U64,
     [QD_F_CLOSED_RESETS] = KIND_U64, [QD_F_CLOSED_FLOODS] = KIND_U64,
     [QD_F_CLOSED_PROTOCOL] = KIND_U64,
+    [QD_F_SEQ] = KIND_U64,
+    [QD_F_GROUP] = KIND_STR,
+    [QD_F_SERVER] = KIND_STR,
 };
 
 /* find_type - index into type_table, or -1 */

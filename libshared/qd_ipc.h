@@ -34,6 +34,8 @@ enum {
     QD_MSG_CHANNEL = 3, /* F_ROLE, F_INSTANCE + 1 fd: a channel to that peer */
     QD_MSG_LOG_FD = 4,  /* to the app and each worker after each CONFIG: 1 fd, the
                            access_log opened for appending, or no fd: logging off */
+    QD_MSG_PROXY_TABLE = 6, /* to a worker before each CONFIG: proxy_table open (1 fd), or
+                               no fd when it is not set */
     QD_MSG_TLS_FILES = 5, /* to a worker before each CONFIG: 2 fds, tls_certificate and
                              tls_key opened for reading (by root: a chrooted worker
                              reloads renewed files from them), or none: unreadable */
@@ -92,6 +94,19 @@ enum {
        new -> old: READY (it serves), or CONFIG_DONE with F_STATUS 1, F_TEXT */
     QD_MSG_HANDOFF = 46,    /* F_GENERATION, F_PID + 2 fds: the pid file (locked) and
                                the control socket */
+    /* worker <-> upstream daemon (the reverse proxy, worker_upstream.c, upstream_conn.c) */
+    QD_MSG_UP_CONNECT = 50,   /* worker -> upstream: F_STREAM (the ask's id), F_GROUP,
+                                 F_SERVER: connect to that server, hand me the socket */
+    QD_MSG_UP_CONNECTED = 51, /* upstream -> worker: F_STREAM, F_STATUS (0, or an errno
+                                 value; ETIMEDOUT after the group's connect_timeout,
+                                 ENOENT: no such server, EHOSTUNREACH: not resolved),
+                                 F_TEXT (why, on failure) + the connected socket on 0 */
+    QD_MSG_UP_STATE = 52,     /* upstream -> worker: F_SEQ, then per server F_GROUP,
+                                 F_SERVER, F_STATUS (QD_UP_STATE_*); every server when the
+                                 channel opens (in as many messages as it takes), then the
+                                 servers that changed; a worker ignores a lower F_SEQ */
+    QD_MSG_UP_REPORT = 53,    /* worker -> upstream: F_GROUP, F_SERVER, F_STATUS
+                                 (QD_UP_RESULT_*): what a request saw (passive checks) */
     /* anyone -> stats (datagram) */
     QD_MSG_REC_PROCESS = 60, /* process event record */
     QD_MSG_REC_CONN = 61,    /* a connection ended: F_CONN_ID, F_INSTANCE, F_PEER (first
@@ -195,6 +210,10 @@ enum {
     QD_F_CLOSED_RESETS = 74,   /* stream resets by either side over the budget */
     QD_F_CLOSED_FLOODS = 75,   /* SETTINGS, PING, CONTINUATION and other frame floods */
     QD_F_CLOSED_PROTOCOL = 76, /* protocol errors we detect ourselves (a lower stream id) */
+    QD_F_SEQ = 77,             /* u64: a sequence number (QD_MSG_UP_STATE) */
+    QD_F_GROUP = 78,           /* string: an upstream group's name */
+    QD_F_SERVER = 79,          /* string: an upstream server, as the table writes it
+                                  (host:port, [v6]:port or unix:/path) */
 };
 
 /* QD_MSG_FWD_PACKET F_FLAGS beyond the ECN bits: a new connection's packet that a
@@ -241,6 +260,15 @@ enum {
 const char *qd_rec_reason_name(uint32_t reason);
 /* qd_rec_close_by_name returns "none", "server", "client" or "unknown". */
 const char *qd_rec_close_by_name(uint32_t by);
+
+/* QD_MSG_UP_STATE F_STATUS */
+enum { QD_UP_STATE_UP, QD_UP_STATE_DOWN };
+/* QD_MSG_UP_REPORT F_STATUS: a request's outcome at a server */
+enum {
+    QD_UP_RESULT_OK,      /* an answer (passive failures of the server start over) */
+    QD_UP_RESULT_TIMEOUT, /* no answer within read_timeout, or the request not taken */
+    QD_UP_RESULT_BROKEN,  /* the connection broke, or the answer was not HTTP */
+};
 
 /* QD_MSG_REQ_* flags */
 #define QD_REQ_F_END 0x1   /* no more request body follows */

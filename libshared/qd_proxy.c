@@ -261,6 +261,13 @@ static void parse_group(parser *ps, const record *r)
     g.rise = 2;
     g.fall = 3;
     g.expect = 2;
+    g.connect_timeout_ms = 5000;
+    g.read_timeout_ms = 60000;
+    g.send_timeout_ms = 60000;
+    g.idle_timeout_ms = 30000;
+    g.queue = 64;
+    g.retries = 2;
+    g.fail_timeout_ms = 10000;
     if (r->nwords < 2) {
         err(ps, r->line, "group", "a name is missing");
         return;
@@ -330,10 +337,46 @@ static void parse_group(parser *ps, const record *r)
                 g.expect = (uint32_t)v;
             else
                 err(ps, r->line, w, "expect is a status 200-599 or a class 2xx-5xx");
+        } else if (strncmp(w, "connect_timeout=", 16) == 0) {
+            if ((v = duration_ms(w + 16, 10, 600000)) < 0)
+                err(ps, r->line, w, "connect_timeout is 10ms to 10m");
+            else
+                g.connect_timeout_ms = (uint32_t)v;
+        } else if (strncmp(w, "read_timeout=", 13) == 0) {
+            if ((v = duration_ms(w + 13, 10, 86400000)) < 0)
+                err(ps, r->line, w, "read_timeout is 10ms to 1d");
+            else
+                g.read_timeout_ms = (uint32_t)v;
+        } else if (strncmp(w, "send_timeout=", 13) == 0) {
+            if ((v = duration_ms(w + 13, 10, 86400000)) < 0)
+                err(ps, r->line, w, "send_timeout is 10ms to 1d");
+            else
+                g.send_timeout_ms = (uint32_t)v;
+        } else if (strncmp(w, "idle_timeout=", 13) == 0) {
+            if ((v = duration_ms(w + 13, 0, 3600000)) < 0)
+                err(ps, r->line, w, "idle_timeout is 0 (no pool) to 1h");
+            else
+                g.idle_timeout_ms = (uint32_t)v;
+        } else if (strncmp(w, "fail_timeout=", 13) == 0) {
+            if ((v = duration_ms(w + 13, 100, 3600000)) < 0)
+                err(ps, r->line, w, "fail_timeout is 100ms to 1h");
+            else
+                g.fail_timeout_ms = (uint32_t)v;
+        } else if (strncmp(w, "queue=", 6) == 0) {
+            if ((v = number(w + 6, 0, 100000)) < 0)
+                err(ps, r->line, w, "queue is 0-100000");
+            else
+                g.queue = (uint32_t)v;
+        } else if (strncmp(w, "retries=", 8) == 0) {
+            if ((v = number(w + 8, 0, 10)) < 0)
+                err(ps, r->line, w, "retries is 0-10");
+            else
+                g.retries = (uint32_t)v;
         } else {
             err(ps, r->line, w,
                 "unknown group option (policy=, hash=, check=, check_interval=, check_timeout=, "
-                "rise=, fall=, expect=)");
+                "rise=, fall=, expect=, connect_timeout=, read_timeout=, send_timeout=, "
+                "idle_timeout=, fail_timeout=, queue=, retries=)");
         }
     }
     if (hash_given && g.policy != QD_PROXY_HASH)
@@ -649,9 +692,14 @@ void qd_proxy_dump(const qd_proxy *p, const char *prefix, qd_buf *out)
         qd_buf_printf(out, " check_interval=%ums check_timeout=%ums rise=%u fall=%u",
                       g->check_interval_ms, g->check_timeout_ms, g->rise, g->fall);
         if (g->expect < 10)
-            qd_buf_printf(out, " expect=%uxx\n", g->expect);
+            qd_buf_printf(out, " expect=%uxx", g->expect);
         else
-            qd_buf_printf(out, " expect=%u\n", g->expect);
+            qd_buf_printf(out, " expect=%u", g->expect);
+        qd_buf_printf(out,
+                      " connect_timeout=%ums read_timeout=%ums send_timeout=%ums idle_timeout=%ums "
+                      "fail_timeout=%ums queue=%u retries=%u\n",
+                      g->connect_timeout_ms, g->read_timeout_ms, g->send_timeout_ms,
+                      g->idle_timeout_ms, g->fail_timeout_ms, g->queue, g->retries);
         for (size_t j = 0; j < g->nservers; j++) {
             const qd_proxy_server *s = &g->servers[j];
             if (s->unix_path[0])

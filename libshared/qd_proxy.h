@@ -16,7 +16,8 @@
  *
  *   group NAME [policy=round_robin|least_conn|hash] [hash=client|header:FIELD]
  *         [check=/PATH] [check_interval=DURATION] [check_timeout=DURATION]
- *         [rise=N] [fall=N] [expect=STATUS|Nxx]
+ *         [rise=N] [fall=N] [expect=STATUS|Nxx] [connect_timeout=D] [read_timeout=D]
+ *         [send_timeout=D] [idle_timeout=D] [fail_timeout=D] [queue=N] [retries=N]
  *   server GROUP ADDRESS [weight=N] [max_conns=N] [backup]
  *   route HOST/PREFIX GROUP|local [strip]
  *
@@ -58,6 +59,15 @@ typedef struct qd_proxy_group {
     uint32_t check_interval_ms, check_timeout_ms; /* default 2000, 1000 */
     uint32_t rise, fall;                          /* checks to come up / go down; default 2, 3 */
     uint32_t expect;     /* a status (200..599), or 2..5 for a class (2xx..5xx); default 2 */
+    /* the workers' side (worker_proxy.c) */
+    uint32_t connect_timeout_ms; /* a new connection (the upstream daemon's connect); 5s */
+    uint32_t read_timeout_ms;    /* the answer's first byte, and between reads; 60s */
+    uint32_t send_timeout_ms;    /* between writes of the request; 60s */
+    uint32_t idle_timeout_ms;    /* a kept-alive connection waits in the pool; 30s, 0: no pool */
+    uint32_t fail_timeout_ms;    /* a server marked down by failures (not checks) is tried
+                                    again after this; 10s */
+    uint32_t queue;              /* requests a worker holds waiting for a connection; 64 */
+    uint32_t retries;            /* further servers or connections a request may try; 2 */
     qd_proxy_server *servers;
     size_t nservers;
     int line;

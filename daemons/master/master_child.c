@@ -22,7 +22,7 @@
  *
  *	Switchboard (OpenBSD proc.c): when a daemon reports READY the master
  *	makes a SOCK_SEQPACKET socketpair for each peer it talks to (listener
- *	<-> worker, app <-> worker) and hands one end to each side with
+ *	<-> worker, app <-> worker, upstream <-> worker) and hands one end to each side with
  *	CHANNEL messages. A restarted daemon gets fresh pairs; its peers see
  *	the old ends close and drop them.
  *
@@ -292,13 +292,36 @@ static void send_tls_files(master_child *c)
             close(fds[i]);
 }
 
+/*
+ * send_proxy_table - a worker reads the proxy table from the descriptor
+ * it gets before each CONFIG (it is chrooted away from the file); none
+ * when proxy_table is empty. The file was checked (master_load_config);
+ * one that vanished since leaves the worker without routes, and it says so.
+ */
+static void send_proxy_table(master_child *c)
+{
+    const char *path = c->m->conf.proxy_table;
+    int fd = path[0] != '\0' ? open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY) : -1;
+
+    if (path[0] != '\0' && fd < 0)
+        qd_warn_errno("proxy_table %s", path);
+    qd_ipc_msg_init(&out_msg, QD_MSG_PROXY_TABLE, 0);
+    if (fd >= 0)
+        qd_ipc_put_fd(&out_msg, fd);
+    send_ctl(c, &out_msg);
+    if (fd >= 0)
+        close(fd);
+}
+
 void master_child_send_config(master_child *c, uint32_t id)
 {
     master *m = c->m;
     qd_buf text;
 
-    if (c->role == QD_ROLE_WORKER)
+    if (c->role == QD_ROLE_WORKER) {
         send_tls_files(c);
+        send_proxy_table(c);
+    }
     qd_buf_init(&text);
     qd_conf_dump(&m->conf, QD_CONF_DUMP_EFFECTIVE, &text);
     qd_ipc_msg_init(&out_msg, QD_MSG_CONFIG, id);
@@ -356,7 +379,8 @@ master_child *master_app_for(master *m, uint32_t generation)
 
 /*
  * connect_peers - on READY: channels to every ready peer. A worker talks
- * to the listener and to its generation's app (master_app_for): a worker
+ * to the listener, the upstream daemon (while there is a proxy table) and
+ * to its generation's app (master_app_for): a worker
  * of an older generation keeps the app it had while a newer app serves
  * the new generation, so its requests in flight are never cut.
  */
@@ -369,11 +393,11 @@ static void connect_peers(master_child *c)
         if (p == c || p->state != MS_RUNNING)
             continue;
         if (c->role == QD_ROLE_WORKER &&
-            (p->role == QD_ROLE_LISTENER ||
+            (p->role == QD_ROLE_LISTENER || (p->role == QD_ROLE_UPSTREAM && !p->retire) ||
              (p->role == QD_ROLE_APP && p == master_app_for(m, c->generation))))
             connect_pair(p, c);
         else if (p->role == QD_ROLE_WORKER &&
-                 (c->role == QD_ROLE_LISTENER ||
+                 (c->role == QD_ROLE_LISTENER || c->role == QD_ROLE_UPSTREAM ||
                   (c->role == QD_ROLE_APP && c == master_app_for(m, p->generation))))
             connect_pair(c, p);
     }

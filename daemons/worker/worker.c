@@ -293,6 +293,12 @@ static void message(qd_child *c, qd_ipc_msg *m)
         }
         return;
     }
+    if (m->type == QD_MSG_PROXY_TABLE) { /* for the CONFIG that follows (worker_route.c) */
+        if (w->proxy_fd >= 0)
+            close(w->proxy_fd);
+        w->proxy_fd = m->fd_count == 1 ? qd_ipc_msg_take_fd(m, 0) : -1;
+        return;
+    }
     if (m->type == QD_MSG_LOG_FD) { /* after each CONFIG: the fast path's access log */
         if (w->access_fd >= 0)
             close(w->access_fd);
@@ -342,6 +348,7 @@ int main(int argc, char **argv)
         w->eps[i].fd = w->eps[i].tcp_fd = -1;
     w->tls_fds[0] = w->tls_fds[1] = -1;
     w->access_fd = -1;
+    w->proxy_fd = -1;
     if (qd_random(&w->cache.seed, sizeof(w->cache.seed)) < 0)
         w->cache.seed = (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
     wk_map_init(&w->cids);

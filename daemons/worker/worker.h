@@ -337,6 +337,7 @@ struct worker {
     size_t nfree_chunks;
     wk_cache cache; /* granted static answers (the fast path) */
     int access_fd;  /* access_log from the master (QD_MSG_LOG_FD); -1: off */
+    int proxy_fd;   /* proxy_table from the master (QD_MSG_PROXY_TABLE), until CONFIG; -1: none */
     /* Retry decision for retry = auto: new connections this second */
     uint64_t rate_window_ns;
     uint64_t rate_count;

@@ -29,10 +29,10 @@ out=$("$QUICD" -t -c "$CONF" 2>&1) && echo "$out" | grep -q "is valid" &&
 out=$("$QUICCTL_BIN" -c "$CONF" check 2>&1) && ok "quicctl check accepts it" || fail "check: $out"
 out=$("$QUICCTL_BIN" -c "$CONF" config 2>&1)
 want="# proxy_table $TABLE: 2 groups, 3 routes
-#   group app policy=least_conn check_interval=2000ms check_timeout=1000ms rise=2 fall=3 expect=2xx
+#   group app policy=least_conn check_interval=2000ms check_timeout=1000ms rise=2 fall=3 expect=2xx connect_timeout=5000ms read_timeout=60000ms send_timeout=60000ms idle_timeout=30000ms fail_timeout=10000ms queue=64 retries=2
 #   server app 127.0.0.1:8080 weight=2 max_conns=16
 #   server app unix:/run/app.sock weight=1 max_conns=0 backup
-#   group api policy=hash hash=header:x-user check_interval=2000ms check_timeout=1000ms rise=2 fall=3 expect=2xx
+#   group api policy=hash hash=header:x-user check_interval=2000ms check_timeout=1000ms rise=2 fall=3 expect=2xx connect_timeout=5000ms read_timeout=60000ms send_timeout=60000ms idle_timeout=30000ms fail_timeout=10000ms queue=64 retries=2
 #   server api [::1]:9000 weight=1 max_conns=0
 #   route example.com/api/ api strip
 #   route */static/ local

@@ -16,7 +16,8 @@ static const char good[] =
     "route */a local\n"
     "route */abc app\n"
     "group app policy=least_conn check=/healthz check_interval=500ms check_timeout=2s rise=1\n"
-    "    fall=5 expect=204\n"
+    "    fall=5 expect=204 connect_timeout=250ms read_timeout=3s send_timeout=4s\n"
+    "    idle_timeout=0 fail_timeout=2s queue=5 retries=0\n"
     "server app 127.0.0.1:8080 weight=2 max_conns=10\n"
     "server app unix:/run/app.sock backup\n"
     "  # a comment inside does not end the record\n"
@@ -142,6 +143,13 @@ static void test_errors(void)
     expect_error("group g fall=101\nserver g 1.2.3.4:5\n", "fall=101: fall is 1-100");
     expect_error("group g expect=6xx\nserver g 1.2.3.4:5\n", "expect=6xx: expect is");
     expect_error("group g expect=199\nserver g 1.2.3.4:5\n", "expect=199: expect is");
+    expect_error("group g connect_timeout=5ms\nserver g 1.2.3.4:5\n", "connect_timeout is 10ms");
+    expect_error("group g read_timeout=2d\nserver g 1.2.3.4:5\n", "read_timeout is 10ms to 1d");
+    expect_error("group g send_timeout=x\nserver g 1.2.3.4:5\n", "send_timeout is 10ms to 1d");
+    expect_error("group g idle_timeout=2h\nserver g 1.2.3.4:5\n", "idle_timeout is 0 (no pool)");
+    expect_error("group g fail_timeout=1ms\nserver g 1.2.3.4:5\n", "fail_timeout is 100ms");
+    expect_error("group g queue=-1\nserver g 1.2.3.4:5\n", "queue=-1: queue is 0-100000");
+    expect_error("group g retries=11\nserver g 1.2.3.4:5\n", "retries=11: retries is 0-10");
     expect_error("server nope 1.2.3.4:80\n", "tbl:1: nope: no such group");
     snprintf(t, sizeof(t), "%sserver g 10.0.0.1\n", g);
     expect_error(t, "tbl:3: 10.0.0.1: want host:port");
@@ -199,10 +207,15 @@ static void test_dump(void)
     QD_EXPECT_STR(qd_buf_str(&out2), qd_buf_str(&out));
     QD_EXPECT_CONTAINS(qd_buf_str(&out), "server app [::1]:9000 weight=1 max_conns=0\n");
     QD_EXPECT_CONTAINS(qd_buf_str(&out), "group api policy=hash hash=header:x-user check_interval=2000ms "
-                                         "check_timeout=1000ms rise=2 fall=3 expect=2xx\n");
+                                         "check_timeout=1000ms rise=2 fall=3 expect=2xx "
+                                         "connect_timeout=5000ms read_timeout=60000ms "
+                                         "send_timeout=60000ms idle_timeout=30000ms "
+                                         "fail_timeout=10000ms queue=64 retries=2\n");
     QD_EXPECT_CONTAINS(qd_buf_str(&out), "group app policy=least_conn check=/healthz "
                                          "check_interval=500ms check_timeout=2000ms rise=1 fall=5 "
-                                         "expect=204\n");
+                                         "expect=204 connect_timeout=250ms read_timeout=3000ms "
+                                         "send_timeout=4000ms idle_timeout=0ms fail_timeout=2000ms "
+                                         "queue=5 retries=0\n");
     QD_EXPECT_CONTAINS(qd_buf_str(&out), "route example.com/api/ api strip\n");
     qd_proxy_release(&p);
     qd_proxy_release(&again);

@@ -14,13 +14,17 @@
  *	master in every status report (F_TEXT, one line per server), where
  *	quicctl upstreams reads it.
  *
+ *	The workers talk to it over a channel each (upstream_conn.c): it
+ *	connects sockets for them and hands them over connected (a chrooted
+ *	worker needs no resolver and reaches Unix sockets anywhere), counts
+ *	failed connects and the failures workers report as passive failures,
+ *	and broadcasts every change of a server's state to every worker.
+ *
  *	A reload reads the table again: a server still in the same group at
  *	the same address keeps its state and counters, the others start
- *	fresh (up), and those that left are closed. A table that does not
- *	parse keeps the old one (the master has refused it already).
- *
- *	Handing connected descriptors to the workers and the state broadcast
- *	to them come with the worker's upstream source (issue 24).
+ *	fresh (up, and announced to the workers), and those that left are
+ *	closed. A table that does not parse keeps the old one (the master
+ *	has refused it already).
  * DIAGNOSTICS
  *	State changes at notice level; resolution failures as warnings.
  */
@@ -53,6 +57,14 @@ static void server_name(const qd_proxy_server *sv, char *out, size_t cap)
         snprintf(out, cap, "%s:%u", sv->host, sv->port);
 }
 
+us_server *upstream_find(upstream *u, const char *group, const char *name)
+{
+    for (us_server *s = u->servers; s != NULL; s = s->next)
+        if (strcmp(s->name, name) == 0 && strcmp(s->group, group) == 0)
+            return s;
+    return NULL;
+}
+
 /* take_old - the server of the old list with |group| and |name|, unlinked from it */
 static us_server *take_old(us_server **old, const char *group, const char *name)
 {
@@ -68,8 +80,8 @@ static us_server *take_old(us_server **old, const char *group, const char *name)
 
 /*
  * apply - make the server list the table's: servers that stay keep their
- * state (and get the group's new options), new ones start up, the others
- * are retired.
+ * state (and get the group's new options), new ones start up (and are
+ * announced to the workers on a reload), the others are retired.
  */
 static void apply(upstream *u, bool first)
 {
@@ -89,6 +101,7 @@ static void apply(upstream *u, bool first)
                 snprintf(s->name, sizeof(s->name), "%s", name);
                 s->state = US_UP;
                 s->since_ms = qd_time_real_ms();
+                s->announce = !first;
             }
             s->gconf = *g;
             s->gconf.servers = NULL;
@@ -109,8 +122,10 @@ static void apply(upstream *u, bool first)
         upstream_check_stop(s);
     }
     u->servers = list;
-    if (!first)
+    if (!first) {
+        upstream_conn_announce(u);
         qd_info("proxy table: %zu groups", u->table.ngroups);
+    }
 }
 
 static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
@@ -148,6 +163,8 @@ static void started(qd_child *c)
 {
     upstream *u = c->data;
 
+    /* above any number a predecessor can have used, short of 1000 messages a millisecond */
+    u->seq = qd_time_real_ms() * 1000;
     apply(u, true);
     uv_timer_init(c->loop, &u->resolve_timer);
     u->resolve_timer.data = u;
@@ -155,7 +172,18 @@ static void started(qd_child *c)
     qd_info("%zu groups, watching their servers", u->table.ngroups);
 }
 
-/* status - one line per server, for quicctl upstreams */
+/* channel - a worker's channel from the master (upstream_conn.c) */
+static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
+{
+    upstream_conn_channel(c->data, role, instance, fd);
+}
+
+/*
+ * status - one line per server, for quicctl upstreams: checks= and
+ * failures= count the active checks, passive_failures= and passive_run=
+ * what the workers and the connects made for them saw, down_by= which of
+ * the two marked the server down; last= (the last check) takes the rest
+ */
 static void status(qd_child *c, qd_ipc_msg *m)
 {
     upstream *u = c->data;
@@ -165,10 +193,13 @@ static void status(qd_child *c, qd_ipc_msg *m)
     for (us_server *s = u->servers; s != NULL && b.len < UPSTREAM_REPORT_MAX; s = s->next)
         qd_buf_printf(&b,
                       "group=%s server=%s state=%s since_ms=%llu checks=%llu failures=%llu "
+                      "passive_failures=%llu passive_run=%u down_by=%s connects=%llu "
                       "check=%s address=%s weight=%u max_conns=%u backup=%d last=%s\n",
                       s->group, s->name, upstream_state_name(s->state),
                       (unsigned long long)s->since_ms, (unsigned long long)s->checks,
-                      (unsigned long long)s->failures,
+                      (unsigned long long)s->failures, (unsigned long long)s->passive_failures,
+                      s->passive_run, upstream_cause_name(s->down_by),
+                      (unsigned long long)s->connects,
                       s->gconf.check_path[0] ? s->gconf.check_path : "-",
                       s->addrlen ? s->addr_text : "-", s->conf.weight, s->conf.max_conns,
                       s->conf.backup, s->last[0] ? s->last : "-");
@@ -179,6 +210,7 @@ static void status(qd_child *c, qd_ipc_msg *m)
 static const qd_child_ops ops = {
     .configure = configure,
     .started = started,
+    .channel = channel,
     .status = status,
 };
 

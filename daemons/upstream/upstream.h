@@ -15,8 +15,13 @@
 
 #define UPSTREAM_RESOLVE_MS 60000 /* names are resolved again this often */
 #define UPSTREAM_REPORT_MAX (48 * 1024) /* bytes of state text in one status report */
+#define UPSTREAM_MAX_CONNECTS 1024 /* connects in flight for the workers, all together */
 
 typedef enum us_state { US_UP, US_DOWN } us_state;
+/* what marked a server down: its active checks, or the passive failures workers and connects saw */
+typedef enum us_cause { US_BY_NONE, US_BY_CHECK, US_BY_PASSIVE } us_cause;
+
+struct us_worker;
 
 /* One server of a group and its health; owned by the daemon's list. */
 typedef struct us_server {
@@ -35,10 +40,18 @@ typedef struct us_server {
     char resolve_error[96];
     /* health */
     us_state state;
+    us_cause down_by;        /* US_BY_NONE while up */
     uint64_t since_ms;       /* wall clock of the last change (or the start) */
+    bool announce;           /* the state is to be broadcast to the workers */
+    /* active: the checks (upstream_check.c) */
     uint32_t ok_run, fail_run; /* consecutive results */
     uint64_t checks, failures;
     char last[96];           /* the last check's outcome */
+    /* passive: connects for the workers and the workers' reports (upstream_conn.c) */
+    uint32_t passive_run;    /* consecutive failures; a success starts over */
+    uint64_t passive_failures, connects; /* connects: sockets handed to workers */
+    uv_timer_t revive;       /* passively down, group without checks: up after fail_timeout */
+    unsigned connecting;     /* connects in flight that point here; freed only at 0 */
     /* the check in progress */
     int fd;                  /* -1 when none */
     uv_poll_t poll;
@@ -59,7 +72,14 @@ typedef struct upstream {
     us_server *servers;
     uv_timer_t resolve_timer;
     uint64_t changes; /* state changes since the start */
+    struct us_worker *workers; /* a channel each (upstream_conn.c) */
+    uint64_t seq;              /* of the last UP_STATE; starts from the wall clock */
+    unsigned connecting;       /* connects in flight, at most UPSTREAM_MAX_CONNECTS */
 } upstream;
+
+/* upstream.c */
+/* upstream_find returns the server |name| of |group| in the table, or NULL. */
+us_server *upstream_find(upstream *u, const char *group, const char *name);
 
 /* upstream_check.c */
 void upstream_check_start(us_server *s);
@@ -67,5 +87,22 @@ void upstream_check_restart(us_server *s);
 void upstream_check_stop(us_server *s);
 void upstream_resolve(us_server *s);
 const char *upstream_state_name(us_state st);
+const char *upstream_cause_name(us_cause by);
+/*
+ * upstream_passive counts what a worker saw at |s| or how a connect for one
+ * ended: |ok| starts the run of failures over, else |why| is the failure's
+ * cause; fall failures in a row mark an up server down.
+ */
+void upstream_passive(us_server *s, bool ok, const char *why);
+/* upstream_server_put drops a connect's reference to |s| (freed if retired and unused). */
+void upstream_server_put(us_server *s);
+
+/* upstream_conn.c */
+/* upstream_conn_channel takes |fd|, a channel to |role|[|instance|] from the master. */
+void upstream_conn_channel(upstream *u, qd_role role, uint32_t instance, int fd);
+/* upstream_conn_announce sends the servers marked |announce| to every worker, unmarks them. */
+void upstream_conn_announce(upstream *u);
+/* upstream_conn_count returns the worker channels open. */
+size_t upstream_conn_count(const upstream *u);
 
 #endif /* UPSTREAM_H */

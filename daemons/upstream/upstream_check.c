@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NAME
- *	upstream_check - resolving and active health checks of one server
+ *	upstream_check - resolving and the health (active checks, passive failures) of one server
  * SYNOPSIS
  *	upstream_resolve(), upstream_check_start(), upstream_check_restart(),
- *	upstream_check_stop(), upstream_state_name()
+ *	upstream_check_stop(), upstream_passive(), upstream_server_put(),
+ *	upstream_state_name(), upstream_cause_name()
  * DESCRIPTION
  *	A server's name is resolved with getaddrinfo in libuv's thread pool
  *	(numeric addresses and Unix sockets need none), at the start and
@@ -18,12 +19,21 @@
  *	or a class such as 2xx) within check_timeout is a success; anything
  *	else (refused, timed out, closed, another status, not resolved) a
  *	failure. fall failures in a row mark an up server down, rise
- *	successes in a row a down one up; servers start up, and a group
- *	without checks stays up.
+ *	successes in a row a down one up; servers start up.
+ *
+ *	Passive failures are counted apart (upstream_passive): a connect the
+ *	daemon made for a worker that failed, or a request a worker reports
+ *	as timed out or broken. A success (a connect, a report of an answer)
+ *	starts the run over; fall failures in a row mark an up server down.
+ *	It comes back through its checks (rise good ones counted from then)
+ *	or, in a group without checks, after the group's fail_timeout.
+ *	Every change of state goes through set_state, which marks the server
+ *	for the workers' broadcast (upstream_conn_announce).
  *
  *	Each server owns its socket (fd, at most one check at a time), a poll
- *	handle while a check runs and two timers; a retired server (reload)
- *	is freed once every handle is closed and no resolution is pending.
+ *	handle while a check runs and three timers; a retired server (reload)
+ *	is freed once every handle is closed, no resolution is pending and no
+ *	connect for a worker points to it.
  * DIAGNOSTICS
  *	Every change of state is logged at notice level with its cause.
  */
@@ -31,8 +41,10 @@
 
 /* system */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +63,48 @@ const char *upstream_state_name(us_state st)
     return st == US_UP ? "up" : "down";
 }
 
+const char *upstream_cause_name(us_cause by)
+{
+    return by == US_BY_CHECK ? "check" : by == US_BY_PASSIVE ? "passive" : "-";
+}
+
 /* maybe_free - a retired server goes once nothing refers to it any more */
 static void maybe_free(us_server *s)
 {
-    if (s->retired && s->open_handles == 0 && !s->resolving)
+    if (s->retired && s->open_handles == 0 && !s->resolving && s->connecting == 0)
         free(s);
+}
+
+void upstream_server_put(us_server *s)
+{
+    assert(s->connecting > 0);
+    s->connecting--;
+    maybe_free(s);
+}
+
+/*
+ * set_state - the one place a server changes state: log the cause, stamp
+ * the time, and mark it for the broadcast to the workers
+ */
+static void set_state(us_server *s, us_state st, us_cause by, const char *fmt, ...)
+{
+    char cause[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(cause, sizeof(cause), fmt, ap);
+    va_end(ap);
+    s->state = st;
+    s->down_by = st == US_DOWN ? by : US_BY_NONE;
+    s->since_ms = qd_time_real_ms();
+    s->u->changes++;
+    if (st == US_UP) {
+        s->passive_run = 0;
+        uv_timer_stop(&s->revive);
+    }
+    qd_notice("upstream %s server %s is %s: %s", s->group, s->name, upstream_state_name(st), cause);
+    s->announce = true;
+    upstream_conn_announce(s->u);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -180,19 +229,36 @@ static void result(us_server *s, bool ok, const char *why)
         s->fail_run++;
         s->ok_run = 0;
     }
-    if (s->state == US_UP && s->fail_run >= g->fall) {
-        s->state = US_DOWN;
-        s->since_ms = qd_time_real_ms();
-        s->u->changes++;
-        qd_notice("upstream %s server %s is down: %s (%u failed checks in a row)", s->group,
-                  s->name, why, s->fail_run);
-    } else if (s->state == US_DOWN && s->ok_run >= g->rise) {
-        s->state = US_UP;
-        s->since_ms = qd_time_real_ms();
-        s->u->changes++;
-        qd_notice("upstream %s server %s is up: %s (%u good checks in a row)", s->group, s->name,
-                  why, s->ok_run);
+    if (s->state == US_UP && s->fail_run >= g->fall)
+        set_state(s, US_DOWN, US_BY_CHECK, "%s (%u failed checks in a row)", why, s->fail_run);
+    else if (s->state == US_DOWN && s->ok_run >= g->rise)
+        set_state(s, US_UP, US_BY_NONE, "%s (%u good checks in a row)", why, s->ok_run);
+}
+
+/* on_revive - a server down without checks to bring it back: try it again */
+static void on_revive(uv_timer_t *t)
+{
+    us_server *s = t->data;
+
+    if (s->state == US_DOWN && !s->gconf.check_path[0] && !s->retired)
+        set_state(s, US_UP, US_BY_NONE, "fail_timeout (%ums) passed, no checks",
+                  s->gconf.fail_timeout_ms);
+}
+
+void upstream_passive(us_server *s, bool ok, const char *why)
+{
+    if (ok) {
+        s->passive_run = 0;
+        return;
     }
+    s->passive_failures++;
+    s->passive_run++;
+    if (s->state != US_UP || s->passive_run < s->gconf.fall)
+        return;
+    s->ok_run = 0; /* with checks: rise good ones from now on */
+    set_state(s, US_DOWN, US_BY_PASSIVE, "passive: %u failures (last: %s)", s->passive_run, why);
+    if (!s->gconf.check_path[0])
+        uv_timer_start(&s->revive, on_revive, s->gconf.fail_timeout_ms, 0);
 }
 
 /* finish - end the check in progress with its outcome */
@@ -329,21 +395,29 @@ void upstream_check_start(us_server *s)
     s->fd = -1;
     uv_timer_init(loop, &s->interval);
     uv_timer_init(loop, &s->timeout);
-    s->interval.data = s->timeout.data = s;
-    s->open_handles = 2;
+    uv_timer_init(loop, &s->revive);
+    s->interval.data = s->timeout.data = s->revive.data = s;
+    s->open_handles = 3;
     upstream_resolve(s);
     if (s->gconf.check_path[0])
         uv_timer_start(&s->interval, on_interval, s->gconf.check_interval_ms,
                        s->gconf.check_interval_ms);
 }
 
-/* upstream_check_restart - the group's options changed (reload): checks on its new interval */
+/*
+ * upstream_check_restart - the group's options changed (reload): checks on
+ * its new interval. A down server whose group has no checks any more comes
+ * back after fail_timeout; one whose group has checks now waits for them.
+ */
 void upstream_check_restart(us_server *s)
 {
     uv_timer_stop(&s->interval);
+    uv_timer_stop(&s->revive);
     if (s->gconf.check_path[0])
         uv_timer_start(&s->interval, on_interval, s->gconf.check_interval_ms,
                        s->gconf.check_interval_ms);
+    else if (s->state == US_DOWN)
+        uv_timer_start(&s->revive, on_revive, s->gconf.fail_timeout_ms, 0);
 }
 
 /* upstream_check_stop - the server left the table: close everything, free it when closed */
@@ -352,8 +426,10 @@ void upstream_check_stop(us_server *s)
     s->retired = true;
     uv_timer_stop(&s->interval);
     uv_timer_stop(&s->timeout);
+    uv_timer_stop(&s->revive);
     if (s->fd >= 0)
         close_check(s);
     uv_close((uv_handle_t *)&s->interval, on_handle_closed);
     uv_close((uv_handle_t *)&s->timeout, on_handle_closed);
+    uv_close((uv_handle_t *)&s->revive, on_handle_closed);
 }

@@ -176,11 +176,13 @@ static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
 
     if (first) {
         pin_cpu(c->instance < 0 ? 0 : c->instance);
-        return worker_tls_init(w, conf, err);
+        if (worker_tls_init(w, conf, err) < 0)
+            return -1;
+        return worker_route_configure(w, conf->proxy_table, err);
     }
     /* Renewed files take effect here (the master passed them open); if they
      * cannot be used the reload fails and everything stays as it was. */
-    if (worker_tls_init(w, conf, err) < 0)
+    if (worker_tls_init(w, conf, err) < 0 || worker_route_configure(w, conf->proxy_table, err) < 0)
         return -1;
     /* What the app granted under the old configuration is asked for again. */
     worker_cache_clear(w);
@@ -203,6 +205,8 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
         qd_info("connected to the app");
         for (size_t i = 0; i < w->nep; i++)
             worker_tcp_listen(w, &w->eps[i]); /* if it waited for the app */
+    } else if (role == QD_ROLE_UPSTREAM) {
+        worker_upstream_channel(w, fd);
     } else {
         qd_warn("channel to %s is not for me; closing it", qd_role_name(role));
         close(fd);
@@ -353,6 +357,8 @@ int main(int argc, char **argv)
         w->cache.seed = (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
     wk_map_init(&w->cids);
     wk_map_init(&w->streams);
+    wk_map_init(&w->asks);
+    qd_proxy_init(&w->routes);
     qd_child_init(&w->child, QD_ROLE_WORKER, argc, argv, &ops, w);
     return qd_child_run(&w->child);
 }

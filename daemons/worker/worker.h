@@ -44,6 +44,8 @@ typedef struct wk_stream wk_stream;
 typedef struct wk_tcp wk_tcp;
 typedef struct wk_h1 wk_h1;
 
+#include "worker_proxy.h"
+
 /*
  * wk_proto - how a connection's protocol answers its requests: the request
  * code (worker_req.c, worker_app.c, worker_cache.c) calls only these,
@@ -59,6 +61,9 @@ typedef struct wk_proto {
     /* abandon the response (|malformed|: the request was): a stream
      * error, or for HTTP/1.1 the end of the connection */
     void (*reset)(wk_stream *s, bool malformed);
+    /* |n| request body bytes the source held (s->hold_body) were taken:
+     * the client may send as many more (its flow-control window) */
+    void (*consumed)(wk_stream *s, size_t n);
 } wk_proto;
 
 /*
@@ -186,6 +191,9 @@ struct wk_stream {
     bool req_done;   /* the request is complete */
     bool head_done;  /* the request head is complete (worker_req_head) */
     const wk_source *src; /* the source that took the request, or NULL */
+    void *src_data;       /* that source's own state for it (the proxy's wk_proxy) */
+    bool hold_body;       /* the source consumes the body itself (worker_req_consumed) */
+    uint64_t body_held;   /* body bytes received and not yet consumed */
     /* request head, collected until end_headers */
     char *method, *scheme, *authority, *path; /* in inl, or allocated */
     char inl[160]; /* the pseudo-headers' bytes, while they fit */
@@ -368,6 +376,19 @@ struct worker {
     } last; /* counters at the last sample */
     uv_timer_t tcp_sweep; /* TCP timeouts, every WORKER_TCP_SWEEP_MS */
     bool tcp_sweep_on;
+    /* the reverse proxy (worker_route.c, worker_upstream.c, worker_upconn.c) */
+    qd_proxy routes;          /* the proxy table */
+    wk_upgroup **upgroups;    /* one per routes.groups[i] */
+    wk_upserver *up_retired;  /* servers that left the table, until their connections close */
+    qd_chan *upstream;        /* the upstream daemon */
+    wk_map asks;              /* ask id -> wk_proxy (UP_CONNECT in flight) */
+    uint64_t next_ask;
+    uint64_t up_seq;          /* the highest UP_STATE seen */
+    wk_upconn *upconns;       /* every upstream connection */
+    uint32_t nupconns;
+    uv_timer_t proxy_sweep;   /* deadlines, every WK_PROXY_SWEEP_MS while there is work */
+    bool proxy_sweep_on;
+    uint64_t proxied, proxy_errors, proxy_retries;
     /* graceful stop */
     bool stopping;
     uint64_t stop_deadline_ns;
@@ -476,6 +497,45 @@ void worker_req_respond(wk_stream *s, int status, const char *text);
 void worker_req_resume(wk_stream *s);
 void worker_req_reset(wk_stream *s);
 const char *worker_req_alt_svc(const wk_conn *c);
+
+void worker_req_consumed(wk_stream *s, size_t n);
+
+/* worker_route.c: the proxy table in the worker, servers and their choice */
+int worker_route_configure(worker *w, const char *name, qd_buf *err);
+const qd_proxy_route *worker_route_match(worker *w, const wk_stream *s);
+wk_upserver *worker_route_pick(worker *w, wk_proxy *px, bool *busy);
+bool worker_route_busy(const wk_proxy *px);
+wk_upserver *worker_route_find(worker *w, const char *group, const char *server);
+void worker_route_server_done(worker *w, wk_upserver *sv);
+
+/* worker_upstream.c: the channel to the upstream daemon */
+void worker_upstream_channel(worker *w, int fd);
+int worker_upstream_ask(worker *w, wk_proxy *px);
+void worker_upstream_forget(worker *w, wk_proxy *px);
+void worker_upstream_report(worker *w, wk_upserver *sv, int result);
+
+/* worker_upconn.c: connections to upstream servers */
+wk_upconn *worker_upconn_new(worker *w, wk_upserver *sv, int fd);
+wk_upconn *worker_upconn_take_idle(worker *w, wk_upserver *sv);
+void worker_upconn_start(wk_upconn *uc, wk_proxy *px);
+void worker_upconn_write(wk_upconn *uc);
+void worker_upconn_resume(wk_upconn *uc);
+void worker_upconn_release(wk_upconn *uc, bool reuse);
+void worker_upconn_close(wk_upconn *uc);
+void worker_upconn_sweep(worker *w, uint64_t now);
+
+/* worker_proxy.c: the proxy as a response source */
+extern const wk_source worker_proxy_source;
+void worker_proxy_connected(wk_proxy *px, wk_upserver *sv, int fd, int err, const char *why);
+void worker_proxy_answer_head(wk_proxy *px, int status, const nghttp3_nv *nv, size_t n);
+void worker_proxy_answer_info(wk_proxy *px, int status, const nghttp3_nv *nv, size_t n);
+void worker_proxy_answer_body(wk_proxy *px, const uint8_t *data, size_t len);
+void worker_proxy_answer_end(wk_proxy *px);
+void worker_proxy_failed(wk_proxy *px, int status, int result, const char *why);
+void worker_proxy_wrote(wk_proxy *px, size_t n);
+void worker_proxy_wake(worker *w, wk_upgroup *g);
+void worker_proxy_sweep(worker *w, uint64_t now);
+void worker_proxy_sweep_start(worker *w);
 
 /* worker_guard.c: per-connection budgets against abuse */
 bool worker_guard_reset(wk_conn *c);

@@ -59,6 +59,7 @@
 #define OUT_HIGH (64 * 1024)
 #define BODY_PIECE (16 * 1024)
 #define IN_MAX (WORKER_MAX_HEAD + 64 * 1024) /* pipelined bytes held while a response is out */
+#define HOLD_MAX (64 * 1024) /* body bytes a source holds (the proxy) before reading stops */
 
 struct wk_h1 {
     http_parser p;
@@ -80,6 +81,7 @@ struct wk_h1 {
     int error; /* a status to refuse the request with (400, 414, 431) */
     qd_buf in; /* input not parsed yet */
     size_t in_off;
+    bool parsing; /* in parse() */
 };
 
 /* reason - the reason phrase of |status| */
@@ -384,7 +386,7 @@ static void refuse(wk_conn *c, int status)
              http_errno_description(HTTP_PARSER_ERRNO(&h->p)));
     t->closing = true;
     t->close_reason = QD_REC_REASON_ERROR;
-    if (h->cur != NULL && (h->cur->head_sent || h->cur->responded)) {
+    if (h->cur != NULL && (h->cur->head_sent || h->cur->src_data != NULL || h->cur->responded)) {
         /* a response is under way: it cannot be followed by another */
         worker_tcp_close(c, QD_REC_CLOSE_BY_SERVER, QD_REC_REASON_ERROR);
         return;
@@ -423,7 +425,8 @@ static void release_head(wk_conn *c)
     worker_req_head(s, !h->body_expected);
     /* 100 Continue: the app takes the body (it is not over the limit) and
      * nothing has been answered yet. */
-    if (h->expect_continue && h->body_expected && s->head_sent && !s->responded &&
+    if (h->expect_continue && h->body_expected && (s->head_sent || s->src_data != NULL) &&
+        !s->responded &&
         h->p.http_minor >= 1 &&
         (h->p.content_length == UINT64_MAX ||
          h->p.content_length <= (uint64_t)conf->max_request_body)) {
@@ -433,7 +436,23 @@ static void release_head(wk_conn *c)
 }
 
 /* parse - run the parser over the input held, until it waits or fails */
+static int parse_input(wk_conn *c);
+
+/* parse - parse_input, never from within itself (a source's callback may lead here) */
 static int parse(wk_conn *c)
+{
+    wk_h1 *h = c->tcp->h1;
+
+    if (h->parsing)
+        return 0;
+    h->parsing = true;
+    int rv = parse_input(c);
+    if (c->tcp->h1 == h)
+        h->parsing = false;
+    return rv;
+}
+
+static int parse_input(wk_conn *c)
 {
     wk_tcp *t = c->tcp;
     wk_h1 *h = t->h1;
@@ -441,6 +460,8 @@ static int parse(wk_conn *c)
     while (h->in_off < h->in.len && !t->dead && !t->closing) {
         if (h->msg_done)
             break; /* the next request waits for this response */
+        if (h->cur != NULL && h->cur->body_held >= HOLD_MAX)
+            break; /* the source takes its time: worker_h1_produce goes on */
         const uint8_t *p = (const uint8_t *)h->in.data + h->in_off;
         size_t n = h->in.len - h->in_off;
         bool head = h->in_head || h->cur == NULL;
@@ -530,6 +551,12 @@ int worker_h1_produce(wk_conn *c)
     wk_tcp *t = c->tcp;
     wk_h1 *h = t->h1;
 
+    /* a body the source held and has taken since: parse on */
+    if (h->cur != NULL && !h->msg_done && h->cur->body_held < HOLD_MAX && h->in_off < h->in.len &&
+        !h->parsing && parse(c) < 0)
+        return 0;
+    if (t->dead || t->h1 == NULL)
+        return 0;
     while (!t->closing && h->cur != NULL && h->resp_started && t->out.len < OUT_HIGH) {
         wk_stream *s = h->cur;
         bool eof = true;
@@ -569,7 +596,8 @@ bool worker_h1_paused(const wk_conn *c)
 {
     const wk_h1 *h = c->tcp->h1;
 
-    return h != NULL && (h->msg_done || h->in.len - h->in_off >= IN_MAX);
+    return h != NULL && (h->msg_done || h->in.len - h->in_off >= IN_MAX ||
+                         (h->cur != NULL && h->cur->body_held >= HOLD_MAX));
 }
 
 void worker_h1_free(wk_conn *c)
@@ -657,6 +685,13 @@ static void resume(wk_stream *s)
 }
 
 /* reset - HTTP/1.1 has no stream to reset: a response cut short ends the connection */
+/* consumed - nothing to tell the client: worker_h1_produce reads on (HOLD_MAX) */
+static void consumed(wk_stream *s, size_t n)
+{
+    (void)s;
+    (void)n;
+}
+
 static void reset(wk_stream *s, bool malformed)
 {
     wk_tcp *t = s->c->tcp;
@@ -674,4 +709,5 @@ const wk_proto worker_h1_proto = {
     .submit_info = submit_info,
     .resume = resume,
     .reset = reset,
+    .consumed = consumed,
 };

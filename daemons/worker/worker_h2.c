@@ -206,6 +206,11 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 {
     wk_stream *s = stream_of(h2, id);
 
+    /* Windows reopen at once, unless the source holds the body (the proxy:
+     * worker_req_consumed); nghttp2 sends WINDOW_UPDATE itself (it counts
+     * padding and DATA it ignores). */
+    if (s == NULL || !s->hold_body)
+        nghttp2_session_consume(h2, id, len);
     if (s != NULL)
         worker_req_body(s, data, len);
     return 0;
@@ -267,7 +272,13 @@ int worker_h2_start(wk_conn *c)
     int32_t conn_window = conf->connection_window > MAX_WINDOW ? (int32_t)MAX_WINDOW
                                                                : (int32_t)conf->connection_window;
 
-    if (make_callbacks() < 0 || nghttp2_session_server_new(&t->h2, callbacks, c) != 0)
+    static nghttp2_option *opt;
+    if (opt == NULL) {
+        if (nghttp2_option_new(&opt) != 0)
+            return -1;
+        nghttp2_option_set_no_auto_window_update(opt, 1); /* on_data_chunk consumes */
+    }
+    if (make_callbacks() < 0 || nghttp2_session_server_new2(&t->h2, callbacks, c, opt) != 0)
         return -1;
     if (nghttp2_submit_settings(t->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
         nghttp2_session_set_local_window_size(t->h2, NGHTTP2_FLAG_NONE, 0, conn_window) != 0)
@@ -406,6 +417,13 @@ static void reset(wk_stream *s, bool malformed)
                               malformed ? NGHTTP2_PROTOCOL_ERROR : NGHTTP2_INTERNAL_ERROR);
 }
 
+/* consumed - body bytes a source held: WINDOW_UPDATE as nghttp2 sees fit */
+static void consumed(wk_stream *s, size_t n)
+{
+    if (s->c->tcp->h2 != NULL)
+        nghttp2_session_consume(s->c->tcp->h2, (int32_t)s->id, n); /* a closed stream: the connection's */
+}
+
 const wk_proto worker_h2_proto = {
     .name = QD_PROTO_H2,
     .alt_svc = true,
@@ -413,4 +431,5 @@ const wk_proto worker_h2_proto = {
     .submit_info = submit_info,
     .resume = resume,
     .reset = reset,
+    .consumed = consumed,
 };

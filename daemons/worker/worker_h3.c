@@ -77,12 +77,22 @@ static void reset(wk_stream *s, bool malformed)
                                 malformed ? NGHTTP3_H3_MESSAGE_ERROR : NGHTTP3_H3_INTERNAL_ERROR);
 }
 
+/* consumed - body bytes a source held: the stream's and the connection's windows reopen */
+static void consumed(wk_stream *s, size_t n)
+{
+    if (s->c->conn == NULL)
+        return;
+    ngtcp2_conn_extend_max_stream_offset(s->c->conn, s->id, n); /* a closed stream: ignored */
+    ngtcp2_conn_extend_max_offset(s->c->conn, n);
+}
+
 const wk_proto worker_h3_proto = {
     .name = QD_PROTO_H3,
     .submit = submit,
     .submit_info = submit_info,
     .resume = resume,
     .reset = reset,
+    .consumed = consumed,
 };
 
 /* refuse - close the connection with H3_EXCESSIVE_LOAD for abuse |why| (counted, logged) */
@@ -150,9 +160,12 @@ static int recv_data(nghttp3_conn *h3, int64_t id, const uint8_t *data, size_t l
     wk_conn *c = conn_ud;
     wk_stream *s = stream_ud;
 
-    /* Credit goes back at once: the app's queue is bounded by max_request_body. */
-    ngtcp2_conn_extend_max_stream_offset(c->conn, id, len);
-    ngtcp2_conn_extend_max_offset(c->conn, len);
+    /* Credit goes back at once (the app's queue is bounded by max_request_body),
+     * unless the source holds the body (the proxy: worker_req_consumed). */
+    if (s == NULL || !s->hold_body) {
+        ngtcp2_conn_extend_max_stream_offset(c->conn, id, len);
+        ngtcp2_conn_extend_max_offset(c->conn, len);
+    }
     if (s != NULL)
         worker_req_body(s, data, len);
     return 0;

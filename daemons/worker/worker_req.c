@@ -60,7 +60,8 @@
 #include "worker.h"
 
 /* The response sources, in the order they are offered a request. */
-static const wk_source *const sources[] = {&worker_cache_source, &worker_app_source};
+static const wk_source *const sources[] = {&worker_proxy_source, &worker_cache_source,
+                                           &worker_app_source};
 
 wk_stream *worker_req_new(wk_conn *c, int64_t id)
 {
@@ -147,6 +148,8 @@ void worker_req_free(wk_stream *s)
         log_own(s);
     if (s->src != NULL && s->src->cancel != NULL)
         s->src->cancel(s);
+    if (s->body_held > 0) /* the connection's window gets them back */
+        c->proto->consumed(s, (size_t)s->body_held);
     wk_map_del(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id));
     if (s->prev)
         s->prev->next = s->next;
@@ -413,8 +416,22 @@ void worker_req_head(wk_stream *s, bool fin)
 /* worker_req_body - request body bytes, for the source that took the request */
 void worker_req_body(wk_stream *s, const uint8_t *data, size_t len)
 {
+    if (s->hold_body)
+        s->body_held += len;
     if (s->src != NULL && s->src->body != NULL)
         s->src->body(s, data, len);
+}
+
+/* worker_req_consumed - the source took |n| held body bytes: the client may send more */
+void worker_req_consumed(wk_stream *s, size_t n)
+{
+    if (n > s->body_held)
+        n = (size_t)s->body_held;
+    if (n == 0)
+        return;
+    s->body_held -= n;
+    s->c->proto->consumed(s, n);
+    worker_conn_mark(s->c);
 }
 
 /* worker_req_end - the request body is complete */

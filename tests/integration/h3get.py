@@ -45,9 +45,11 @@ commands:
       exists, so a test can start the client before the event it times.
       Exit 0 on success, 1 on timeout.
 
-  req [-X METHOD] [--data STRING] [--data-file FILE] [-H 'Name: value']...
-      [--until sse:N|nl:N] URL OUTFILE
-      one transfer; prints every response line the header callback sees,
+  req [-X METHOD] [--data STRING] [--data-file FILE] [--stream-file FILE]
+      [-H 'Name: value']... [--until sse:N|nl:N] URL OUTFILE
+      one transfer (--stream-file: FILE as the body, read as the upload
+      goes and sent without a Content-Length; the method is PUT unless -X
+      says otherwise); prints every response line the header callback sees,
       in order ("line: HTTP/3 103", "line: link: ...", "line: HTTP/3
       200", ...), then "status=S version=V size=N".  With --until the
       body is read until it holds N events or N lines (Units, as for
@@ -502,7 +504,7 @@ def cmd_retry(args):
 
 
 def cmd_req(args):
-    method = data = until = None
+    method = data = until = stream = None
     headers = []
     rest = []
     i = 0
@@ -516,6 +518,8 @@ def cmd_req(args):
             with open(args[i + 1], "rb") as f:
                 data = f.read()
             i += 2
+        elif a == "--stream-file" and i + 1 < len(args):
+            stream = args[i + 1]; i += 2
         elif a == "-H" and i + 1 < len(args):
             headers.append(args[i + 1]); i += 2
         elif a == "--until" and i + 1 < len(args):
@@ -550,6 +554,13 @@ def cmd_req(args):
         c.setopt(pycurl.POSTFIELDS, data)
         if method:
             c.setopt(pycurl.CUSTOMREQUEST, method)
+    upload = None
+    if stream is not None:
+        upload = open(stream, "rb")
+        c.setopt(pycurl.UPLOAD, 1)
+        c.setopt(pycurl.READFUNCTION, upload.read)  # no INFILESIZE: the length is unknown
+        if method:
+            c.setopt(pycurl.CUSTOMREQUEST, method)
     if headers:
         c.setopt(pycurl.HTTPHEADER, headers + ["Expect:"])
     c.setopt(pycurl.HEADERFUNCTION,
@@ -560,6 +571,8 @@ def cmd_req(args):
     except pycurl.error as e:
         err = "" if stopped else str(e)
     sink.close()
+    if upload is not None:
+        upload.close()
     status, version, _, _ = describe(c)
     for l in lines:
         if l:

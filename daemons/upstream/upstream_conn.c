@@ -320,8 +320,8 @@ static void deliver(upstream *u, us_worker *only, const qd_ipc_msg *m)
                            "%s's queue is full: it gets every server's state once it drains",
                            worker_name(w));
         } else if (rv < 0 && rv != QD_ERR_EOF) {
-            qd_log_limited(&lim, QD_LOG_WARN, "cannot send server states to %s: %s",
-                           worker_name(w), rv == QD_ERR_IO ? strerror(errno) : qd_strerror(rv));
+            qd_log_limited(&lim, QD_LOG_WARN, "cannot send server states to %s: %s", worker_name(w),
+                           rv == QD_ERR_IO ? strerror(errno) : qd_strerror(rv));
         }
     }
 }

@@ -161,13 +161,15 @@ class Daemon:
         def child():
             os.dup2(a, 3)
             os.dup2(b, 4)
+            os.close(a)
+            os.close(b)
             hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
             want = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
         self.proc = subprocess.Popen([path, "-g", "1", "-l", "stderr", "-V", "debug"],
                                      stdin=subprocess.DEVNULL, stderr=log, stdout=log,
-                                     pass_fds=(a, b, 3, 4), preexec_fn=child)
+                                     pass_fds=(3, 4, a, b), preexec_fn=child)
         os.close(a)
         os.close(b)
         ctl_c.close()

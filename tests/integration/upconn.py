@@ -500,17 +500,38 @@ def run(d, a, A, U, FULL, WIDE, REFUSED, t_start_ms, table):
         os.close(fd)
     last = [last_seq[0]]
 
-    # ---- a restarted daemon's numbers are higher than its predecessor's
+    # ---- a restarted daemon's numbers are higher than its predecessor's; a table too large
+    # for one message reaches a new channel in several
     d.stop()
+    big = {}
+    with open(table, "a") as f:
+        for g in range(60):
+            for i in range(64):
+                name = "unix:/nonexistent/%s%04d" % ("p" * 80, g * 64 + i)
+                big[("g%02d" % g, name)] = True
+            f.write("group g%02d\n" % g)
+            f.write("".join("server g%02d %s\n" % (g, n) for (gg, n) in big if gg == "g%02d" % g))
     log = open(os.path.join(a.dir, "upstream2.log"), "ab")
     d2 = Daemon(a.daemon, log, table)
     try:
         m = d2.configure(1)
+        ok(m is not None and m.get(F_STATUS) == 0, "a table of %d more servers loads" % len(big),
+           m and m.get(F_TEXT))
         w2 = d2.worker(0)
-        m = w2.wait(lambda m: m.type == UP_STATE, 5)
+        m = w2.wait(lambda m: m.type == UP_STATE, 10)
         ok(m is not None and m.get(F_SEQ) > last[0],
            "a restarted daemon's first F_SEQ is above its predecessor's last (%s > %d)"
            % (m and m.get(F_SEQ), last[0]))
+        parts, seen, seqs = 0, set(), []
+        while m is not None:
+            parts += 1
+            seqs.append(m.get(F_SEQ))
+            seen |= {(g, s) for g, s, _ in m.servers()}
+            m = w2.wait(lambda m: m.type == UP_STATE, 1)
+        ok(parts > 1 and all(x + 1 == y for x, y in zip(seqs, seqs[1:])) and
+           all(k in seen for k in big) and len(seen) == len(big) + 8,
+           "%d servers reach a new channel in %d UP_STATE messages, one sequence number each"
+           % (len(seen), parts), (parts, len(seen)))
     finally:
         d2.stop()
         log.close()

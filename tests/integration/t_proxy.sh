@@ -1,0 +1,174 @@
+# SPDX-License-Identifier: MIT
+# The reverse proxy (issue 24): one table of requests through quicd to two
+# Python backends of the test helpers (TCP, and a Unix socket that only
+# the upstream daemon can reach: the worker is chrooted), over HTTP/3
+# (pycurl), HTTP/2 and HTTP/1.1 (Debian's curl over TLS). Each answer is
+# compared with the backend's own, asked directly: status, the bytes
+# (sha256), HEAD's length, the request as the backend saw it (prefix
+# stripped, Host, X-Forwarded-For/-Proto/-Host, Forwarded, Via, no
+# client-sent X-Forwarded-For, cookies joined), uploads with a length
+# and without one (chunked towards the backend), a chunked answer, 404
+# passed through, and a route to "local" still served by quicd.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/h3lib.sh"
+need_pycurl
+need_curl
+BACKEND="$QD_SRCDIR/tests/integration/httpbackend.py"
+h3_setup 1
+new_port PA
+backend() { bg ports_exec /usr/bin/python3 "$BACKEND" "$@"; }
+backend --port "$PA" --name a --record "$T/a.rec" > "$T/a.out" 2>&1
+chmod o+x "$T"
+(umask 0; backend --unix "$T/b.sock" --name b --record "$T/b.rec" > "$T/b.out" 2>&1; echo "$BG_PID" > "$T/b.pid")
+BG_PIDS="$BG_PIDS $(cat "$T/b.pid")"
+listening() { grep -q listening "$T/a.out" && grep -q listening "$T/b.out"; }
+wait_until 10 listening ||
+    die "backends did not start: $(cat "$T"/[ab].out)"
+
+cat > "$T/proxy" <<TBL
+group app
+server app 127.0.0.1:$PA
+group sock
+server sock unix:$T/b.sock
+route */app/ app strip
+route */sock/ sock strip
+route */whole/ app
+route */app/local/ local
+TBL
+echo "proxy_table = $T/proxy" >> "$CONF"
+mkdir -p "$T/htdocs/app/local"
+echo "served by quicd" > "$T/htdocs/app/local/file.txt"
+h3_start || finish
+
+CURL=(curl -sS --max-time 30 --cacert "$T/cert.pem" --resolve "localhost:$PORT:127.0.0.1")
+# ask PROTO OUT ARGS... URLPATH - one request; the head goes to OUT.h, the body to OUT
+ask() {
+    local proto=$1 out=$2
+    shift 2
+    local path=${!#} args=("${@:1:$(($# - 1))}")
+    case $proto in
+    h3) h3get req "${args[@]}" "$(h3_url "${path#/}")" "$out" > "$out.h" 2>&1 ;;
+    h2) "${CURL[@]}" --http2 -D "$out.h" -o "$out" "${args[@]}" "https://localhost:$PORT$path" ;;
+    h1) "${CURL[@]}" --http1.1 -D "$out.h" -o "$out" "${args[@]}" "https://localhost:$PORT$path" ;;
+    esac
+}
+# status OUT - the final status of that answer
+status() { grep -aoE '^(HTTP/[0-9.]+ [0-9]{3}|status=[0-9]+)' "$1.h" | tail -n 1 | grep -oE '[0-9]{3}$'; }
+# field OUT NAME - a response field's value
+field() { grep -aiE "^(line: )?$2:" "$1.h" | tail -n 1 | sed -E 's/^(line: )?[^:]*: *//' | tr -d '\r'; }
+# direct OUT PATH [curl args] - the backend's own answer
+direct() { local out=$1 path=$2; shift 2; curl -sS --max-time 30 -o "$out" -D "$out.h" "$@" "http://127.0.0.1:$PA$path"; }
+sha() { sha256sum < "$1" | cut -d' ' -f1; }
+# last_rec FILE - the last request the backend recorded, as "method target" and JSON
+last_rec() { tail -n 1 "$1"; }
+rec_field() {
+    /usr/bin/python3 -c '
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+if sys.argv[2] == "target":
+    print(r["target"])
+elif sys.argv[2] == "chunked":
+    print(r["chunked"])
+elif sys.argv[2] == "body_len":
+    print(r["body_len"])
+else:
+    print("\n".join(v for n, v in r["headers"] if n.lower() == sys.argv[2]))
+' "$1" "$2"
+}
+
+head -c 1048576 /dev/urandom > "$T/up.bin"
+UP_SHA=$(sha "$T/up.bin")
+direct "$T/d.bytes" /bytes/1000000
+direct "$T/d.chunked" /chunked/300000
+
+for p in h3 h2 h1; do
+    o="$T/$p"
+    via=$(case $p in h3) echo HTTP/3 ;; h2) echo HTTP/2 ;; h1) echo HTTP/1.1 ;; esac)
+    # a small GET: the name of the backend, the prefix stripped
+    ask $p "$o.name" /app/name
+    [ "$(status "$o.name")" = 200 ] && [ "$(cat "$o.name")" = a ] &&
+        [ "$(rec_field "$T/a.rec" target)" = /name ] &&
+        ok "$p: GET /app/name -> backend a saw /name" ||
+        fail "$p: GET /app/name: $(status "$o.name") '$(head -c 100 "$o.name")' target $(rec_field "$T/a.rec" target)"
+    # the request as the backend saw it
+    ask $p "$o.hdr" -H "X-Forwarded-For: 6.6.6.6" -H "Cookie: a=1" -H "X-Custom: yes" /app/headers
+    host=$(rec_field "$T/a.rec" host)
+    xff=$(rec_field "$T/a.rec" x-forwarded-for)
+    xfp=$(rec_field "$T/a.rec" x-forwarded-proto)
+    xfh=$(rec_field "$T/a.rec" x-forwarded-host)
+    fwd=$(rec_field "$T/a.rec" forwarded)
+    v=$(rec_field "$T/a.rec" via)
+    cu=$(rec_field "$T/a.rec" x-custom)
+    ck=$(rec_field "$T/a.rec" cookie)
+    if [ "$host" = "localhost:$PORT" ] && [ "$xff" = 127.0.0.1 ] && [ "$xfp" = https ] &&
+        [ "$xfh" = "localhost:$PORT" ] && [ "$v" = "$via quicd" ] && [ "$cu" = yes ] &&
+        [ "$ck" = "a=1" ] && echo "$fwd" | grep -q '^for=127.0.0.1;host="localhost:'"$PORT"'";proto=https$'; then
+        ok "$p: forwarded fields set (Host, X-Forwarded-*, Forwarded, Via $via quicd), the client's X-Forwarded-For dropped"
+    else
+        fail "$p: fields at the backend: host=$host xff=$xff xfp=$xfp xfh=$xfh fwd=$fwd via=$v custom=$cu cookie=$ck"
+    fi
+    # a download: the same bytes as the backend's
+    ask $p "$o.bytes" /app/bytes/1000000
+    [ "$(status "$o.bytes")" = 200 ] && [ "$(sha "$o.bytes")" = "$(sha "$T/d.bytes")" ] &&
+        [ "$(field "$o.bytes" content-length)" = 1000000 ] &&
+        ok "$p: 1 MB download identical, content-length passed" ||
+        fail "$p: download: $(status "$o.bytes") size $(stat -c %s "$o.bytes") length $(field "$o.bytes" content-length)"
+    # a chunked answer
+    ask $p "$o.chunked" /app/chunked/300000
+    [ "$(status "$o.chunked")" = 200 ] && [ "$(sha "$o.chunked")" = "$(sha "$T/d.chunked")" ] &&
+        ok "$p: chunked answer identical" ||
+        fail "$p: chunked: $(status "$o.chunked") size $(stat -c %s "$o.chunked")"
+    # HEAD: the length, no body
+    if [ $p = h3 ]; then ask $p "$o.head" -X HEAD /app/bytes/5000; else ask $p "$o.head" --head /app/bytes/5000; fi
+    [ "$(status "$o.head")" = 200 ] && [ "$(field "$o.head" content-length)" = 5000 ] &&
+        { [ ! -s "$o.head" ] || cmp -s "$o.head" "$o.head.h"; } && ok "$p: HEAD: content-length 5000, no body" ||
+        fail "$p: HEAD: $(status "$o.head") length $(field "$o.head" content-length) size $(stat -c %s "$o.head" 2>/dev/null)"
+    # an upload with a length
+    if [ $p = h3 ]; then
+        ask $p "$o.up" -X POST --data-file "$T/up.bin" /app/sha256
+    else
+        ask $p "$o.up" --data-binary "@$T/up.bin" /app/sha256
+    fi
+    [ "$(status "$o.up")" = 200 ] && [ "$(cat "$o.up")" = "1048576 $UP_SHA" ] &&
+        [ "$(rec_field "$T/a.rec" chunked)" = False ] &&
+        ok "$p: 1 MiB upload with a length arrives whole" ||
+        fail "$p: upload: $(status "$o.up") '$(head -c 100 "$o.up")' chunked=$(rec_field "$T/a.rec" chunked)"
+    # an upload without a length: chunked towards the backend
+    if [ $p = h3 ]; then
+        ask $p "$o.upc" -X POST --stream-file "$T/up.bin" /app/sha256
+    elif [ $p = h2 ]; then
+        ask $p "$o.upc" -X POST -T - /app/sha256 < "$T/up.bin"
+    else
+        ask $p "$o.upc" -X POST -H "Transfer-Encoding: chunked" -T - /app/sha256 < "$T/up.bin"
+    fi
+    [ "$(status "$o.upc")" = 200 ] && [ "$(cat "$o.upc")" = "1048576 $UP_SHA" ] &&
+        [ "$(rec_field "$T/a.rec" chunked)" = True ] &&
+        ok "$p: upload without a length goes out chunked and arrives whole" ||
+        fail "$p: upload without length: $(status "$o.upc") '$(head -c 100 "$o.upc")' chunked=$(rec_field "$T/a.rec" chunked)"
+    # a status passed through
+    ask $p "$o.404" /app/status/404
+    [ "$(status "$o.404")" = 404 ] && ok "$p: 404 passed through" || fail "$p: /status/404 gave $(status "$o.404")"
+    # a route without strip
+    ask $p "$o.whole" /whole/name
+    [ "$(rec_field "$T/a.rec" target)" = /whole/name ] && ok "$p: a route without strip keeps the path" ||
+        fail "$p: /whole/name reached the backend as $(rec_field "$T/a.rec" target)"
+    # the Unix-socket backend
+    ask $p "$o.sock" /sock/name
+    [ "$(status "$o.sock")" = 200 ] && [ "$(cat "$o.sock")" = b ] &&
+        ok "$p: a Unix-socket backend through the upstream daemon" ||
+        fail "$p: /sock/name: $(status "$o.sock") '$(head -c 100 "$o.sock")'"
+    # a more specific local route
+    ask $p "$o.local" /app/local/file.txt
+    [ "$(status "$o.local")" = 200 ] && [ "$(cat "$o.local")" = "served by quicd" ] &&
+        ok "$p: a local route inside a proxied prefix is served by quicd" ||
+        fail "$p: /app/local/file.txt: $(status "$o.local") '$(head -c 100 "$o.local")'"
+done
+
+# one connection per worker was kept alive and reused: far fewer than the requests
+conns=$(/usr/bin/python3 -c '
+import json, sys
+print(len({json.loads(l)["conn"] for l in open(sys.argv[1])}))' "$T/a.rec")
+reqs=$(wc -l < "$T/a.rec")
+[ "$conns" -le 3 ] && ok "keep-alive: $reqs requests to backend a on $conns connections" ||
+    fail "keep-alive: $reqs requests on $conns connections"
+finish

@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: MIT
+# The reverse proxy when upstreams fail (issue 24, parts 3-5), each with
+# the number of errors clients see (h2load over HTTP/3, and single
+# requests):
+#   - a backend that closes every kept-alive connection idle for 5 ms
+#     (the keep-alive race), 1,000 GETs: 0 errors;
+#   - one of two backends killed under load: 0 failed GETs, it is marked
+#     down by the health checks within the configured time, and up again
+#     after it returns;
+#   - the upstream daemon killed under load: 0 errors, and new upstream
+#     connections work again with its successor;
+#   - all servers down (by the checks): 503 at once, not after a timeout;
+#   - a server that refuses connections: 502 after the retries;
+#   - a slow upstream: 504 at read_timeout; garbage: 502.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/h3lib.sh"
+need_pycurl
+H2LOAD=${H2LOAD:-$(command -v h2load)}
+[ -n "$H2LOAD" ] && "$H2LOAD" --help 2>&1 | grep -q -- --alpn-list ||
+    skip "h2load with HTTP/3 is needed (contrib/install-deps builds it)"
+BACKEND="$QD_SRCDIR/tests/integration/httpbackend.py"
+h3_setup 1
+new_port PA
+new_port PB
+new_port PC
+new_port PD
+backend() { bg ports_exec /usr/bin/python3 "$BACKEND" "$@"; }
+start_b() { backend --port "$PB" --name b > "$T/b.out" 2>&1; BPID=$BG_PID; }
+backend --port "$PA" --name a > "$T/a.out" 2>&1
+start_b
+backend --port "$PC" --name c --idle-close 5 --record "$T/c.rec" > "$T/c.out" 2>&1
+listening() { grep -q listening "$T/a.out" && grep -q listening "$T/b.out" && grep -q listening "$T/c.out"; }
+wait_until 10 listening || die "backends did not start: $(cat "$T"/[abc].out)"
+
+cat > "$T/proxy" <<TBL
+group two check=/healthz check_interval=200ms check_timeout=500ms rise=2 fall=2
+server two 127.0.0.1:$PA
+server two 127.0.0.1:$PB
+group racy
+server racy 127.0.0.1:$PC
+group dead check=/healthz check_interval=200ms fall=1
+server dead 127.0.0.1:$PD
+group refused
+server refused 127.0.0.1:$PD
+group slow read_timeout=1s
+server slow 127.0.0.1:$PA
+route */two/ two strip
+route */racy/ racy strip
+route */dead/ dead strip
+route */refused/ refused strip
+route */slow/ slow
+TBL
+echo "proxy_table = $T/proxy" >> "$CONF"
+h3_start || finish
+
+# load N URL - h2load over HTTP/3, N requests; prints its summary lines
+load() {
+    timeout -k 2 120 "$H2LOAD" --alpn-list=h3 -n "$1" -c 4 -m 4 "$2" 2>&1 |
+        grep -E '^(requests|status codes|errors|finished)'
+}
+# load_for SECONDS URL - the same for SECONDS
+load_for() {
+    timeout -k 2 $(($1 + 60)) "$H2LOAD" --alpn-list=h3 -D "$1" -c 4 -m 4 "$2" 2>&1 |
+        grep -E '^(requests|status codes|errors|finished)'
+}
+# load_ok OUT [N] - h2load's OUT shows requests (N, if given) that all
+# succeeded with a 2xx: none failed, errored or timed out, no other status
+load_ok() {
+    local n
+    n=$(grep -oE '[0-9]+ succeeded, 0 failed, 0 errored, 0 timeout' "$1" | cut -d' ' -f1)
+    [ -n "$n" ] && [ "$n" -gt 0 ] && { [ -z "${2:-}" ] || [ "$n" = "${2:-}" ]; } &&
+        grep -qE "status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx" "$1"
+}
+# done_of OUT - the requests h2load's OUT counts as done
+done_of() { grep -oE '[0-9]+ done' "$1" | cut -d' ' -f1; }
+state() {
+    quicctl upstreams --json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["servers"]:
+    if s["group"] == sys.argv[1] and s["server"] == sys.argv[2]:
+        print(s["state"])
+' "$1" "$2"
+}
+
+# --- the keep-alive race --------------------------------------------------
+load 1000 "$(h3_url racy/name)" > "$T/racy.load"
+conns=$(/usr/bin/python3 -c '
+import json, sys
+print(len({json.loads(l)["conn"] for l in open(sys.argv[1])}))' "$T/c.rec")
+load_ok "$T/racy.load" 1000 &&
+    ok "keep-alive race: 1000 GETs, 0 errors (the backend closed idle connections: $conns connections)" ||
+    fail "keep-alive race: $(tr '\n' ' ' < "$T/racy.load")"
+[ "$conns" -gt 4 ] || fail "the backend did not close idle connections ($conns connections): the race was not exercised"
+
+# --- one of two servers killed under load ------------------------------------
+load_for 3 "$(h3_url two/name)" > "$T/two.load" &
+LPID=$!
+sleep 1
+kill -9 "$BPID"
+t0=$(date +%s%N)
+wait_until 5 eval '[ "$(state two 127.0.0.1:'"$PB"')" = down ]' &&
+    ok "the killed server is down within $(( ($(date +%s%N) - t0) / 1000000 )) ms (checks every 200 ms, fall=2)" ||
+    fail "the killed server is not down: $(quicctl upstreams 2>&1 | tr '\n' ' ')"
+wait "$LPID"
+load_ok "$T/two.load" && ok "one of two servers killed under load: $(done_of "$T/two.load") GETs, 0 failed" ||
+    fail "server killed under load: $(tr '\n' ' ' < "$T/two.load")"
+start_b
+wait_until 10 eval '[ "$(state two 127.0.0.1:'"$PB"')" = up ]' &&
+    ok "it is up again after it returns" || fail "the returned server stays $(state two "127.0.0.1:$PB")"
+# both serve again
+for i in 1 2 3 4 5 6 7 8; do h3get fetch "$(h3_url two/name)" "$T/n$i" > /dev/null 2>&1; done
+[ "$(cat "$T"/n[1-8] | sort -u | tr -d '\n')" = ab ] && ok "round robin uses both again" ||
+    fail "round robin after the return: $(cat "$T"/n[1-8] | tr '\n' ' ')"
+
+# --- the upstream daemon killed under load -------------------------------------
+# (through the racy backend, which keeps closing connections: new ones are
+# needed while the daemon is gone, and wait for its successor)
+UPID=$(proc_field upstream - pid)
+load_for 3 "$(h3_url racy/name)" > "$T/up.load" &
+LPID=$!
+sleep 1
+kill -9 "$UPID"
+wait "$LPID"
+load_ok "$T/up.load" && ok "upstream daemon killed under load: $(done_of "$T/up.load") GETs, 0 errors" ||
+    fail "upstream daemon killed: $(tr '\n' ' ' < "$T/up.load")"
+newpid() { local p; p=$(proc_field upstream - pid); [ -n "$p" ] && [ "$p" != "$UPID" ]; }
+wait_until 10 newpid || fail "the upstream daemon was not restarted"
+# a new connection through the new daemon (the old ones are closed by the backend's restart)
+h3get fetch "$(h3_url racy/name)" "$T/after" > "$T/after.out" 2>&1
+[ "$(cat "$T/after")" = c ] && ok "new upstream connections through the restarted daemon" ||
+    fail "after the daemon's restart: $(cat "$T/after.out")"
+
+# --- all servers down: 503 at once -------------------------------------------
+wait_until 5 eval '[ "$(state dead 127.0.0.1:'"$PD"')" = down ]' || fail "the dead group's server is not down"
+t0=$(date +%s%N)
+h3get req "$(h3_url dead/x)" "$T/dead" > "$T/dead.out" 2>&1
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+grep -q "status=503" "$T/dead.out" && [ "$ms" -lt 1000 ] && ok "no server up: 503 in $ms ms" ||
+    fail "no server up: $(tail -n 1 "$T/dead.out") in $ms ms"
+
+# --- connection refused: 502 ---------------------------------------------------
+h3get req "$(h3_url refused/x)" "$T/ref" > "$T/ref.out" 2>&1
+grep -q "status=502" "$T/ref.out" && ok "connection refused: 502" || fail "refused: $(tail -n 1 "$T/ref.out")"
+
+# --- slow: 504 at read_timeout; garbage: 502 ------------------------------------------
+t0=$(date +%s%N)
+h3get req "$(h3_url slow/5000)" "$T/slow" > "$T/slow.out" 2>&1
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+grep -q "status=504" "$T/slow.out" && [ "$ms" -ge 900 ] && [ "$ms" -lt 3000 ] &&
+    ok "slow upstream: 504 after $ms ms (read_timeout=1s)" ||
+    fail "slow upstream: $(tail -n 1 "$T/slow.out") after $ms ms"
+h3get req "$(h3_url two/garbage)" "$T/garbage" > "$T/garbage.out" 2>&1
+grep -q "status=502" "$T/garbage.out" && ok "garbage answer: 502" || fail "garbage: $(tail -n 1 "$T/garbage.out")"
+finish

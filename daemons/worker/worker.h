@@ -475,6 +475,7 @@ void worker_app_send_failed(worker *w, const char *what, int rv);
 wk_chunk *worker_chunk_get(worker *w, size_t want);
 void worker_chunk_put(worker *w, wk_chunk *ch);
 void worker_body_append(wk_stream *s, const uint8_t *data, size_t len);
+void worker_body_discard(wk_stream *s);
 int worker_body_fill(wk_stream *s);
 void worker_body_drop_fd(wk_stream *s);
 void worker_body_use_mem(wk_stream *s, uint64_t off, uint64_t len);

@@ -105,6 +105,19 @@ void worker_body_append(wk_stream *s, const uint8_t *data, size_t len)
     }
 }
 
+/* worker_body_discard - forget the body appended so far (nothing of it was handed out) */
+void worker_body_discard(wk_stream *s)
+{
+    while (s->first != NULL) {
+        wk_chunk *ch = s->first;
+        s->first = ch->next;
+        worker_chunk_put(s->c->w, ch);
+    }
+    s->last = NULL;
+    s->nchunks = 0;
+    s->filled = s->handed = s->acked = s->ack_skip = 0;
+}
+
 /* worker_body_fill - read file body into free chunk slots; -1 on a read error */
 int worker_body_fill(wk_stream *s)
 {

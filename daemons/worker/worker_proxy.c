@@ -454,6 +454,7 @@ static void cancel(wk_stream *s)
         return;
     px->held = 0; /* worker_req_free returns what the stream held */
     finish(px);
+    qd_buf_release(&px->dhead);
     s->src_data = NULL;
     free(px);
 }
@@ -512,11 +513,66 @@ void worker_proxy_answer_info(wk_proxy *px, int status, const nghttp3_nv *nv, si
     worker_conn_mark(px->s->c);
 }
 
+/* submit_deferred - the held answer goes to the client, complete */
+static void submit_deferred(wk_proxy *px)
+{
+    nghttp3_nv nv[100];
+    size_t n = 0;
+
+    for (size_t off = 0; off + 2 <= px->dhead.len && n < 100;) {
+        uint8_t *f = (uint8_t *)px->dhead.data + off;
+        size_t flen = (size_t)f[0] << 8 | f[1];
+        uint8_t *nul = memchr(f + 2, '\0', flen);
+        off += 2 + flen;
+        if (nul != NULL)
+            nv[n++] = (nghttp3_nv){f + 2, nul + 1, (size_t)(nul - (f + 2)),
+                                   flen - (size_t)(nul - (f + 2)) - 1, NGHTTP3_NV_FLAG_NONE};
+    }
+    px->deferred = false;
+    px->answered = true;
+    px->s->eof = true;
+    worker_req_submit(px->s, px->dstatus, nv, n, px->s->filled > 0);
+    qd_buf_release(&px->dhead);
+}
+
+/* small_length - the answer's content-length when it is at most WK_PROXY_REPLAY_MAX, else -1 */
+static long small_length(const nghttp3_nv *nv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (nv[i].namelen == 14 && memcmp(nv[i].name, "content-length", 14) == 0) {
+            long v = 0;
+            for (size_t k = 0; k < nv[i].valuelen; k++) {
+                if (nv[i].value[k] < '0' || nv[i].value[k] > '9' || v > WK_PROXY_REPLAY_MAX)
+                    return -1;
+                v = v * 10 + (nv[i].value[k] - '0');
+            }
+            return v <= WK_PROXY_REPLAY_MAX ? v : -1;
+        }
+    return -1;
+}
+
 void worker_proxy_answer_head(wk_proxy *px, int status, const nghttp3_nv *nv, size_t n)
 {
     wk_stream *s = px->s;
     bool has_body = !px->head_method && status != 204 && status != 304;
 
+    /* A small answer to a request that may be repeated waits until it is
+     * complete: a server that dies in the middle of it costs the client
+     * nothing, the request goes to another (worker_proxy_failed). */
+    if (has_body && px->idempotent && small_length(nv, n) >= 0) {
+        px->deferred = true;
+        px->dstatus = status;
+        qd_buf_init(&px->dhead);
+        for (size_t i = 0; i < n; i++) {
+            size_t flen = nv[i].namelen + 1 + nv[i].valuelen;
+            uint8_t len2[2] = {(uint8_t)(flen >> 8), (uint8_t)flen};
+            qd_buf_append(&px->dhead, (const char *)len2, 2);
+            qd_buf_append(&px->dhead, (const char *)nv[i].name, nv[i].namelen);
+            qd_buf_append(&px->dhead, "", 1);
+            qd_buf_append(&px->dhead, (const char *)nv[i].value, nv[i].valuelen);
+        }
+        return;
+    }
     px->answered = true;
     if (px->sv != NULL)
         worker_upstream_report(&the_worker, px->sv, QD_UP_RESULT_OK);
@@ -530,15 +586,22 @@ void worker_proxy_answer_head(wk_proxy *px, int status, const nghttp3_nv *nv, si
 void worker_proxy_answer_body(wk_proxy *px, const uint8_t *data, size_t len)
 {
     worker_body_append(px->s, data, len);
-    worker_req_resume(px->s);
+    if (!px->deferred)
+        worker_req_resume(px->s);
 }
 
 void worker_proxy_answer_end(wk_proxy *px)
 {
     wk_stream *s = px->s;
 
-    s->eof = true;
-    worker_req_resume(s);
+    if (px->sv != NULL)
+        worker_upstream_report(&the_worker, px->sv, QD_UP_RESULT_OK);
+    if (px->deferred) {
+        submit_deferred(px);
+    } else {
+        s->eof = true;
+        worker_req_resume(s);
+    }
     finish(px); /* the connection goes back to the pool */
 }
 
@@ -547,21 +610,37 @@ void worker_proxy_failed(wk_proxy *px, int status, int result, const char *why)
     worker *w = &the_worker;
     wk_upconn *uc = px->uc;
     bool reused = uc != NULL && uc->reused;
-    bool nothing_back = uc != NULL && uc->got == 0;
+    /* nothing of the answer reached the client (a held answer is dropped) */
+    bool nothing_back = uc != NULL && (uc->got == 0 || px->deferred);
     bool not_sent = uc != NULL && uc->sent == 0;
+    uint64_t uc_got = uc != NULL ? uc->got : 0;
     wk_upserver *sv = px->sv;
 
     if (sv != NULL)
         snprintf(px->last_error, sizeof(px->last_error), "%.100s: %.100s", sv->name, why);
     if (uc != NULL)
         worker_upconn_close(uc); /* px->uc = NULL */
+    if (px->deferred) {
+        px->deferred = false;
+        qd_buf_release(&px->dhead);
+        worker_body_discard(px->s);
+    }
     /* the keep-alive race is not the server's failure */
-    if (sv != NULL && result >= 0 && !(reused && nothing_back && result == QD_UP_RESULT_BROKEN))
+    if (sv != NULL && result >= 0 &&
+        !(reused && uc_got == 0 && result == QD_UP_RESULT_BROKEN))
         worker_upstream_report(w, sv, result);
+    /* the keep-alive race: a kept-alive connection closed under the request
+     * before any answer; it costs no attempt (up to WK_PROXY_RACES times) */
+    bool race = reused && uc_got == 0 && px->races < WK_PROXY_RACES;
     if (!px->answered && result == QD_UP_RESULT_BROKEN && nothing_back && px->replayable &&
-        (px->idempotent || not_sent) && px->attempts <= px->g->conf.retries + (reused ? 1 : 0)) {
-        if (reused && sv != NULL)
-            px->tried &= ~(1ULL << sv->index); /* the same server, on a new connection */
+        px->g != NULL && (px->idempotent || not_sent) &&
+        (race || px->attempts <= px->g->conf.retries)) {
+        if (race) {
+            px->races++;
+            px->attempts--;
+            if (sv != NULL)
+                px->tried &= ~(1ULL << sv->index); /* the same server may take it again */
+        }
         detach_server(px);
         w->proxy_retries++;
         if (sv != NULL)

@@ -20,6 +20,7 @@
 #define WK_PROXY_REPLAY_MAX (64 * 1024) /* a request this small is kept to send again */
 #define WK_PROXY_SWEEP_MS 50            /* how often proxy deadlines are checked */
 #define WK_PROXY_HEAD_MAX (64 * 1024)   /* an upstream's response head */
+#define WK_PROXY_RACES 4                /* kept-alive connections found closed, per request */
 
 typedef struct wk_upgroup wk_upgroup;
 typedef struct wk_upserver wk_upserver;
@@ -94,7 +95,8 @@ struct wk_proxy {
     uint64_t ask;           /* the UP_CONNECT in flight, or 0 */
     bool ask_sent;          /* sent (not waiting for the daemon's channel) */
     uint64_t tried;         /* servers tried (bits by index) */
-    uint32_t attempts;      /* connections tried */
+    uint32_t attempts;      /* connections tried (the keep-alive race aside) */
+    uint32_t races;         /* kept-alive connections that were closed under it */
     uint64_t deadline_ns;   /* the current wait: a connection, or an answer */
     uint64_t started_ns;
     qd_buf req;             /* the request as sent: kept for a retry while small */
@@ -108,6 +110,9 @@ struct wk_proxy {
     bool idempotent;
     uint64_t hash;          /* policy=hash: of the client's address or the header's value */
     bool over;              /* the upstream side is done (answered or failed) */
+    bool deferred;          /* a small answer held until complete (it may still be retried) */
+    int dstatus;            /* its status */
+    qd_buf dhead;           /* its fields: u16 length, name NUL value */
     char last_error[208];   /* the last failure, for the answer and the log */
 };
 

@@ -69,6 +69,7 @@ static const struct {
     {QD_MSG_UP_CONNECTED, "up-connected", 0, 1},
     {QD_MSG_UP_STATE, "up-state", 0, 0},
     {QD_MSG_UP_REPORT, "up-report", 0, 0},
+    {QD_MSG_UP_COUNTS, "up-counts", 0, 0},
     {QD_MSG_HANDOFF, "handoff", 2, 2},
     {QD_MSG_REC_PROCESS, "rec-process", 0, 0},
     {QD_MSG_REC_CONN, "rec-conn", 0, 0},
@@ -109,6 +110,9 @@ static const uint8_t tag_kind[] = {
     [QD_F_SEQ] = KIND_U64,
     [QD_F_GROUP] = KIND_STR,
     [QD_F_SERVER] = KIND_STR,
+    [QD_F_UP_ACTIVE] = KIND_U32,
+    [QD_F_UP_IDLE] = KIND_U32,
+    [QD_F_UP_FAILS] = KIND_U64,
 };
 
 /* find_type - index into type_table, or -1 */

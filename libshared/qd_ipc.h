@@ -107,6 +107,11 @@ enum {
                                  servers that changed; a worker ignores a lower F_SEQ */
     QD_MSG_UP_REPORT = 53,    /* worker -> upstream: F_GROUP, F_SERVER, F_STATUS
                                  (QD_UP_RESULT_*): what a request saw (passive checks) */
+    QD_MSG_UP_COUNTS = 54,    /* worker -> upstream, every second while it has a proxy
+                                 table: F_INSTANCE (the worker), then per server F_GROUP,
+                                 F_SERVER, F_UP_ACTIVE, F_UP_IDLE, F_REQUESTS, F_UP_FAILS
+                                 (running totals of this worker; the daemon shows them in
+                                 quicctl upstreams per worker and summed) */
     /* anyone -> stats (datagram) */
     QD_MSG_REC_PROCESS = 60, /* process event record */
     QD_MSG_REC_CONN = 61,    /* a connection ended: F_CONN_ID, F_INSTANCE, F_PEER (first
@@ -214,6 +219,10 @@ enum {
     QD_F_GROUP = 78,           /* string: an upstream group's name */
     QD_F_SERVER = 79,          /* string: an upstream server, as the table writes it
                                   (host:port, [v6]:port or unix:/path) */
+    QD_F_UP_ACTIVE = 80,       /* u32: a worker's connections to a server carrying a request */
+    QD_F_UP_IDLE = 81,         /* u32: ... kept alive in its pool */
+    QD_F_UP_FAILS = 82,        /* u64: requests that saw the server fail (timeouts, broken
+                                  answers, connects that failed) */
 };
 
 /* QD_MSG_FWD_PACKET F_FLAGS beyond the ECN bits: a new connection's packet that a

@@ -439,7 +439,7 @@ const char *qd_http_version(const char *proto)
 void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer,
                       const char *method, const char *path, const char *proto, unsigned status,
                       uint64_t bytes_out, double ms, const char *conn_id, uint64_t stream,
-                      bool cancelled)
+                      const char *extra, bool cancelled)
 {
     char when[40];
 
@@ -449,9 +449,9 @@ void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer
     log_escape(line, method != NULL ? method : "-");
     qd_buf_append(line, " ", 1);
     log_escape(line, path != NULL ? path : "-");
-    qd_buf_printf(line, " %s\" %u %" PRIu64 " %.3f %s %" PRIu64 "%s\n", qd_http_version(proto),
-                  status, bytes_out, ms,
-                  conn_id, stream, cancelled ? " cancelled" : "");
+    qd_buf_printf(line, " %s\" %u %" PRIu64 " %.3f %s %" PRIu64 "%s%s\n", qd_http_version(proto),
+                  status, bytes_out, ms, conn_id, stream, extra != NULL ? extra : "",
+                  cancelled ? " cancelled" : "");
 }
 
 bool qd_http_token(const char *s, size_t len)

@@ -69,12 +69,14 @@ void qd_json_escape(qd_buf *out, const uint8_t *p, size_t len);
  * quicd.conf(5)), newline included: time, peer, "method path version"
  * (method and path escaped: '"', '\\', '%', controls and non-ASCII as %XX;
  * the version from the ALPN |proto|, qd_http_version), status, body bytes,
- * milliseconds, connection id, stream, and " cancelled" if so.
+ * milliseconds, connection id, stream, |extra| (NULL for none: words that
+ * begin with a space, such as the upstream of a proxied request), and
+ * " cancelled" if so.
  */
 void qd_http_log_line(qd_buf *line, const struct timespec *now, const char *peer,
                       const char *method, const char *path, const char *proto, unsigned status,
                       uint64_t bytes_out, double ms, const char *conn_id, uint64_t stream,
-                      bool cancelled);
+                      const char *extra, bool cancelled);
 
 /*
  * qd_http_version returns the HTTP version name of ALPN |proto| (QD_PROTO_*

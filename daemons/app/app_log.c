@@ -40,7 +40,7 @@ void app_req_log(app_req *r)
     r->is_logged = true;
     clock_gettime(CLOCK_REALTIME, &now);
     qd_http_log_line(&line, &now, r->peer, r->method, r->path, r->proto, r->status, r->bytes_out,
-                     (double)(uv_hrtime() - r->start_ns) / 1e6, r->conn_id, r->conn_stream,
+                     (double)(uv_hrtime() - r->start_ns) / 1e6, r->conn_id, r->conn_stream, NULL,
                      r->is_cancelled);
     if (write(fd, line.data, line.len) < 0) {
         static qd_log_limit lim;

@@ -262,6 +262,7 @@ static void status(qd_child *c, qd_ipc_msg *m)
         streams += k->nstreams;
     for (wk_conn *k = w->tconns; k != NULL; k = k->next)
         streams += k->nstreams;
+    worker_upstream_counts(w); /* quicctl upstreams shows them (the upstream daemon) */
     /* retry = auto notices a quiet second here even when no Initial arrives */
     bool retry = worker_accept_retry_tick(w);
     /* Live connections: those in their closing or draining period are gone for clients. */

@@ -79,6 +79,8 @@ typedef struct wk_source {
     void (*end)(wk_stream *s);                     /* the request is complete */
     bool (*delivered)(wk_stream *s, uint64_t len); /* body bytes the client took; false: abandoned */
     void (*cancel)(wk_stream *s);                  /* the stream goes away (worker_req_free) */
+    void (*describe)(wk_stream *s, qd_buf *out);   /* words for the access log line */
+    void (*handshake_done)(wk_stream *s);          /* the connection's handshake completed */
 } wk_source;
 
 /* Why worker_guard_refuse closed a connection (a counter each). */
@@ -500,6 +502,7 @@ void worker_req_reset(wk_stream *s);
 const char *worker_req_alt_svc(const wk_conn *c);
 
 void worker_req_consumed(wk_stream *s, size_t n);
+void worker_req_handshake_done(wk_conn *c);
 
 /* worker_route.c: the proxy table in the worker, servers and their choice */
 int worker_route_configure(worker *w, const char *name, qd_buf *err);
@@ -514,6 +517,7 @@ void worker_upstream_channel(worker *w, int fd);
 int worker_upstream_ask(worker *w, wk_proxy *px);
 void worker_upstream_forget(worker *w, wk_proxy *px);
 void worker_upstream_report(worker *w, wk_upserver *sv, int result);
+void worker_upstream_counts(worker *w);
 
 /* worker_upconn.c: connections to upstream servers */
 wk_upconn *worker_upconn_new(worker *w, wk_upserver *sv, int fd);

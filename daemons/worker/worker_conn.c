@@ -140,6 +140,7 @@ static int handshake_completed(ngtcp2_conn *conn, void *user_data)
 
     c->handshake_done = true;
     c->handshake_ns = worker_now() - c->started_ns;
+    worker_req_handshake_done(c); /* requests that waited for it (a 425 to replay) */
     c->w->handshakes++;
     c->w->rate_done++;
     c->w->half_open--;

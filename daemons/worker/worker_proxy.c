@@ -60,6 +60,7 @@
 #include "worker.h"
 
 static void acquire(wk_proxy *px);
+static void handshake_done(wk_stream *s);
 
 static wk_proxy *px_of(wk_stream *s)
 {
@@ -262,8 +263,10 @@ static void compose(wk_proxy *px, const qd_proxy_route *r, bool fin)
     if (s->authority != NULL)
         qd_buf_printf(b, "x-forwarded-host: %s\r\n", s->authority);
     qd_buf_printf(b, "via: %s quicd\r\n", qd_http_version(worker_conn_proto(s->c)));
-    if (s->early)
+    if (s->early) {
+        px->early_off = b->len;
         qd_buf_printf(b, "early-data: 1\r\n");
+    }
     qd_buf_append(b, "\r\n", 2);
 }
 
@@ -328,6 +331,7 @@ static void acquire(wk_proxy *px)
         return;
     }
     px->sv = sv;
+    snprintf(px->upstream, sizeof(px->upstream), "%s", sv->name);
     sv->active++;
     sv->requests++;
     px->tried |= 1ULL << sv->index;
@@ -459,8 +463,22 @@ static void cancel(wk_stream *s)
     free(px);
 }
 
+/* describe - the access log's words: the server, its status (0: no answer) and its time */
+static void describe(wk_stream *s, qd_buf *out)
+{
+    wk_proxy *px = px_of(s);
+
+    if (px == NULL)
+        return;
+    uint64_t end = px->uhead_ns != 0 ? px->uhead_ns : worker_now();
+    qd_buf_printf(out, " upstream=%s ustatus=%d utime=%.3f", px->upstream[0] ? px->upstream : "-",
+                  px->ustatus, (double)(end - px->started_ns) / 1e6);
+}
+
 const wk_source worker_proxy_source = {
     .name = "proxy",
+    .describe = describe,
+    .handshake_done = handshake_done,
     .start = start,
     .body = body,
     .end = end,
@@ -556,6 +574,14 @@ void worker_proxy_answer_head(wk_proxy *px, int status, const nghttp3_nv *nv, si
     wk_stream *s = px->s;
     bool has_body = !px->head_method && status != 204 && status != 304;
 
+    px->ustatus = status;
+    px->uhead_ns = worker_now();
+    /* 425 Too Early to a request that came in 0-RTT (RFC 8470 5.2): sent
+     * again, without Early-Data, once the handshake is complete */
+    if (status == 425 && px->early_off > 0 && px->replayable && px->req.len > 0) {
+        px->too_early = true;
+        return;
+    }
     /* A small answer to a request that may be repeated waits until it is
      * complete: a server that dies in the middle of it costs the client
      * nothing, the request goes to another (worker_proxy_failed). */
@@ -585,15 +611,53 @@ void worker_proxy_answer_head(wk_proxy *px, int status, const nghttp3_nv *nv, si
 
 void worker_proxy_answer_body(wk_proxy *px, const uint8_t *data, size_t len)
 {
+    if (px->too_early)
+        return; /* the 425's body: not for the client */
     worker_body_append(px->s, data, len);
     if (!px->deferred)
         worker_req_resume(px->s);
+}
+
+/* replay_early - the request again, without Early-Data, after a 425 */
+static void replay_early(wk_proxy *px)
+{
+    static const size_t line = sizeof("early-data: 1\r\n") - 1;
+
+    px->await_handshake = false;
+    memmove(px->req.data + px->early_off, px->req.data + px->early_off + line,
+            px->req.len - px->early_off - line);
+    px->req.len -= line;
+    px->early_off = 0;
+    px->tried = 0; /* the same server may take it */
+    px->attempts--;
+    px->ustatus = 0;
+    px->uhead_ns = 0;
+    acquire(px);
+}
+
+static void handshake_done(wk_stream *s)
+{
+    wk_proxy *px = px_of(s);
+
+    if (px != NULL && px->await_handshake)
+        replay_early(px);
 }
 
 void worker_proxy_answer_end(wk_proxy *px)
 {
     wk_stream *s = px->s;
 
+    if (px->too_early) {
+        wk_upconn *uc = px->uc;
+        px->too_early = false;
+        worker_upconn_release(uc, !uc->close_after && uc->in_off == uc->in.len); /* px->uc = NULL */
+        detach_server(px);
+        if (s->c->handshake_done)
+            replay_early(px);
+        else
+            px->await_handshake = true; /* handshake_done() goes on */
+        return;
+    }
     if (px->sv != NULL)
         worker_upstream_report(&the_worker, px->sv, QD_UP_RESULT_OK);
     if (px->deferred) {

@@ -111,6 +111,12 @@ struct wk_proxy {
     uint64_t hash;          /* policy=hash: of the client's address or the header's value */
     bool over;              /* the upstream side is done (answered or failed) */
     bool deferred;          /* a small answer held until complete (it may still be retried) */
+    size_t early_off;       /* where "early-data: 1" is in req (0: not there) */
+    bool too_early;         /* the upstream answered 425: replay after the handshake */
+    bool await_handshake;   /* ... waiting for it now */
+    char upstream[QD_PROXY_HOST_MAX + 16]; /* the last server tried (the access log) */
+    int ustatus;            /* its answer's status, 0 before one */
+    uint64_t uhead_ns;      /* when that answer's head came */
     int dstatus;            /* its status */
     qd_buf dhead;           /* its fields: u16 length, name NUL value */
     char last_error[208];   /* the last failure, for the answer and the log */

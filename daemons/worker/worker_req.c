@@ -121,17 +121,21 @@ static void set_str(wk_stream *s, char **slot, const uint8_t *v, size_t len)
 /* log_own - the access log line of an answer the worker made itself */
 static void log_own(wk_stream *s)
 {
-    static qd_buf line;
+    static qd_buf line, extra;
     worker *w = s->c->w;
     struct timespec now;
 
     if (w->access_fd < 0)
         return;
     clock_gettime(CLOCK_REALTIME, &now);
+    qd_buf_reset(&extra);
+    if (s->src != NULL && s->src->describe != NULL)
+        s->src->describe(s, &extra);
     qd_http_log_line(&line, &now, s->c->peer, s->method, s->path, worker_conn_proto(s->c),
                      (unsigned)s->status,
                      s->filled, (double)(worker_now() - s->started_ns) / 1e6, s->c->cid_text,
-                     (uint64_t)s->id, !s->eof || s->acked < s->filled);
+                     (uint64_t)s->id, extra.len > 0 ? qd_buf_str(&extra) : NULL,
+                     !s->eof || s->acked < s->filled);
     if (write(w->access_fd, line.data, line.len) < 0) {
         static qd_log_limit lim;
         qd_log_limited(&lim, QD_LOG_WARN, "access_log: %s", strerror(errno));
@@ -442,4 +446,14 @@ void worker_req_end(wk_stream *s)
     s->req_done = true;
     if (s->src != NULL && s->src->end != NULL)
         s->src->end(s);
+}
+
+/* worker_req_handshake_done - the handshake completed: sources that waited for it go on */
+void worker_req_handshake_done(wk_conn *c)
+{
+    for (wk_stream *s = c->streams, *next; s != NULL; s = next) {
+        next = s->next;
+        if (s->src != NULL && s->src->handshake_done != NULL)
+            s->src->handshake_done(s);
+    }
 }

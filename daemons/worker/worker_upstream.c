@@ -187,6 +187,48 @@ static void on_close(qd_chan *ch)
             ((wk_proxy *)e->value)->ask_sent = false;
 }
 
+/* counts_begin - a new UP_COUNTS message */
+static void counts_begin(worker *w)
+{
+    qd_ipc_msg_init(&out_msg, QD_MSG_UP_COUNTS, 0);
+    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, (uint32_t)(w->child.instance < 0 ? 0 : w->child.instance));
+}
+
+/* counts_put - one server's entry; -1 when the message is full */
+static int counts_put(const wk_upgroup *g, const wk_upserver *sv)
+{
+    uint32_t len = out_msg.len;
+
+    if (qd_ipc_put_str(&out_msg, QD_F_GROUP, g->conf.name) < 0 ||
+        qd_ipc_put_str(&out_msg, QD_F_SERVER, sv->name) < 0 ||
+        qd_ipc_put_u32(&out_msg, QD_F_UP_ACTIVE, sv->conns - sv->nidle) < 0 ||
+        qd_ipc_put_u32(&out_msg, QD_F_UP_IDLE, sv->nidle) < 0 ||
+        qd_ipc_put_u64(&out_msg, QD_F_REQUESTS, sv->requests) < 0 ||
+        qd_ipc_put_u64(&out_msg, QD_F_UP_FAILS, sv->fails) < 0) {
+        out_msg.len = len; /* no half entry */
+        return -1;
+    }
+    return 0;
+}
+
+/* worker_upstream_counts - this worker's connections and requests per server (every second) */
+void worker_upstream_counts(worker *w)
+{
+    if (w->upstream == NULL || w->routes.ngroups == 0)
+        return;
+    counts_begin(w);
+    for (size_t i = 0; i < w->routes.ngroups; i++) {
+        const wk_upgroup *g = w->upgroups[i];
+        for (size_t j = 0; j < g->nservers; j++)
+            if (counts_put(g, g->servers[j]) < 0) {
+                qd_chan_send(w->upstream, &out_msg); /* full: send it, the entry starts the next */
+                counts_begin(w);
+                counts_put(g, g->servers[j]);
+            }
+    }
+    qd_chan_send(w->upstream, &out_msg);
+}
+
 void worker_upstream_channel(worker *w, int fd)
 {
     qd_chan_close(w->upstream);

@@ -124,6 +124,8 @@ read completely (streamed, hashed) before answering.
                process exits at once with status 3 (os._exit) without
                answering; the body is not read
   /name        200 "NAME"
+  /early       425 "too early" to a request with "Early-Data: 1" (RFC 8470),
+               else 200 "late"
   /trailers    200 chunked, "Trailer: x-trailer", body "body\\n", trailer
                "x-trailer: yes"
   anything else (and "*")  200 "NAME TARGET" (TARGET as received)
@@ -551,7 +553,7 @@ class Conn:
             return self.simple(req, 405, "CONNECT not allowed\n", fields=[("Allow", "GET, HEAD, POST")])
         route = None
         if len(parts) == 2 and name in ("healthz", "echo", "sha256", "headers", "garbage", "close",
-                                         "hints", "continue", "die", "name", "trailers"):
+                                         "hints", "continue", "die", "name", "trailers", "early"):
             route, p = name, []
         elif name in ("bytes", "chunked", "status", "slow") and args(1) is not None:
             route, p = name, args(1)
@@ -656,6 +658,10 @@ class Conn:
             return self.simple(req, 200, "%d\n" % req.body.length)
         if route == "name":
             return self.simple(req, 200, "%s\n" % a.name)
+        if route == "early":
+            if "1" in [v.strip() for v in req.get("early-data")]:
+                return self.simple(req, 425, "too early\n")
+            return self.simple(req, 200, "late\n")
         if route == "trailers":
             r = Resp(self, req)
             r.start(200, [("Content-Type", "text/plain"), ("Trailer", "x-trailer")], chunked=True)

@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: MIT
 # The reverse proxy (issue 24): one table of requests through quicd to two
 # Python backends of the test helpers (TCP, and a Unix socket that only
-# the upstream daemon can reach: the worker is chrooted), over HTTP/3
+# the upstream daemon can reach: the worker is chrooted) and to Debian's
+# nginx (TCP and a Unix socket, kept alive; its ETag, Last-Modified and
+# 304 passed through), over HTTP/3
 # (pycurl), HTTP/2 and HTTP/1.1 (Debian's curl over TLS). Each answer is
 # compared with the backend's own, asked directly: status, the bytes
 # (sha256), HEAD's length, the request as the backend saw it (prefix
 # stripped, Host, X-Forwarded-For/-Proto/-Host, Forwarded, Via, no
-# client-sent X-Forwarded-For, cookies joined), uploads with a length
+# client-sent X-Forwarded-For, cookies joined), the access log's upstream
+# fields, uploads with a length
 # and without one (chunked towards the backend), a chunked answer, 404
 # passed through, and a route to "local" still served by quicd.
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +28,41 @@ listening() { grep -q listening "$T/a.out" && grep -q listening "$T/b.out"; }
 wait_until 10 listening ||
     die "backends did not start: $(cat "$T"/[ab].out)"
 
+# Debian's nginx as a backend: HTTP/1.1 keep-alive on TCP and on a Unix socket
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || skip "Debian's nginx is needed (contrib/install-deps)"
+new_port PN
+mkdir -p "$T/nginx/logs" "$T/nginx/tmp" "$T/nginx/www"
+head -c 300000 /dev/urandom > "$T/nginx/www/n.bin"
+chmod -R o+rX "$T/nginx/www"
+cat > "$T/nginx/nginx.conf" <<EOC
+daemon off;
+worker_processes 1;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/logs/error.log error;
+events { worker_connections 256; }
+http {
+	log_format conn '\$request_uri \$connection \$connection_requests';
+	access_log $T/nginx/logs/access.log conn;
+	client_body_temp_path $T/nginx/tmp/body;
+	proxy_temp_path $T/nginx/tmp/proxy;
+	fastcgi_temp_path $T/nginx/tmp/fastcgi;
+	uwsgi_temp_path $T/nginx/tmp/uwsgi;
+	scgi_temp_path $T/nginx/tmp/scgi;
+	default_type application/octet-stream;
+	server {
+		listen 127.0.0.1:$PN;
+		listen unix:$T/nginx.sock;
+		root $T/nginx/www;
+	}
+}
+EOC
+(umask 0; bg ports_exec "$NGINX" -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/logs/error.log" \
+    > "$T/nginx.out" 2>&1; echo "$BG_PID" > "$T/nginx.pid")
+BG_PIDS="$BG_PIDS $(cat "$T/nginx.pid")"
+nginx_up() { [ -S "$T/nginx.sock" ] && curl -s -o /dev/null "http://127.0.0.1:$PN/n.bin"; }
+wait_until 10 nginx_up || die "nginx did not start: $(cat "$T/nginx.out" "$T/nginx/logs/error.log")"
+
 cat > "$T/proxy" <<TBL
 group app
 server app 127.0.0.1:$PA
@@ -34,8 +72,15 @@ route */app/ app strip
 route */sock/ sock strip
 route */whole/ app
 route */app/local/ local
+group ng
+server ng 127.0.0.1:$PN
+group ngs
+server ngs unix:$T/nginx.sock
+route */ng/ ng strip
+route */ngs/ ngs strip
 TBL
 echo "proxy_table = $T/proxy" >> "$CONF"
+echo "access_log = $T/access.log" >> "$CONF"
 mkdir -p "$T/htdocs/app/local"
 echo "served by quicd" > "$T/htdocs/app/local/file.txt"
 h3_start || finish
@@ -157,6 +202,17 @@ for p in h3 h2 h1; do
     [ "$(status "$o.sock")" = 200 ] && [ "$(cat "$o.sock")" = b ] &&
         ok "$p: a Unix-socket backend through the upstream daemon" ||
         fail "$p: /sock/name: $(status "$o.sock") '$(head -c 100 "$o.sock")'"
+    # Debian's nginx behind, over TCP and a Unix socket
+    for r in ng ngs; do
+        ask $p "$o.$r" "/$r/n.bin"
+        [ "$(status "$o.$r")" = 200 ] && cmp -s "$o.$r" "$T/nginx/www/n.bin" &&
+            [ -n "$(field "$o.$r" etag)" ] && [ -n "$(field "$o.$r" last-modified)" ] &&
+            ok "$p: nginx ($r) behind: 300 kB identical, its ETag and Last-Modified passed" ||
+            fail "$p: nginx ($r): $(status "$o.$r") size $(stat -c %s "$o.$r") etag '$(field "$o.$r" etag)'"
+    done
+    ask $p "$o.ng304" -H "If-None-Match: $(field "$o.ng" etag)" /ng/n.bin
+    [ "$(status "$o.ng304")" = 304 ] && ok "$p: nginx's 304 passed through" ||
+        fail "$p: conditional GET through nginx gave $(status "$o.ng304")"
     # a more specific local route
     ask $p "$o.local" /app/local/file.txt
     [ "$(status "$o.local")" = 200 ] && [ "$(cat "$o.local")" = "served by quicd" ] &&
@@ -164,6 +220,11 @@ for p in h3 h2 h1; do
         fail "$p: /app/local/file.txt: $(status "$o.local") '$(head -c 100 "$o.local")'"
 done
 
+# the access log names the upstream, its status and time
+wait_until 5 grep -q '"GET /app/status/404 HTTP/1.1" 404 .* upstream=127.0.0.1:'"$PA"' ustatus=404 utime=' "$T/access.log" &&
+    grep -q '"GET /sock/name HTTP/3" 200 .* upstream=unix:'"$T"'/b.sock ustatus=200 utime=[0-9.]*$' "$T/access.log" &&
+    ok "the access log names the upstream server, its status and time" ||
+    fail "access log: $(grep -E 'status/404|sock/name' "$T/access.log" | head -n 3)"
 # one connection per worker was kept alive and reused: far fewer than the requests
 conns=$(/usr/bin/python3 -c '
 import json, sys
@@ -171,4 +232,9 @@ print(len({json.loads(l)["conn"] for l in open(sys.argv[1])}))' "$T/a.rec")
 reqs=$(wc -l < "$T/a.rec")
 [ "$conns" -le 3 ] && ok "keep-alive: $reqs requests to backend a on $conns connections" ||
     fail "keep-alive: $reqs requests on $conns connections"
+nconns=$(awk '{ print $2 }' "$T/nginx/logs/access.log" | sort -u | wc -l)
+nreqs=$(wc -l < "$T/nginx/logs/access.log")
+[ "$nreqs" -ge 9 ] && [ "$nconns" -le 4 ] &&
+    ok "keep-alive to nginx: $nreqs requests on $nconns connections (TCP and Unix socket)" ||
+    fail "keep-alive to nginx: $nreqs requests on $nconns connections"
 finish

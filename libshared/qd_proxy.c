@@ -104,6 +104,7 @@ void qd_proxy_init(qd_proxy *p)
 
 void qd_proxy_release(qd_proxy *p)
 {
+    free(p->trust);
     for (size_t i = 0; i < p->ngroups; i++)
         free(p->groups[i].servers);
     free(p->groups);
@@ -575,6 +576,90 @@ static bool before(const qd_proxy_route *a, const qd_proxy_route *b)
     return strlen(a->prefix) > strlen(b->prefix);
 }
 
+/* parse_net - "ADDRESS[/BITS]" into |n|; false if it is not one */
+static bool parse_net(const char *w, qd_proxy_net *n)
+{
+    char addr[64];
+    const char *slash = strchr(w, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - w) : strlen(w);
+    long long bits;
+
+    if (alen == 0 || alen >= sizeof(addr))
+        return false;
+    memcpy(addr, w, alen);
+    addr[alen] = '\0';
+    memset(n, 0, sizeof(*n));
+    if (inet_pton(AF_INET, addr, n->addr) == 1)
+        n->family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, n->addr) == 1)
+        n->family = AF_INET6;
+    else
+        return false;
+    unsigned max = n->family == AF_INET ? 32 : 128;
+    if (slash == NULL)
+        bits = max;
+    else if ((bits = number(slash + 1, 0, max)) < 0)
+        return false;
+    n->bits = (unsigned)bits;
+    /* host bits must be zero: 10.1.2.3/8 is a mistake, not a network */
+    for (unsigned b = n->bits; b < max; b++)
+        if (n->addr[b / 8] & (0x80 >> (b % 8)))
+            return false;
+    return true;
+}
+
+static void parse_trust(parser *ps, const record *r)
+{
+    qd_proxy *p = ps->p;
+
+    if (r->nwords < 2) {
+        err(ps, r->line, "trust", "want: trust ADDRESS[/BITS]...");
+        return;
+    }
+    for (int i = 1; i < r->nwords; i++) {
+        qd_proxy_net n;
+        if (!parse_net(r->word[i], &n)) {
+            err(ps, r->line, r->word[i], "not an address or network (192.0.2.0/24, 2001:db8::/32)");
+            continue;
+        }
+        if (p->ntrust == QD_PROXY_MAX_TRUST) {
+            err(ps, r->line, r->word[i], "more than %d trusted networks", QD_PROXY_MAX_TRUST);
+            return;
+        }
+        p->trust = qd_xrealloc(p->trust, (p->ntrust + 1) * sizeof(*p->trust));
+        p->trust[p->ntrust++] = n;
+    }
+}
+
+bool qd_proxy_trusted(const qd_proxy *p, const char *ip)
+{
+    uint8_t a[16];
+    int family;
+
+    if (inet_pton(AF_INET, ip, a) == 1) {
+        family = AF_INET;
+    } else if (inet_pton(AF_INET6, ip, a) == 1) {
+        family = AF_INET6;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, mapped, 12) == 0) {
+            memmove(a, a + 12, 4);
+            family = AF_INET;
+        }
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < p->ntrust; i++) {
+        const qd_proxy_net *n = &p->trust[i];
+        if (n->family != family)
+            continue;
+        unsigned full = n->bits / 8, rest = n->bits % 8;
+        if (memcmp(a, n->addr, full) == 0 &&
+            (rest == 0 || ((a[full] ^ n->addr[full]) & (0xff00 >> rest)) == 0))
+            return true;
+    }
+    return false;
+}
+
 int qd_proxy_parse(qd_proxy *p, const char *name, const char *text, size_t len, qd_buf *errs)
 {
     parser ps = {.p = p, .name = name};
@@ -589,8 +674,10 @@ int qd_proxy_parse(qd_proxy *p, const char *name, const char *text, size_t len, 
             err(&ps, r[i].line, r[i].word[0], "more than %d words", MAX_WORDS);
         else if (strcmp(r[i].word[0], "group") == 0)
             parse_group(&ps, &r[i]);
+        else if (strcmp(r[i].word[0], "trust") == 0)
+            parse_trust(&ps, &r[i]);
         else if (strcmp(r[i].word[0], "server") != 0 && strcmp(r[i].word[0], "route") != 0)
-            err(&ps, r[i].line, r[i].word[0], "unknown record (group, server, route)");
+            err(&ps, r[i].line, r[i].word[0], "unknown record (group, server, route, trust)");
     }
     for (size_t i = 0; i < n; i++)
         if (r[i].nwords <= MAX_WORDS && strcmp(r[i].word[0], "server") == 0)
@@ -680,6 +767,15 @@ const qd_proxy_route *qd_proxy_match(const qd_proxy *p, const char *host, const 
 
 void qd_proxy_dump(const qd_proxy *p, const char *prefix, qd_buf *out)
 {
+    if (p->ntrust > 0) {
+        qd_buf_printf(out, "%strust", prefix);
+        for (size_t i = 0; i < p->ntrust; i++) {
+            char text[64];
+            inet_ntop(p->trust[i].family, p->trust[i].addr, text, sizeof(text));
+            qd_buf_printf(out, " %s/%u", text, p->trust[i].bits);
+        }
+        qd_buf_printf(out, "\n");
+    }
     for (size_t i = 0; i < p->ngroups; i++) {
         const qd_proxy_group *g = &p->groups[i];
         qd_buf_printf(out, "%sgroup %s policy=%s", prefix, g->name, policy_name[g->policy]);

@@ -20,6 +20,7 @@
  *         [send_timeout=D] [idle_timeout=D] [fail_timeout=D] [queue=N] [retries=N]
  *   server GROUP ADDRESS [weight=N] [max_conns=N] [backup]
  *   route HOST/PREFIX GROUP|local [strip]
+ *   trust ADDRESS[/BITS]...
  *
  * ADDRESS is host:port, [v6]:port or unix:/path. HOST is a name or '*'.
  * Every error is "file:line: word: reason"; all of them are reported.
@@ -81,7 +82,18 @@ typedef struct qd_proxy_route {
     int line;
 } qd_proxy_route;
 
+/* A network whose clients' Forwarded and X-Forwarded-* fields are kept (another proxy). */
+typedef struct qd_proxy_net {
+    int family;      /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network byte order; 4 bytes for AF_INET */
+    unsigned bits;
+} qd_proxy_net;
+
+#define QD_PROXY_MAX_TRUST 256
+
 typedef struct qd_proxy {
+    qd_proxy_net *trust;
+    size_t ntrust;
     qd_proxy_group *groups;
     size_t ngroups;
     qd_proxy_route *routes; /* most specific first: host before '*', longer prefix first */
@@ -107,6 +119,13 @@ int qd_proxy_load(qd_proxy *p, const char *path, qd_buf *errs);
  * specific host (a named host before '*').
  */
 const qd_proxy_route *qd_proxy_match(const qd_proxy *p, const char *host, const char *path);
+
+/*
+ * qd_proxy_trusted tells whether the client at numeric address |ip| (IPv4
+ * or IPv6 text, no brackets or port) is in a trust network; an IPv4
+ * address mapped into IPv6 counts as IPv4.
+ */
+bool qd_proxy_trusted(const qd_proxy *p, const char *ip);
 
 /*
  * qd_proxy_dump appends the table to |out| as lines that parse back into

@@ -18,7 +18,9 @@
  *	authority, connection-specific fields dropped, cookies joined,
  *	Forwarded, X-Forwarded-For/-Proto/-Host and Via set (any the client
  *	sent are dropped: a client cannot choose what the upstream believes
- *	about it), Early-Data: 1 for a request that came in 0-RTT
+ *	about it, unless it is another proxy in a trust network of the
+ *	table: then its Forwarded and X-Forwarded-For are kept and extended,
+ *	its X-Forwarded-Proto and -Host kept), Early-Data: 1 for a request that came in 0-RTT
  *	(RFC 8470). A body without a length goes out in chunked encoding.
  *
  *	Bodies stream both ways under flow control: the client's body is
@@ -254,13 +256,35 @@ static void compose(wk_proxy *px, const qd_proxy_route *r, bool fin)
     client_ip(s->c, ip, sizeof(ip), false);
     client_ip(s->c, fwd_ip, sizeof(fwd_ip), true);
     const char *proto = s->scheme != NULL ? s->scheme : "https";
-    qd_buf_printf(b, "forwarded: for=%s%s%s", fwd_ip[0] == '[' ? "\"" : "", fwd_ip,
-                  fwd_ip[0] == '[' ? "\"" : "");
+    /* another proxy in a trust network: what it says about its client is kept */
+    bool trusted = qd_proxy_trusted(&s->c->w->routes, ip);
+    size_t in_len[4] = {0};
+    const char *in[4] = {NULL};
+    static const char *const fwd_names[4] = {"forwarded", "x-forwarded-for", "x-forwarded-proto",
+                                             "x-forwarded-host"};
+    for (int i = 0; trusted && i < 4; i++)
+        in[i] = field_value(s, fwd_names[i], &in_len[i]);
+    qd_buf_append(b, "forwarded: ", 11);
+    if (in[0] != NULL) {
+        qd_buf_append(b, in[0], in_len[0]);
+        qd_buf_append(b, ", ", 2);
+    }
+    qd_buf_printf(b, "for=%s%s%s", fwd_ip[0] == '[' ? "\"" : "", fwd_ip, fwd_ip[0] == '[' ? "\"" : "");
     if (s->authority != NULL)
         qd_buf_printf(b, ";host=\"%s\"", s->authority);
-    qd_buf_printf(b, ";proto=%s\r\nx-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n", proto, ip,
-                  proto);
-    if (s->authority != NULL)
+    qd_buf_printf(b, ";proto=%s\r\nx-forwarded-for: ", proto);
+    if (in[1] != NULL) {
+        qd_buf_append(b, in[1], in_len[1]);
+        qd_buf_append(b, ", ", 2);
+    }
+    qd_buf_printf(b, "%s\r\n", ip);
+    if (in[2] != NULL)
+        qd_buf_printf(b, "x-forwarded-proto: %.*s\r\n", (int)in_len[2], in[2]);
+    else
+        qd_buf_printf(b, "x-forwarded-proto: %s\r\n", proto);
+    if (in[3] != NULL)
+        qd_buf_printf(b, "x-forwarded-host: %.*s\r\n", (int)in_len[3], in[3]);
+    else if (s->authority != NULL)
         qd_buf_printf(b, "x-forwarded-host: %s\r\n", s->authority);
     qd_buf_printf(b, "via: %s quicd\r\n", qd_http_version(worker_conn_proto(s->c)));
     if (s->early) {

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "qd_buf.h"
@@ -39,6 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const char *host = strcmp(p.routes[i].host, "*") == 0 ? "any" : p.routes[i].host;
             if (qd_proxy_match(&p, host, p.routes[i].prefix) == NULL)
                 qd_panic("route %zu does not match its own host and prefix", i);
+        }
+        for (size_t i = 0; i < p.ntrust; i++) { /* a network trusts its own address */
+            char ip[64];
+            inet_ntop(p.trust[i].family, p.trust[i].addr, ip, sizeof(ip));
+            if (!qd_proxy_trusted(&p, ip))
+                qd_panic("trust %zu does not trust its own address %s", i, ip);
         }
         qd_proxy_release(&again);
         qd_buf_release(&dump);

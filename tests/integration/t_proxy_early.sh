@@ -8,7 +8,8 @@
 # backend records both); a request after the handshake has no Early-Data.
 # 103 Early Hints from the upstream reach HTTP/3 and HTTP/2 clients before
 # the final answer; "Expect: 100-continue" from an HTTP/2 client reaches
-# the upstream, whose 100 lets the client send its body.
+# the upstream, whose 100 lets the client send its body. A client in a
+# "trust" network keeps its X-Forwarded-* and Forwarded, extended.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_gtlsclient
@@ -24,6 +25,7 @@ cat > "$T/proxy" <<TBL
 group app
 server app 127.0.0.1:$PA
 route */app/ app strip
+trust 127.0.0.0/8 ::1
 TBL
 h3_conf 1 "proxy_table = $T/proxy"
 h3_start || finish
@@ -70,6 +72,18 @@ if [ "$(gtls_status_count "$L" 200)" = 1 ] && [ "$(gtls_status_count "$L" 425)" 
 else
     fail "425 replay: statuses 200=$(gtls_status_count "$L" 200) 425=$(gtls_status_count "$L" 425), body '$(cat "$T/dl2/early" 2>/dev/null)', backend saw: $got"
 fi
+
+# a client in a trust network (another proxy): its forwarded fields are kept and extended
+h3get req -H "X-Forwarded-For: 192.0.2.1" -H "X-Forwarded-Proto: http" -H "Forwarded: for=192.0.2.1" \
+    "$(h3_url app/trusted)" "$T/trusted" > /dev/null 2>&1
+fields=$(/usr/bin/python3 -c '
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["target"] == "/trusted"][-1]
+h = {n.lower(): v for n, v in r["headers"]}
+print("%s|%s|%s" % (h.get("x-forwarded-for"), h.get("x-forwarded-proto"), h.get("forwarded")))' "$T/a.rec")
+[ "$fields" = "192.0.2.1, 127.0.0.1|http|for=192.0.2.1, for=127.0.0.1;host=\"localhost:$PORT\";proto=https" ] &&
+    ok "a trusted client's X-Forwarded-For, -Proto and Forwarded are kept and extended" ||
+    fail "trusted forwarded fields at the backend: $fields"
 
 # 103 Early Hints before the final answer
 h3get req "$(h3_url app/hints)" "$T/hints" > "$T/hints.h3" 2>&1

@@ -125,7 +125,7 @@ static void test_errors(void)
     const char *g = "group g\nserver g 10.0.0.1:80\n";
     char t[512];
 
-    expect_error("frob x\n", "tbl:1: frob: unknown record");
+    expect_error("frob x\n", "tbl:1: frob: unknown record (group, server, route, trust)");
     expect_error("group\n", "tbl:1: group: a name is missing");
     expect_error("group local\nserver local 1.2.3.4:5\n", "tbl:1: local: not a group name");
     expect_error("group a/b\n", "tbl:1: a/b: not a group name");
@@ -224,6 +224,40 @@ static void test_dump(void)
     qd_buf_release(&errs);
 }
 
+static void test_trust(void)
+{
+    qd_proxy p;
+    qd_buf errs, out;
+
+    qd_proxy_init(&p);
+    qd_buf_init(&errs);
+    qd_buf_init(&out);
+    QD_EXPECT_INT(qd_proxy_parse(&p, "tbl",
+                                 "trust 10.0.0.0/8 192.0.2.7\n  2001:db8::/32 ::1\n"
+                                 "group g\nserver g 1.2.3.4:5\n",
+                                 strlen("trust 10.0.0.0/8 192.0.2.7\n  2001:db8::/32 ::1\n"
+                                        "group g\nserver g 1.2.3.4:5\n"), &errs), 0);
+    QD_EXPECT_INT((int)p.ntrust, 4);
+    QD_EXPECT_INT(qd_proxy_trusted(&p, "10.200.3.4"), 1);
+    QD_EXPECT_INT(qd_proxy_trusted(&p, "11.0.0.1"), 0);
+    QD_EXPECT_INT(qd_proxy_trusted(&p, "192.0.2.7"), 1);
+    QD_EXPECT_INT(qd_proxy_trusted(&p, "192.0.2.8"), 0);
+    QD_EXPECT_INT(qd_proxy_trusted(&p, "::ffff:10.1.1.1"), 1);
+    QD_EXPECT_INT(qd_proxy_trusted(&p, "2001:db8:ffff::1"), 1);
+    QD_EXPECT_INT(qd_proxy_trusted(&p, "2001:db9::1"), 0);
+    QD_EXPECT_INT(qd_proxy_trusted(&p, "::1"), 1);
+    QD_EXPECT_INT(qd_proxy_trusted(&p, "not an address"), 0);
+    qd_proxy_dump(&p, "", &out);
+    QD_EXPECT_CONTAINS(qd_buf_str(&out), "trust 10.0.0.0/8 192.0.2.7/32 2001:db8::/32 ::1/128\n");
+    qd_proxy_release(&p);
+    qd_buf_release(&errs);
+    qd_buf_release(&out);
+    expect_error("trust\n", "tbl:1: trust: want: trust ADDRESS");
+    expect_error("trust 10.0.0.1/8\n", "tbl:1: 10.0.0.1/8: not an address or network");
+    expect_error("trust 10.0.0.0/33\n", "tbl:1: 10.0.0.0/33: not an address or network");
+    expect_error("trust example.com\n", "tbl:1: example.com: not an address or network");
+}
+
 static void test_load(void)
 {
     qd_proxy p;
@@ -243,6 +277,7 @@ int main(void)
     QD_RUN(test_match);
     QD_RUN(test_errors);
     QD_RUN(test_dump);
+    QD_RUN(test_trust);
     QD_RUN(test_load);
     QD_TEST_DONE();
 }

@@ -12,7 +12,9 @@
  *	and runs each server's active health check once for the whole
  *	suite, not once per worker (upstream_check.c). Its state goes to the
  *	master in every status report (F_TEXT, one line per server), where
- *	quicctl upstreams reads it.
+ *	quicctl upstreams reads it, with what the workers count at each
+ *	server (UP_COUNTS: connections active and idle, requests, failures),
+ *	per worker and summed.
  *
  *	The workers talk to it over a channel each (upstream_conn.c): it
  *	connects sockets for them and hands them over connected (a chrooted
@@ -179,31 +181,67 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
 }
 
 /*
+ * put_tallies - the workers' counts at |s| (UP_COUNTS): active=, idle=,
+ * requests=, fails= summed over the workers, and workers= each worker's
+ * instance:active/idle/requests/fails, comma-separated ("-" if none)
+ */
+static void put_tallies(qd_buf *b, const us_server *s)
+{
+    unsigned long long active = 0, idle = 0, requests = 0, fails = 0;
+
+    for (size_t i = 0; i < s->tally_count; i++) {
+        active += s->tallies[i].active;
+        idle += s->tallies[i].idle;
+        requests += s->tallies[i].requests;
+        fails += s->tallies[i].fails;
+    }
+    qd_buf_printf(b, " active=%llu idle=%llu requests=%llu fails=%llu workers=", active, idle,
+                  requests, fails);
+    if (s->tally_count == 0)
+        qd_buf_printf(b, "-");
+    for (size_t i = 0; i < s->tally_count; i++) {
+        const us_tally *t = &s->tallies[i];
+        qd_buf_printf(b, "%s%u:%u/%u/%llu/%llu", i ? "," : "", t->instance, t->active, t->idle,
+                      (unsigned long long)t->requests, (unsigned long long)t->fails);
+    }
+}
+
+/*
  * status - one line per server, for quicctl upstreams: checks= and
  * failures= count the active checks, passive_failures= and passive_run=
  * what the workers and the connects made for them saw, down_by= which of
- * the two marked the server down; last= (the last check) takes the rest
+ * the two marked the server down; active= to workers= what the workers
+ * count there (put_tallies); last= (the last check) takes the rest. Only
+ * whole lines go in, UPSTREAM_REPORT_MAX bytes at most.
  */
 static void status(qd_child *c, qd_ipc_msg *m)
 {
     upstream *u = c->data;
-    qd_buf b;
+    qd_buf b, line;
 
     qd_buf_init(&b);
-    for (us_server *s = u->servers; s != NULL && b.len < UPSTREAM_REPORT_MAX; s = s->next)
-        qd_buf_printf(&b,
-                      "group=%s server=%s state=%s since_ms=%llu checks=%llu failures=%llu "
-                      "passive_failures=%llu passive_run=%u down_by=%s connects=%llu "
-                      "check=%s address=%s weight=%u max_conns=%u backup=%d last=%s\n",
-                      s->group, s->name, upstream_state_name(s->state),
-                      (unsigned long long)s->since_ms, (unsigned long long)s->checks,
-                      (unsigned long long)s->failures, (unsigned long long)s->passive_failures,
-                      s->passive_run, upstream_cause_name(s->down_by),
-                      (unsigned long long)s->connects,
-                      s->gconf.check_path[0] ? s->gconf.check_path : "-",
-                      s->addrlen ? s->addr_text : "-", s->conf.weight, s->conf.max_conns,
-                      s->conf.backup, s->last[0] ? s->last : "-");
+    qd_buf_init(&line);
+    for (us_server *s = u->servers; s != NULL; s = s->next) {
+        qd_buf_reset(&line);
+        qd_buf_printf(
+            &line,
+            "group=%s server=%s state=%s since_ms=%llu checks=%llu failures=%llu "
+            "passive_failures=%llu passive_run=%u down_by=%s connects=%llu "
+            "check=%s address=%s weight=%u max_conns=%u backup=%d",
+            s->group, s->name, upstream_state_name(s->state), (unsigned long long)s->since_ms,
+            (unsigned long long)s->checks, (unsigned long long)s->failures,
+            (unsigned long long)s->passive_failures, s->passive_run,
+            upstream_cause_name(s->down_by), (unsigned long long)s->connects,
+            s->gconf.check_path[0] ? s->gconf.check_path : "-", s->addrlen ? s->addr_text : "-",
+            s->conf.weight, s->conf.max_conns, s->conf.backup);
+        put_tallies(&line, s);
+        qd_buf_printf(&line, " last=%s\n", s->last[0] ? s->last : "-");
+        if (b.len + line.len > UPSTREAM_REPORT_MAX)
+            break;
+        qd_buf_append(&b, qd_buf_str(&line), line.len);
+    }
     qd_ipc_put_str(m, QD_F_TEXT, qd_buf_str(&b));
+    qd_buf_release(&line);
     qd_buf_release(&b);
 }
 

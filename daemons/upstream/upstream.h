@@ -23,6 +23,13 @@ typedef enum us_cause { US_BY_NONE, US_BY_CHECK, US_BY_PASSIVE } us_cause;
 
 struct us_worker;
 
+/* What one worker said it has at a server (UP_COUNTS): its running totals. */
+typedef struct us_tally {
+    uint32_t instance; /* the worker's */
+    uint32_t active, idle;
+    uint64_t requests, fails;
+} us_tally;
+
 /* One server of a group and its health; owned by the daemon's list. */
 typedef struct us_server {
     struct us_server *next;
@@ -52,6 +59,9 @@ typedef struct us_server {
     uint64_t passive_failures, connects; /* connects: sockets handed to workers */
     uv_timer_t revive;       /* passively down, group without checks: up after fail_timeout */
     unsigned connecting;     /* connects in flight that point here; freed only at 0 */
+    /* the workers' counts (UP_COUNTS, upstream_conn.c), by instance; owned here */
+    us_tally *tallies;
+    size_t tally_count, tally_cap;
     /* the check in progress */
     int fd;                  /* -1 when none */
     uv_poll_t poll;
@@ -104,5 +114,7 @@ void upstream_conn_channel(upstream *u, qd_role role, uint32_t instance, int fd)
 void upstream_conn_announce(upstream *u);
 /* upstream_conn_count returns the worker channels open. */
 size_t upstream_conn_count(const upstream *u);
+/* upstream_conn_forget frees |s|'s workers' counts (it left the table, or is freed). */
+void upstream_conn_forget(us_server *s);
 
 #endif /* UPSTREAM_H */

@@ -33,7 +33,8 @@
  *	Each server owns its socket (fd, at most one check at a time), a poll
  *	handle while a check runs and three timers; a retired server (reload)
  *	is freed once every handle is closed, no resolution is pending and no
- *	connect for a worker points to it.
+ *	connect for a worker points to it; its workers' counts are freed
+ *	when it is retired.
  * DIAGNOSTICS
  *	Every change of state is logged at notice level with its cause.
  */
@@ -71,8 +72,10 @@ const char *upstream_cause_name(us_cause by)
 /* maybe_free - a retired server goes once nothing refers to it any more */
 static void maybe_free(us_server *s)
 {
-    if (s->retired && s->open_handles == 0 && !s->resolving && s->connecting == 0)
+    if (s->retired && s->open_handles == 0 && !s->resolving && s->connecting == 0) {
+        upstream_conn_forget(s);
         free(s);
+    }
 }
 
 void upstream_server_put(us_server *s)
@@ -424,6 +427,7 @@ void upstream_check_restart(us_server *s)
 void upstream_check_stop(us_server *s)
 {
     s->retired = true;
+    upstream_conn_forget(s); /* the workers' counts go with it */
     uv_timer_stop(&s->interval);
     uv_timer_stop(&s->timeout);
     uv_timer_stop(&s->revive);

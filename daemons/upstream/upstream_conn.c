@@ -4,7 +4,8 @@
  *	upstream_conn - the workers' channels: connects handed over, reports
  *	in, server states out
  * SYNOPSIS
- *	upstream_conn_channel(), upstream_conn_announce(), upstream_conn_count()
+ *	upstream_conn_channel(), upstream_conn_announce(), upstream_conn_count(),
+ *	upstream_conn_forget()
  * DESCRIPTION
  *	The master gives the daemon one channel per worker (CHANNEL, role
  *	worker); a restarted worker's new channel replaces the old one of the
@@ -26,6 +27,16 @@
  *	the same way. A report for a server not in the table (a reload raced
  *	it) is ignored.
  *
+ *	UP_COUNTS (F_INSTANCE, then per server F_GROUP, F_SERVER,
+ *	F_UP_ACTIVE, F_UP_IDLE, F_REQUESTS, F_UP_FAILS): the worker's running
+ *	totals, kept per server and worker instance (us_server.tallies,
+ *	sorted by instance) for the status report. A message is checked
+ *	whole before anything is stored: F_INSTANCE once, first, and the
+ *	channel's own; each entry begins with F_GROUP and has the other five
+ *	once each. An entry for a server not in the table is ignored; a
+ *	server the message does not name keeps what the worker said before
+ *	(a large table may take several messages).
+ *
  *	UP_STATE goes out when a channel opens (every server, in as many
  *	messages as it takes) and whenever servers change (those only), each
  *	message with the next F_SEQ: one counter for the daemon, started from
@@ -37,7 +48,9 @@
  *	us_connect owns its socket, poll handle and timer, and holds a
  *	reference to its server (us_server.connecting), so a server retired
  *	by a reload lives until its connects end. A closed channel cancels
- *	its connects (sockets closed, no answer, nothing counted). The
+ *	its connects (sockets closed, no answer, nothing counted) and drops
+ *	its counts, as a channel replaced by a restarted worker's does; a
+ *	server owns its tallies, freed when it leaves the table. The
  *	answer's socket is borrowed by qd_chan_send; ours is closed after.
  * DIAGNOSTICS
  *	Channels opening and closing at info level; a malformed message is
@@ -438,6 +451,191 @@ static void handle_report(us_worker *w, const qd_ipc_msg *m)
     upstream_passive(s, result == QD_UP_RESULT_OK, why);
 }
 
+/* be32, be64 - a field's big-endian value */
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+/* tally_set - store |t| as its worker's counts at |s| (kept sorted by instance) */
+static void tally_set(us_server *s, const us_tally *t)
+{
+    size_t i = 0;
+
+    while (i < s->tally_count && s->tallies[i].instance < t->instance)
+        i++;
+    if (i < s->tally_count && s->tallies[i].instance == t->instance) {
+        s->tallies[i] = *t;
+        return;
+    }
+    if (s->tally_count == s->tally_cap) {
+        s->tally_cap = s->tally_cap ? 2 * s->tally_cap : 4;
+        s->tallies = qd_xrealloc(s->tallies, s->tally_cap * sizeof(s->tallies[0]));
+    }
+    memmove(&s->tallies[i + 1], &s->tallies[i], (s->tally_count - i) * sizeof(s->tallies[0]));
+    s->tallies[i] = *t;
+    s->tally_count++;
+}
+
+/* tally_drop - forget worker |instance|'s counts at every server */
+static void tally_drop(upstream *u, uint32_t instance)
+{
+    for (us_server *s = u->servers; s != NULL; s = s->next)
+        for (size_t i = 0; i < s->tally_count; i++)
+            if (s->tallies[i].instance == instance) {
+                memmove(&s->tallies[i], &s->tallies[i + 1],
+                        (s->tally_count - i - 1) * sizeof(s->tallies[0]));
+                s->tally_count--;
+                break;
+            }
+}
+
+/* the fields of one UP_COUNTS entry */
+enum {
+    C_GROUP = 1 << 0,
+    C_SERVER = 1 << 1,
+    C_ACTIVE = 1 << 2,
+    C_IDLE = 1 << 3,
+    C_REQUESTS = 1 << 4,
+    C_FAILS = 1 << 5,
+    C_ALL = (1 << 6) - 1
+};
+
+/* One entry of an UP_COUNTS as it is read. */
+typedef struct counts_entry {
+    char group[QD_PROXY_NAME_MAX];
+    char server[sizeof(((us_server *)0)->name)];
+    us_tally t;
+    unsigned have; /* C_* */
+} counts_entry;
+
+/* entry_done - a whole entry: stored (when |store|) or counted as not in the table */
+static void entry_done(us_worker *w, const counts_entry *e, bool store, size_t *unknown)
+{
+    us_server *s = upstream_find(w->u, e->group, e->server);
+
+    if (s == NULL)
+        (*unknown)++;
+    else if (store)
+        tally_set(s, &e->t);
+}
+
+/* copy_str - a string field into |dst|; 0 or QD_ERR_TOOBIG */
+static int copy_str(char *dst, size_t cap, const uint8_t *val, size_t len)
+{
+    if (len >= cap)
+        return QD_ERR_TOOBIG;
+    memcpy(dst, val, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+/*
+ * walk_counts - read an UP_COUNTS from |w|, storing its entries when
+ * |store| and counting those for servers not in the table in |*unknown|.
+ * Returns 0, QD_ERR_NOTFOUND (no F_INSTANCE), QD_ERR_TOOBIG (a name too
+ * long for any server) or QD_ERR_INVAL (anything else out of shape); run
+ * it once without |store| so that a malformed message changes nothing.
+ */
+static int walk_counts(us_worker *w, const qd_ipc_msg *m, bool store, size_t *unknown)
+{
+    counts_entry e = {.have = 0};
+    bool has_instance = false;
+    size_t pos = 0, len;
+    uint16_t tag;
+    const uint8_t *val;
+    unsigned bit;
+    int rv;
+
+    e.t.instance = w->instance;
+    while (qd_ipc_next(m, &pos, &tag, &val, &len)) {
+        if (tag == QD_F_INSTANCE) {
+            if (has_instance || e.have != 0 || len != 4 || be32(val) != w->instance)
+                return QD_ERR_INVAL;
+            has_instance = true;
+            continue;
+        }
+        if (!has_instance)
+            return QD_ERR_NOTFOUND;
+        switch (tag) {
+        case QD_F_GROUP:
+            if (e.have != 0 && e.have != C_ALL)
+                return QD_ERR_INVAL;
+            if (e.have == C_ALL)
+                entry_done(w, &e, store, unknown);
+            e.have = 0;
+            bit = C_GROUP;
+            if ((rv = copy_str(e.group, sizeof(e.group), val, len)) < 0)
+                return rv;
+            break;
+        case QD_F_SERVER:
+            bit = C_SERVER;
+            if ((rv = copy_str(e.server, sizeof(e.server), val, len)) < 0)
+                return rv;
+            break;
+        /* the decoder has checked the sizes of these (u32, u64); checked again all the same */
+        case QD_F_UP_ACTIVE:
+            if (len != 4)
+                return QD_ERR_INVAL;
+            bit = C_ACTIVE;
+            e.t.active = be32(val);
+            break;
+        case QD_F_UP_IDLE:
+            if (len != 4)
+                return QD_ERR_INVAL;
+            bit = C_IDLE;
+            e.t.idle = be32(val);
+            break;
+        case QD_F_REQUESTS:
+            if (len != 8)
+                return QD_ERR_INVAL;
+            bit = C_REQUESTS;
+            e.t.requests = be64(val);
+            break;
+        case QD_F_UP_FAILS:
+            if (len != 8)
+                return QD_ERR_INVAL;
+            bit = C_FAILS;
+            e.t.fails = be64(val);
+            break;
+        default:
+            return QD_ERR_INVAL;
+        }
+        /* an entry starts with F_GROUP and has each field once */
+        if ((e.have == 0) != (bit == C_GROUP) || (e.have & bit))
+            return QD_ERR_INVAL;
+        e.have |= bit;
+    }
+    if (!has_instance)
+        return QD_ERR_NOTFOUND;
+    if (e.have != 0 && e.have != C_ALL)
+        return QD_ERR_INVAL;
+    if (e.have == C_ALL)
+        entry_done(w, &e, store, unknown);
+    return 0;
+}
+
+/* handle_counts - UP_COUNTS: a worker's counts per server, checked whole, then stored */
+static void handle_counts(us_worker *w, const qd_ipc_msg *m)
+{
+    size_t unknown = 0;
+    int rv;
+
+    if ((rv = walk_counts(w, m, false, &unknown)) < 0) {
+        qd_child_bad_message(&w->u->child, worker_name(w), rv);
+        return;
+    }
+    unknown = 0;
+    walk_counts(w, m, true, &unknown);
+    if (unknown > 0)
+        qd_debug("%s counted %zu servers not in the table; ignored", worker_name(w), unknown);
+}
+
 /* on_worker_msg - one message from a worker */
 static void on_worker_msg(qd_chan *ch, qd_ipc_msg *m)
 {
@@ -449,6 +647,9 @@ static void on_worker_msg(qd_chan *ch, qd_ipc_msg *m)
         break;
     case QD_MSG_UP_REPORT:
         handle_report(w, m);
+        break;
+    case QD_MSG_UP_COUNTS:
+        handle_counts(w, m);
         break;
     default:
         qd_child_bad_message(&w->u->child, worker_name(w), QD_ERR_UNKNOWN);
@@ -472,6 +673,7 @@ static void on_worker_close(qd_chan *ch)
     us_worker *w = ch->data;
     size_t n = cancel_connects(w);
 
+    tally_drop(w->u, w->instance);
     qd_info("%s's channel closed (%zu connects cancelled)", worker_name(w), n);
     free_worker(w);
 }
@@ -491,6 +693,7 @@ void upstream_conn_channel(upstream *u, qd_role role, uint32_t instance, int fd)
         /* a restarted worker: its predecessor's channel and asks are void */
         size_t n = cancel_connects(w);
         qd_chan_close(w->ch);
+        tally_drop(u, instance); /* its successor counts from 0 */
         qd_info("%s has a new channel; the old one is closed (%zu connects cancelled)",
                 worker_name(w), n);
     } else {
@@ -520,4 +723,11 @@ size_t upstream_conn_count(const upstream *u)
     for (const us_worker *w = u->workers; w != NULL; w = w->next)
         n++;
     return n;
+}
+
+void upstream_conn_forget(us_server *s)
+{
+    free(s->tallies);
+    s->tallies = NULL;
+    s->tally_count = s->tally_cap = 0;
 }

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # The upstream daemon's side of the worker <-> upstream protocol
-# (UP_CONNECT, UP_CONNECTED, UP_STATE, UP_REPORT in libshared/qd_ipc.h).
+# (UP_CONNECT, UP_CONNECTED, UP_STATE, UP_REPORT, UP_COUNTS in
+# libshared/qd_ipc.h).
 #
 # First without the suite: upconn.py starts the upstream binary as the
 # master does (control channel on 3, stats on 4, CONFIG) and plays the
@@ -10,7 +11,11 @@
 # malformed messages dropped, passive failures (connects and UP_REPORT)
 # marking a server down and back (after fail_timeout, or through its
 # checks), UP_STATE sequence numbers, a restarted worker's channel, the
-# bound on connects in flight, a reload, a restarted daemon's numbers.
+# bound on connects in flight, a reload, a restarted daemon's numbers;
+# two workers' UP_COUNTS summed and per worker in the status text (and
+# quicctl upstreams on it, served by upconn.py as the master), dropped
+# with a closed or replaced channel or a server that leaves the table,
+# malformed ones dropped whole.
 #
 # Then through quicd (the workers do not ask yet, and a worker of this
 # release closes the channel it has no use for: "not for me"): the daemon
@@ -41,7 +46,8 @@ wait_until 10 listening || die "backends did not start: $(cat "$T"/[au].out)"
 mkdir -p "$T/direct" && chmod 755 "$T/direct"
 (ports_exec timeout -k 5 "$(scaled 40)" /usr/bin/python3 "$UPCONN" \
     --daemon "$QD_BUILDDIR/daemons/upstream/upstream" --dir "$T/direct" --unix "$T/u.sock" \
-    --backend "$PA" --full "$PFULL" --closed "$PCLOSED" --wide "$PWIDE") > "$T/upconn.out" 2>&1
+    --backend "$PA" --full "$PFULL" --closed "$PCLOSED" --wide "$PWIDE" \
+    --quicctl "$QUICCTL_BIN") > "$T/upconn.out" 2>&1
 rc=$?
 while IFS= read -r line; do
     case $line in
@@ -78,10 +84,15 @@ assert len(d) == 2, d
 for s in d:
     assert s["passive_failures"] == 0 and s["passive_run"] == 0 and s["connects"] == 0, s
     assert s["down_by"] is None and s["state"] == "up", s
-' && ok "quicctl upstreams --json: passive_failures, passive_run, connects, down_by" ||
+    w = s["workers"]
+    assert isinstance(w, list) and all(set(x) == {"instance", "active", "idle", "requests", "fails"}
+                                       for x in w), s
+    for k in ("active", "idle", "requests", "fails"):
+        assert s[k] == sum(x[k] for x in w), (k, s)
+' && ok "quicctl upstreams --json: passive_failures, passive_run, connects, down_by, workers" ||
     fail "json: $json"
 out=$(quicctl upstreams)
-echo "$out" | head -n 1 | grep -q "^GROUP  *SERVER  *STATE  *DOWN_BY  *FOR_S  *CHECKS  *FAILS  *PFAILS  *CONNECTS" &&
+echo "$out" | head -n 1 | grep -q "^GROUP  *SERVER  *STATE  *DOWN_BY  *FOR_S  *CHECKS  *FAILS  *PFAILS  *CONNECTS  *ACTIVE  *IDLE  *REQUESTS  *REQ_FAILS  *LAST CHECK" &&
     echo "$out" | grep -q "^app  *127.0.0.1:$PA  *up  *-  .*(no checks)" &&
     ok "quicctl upstreams: the passive columns" || fail "table: $out"
 

@@ -3,21 +3,24 @@
 """Drive the upstream daemon directly, as the master and a worker would.
 
 usage: upconn.py --daemon PATH --dir T --backend PORT --unix PATH
-                 --full PORT --closed PORT
+                 --full PORT --closed PORT [--quicctl PATH]
 
 Starts PATH (the upstream binary) with its control channel on descriptor 3
 and a stats socket on 4, sends it CONFIG (proxy_table = T/up.tbl, written
 here), waits for CONFIG_DONE and READY, then gives it worker channels
 (CHANNEL + one end of a SOCK_SEQPACKET socketpair) and speaks the qd_ipc
 wire format of libshared/qd_ipc.h on them: UP_CONNECT, UP_CONNECTED (with
-the socket as SCM_RIGHTS), UP_STATE, UP_REPORT. Every check prints "ok: ..."
-or "FAIL: ..."; the exit status is 1 if any failed, 99 on a harness error.
+the socket as SCM_RIGHTS), UP_STATE, UP_REPORT, UP_COUNTS. Every check
+prints "ok: ..." or "FAIL: ..."; the exit status is 1 if any failed, 99 on
+a harness error.
 
 --backend is an HTTP backend (httpbackend.py) on 127.0.0.1, --unix one on a
 Unix socket; --full is a port this script listens on with backlog 0 and one
 connection queued, never accepted (a connect to it times out); --closed a
-port nobody listens on (refused). Every wait is bounded; the daemons it
-started are ended by their pid.
+port nobody listens on (refused). With --quicctl, that binary's
+"upstreams" output is checked against the daemon's status text, served by
+a control socket here that plays the master. Every wait is bounded; the
+daemons it started are ended by their pid.
 """
 import argparse
 import errno
@@ -32,14 +35,17 @@ import time
 
 HDR = struct.Struct(">HHII")
 CONFIG, CHANNEL, READY, CONFIG_DONE, STATUS = 1, 3, 10, 11, 12
+CTL_REPLY, CTL_UPSTREAMS = 43, 47
 REQ_HEAD = 30
-UP_CONNECT, UP_CONNECTED, UP_STATE, UP_REPORT = 50, 51, 52, 53
+UP_CONNECT, UP_CONNECTED, UP_STATE, UP_REPORT, UP_COUNTS = 50, 51, 52, 53, 54
 F_TEXT, F_STATUS, F_ROLE, F_INSTANCE, F_STREAM = 1, 2, 3, 4, 19
+F_REQUESTS = 59
 F_SEQ, F_GROUP, F_SERVER = 77, 78, 79
+F_UP_ACTIVE, F_UP_IDLE, F_UP_FAILS = 80, 81, 82
 ROLE_WORKER = 2
 STATE_UP, STATE_DOWN = 0, 1
 RESULT_OK, RESULT_TIMEOUT, RESULT_BROKEN = 0, 1, 2
-U64 = {F_STREAM, F_SEQ}
+U64 = {F_STREAM, F_SEQ, F_REQUESTS, F_UP_FAILS}
 FAILED = [0]
 
 
@@ -262,6 +268,20 @@ def http_get(fd, path):
         s.close()
 
 
+def counts(instance, entries):
+    """UP_COUNTS fields: F_INSTANCE, then (group, server, active, idle, requests, fails) each"""
+    fields = [(F_INSTANCE, instance)]
+    for g, sv, act, idle, req, fails in entries:
+        fields += [(F_GROUP, g), (F_SERVER, sv), (F_UP_ACTIVE, act), (F_UP_IDLE, idle),
+                   (F_REQUESTS, req), (F_UP_FAILS, fails)]
+    return fields
+
+
+def tallies(fields):
+    """the worker counts of a status line: (active, idle, requests, fails, workers)"""
+    return tuple(fields.get(k) for k in ("active", "idle", "requests", "fails", "workers"))
+
+
 def is_state(group, server, state):
     def pred(m):
         return m.type == UP_STATE and (group, server, state) in m.servers()
@@ -274,6 +294,7 @@ def main():
         ap.add_argument("--" + k, required=True)
     for k in ("backend", "full", "closed", "wide"):
         ap.add_argument("--" + k, required=True, type=int)
+    ap.add_argument("--quicctl")
     a = ap.parse_args()
 
     A = "127.0.0.1:%d" % a.backend
@@ -453,6 +474,69 @@ def run(d, a, A, U, FULL, WIDE, REFUSED, t_start_ms, table):
     ok(wait_log(a.dir, "upstream c server %s is up: status 200 (2 good checks in a row)" % A, 3),
        "... after rise good checks counted from the down (logged)")
 
+    # ---- UP_COUNTS from two workers: sums and per-worker values in the status line
+    w5 = d.worker(5)
+    ok(w5.wait(lambda m: m.type == UP_STATE, 5) is not None, "a worker channel for instance 5")
+    w.send(UP_COUNTS, counts(0, [("a", A, 2, 3, 100, 1), ("a", U, 0, 1, 7, 0),
+                                 ("a", "127.0.0.1:9", 9, 9, 9, 9), ("nosuchgroup", A, 9, 9, 9, 9)]))
+    w5.send(UP_COUNTS, counts(5, [("a", A, 1, 0, 50, 2)]))
+    want_a = ("3", "3", "150", "3", "0:2/3/100/1,5:1/0/50/2")
+    line = d.line("a", A, lambda f: tallies(f) == want_a)
+    ok(tallies(line) == want_a, "two workers' UP_COUNTS: active=3 idle=3 requests=150 fails=3 "
+       "workers=0:2/3/100/1,5:1/0/50/2", tallies(line))
+    line = d.line("a", U, lambda f: tallies(f) == ("0", "1", "7", "0", "0:0/1/7/0"))
+    ok(tallies(line) == ("0", "1", "7", "0", "0:0/1/7/0"), "... one worker's at another server",
+       tallies(line))
+    line = d.line("p", REFUSED, lambda f: "workers" in f)
+    ok(tallies(line) == ("0", "0", "0", "0", "-"), "a server no worker counted: zeros, workers=-",
+       tallies(line))
+    ok(wait_log(a.dir, "worker[0] counted 2 servers not in the table; ignored", 3),
+       "entries for a server or a group not in the table are ignored (logged at debug level)")
+    w.send(UP_COUNTS, counts(0, [("a", A, 0, 4, 120, 1)]))
+    want_a = ("1", "4", "170", "3", "0:0/4/120/1,5:1/0/50/2")
+    line = d.line("a", A, lambda f: tallies(f) == want_a)
+    ok(tallies(line) == want_a, "the latest counts replace a worker's earlier ones", tallies(line))
+    ok(tallies(d.line("a", U, lambda f: True)) == ("0", "1", "7", "0", "0:0/1/7/0"),
+       "a server the new message does not name keeps what the worker said before")
+
+    # malformed: each dropped whole (a good entry before a bad one is not stored either)
+    before = log_count(a.dir, "dropped malformed message from worker[5]")
+    good = [(F_GROUP, "a"), (F_SERVER, A), (F_UP_ACTIVE, 7), (F_UP_IDLE, 7), (F_REQUESTS, 777),
+            (F_UP_FAILS, 7)]
+    bad = [
+        good,                                          # no F_INSTANCE
+        [(F_INSTANCE, 0)] + good,                      # another worker's instance
+        [(F_INSTANCE, 5)] + good[:5],                  # an entry without F_UP_FAILS
+        [(F_INSTANCE, 5)] + good + good[:3],           # a good entry, then a cut one
+        [(F_INSTANCE, 5), (F_SERVER, A)] + good,       # a field before F_GROUP
+        [(F_INSTANCE, 5)] + good + [(F_REQUESTS, 1)],  # a field twice
+        [(F_INSTANCE, 5)] + good + [(F_STREAM, 1)],    # a field that has no place here
+    ]
+    for fields in bad:
+        w5.send(UP_COUNTS, fields)
+    w5.send_raw(encode(UP_COUNTS, [(F_INSTANCE, 5), (F_GROUP, "a"), (F_SERVER, A)])[:-3])
+    ok(wait_log_count(a.dir, "dropped malformed message from worker[5]", before + len(bad) + 1, 3),
+       "%d malformed UP_COUNTS: each logged as dropped" % (len(bad) + 1),
+       log_count(a.dir, "dropped malformed message from worker[5]") - before)
+    line = d.line("a", A, lambda f: False, 1.2)
+    ok(tallies(line) == want_a and d.proc.poll() is None,
+       "... and nothing of them stored, the daemon unharmed", tallies(line))
+    w5.send(UP_COUNTS, counts(5, [("a", A, 1, 1, 60, 2)]))
+    want_a = ("1", "5", "180", "3", "0:0/4/120/1,5:1/1/60/2")
+    line = d.line("a", A, lambda f: tallies(f) == want_a)
+    ok(tallies(line) == want_a, "the channel goes on: a good UP_COUNTS after them counts",
+       tallies(line))
+
+    if a.quicctl:
+        check_quicctl(a, d.status_text(), A, U, REFUSED)
+
+    # a closed worker channel drops that worker's entries
+    w5.sock.close()
+    ok(wait_log(a.dir, "worker[5]'s channel closed", 3), "worker[5]'s channel closes")
+    want_a = ("0", "4", "120", "1", "0:0/4/120/1")
+    line = d.line("a", A, lambda f: tallies(f) == want_a)
+    ok(tallies(line) == want_a, "its entries are gone: only worker 0's remain", tallies(line))
+
     # ---- a second worker, then the first one's channel replaced (a restarted worker)
     w1 = d.worker(1)
     m = w1.wait(lambda m: m.type == UP_STATE, 5)
@@ -466,6 +550,9 @@ def run(d, a, A, U, FULL, WIDE, REFUSED, t_start_ms, table):
     ok(closed(w, 3), "the old channel of the same instance is closed")
     ok(wait_log(a.dir, "worker[0] has a new channel; the old one is closed (1 connects cancelled)", 3),
        "its connect in flight is cancelled")
+    line = d.line("a", A, lambda f: f.get("workers") == "-")
+    ok(tallies(line) == ("0", "0", "0", "0", "-"),
+       "the replaced channel's counts are dropped (a restarted worker counts from 0)", tallies(line))
     w = w0b
     k = Asker(w)
     k.next = 100
@@ -498,6 +585,30 @@ def run(d, a, A, U, FULL, WIDE, REFUSED, t_start_ms, table):
     ok(m is not None and m.get(F_STATUS) == 0, "and a connect to it works")
     for fd in (m.fds if m else []):
         os.close(fd)
+
+    # ---- counts across reloads: kept for a server that stays, dropped for one that leaves
+    w.send(UP_COUNTS, counts(0, [("p", U, 1, 2, 3, 4), ("c", A, 5, 6, 7, 8)]))
+    line = d.line("p", U, lambda f: f.get("workers") == "0:1/2/3/4")
+    ok(tallies(line) == ("1", "2", "3", "4", "0:1/2/3/4"), "counts for the added server",
+       tallies(line))
+    with open(table) as f:
+        lines = f.readlines()
+    with open(table, "w") as f:
+        f.writelines(ln for ln in lines if ln != "server p %s\n" % U)
+    m = d.configure(3)
+    ok(m is not None and m.get(F_STATUS) == 0, "a reload that removes it", m and m.get(F_TEXT))
+    gone = d.line("p", U, lambda f: False, 1.2)
+    ok(gone == {}, "the server is out of the status report", gone)
+    with open(table, "a") as f:
+        f.write("server p %s\n" % U)
+    m = d.configure(4)
+    ok(m is not None and m.get(F_STATUS) == 0, "a reload that adds it back", m and m.get(F_TEXT))
+    line = d.line("p", U, lambda f: "workers" in f)
+    ok(tallies(line) == ("0", "0", "0", "0", "-"),
+       "a server that left the table lost its counts: back with none", tallies(line))
+    line = d.line("c", A, lambda f: "workers" in f)
+    ok(tallies(line) == ("5", "6", "7", "8", "0:5/6/7/8"),
+       "a server that stays through reloads keeps them", tallies(line))
     last = [last_seq[0]]
 
     # ---- a restarted daemon's numbers are higher than its predecessor's; a table too large
@@ -537,6 +648,80 @@ def run(d, a, A, U, FULL, WIDE, REFUSED, t_start_ms, table):
         log.close()
 
 
+def quicctl_upstreams(a, text, *args):
+    """quicctl upstreams |args| against a control socket that answers |text| (as the master)"""
+    import threading
+    rundir = os.path.join(a.dir, "ctl")
+    os.makedirs(rundir, exist_ok=True)
+    conf = os.path.join(rundir, "quicd.conf")
+    with open(conf, "w") as f:
+        f.write("runtime_directory = %s\n" % rundir)
+    path = os.path.join(rundir, "control.sock")
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(5)
+
+    def serve():
+        try:
+            c, _ = srv.accept()
+        except OSError:
+            return
+        with c:
+            c.settimeout(5)
+            req = Msg(c.recv(70000), [])
+            if req.type == CTL_UPSTREAMS:
+                c.sendall(encode(CTL_REPLY, [(F_STATUS, 0), (F_TEXT, text)], req.id))
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        p = subprocess.run([a.quicctl, "-c", conf, "upstreams"] + list(args), capture_output=True,
+                           text=True, timeout=10)
+    finally:
+        t.join(10)
+        srv.close()
+    return p.returncode, p.stdout + p.stderr
+
+
+def check_quicctl(a, text, A, U, REFUSED):
+    """quicctl upstreams shows the workers' counts of the daemon's own report, and an older
+    daemon's lines without them"""
+    import json
+    rc, out = quicctl_upstreams(a, text, "--json")
+    try:
+        servers = {(s["group"], s["server"]): s for s in json.loads(out)["servers"]}
+    except (ValueError, KeyError) as e:
+        ok(False, "quicctl upstreams --json on the daemon's report", (rc, e, out[:300]))
+        return
+    sa, su, sr = servers.get(("a", A), {}), servers.get(("a", U), {}), servers.get(("p", REFUSED), {})
+    ok(rc == 0 and [sa.get(k) for k in ("active", "idle", "requests", "fails")] == [1, 5, 180, 3] and
+       sa.get("workers") == [{"instance": 0, "active": 0, "idle": 4, "requests": 120, "fails": 1},
+                             {"instance": 5, "active": 1, "idle": 1, "requests": 60, "fails": 2}],
+       "quicctl upstreams --json: active, idle, requests, fails and a workers array", sa)
+    ok(su.get("workers") == [{"instance": 0, "active": 0, "idle": 1, "requests": 7, "fails": 0}] and
+       sr.get("workers") == [] and sr.get("requests") == 0 and sr.get("last") is None,
+       "... one worker, and none: []", (su, sr))
+    rc, out = quicctl_upstreams(a, text)
+    head = out.splitlines()[0].split() if out else []
+    row = [ln.split() for ln in out.splitlines() if ln.startswith("a ") and " %s " % A in ln]
+    ok(rc == 0 and head[:13] == ["GROUP", "SERVER", "STATE", "DOWN_BY", "FOR_S", "CHECKS", "FAILS",
+                                 "PFAILS", "CONNECTS", "ACTIVE", "IDLE", "REQUESTS", "REQ_FAILS"] and
+       row and row[0][9:13] == ["1", "5", "180", "3"],
+       "quicctl upstreams: ACTIVE, IDLE, REQUESTS, REQ_FAILS", out)
+    old = ("group=a server=%s state=up since_ms=1 checks=0 failures=0 check=- address=- "
+           "weight=1 max_conns=0 backup=0 last=-\n" % A)
+    rc, out = quicctl_upstreams(a, old, "--json")
+    try:
+        s = json.loads(out)["servers"][0]
+    except (ValueError, KeyError, IndexError) as e:
+        s = {"error": repr(e), "out": out}
+    ok(rc == 0 and [s.get(k) for k in ("active", "idle", "requests", "fails", "workers")] ==
+       [0, 0, 0, 0, []], "an older daemon's line: 0 and []", s)
+
+
 def closed(chan, timeout):
     """the peer closed |chan| within |timeout| (messages before the end are dropped)"""
     try:
@@ -544,6 +729,23 @@ def closed(chan, timeout):
     except EOFError:
         return True
     return False
+
+
+def log_count(d, text):
+    try:
+        with open(os.path.join(d, "upstream.log"), errors="replace") as f:
+            return f.read().count(text)
+    except OSError:
+        return 0
+
+
+def wait_log_count(d, text, n, timeout):
+    """the log has |text| |n| times within |timeout| (and not more)"""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and log_count(d, text) < n:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    return log_count(d, text) == n
 
 
 def wait_log(d, text, timeout):

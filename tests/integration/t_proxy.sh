@@ -225,6 +225,18 @@ wait_until 5 grep -q '"GET /app/status/404 HTTP/1.1" 404 .* upstream=127.0.0.1:'
     grep -q '"GET /sock/name HTTP/3" 200 .* upstream=unix:'"$T"'/b.sock ustatus=200 utime=[0-9.]*$' "$T/access.log" &&
     ok "the access log names the upstream server, its status and time" ||
     fail "access log: $(grep -E 'status/404|sock/name' "$T/access.log" | head -n 3)"
+# quicctl upstreams: the worker's connections and requests per server (sent every second)
+upcounts() {
+    quicctl upstreams --json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["servers"]:
+    if s["server"] == sys.argv[1]:
+        w = s["workers"][0] if s["workers"] else {}
+        print("%d %d %d" % (s["requests"], s["idle"], w.get("requests", -1)))' "127.0.0.1:$PA"
+}
+counted() { set -- $(upcounts); [ "${1:-0}" -ge 27 ] && [ "${2:-0}" -ge 1 ] && [ "${3:-0}" = "$1" ]; }
+wait_until 5 counted && ok "quicctl upstreams: requests and idle connections per server and worker ($(upcounts))" ||
+    fail "quicctl upstreams counts: $(upcounts)"
 # one connection per worker was kept alive and reused: far fewer than the requests
 conns=$(/usr/bin/python3 -c '
 import json, sys

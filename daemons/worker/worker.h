@@ -215,6 +215,7 @@ struct wk_stream {
     char *grant_key;   /* cacheable request: its cache key (keylen bytes) for a grant */
     size_t grant_keylen;
     qd_buf hints;      /* the 103 fields the app sent, while a grant may follow */
+    qd_buf trailers;   /* response trailers sent after the body: u16 length, name NUL value */
     bool by_worker;    /* answered by the worker (its cache, 503, 425, 431): it logs it */
     uint64_t fd_off;   /* next file offset to read */
     uint64_t fd_left;  /* file bytes not yet read */
@@ -503,6 +504,7 @@ const char *worker_req_alt_svc(const wk_conn *c);
 
 void worker_req_consumed(wk_stream *s, size_t n);
 void worker_req_handshake_done(wk_conn *c);
+size_t worker_req_trailers(const wk_stream *s, nghttp3_nv *nv, size_t cap);
 
 /* worker_route.c: the proxy table in the worker, servers and their choice */
 int worker_route_configure(worker *w, const char *name, qd_buf *err);
@@ -535,6 +537,7 @@ void worker_proxy_connected(wk_proxy *px, wk_upserver *sv, int fd, int err, cons
 void worker_proxy_answer_head(wk_proxy *px, int status, const nghttp3_nv *nv, size_t n);
 void worker_proxy_answer_info(wk_proxy *px, int status, const nghttp3_nv *nv, size_t n);
 void worker_proxy_answer_body(wk_proxy *px, const uint8_t *data, size_t len);
+void worker_proxy_answer_trailers(wk_proxy *px, const nghttp3_nv *nv, size_t n);
 void worker_proxy_answer_end(wk_proxy *px);
 void worker_proxy_failed(wk_proxy *px, int status, int result, const char *why);
 void worker_proxy_wrote(wk_proxy *px, size_t n);

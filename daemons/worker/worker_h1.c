@@ -437,6 +437,7 @@ static void release_head(wk_conn *c)
 
 /* parse - run the parser over the input held, until it waits or fails */
 static int parse_input(wk_conn *c);
+static void put_fields(wk_tcp *t, const nghttp3_nv *nv, size_t n);
 
 /* parse - parse_input, never from within itself (a source's callback may lead here) */
 static int parse(wk_conn *c)
@@ -573,8 +574,13 @@ int worker_h1_produce(wk_conn *c)
             worker_tcp_out(t, buf, (size_t)n);
             if (n > 0 && h->resp_chunked)
                 worker_tcp_out(t, "\r\n", 2);
-            if (eof && h->resp_chunked)
-                worker_tcp_out(t, "0\r\n\r\n", 5);
+            if (eof && h->resp_chunked) {
+                nghttp3_nv nv[64];
+                size_t nt = worker_req_trailers(s, nv, 64);
+                worker_tcp_out(t, "0\r\n", 3);
+                put_fields(t, nv, nt); /* the trailer section */
+                worker_tcp_out(t, "\r\n", 2);
+            }
         }
         if (!eof)
             continue;

@@ -239,6 +239,13 @@ static ssize_t read_body(nghttp2_session *h2, int32_t id, uint8_t *buf,
         return NGHTTP2_ERR_DEFERRED;
     if (eof)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (eof && s->trailers.len > 0) { /* the stream ends with them */
+        nghttp3_nv nv[64];
+        size_t nt = worker_req_trailers(s, nv, 64);
+        if (nghttp2_submit_trailer(h2, id, (const nghttp2_nv *)nv, nt) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        qd_buf_release(&s->trailers);
+    }
     return n;
 }
 

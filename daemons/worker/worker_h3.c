@@ -48,6 +48,13 @@ static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t id, nghttp3_vec *vec, s
         return NGHTTP3_ERR_WOULDBLOCK;
     if (eof)
         *pflags |= NGHTTP3_DATA_FLAG_EOF;
+    if (eof && s->trailers.len > 0) { /* the stream ends with them */
+        nghttp3_nv nv[64];
+        size_t nt = worker_req_trailers(s, nv, 64);
+        if (nghttp3_conn_submit_trailers(h3, id, nv, nt) == 0)
+            *pflags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
+        qd_buf_release(&s->trailers);
+    }
     return (nghttp3_ssize)n;
 }
 

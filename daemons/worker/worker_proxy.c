@@ -667,6 +667,20 @@ static void handshake_done(wk_stream *s)
         replay_early(px);
 }
 
+void worker_proxy_answer_trailers(wk_proxy *px, const nghttp3_nv *nv, size_t n)
+{
+    if (px->too_early)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        size_t flen = nv[i].namelen + 1 + nv[i].valuelen;
+        uint8_t len2[2] = {(uint8_t)(flen >> 8), (uint8_t)flen};
+        qd_buf_append(&px->s->trailers, (const char *)len2, 2);
+        qd_buf_append(&px->s->trailers, (const char *)nv[i].name, nv[i].namelen);
+        qd_buf_append(&px->s->trailers, "", 1);
+        qd_buf_append(&px->s->trailers, (const char *)nv[i].value, nv[i].valuelen);
+    }
+}
+
 void worker_proxy_answer_end(wk_proxy *px)
 {
     wk_stream *s = px->s;
@@ -712,6 +726,7 @@ void worker_proxy_failed(wk_proxy *px, int status, int result, const char *why)
         px->deferred = false;
         qd_buf_release(&px->dhead);
         worker_body_discard(px->s);
+        qd_buf_reset(&px->s->trailers);
     }
     /* the keep-alive race is not the server's failure */
     if (sv != NULL && result >= 0 &&

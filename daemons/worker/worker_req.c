@@ -73,6 +73,7 @@ wk_stream *worker_req_new(wk_conn *c, int64_t id)
     s->fd = -1;
     qd_buf_init(&s->fields);
     qd_buf_init(&s->hints);
+    qd_buf_init(&s->trailers);
     s->req_id = ++w->next_req_id;
     wk_map_put(&w->streams, (const uint8_t *)&s->req_id, sizeof(s->req_id), s);
     s->next = c->streams;
@@ -175,6 +176,7 @@ void worker_req_free(wk_stream *s)
     free(s->grant_key);
     qd_buf_release(&s->fields);
     qd_buf_release(&s->hints);
+    qd_buf_release(&s->trailers);
     free(s);
 }
 
@@ -456,4 +458,21 @@ void worker_req_handshake_done(wk_conn *c)
         if (s->src != NULL && s->src->handshake_done != NULL)
             s->src->handshake_done(s);
     }
+}
+
+/* worker_req_trailers - the response trailers as name/value pairs (0: none) */
+size_t worker_req_trailers(const wk_stream *s, nghttp3_nv *nv, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t off = 0; off + 2 <= s->trailers.len && n < cap;) {
+        uint8_t *f = (uint8_t *)s->trailers.data + off;
+        size_t flen = (size_t)f[0] << 8 | f[1];
+        uint8_t *nul = memchr(f + 2, '\0', flen);
+        off += 2 + flen;
+        if (nul != NULL && nul > f + 2)
+            nv[n++] = (nghttp3_nv){f + 2, nul + 1, (size_t)(nul - (f + 2)),
+                                   flen - (size_t)(nul - (f + 2)) - 1, NGHTTP3_NV_FLAG_NONE};
+    }
+    return n;
 }

@@ -11,8 +11,8 @@
  *	A wk_upconn is a connected socket the upstream daemon handed over
  *	(TCP or a Unix socket) carrying one request at a time. The request's
  *	bytes (worker_proxy.c composes them) go out as the socket takes them;
- *	the answer is parsed with http-parser in response mode, its head
- *	and body passed to the request (worker_proxy_answer_*). Interim
+ *	the answer is parsed with http-parser in response mode, its head,
+ *	body and trailers passed to the request (worker_proxy_answer_*). Interim
  *	answers (100, 103) pass on and the final one follows on the same
  *	connection. Parsing pauses while the client has WK_PROXY_WINDOW
  *	bytes to take (the socket is not read either, so the upstream's
@@ -284,6 +284,7 @@ static int on_headers_complete(http_parser *p)
     }
     uc->close_after = !http_should_keep_alive(p);
     worker_proxy_answer_head(px, status, nv, n);
+    qd_buf_reset(&uc->head); /* passed on (copied); a chunked body's trailers come here */
     return px->head_method ? 1 : 0; /* a HEAD answer has no body */
 }
 
@@ -307,6 +308,12 @@ static int on_message_complete(http_parser *p)
 
     if (uc->info)
         return 0; /* the final answer follows */
+    field_end(uc);
+    if (uc->head.len > 0 && uc->px != NULL) { /* trailers */
+        nghttp3_nv nv[64];
+        size_t n = head_nv(uc, nv, sizeof(nv) / sizeof(nv[0]));
+        worker_proxy_answer_trailers(uc->px, nv, n);
+    }
     uc->done = true;
     http_parser_pause(p, 1); /* nothing may follow an answer we did not ask for */
     return 0;

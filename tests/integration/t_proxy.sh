@@ -8,7 +8,7 @@
 # compared with the backend's own, asked directly: status, the bytes
 # (sha256), HEAD's length, the request as the backend saw it (prefix
 # stripped, Host, X-Forwarded-For/-Proto/-Host, Forwarded, Via, no
-# client-sent X-Forwarded-For, cookies joined), the access log's upstream
+# client-sent X-Forwarded-For, cookies joined), trailers, the access log's upstream
 # fields, uploads with a length
 # and without one (chunked towards the backend), a chunked answer, 404
 # passed through, and a route to "local" still served by quicd.
@@ -190,6 +190,11 @@ for p in h3 h2 h1; do
         [ "$(rec_field "$T/a.rec" chunked)" = True ] &&
         ok "$p: upload without a length goes out chunked and arrives whole" ||
         fail "$p: upload without length: $(status "$o.upc") '$(head -c 100 "$o.upc")' chunked=$(rec_field "$T/a.rec" chunked)"
+    # an answer's trailers (a chunked body from the backend)
+    ask $p "$o.trl" /app/trailers
+    [ "$(status "$o.trl")" = 200 ] && [ "$(cat "$o.trl")" = body ] && [ "$(field "$o.trl" x-trailer)" = yes ] &&
+        ok "$p: the answer's trailers are kept" ||
+        fail "$p: trailers: $(status "$o.trl") '$(cat "$o.trl")' x-trailer='$(field "$o.trl" x-trailer)'"
     # a status passed through
     ask $p "$o.404" /app/status/404
     [ "$(status "$o.404")" = 404 ] && ok "$p: 404 passed through" || fail "$p: /status/404 gave $(status "$o.404")"

@@ -84,35 +84,12 @@ struct wk_h1 {
     bool parsing; /* in parse() */
 };
 
-/* reason - the reason phrase of |status| */
+/* reason - the reason phrase of |status| (RFC 9112 allows any; "Status" for codes without a name) */
 static const char *reason(int status)
 {
-    switch (status) {
-    case 100: return "Continue";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 425: return "Too Early";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Status";
-    }
+    const char *r = qd_http_reason((unsigned)status);
+
+    return r[0] != '\0' ? r : "Status";
 }
 
 static wk_h1 *h1_of(http_parser *p)
@@ -184,6 +161,8 @@ static void flush_field(wk_h1 *h)
     } else if (h->name.len == 17 && memcmp(h->name.data, "transfer-encoding", 17) == 0) {
         h->te = true;
         h->te_chunked += (uint8_t)count_chunked(h->value.data, h->value.len);
+    } else if (h->name.len == 7 && memcmp(h->name.data, "upgrade", 7) == 0) {
+        snprintf(s->upgrade, sizeof(s->upgrade), "%.*s", (int)h->value.len, h->value.data);
     } else if (h->name.len == 6 && memcmp(h->name.data, "expect", 6) == 0) {
         h->expect_continue = h->value.len == 12 && strncasecmp(h->value.data, "100-continue", 12) == 0;
     } else if (!is_hop_field(h->name.data, h->name.len)) {
@@ -337,6 +316,8 @@ static int on_headers_complete(http_parser *p)
     h->keep_alive = http_should_keep_alive(p) != 0;
     h->body_expected = (p->flags & F_CHUNKED) || (p->content_length > 0 &&
                                                   p->content_length != UINT64_MAX);
+    if (!p->upgrade || h->body_expected || !qd_http_token(s->upgrade, strlen(s->upgrade)))
+        s->upgrade[0] = '\0'; /* Upgrade without "Connection: upgrade" (or with a body): not asked */
     /* Hold the request until its head's bytes are checked for folding. */
     h->head_held = true;
     http_parser_pause(p, 1);
@@ -458,6 +439,22 @@ static int parse_input(wk_conn *c)
     wk_tcp *t = c->tcp;
     wk_h1 *h = t->h1;
 
+    if (h->cur != NULL && h->cur->tunnel) {
+        /* a tunnel: the bytes go to the source as they are, HOLD_MAX at a time */
+        while (h->in_off < h->in.len && h->cur != NULL && h->cur->body_held < HOLD_MAX) {
+            size_t n = h->in.len - h->in_off;
+            if (n > HOLD_MAX - h->cur->body_held)
+                n = (size_t)(HOLD_MAX - h->cur->body_held);
+            h->in_off += n;
+            worker_req_body(h->cur, (const uint8_t *)h->in.data + h->in_off - n, n);
+        }
+        if (h->in_off == h->in.len) {
+            qd_buf_reset(&h->in);
+            h->in_off = 0;
+        }
+        return 0;
+    }
+
     while (h->in_off < h->in.len && !t->dead && !t->closing) {
         if (h->msg_done)
             break; /* the next request waits for this response */
@@ -553,8 +550,8 @@ int worker_h1_produce(wk_conn *c)
     wk_h1 *h = t->h1;
 
     /* a body the source held and has taken since: parse on */
-    if (h->cur != NULL && !h->msg_done && h->cur->body_held < HOLD_MAX && h->in_off < h->in.len &&
-        !h->parsing && parse(c) < 0)
+    if (h->cur != NULL && (!h->msg_done || h->cur->tunnel) && h->cur->body_held < HOLD_MAX &&
+        h->in_off < h->in.len && !h->parsing && parse(c) < 0)
         return 0;
     if (t->dead || t->h1 == NULL)
         return 0;
@@ -602,6 +599,8 @@ bool worker_h1_paused(const wk_conn *c)
 {
     const wk_h1 *h = c->tcp->h1;
 
+    if (h != NULL && h->cur != NULL && h->cur->tunnel)
+        return h->cur->body_held >= HOLD_MAX || h->in.len - h->in_off >= IN_MAX;
     return h != NULL && (h->msg_done || h->in.len - h->in_off >= IN_MAX ||
                          (h->cur != NULL && h->cur->body_held >= HOLD_MAX));
 }
@@ -645,6 +644,23 @@ static int submit(wk_stream *s, const nghttp3_nv *nv, size_t n, bool body)
         if (nv[i].namelen == 14 && memcmp(nv[i].name, "content-length", 14) == 0)
             has_length = true;
     bool head = s->method != NULL && strcmp(s->method, "HEAD") == 0;
+    if (s->status == 101) {
+        /* Switching Protocols to what the client asked (an upstream's
+         * answer through the proxy): from here the connection is a tunnel,
+         * the stream's body its bytes both ways; it ends with them. */
+        if (s->upgrade[0] == '\0')
+            return -1;
+        s->tunnel = true;
+        h->resp_body = true;
+        h->resp_chunked = false;
+        h->resp_close = true;
+        int ll = snprintf(line, sizeof(line), "HTTP/1.1 101 %s\r\n", reason(101));
+        worker_tcp_out(t, line, (size_t)ll);
+        put_fields(t, nv, n);
+        worker_tcp_out(t, "\r\n", 2);
+        h->resp_started = true;
+        return 0;
+    }
     h->resp_body = body && !head && s->status != 204 && s->status != 304;
     h->resp_chunked = h->resp_body && !has_length && h->p.http_minor >= 1;
     /* Close after this response: the client asked, we drain, a body we will

@@ -287,6 +287,8 @@ static void compose(wk_proxy *px, const qd_proxy_route *r, bool fin)
     else if (s->authority != NULL)
         qd_buf_printf(b, "x-forwarded-host: %s\r\n", s->authority);
     qd_buf_printf(b, "via: %s quicd\r\n", qd_http_version(worker_conn_proto(s->c)));
+    if (s->upgrade[0] != '\0') /* HTTP/1.1's Upgrade (a WebSocket): asked of the upstream too */
+        qd_buf_printf(b, "connection: upgrade\r\nupgrade: %s\r\n", s->upgrade);
     if (s->early) {
         px->early_off = b->len;
         qd_buf_printf(b, "early-data: 1\r\n");
@@ -626,6 +628,20 @@ void worker_proxy_answer_head(wk_proxy *px, int status, const nghttp3_nv *nv, si
     px->answered = true;
     if (px->sv != NULL)
         worker_upstream_report(&the_worker, px->sv, QD_UP_RESULT_OK);
+    if (status == 101) { /* the tunnel's answer: the fields of the switch come back */
+        nghttp3_nv all[102];
+        size_t k = 0;
+        all[k++] = (nghttp3_nv){(uint8_t *)"connection", (uint8_t *)"upgrade", 10, 7,
+                                NGHTTP3_NV_FLAG_NONE};
+        all[k++] = (nghttp3_nv){(uint8_t *)"upgrade", (uint8_t *)s->upgrade, 7, strlen(s->upgrade),
+                                NGHTTP3_NV_FLAG_NONE};
+        for (size_t i = 0; i < n && k < 102; i++)
+            all[k++] = nv[i];
+        qd_buf_release(&px->req);
+        px->replayable = false;
+        worker_req_submit(s, status, all, k, true);
+        return;
+    }
     qd_buf_release(&px->req); /* never sent again now */
     px->replayable = false;
     if (!has_body)

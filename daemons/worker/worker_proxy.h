@@ -82,6 +82,7 @@ struct wk_upconn {
     bool done;              /* the answer is complete */
     bool close_after;       /* not reusable after this answer */
     bool paused;            /* parsing stopped: the client has WK_PROXY_WINDOW bytes to take */
+    bool tunnel;            /* after a 101: bytes both ways, no HTTP */
 };
 
 /* A request on its way to an upstream (the stream's src_data). */

@@ -535,6 +535,9 @@ static const char *expired(wk_conn *c, uint64_t now, uint32_t *reason)
          * connection from being idle, so without this it would stay forever. */
         if (!s->req_done && now >= t->last_in_ns + idle_ns)
             return "request body timeout";
+        /* A tunnel (a WebSocket through the proxy) quiet both ways */
+        if (s->tunnel && now >= (t->last_in_ns > t->last_out_ns ? t->last_in_ns : t->last_out_ns) + idle_ns)
+            return "tunnel idle";
     }
     if (t->out_off < t->out.len && now >= t->last_out_ns + idle_ns)
         return "client not reading";

@@ -275,6 +275,13 @@ static int on_headers_complete(http_parser *p)
         return -1;
     int status = (int)p->status_code;
     size_t n = head_nv(uc, nv, sizeof(nv) / sizeof(nv[0]));
+    if (status == 101 && px->s->upgrade[0] != '\0') {
+        /* the upgrade the client asked for: a tunnel from here */
+        uc->tunnel = true;
+        uc->close_after = true;
+        worker_proxy_answer_head(px, status, nv, n);
+        return 0;
+    }
     if (status >= 100 && status < 200) {
         if (status == 101)
             return -1; /* no upgrade was asked for */
@@ -308,6 +315,8 @@ static int on_message_complete(http_parser *p)
 
     if (uc->info)
         return 0; /* the final answer follows */
+    if (uc->tunnel)
+        return 0; /* the bytes after the 101 are the new protocol's */
     field_end(uc);
     if (uc->head.len > 0 && uc->px != NULL) { /* trailers */
         nghttp3_nv nv[64];
@@ -327,6 +336,16 @@ static const http_parser_settings settings = {
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
+
+/* tunnel_in - bytes of a tunnel from the upstream, for the client */
+static void tunnel_in(wk_upconn *uc, const char *data, size_t len)
+{
+    if (len == 0 || uc->px == NULL)
+        return;
+    worker_proxy_answer_body(uc->px, (const uint8_t *)data, len);
+    if (uc->px != NULL && uc->px->s->filled - uc->px->s->acked >= WK_PROXY_WINDOW)
+        uc->paused = true; /* the socket is not read until the client takes it */
+}
 
 /* finished - the answer is complete: the request ends, the connection goes back */
 static void finished(wk_upconn *uc)
@@ -350,9 +369,17 @@ static void broken(wk_upconn *uc, const char *why)
 /* parse - run the parser over |len| bytes; what a pause leaves is kept in uc->in */
 static int parse(wk_upconn *uc, const char *data, size_t len)
 {
+    if (uc->tunnel) {
+        tunnel_in(uc, data, len);
+        return 0;
+    }
     size_t used = http_parser_execute(&uc->p, &settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&uc->p);
 
+    if (uc->tunnel) { /* the 101 came: what follows it is the tunnel's */
+        tunnel_in(uc, data + used, len - used);
+        return 0;
+    }
     if (uc->done) {
         if (used < len)
             uc->close_after = true; /* bytes after the answer: not ours to read */
@@ -415,6 +442,10 @@ static void do_read(wk_upconn *uc)
         ssize_t n = recv(uc->fd, buf, sizeof(buf), 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
+        if (n == 0 && uc->tunnel) { /* the upstream ended the tunnel */
+            worker_proxy_answer_end(uc->px); /* closes |uc| */
+            return;
+        }
         if (n <= 0) {
             wk_proxy *px = uc->px;
             if (uc->got > 0 && n == 0) {
@@ -493,7 +524,7 @@ void worker_upconn_start(wk_upconn *uc, wk_proxy *px)
     uc->px = px;
     px->uc = uc;
     uc->sent = uc->got = 0;
-    uc->done = uc->close_after = uc->paused = uc->info = false;
+    uc->done = uc->close_after = uc->paused = uc->info = uc->tunnel = false;
     qd_buf_reset(&uc->in);
     uc->in_off = 0;
     qd_buf_reset(&uc->out);
@@ -540,8 +571,8 @@ void worker_upconn_sweep(worker *w, uint64_t now)
                 worker_upconn_close(uc);
             continue;
         }
-        if (g == NULL || uc->paused)
-            continue;
+        if (g == NULL || uc->paused || uc->tunnel)
+            continue; /* a tunnel's idleness is the client connection's (tcp_idle_timeout) */
         bool sending = uc->out_off < uc->out.len;
         uint64_t limit = (uint64_t)(sending ? g->send_timeout_ms : g->read_timeout_ms) * 1000000ULL;
         if (now - uc->last_io_ns >= limit)

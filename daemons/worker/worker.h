@@ -228,6 +228,9 @@ struct wk_stream {
     int status;
     /* for the request record (worker_rec.c) */
     uint64_t started_ns, started_ms, ttfb_ns;
+    const char *up_server; /* a proxied request: the last server tried (the proxy's), else NULL */
+    uint32_t up_status;    /* its answer's status, 0 before one */
+    uint64_t up_time_us;   /* from the request head to that answer's head (or the failure) */
 };
 
 enum wk_conn_state { WK_ALIVE, WK_CLOSING, WK_DRAINING };

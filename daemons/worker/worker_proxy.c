@@ -358,6 +358,7 @@ static void acquire(wk_proxy *px)
     }
     px->sv = sv;
     snprintf(px->upstream, sizeof(px->upstream), "%s", sv->name);
+    px->s->up_server = px->upstream; /* px lives until the record is made (worker_req_free) */
     sv->active++;
     sv->requests++;
     px->tried |= 1ULL << sv->index;
@@ -602,6 +603,8 @@ void worker_proxy_answer_head(wk_proxy *px, int status, const nghttp3_nv *nv, si
 
     px->ustatus = status;
     px->uhead_ns = worker_now();
+    px->s->up_status = (uint32_t)status;
+    px->s->up_time_us = (px->uhead_ns - px->started_ns) / 1000;
     /* 425 Too Early to a request that came in 0-RTT (RFC 8470 5.2): sent
      * again, without Early-Data, once the handshake is complete */
     if (status == 425 && px->early_off > 0 && px->replayable && px->req.len > 0) {
@@ -769,6 +772,8 @@ void worker_proxy_failed(wk_proxy *px, int status, int result, const char *why)
     }
     bool answered = px->answered;
     finish(px);
+    if (px->s->up_status == 0)
+        px->s->up_time_us = (worker_now() - px->started_ns) / 1000;
     if (!answered)
         answer(px, status, px->last_error[0] ? px->last_error : why);
     else

@@ -373,11 +373,16 @@ static void parse_group(parser *ps, const record *r)
                 err(ps, r->line, w, "retries is 0-10");
             else
                 g.retries = (uint32_t)v;
+        } else if (strncmp(w, "fail_5xx=", 9) == 0) {
+            if (strcmp(w + 9, "yes") == 0 || strcmp(w + 9, "no") == 0)
+                g.fail_5xx = w[9] == 'y';
+            else
+                err(ps, r->line, w, "fail_5xx is yes or no");
         } else {
             err(ps, r->line, w,
                 "unknown group option (policy=, hash=, check=, check_interval=, check_timeout=, "
                 "rise=, fall=, expect=, connect_timeout=, read_timeout=, send_timeout=, "
-                "idle_timeout=, fail_timeout=, queue=, retries=)");
+                "idle_timeout=, fail_timeout=, queue=, retries=, fail_5xx=)");
         }
     }
     if (hash_given && g.policy != QD_PROXY_HASH)
@@ -793,9 +798,10 @@ void qd_proxy_dump(const qd_proxy *p, const char *prefix, qd_buf *out)
             qd_buf_printf(out, " expect=%u", g->expect);
         qd_buf_printf(out,
                       " connect_timeout=%ums read_timeout=%ums send_timeout=%ums idle_timeout=%ums "
-                      "fail_timeout=%ums queue=%u retries=%u\n",
+                      "fail_timeout=%ums queue=%u retries=%u%s\n",
                       g->connect_timeout_ms, g->read_timeout_ms, g->send_timeout_ms,
-                      g->idle_timeout_ms, g->fail_timeout_ms, g->queue, g->retries);
+                      g->idle_timeout_ms, g->fail_timeout_ms, g->queue, g->retries,
+                      g->fail_5xx ? " fail_5xx=yes" : "");
         for (size_t j = 0; j < g->nservers; j++) {
             const qd_proxy_server *s = &g->servers[j];
             if (s->unix_path[0])

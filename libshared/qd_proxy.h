@@ -18,6 +18,7 @@
  *         [check=/PATH] [check_interval=DURATION] [check_timeout=DURATION]
  *         [rise=N] [fall=N] [expect=STATUS|Nxx] [connect_timeout=D] [read_timeout=D]
  *         [send_timeout=D] [idle_timeout=D] [fail_timeout=D] [queue=N] [retries=N]
+ *         [fail_5xx=yes|no]
  *   server GROUP ADDRESS [weight=N] [max_conns=N] [backup]
  *   route HOST/PREFIX GROUP|local [strip]
  *   trust ADDRESS[/BITS]...
@@ -69,6 +70,7 @@ typedef struct qd_proxy_group {
                                     again after this; 10s */
     uint32_t queue;              /* requests a worker holds waiting for a connection; 64 */
     uint32_t retries;            /* further servers or connections a request may try; 2 */
+    bool fail_5xx;               /* a 5xx answer counts as a passive failure; no */
     qd_proxy_server *servers;
     size_t nservers;
     int line;

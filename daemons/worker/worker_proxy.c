@@ -629,8 +629,10 @@ void worker_proxy_answer_head(wk_proxy *px, int status, const nghttp3_nv *nv, si
         return;
     }
     px->answered = true;
-    if (px->sv != NULL)
-        worker_upstream_report(&the_worker, px->sv, QD_UP_RESULT_OK);
+    if (px->sv != NULL) /* fail_5xx: a 5xx is the server's failure (passive checks) */
+        worker_upstream_report(&the_worker, px->sv,
+                               status >= 500 && px->g != NULL && px->g->conf.fail_5xx
+                                   ? QD_UP_RESULT_BROKEN : QD_UP_RESULT_OK);
     if (status == 101) { /* the tunnel's answer: the fields of the switch come back */
         nghttp3_nv all[102];
         size_t k = 0;
@@ -716,7 +718,9 @@ void worker_proxy_answer_end(wk_proxy *px)
         return;
     }
     if (px->sv != NULL)
-        worker_upstream_report(&the_worker, px->sv, QD_UP_RESULT_OK);
+        worker_upstream_report(&the_worker, px->sv,
+                               px->ustatus >= 500 && px->g != NULL && px->g->conf.fail_5xx
+                                   ? QD_UP_RESULT_BROKEN : QD_UP_RESULT_OK);
     if (px->deferred) {
         submit_deferred(px);
     } else {

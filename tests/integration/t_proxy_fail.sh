@@ -11,7 +11,9 @@
 #     connections work again with its successor;
 #   - all servers down (by the checks): 503 at once, not after a timeout;
 #   - a server that refuses connections: 502 after the retries;
-#   - a slow upstream: 504 at read_timeout; garbage: 502.
+#   - a slow upstream: 504 at read_timeout; garbage: 502;
+#   - fail_5xx=yes: 5xx answers mark a server down (503 then), and it is
+#     tried again after fail_timeout.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
@@ -44,11 +46,14 @@ group refused
 server refused 127.0.0.1:$PD
 group slow read_timeout=1s
 server slow 127.0.0.1:$PA
+group fivexx fail_5xx=yes fall=2 fail_timeout=1s
+server fivexx 127.0.0.1:$PA
 route */two/ two strip
 route */racy/ racy strip
 route */dead/ dead strip
 route */refused/ refused strip
 route */slow/ slow
+route */fivexx/ fivexx strip
 TBL
 echo "proxy_table = $T/proxy" >> "$CONF"
 h3_start || finish
@@ -151,4 +156,16 @@ grep -q "status=504" "$T/slow.out" && [ "$ms" -ge 900 ] && [ "$ms" -lt 3000 ] &&
     fail "slow upstream: $(tail -n 1 "$T/slow.out") after $ms ms"
 h3get req "$(h3_url two/garbage)" "$T/garbage" > "$T/garbage.out" 2>&1
 grep -q "status=502" "$T/garbage.out" && ok "garbage answer: 502" || fail "garbage: $(tail -n 1 "$T/garbage.out")"
+
+# --- fail_5xx: 5xx answers count as passive failures --------------------------------
+for i in 1 2; do h3get req "$(h3_url fivexx/status/500)" "$T/5xx$i" > "$T/5xx$i.out" 2>&1; done
+grep -q "status=500" "$T/5xx1.out" && ok "a 500 from the upstream is passed to the client" ||
+    fail "5xx: $(tail -n 1 "$T/5xx1.out")"
+wait_until 3 eval '[ "$(state fivexx 127.0.0.1:'"$PA"')" = down ]' &&
+    ok "fail_5xx=yes fall=2: two 500s mark the server down" ||
+    fail "after two 500s the server is $(state fivexx "127.0.0.1:$PA")"
+h3get req "$(h3_url fivexx/name)" "$T/5xxdown" > "$T/5xxdown.out" 2>&1
+grep -q "status=503" "$T/5xxdown.out" && ok "while it is down: 503" || fail "while down: $(tail -n 1 "$T/5xxdown.out")"
+wait_until 5 eval '[ "$(state fivexx 127.0.0.1:'"$PA"')" = up ]' &&
+    ok "it is tried again after fail_timeout" || fail "still $(state fivexx "127.0.0.1:$PA") after fail_timeout"
 finish

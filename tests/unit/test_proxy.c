@@ -17,7 +17,7 @@ static const char good[] =
     "route */abc app\n"
     "group app policy=least_conn check=/healthz check_interval=500ms check_timeout=2s rise=1\n"
     "    fall=5 expect=204 connect_timeout=250ms read_timeout=3s send_timeout=4s\n"
-    "    idle_timeout=0 fail_timeout=2s queue=5 retries=0\n"
+    "    idle_timeout=0 fail_timeout=2s queue=5 retries=0 fail_5xx=yes\n"
     "server app 127.0.0.1:8080 weight=2 max_conns=10\n"
     "server app unix:/run/app.sock backup\n"
     "  # a comment inside does not end the record\n"
@@ -150,6 +150,7 @@ static void test_errors(void)
     expect_error("group g fail_timeout=1ms\nserver g 1.2.3.4:5\n", "fail_timeout is 100ms");
     expect_error("group g queue=-1\nserver g 1.2.3.4:5\n", "queue=-1: queue is 0-100000");
     expect_error("group g retries=11\nserver g 1.2.3.4:5\n", "retries=11: retries is 0-10");
+    expect_error("group g fail_5xx=1\nserver g 1.2.3.4:5\n", "fail_5xx=1: fail_5xx is yes or no");
     expect_error("server nope 1.2.3.4:80\n", "tbl:1: nope: no such group");
     snprintf(t, sizeof(t), "%sserver g 10.0.0.1\n", g);
     expect_error(t, "tbl:3: 10.0.0.1: want host:port");
@@ -215,7 +216,7 @@ static void test_dump(void)
                                          "check_interval=500ms check_timeout=2000ms rise=1 fall=5 "
                                          "expect=204 connect_timeout=250ms read_timeout=3000ms "
                                          "send_timeout=4000ms idle_timeout=0ms fail_timeout=2000ms "
-                                         "queue=5 retries=0\n");
+                                         "queue=5 retries=0 fail_5xx=yes\n");
     QD_EXPECT_CONTAINS(qd_buf_str(&out), "route example.com/api/ api strip\n");
     qd_proxy_release(&p);
     qd_proxy_release(&again);

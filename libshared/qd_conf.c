@@ -166,6 +166,8 @@ static const qd_conf_key keys[QD_K_COUNT] = {
      "an idle TCP connection (no request in progress) is closed after this"},
     {"proxy_table", QD_CONF_PATH, "", 0, 0, OFF(proxy_table), R | QD_CONF_F_EMPTY, NULL,
      "routes and upstream groups (group, server and route lines, quicd.conf(5)); empty: none"},
+    {"proxy_ca_file", QD_CONF_PATH, "/etc/ssl/certs/ca-certificates.crt", 0, 0, OFF(proxy_ca_file),
+     R, NULL, "PEM CA certificates that https:// upstream servers are verified against"},
 };
 
 #undef R

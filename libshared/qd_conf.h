@@ -89,6 +89,7 @@ typedef enum qd_conf_key_id {
     QD_K_TCP_HEADER_TIMEOUT,
     QD_K_TCP_IDLE_TIMEOUT,
     QD_K_PROXY_TABLE,
+    QD_K_PROXY_CA_FILE,
     QD_K_COUNT
 } qd_conf_key_id;
 
@@ -138,6 +139,7 @@ typedef struct qd_conf {
     int64_t tcp_header_timeout_ms; /* longest a TCP client may take to send a request head */
     int64_t tcp_idle_timeout_ms;   /* an idle TCP connection (keep-alive) is closed after this */
     char *proxy_table;             /* routes and upstream groups (qd_proxy.h); empty: none */
+    char *proxy_ca_file;           /* CA certificates for https:// upstream servers */
 
     /* Bookkeeping: the value text as written and where it came from. */
     char *text[QD_K_COUNT]; /* NULL means the compiled-in default */

@@ -42,7 +42,7 @@ static const struct {
     {QD_MSG_CHANNEL, "channel", 1, 1},
     {QD_MSG_LOG_FD, "log-fd", 0, 1},
     {QD_MSG_TLS_FILES, "tls-files", 0, 2},
-    {QD_MSG_PROXY_TABLE, "proxy-table", 0, 1},
+    {QD_MSG_PROXY_TABLE, "proxy-table", 0, 2},
     {QD_MSG_READY, "ready", 0, 0},
     {QD_MSG_CONFIG_DONE, "config-done", 0, 0},
     {QD_MSG_STATUS, "status", 0, 0},

@@ -34,8 +34,9 @@ enum {
     QD_MSG_CHANNEL = 3, /* F_ROLE, F_INSTANCE + 1 fd: a channel to that peer */
     QD_MSG_LOG_FD = 4,  /* to the app and each worker after each CONFIG: 1 fd, the
                            access_log opened for appending, or no fd: logging off */
-    QD_MSG_PROXY_TABLE = 6, /* to a worker before each CONFIG: proxy_table open (1 fd), or
-                               no fd when it is not set */
+    QD_MSG_PROXY_TABLE = 6, /* to a worker before each CONFIG: F_FLAGS (QD_PROXY_F_*) and
+                               the files it names open, in that order: proxy_table
+                               (when set) and proxy_ca_file (when it can be opened) */
     QD_MSG_TLS_FILES = 5, /* to a worker before each CONFIG: 2 fds, tls_certificate and
                              tls_key opened for reading (by root: a chrooted worker
                              reloads renewed files from them), or none: unreadable */
@@ -270,6 +271,9 @@ const char *qd_rec_reason_name(uint32_t reason);
 /* qd_rec_close_by_name returns "none", "server", "client" or "unknown". */
 const char *qd_rec_close_by_name(uint32_t by);
 
+/* QD_MSG_PROXY_TABLE F_FLAGS: which descriptors it carries */
+#define QD_PROXY_F_TABLE 0x1
+#define QD_PROXY_F_CA 0x2
 /* QD_MSG_UP_STATE F_STATUS */
 enum { QD_UP_STATE_UP, QD_UP_STATE_DOWN };
 /* QD_MSG_UP_REPORT F_STATUS: a request's outcome at a server */

@@ -446,7 +446,19 @@ static const char *parse_address(const char *a, qd_proxy_server *s)
 static bool same_server(const qd_proxy_server *a, const qd_proxy_server *b)
 {
     return strcmp(a->host, b->host) == 0 && a->port == b->port &&
-           strcmp(a->unix_path, b->unix_path) == 0;
+           strcmp(a->unix_path, b->unix_path) == 0 && a->tls == b->tls;
+}
+
+void qd_proxy_server_name(const qd_proxy_server *s, char *out, size_t cap)
+{
+    const char *scheme = s->tls ? "https://" : "";
+
+    if (s->unix_path[0])
+        snprintf(out, cap, "unix:%s", s->unix_path);
+    else if (strchr(s->host, ':') != NULL)
+        snprintf(out, cap, "%s[%s]:%u", scheme, s->host, s->port);
+    else
+        snprintf(out, cap, "%s%s:%u", scheme, s->host, s->port);
 }
 
 static void parse_server(parser *ps, const record *r)
@@ -467,8 +479,17 @@ static void parse_server(parser *ps, const record *r)
         err(ps, r->line, r->word[1], "no such group");
         return;
     }
-    if ((why = parse_address(r->word[2], &s)) != NULL) {
+    const char *addr = r->word[2];
+    if (strncmp(addr, "https://", 8) == 0) {
+        s.tls = true;
+        addr += 8;
+    }
+    if ((why = parse_address(addr, &s)) != NULL) {
         err(ps, r->line, r->word[2], "%s", why);
+        return;
+    }
+    if (s.tls && s.unix_path[0]) {
+        err(ps, r->line, r->word[2], "TLS to a Unix socket is not supported");
         return;
     }
     for (int i = 3; i < r->nwords; i++) {
@@ -486,8 +507,21 @@ static void parse_server(parser *ps, const record *r)
                 s.max_conns = (uint32_t)v;
         } else if (strcmp(w, "backup") == 0) {
             s.backup = true;
+        } else if (strncmp(w, "sni=", 4) == 0 && s.tls) {
+            if (!host_ok(w + 4) || strlen(w + 4) >= sizeof(s.sni))
+                err(ps, r->line, w, "sni is a host name");
+            else
+                snprintf(s.sni, sizeof(s.sni), "%s", w + 4);
+        } else if (strncmp(w, "verify=", 7) == 0 && s.tls) {
+            if (strcmp(w + 7, "yes") == 0 || strcmp(w + 7, "no") == 0)
+                s.no_verify = w[7] == 'n';
+            else
+                err(ps, r->line, w, "verify is yes or no");
         } else {
-            err(ps, r->line, w, "unknown server option (weight=, max_conns=, backup)");
+            err(ps, r->line, w,
+                s.tls ? "unknown server option (weight=, max_conns=, backup, sni=, verify=)"
+                      : "unknown server option (weight=, max_conns=, backup; sni= and verify= "
+                        "for https:// servers)");
         }
     }
     qd_proxy_group *g = &p->groups[gi];
@@ -804,14 +838,15 @@ void qd_proxy_dump(const qd_proxy *p, const char *prefix, qd_buf *out)
                       g->fail_5xx ? " fail_5xx=yes" : "");
         for (size_t j = 0; j < g->nservers; j++) {
             const qd_proxy_server *s = &g->servers[j];
-            if (s->unix_path[0])
-                qd_buf_printf(out, "%sserver %s unix:%s", prefix, g->name, s->unix_path);
-            else if (strchr(s->host, ':') != NULL)
-                qd_buf_printf(out, "%sserver %s [%s]:%u", prefix, g->name, s->host, s->port);
-            else
-                qd_buf_printf(out, "%sserver %s %s:%u", prefix, g->name, s->host, s->port);
-            qd_buf_printf(out, " weight=%u max_conns=%u%s\n", s->weight, s->max_conns,
-                          s->backup ? " backup" : "");
+            char name[QD_PROXY_HOST_MAX + 32];
+            qd_proxy_server_name(s, name, sizeof(name));
+            qd_buf_printf(out, "%sserver %s %s weight=%u max_conns=%u%s", prefix, g->name, name,
+                          s->weight, s->max_conns, s->backup ? " backup" : "");
+            if (s->tls && s->sni[0])
+                qd_buf_printf(out, " sni=%s", s->sni);
+            if (s->tls && s->no_verify)
+                qd_buf_printf(out, " verify=no");
+            qd_buf_printf(out, "\n");
         }
     }
     for (size_t i = 0; i < p->nroutes; i++) {

@@ -19,11 +19,12 @@
  *         [rise=N] [fall=N] [expect=STATUS|Nxx] [connect_timeout=D] [read_timeout=D]
  *         [send_timeout=D] [idle_timeout=D] [fail_timeout=D] [queue=N] [retries=N]
  *         [fail_5xx=yes|no]
- *   server GROUP ADDRESS [weight=N] [max_conns=N] [backup]
+ *   server GROUP ADDRESS [weight=N] [max_conns=N] [backup] [sni=NAME] [verify=yes|no]
  *   route HOST/PREFIX GROUP|local [strip]
  *   trust ADDRESS[/BITS]...
  *
- * ADDRESS is host:port, [v6]:port or unix:/path. HOST is a name or '*'.
+ * ADDRESS is host:port, [v6]:port or unix:/path, or https://host:port or
+ * https://[v6]:port for TLS. HOST is a name or '*'.
  * Every error is "file:line: word: reason"; all of them are reported.
  */
 
@@ -31,6 +32,7 @@
 #define QD_PROXY_HOST_MAX 256
 #define QD_PROXY_PATH_MAX 108 /* sun_path */
 #define QD_PROXY_PREFIX_MAX 1024
+#define QD_PROXY_SERVER_NAME_MAX (QD_PROXY_HOST_MAX + 24) /* qd_proxy_server_name, NUL included */
 #define QD_PROXY_MAX_GROUPS 256
 #define QD_PROXY_MAX_SERVERS 64 /* per group */
 #define QD_PROXY_MAX_ROUTES 1024
@@ -49,6 +51,9 @@ typedef struct qd_proxy_server {
     uint32_t weight;                   /* 1..QD_PROXY_MAX_WEIGHT, default 1 */
     uint32_t max_conns;                /* per worker; 0: no limit */
     bool backup;                       /* used only when no other server is up */
+    bool tls;                          /* https://: TLS to the server */
+    bool no_verify;                    /* verify=no: its certificate is not checked */
+    char sni[QD_PROXY_HOST_MAX];       /* the name sent and verified; "" = host */
     int line;                          /* where it was defined */
 } qd_proxy_server;
 
@@ -121,6 +126,13 @@ int qd_proxy_load(qd_proxy *p, const char *path, qd_buf *errs);
  * specific host (a named host before '*').
  */
 const qd_proxy_route *qd_proxy_match(const qd_proxy *p, const char *host, const char *path);
+
+/*
+ * qd_proxy_server_name writes |s| as the table writes it (host:port,
+ * [v6]:port, unix:/path, https://host:port): how logs, the upstream
+ * daemon and the workers name a server.
+ */
+void qd_proxy_server_name(const qd_proxy_server *s, char *out, size_t cap);
 
 /*
  * qd_proxy_trusted tells whether the client at numeric address |ip| (IPv4

@@ -293,24 +293,35 @@ static void send_tls_files(master_child *c)
 }
 
 /*
- * send_proxy_table - a worker reads the proxy table from the descriptor
- * it gets before each CONFIG (it is chrooted away from the file); none
- * when proxy_table is empty. The file was checked (master_load_config);
- * one that vanished since leaves the worker without routes, and it says so.
+ * send_proxy_table - a worker reads the proxy table and the CA file for
+ * https:// upstreams from the descriptors it gets before each CONFIG (it
+ * is chrooted away from the files); F_FLAGS says which came. The table
+ * was checked (master_load_config); one that vanished since leaves the
+ * worker without routes, and it says so. The CA file is sent only while
+ * there is a table.
  */
 static void send_proxy_table(master_child *c)
 {
     const char *path = c->m->conf.proxy_table;
-    int fd = path[0] != '\0' ? open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY) : -1;
+    int fds[2] = {-1, -1};
+    uint32_t flags = 0;
 
-    if (path[0] != '\0' && fd < 0)
-        qd_warn_errno("proxy_table %s", path);
+    if (path[0] != '\0') {
+        if ((fds[0] = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+            qd_warn_errno("proxy_table %s", path);
+        fds[1] = open(c->m->conf.proxy_ca_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    }
     qd_ipc_msg_init(&out_msg, QD_MSG_PROXY_TABLE, 0);
-    if (fd >= 0)
-        qd_ipc_put_fd(&out_msg, fd);
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0) {
+            qd_ipc_put_fd(&out_msg, fds[i]);
+            flags |= i == 0 ? QD_PROXY_F_TABLE : QD_PROXY_F_CA;
+        }
+    qd_ipc_put_u32(&out_msg, QD_F_FLAGS, flags);
     send_ctl(c, &out_msg);
-    if (fd >= 0)
-        close(fd);
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
 }
 
 void master_child_send_config(master_child *c, uint32_t id)

@@ -23,7 +23,9 @@
 
 /* system */
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 /* libshared */
 #include "qd_err.h"
@@ -61,6 +63,16 @@ int master_load_config(master *m, qd_conf *out, qd_buf *errs)
         qd_proxy_init(&p);
         if (qd_proxy_load(&p, out->proxy_table, errs) != 0 && rv == 0)
             rv = QD_ERR_CONF;
+        bool tls = false;
+        for (size_t i = 0; i < p.ngroups; i++)
+            for (size_t j = 0; j < p.groups[i].nservers; j++)
+                tls |= p.groups[i].servers[j].tls;
+        if (tls && access(out->proxy_ca_file, R_OK) != 0) {
+            qd_buf_printf(errs, "proxy_ca_file %s: %s (the proxy table has https:// servers)\n",
+                          out->proxy_ca_file, strerror(errno));
+            if (rv == 0)
+                rv = QD_ERR_CONF;
+        }
         qd_proxy_release(&p);
     }
     return rv;

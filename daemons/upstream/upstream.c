@@ -48,17 +48,6 @@
 
 static upstream the_upstream;
 
-/* server_name - how reports and logs name a server */
-static void server_name(const qd_proxy_server *sv, char *out, size_t cap)
-{
-    if (sv->unix_path[0])
-        snprintf(out, cap, "unix:%s", sv->unix_path);
-    else if (strchr(sv->host, ':') != NULL)
-        snprintf(out, cap, "[%s]:%u", sv->host, sv->port);
-    else
-        snprintf(out, cap, "%s:%u", sv->host, sv->port);
-}
-
 us_server *upstream_find(upstream *u, const char *group, const char *name)
 {
     for (us_server *s = u->servers; s != NULL; s = s->next)
@@ -93,7 +82,7 @@ static void apply(upstream *u, bool first)
         const qd_proxy_group *g = &u->table.groups[i];
         for (size_t j = 0; j < g->nservers; j++) {
             char name[sizeof(((us_server *)0)->name)];
-            server_name(&g->servers[j], name, sizeof(name));
+            qd_proxy_server_name(&g->servers[j], name, sizeof(name));
             us_server *s = take_old(&old, g->name, name);
             bool fresh = s == NULL;
             if (fresh) {

@@ -37,7 +37,7 @@ typedef struct us_server {
     char group[QD_PROXY_NAME_MAX];
     qd_proxy_group gconf;  /* the group's options (its servers array not kept) */
     qd_proxy_server conf;
-    char name[QD_PROXY_HOST_MAX + 16]; /* host:port, [v6]:port or unix:/path */
+    char name[QD_PROXY_SERVER_NAME_MAX]; /* host:port, [v6]:port or unix:/path */
     /* address */
     struct sockaddr_storage addr;
     socklen_t addrlen; /* 0 while unresolved */

@@ -309,6 +309,12 @@ static void on_io(uv_poll_t *p, int status, int events)
         finish(s, false, why);
         return;
     }
+    if (!s->sent && s->conf.tls) {
+        /* an https:// server: the daemon speaks no TLS; the check is the connect
+         * (the workers verify the certificate, and their failures count) */
+        finish(s, true, "connected (TLS server: connect check)");
+        return;
+    }
     if (!s->sent) {
         int n = snprintf(buf, sizeof(buf),
                          "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: quicd-check\r\n"

@@ -178,11 +178,11 @@ static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
         pin_cpu(c->instance < 0 ? 0 : c->instance);
         if (worker_tls_init(w, conf, err) < 0)
             return -1;
-        return worker_route_configure(w, conf->proxy_table, err);
+        return worker_route_configure(w, conf, err);
     }
     /* Renewed files take effect here (the master passed them open); if they
      * cannot be used the reload fails and everything stays as it was. */
-    if (worker_tls_init(w, conf, err) < 0 || worker_route_configure(w, conf->proxy_table, err) < 0)
+    if (worker_tls_init(w, conf, err) < 0 || worker_route_configure(w, conf, err) < 0)
         return -1;
     /* What the app granted under the old configuration is asked for again. */
     worker_cache_clear(w);
@@ -299,9 +299,15 @@ static void message(qd_child *c, qd_ipc_msg *m)
         return;
     }
     if (m->type == QD_MSG_PROXY_TABLE) { /* for the CONFIG that follows (worker_route.c) */
+        uint32_t flags = 0;
+        qd_ipc_get_u32(m, QD_F_FLAGS, &flags);
         if (w->proxy_fd >= 0)
             close(w->proxy_fd);
-        w->proxy_fd = m->fd_count == 1 ? qd_ipc_msg_take_fd(m, 0) : -1;
+        if (w->proxy_ca_fd >= 0)
+            close(w->proxy_ca_fd);
+        uint32_t i = 0;
+        w->proxy_fd = (flags & QD_PROXY_F_TABLE) && i < m->fd_count ? qd_ipc_msg_take_fd(m, i++) : -1;
+        w->proxy_ca_fd = (flags & QD_PROXY_F_CA) && i < m->fd_count ? qd_ipc_msg_take_fd(m, i++) : -1;
         return;
     }
     if (m->type == QD_MSG_LOG_FD) { /* after each CONFIG: the fast path's access log */
@@ -353,7 +359,7 @@ int main(int argc, char **argv)
         w->eps[i].fd = w->eps[i].tcp_fd = -1;
     w->tls_fds[0] = w->tls_fds[1] = -1;
     w->access_fd = -1;
-    w->proxy_fd = -1;
+    w->proxy_fd = w->proxy_ca_fd = -1;
     if (qd_random(&w->cache.seed, sizeof(w->cache.seed)) < 0)
         w->cache.seed = (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
     wk_map_init(&w->cids);

@@ -354,6 +354,8 @@ struct worker {
     wk_cache cache; /* granted static answers (the fast path) */
     int access_fd;  /* access_log from the master (QD_MSG_LOG_FD); -1: off */
     int proxy_fd;   /* proxy_table from the master (QD_MSG_PROXY_TABLE), until CONFIG; -1: none */
+    int proxy_ca_fd; /* proxy_ca_file, likewise */
+    WOLFSSL_CTX *up_tls; /* TLS to https:// upstream servers (worker_uptls.c), or NULL */
     /* Retry decision for retry = auto: new connections this second */
     uint64_t rate_window_ns;
     uint64_t rate_count;
@@ -512,7 +514,8 @@ void worker_req_handshake_done(wk_conn *c);
 size_t worker_req_trailers(const wk_stream *s, nghttp3_nv *nv, size_t cap);
 
 /* worker_route.c: the proxy table in the worker, servers and their choice */
-int worker_route_configure(worker *w, const char *name, qd_buf *err);
+int worker_route_configure(worker *w, const qd_conf *conf, qd_buf *err);
+int worker_read_fd(int fd, qd_buf *out);
 const qd_proxy_route *worker_route_match(worker *w, const wk_stream *s);
 wk_upserver *worker_route_pick(worker *w, wk_proxy *px, bool *busy);
 bool worker_route_busy(const wk_proxy *px);
@@ -535,6 +538,14 @@ void worker_upconn_resume(wk_upconn *uc);
 void worker_upconn_release(wk_upconn *uc, bool reuse);
 void worker_upconn_close(wk_upconn *uc);
 void worker_upconn_sweep(worker *w, uint64_t now);
+
+/* worker_uptls.c: TLS to https:// upstream servers */
+int worker_uptls_configure(worker *w, const char *ca_name, qd_buf *err);
+int worker_uptls_start(worker *w, wk_upconn *uc);
+int worker_uptls_handshake(wk_upconn *uc, int *events, char *why, size_t cap);
+ssize_t worker_uptls_send(wk_upconn *uc, const void *data, size_t len);
+ssize_t worker_uptls_recv(wk_upconn *uc, void *buf, size_t cap);
+void worker_uptls_free(wk_upconn *uc);
 
 /* worker_proxy.c: the proxy as a response source */
 extern const wk_source worker_proxy_source;

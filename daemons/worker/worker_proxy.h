@@ -32,7 +32,7 @@ struct wk_upserver {
     wk_upserver *next;    /* retired servers (w->up_retired) */
     wk_upgroup *g;        /* NULL once retired (left the table) */
     qd_proxy_server conf;
-    char name[QD_PROXY_HOST_MAX + 16]; /* as the table and the upstream daemon write it */
+    char name[QD_PROXY_SERVER_NAME_MAX]; /* as the table and the upstream daemon write it */
     uint32_t index;       /* in its group (the tried mask of a request) */
     bool down;            /* the upstream daemon's word (QD_MSG_UP_STATE) */
     uint64_t seq;         /* of that word */
@@ -83,6 +83,9 @@ struct wk_upconn {
     bool close_after;       /* not reusable after this answer */
     bool paused;            /* parsing stopped: the client has WK_PROXY_WINDOW bytes to take */
     bool tunnel;            /* after a 101: bytes both ways, no HTTP */
+    WOLFSSL *ssl;           /* https:// servers (worker_uptls.c), else NULL */
+    bool tls_done;          /* its handshake is complete */
+    size_t tls_write_len;   /* a wolfSSL_write to repeat with as many bytes */
 };
 
 /* A request on its way to an upstream (the stream's src_data). */
@@ -115,7 +118,7 @@ struct wk_proxy {
     size_t early_off;       /* where "early-data: 1" is in req (0: not there) */
     bool too_early;         /* the upstream answered 425: replay after the handshake */
     bool await_handshake;   /* ... waiting for it now */
-    char upstream[QD_PROXY_HOST_MAX + 16]; /* the last server tried (the access log) */
+    char upstream[QD_PROXY_SERVER_NAME_MAX]; /* the last server tried (the access log) */
     int ustatus;            /* its answer's status, 0 before one */
     uint64_t uhead_ns;      /* when that answer's head came */
     int dstatus;            /* its status */

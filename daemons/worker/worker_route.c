@@ -48,19 +48,8 @@
 /* local */
 #include "worker.h"
 
-/* server_name - the server as the table and the upstream daemon write it */
-static void server_name(const qd_proxy_server *sv, char *out, size_t cap)
-{
-    if (sv->unix_path[0])
-        snprintf(out, cap, "unix:%s", sv->unix_path);
-    else if (strchr(sv->host, ':') != NULL)
-        snprintf(out, cap, "[%s]:%u", sv->host, sv->port);
-    else
-        snprintf(out, cap, "%s:%u", sv->host, sv->port);
-}
-
-/* read_all - the whole file behind |fd| (from offset 0) */
-static int read_all(int fd, qd_buf *out)
+/* worker_read_fd - the whole file behind |fd| (from offset 0) */
+int worker_read_fd(int fd, qd_buf *out)
 {
     char buf[8192];
     off_t off = 0;
@@ -118,8 +107,9 @@ static wk_upserver *take_server(wk_upgroup *g, const char *name)
     return NULL;
 }
 
-int worker_route_configure(worker *w, const char *name, qd_buf *err)
+int worker_route_configure(worker *w, const qd_conf *conf, qd_buf *err)
 {
+    const char *name = conf->proxy_table;
     qd_proxy table;
     qd_buf text, errs;
     int rv = 0;
@@ -128,7 +118,7 @@ int worker_route_configure(worker *w, const char *name, qd_buf *err)
     qd_buf_init(&text);
     qd_buf_init(&errs);
     if (w->proxy_fd >= 0) {
-        if (read_all(w->proxy_fd, &text) < 0) {
+        if (worker_read_fd(w->proxy_fd, &text) < 0) {
             qd_buf_printf(err, "proxy_table %s: %s", name, strerror(errno));
             rv = -1;
         } else if (qd_proxy_parse(&table, name, text.data, text.len, &errs) != 0) {
@@ -145,6 +135,9 @@ int worker_route_configure(worker *w, const char *name, qd_buf *err)
     qd_buf_release(&errs);
     if (rv < 0) {
         qd_proxy_release(&table);
+        if (w->proxy_ca_fd >= 0)
+            close(w->proxy_ca_fd);
+        w->proxy_ca_fd = -1;
         return -1;
     }
 
@@ -172,7 +165,7 @@ int worker_route_configure(worker *w, const char *name, qd_buf *err)
         g->nservers = gc->nservers;
         for (size_t j = 0; j < gc->nservers; j++) {
             char sname[sizeof(((wk_upserver *)0)->name)];
-            server_name(&gc->servers[j], sname, sizeof(sname));
+            qd_proxy_server_name(&gc->servers[j], sname, sizeof(sname));
             wk_upserver *sv = take_server(&holder, sname);
             if (sv == NULL) {
                 sv = qd_xcalloc(1, sizeof(*sv));
@@ -202,7 +195,7 @@ int worker_route_configure(worker *w, const char *name, qd_buf *err)
     /* requests that waited may find servers now */
     for (size_t i = 0; i < w->routes.ngroups; i++)
         worker_proxy_wake(w, groups[i]);
-    return 0;
+    return worker_uptls_configure(w, conf->proxy_ca_file, err);
 }
 
 const qd_proxy_route *worker_route_match(worker *w, const wk_stream *s)

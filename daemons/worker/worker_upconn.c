@@ -9,7 +9,8 @@
  *	worker_upconn_release(), worker_upconn_close(), worker_upconn_sweep()
  * DESCRIPTION
  *	A wk_upconn is a connected socket the upstream daemon handed over
- *	(TCP or a Unix socket) carrying one request at a time. The request's
+ *	(TCP or a Unix socket; TLS for an https:// server, worker_uptls.c)
+ *	carrying one request at a time. The request's
  *	bytes (worker_proxy.c composes them) go out as the socket takes them;
  *	the answer is parsed with http-parser in response mode, its head,
  *	body and trailers passed to the request (worker_proxy_answer_*). Interim
@@ -52,6 +53,7 @@
 
 static void on_io(uv_poll_t *h, int status, int events);
 static void feed(wk_upconn *uc);
+static void do_read(wk_upconn *uc);
 
 /* watch - poll for |events| */
 static void watch(wk_upconn *uc, int events)
@@ -83,7 +85,27 @@ wk_upconn *worker_upconn_new(worker *w, wk_upserver *sv, int fd)
     w->upconns = uc;
     w->nupconns++;
     sv->conns++;
+    if (sv->conf.tls && worker_uptls_start(w, uc) < 0) {
+        qd_warn("upstream %s: cannot set up TLS", sv->name);
+        worker_upconn_close(uc);
+        return NULL;
+    }
     return uc;
+}
+
+/* io_send, io_recv - the socket's bytes, through TLS for an https:// server */
+static ssize_t io_send(wk_upconn *uc, const void *data, size_t len)
+{
+    if (uc->ssl != NULL)
+        return worker_uptls_send(uc, data, len);
+    return send(uc->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static ssize_t io_recv(wk_upconn *uc, void *buf, size_t cap)
+{
+    if (uc->ssl != NULL)
+        return worker_uptls_recv(uc, buf, cap);
+    return recv(uc->fd, buf, cap, 0);
 }
 
 void worker_upconn_close(wk_upconn *uc)
@@ -102,6 +124,7 @@ void worker_upconn_close(wk_upconn *uc)
         uc->px->uc = NULL;
     }
     qd_uv_unwatch(&uc->poll);
+    worker_uptls_free(uc);
     close(uc->fd);
     if (uc->prev)
         uc->prev->next = uc->next;
@@ -428,8 +451,11 @@ void worker_upconn_resume(wk_upconn *uc)
     uc->paused = false;
     http_parser_pause(&uc->p, 0);
     feed(uc);
-    if (uc->px != NULL && !uc->paused)
+    if (uc->px != NULL && !uc->paused) {
         watch(uc, UV_READABLE | (uc->out_off < uc->out.len ? UV_WRITABLE : 0));
+        if (uc->ssl != NULL && wolfSSL_pending(uc->ssl) > 0)
+            do_read(uc); /* bytes TLS holds: no poll announces them */
+    }
 }
 
 /* do_read - what the upstream sent */
@@ -438,8 +464,12 @@ static void do_read(wk_upconn *uc)
     static char buf[64 * 1024];
     worker *w = &the_worker;
 
-    for (int rounds = 0; rounds < 8 && uc->px != NULL && !uc->paused; rounds++) {
-        ssize_t n = recv(uc->fd, buf, sizeof(buf), 0);
+    /* (TLS may hold decrypted bytes no poll will announce: read them all) */
+    for (int rounds = 0;
+         (rounds < 8 || (uc->ssl != NULL && wolfSSL_pending(uc->ssl) > 0)) && uc->px != NULL &&
+         !uc->paused;
+         rounds++) {
+        ssize_t n = io_recv(uc, buf, sizeof(buf));
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         if (n == 0 && uc->tunnel) { /* the upstream ended the tunnel */
@@ -473,9 +503,22 @@ static void do_read(wk_upconn *uc)
 
 void worker_upconn_write(wk_upconn *uc)
 {
+    if (uc->ssl != NULL && !uc->tls_done) { /* the handshake first */
+        char why[160];
+        int events = 0;
+        int rc = worker_uptls_handshake(uc, &events, why, sizeof(why));
+        if (rc < 0) {
+            worker_proxy_failed(uc->px, 502, QD_UP_RESULT_BROKEN, why);
+            return;
+        }
+        if (rc == 0) {
+            watch(uc, events);
+            return;
+        }
+        uc->tls_done = true;
+    }
     while (uc->out_off < uc->out.len) {
-        ssize_t n = send(uc->fd, uc->out.data + uc->out_off, uc->out.len - uc->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = io_send(uc, uc->out.data + uc->out_off, uc->out.len - uc->out_off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -510,9 +553,9 @@ static void on_io(uv_poll_t *h, int status, int events)
     }
     if (status < 0)
         events = UV_READABLE | UV_WRITABLE; /* let read or write find the error */
-    if (events & UV_WRITABLE) {
-        worker_upconn_write(uc);
-        if (uc->px == NULL)
+    if ((events & UV_WRITABLE) || (uc->ssl != NULL && !uc->tls_done)) {
+        worker_upconn_write(uc); /* or the TLS handshake's next step */
+        if (uc->px == NULL || (uc->ssl != NULL && !uc->tls_done))
             return;
     }
     if (events & UV_READABLE)

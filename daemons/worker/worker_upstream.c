@@ -120,7 +120,7 @@ static void on_state(worker *w, qd_ipc_msg *m)
     size_t pos = 0, len;
     uint16_t tag;
     const uint8_t *val;
-    char group[QD_PROXY_NAME_MAX], server[QD_PROXY_HOST_MAX + 16];
+    char group[QD_PROXY_NAME_MAX], server[QD_PROXY_SERVER_NAME_MAX];
 
     if (qd_ipc_get_u64(m, QD_F_SEQ, &seq) < 0) {
         qd_child_bad_message(&w->child, "upstream", QD_ERR_INVAL);

@@ -259,6 +259,36 @@ static void test_trust(void)
     expect_error("trust example.com\n", "tbl:1: example.com: not an address or network");
 }
 
+static void test_https(void)
+{
+    qd_proxy p;
+    qd_buf errs, out;
+    const char *t = "group g\nserver g https://127.0.0.1:8443 sni=app.internal verify=no\n"
+                    "server g https://[::1]:443\nserver g 127.0.0.1:8443\n";
+
+    qd_proxy_init(&p);
+    qd_buf_init(&errs);
+    qd_buf_init(&out);
+    QD_EXPECT_INT(qd_proxy_parse(&p, "tbl", t, strlen(t), &errs), 0);
+    QD_EXPECT_INT(p.groups[0].servers[0].tls, 1);
+    QD_EXPECT_INT(p.groups[0].servers[0].no_verify, 1);
+    QD_EXPECT_STR(p.groups[0].servers[0].sni, "app.internal");
+    QD_EXPECT_INT(p.groups[0].servers[2].tls, 0); /* the same address without TLS: another server */
+    char name[QD_PROXY_SERVER_NAME_MAX];
+    qd_proxy_server_name(&p.groups[0].servers[1], name, sizeof(name));
+    QD_EXPECT_STR(name, "https://[::1]:443");
+    qd_proxy_dump(&p, "", &out);
+    QD_EXPECT_CONTAINS(qd_buf_str(&out), "server g https://127.0.0.1:8443 weight=1 max_conns=0 "
+                                         "sni=app.internal verify=no\n");
+    qd_proxy_release(&p);
+    qd_buf_release(&errs);
+    qd_buf_release(&out);
+    expect_error("group g\nserver g https://unix:/run/a.sock\n", "TLS to a Unix socket is not supported");
+    expect_error("group g\nserver g 1.2.3.4:80 sni=x\n", "sni= and verify= for https:// servers");
+    expect_error("group g\nserver g https://1.2.3.4:443 verify=maybe\n", "verify is yes or no");
+    expect_error("group g\nserver g https://1.2.3.4:443 sni=a/b\n", "sni is a host name");
+}
+
 static void test_load(void)
 {
     qd_proxy p;
@@ -279,6 +309,7 @@ int main(void)
     QD_RUN(test_errors);
     QD_RUN(test_dump);
     QD_RUN(test_trust);
+    QD_RUN(test_https);
     QD_RUN(test_load);
     QD_TEST_DONE();
 }

@@ -113,6 +113,9 @@ static const uint8_t tag_kind[] = {
     [QD_F_UP_ACTIVE] = KIND_U32,
     [QD_F_UP_IDLE] = KIND_U32,
     [QD_F_UP_FAILS] = KIND_U64,
+    [QD_F_PROXIED] = KIND_U64,
+    [QD_F_PROXY_ERRORS] = KIND_U64,
+    [QD_F_PROXY_RETRIES] = KIND_U64,
 };
 
 /* find_type - index into type_table, or -1 */

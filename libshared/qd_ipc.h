@@ -224,6 +224,10 @@ enum {
     QD_F_UP_IDLE = 81,         /* u32: ... kept alive in its pool */
     QD_F_UP_FAILS = 82,        /* u64: requests that saw the server fail (timeouts, broken
                                   answers, connects that failed) */
+    /* u64: a worker's proxied requests, those it answered 502/503/504 itself, retries */
+    QD_F_PROXIED = 86,
+    QD_F_PROXY_ERRORS = 87,
+    QD_F_PROXY_RETRIES = 88,
 };
 
 /* QD_MSG_FWD_PACKET F_FLAGS beyond the ECN bits: a new connection's packet that a

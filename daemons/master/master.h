@@ -108,6 +108,7 @@ typedef struct master_child {
     uint64_t retries, retry_drops;   /* a worker's Retry packets sent, Initials dropped */
     uint64_t udp_send_errors, udp_emsgsize; /* a worker's refused UDP sends, EMSGSIZE among them */
     uint64_t closed[4]; /* connections it closed for abuse: headers, resets, floods, protocol */
+    uint64_t proxied, proxy_errors, proxy_retries; /* a worker's proxy counters */
     char *report; /* upstream: its servers' state from the last status report (F_TEXT) */
     int exit_status;
     int exit_signal;

@@ -122,9 +122,11 @@ static void generation_line(qd_buf *b, const kv *f, int n, bool json, bool first
                   get(f, n, "tcp_connections"), get(f, n, "streams"));
 }
 
-/* A worker's connections closed for abuse, by cause (worker_guard.c). */
+/* A worker's counters: connections closed for abuse, by cause (worker_guard.c), and the
+ * reverse proxy's requests, its own 502/503/504 answers and retries (worker_proxy.c). */
 static const char *const closed_keys[] = {"closed_header_bombs", "closed_reset_floods",
-                                          "closed_frame_floods", "closed_protocol_errors"};
+                                          "closed_frame_floods", "closed_protocol_errors",
+                                          "proxied_requests", "proxy_errors", "proxy_retries"};
 
 int quicctl_status(quicctl *q, bool json)
 {

@@ -282,6 +282,9 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u64(m, QD_F_CLOSED_RESETS, w->guard_closed[WK_GUARD_RESETS]);
     qd_ipc_put_u64(m, QD_F_CLOSED_FLOODS, w->guard_closed[WK_GUARD_FLOOD]);
     qd_ipc_put_u64(m, QD_F_CLOSED_PROTOCOL, w->guard_closed[WK_GUARD_PROTOCOL]);
+    qd_ipc_put_u64(m, QD_F_PROXIED, w->proxied);
+    qd_ipc_put_u64(m, QD_F_PROXY_ERRORS, w->proxy_errors);
+    qd_ipc_put_u64(m, QD_F_PROXY_RETRIES, w->proxy_retries);
 }
 
 /* message - TLS_FILES, LOG_FD, and CONNS_REQ: list live connections on its channel */

@@ -523,7 +523,8 @@ void worker_proxy_connected(wk_proxy *px, wk_upserver *sv, int fd, int err, cons
         sv->fails++;
         snprintf(px->last_error, sizeof(px->last_error), "%.100s: %.100s", sv->name, why);
         detach_server(px);
-        if (px->g != NULL && px->attempts <= px->g->conf.retries) {
+        if (px->g != NULL && px->attempts <= px->g->conf.retries &&
+            worker_now() - px->started_ns < (uint64_t)px->g->conf.read_timeout_ms * 1000000ULL) {
             w->proxy_retries++;
             acquire(px);
             return;
@@ -758,8 +759,12 @@ void worker_proxy_failed(wk_proxy *px, int status, int result, const char *why)
     /* the keep-alive race: a kept-alive connection closed under the request
      * before any answer; it costs no attempt (up to WK_PROXY_RACES times) */
     bool race = reused && uc_got == 0 && px->races < WK_PROXY_RACES;
+    /* retries are bounded in count (retries=, the races) and in time: none
+     * once the request is older than read_timeout */
+    bool in_time = px->g != NULL &&
+                   worker_now() - px->started_ns < (uint64_t)px->g->conf.read_timeout_ms * 1000000ULL;
     if (!px->answered && result == QD_UP_RESULT_BROKEN && nothing_back && px->replayable &&
-        px->g != NULL && (px->idempotent || not_sent) &&
+        in_time && (px->idempotent || not_sent) &&
         (race || px->attempts <= px->g->conf.retries)) {
         if (race) {
             px->races++;

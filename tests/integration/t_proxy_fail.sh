@@ -168,4 +168,10 @@ h3get req "$(h3_url fivexx/name)" "$T/5xxdown" > "$T/5xxdown.out" 2>&1
 grep -q "status=503" "$T/5xxdown.out" && ok "while it is down: 503" || fail "while down: $(tail -n 1 "$T/5xxdown.out")"
 wait_until 5 eval '[ "$(state fivexx 127.0.0.1:'"$PA"')" = up ]' &&
     ok "it is tried again after fail_timeout" || fail "still $(state fivexx "127.0.0.1:$PA") after fail_timeout"
+
+# the worker's proxy counters (quicctl status --json)
+pr=$(proc_field worker 0 proxied_requests) pe=$(proc_field worker 0 proxy_errors) rt=$(proc_field worker 0 proxy_retries)
+[ "${pr:-0}" -gt 9000 ] && [ "${pe:-0}" -ge 5 ] && [ "${rt:-0}" -ge 1 ] &&
+    ok "quicctl status counts them: proxied_requests=$pr proxy_errors=$pe proxy_retries=$rt" ||
+    fail "proxy counters: proxied_requests=$pr proxy_errors=$pe proxy_retries=$rt"
 finish

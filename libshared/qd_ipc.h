@@ -124,7 +124,9 @@ enum {
                                 F_CLOSE_BY, F_ERROR_CODE, F_CLOSE_REASON, F_PROTO */
     QD_MSG_REC_REQUEST = 62, /* a request ended: F_CONN_ID, F_INSTANCE, F_QUIC_STREAM,
                                 F_TIME_MS (start), F_METHOD, F_PATH, F_STATUS, F_BYTES_IN,
-                                F_BYTES_OUT, F_DURATION_US, F_TTFB_US, F_PROTO */
+                                F_BYTES_OUT, F_DURATION_US, F_TTFB_US, F_PROTO; a proxied
+                                one also F_SERVER (the last server tried, at most
+                                QD_REC_SERVER_MAX - 1 bytes), F_UP_STATUS, F_UP_TIME_US */
     QD_MSG_REC_BATCH = 64,   /* F_BODY...: each an encoded REC_CONN, REC_REQUEST or
                                 REC_SAMPLE message (a record never spans datagrams) */
     QD_MSG_REC_SAMPLE = 63,  /* every stats_interval per worker: F_INSTANCE, F_TIME_MS,
@@ -224,6 +226,9 @@ enum {
     QD_F_UP_IDLE = 81,         /* u32: ... kept alive in its pool */
     QD_F_UP_FAILS = 82,        /* u64: requests that saw the server fail (timeouts, broken
                                   answers, connects that failed) */
+    QD_F_UP_STATUS = 83,       /* u32: the upstream answer's status, 0: none came */
+    QD_F_UP_TIME_US = 84,      /* u64: from the request head to the upstream answer's head,
+                                  or to the failure; absent when not taken */
     /* u64: a worker's proxied requests, those it answered 502/503/504 itself, retries */
     QD_F_PROXIED = 86,
     QD_F_PROXY_ERRORS = 87,
@@ -257,6 +262,7 @@ enum {
 #define QD_REC_MAX_PATHS 8     /* F_PEER fields in one connection record */
 #define QD_CONNS_MAX 100       /* connections one QD_MSG_CONNS lists */
 #define QD_REC_BATCH_BYTES 8192 /* a REC_BATCH datagram stays below this */
+#define QD_REC_SERVER_MAX 300   /* F_SERVER of a REC_REQUEST is shorter than this */
 /* QD_MSG_REC_CONN F_CLOSE_BY */
 enum { QD_REC_CLOSE_BY_NONE, QD_REC_CLOSE_BY_SERVER, QD_REC_CLOSE_BY_CLIENT };
 /* QD_MSG_REC_CONN F_CLOSE_REASON; keep in step with qd_rec_reason_name */

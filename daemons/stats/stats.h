@@ -11,7 +11,7 @@
 #include "qd_buf.h"
 #include "qd_child.h"
 
-#define STATS_SCHEMA_VERSION 5
+#define STATS_SCHEMA_VERSION 6
 #define STATS_BATCH_MAX 1000       /* records per transaction at most */
 #define STATS_PENDING_MAX (64u << 20) /* bytes of records waiting for a busy database */
 #define STATS_BUSY_MS 2000         /* wait this long for the other writer's batch */

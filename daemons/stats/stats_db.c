@@ -11,7 +11,7 @@
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
  *	block it) with synchronous=NORMAL; the schema carries its version in
  *	PRAGMA user_version and is created or migrated at open, each step in
- *	its own transaction (v0 -> v1 -> ... -> v5). All writes use prepared
+ *	its own transaction (v0 -> v1 -> ... -> v6). All writes use prepared
  *	statements.
  *
  *	Records are checked on arrival and kept in memory; the batch is
@@ -24,10 +24,12 @@
  *	try (up to STATS_PENDING_MAX bytes). A kill -9 loses at most the
  *	pending batch; WAL keeps the file consistent.
  *
- *	Schema version 5 (documented in quicd.conf(5), STATS DATABASE):
+ *	Schema version 6 (documented in quicd.conf(5), STATS DATABASE):
  *	  process_events (v1), connections, requests, samples (v2), losses (v3),
  *	  requests without its conn_id index (v4), connections.protocol and
- *	  requests.protocol (v5: "h3", "h2" or "http/1.1", from F_PROTO)
+ *	  requests.protocol (v5: "h3", "h2" or "http/1.1", from F_PROTO),
+ *	  requests.upstream, upstream_status, upstream_ms (v6: a proxied
+ *	  request's F_SERVER, F_UP_STATUS, F_UP_TIME_US; NULL otherwise)
  *
  *	Records that never reached the database are counted where they were
  *	lost and the counts written as rows of losses: the master's (a full
@@ -147,8 +149,17 @@ static const char schema_v5[] =
     "ALTER TABLE connections ADD COLUMN protocol TEXT NOT NULL DEFAULT 'h3';"
     "ALTER TABLE requests ADD COLUMN protocol TEXT NOT NULL DEFAULT 'h3';";
 
+/*
+ * v6: a proxied request's upstream server, that server's status (0: no
+ * answer came) and the upstream time in ms. NULL, without a default, for
+ * every other request: old rows are not rewritten.
+ */
+static const char schema_v6[] = "ALTER TABLE requests ADD COLUMN upstream TEXT;"
+                                "ALTER TABLE requests ADD COLUMN upstream_status INTEGER;"
+                                "ALTER TABLE requests ADD COLUMN upstream_ms REAL;";
+
 static const char *const migrations[STATS_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
-                                                            schema_v4, schema_v5};
+                                                             schema_v4, schema_v5, schema_v6};
 
 const char *stats_db_schema_step(int version)
 {
@@ -231,8 +242,8 @@ static const struct {
      "?26, ?27, ?28, ?29)"},
     {offsetof(stats, ins_req),
      "INSERT INTO requests (time_ms, conn_id, worker, stream_id, method, path, status, "
-     "bytes_in, bytes_out, duration_us, ttfb_us, protocol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-     "?8, ?9, ?10, ?11, ?12)"},
+     "bytes_in, bytes_out, duration_us, ttfb_us, protocol, upstream, upstream_status, "
+     "upstream_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"},
     {offsetof(stats, ins_loss),
      "INSERT INTO losses (time_ms, role, instance, records, cause) VALUES (?1, ?2, ?3, ?4, ?5)"},
     {offsetof(stats, ins_sample),
@@ -484,6 +495,34 @@ static int bind_conn(sqlite3_stmt *st, const qd_ipc_msg *m)
     return 0;
 }
 
+/*
+ * bind_upstream - a proxied request's upstream, upstream_status and
+ * upstream_ms (columns |col| to |col| + 2) from F_SERVER, F_UP_STATUS and
+ * F_UP_TIME_US; NULL for each that is absent (a request served locally
+ * has none). 0, or -1 when the server is empty or QD_REC_SERVER_MAX bytes
+ * or longer, or the status is over 999: the record is malformed.
+ */
+static int bind_upstream(sqlite3_stmt *st, int col, const qd_ipc_msg *m)
+{
+    const uint8_t *v;
+    size_t len;
+    uint32_t status;
+    uint64_t us;
+
+    if (qd_ipc_get_bytes(m, QD_F_SERVER, &v, &len) == 0) {
+        if (len == 0 || bind_text(st, col, m, QD_F_SERVER, QD_REC_SERVER_MAX) < 0)
+            return -1;
+    }
+    if (qd_ipc_get_u32(m, QD_F_UP_STATUS, &status) == 0) {
+        if (status > 999)
+            return -1;
+        sqlite3_bind_int64(st, col + 1, status);
+    }
+    if (qd_ipc_get_u64(m, QD_F_UP_TIME_US, &us) == 0)
+        sqlite3_bind_double(st, col + 2, (double)us / 1000.0);
+    return 0;
+}
+
 /* bind_req - QD_MSG_REC_REQUEST */
 static int bind_req(sqlite3_stmt *st, const qd_ipc_msg *m)
 {
@@ -505,7 +544,7 @@ static int bind_req(sqlite3_stmt *st, const qd_ipc_msg *m)
     bind_u64(st, 10, m, QD_F_DURATION_US);
     bind_u64(st, 11, m, QD_F_TTFB_US);
     bind_proto(st, 12, m);
-    return 0;
+    return bind_upstream(st, 13, m);
 }
 
 /* bind_loss - QD_MSG_REC_LOSS: records another process could not send */

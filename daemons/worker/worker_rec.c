@@ -8,11 +8,12 @@
  * DESCRIPTION
  *	The worker knows connections and requests best, so it reports them:
  *	a QD_MSG_REC_CONN when a connection is freed, a QD_MSG_REC_REQUEST
- *	when a request stream is freed, and a QD_MSG_REC_SAMPLE every
- *	stats_interval. Records are packed into QD_MSG_REC_BATCH datagrams
- *	(below QD_REC_BATCH_BYTES; a record never spans two) sent when full
- *	or WORKER_REC_FLUSH_MS after the batch's first record, whichever
- *	comes first, on the stats channel (QD_FD_STATS, non-blocking
+ *	when a request stream is freed (a proxied one's also names the
+ *	upstream server, its answer's status and the upstream time), and a
+ *	QD_MSG_REC_SAMPLE every stats_interval. Records are packed into
+ *	QD_MSG_REC_BATCH datagrams (below QD_REC_BATCH_BYTES; a record never
+ *	spans two) sent when full or WORKER_REC_FLUSH_MS after the batch's
+ *	first record, whichever comes first, on the stats channel (QD_FD_STATS, non-blocking
  *	SOCK_DGRAM): a full channel drops the batch and counts
  *	its records in w->rec_drops, and that count travels in the next
  *	sample (F_DROPS), so the loss itself reaches the database. Composing
@@ -275,6 +276,25 @@ void worker_rec_conn(wk_conn *c)
     send_rec(w);
 }
 
+/*
+ * put_upstream - a proxied request's server, its answer's status (0: none
+ * came) and the upstream time. The proxy table bounds a server's name
+ * (QD_PROXY_HOST_MAX); cut at QD_REC_SERVER_MAX - 1 bytes all the same, so
+ * that a record stays far below QD_REC_BATCH_BYTES whatever the name. No
+ * answer and a time of 0 means nobody took the time (the client left
+ * first, or a failure the proxy does not time): F_UP_TIME_US is left out
+ * rather than sent as 0 ms.
+ */
+static void put_upstream(const wk_stream *s)
+{
+    size_t len = strnlen(s->up_server, QD_REC_SERVER_MAX - 1);
+
+    qd_ipc_put_bytes(&rec_msg, QD_F_SERVER, s->up_server, len);
+    qd_ipc_put_u32(&rec_msg, QD_F_UP_STATUS, s->up_status);
+    if (s->up_status != 0 || s->up_time_us != 0)
+        qd_ipc_put_u64(&rec_msg, QD_F_UP_TIME_US, s->up_time_us);
+}
+
 void worker_rec_request(wk_stream *s)
 {
     worker *w = s->c->w;
@@ -311,6 +331,8 @@ void worker_rec_request(wk_stream *s)
     if (s->ttfb_ns)
         qd_ipc_put_u64(&rec_msg, QD_F_TTFB_US, (s->ttfb_ns - s->started_ns) / 1000);
     qd_ipc_put_str(&rec_msg, QD_F_PROTO, worker_conn_proto(s->c));
+    if (s->up_server != NULL)
+        put_upstream(s);
     send_rec(w);
 }
 

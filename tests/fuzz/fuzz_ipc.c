@@ -7,7 +7,7 @@
  * Byte 0 bit 7 clear: raw mode. Bits 0-3 choose how many descriptors
  * "arrived"; the rest is the message. Bit 7 set: structured mode. The
  * target composes a message of one of the known types (and now and then
- * an unknown one) from fields whose tags cover 0..73 and whose values are
+ * an unknown one) from fields whose tags cover 0..85 and whose values are
  * of the right size for the tag's kind or deliberately not, strings with
  * or without a NUL; a REC_BATCH gets whole records as its F_BODY fields.
  *
@@ -15,7 +15,7 @@
  * catalogue in qd_ipc.h (tag kinds, descriptor counts per type) says it
  * must; a decoded message re-encodes to the very bytes it came from and
  * decodes again to the same; qd_ipc_next visits every field inside the
- * body and the bounded getters agree with it for every tag 0..73 (the
+ * body and the bounded getters agree with it for every tag 0..85 (the
  * first field of a tag, the exact size for u32/u64, the NUL and |cap|
  * rules for strings); every REC_* message goes to stats_db_record and a
  * REC_BATCH to stats_db_batch, which never fail to write on a healthy
@@ -23,7 +23,9 @@
  * record they accept (none for a process
  * event already stored), and count each record they refuse; a connection
  * or request row's protocol is F_PROTO when it is 1 to 31 printable ASCII
- * characters without spaces, "h3" without F_PROTO, else "unknown".
+ * characters without spaces, "h3" without F_PROTO, else "unknown"; a
+ * request row's upstream, upstream_status and upstream_ms are F_SERVER,
+ * F_UP_STATUS and F_UP_TIME_US / 1000, NULL each when absent.
  */
 #include "config.h"
 
@@ -72,9 +74,11 @@ static const uint8_t kinds[] = {
     [QD_F_PROTO] = K_STR, [QD_F_TCP_CONNS] = K_U32, [QD_F_TCP_ADDR] = K_STR,
     [QD_F_CID_TAG] = K_U32, [QD_F_UDP_SEND_ERRORS] = K_U64, [QD_F_UDP_EMSGSIZE] = K_U64,
     [QD_F_CLOSED_HEADERS] = K_U64, [QD_F_CLOSED_RESETS] = K_U64, [QD_F_CLOSED_FLOODS] = K_U64,
-    [QD_F_CLOSED_PROTOCOL] = K_U64,
+    [QD_F_CLOSED_PROTOCOL] = K_U64, [QD_F_SEQ] = K_U64, [QD_F_GROUP] = K_STR,
+    [QD_F_SERVER] = K_STR, [QD_F_UP_ACTIVE] = K_U32, [QD_F_UP_IDLE] = K_U32,
+    [QD_F_UP_FAILS] = K_U64, [QD_F_UP_STATUS] = K_U32, [QD_F_UP_TIME_US] = K_U64,
 };
-#define TAG_LIMIT 74 /* structured tags are 0..73: every tag and both neighbours */
+#define TAG_LIMIT 86 /* structured tags are 0..85: every tag and both neighbours */
 
 /* Every message type and the descriptors it may carry, per qd_ipc.h. */
 static const struct {
@@ -144,9 +148,9 @@ static void db_open(void)
 /* check_fields - qd_ipc_next and the getters agree on every tag */
 static void check_fields(const qd_ipc_msg *msg)
 {
-    const uint8_t *first_val[72] = {NULL}, *v;
-    size_t first_len[72] = {0}, pos = 0, len, prev = 0, count = 0;
-    bool seen[72] = {false};
+    const uint8_t *first_val[TAG_LIMIT] = {NULL}, *v;
+    size_t first_len[TAG_LIMIT] = {0}, pos = 0, len, prev = 0, count = 0;
+    bool seen[TAG_LIMIT] = {false};
     uint16_t tag;
 
     while (qd_ipc_next(msg, &pos, &tag, &v, &len)) {
@@ -156,7 +160,7 @@ static void check_fields(const qd_ipc_msg *msg)
             qd_panic("ipc: decoded a field with unknown tag %u", tag);
         prev = pos;
         count++;
-        if (tag < 72 && !seen[tag]) {
+        if (tag < TAG_LIMIT && !seen[tag]) {
             seen[tag] = true;
             first_val[tag] = v;
             first_len[tag] = len;
@@ -164,7 +168,7 @@ static void check_fields(const qd_ipc_msg *msg)
     }
     if (pos != msg->len)
         qd_panic("ipc: qd_ipc_next stopped at %zu of %u", pos, msg->len);
-    for (uint16_t t = 0; t < 72; t++) {
+    for (uint16_t t = 0; t < TAG_LIMIT; t++) {
         uint32_t v32;
         uint64_t v64;
         char text[300];
@@ -231,6 +235,40 @@ static void check_proto(const qd_ipc_msg *msg)
     sqlite3_finalize(st);
 }
 
+/* check_upstream - the upstream columns of the request row |msg| just added */
+static void check_upstream(const qd_ipc_msg *msg)
+{
+    const uint8_t *v;
+    size_t len;
+    uint32_t status;
+    uint64_t us;
+    sqlite3_stmt *st;
+
+    if (sqlite3_prepare_v2(db.db,
+                           "SELECT upstream, upstream_status, upstream_ms FROM requests "
+                           "WHERE rowid = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        qd_panic("stats: %s", sqlite3_errmsg(db.db));
+    sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(db.db));
+    if (sqlite3_step(st) != SQLITE_ROW)
+        qd_panic("stats: no request row");
+    bool has_server = qd_ipc_get_bytes(msg, QD_F_SERVER, &v, &len) == 0;
+    const unsigned char *got = sqlite3_column_text(st, 0);
+    if (has_server != (got != NULL) ||
+        (got != NULL && ((size_t)sqlite3_column_bytes(st, 0) != len || memcmp(got, v, len) != 0)))
+        qd_panic("stats: upstream %s stored, F_SERVER %s", got ? "a value" : "NULL",
+                 has_server ? "present" : "absent");
+    bool has_status = qd_ipc_get_u32(msg, QD_F_UP_STATUS, &status) == 0;
+    if (has_status != (sqlite3_column_type(st, 1) != SQLITE_NULL) ||
+        (has_status && sqlite3_column_int64(st, 1) != status))
+        qd_panic("stats: upstream_status does not match F_UP_STATUS");
+    bool has_time = qd_ipc_get_u64(msg, QD_F_UP_TIME_US, &us) == 0;
+    if (has_time != (sqlite3_column_type(st, 2) != SQLITE_NULL) ||
+        (has_time && sqlite3_column_double(st, 2) != (double)us / 1000.0))
+        qd_panic("stats: upstream_ms does not match F_UP_TIME_US");
+    sqlite3_finalize(st);
+}
+
 /* check_stats - hand a decoded REC_* message to the stats daemon's handlers */
 static void check_stats(const qd_ipc_msg *msg)
 {
@@ -265,6 +303,8 @@ static void check_stats(const qd_ipc_msg *msg)
         qd_panic("stats: record type %u gives %d and %d rows", msg->type, rv, rows);
     if (rv == 0 && (msg->type == QD_MSG_REC_CONN || msg->type == QD_MSG_REC_REQUEST))
         check_proto(msg);
+    if (rv == 0 && msg->type == QD_MSG_REC_REQUEST)
+        check_upstream(msg);
 }
 
 /* check_decoded - everything a decoded message must satisfy */
@@ -298,7 +338,7 @@ static bool fds_ok(uint16_t type, size_t nfds)
 }
 
 /*
- * put_field - one field from the input: its tag (any of 0..63, mostly
+ * put_field - one field from the input: its tag (any of 0..85, mostly
  * known ones) and a value right or wrong for its kind. Returns whether the
  * field is one the decoder must accept; false also when it did not fit.
  */

@@ -80,8 +80,11 @@ req_check "$C_TICKET" ticket "/1k.bin:200:1024"
 conn_check "$C_TICKET" ticket resumed 0
 req_check "$C_RES" resumed "/64k.bin:200:65536 /missing-3:404:$(sql "SELECT bytes_out FROM requests WHERE path='/missing-3'")"
 conn_check "$C_RES" resumed "resumed || ' ' || early_data" "1 1"
-# HTTP/3 traffic is 'h3' in the protocol column (schema version 5)
-[ "$(sql "PRAGMA user_version")" = 5 ] && ok "schema version 5" || fail "schema version $(sql "PRAGMA user_version")"
+# HTTP/3 traffic is 'h3' in the protocol column (schema version 5); none
+# of it was proxied (the upstream columns of version 6 are NULL)
+[ "$(sql "PRAGMA user_version")" = 6 ] && ok "schema version 6" || fail "schema version $(sql "PRAGMA user_version")"
+[ "$(sql "SELECT count(*) FROM requests WHERE upstream IS NOT NULL OR upstream_status IS NOT NULL OR upstream_ms IS NOT NULL")" = 0 ] &&
+    ok "no upstream on local requests" || fail "upstream on local requests: $(sql "SELECT path, upstream FROM requests WHERE upstream IS NOT NULL")"
 for c in $C_SEVERAL $C_MIG $C_TICKET $C_RES; do conn_check "$c" "$c" protocol h3; done
 nh3=$(sql "SELECT count(*) FROM requests WHERE protocol = 'h3'")
 [ "$nh3" -ge 9 ] && [ "$(sql "SELECT count(*) FROM requests WHERE protocol != 'h3'")" = 0 ] &&

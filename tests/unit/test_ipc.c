@@ -398,6 +398,66 @@ static void test_ipc_rec_conn(void)
     QD_EXPECT_INT(qd_ipc_decode(&d, ebuf, (size_t)n, 1), QD_ERR_FDS);
 }
 
+/*
+ * A proxied request's record at its largest (the path cut at 1024 bytes, the
+ * server at QD_REC_SERVER_MAX - 1) still fits a REC_BATCH with room to
+ * spare, and its upstream fields decode back.
+ */
+static void test_ipc_rec_request_upstream(void)
+{
+    static qd_ipc_msg d;
+    static uint8_t ebuf[QD_IPC_MAX_MSG];
+    char path[1025], server[QD_REC_SERVER_MAX], got[QD_REC_SERVER_MAX];
+    uint32_t status;
+    uint64_t us;
+
+    memset(path, 'p', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    memset(server, 's', sizeof(server) - 1);
+    server[sizeof(server) - 1] = '\0';
+    qd_ipc_msg_init(&m, QD_MSG_REC_REQUEST, 0);
+    qd_ipc_put_str(&m, QD_F_CONN_ID, "00112233445566778899aabbccddeeff00112233");
+    qd_ipc_put_u32(&m, QD_F_INSTANCE, 7);
+    qd_ipc_put_u64(&m, QD_F_QUIC_STREAM, 1ULL << 60);
+    qd_ipc_put_u64(&m, QD_F_TIME_MS, 1ULL << 42);
+    qd_ipc_put_str(&m, QD_F_METHOD, "PROPPATCH");
+    qd_ipc_put_str(&m, QD_F_PATH, path);
+    qd_ipc_put_u32(&m, QD_F_STATUS, 502);
+    qd_ipc_put_u64(&m, QD_F_BYTES_IN, 1);
+    qd_ipc_put_u64(&m, QD_F_BYTES_OUT, 2);
+    qd_ipc_put_u64(&m, QD_F_DURATION_US, 3);
+    qd_ipc_put_u64(&m, QD_F_TTFB_US, 4);
+    qd_ipc_put_str(&m, QD_F_PROTO, QD_PROTO_H1);
+    QD_EXPECT_INT(qd_ipc_put_str(&m, QD_F_SERVER, server), 0);
+    QD_EXPECT_INT(qd_ipc_put_u32(&m, QD_F_UP_STATUS, 0), 0);
+    QD_EXPECT_INT(qd_ipc_put_u64(&m, QD_F_UP_TIME_US, 123456), 0);
+    int n = qd_ipc_encode(&m, ebuf, sizeof(ebuf));
+    /* five such records in one batch, each F_BODY with its 4-byte field head */
+    if (n <= 0 || 5 * ((size_t)n + 4) > QD_REC_BATCH_BYTES - QD_IPC_HDR_LEN)
+        QD_FAIL("encoded %d bytes, want five to fit a batch of %d", n, QD_REC_BATCH_BYTES);
+    QD_EXPECT_INT(qd_ipc_decode(&d, ebuf, (size_t)n, 0), 0);
+    QD_EXPECT_INT(qd_ipc_get_str(&d, QD_F_SERVER, got, sizeof(got)), 0);
+    QD_EXPECT_STR(got, server);
+    QD_EXPECT_INT(qd_ipc_get_u32(&d, QD_F_UP_STATUS, &status), 0);
+    QD_EXPECT_INT((int)status, 0);
+    QD_EXPECT_INT(qd_ipc_get_u64(&d, QD_F_UP_TIME_US, &us), 0);
+    QD_EXPECT_INT(us == 123456, 1);
+    /* the kinds: F_UP_STATUS is a u32, F_UP_TIME_US a u64 */
+    qd_ipc_msg_init(&m, QD_MSG_REC_REQUEST, 0);
+    qd_ipc_put_u64(&m, QD_F_UP_STATUS, 200);
+    n = qd_ipc_encode(&m, ebuf, sizeof(ebuf));
+    QD_EXPECT_INT(qd_ipc_decode(&d, ebuf, (size_t)n, 0), QD_ERR_INVAL);
+    qd_ipc_msg_init(&m, QD_MSG_REC_REQUEST, 0);
+    qd_ipc_put_u32(&m, QD_F_UP_TIME_US, 200);
+    n = qd_ipc_encode(&m, ebuf, sizeof(ebuf));
+    QD_EXPECT_INT(qd_ipc_decode(&d, ebuf, (size_t)n, 0), QD_ERR_INVAL);
+    /* the next tag is not one yet */
+    qd_ipc_msg_init(&m, QD_MSG_REC_REQUEST, 0);
+    qd_ipc_put_u32(&m, QD_F_UP_TIME_US + 1, 200);
+    n = qd_ipc_encode(&m, ebuf, sizeof(ebuf));
+    QD_EXPECT_INT(qd_ipc_decode(&d, ebuf, (size_t)n, 0), QD_ERR_UNKNOWN);
+}
+
 /* Close reasons and closers have names; out-of-range values say so. */
 static void test_ipc_rec_names(void)
 {
@@ -424,6 +484,7 @@ int main(void)
     QD_RUN(test_ipc_nonblocking);
     QD_RUN(test_ipc_type_names);
     QD_RUN(test_ipc_rec_conn);
+    QD_RUN(test_ipc_rec_request_upstream);
     QD_RUN(test_ipc_rec_names);
     QD_TEST_DONE();
 }

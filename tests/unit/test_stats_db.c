@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for the stats daemon's database (daemons/stats/stats_db.c) on
- * real files in a temporary directory: a version 4 database, built with
- * the code's own migration steps and holding rows, becomes version 5 when
- * the stats daemon opens it, with protocol 'h3' on the old rows and the
- * same schema as a database created new; records get their protocol from
- * F_PROTO (absent: h3; odd values stored as sent or as 'unknown'); a
+ * real files in a temporary directory: a version 4 or 5 database, built
+ * with the code's own migration steps and holding rows, becomes the
+ * current version (6) when the stats daemon opens it, with protocol 'h3'
+ * and no upstream on the old rows and the same schema as a database
+ * created new; records get their protocol from F_PROTO (absent: h3; odd
+ * values stored as sent or as 'unknown') and a proxied request its
+ * upstream, upstream_status and upstream_ms from F_SERVER, F_UP_STATUS and
+ * F_UP_TIME_US (NULL for a local one; a malformed one is refused); a
  * database of a newer version is refused.
  */
 #include "config.h"
@@ -66,9 +69,11 @@ static void exec_ok(sqlite3 *db, const char *sql)
     sqlite3_free(msg);
 }
 
-/* make_v4 - a version 4 database at |path| with one connection and two requests */
-static void make_v4(const char *path)
+/* make_old - a version |version| (4 or more) database at |path| with one connection and two
+ * requests */
+static void make_old(const char *path, int version)
 {
+    char sql[64];
     sqlite3 *db;
 
     unlink(path);
@@ -76,15 +81,22 @@ static void make_v4(const char *path)
         QD_FAIL("open %s", path);
         return;
     }
-    for (int v = 1; v <= 4; v++)
+    for (int v = 1; v <= version; v++)
         exec_ok(db, stats_db_schema_step(v));
-    exec_ok(db, "PRAGMA user_version = 4");
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version);
+    exec_ok(db, sql);
     exec_ok(db, "INSERT INTO connections (conn_id, worker, start_ms, end_ms, alpn, resumed, "
                 "early_data, retry, bytes_out) VALUES ('c0ffee', 0, 1000, 2000, 'h3', 0, 0, 0, 5)");
     exec_ok(db, "INSERT INTO requests (time_ms, conn_id, worker, stream_id, method, path, "
                 "status) VALUES (1000, 'c0ffee', 0, 0, 'GET', '/', 200), "
                 "(1001, 'c0ffee', 0, 4, 'GET', '/x', 404)");
     sqlite3_close(db);
+}
+
+/* make_v4 - a version 4 database at |path| with one connection and two requests */
+static void make_v4(const char *path)
+{
+    make_old(path, 4);
 }
 
 /* open_stats - stats_db_open on |path| into a zeroed |s| */
@@ -151,7 +163,7 @@ static void test_stats_db_migrate_v4(void)
     QD_EXPECT_INT(open_stats(&s, db_path("v4.db")), 0);
     if (s.db == NULL)
         return;
-    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "5");
+    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "6");
     QD_EXPECT_STR(query(s.db, "SELECT protocol FROM connections WHERE conn_id = 'c0ffee'"), "h3");
     QD_EXPECT_STR(query(s.db, "SELECT group_concat(path || ':' || protocol, ' ') FROM "
                               "(SELECT path, protocol FROM requests ORDER BY path)"),
@@ -171,15 +183,15 @@ static void test_stats_db_migrate_v4(void)
     if (fresh.db != NULL) {
         snprintf(want, sizeof(want), "%s", schema_text(fresh.db));
         QD_EXPECT_STR(schema_text(s.db), want);
-        QD_EXPECT_STR(query(fresh.db, "PRAGMA user_version"), "5");
+        QD_EXPECT_STR(query(fresh.db, "PRAGMA user_version"), "6");
     }
     stats_db_close(&fresh);
     stats_db_close(&s);
 
-    /* Opened again, a version 5 database stays as it is. */
+    /* Opened again, a version 6 database stays as it is. */
     QD_EXPECT_INT(open_stats(&s, db_path("v4.db")), 0);
     if (s.db != NULL) {
-        QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "5");
+        QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "6");
         QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests"), "2");
     }
     stats_db_close(&s);
@@ -258,6 +270,101 @@ static void test_stats_db_record_protocol(void)
     stats_db_close(&s);
 }
 
+/* up_req - a REC_REQUEST for |path| proxied to |server| (none when NULL), |len| bytes of it */
+static void up_req(const char *path, const char *server, size_t len, uint32_t status,
+                   uint64_t time_us)
+{
+    req_rec("up01", path, QD_PROTO_H3);
+    if (server == NULL)
+        return;
+    qd_ipc_put_bytes(&built, QD_F_SERVER, server, len);
+    qd_ipc_put_u32(&built, QD_F_UP_STATUS, status);
+    qd_ipc_put_u64(&built, QD_F_UP_TIME_US, time_us);
+}
+
+static void test_stats_db_migrate_v5(void)
+{
+    stats s, fresh;
+    char want[4096];
+
+    make_old(db_path("v5.db"), 5);
+    QD_EXPECT_INT(open_stats(&s, db_path("v5.db")), 0);
+    if (s.db == NULL)
+        return;
+    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "6");
+    /* the three columns, nullable, no default */
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(name || ':' || type || ':' || \"notnull\" || "
+                              "':' || ifnull(dflt_value, '-'), ' ') FROM pragma_table_info("
+                              "'requests') WHERE name LIKE 'upstream%'"),
+                  "upstream:TEXT:0:- upstream_status:INTEGER:0:- upstream_ms:REAL:0:-");
+    /* the old rows are all there, not proxied */
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests WHERE upstream IS NULL AND "
+                              "upstream_status IS NULL AND upstream_ms IS NULL AND protocol = "
+                              "'h3'"),
+                  "2");
+    /* written after the migration */
+    up_req("/after", "127.0.0.1:8080", 14, 200, 1500);
+    QD_EXPECT_INT(record(&s), 0);
+    QD_EXPECT_INT(stats_db_commit(&s), 0);
+    QD_EXPECT_STR(query(s.db, "SELECT upstream || ' ' || upstream_status || ' ' || upstream_ms "
+                              "FROM requests WHERE path = '/after'"),
+                  "127.0.0.1:8080 200 1.5");
+
+    /* the same schema as a database made new */
+    unlink(db_path("new6.db"));
+    QD_EXPECT_INT(open_stats(&fresh, db_path("new6.db")), 0);
+    if (fresh.db != NULL) {
+        snprintf(want, sizeof(want), "%s", schema_text(fresh.db));
+        QD_EXPECT_STR(schema_text(s.db), want);
+    }
+    stats_db_close(&fresh);
+    stats_db_close(&s);
+}
+
+static void test_stats_db_record_upstream(void)
+{
+    static char long_name[QD_REC_SERVER_MAX + 1];
+    stats s;
+
+    unlink(db_path("up.db"));
+    QD_EXPECT_INT(open_stats(&s, db_path("up.db")), 0);
+    if (s.db == NULL)
+        return;
+    up_req("/local", NULL, 0, 0, 0);
+    QD_EXPECT_INT(record(&s), 0);
+    up_req("/ok", "127.0.0.1:8080", 14, 200, 2345);
+    QD_EXPECT_INT(record(&s), 0);
+    up_req("/missing", "unix:/run/app.sock", 18, 404, 999);
+    QD_EXPECT_INT(record(&s), 0);
+    up_req("/refused", "127.0.0.1:9", 11, 0, 250); /* no answer: status 0 */
+    QD_EXPECT_INT(record(&s), 0);
+    memset(long_name, 'a', sizeof(long_name));
+    up_req("/longest", long_name, QD_REC_SERVER_MAX - 1, 200, 1);
+    QD_EXPECT_INT(record(&s), 0);
+    /* malformed: refused, nothing written */
+    up_req("/too-long", long_name, QD_REC_SERVER_MAX, 200, 1);
+    QD_EXPECT_INT(record(&s), -1);
+    up_req("/empty", "", 0, 200, 1);
+    QD_EXPECT_INT(record(&s), -1);
+    up_req("/status", "127.0.0.1:8080", 14, 1000, 1);
+    QD_EXPECT_INT(record(&s), -1);
+    QD_EXPECT_INT(stats_db_commit(&s), 0);
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(x, ' ') FROM (SELECT path || '=' || "
+                              "ifnull(upstream, 'NULL') || ',' || ifnull(upstream_status, 'NULL') "
+                              "|| ',' || ifnull(upstream_ms, 'NULL') AS x FROM requests WHERE "
+                              "path != '/longest' ORDER BY path)"),
+                  "/local=NULL,NULL,NULL /missing=unix:/run/app.sock,404,0.999 "
+                  "/ok=127.0.0.1:8080,200,2.345 /refused=127.0.0.1:9,0,0.25");
+    QD_EXPECT_INT(atoi(query(s.db, "SELECT length(upstream) FROM requests WHERE path = "
+                                   "'/longest'")),
+                  QD_REC_SERVER_MAX - 1);
+    QD_EXPECT_STR(query(s.db, "SELECT typeof(upstream_ms) || ' ' || typeof(upstream_status) FROM "
+                              "requests WHERE path = '/ok'"),
+                  "real integer");
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests"), "5");
+    stats_db_close(&s);
+}
+
 /*
  * Two stats daemons on one file (a reload or an upgrade overlaps two
  * generations): a pending batch holds no lock, so the other writes at
@@ -311,14 +418,14 @@ static void test_stats_db_newer_version_refused(void)
     sqlite3 *db;
     stats s;
 
-    unlink(db_path("v6.db"));
-    if (sqlite3_open(db_path("v6.db"), &db) != SQLITE_OK) {
-        QD_FAIL("open v6.db");
+    unlink(db_path("v7.db"));
+    if (sqlite3_open(db_path("v7.db"), &db) != SQLITE_OK) {
+        QD_FAIL("open v7.db");
         return;
     }
-    exec_ok(db, "PRAGMA user_version = 6");
+    exec_ok(db, "PRAGMA user_version = 7");
     sqlite3_close(db);
-    QD_EXPECT_INT(open_stats(&s, db_path("v6.db")), -1);
+    QD_EXPECT_INT(open_stats(&s, db_path("v7.db")), -1);
     QD_EXPECT_INT(s.db == NULL, 1);
     QD_EXPECT_INT(stats_db_schema_step(0) == NULL, 1);
     QD_EXPECT_INT(stats_db_schema_step(STATS_SCHEMA_VERSION + 1) == NULL, 1);
@@ -337,9 +444,11 @@ int main(void)
     QD_RUN(test_stats_db_migrate_v4);
     QD_RUN(test_stats_db_migrate_v4_rows_written_after);
     QD_RUN(test_stats_db_record_protocol);
+    QD_RUN(test_stats_db_migrate_v5);
+    QD_RUN(test_stats_db_record_upstream);
     QD_RUN(test_stats_db_two_writers);
     QD_RUN(test_stats_db_newer_version_refused);
-    static const char *const files[] = {"v4.db", "v4b.db", "new.db", "proto.db", "two.db", "v6.db"};
+    static const char *const files[] = {"v4.db", "v4b.db", "v5.db", "new.db", "new6.db", "proto.db", "up.db", "two.db", "v7.db"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char side[600];
         unlink(db_path(files[i]));

@@ -11,10 +11,12 @@
  *	ms, resumption, 0-RTT and Retry counts, migrations, bytes, requests,
  *	status codes, top paths, close reasons, per-worker load, per-protocol
  *	load (h3, h2 and http/1.1 always listed, then any other value found),
- *	restarts and records dropped on the way to the database. Text for
- *	people; --json (one object) and --csv (section,key,value lines) for
- *	machines. A version 3 or 4 database, from before the protocol
- *	column, is read as all h3 (it only ever held HTTP/3).
+ *	proxied requests per upstream server (status classes, requests with
+ *	no upstream answer, upstream time p50/p99), restarts and records
+ *	dropped on the way to the database. Text for people; --json (one
+ *	object) and --csv (section,key,value lines) for machines. A version 3
+ *	or 4 database, from before the protocol column, is read as all h3 (it
+ *	only ever held HTTP/3); one older than version 6 lists no upstreams.
  * DIAGNOSTICS
  *	A missing or unreadable database, or one with an older schema, is
  *	one line on stderr and exit status 1.
@@ -206,9 +208,27 @@ static double percentile(report *r, double p, double n)
     return v;
 }
 
+/* is_ms_col - a column named *_ms: a time in ms, printed with three decimals as value() does */
+static bool is_ms_col(const char *col)
+{
+    size_t len = strlen(col);
+
+    return len > 3 && strcmp(col + len - 3, "_ms") == 0;
+}
+
+/* number - column |i| of the current row of |st|, named |col| (is_ms_col) */
+static void number(sqlite3_stmt *st, int i, const char *col)
+{
+    if (is_ms_col(col))
+        printf("%.3f", sqlite3_column_double(st, i));
+    else
+        printf("%lld", (long long)sqlite3_column_int64(st, i));
+}
+
 /*
  * rows - a list section: each row of |sql| is (text key, numbers...) named
- * by |cols| (cols[0] names the key).
+ * by |cols| (cols[0] names the key). Numbers are integers, but for a
+ * column named *_ms (is_ms_col).
  */
 static void rows(report *r, const char *name, const char *sql, const char *const *cols, int ncols)
 {
@@ -228,19 +248,24 @@ static void rows(report *r, const char *name, const char *sql, const char *const
             for (int i = 1; i < ncols; i++) {
                 printf(", ");
                 json_str(cols[i]);
-                printf(": %lld", (long long)sqlite3_column_int64(st, i));
+                printf(": ");
+                number(st, i, cols[i]);
             }
             printf("}");
         } else if (r->fmt == OUT_CSV) {
             for (int i = 1; i < ncols; i++) {
                 printf("%s,", name);
                 csv_str(key);
-                printf(",%s,%lld\n", cols[i], (long long)sqlite3_column_int64(st, i));
+                printf(",%s,", cols[i]);
+                number(st, i, cols[i]);
+                printf("\n");
             }
         } else {
             printf("  %-30s", key);
-            for (int i = 1; i < ncols; i++)
-                printf(" %s=%lld", cols[i], (long long)sqlite3_column_int64(st, i));
+            for (int i = 1; i < ncols; i++) {
+                printf(" %s=", cols[i]);
+                number(st, i, cols[i]);
+            }
             printf("\n");
         }
         n++;
@@ -300,9 +325,10 @@ int quicctl_report(quicctl *q, int argc, char **argv)
     if (sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (version < 3) /* version 4 only dropped an index; 5 added protocol (see below) */
+    /* version 4 only dropped an index; 5 added protocol, 6 upstream (see below) */
+    if (version < 3)
         quicctl_die("stats database %s has schema version %d; start this quicd once to migrate "
-                    "it to version 5",
+                    "it to version 6",
                     path, version);
 
     /* A read transaction: every number below comes from one snapshot. */
@@ -387,6 +413,34 @@ int quicctl_report(quicctl *q, int argc, char **argv)
              "WHEN 'http/1.1' THEN 2 ELSE 3 END, p",
              pcol, pcol);
     rows(&r, "protocols", proto_sql, proto_cols, 6);
+
+    /*
+     * Per upstream server (schema version 6): proxied requests, their
+     * upstream answers by status class, those with no answer (a refused
+     * connection, a timeout: upstream_status 0), and the upstream time's
+     * nearest-rank p50 and p99 as percentile() takes them, over the rows
+     * that have a time (NULLS LAST: ranks 0 to n - 1 are those). Empty for
+     * an older database.
+     */
+    static const char *const up_cols[] = {"upstream",   "requests",   "status_2xx",
+                                          "status_3xx", "status_4xx", "status_5xx",
+                                          "no_answer",  "p50_ms",     "p99_ms"};
+    if (version >= 6) {
+        rows(&r, "upstreams",
+             "SELECT upstream, count(*), total(s BETWEEN 200 AND 299), "
+             "total(s BETWEEN 300 AND 399), total(s BETWEEN 400 AND 499), "
+             "total(s BETWEEN 500 AND 599), total(s = 0), "
+             "max(CASE WHEN i = CAST(0.50 * (n - 1) + 0.5 AS INTEGER) THEN t END), "
+             "max(CASE WHEN i = CAST(0.99 * (n - 1) + 0.5 AS INTEGER) THEN t END) FROM ("
+             " SELECT upstream, upstream_status AS s, upstream_ms AS t,"
+             " row_number() OVER (PARTITION BY upstream ORDER BY upstream_ms NULLS LAST) - 1 AS i,"
+             " count(upstream_ms) OVER (PARTITION BY upstream) AS n" REQ_WIN
+             " AND upstream IS NOT NULL) GROUP BY upstream ORDER BY upstream",
+             up_cols, 9);
+    } else {
+        section(&r, "upstreams", true);
+        section_end(&r, true);
+    }
 
     section(&r, "process", false);
     value(&r, "process", "restarts",

@@ -7,7 +7,7 @@
 # server of each proxied one (upstream), its answer's status (0: none
 # came) and the upstream time (upstream_ms, no more than the request's
 # duration and at least the backend's wait), and hold NULL in all three
-# for the local one.
+# for the local one; `quicctl report --json` lists the two servers.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
@@ -81,4 +81,19 @@ slow=$(sql "SELECT upstream_ms >= 300 AND upstream_ms < 5000 FROM requests WHERE
 [ "$slow" = 1 ] && ok "slow: upstream_ms $(sql "SELECT upstream_ms FROM requests WHERE path = '/app/slow/300'") >= 300" ||
     fail "slow: upstream_ms $(sql "SELECT upstream_ms FROM requests WHERE path = '/app/slow/300'")"
 
+# quicctl report: proxied requests per upstream
+quicctl report --since 1h --json > "$T/report.json" 2> "$T/report.err" || fail "report: $(cat "$T/report.err")"
+/usr/bin/python3 - "$T/report.json" "127.0.0.1:$PA" "127.0.0.1:$PD" <<'PY' &&
+import json, sys
+r = json.load(open(sys.argv[1]))
+u = {x["upstream"]: x for x in r["upstreams"]}
+a, d = u[sys.argv[2]], u[sys.argv[3]]
+assert len(u) == 2, u
+assert (a["requests"], a["status_2xx"], a["status_4xx"], a["no_answer"]) == (4, 3, 1, 0), a
+assert (d["requests"], d["status_5xx"], d["no_answer"]) == (1, 0, 1), d
+assert 0 < a["p50_ms"] <= a["p99_ms"] and a["p99_ms"] >= 300, a
+PY
+    ok "report --json: upstreams" || fail "report upstreams: $(cat "$T/report.json")"
+quicctl report --since 1h --csv | grep -q "^upstreams,127.0.0.1:$PA,requests,4\$" &&
+    ok "report --csv: upstreams" || fail "report --csv: $(quicctl report --since 1h --csv | grep upstreams)"
 finish

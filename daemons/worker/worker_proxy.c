@@ -520,6 +520,7 @@ void worker_proxy_connected(wk_proxy *px, wk_upserver *sv, int fd, int err, cons
     worker *w = &the_worker;
 
     if (err != 0) {
+        px->s->up_time_us = (worker_now() - px->started_ns) / 1000; /* to this failure */
         sv->fails++;
         snprintf(px->last_error, sizeof(px->last_error), "%.100s: %.100s", sv->name, why);
         detach_server(px);

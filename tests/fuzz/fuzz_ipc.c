@@ -77,8 +77,9 @@ static const uint8_t kinds[] = {
     [QD_F_CLOSED_PROTOCOL] = K_U64, [QD_F_SEQ] = K_U64, [QD_F_GROUP] = K_STR,
     [QD_F_SERVER] = K_STR, [QD_F_UP_ACTIVE] = K_U32, [QD_F_UP_IDLE] = K_U32,
     [QD_F_UP_FAILS] = K_U64, [QD_F_UP_STATUS] = K_U32, [QD_F_UP_TIME_US] = K_U64,
+    [QD_F_PROXIED] = K_U64, [QD_F_PROXY_ERRORS] = K_U64, [QD_F_PROXY_RETRIES] = K_U64,
 };
-#define TAG_LIMIT 86 /* structured tags are 0..85: every tag and both neighbours */
+#define TAG_LIMIT 90 /* structured tags are 0..89: every tag and both neighbours */
 
 /* Every message type and the descriptors it may carry, per qd_ipc.h. */
 static const struct {
@@ -96,7 +97,9 @@ static const struct {
     {QD_MSG_CTL_CONNS, 0, 0},    {QD_MSG_CTL_UPGRADE, 0, 0},  {QD_MSG_HANDOFF, 2, 2},
     {QD_MSG_REC_PROCESS, 0, 0},  {QD_MSG_REC_CONN, 0, 0},
     {QD_MSG_REC_REQUEST, 0, 0},  {QD_MSG_REC_SAMPLE, 0, 0},   {QD_MSG_REC_BATCH, 0, 0},
-    {QD_MSG_REC_LOSS, 0, 0},
+    {QD_MSG_REC_LOSS, 0, 0},     {QD_MSG_PROXY_TABLE, 0, 2},  {QD_MSG_CTL_UPSTREAMS, 0, 0},
+    {QD_MSG_UP_CONNECT, 0, 0},   {QD_MSG_UP_CONNECTED, 0, 1}, {QD_MSG_UP_STATE, 0, 0},
+    {QD_MSG_UP_REPORT, 0, 0},    {QD_MSG_UP_COUNTS, 0, 0},
 };
 #define TYPE_COUNT (sizeof(types) / sizeof(types[0]))
 

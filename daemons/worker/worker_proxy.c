@@ -351,7 +351,7 @@ static void acquire(wk_proxy *px)
             return;
         }
         finish(px);
-        answer(px, busy ? 503 : px->attempts > 0 ? 502 : 503,
+        answer(px, busy ? 503 : px->attempts == 0 ? 503 : px->timed_out ? 504 : 502,
                busy ? "the group's queue is full" : px->attempts > 0 ? px->last_error
                                                                       : "no server is up");
         return;
@@ -521,6 +521,7 @@ void worker_proxy_connected(wk_proxy *px, wk_upserver *sv, int fd, int err, cons
 
     if (err != 0) {
         px->s->up_time_us = (worker_now() - px->started_ns) / 1000; /* to this failure */
+        px->timed_out = err == ETIMEDOUT;
         sv->fails++;
         snprintf(px->last_error, sizeof(px->last_error), "%.100s: %.100s", sv->name, why);
         detach_server(px);
@@ -745,6 +746,7 @@ void worker_proxy_failed(wk_proxy *px, int status, int result, const char *why)
 
     if (sv != NULL)
         snprintf(px->last_error, sizeof(px->last_error), "%.100s: %.100s", sv->name, why);
+    px->timed_out = result == QD_UP_RESULT_TIMEOUT;
     if (uc != NULL)
         worker_upconn_close(uc); /* px->uc = NULL */
     if (px->deferred) {

@@ -91,7 +91,8 @@ pick_port() {
         # flock works on a descriptor open for reading, so the lock files
         # of other users (0644) lock as well as ours
         [ -e "$PORTS_LOCK_DIR/$p" ] || (umask 022 && : >> "$PORTS_LOCK_DIR/$p") 2>/dev/null
-        exec {fd}<"$PORTS_LOCK_DIR/$p" 2>/dev/null || continue
+        # (braces: a bare "exec ... 2>/dev/null" would silence the shell's stderr for good)
+        { exec {fd}<"$PORTS_LOCK_DIR/$p"; } 2>/dev/null || continue
         if flock -n "$fd"; then
             if ports_probe "$p"; then
                 PORTS_FDS="$PORTS_FDS $p:$fd"

@@ -13,7 +13,10 @@
 #   - a server that refuses connections: 502 after the retries;
 #   - a slow upstream: 504 at read_timeout; garbage: 502;
 #   - fail_5xx=yes: 5xx answers mark a server down (503 then), and it is
-#     tried again after fail_timeout.
+#     tried again after fail_timeout;
+#   - a connect that never completes (a full accept queue): 504 at
+#     connect_timeout; max_conns=1 with queue=1: the second request waits,
+#     the third gets 503 at once.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
@@ -26,6 +29,7 @@ new_port PA
 new_port PB
 new_port PC
 new_port PD
+new_port PE
 backend() { bg ports_exec /usr/bin/python3 "$BACKEND" "$@"; }
 start_b() { backend --port "$PB" --name b > "$T/b.out" 2>&1; BPID=$BG_PID; }
 backend --port "$PA" --name a > "$T/a.out" 2>&1
@@ -33,6 +37,25 @@ start_b
 backend --port "$PC" --name c --idle-close 5 --record "$T/c.rec" > "$T/c.out" 2>&1
 listening() { grep -q listening "$T/a.out" && grep -q listening "$T/b.out" && grep -q listening "$T/c.out"; }
 wait_until 10 listening || die "backends did not start: $(cat "$T"/[abc].out)"
+
+# a listener whose accept queue is full: connects to it time out
+cat > "$T/blackhole.py" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(0)
+c = socket.socket()
+c.setblocking(False)
+c.connect_ex(("127.0.0.1", port))  # fills the queue; never accepted
+time.sleep(0.2)
+print("ready", flush=True)
+time.sleep(600)
+PY
+bg ports_exec /usr/bin/python3 "$T/blackhole.py" "$PE" > "$T/hole.out" 2>&1
+hole_ready() { grep -q ready "$T/hole.out"; }
+wait_until 5 hole_ready || die "blackhole listener: $(cat "$T/hole.out")"
 
 cat > "$T/proxy" <<TBL
 group two check=/healthz check_interval=200ms check_timeout=500ms rise=2 fall=2
@@ -48,12 +71,18 @@ group slow read_timeout=1s
 server slow 127.0.0.1:$PA
 group fivexx fail_5xx=yes fall=2 fail_timeout=1s
 server fivexx 127.0.0.1:$PA
+group hole connect_timeout=500ms
+server hole 127.0.0.1:$PE
+group q queue=1
+server q 127.0.0.1:$PA max_conns=1
 route */two/ two strip
 route */racy/ racy strip
 route */dead/ dead strip
 route */refused/ refused strip
 route */slow/ slow
 route */fivexx/ fivexx strip
+route */hole/ hole strip
+route */q/ q strip
 TBL
 echo "proxy_table = $T/proxy" >> "$CONF"
 h3_start || finish
@@ -168,6 +197,29 @@ h3get req "$(h3_url fivexx/name)" "$T/5xxdown" > "$T/5xxdown.out" 2>&1
 grep -q "status=503" "$T/5xxdown.out" && ok "while it is down: 503" || fail "while down: $(tail -n 1 "$T/5xxdown.out")"
 wait_until 5 eval '[ "$(state fivexx 127.0.0.1:'"$PA"')" = up ]' &&
     ok "it is tried again after fail_timeout" || fail "still $(state fivexx "127.0.0.1:$PA") after fail_timeout"
+
+# --- connect_timeout: 504 -------------------------------------------------------------
+t0=$(date +%s%N)
+h3get req "$(h3_url hole/x)" "$T/hole" > "$T/hole.req" 2>&1
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+grep -q "status=504" "$T/hole.req" && [ "$ms" -ge 450 ] && [ "$ms" -lt 2500 ] &&
+    ok "a connect that does not complete: 504 after $ms ms (connect_timeout=500ms)" ||
+    fail "connect timeout: $(tail -n 1 "$T/hole.req") after $ms ms"
+
+# --- the group's queue: max_conns=1, queue=1 ---------------------------------------------
+for i in 1 2 3; do
+    h3get req "$(h3_url q/slow/1500)" "$T/q$i" > "$T/q$i.out" 2>&1 &
+    eval "QP$i=\$!"
+    sleep 0.3
+done
+t0=$(date +%s%N)
+wait "$QP3"
+ms3=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait "$QP1" "$QP2"
+grep -q "status=200" "$T/q1.out" && grep -q "status=200" "$T/q2.out" && grep -q "status=503" "$T/q3.out" &&
+    [ "$ms3" -lt 1000 ] &&
+    ok "max_conns=1, queue=1: one request served, one waits its turn, the third gets 503 at once" ||
+    fail "queue: $(tail -n 1 "$T/q1.out") / $(tail -n 1 "$T/q2.out") / $(tail -n 1 "$T/q3.out") (third after $ms3 ms)"
 
 # the worker's proxy counters (quicctl status --json)
 pr=$(proc_field worker 0 proxied_requests) pe=$(proc_field worker 0 proxy_errors) rt=$(proc_field worker 0 proxy_retries)

@@ -14,54 +14,26 @@
 # passed through, and a route to "local" still served by quicd.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
+. "$(dirname "$0")/proxylib.sh"
 need_pycurl
 need_curl
-BACKEND="$QD_SRCDIR/tests/integration/httpbackend.py"
 h3_setup 1
 new_port PA
-backend() { bg ports_exec /usr/bin/python3 "$BACKEND" "$@"; }
-backend --port "$PA" --name a --record "$T/a.rec" > "$T/a.out" 2>&1
-chmod o+x "$T"
-(umask 0; backend --unix "$T/b.sock" --name b --record "$T/b.rec" > "$T/b.out" 2>&1; echo "$BG_PID" > "$T/b.pid")
-BG_PIDS="$BG_PIDS $(cat "$T/b.pid")"
-listening() { grep -q listening "$T/a.out" && grep -q listening "$T/b.out"; }
-wait_until 10 listening ||
-    die "backends did not start: $(cat "$T"/[ab].out)"
-
-# Debian's nginx as a backend: HTTP/1.1 keep-alive on TCP and on a Unix socket
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || skip "Debian's nginx is needed (contrib/install-deps)"
 new_port PN
-mkdir -p "$T/nginx/logs" "$T/nginx/tmp" "$T/nginx/www"
-head -c 300000 /dev/urandom > "$T/nginx/www/n.bin"
-chmod -R o+rX "$T/nginx/www"
-cat > "$T/nginx/nginx.conf" <<EOC
-daemon off;
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/logs/error.log error;
-events { worker_connections 256; }
-http {
-	log_format conn '\$request_uri \$connection \$connection_requests';
-	access_log $T/nginx/logs/access.log conn;
-	client_body_temp_path $T/nginx/tmp/body;
-	proxy_temp_path $T/nginx/tmp/proxy;
-	fastcgi_temp_path $T/nginx/tmp/fastcgi;
-	uwsgi_temp_path $T/nginx/tmp/uwsgi;
-	scgi_temp_path $T/nginx/tmp/scgi;
-	default_type application/octet-stream;
+chmod o+x "$T" # the daemons' user reaches the Unix sockets in it
+backend a --port "$PA" --record "$T/a.rec"
+backend b --unix "$T/b.sock" --record "$T/b.rec"
+# Debian's nginx as a backend: HTTP/1.1 keep-alive on TCP and on a Unix socket
+nginx_start "$T/nginx" '$request_uri $connection $connection_requests' "
 	server {
 		listen 127.0.0.1:$PN;
 		listen unix:$T/nginx.sock;
 		root $T/nginx/www;
-	}
-}
-EOC
-(umask 0; bg ports_exec "$NGINX" -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/logs/error.log" \
-    > "$T/nginx.out" 2>&1; echo "$BG_PID" > "$T/nginx.pid")
-BG_PIDS="$BG_PIDS $(cat "$T/nginx.pid")"
+	}"
+head -c 300000 /dev/urandom > "$T/nginx/www/n.bin"
+chmod -R o+rX "$T/nginx/www"
 nginx_up() { [ -S "$T/nginx.sock" ] && curl -s -o /dev/null "http://127.0.0.1:$PN/n.bin"; }
-wait_until 10 nginx_up || die "nginx did not start: $(cat "$T/nginx.out" "$T/nginx/logs/error.log")"
+wait_until 10 nginx_up || die "nginx did not start: $(cat "$T/nginx/nginx.out" "$T/nginx/logs/error.log")"
 
 cat > "$T/proxy" <<TBL
 group app

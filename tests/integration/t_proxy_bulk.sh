@@ -9,14 +9,12 @@
 # arrive one by one, as the backend writes them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
+. "$(dirname "$0")/proxylib.sh"
 need_pycurl
 need_curl
-BACKEND="$QD_SRCDIR/tests/integration/httpbackend.py"
 h3_setup 1
 new_port PA
-bg ports_exec /usr/bin/python3 "$BACKEND" --port "$PA" --name a > "$T/a.out" 2>&1
-listening() { grep -q listening "$T/a.out"; }
-wait_until 10 listening || die "backend did not start: $(cat "$T/a.out")"
+backend a --port "$PA"
 cat > "$T/proxy" <<TBL
 group app
 server app 127.0.0.1:$PA

@@ -12,15 +12,13 @@
 # "trust" network keeps its X-Forwarded-* and Forwarded, extended.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
+. "$(dirname "$0")/proxylib.sh"
 need_gtlsclient
 need_pycurl
 need_curl
-BACKEND="$QD_SRCDIR/tests/integration/httpbackend.py"
 h3_setup 1 "early_data = yes"
 new_port PA
-bg ports_exec /usr/bin/python3 "$BACKEND" --port "$PA" --name a --record "$T/a.rec" > "$T/a.out" 2>&1
-listening() { grep -q listening "$T/a.out"; }
-wait_until 10 listening || die "backend did not start: $(cat "$T/a.out")"
+backend a --port "$PA" --record "$T/a.rec"
 cat > "$T/proxy" <<TBL
 group app
 server app 127.0.0.1:$PA

@@ -19,24 +19,19 @@
 #     the third gets 503 at once.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
+. "$(dirname "$0")/proxylib.sh"
 need_pycurl
-H2LOAD=${H2LOAD:-$(command -v h2load)}
-[ -n "$H2LOAD" ] && "$H2LOAD" --help 2>&1 | grep -q -- --alpn-list ||
-    skip "h2load with HTTP/3 is needed (contrib/install-deps builds it)"
-BACKEND="$QD_SRCDIR/tests/integration/httpbackend.py"
+need_h2load
 h3_setup 1
 new_port PA
 new_port PB
 new_port PC
 new_port PD
 new_port PE
-backend() { bg ports_exec /usr/bin/python3 "$BACKEND" "$@"; }
-start_b() { backend --port "$PB" --name b > "$T/b.out" 2>&1; BPID=$BG_PID; }
-backend --port "$PA" --name a > "$T/a.out" 2>&1
+start_b() { backend b --port "$PB"; BPID=$BG_PID; }
+backend a --port "$PA"
 start_b
-backend --port "$PC" --name c --idle-close 5 --record "$T/c.rec" > "$T/c.out" 2>&1
-listening() { grep -q listening "$T/a.out" && grep -q listening "$T/b.out" && grep -q listening "$T/c.out"; }
-wait_until 10 listening || die "backends did not start: $(cat "$T"/[abc].out)"
+backend c --port "$PC" --idle-close 5 --record "$T/c.rec"
 
 # a listener whose accept queue is full: connects to it time out
 cat > "$T/blackhole.py" <<'PY'
@@ -87,34 +82,10 @@ TBL
 echo "proxy_table = $T/proxy" >> "$CONF"
 h3_start || finish
 
-# load N URL - h2load over HTTP/3, N requests; prints its summary lines
-load() {
-    timeout -k 2 120 "$H2LOAD" --alpn-list=h3 -n "$1" -c 4 -m 4 "$2" 2>&1 |
-        grep -E '^(requests|status codes|errors|finished)'
-}
-# load_for SECONDS URL - the same for SECONDS
-load_for() {
-    timeout -k 2 $(($1 + 60)) "$H2LOAD" --alpn-list=h3 -D "$1" -c 4 -m 4 "$2" 2>&1 |
-        grep -E '^(requests|status codes|errors|finished)'
-}
-# load_ok OUT [N] - h2load's OUT shows requests (N, if given) that all
-# succeeded with a 2xx: none failed, errored or timed out, no other status
-load_ok() {
-    local n
-    n=$(grep -oE '[0-9]+ succeeded, 0 failed, 0 errored, 0 timeout' "$1" | cut -d' ' -f1)
-    [ -n "$n" ] && [ "$n" -gt 0 ] && { [ -z "${2:-}" ] || [ "$n" = "${2:-}" ]; } &&
-        grep -qE "status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx" "$1"
-}
-# done_of OUT - the requests h2load's OUT counts as done
-done_of() { grep -oE '[0-9]+ done' "$1" | cut -d' ' -f1; }
-state() {
-    quicctl upstreams --json 2>/dev/null | /usr/bin/python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["servers"]:
-    if s["group"] == sys.argv[1] and s["server"] == sys.argv[2]:
-        print(s["state"])
-' "$1" "$2"
-}
+# load N URL, load_for SECONDS URL - h2load over HTTP/3, 4 connections x 4 streams
+load() { h2load_h3 -n "$1" -c 4 -m 4 "$2"; }
+load_for() { h2load_h3 -D "$1" -c 4 -m 4 "$2"; }
+state() { up_state "$@"; }
 
 # --- the keep-alive race --------------------------------------------------
 load 1000 "$(h3_url racy/name)" > "$T/racy.load"

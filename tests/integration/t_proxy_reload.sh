@@ -9,21 +9,14 @@
 # server that stays carries over (quicctl upstreams: since_ms unchanged).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
+. "$(dirname "$0")/proxylib.sh"
 need_pycurl
-H2LOAD=${H2LOAD:-$(command -v h2load)}
-[ -n "$H2LOAD" ] && "$H2LOAD" --help 2>&1 | grep -q -- --alpn-list ||
-    skip "h2load with HTTP/3 is needed (contrib/install-deps builds it)"
-BACKEND="$QD_SRCDIR/tests/integration/httpbackend.py"
+need_h2load
 h3_setup 1
 new_port PA
 new_port PB
-for n in a b; do
-    port=$PA
-    [ $n = b ] && port=$PB
-    bg ports_exec /usr/bin/python3 "$BACKEND" --port "$port" --name $n --record "$T/$n.rec" > "$T/$n.out" 2>&1
-done
-listening() { grep -q listening "$T/a.out" && grep -q listening "$T/b.out"; }
-wait_until 10 listening || die "backends did not start: $(cat "$T"/[ab].out)"
+backend a --port "$PA" --record "$T/a.rec"
+backend b --port "$PB" --record "$T/b.rec"
 table() {
     cat > "$T/proxy.new" <<TBL
 group app check=/healthz check_interval=200ms ${2:-}
@@ -50,7 +43,7 @@ reqs_of() { grep -vc '"/healthz"' "$1"; }
 
 h3get fetch "$(h3_url app/name)" "$T/first" > /dev/null 2>&1
 SINCE_A=$(since "127.0.0.1:$PA")
-timeout -k 2 80 "$H2LOAD" --alpn-list=h3 -D 6 -c 4 -m 4 "$(h3_url app/name)" > "$T/load.out" 2>&1 &
+h2load_h3 -D 6 -c 4 -m 4 "$(h3_url app/name)" > "$T/load.out" &
 LPID=$!
 sleep 1
 A_CONNS=$(conns_of "$T/a.rec")
@@ -69,9 +62,7 @@ sleep 1.5
 A_LATE=$(reqs_of "$T/a.rec")
 wait "$LPID"
 grep -E '^(requests|status codes)' "$T/load.out" | while IFS= read -r l; do log "  $l"; done
-n=$(grep -oE '[0-9]+ succeeded, 0 failed, 0 errored, 0 timeout' "$T/load.out" | cut -d' ' -f1)
-[ -n "$n" ] && [ "$n" -gt 0 ] && grep -qE "status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx" "$T/load.out" &&
-    ok "two reloads under load: $n GETs, 0 failed" || fail "under the reloads: $(grep -E '^(requests|status)' "$T/load.out" | tr '\n' ' ')"
+load_ok "$T/load.out" && ok "two reloads under load: $(done_of "$T/load.out") GETs, 0 failed" || fail "under the reloads: $(grep -E '^(requests|status)' "$T/load.out" | tr '\n' ' ')"
 [ "$B_MID" -gt 0 ] && ok "the added server took $B_MID requests after the first reload" ||
     fail "the added server took no request"
 [ "$A_LATE" = "$A_AFTER" ] && ok "the removed server gets no request after its reload ($A_AFTER in all)" ||

@@ -9,32 +9,15 @@
 # daemon checks an https:// server by its connect.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
+. "$(dirname "$0")/proxylib.sh"
 need_pycurl
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || skip "Debian's nginx is needed (contrib/install-deps)"
 h3_setup 1
 new_port PT
 new_port PU
-mkdir -p "$T/ca" "$T/rogue" "$T/nginx/logs" "$T/nginx/tmp" "$T/nginx/www"
+mkdir -p "$T/ca" "$T/rogue"
 make_cert "$T/ca" || die "openssl could not make the upstream's certificate"
 make_cert "$T/rogue" || die "openssl could not make the rogue certificate"
-head -c 200000 /dev/urandom > "$T/nginx/www/t.bin"
-chmod -R o+rX "$T/nginx/www"
-cat > "$T/nginx/nginx.conf" <<EOC
-daemon off;
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/logs/error.log error;
-events { worker_connections 256; }
-http {
-	log_format conn '\$server_port \$request_uri \$connection \$ssl_server_name';
-	access_log $T/nginx/logs/access.log conn;
-	client_body_temp_path $T/nginx/tmp/body;
-	proxy_temp_path $T/nginx/tmp/proxy;
-	fastcgi_temp_path $T/nginx/tmp/fastcgi;
-	uwsgi_temp_path $T/nginx/tmp/uwsgi;
-	scgi_temp_path $T/nginx/tmp/scgi;
-	default_type application/octet-stream;
+nginx_start "$T/nginx" '$server_port $request_uri $connection $ssl_server_name' "
 	server {
 		listen 127.0.0.1:$PT ssl;
 		ssl_certificate $T/ca/cert.pem;
@@ -46,12 +29,11 @@ http {
 		ssl_certificate $T/rogue/cert.pem;
 		ssl_certificate_key $T/rogue/key.pem;
 		root $T/nginx/www;
-	}
-}
-EOC
-bg ports_exec "$NGINX" -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/logs/error.log" > "$T/nginx.out" 2>&1
+	}"
+head -c 200000 /dev/urandom > "$T/nginx/www/t.bin"
+chmod -R o+rX "$T/nginx/www"
 nginx_up() { curl -sk -o /dev/null "https://127.0.0.1:$PT/t.bin"; }
-wait_until 10 nginx_up || die "nginx did not start: $(cat "$T/nginx.out" "$T/nginx/logs/error.log")"
+wait_until 10 nginx_up || die "nginx did not start: $(cat "$T/nginx/nginx.out" "$T/nginx/logs/error.log")"
 : > "$T/nginx/logs/access.log"
 
 cat > "$T/proxy" <<TBL

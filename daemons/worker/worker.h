@@ -217,6 +217,8 @@ struct wk_stream {
     qd_buf hints;      /* the 103 fields the app sent, while a grant may follow */
     qd_buf trailers;   /* response trailers sent after the body: u16 length, name NUL value */
     char upgrade[32];  /* HTTP/1.1 Upgrade the client asks for ("websocket"), or "" */
+    char te_codings[64]; /* HTTP/1.1 transfer codings besides chunked ("gzip"): the body
+                            the source gets is still in them */
     bool tunnel;       /* after a 101: body both ways is the new protocol's bytes */
     bool by_worker;    /* answered by the worker (its cache, 503, 425, 431): it logs it */
     uint64_t fd_off;   /* next file offset to read */

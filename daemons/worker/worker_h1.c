@@ -109,8 +109,12 @@ static bool is_hop_field(const char *name, size_t len)
     return false;
 }
 
-/* count_chunked - the "chunked" codings of a Transfer-Encoding value */
-static unsigned count_chunked(const char *v, size_t len)
+/*
+ * count_chunked - the "chunked" codings of a Transfer-Encoding value; the
+ * others (gzip, ...) are appended to |others| (comma separated, as sent,
+ * parameters included), which a proxy passes on with its own chunked
+ */
+static unsigned count_chunked(const char *v, size_t len, qd_buf *others)
 {
     unsigned n = 0;
 
@@ -120,10 +124,19 @@ static unsigned count_chunked(const char *v, size_t len)
         size_t start = i;
         while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != ';')
             i++;
-        if (i - start == 7 && strncasecmp(v + start, "chunked", 7) == 0)
+        bool chunked = i - start == 7 && strncasecmp(v + start, "chunked", 7) == 0;
+        if (chunked)
             n++;
         while (i < len && v[i] != ',')
             i++; /* parameters */
+        if (!chunked && i > start) {
+            if (others->len > 0)
+                qd_buf_append(others, ", ", 2);
+            size_t end = i;
+            while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+                end--;
+            qd_buf_append(others, v + start, end - start);
+        }
     }
     return n;
 }
@@ -160,7 +173,18 @@ static void flush_field(wk_h1 *h)
                               h->value.len);
     } else if (h->name.len == 17 && memcmp(h->name.data, "transfer-encoding", 17) == 0) {
         h->te = true;
-        h->te_chunked += (uint8_t)count_chunked(h->value.data, h->value.len);
+        qd_buf codings;
+        qd_buf_init(&codings);
+        h->te_chunked += (uint8_t)count_chunked(h->value.data, h->value.len, &codings);
+        if (codings.len > 0) { /* gzip, ...: the body stays encoded; a proxy says so */
+            size_t used = strlen(s->te_codings);
+            if (used + (used ? 2 : 0) + codings.len >= sizeof(s->te_codings))
+                h->field_error = 400; /* more codings than anyone uses */
+            else
+                snprintf(s->te_codings + used, sizeof(s->te_codings) - used, "%s%.*s",
+                         used ? ", " : "", (int)codings.len, codings.data);
+        }
+        qd_buf_release(&codings);
     } else if (h->name.len == 7 && memcmp(h->name.data, "upgrade", 7) == 0) {
         snprintf(s->upgrade, sizeof(s->upgrade), "%.*s", (int)h->value.len, h->value.data);
     } else if (h->name.len == 6 && memcmp(h->name.data, "expect", 6) == 0) {

@@ -247,7 +247,9 @@ static void compose(wk_proxy *px, const qd_proxy_route *r, bool fin)
     if (clen != NULL) {
         qd_buf_printf(b, "content-length: %.*s\r\n", (int)clen_len, clen);
     } else if (!fin) {
-        qd_buf_printf(b, "transfer-encoding: chunked\r\n");
+        /* codings the client applied under its chunked stay, under ours */
+        qd_buf_printf(b, "transfer-encoding: %s%schunked\r\n", s->te_codings,
+                      s->te_codings[0] ? ", " : "");
         px->chunked = true;
     } else if (strcmp(s->method, "POST") == 0 || strcmp(s->method, "PUT") == 0 ||
                strcmp(s->method, "PATCH") == 0) {

@@ -104,6 +104,17 @@ echo "$out" | grep -qE '^status=200( |$)' && ok "h2 control: 200" || fail "h2 co
 out=$(ask h3 --path /ok-h3 'x-a:b')
 echo "$out" | grep -qE '^status=200( |$)' && ok "h3 control: 200" || fail "h3 control: $out"
 
+# a coding besides chunked stays on the body, under quicd's own chunked
+tc --timeout 30 h1 --responses 1 --wait 1 "POST /ok-gzip HTTP/1.1\\r\\n${H}Transfer-Encoding: gzip, chunked\\r\\n\\r\\n3\\r\\nabc\\r\\n0\\r\\n\\r\\n" > /dev/null 2>&1
+te=$(/usr/bin/python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["target"] == "/ok-gzip":
+        print([v for n, v in r["headers"] if n.lower() == "transfer-encoding"])' "$T/a.rec")
+[ "$te" = "['gzip, chunked']" ] && ok "Transfer-Encoding: gzip, chunked reaches the backend as gzip, chunked" ||
+    fail "gzip, chunked reached the backend as: $te"
+
 sleep 0.5
 n=$(grep -c '"/m-' "$T/a.rec")
 [ "$n" -eq 0 ] && ok "nothing refused (or hidden behind it) reached the backend" ||

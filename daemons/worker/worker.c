@@ -10,11 +10,14 @@
  *	chroot, and gets everything else over channels: its UDP sockets and
  *	the shared secrets from the listener (QD_MSG_SOCKETS; a new set
  *	replaces the old one in place, address by address) and a channel to
- *	the app. The QUIC engine is in worker_accept.c, worker_conn.c,
- *	worker_drain.c and worker_io.c, HTTP/3 in worker_h3.c, TLS in
- *	worker_tls.c, requests in worker_req.c with their sources
- *	(worker_cache.c, worker_app.c); the loop's clock and write scheduler
- *	in worker_loop.c. It reports its live connection
+ *	the app (and, with a proxy table, one to the upstream daemon). The
+ *	QUIC engine is in worker_accept.c, worker_conn.c, worker_drain.c and
+ *	worker_io.c, HTTP/3 in worker_h3.c, TLS in worker_tls.c, requests in
+ *	worker_req.c with their sources (worker_proxy.c, worker_cache.c,
+ *	worker_app.c; the proxy's routes, upstream channel, connections and
+ *	TLS in worker_route.c, worker_upstream.c, worker_upconn.c and
+ *	worker_uptls.c); the loop's clock and write scheduler in
+ *	worker_loop.c. It reports its live connection
  *	count to the master every second. A stop sends GOAWAY, lets requests
  *	finish until the deadline, closes every connection and exits.
  * DIAGNOSTICS

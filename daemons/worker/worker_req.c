@@ -19,8 +19,10 @@
  *	reset), its body through worker_body.c.
  *
  *	A complete head is offered to the response sources in turn until one
- *	takes it (wk_source): the fast path (worker_cache.c: GET and HEAD for
- *	files the app granted, 200, 206 or 304), then the app (worker_app.c).
+ *	takes it (wk_source): the reverse proxy (worker_proxy.c: a route of
+ *	the proxy table to a group), the fast path (worker_cache.c: GET and
+ *	HEAD for files the app granted, 200, 206 or 304), then the app
+ *	(worker_app.c).
  *	The source that took it gets the request's body, its end, the
  *	client's progress and its departure. Answers the worker makes before
  *	any source: 400 for a head that could mean two things (check_head:

@@ -118,6 +118,9 @@ static const uint8_t tag_kind[] = {
     [QD_F_PROXIED] = KIND_U64,
     [QD_F_PROXY_ERRORS] = KIND_U64,
     [QD_F_PROXY_RETRIES] = KIND_U64,
+    [QD_F_UDP_RXQ_DROPS] = KIND_U64,
+    [QD_F_UDP_RCVBUF] = KIND_U32,
+    [QD_F_UDP_SNDBUF] = KIND_U32,
 };
 
 /* find_type - index into type_table, or -1 */

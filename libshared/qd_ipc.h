@@ -233,6 +233,9 @@ enum {
     QD_F_PROXIED = 86,
     QD_F_PROXY_ERRORS = 87,
     QD_F_PROXY_RETRIES = 88,
+    QD_F_UDP_RXQ_DROPS = 89,   /* u64: datagrams a worker's sockets dropped, receive queue full */
+    QD_F_UDP_RCVBUF = 90,      /* u32: the smallest receive buffer of a worker's UDP sockets */
+    QD_F_UDP_SNDBUF = 91,      /* u32: ... and send buffer, as the kernel granted them */
 };
 
 /* QD_MSG_FWD_PACKET F_FLAGS beyond the ECN bits: a new connection's packet that a

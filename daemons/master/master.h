@@ -109,6 +109,8 @@ typedef struct master_child {
     uint64_t udp_send_errors, udp_emsgsize; /* a worker's refused UDP sends, EMSGSIZE among them */
     uint64_t closed[4]; /* connections it closed for abuse: headers, resets, floods, protocol */
     uint64_t proxied, proxy_errors, proxy_retries; /* a worker's proxy counters */
+    uint64_t rxq_drops;              /* a worker's UDP datagrams dropped for a full queue */
+    uint32_t udp_rcvbuf, udp_sndbuf; /* ... and the smallest buffers the kernel granted */
     char *report; /* upstream: its servers' state from the last status report (F_TEXT) */
     int exit_status;
     int exit_signal;

@@ -506,6 +506,9 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
         qd_ipc_get_u64(msg, QD_F_CLOSED_RESETS, &c->closed[1]);
         qd_ipc_get_u64(msg, QD_F_CLOSED_FLOODS, &c->closed[2]);
         qd_ipc_get_u64(msg, QD_F_CLOSED_PROTOCOL, &c->closed[3]);
+        qd_ipc_get_u64(msg, QD_F_UDP_RXQ_DROPS, &c->rxq_drops);
+        qd_ipc_get_u32(msg, QD_F_UDP_RCVBUF, &c->udp_rcvbuf);
+        qd_ipc_get_u32(msg, QD_F_UDP_SNDBUF, &c->udp_sndbuf);
         qd_ipc_get_u64(msg, QD_F_PROXIED, &c->proxied);
         qd_ipc_get_u64(msg, QD_F_PROXY_ERRORS, &c->proxy_errors);
         qd_ipc_get_u64(msg, QD_F_PROXY_RETRIES, &c->proxy_retries);

@@ -83,7 +83,8 @@ static void status_line(qd_buf *b, const char *role, int instance, long pid, con
         qd_buf_printf(b,
                       " connections=%u tcp_connections=%u streams=%u retry=%s half_open=%u"
                       " new_conns_s=%u retries_sent=%llu initials_dropped=%llu"
-                      " udp_send_errors=%llu udp_emsgsize=%llu closed_header_bombs=%llu"
+                      " udp_send_errors=%llu udp_emsgsize=%llu udp_rxq_drops=%llu"
+                      " udp_rcvbuf=%u udp_sndbuf=%u closed_header_bombs=%llu"
                       " closed_reset_floods=%llu closed_frame_floods=%llu"
                       " closed_protocol_errors=%llu proxied_requests=%llu proxy_errors=%llu"
                       " proxy_retries=%llu",
@@ -91,7 +92,8 @@ static void status_line(qd_buf *b, const char *role, int instance, long pid, con
                       (c->status_flags & QD_STATUS_F_RETRY) ? "on" : "off", c->half_open,
                       c->new_conns, (unsigned long long)c->retries,
                       (unsigned long long)c->retry_drops, (unsigned long long)c->udp_send_errors,
-                      (unsigned long long)c->udp_emsgsize, (unsigned long long)c->closed[0],
+                      (unsigned long long)c->udp_emsgsize, (unsigned long long)c->rxq_drops,
+                      c->udp_rcvbuf, c->udp_sndbuf, (unsigned long long)c->closed[0],
                       (unsigned long long)c->closed[1], (unsigned long long)c->closed[2],
                       (unsigned long long)c->closed[3], (unsigned long long)c->proxied,
                       (unsigned long long)c->proxy_errors, (unsigned long long)c->proxy_retries);

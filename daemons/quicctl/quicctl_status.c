@@ -34,7 +34,7 @@
 /* local */
 #include "quicctl.h"
 
-#define MAX_FIELDS 24
+#define MAX_FIELDS 64 /* a worker's line has about 30 */
 
 typedef struct kv {
     char key[32];
@@ -122,9 +122,11 @@ static void generation_line(qd_buf *b, const kv *f, int n, bool json, bool first
                   get(f, n, "tcp_connections"), get(f, n, "streams"));
 }
 
-/* A worker's counters: connections closed for abuse, by cause (worker_guard.c), and the
+/* A worker's counters: UDP receive-queue drops and buffer sizes (worker_io.c),
+ * connections closed for abuse, by cause (worker_guard.c), and the
  * reverse proxy's requests, its own 502/503/504 answers and retries (worker_proxy.c). */
-static const char *const closed_keys[] = {"closed_header_bombs", "closed_reset_floods",
+static const char *const closed_keys[] = {"udp_rxq_drops", "udp_rcvbuf", "udp_sndbuf",
+                                          "closed_header_bombs", "closed_reset_floods",
                                           "closed_frame_floods", "closed_protocol_errors",
                                           "proxied_requests", "proxy_errors", "proxy_retries"};
 

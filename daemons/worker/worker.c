@@ -72,6 +72,8 @@ static void install_socket(worker *w, size_t i, int fd, const uint8_t *name, siz
     wk_ep *ep = &w->eps[i];
     socklen_t sl = sizeof(ep->bound);
 
+    if (ep->fd >= 0) /* what the old socket dropped while it was ours */
+        w->rxq_drops += worker_io_drops(ep->fd) - ep->drops_base;
     worker_io_stop(ep);
     worker_tcp_unlisten(ep);
     if (ep->tcp_fd >= 0)
@@ -84,6 +86,8 @@ static void install_socket(worker *w, size_t i, int fd, const uint8_t *name, siz
         return;
     }
     ep->fd = fd;
+    /* a socket a previous worker read may have dropped before: not ours */
+    ep->drops_base = worker_io_drops(fd);
     ep->family = ep->bound.ss_family;
     ep->port = ep->family == AF_INET ? ((struct sockaddr_in *)&ep->bound)->sin_port
                                      : ((struct sockaddr_in6 *)&ep->bound)->sin6_port;
@@ -285,6 +289,17 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u64(m, QD_F_CLOSED_RESETS, w->guard_closed[WK_GUARD_RESETS]);
     qd_ipc_put_u64(m, QD_F_CLOSED_FLOODS, w->guard_closed[WK_GUARD_FLOOD]);
     qd_ipc_put_u64(m, QD_F_CLOSED_PROTOCOL, w->guard_closed[WK_GUARD_PROTOCOL]);
+    int rcv = 0, snd = 0;
+    uint64_t drops = w->rxq_drops;
+    for (size_t i = 0; i < w->nep; i++) /* the smallest of its sockets' buffers */
+        if (w->eps[i].fd >= 0) {
+            rcv = rcv == 0 || w->eps[i].rcvbuf < rcv ? w->eps[i].rcvbuf : rcv;
+            snd = snd == 0 || w->eps[i].sndbuf < snd ? w->eps[i].sndbuf : snd;
+            drops += worker_io_drops(w->eps[i].fd) - w->eps[i].drops_base;
+        }
+    qd_ipc_put_u64(m, QD_F_UDP_RXQ_DROPS, drops);
+    qd_ipc_put_u32(m, QD_F_UDP_RCVBUF, (uint32_t)(rcv > 0 ? rcv : 0));
+    qd_ipc_put_u32(m, QD_F_UDP_SNDBUF, (uint32_t)(snd > 0 ? snd : 0));
     qd_ipc_put_u64(m, QD_F_PROXIED, w->proxied);
     qd_ipc_put_u64(m, QD_F_PROXY_ERRORS, w->proxy_errors);
     qd_ipc_put_u64(m, QD_F_PROXY_RETRIES, w->proxy_retries);

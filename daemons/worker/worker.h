@@ -97,6 +97,8 @@ typedef struct wk_ep {
     char name[80];
     bool want_write; /* some connection waits for this socket to drain */
     int tcp_fd;           /* the TCP listen socket of the same address (tcp = yes), or -1 */
+    int rcvbuf, sndbuf;   /* the buffers the kernel granted (getsockopt: twice what was set) */
+    uint32_t drops_base;  /* the socket's drops when this worker took it (worker_io_drops) */
     uv_poll_t *tcp_poll;  /* accepting on it */
 } wk_ep;
 
@@ -375,6 +377,7 @@ struct worker {
     uint64_t app_send_failures; /* messages the app channel refused (their streams reset) */
     uint64_t udp_send_errors;   /* UDP sends the kernel refused (EAGAIN aside; QUIC retransmits) */
     uint64_t udp_emsgsize;      /* of those, EMSGSIZE: larger than the route's MTU */
+    uint64_t rxq_drops;         /* drops of the sockets it no longer has (worker_io_drops) */
     uint64_t guard_closed[WK_GUARD_N]; /* connections closed for abuse, by cause (worker_guard.c) */
     uint64_t rx_bytes, tx_bytes, tx_batches;
     /* records (worker_rec.c) */
@@ -428,6 +431,7 @@ void worker_io_stop(wk_ep *ep);
 int worker_io_send(wk_ep *ep, const ngtcp2_addr *local, const ngtcp2_addr *remote, uint8_t ecn,
                    const uint8_t *data, size_t len, size_t gso);
 void worker_io_want_write(wk_ep *ep);
+uint32_t worker_io_drops(int fd);
 
 /* worker_loop.c: the clock, randomness and the write scheduler */
 uint64_t worker_now(void);

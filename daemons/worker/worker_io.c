@@ -28,6 +28,7 @@
 #include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <linux/sock_diag.h>
 #include <unistd.h>
 
 /* libshared */
@@ -151,8 +152,32 @@ static void on_io(uv_poll_t *p, int status, int events)
 
 void worker_io_start(worker *w, wk_ep *ep)
 {
+    socklen_t len = sizeof(int);
+
     ep->w = w;
+    /* the buffers the kernel granted: quicctl status shows them */
+    if (getsockopt(ep->fd, SOL_SOCKET, SO_RCVBUF, &ep->rcvbuf, &len) < 0)
+        ep->rcvbuf = 0;
+    len = sizeof(int);
+    if (getsockopt(ep->fd, SOL_SOCKET, SO_SNDBUF, &ep->sndbuf, &len) < 0)
+        ep->sndbuf = 0;
     ep->poll = qd_uv_watch(w->child.loop, ep->fd, UV_READABLE, on_io, ep);
+}
+
+/*
+ * worker_io_drops - datagrams the kernel dropped on |fd| since it was made
+ * (SK_MEMINFO_DROPS: the counter SO_RXQ_OVFL reports, mostly a full
+ * receive queue), or 0 when it cannot say
+ */
+uint32_t worker_io_drops(int fd)
+{
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(mem);
+
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+        len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
+        return 0;
+    return mem[SK_MEMINFO_DROPS];
 }
 
 void worker_io_stop(wk_ep *ep)

@@ -78,8 +78,9 @@ static const uint8_t kinds[] = {
     [QD_F_SERVER] = K_STR, [QD_F_UP_ACTIVE] = K_U32, [QD_F_UP_IDLE] = K_U32,
     [QD_F_UP_FAILS] = K_U64, [QD_F_UP_STATUS] = K_U32, [QD_F_UP_TIME_US] = K_U64,
     [QD_F_PROXIED] = K_U64, [QD_F_PROXY_ERRORS] = K_U64, [QD_F_PROXY_RETRIES] = K_U64,
+    [QD_F_UDP_RXQ_DROPS] = K_U64, [QD_F_UDP_RCVBUF] = K_U32, [QD_F_UDP_SNDBUF] = K_U32,
 };
-#define TAG_LIMIT 90 /* structured tags are 0..89: every tag and both neighbours */
+#define TAG_LIMIT 93 /* structured tags are 0..92: every tag and both neighbours */
 
 /* Every message type and the descriptors it may carry, per qd_ipc.h. */
 static const struct {

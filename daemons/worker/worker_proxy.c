@@ -326,9 +326,12 @@ static void answer(wk_proxy *px, int status, const char *why)
 {
     char text[160];
 
+    static qd_log_limit lim;
+
     px->s->c->w->proxy_errors++;
     snprintf(text, sizeof(text), "%d %s\n", status, qd_http_reason((unsigned)status));
-    qd_debug("proxy %s %s: %d (%s)", px->s->method, px->s->path, status, why);
+    qd_log_limited(&lim, QD_LOG_WARN, "proxy %s %s: %d (%s)", px->s->method, px->s->path, status,
+                   why);
     worker_req_respond(px->s, status, text);
 }
 
@@ -339,6 +342,14 @@ static void acquire(wk_proxy *px)
     bool busy;
     wk_upserver *sv = worker_route_pick(w, px, &busy);
 
+    /* Every usable server tried once, none timed out: a retry may go to one of
+     * them again, on a new connection (a group of one server whose fresh
+     * connection the server closed before the request went out). */
+    if (sv == NULL && !busy && px->attempts > 0 && !px->timed_out && !px->second_round) {
+        px->second_round = true;
+        px->tried = 0;
+        sv = worker_route_pick(w, px, &busy);
+    }
     if (sv == NULL) {
         if (busy && px->g->waiting < px->g->conf.queue) {
             px->waiting = true;

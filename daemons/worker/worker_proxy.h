@@ -115,6 +115,7 @@ struct wk_proxy {
     uint64_t hash;          /* policy=hash: of the client's address or the header's value */
     bool over;              /* the upstream side is done (answered or failed) */
     bool timed_out;         /* the last failure was a timeout (504 rather than 502) */
+    bool second_round;      /* the servers tried once may be tried again (acquire) */
     bool deferred;          /* a small answer held until complete (it may still be retried) */
     size_t early_off;       /* where "early-data: 1" is in req (0: not there) */
     bool too_early;         /* the upstream answered 425: replay after the handshake */

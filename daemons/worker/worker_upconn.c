@@ -52,7 +52,7 @@
 #include "worker.h"
 
 static void on_io(uv_poll_t *h, int status, int events);
-static void feed(wk_upconn *uc);
+static int feed(wk_upconn *uc);
 static void do_read(wk_upconn *uc);
 
 /* watch - poll for |events| */
@@ -423,7 +423,9 @@ static int parse(wk_upconn *uc, const char *data, size_t len)
 }
 
 /* feed - parse what a pause kept, after the client took enough */
-static void feed(wk_upconn *uc)
+/* feed - parse what a pause kept; -1 when the answer ended or broke (|uc| may be
+ * gone: released to the pool and taken, or closed) */
+static int feed(wk_upconn *uc)
 {
     while (uc->in_off < uc->in.len && !uc->paused) {
         http_parser_pause(&uc->p, 0);
@@ -434,12 +436,13 @@ static void feed(wk_upconn *uc)
         int rv = parse(uc, rest.data + off, rest.len - off);
         qd_buf_release(&rest);
         if (rv != 0)
-            return;
+            return -1;
     }
     if (uc->in_off == uc->in.len) {
         qd_buf_reset(&uc->in);
         uc->in_off = 0;
     }
+    return 0;
 }
 
 void worker_upconn_resume(wk_upconn *uc)
@@ -450,7 +453,8 @@ void worker_upconn_resume(wk_upconn *uc)
         return;
     uc->paused = false;
     http_parser_pause(&uc->p, 0);
-    feed(uc);
+    if (feed(uc) < 0)
+        return; /* |uc| may be gone */
     if (uc->px != NULL && !uc->paused) {
         watch(uc, UV_READABLE | (uc->out_off < uc->out.len ? UV_WRITABLE : 0));
         if (uc->ssl != NULL && wolfSSL_pending(uc->ssl) > 0)
@@ -501,7 +505,9 @@ static void do_read(wk_upconn *uc)
     }
 }
 
-void worker_upconn_write(wk_upconn *uc)
+/* write_out - the handshake, then the request's bytes; -1 when the request failed
+ * (worker_proxy_failed: |uc| is closed and freed, not to be touched again) */
+static int write_out(wk_upconn *uc)
 {
     if (uc->ssl != NULL && !uc->tls_done) { /* the handshake first */
         char why[160];
@@ -509,11 +515,11 @@ void worker_upconn_write(wk_upconn *uc)
         int rc = worker_uptls_handshake(uc, &events, why, sizeof(why));
         if (rc < 0) {
             worker_proxy_failed(uc->px, 502, QD_UP_RESULT_BROKEN, why);
-            return;
+            return -1;
         }
         if (rc == 0) {
             watch(uc, events);
-            return;
+            return 0;
         }
         uc->tls_done = true;
     }
@@ -527,20 +533,26 @@ void worker_upconn_write(wk_upconn *uc)
             char why[96];
             snprintf(why, sizeof(why), "sending the request: %s", strerror(errno));
             worker_proxy_failed(uc->px, 502, QD_UP_RESULT_BROKEN, why);
-            return;
+            return -1;
         }
         uc->out_off += (size_t)n;
         uc->sent += (uint64_t)n;
         uc->last_io_ns = worker_now();
         worker_proxy_wrote(uc->px, (size_t)n);
         if (uc->px == NULL)
-            return;
+            return 0;
     }
     if (uc->out_off == uc->out.len) {
         qd_buf_reset(&uc->out);
         uc->out_off = 0;
     }
     watch(uc, (uc->paused ? 0 : UV_READABLE) | (uc->out_off < uc->out.len ? UV_WRITABLE : 0));
+    return 0;
+}
+
+void worker_upconn_write(wk_upconn *uc)
+{
+    write_out(uc);
 }
 
 static void on_io(uv_poll_t *h, int status, int events)
@@ -554,7 +566,8 @@ static void on_io(uv_poll_t *h, int status, int events)
     if (status < 0)
         events = UV_READABLE | UV_WRITABLE; /* let read or write find the error */
     if ((events & UV_WRITABLE) || (uc->ssl != NULL && !uc->tls_done)) {
-        worker_upconn_write(uc); /* or the TLS handshake's next step */
+        if (write_out(uc) < 0) /* or the TLS handshake's next step */
+            return;            /* |uc| is gone */
         if (uc->px == NULL || (uc->ssl != NULL && !uc->tls_done))
             return;
     }

@@ -32,7 +32,7 @@ nginx_start "$T/nginx" '$server_port $request_uri $connection $ssl_server_name' 
 	}"
 head -c 200000 /dev/urandom > "$T/nginx/www/t.bin"
 chmod -R o+rX "$T/nginx/www"
-nginx_up() { curl -sk -o /dev/null "https://127.0.0.1:$PT/t.bin"; }
+nginx_up() { curl -sk -o /dev/null "https://127.0.0.1:$PT/probe"; } # (a 404: not counted below)
 wait_until 10 nginx_up || die "nginx did not start: $(cat "$T/nginx/nginx.out" "$T/nginx/logs/error.log")"
 : > "$T/nginx/logs/access.log"
 

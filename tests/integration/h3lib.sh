@@ -278,3 +278,25 @@ d = sorted((b - a) * 1000 for a, b in zip(t, t[1:]))
 print("%.2f %.2f %.3f %d" % (d[min(len(d) - 1, int(len(d) * 0.99))], d[-1], sum(d) / len(d), len(d)) if d else "none")
 ' "$1"
 }
+
+# fields_request PROTO ARGS... - one request with the header fields of ARGS
+# (NAME:VALUE, --path P, --authority A, --no-authority), raw: over HTTP/3
+# with tests/tools/h3raw ("fields"), over HTTP/2 with tcpclient.py ("h2
+# fields"); prints the client's lines (status=, rst=, reset stream=, ...)
+fields_request() {
+    local proto=$1 a=()
+    shift
+    if [ "$proto" = h3 ]; then
+        "$QD_BUILDDIR/tests/tools/h3raw" --port "$PORT" --timeout 20 --wait 0.5 fields "$@" 2>&1
+        return
+    fi
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --path|--authority) a+=("$1" "$2"); shift 2 ;;
+        --*) a+=("$1"); shift ;;
+        *) a+=(--field "$1"); shift ;;
+        esac
+    done
+    "$H3_PYTHON" "$QD_SRCDIR/tests/integration/tcpclient.py" --port "$PORT" --cacert "$T/cert.pem" \
+        --timeout 20 h2 fields --wait 0.5 "${a[@]}" 2>&1
+}

@@ -26,7 +26,6 @@ h3_conf 1 "proxy_table = $T/proxy"
 h3_start || finish
 
 tc() { "$H3_PYTHON" "$TCPCLIENT" --port "$PORT" --cacert "$T/cert.pem" "$@"; }
-raw() { "$H3RAW" --port "$PORT" --timeout 20 --wait 0.5 "$@"; }
 
 # h1_bad NAME STATUS DATA - refused with STATUS and the connection closed
 h1_bad() {
@@ -62,19 +61,7 @@ for b in "3x\\r\\nabc" "fffffffffffffffffff\\r\\nabc" "-3\\r\\nabc"; do
 done
 
 # HTTP/2 and HTTP/3: invalid values and connection-specific fields
-ask() {
-    local proto=$1 a=()
-    shift
-    [ "$proto" = h3 ] && { raw fields "$@" 2>&1; return; }
-    while [ $# -gt 0 ]; do
-        case $1 in
-        --path|--authority) a+=("$1" "$2"); shift 2 ;;
-        --*) a+=("$1"); shift ;;
-        *) a+=(--field "$1"); shift ;;
-        esac
-    done
-    tc --timeout 20 h2 fields --wait 0.5 "${a[@]}" 2>&1
-}
+ask() { fields_request "$@"; }
 refused() {
     local what=$1 proto=$2 out
     shift 2

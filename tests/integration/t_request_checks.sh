@@ -19,23 +19,8 @@ h3_setup 1
 h3_conf 1 "access_log = $T/access.log"
 h3_start || finish
 
-tc() { "$H3_PYTHON" "$TCPCLIENT" --port "$PORT" --cacert "$T/cert.pem" "$@"; }
-raw() { "$H3RAW" --port "$PORT" --timeout 20 --wait 0.5 "$@"; }
-# ask PROTO ARGS... - one request: h3raw fields ARGS, or tcpclient's h2 fields
-# with each NAME:VALUE as --field
-ask() {
-    local proto=$1 a=()
-    shift
-    [ "$proto" = h3 ] && { raw fields "$@" 2>&1; return; }
-    while [ $# -gt 0 ]; do
-        case $1 in
-        --path|--authority) a+=("$1" "$2"); shift 2 ;;
-        --*) a+=("$1"); shift ;;
-        *) a+=(--field "$1"); shift ;;
-        esac
-    done
-    tc --timeout 20 h2 fields --wait 0.5 "${a[@]}" 2>&1
-}
+# ask PROTO ARGS... - one request with those fields (fields_request, h3lib.sh)
+ask() { fields_request "$@"; }
 # refused WHAT PROTO ARGS... - the request is refused: 400 or a stream reset, not served
 refused() {
     local what=$1 proto=$2 out

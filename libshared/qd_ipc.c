@@ -65,6 +65,8 @@ static const struct {
     {QD_MSG_CTL_CONNS, "ctl-conns", 0, 0},
     {QD_MSG_CTL_UPGRADE, "ctl-upgrade", 0, 0},
     {QD_MSG_CTL_UPSTREAMS, "ctl-upstreams", 0, 0},
+    {QD_MSG_CTL_METRICS, "ctl-metrics", 0, 0},
+    {QD_MSG_METRICS_REQ, "metrics-req", 1, 1},
     {QD_MSG_UP_CONNECT, "up-connect", 0, 0},
     {QD_MSG_UP_CONNECTED, "up-connected", 0, 1},
     {QD_MSG_UP_STATE, "up-state", 0, 0},
@@ -77,6 +79,7 @@ static const struct {
     {QD_MSG_REC_SAMPLE, "rec-sample", 0, 0},
     {QD_MSG_REC_BATCH, "rec-batch", 0, 0},
     {QD_MSG_REC_LOSS, "rec-loss", 0, 0},
+    {QD_MSG_METRICS, "metrics", 0, 0},
 };
 
 static const uint8_t tag_kind[] = {
@@ -121,6 +124,8 @@ static const uint8_t tag_kind[] = {
     [QD_F_UDP_RXQ_DROPS] = KIND_U64,
     [QD_F_UDP_RCVBUF] = KIND_U32,
     [QD_F_UDP_SNDBUF] = KIND_U32,
+    [QD_F_SCHEMA] = KIND_U32,
+    [QD_F_METRICS] = KIND_BYTES,
 };
 
 /* find_type - index into type_table, or -1 */

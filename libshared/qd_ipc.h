@@ -53,6 +53,10 @@ enum {
        F_PEER, F_TIME_MS (start), F_STREAMS (open), F_BYTES_IN, F_BYTES_OUT,
        F_SRTT_US, F_MIGRATIONS, F_FLAGS (QD_REC_F_*), F_PROTO */
     QD_MSG_CONNS = 14,
+    /* master -> stats, with 1 fd (a quicctl connection): write the metrics there as
+       CTL_REPLY messages with the id of this one, each but the last with F_FLAGS
+       QD_CTL_F_MORE */
+    QD_MSG_METRICS_REQ = 15,
     /* listener -> worker */
     QD_MSG_SOCKETS = 20, /* F_ADDR per UDP socket + its fd, each followed (tcp = yes) by
                             F_TCP_ADDR + the TCP listen socket of the same address;
@@ -89,6 +93,8 @@ enum {
     QD_MSG_CTL_REPLY = 43,  /* F_STATUS, F_TEXT */
     QD_MSG_CTL_CONNS = 44,  /* request: live connections (reply F_TEXT, one per line) */
     QD_MSG_CTL_UPGRADE = 45, /* request: re-execute the binaries (master_upgrade.c) */
+    QD_MSG_CTL_METRICS = 48, /* request: the metrics in the Prometheus text format (the
+                                replies come from stats, see QD_MSG_METRICS_REQ) */
     QD_MSG_CTL_UPSTREAMS = 47, /* request: the upstream servers' state (reply F_TEXT, a line
                                   each, from the upstream daemon's last status report) */
     /* old master -> new master (quicd -U): HANDOFF, LAYOUT, SOCKETS..., READY;
@@ -136,6 +142,11 @@ enum {
     QD_MSG_REC_LOSS = 65,    /* F_TIME_MS, F_ROLE, F_INSTANCE, F_DROPS: records that process
                                 lost since its last REC_LOSS (a full channel; for stats, a
                                 database that could not be written) */
+    QD_MSG_METRICS = 66,     /* every stats_interval and at exit, from each worker and the
+                                master: F_ROLE, F_INSTANCE, F_PID, F_TIME_MS (the process's
+                                start, wall clock), F_SCHEMA (qd_metrics_schema), F_METRICS
+                                (its qd_metrics, encoded): running totals since it started;
+                                F_FLAGS (QD_METRICS_F_EXIT) */
 };
 
 /* Field tags. Keep in step with the tag table in qd_ipc.c. */
@@ -236,8 +247,14 @@ enum {
     QD_F_UDP_RXQ_DROPS = 89,   /* u64: datagrams a worker's sockets dropped, receive queue full */
     QD_F_UDP_RCVBUF = 90,      /* u32: the smallest receive buffer of a worker's UDP sockets */
     QD_F_UDP_SNDBUF = 91,      /* u32: ... and send buffer, as the kernel granted them */
+    QD_F_SCHEMA = 92,          /* u32: the sender's qd_metrics_schema() */
+    QD_F_METRICS = 93,         /* bytes: a qd_metrics, qd_metrics_encode'd */
 };
 
+/* QD_MSG_CTL_REPLY F_FLAGS: more replies to the same request follow */
+#define QD_CTL_F_MORE 0x1
+/* QD_MSG_METRICS F_FLAGS: the sender exits (its gauges are gone) */
+#define QD_METRICS_F_EXIT 0x1
 /* QD_MSG_FWD_PACKET F_FLAGS beyond the ECN bits: a new connection's packet that a
  * draining worker got; the listener passes it to the newest generation */
 #define QD_FWD_F_NEW 0x100

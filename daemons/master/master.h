@@ -12,6 +12,7 @@
 #include "qd_chan.h"
 #include "qd_conf.h"
 #include "qd_ipc.h"
+#include "qd_metrics.h"
 #include "qd_proc.h"
 
 #define MASTER_MAX_CHILDREN 300
@@ -208,6 +209,8 @@ struct master {
     int reload_waiting;      /* CONFIG_DONE still expected */
     qd_buf reload_errors;
     uint64_t stats_drops;          /* records the full stats channel refused */
+    qd_metrics metrics;  /* its counters for /metrics: restarts, reloads */
+    uint64_t metrics_since_ms; /* wall clock, for stats to tell this master from the next */
     /* The last process events, sent again to a restarted stats daemon
      * (master_record_event): stats may have read them and died before
      * committing; it ignores the copies of those it had written. */

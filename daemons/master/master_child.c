@@ -191,6 +191,24 @@ void master_record_event(master *m, qd_proc_event ev, const master_child *c)
         resend_recent(m);
 }
 
+/* send_metrics - the master's running totals to stats (a lost one costs nothing) */
+static void send_metrics(master *m)
+{
+    static uint8_t buf[QD_METRICS_NSLOTS * 10];
+    size_t len = qd_metrics_encode(&m->metrics, buf, sizeof(buf));
+
+    if (m->metrics_since_ms == 0)
+        m->metrics_since_ms = qd_time_real_ms();
+    qd_ipc_msg_init(&out_msg, QD_MSG_METRICS, 0);
+    qd_ipc_put_u32(&out_msg, QD_F_ROLE, QD_ROLE_MASTER);
+    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, 0);
+    qd_ipc_put_u32(&out_msg, QD_F_PID, (uint32_t)getpid());
+    qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, m->metrics_since_ms);
+    qd_ipc_put_u32(&out_msg, QD_F_SCHEMA, qd_metrics_schema());
+    qd_ipc_put_bytes(&out_msg, QD_F_METRICS, buf, len);
+    qd_ipc_send(m->stats_fds[0], &out_msg); /* a full channel: the next tick carries them */
+}
+
 /*
  * on_loss_timer - every stats_interval, the records the full channel
  * refused since the last report reach the database as one REC_LOSS (itself
@@ -213,6 +231,7 @@ static void on_loss_timer(uv_timer_t *t)
                       (unsigned long long)lost);
         }
     }
+    send_metrics(m);
     uv_timer_start(t, on_loss_timer, (uint64_t)m->conf.stats_interval_ms, 0);
 }
 
@@ -583,6 +602,7 @@ static void on_restart_timer(uv_timer_t *t)
     if (c->m->stopping || c->running)
         return;
     c->restarts++;
+    c->m->metrics.v[QD_M1(RESTARTS, c->role < QD_ROLE_COUNT ? (unsigned)c->role : QD_MDN_ROLE - 1)]++;
     spawn(c);
     if (c->running)
         master_record_event(c->m, QD_EV_RESTART, c);

@@ -425,6 +425,16 @@ static void handle_request(master_client *cl, qd_ipc_msg *req)
             reply(cl, req->id, 0, u->report);
         break;
     }
+    case QD_MSG_CTL_METRICS: {
+        /* stats answers on the client's socket itself (the text may take several messages) */
+        static qd_ipc_msg out;
+        master_child *st = master_child_find(m, QD_ROLE_STATS);
+        qd_ipc_msg_init(&out, QD_MSG_METRICS_REQ, req->id);
+        qd_ipc_put_fd(&out, cl->fd);
+        if (st == NULL || !st->running || st->ctl == NULL || master_child_send(st, &out) < 0)
+            reply(cl, req->id, 1, "the stats daemon is not running; try again in a moment");
+        break;
+    }
     case QD_MSG_CTL_UPGRADE: {
         uint32_t wid = 0;
         qd_buf why;

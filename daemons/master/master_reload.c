@@ -127,12 +127,14 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
     qd_buf_init(&errs);
     qd_buf_init(&names);
     if (master_load_config(m, &next, &errs) != 0) {
+        m->metrics.v[QD_M1(RELOADS, QD_MV_RELOAD_FAILED)]++;
         qd_err("reload failed; keeping the current configuration:\n%s", qd_buf_str(&errs));
         qd_buf_printf(msg, "reload failed; keeping the current configuration:\n%s",
                       qd_buf_str(&errs));
         goto out;
     }
     if (strcmp(next.runtime_directory, m->conf.runtime_directory) != 0) {
+        m->metrics.v[QD_M1(RELOADS, QD_MV_RELOAD_FAILED)]++;
         qd_buf_printf(msg, "reload failed: runtime_directory cannot change while quicd runs; "
                            "stop and start it instead\n");
         qd_err("%s", qd_buf_str(msg));
@@ -145,6 +147,7 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
     master_stats_buffer(m);
     memset(&next, 0, sizeof(next));
     m->reloads++;
+    m->metrics.v[QD_M1(RELOADS, QD_MV_RELOAD_OK)]++;
     if (!m->cli_level_set)
         qd_log_set_level((qd_log_level)qd_conf_log_level(&m->conf));
     master_record_event(m, QD_EV_RELOAD, NULL);

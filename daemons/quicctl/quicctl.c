@@ -60,6 +60,7 @@ static void usage(void)
             "  upgrade          re-execute the installed quicd and daemons without closing a socket\n"
             "  status [--json]  list the processes\n"
             "  conns [--json]   list the live QUIC connections of every worker\n"
+            "  metrics          the metrics in the Prometheus text format (as /metrics)\n"
             "  upstreams [--json]\n"
             "                   the proxy's upstream servers and their health\n"
             "  report [--since DURATION | --from T [--to T]] [--json | --csv]\n"
@@ -443,6 +444,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "report") == 0)
         return quicctl_report(q, rest, rargv);
+    if (strcmp(cmd, "metrics") == 0) {
+        if (rest != 0)
+            usage();
+        return quicctl_metrics(q);
+    }
     if (rest != 0)
         usage();
     if (strcmp(cmd, "start") == 0)

@@ -31,6 +31,9 @@ int quicctl_conns(quicctl *q, bool json);
 /* quicctl_upstreams.c: the upstream servers' state (a table, or JSON) */
 int quicctl_upstreams(quicctl *q, bool json);
 
+/* quicctl_metrics.c: the metrics in the Prometheus text format */
+int quicctl_metrics(quicctl *q);
+
 /* quicctl_report.c */
 /* quicctl_report prints the stats summary; |argv| are the options after "report". */
 int quicctl_report(quicctl *q, int argc, char **argv);

@@ -22,11 +22,13 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 /* libshared */
 #include "qd_err.h"
 #include "qd_log.h"
+#include "qd_time.h"
 
 /* local */
 #include "stats.h"
@@ -50,6 +52,11 @@ static void on_record(uv_poll_t *p, int status, int events)
         }
         if (in_msg.type == QD_MSG_REC_BATCH) {
             stats_db_batch(s, &in_msg);
+        } else if (in_msg.type == QD_MSG_METRICS) {
+            if (stats_metrics_receive(s, &in_msg) < 0)
+                qd_child_bad_message(&s->child, "stats channel (metrics)", QD_ERR_INVAL);
+            else /* what /metrics shows is in the database (stats_metrics.c) */
+                stats_db_commit(s);
         } else if (stats_db_record(s, &in_msg) == -1) {
             s->bad_records++;
             qd_child_bad_message(&s->child, "stats channel", QD_ERR_INVAL);
@@ -116,6 +123,7 @@ static void try_open(uv_timer_t *t)
         qd_notice("stats database %s open (%llu records were dropped)", path,
                   (unsigned long long)s->lost_records);
     s->open_logged = false;
+    stats_metrics_load(s);
     stats_db_own_losses(s);
     on_prune(&s->prune_timer);
 }
@@ -124,6 +132,7 @@ static void started(qd_child *c)
 {
     stats *s = &the_stats;
 
+    s->started_ms = qd_time_real_ms();
     uv_timer_init(c->loop, &s->batch_timer);
     uv_timer_init(c->loop, &s->reopen_timer);
     uv_timer_init(c->loop, &s->prune_timer);
@@ -145,8 +154,65 @@ static void stop(qd_child *c, uint32_t deadline_ms)
     qd_child_exit(c, 0);
 }
 
+/*
+ * send_part - one CTL_REPLY of a metrics answer on a quicctl connection
+ * (non-blocking, shared with the master): waits up to a second for room
+ */
+static int send_part(int fd, uint32_t id, const char *text, size_t len, bool more)
+{
+    static qd_ipc_msg out;
+    int rv;
+
+    qd_ipc_msg_init(&out, QD_MSG_CTL_REPLY, id);
+    qd_ipc_put_u32(&out, QD_F_STATUS, 0);
+    if (more)
+        qd_ipc_put_u32(&out, QD_F_FLAGS, QD_CTL_F_MORE);
+    qd_ipc_put_bytes(&out, QD_F_TEXT, text, len);
+    for (int tries = 0; (rv = qd_ipc_send(fd, &out)) == QD_ERR_AGAIN && tries < 10; tries++) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        poll(&p, 1, 100);
+    }
+    return rv;
+}
+
+/* message - METRICS_REQ: the metrics, on the quicctl connection the master passed */
+static void message(qd_child *c, qd_ipc_msg *m)
+{
+    stats *s = &the_stats;
+    qd_buf text;
+    int fd;
+
+    if (m->type != QD_MSG_METRICS_REQ || (fd = qd_ipc_msg_take_fd(m, 0)) < 0) {
+        qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
+        return;
+    }
+    qd_buf_init(&text);
+    stats_metrics_text(s, &text);
+    /* in parts of whole lines that fit a message (a text field is at most 64 KiB) */
+    size_t pos = 0;
+    while (pos < text.len) {
+        size_t n = text.len - pos;
+        if (n > STATS_CTL_PART) {
+            n = STATS_CTL_PART;
+            while (n > 0 && text.data[pos + n - 1] != '\n')
+                n--;
+            if (n == 0)
+                n = STATS_CTL_PART;
+        }
+        if (send_part(fd, m->id, text.data + pos, n, pos + n < text.len) < 0) {
+            static qd_log_limit lim;
+            qd_log_limited(&lim, QD_LOG_WARN, "quicctl metrics: the client does not read");
+            break;
+        }
+        pos += n;
+    }
+    qd_buf_release(&text);
+    close(fd);
+}
+
 static const qd_child_ops ops = {
     .jail = jail,
+    .message = message,
     .started = started,
     .stop = stop,
 };

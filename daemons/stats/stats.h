@@ -10,12 +10,14 @@
 
 #include "qd_buf.h"
 #include "qd_child.h"
+#include "qd_metrics.h"
 
-#define STATS_SCHEMA_VERSION 6
+#define STATS_SCHEMA_VERSION 7
 #define STATS_BATCH_MAX 1000       /* records per transaction at most */
 #define STATS_PENDING_MAX (64u << 20) /* bytes of records waiting for a busy database */
 #define STATS_BUSY_MS 2000         /* wait this long for the other writer's batch */
 #define STATS_CLOSE_BUSY_MS 10000  /* and this long for the last batch at stop */
+#define STATS_CTL_PART 60000     /* bytes of text per quicctl metrics reply at most */
 #define STATS_PROTO_MAX 32         /* a protocol column value is shorter than this */
 #define STATS_BATCH_MS 1000        /* a batch is committed at least this often */
 #define STATS_REOPEN_MS 10000      /* retry an unavailable database this often */
@@ -36,6 +38,14 @@ typedef struct stats {
     uint64_t records, batches;
     uint64_t write_errors, lost_records, bad_records;
     uint64_t lost_reported; /* of lost_records, already a row of losses */
+    /* metrics (stats_metrics.c) */
+    qd_metrics totals;    /* every counter's running total (gauges: see stats_metrics.c) */
+    qd_metrics persisted; /* of totals, what the database has */
+    struct stats_source *sources;
+    bool metrics_loaded;  /* the database's totals were read (once per process) */
+    uint64_t started_ms;
+    uint64_t bad_metrics;
+    sqlite3_stmt *add_total, *put_source, *del_source;
 } stats;
 
 /* stats_db.c */
@@ -86,5 +96,36 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms);
  * build a database of an older version.
  */
 const char *stats_db_schema_step(int version);
+
+/* stats_metrics.c */
+
+/*
+ * stats_metrics_receive folds a QD_MSG_METRICS (a process's running
+ * totals) into s->totals. Returns 0, or -1 when it is malformed or of
+ * another table (the caller logs and drops it).
+ */
+int stats_metrics_receive(stats *s, const qd_ipc_msg *m);
+/*
+ * stats_metrics_load adds the database's totals and reporting processes
+ * to memory, once per process (after the first successful open).
+ */
+void stats_metrics_load(stats *s);
+/* stats_metrics_dirty: there are totals or sources the database does not have */
+bool stats_metrics_dirty(stats *s);
+/*
+ * stats_metrics_write writes them inside the caller's transaction;
+ * stats_metrics_committed notes that it committed. 0, or -1 on an error.
+ */
+int stats_metrics_write(stats *s);
+void stats_metrics_committed(stats *s);
+/* stats_metrics_close finalizes its statements (the database closes). */
+void stats_metrics_close(stats *s);
+/* stats_metrics_forget frees what it knows of the reporting processes (for tests). */
+void stats_metrics_forget(stats *s);
+/*
+ * stats_metrics_text appends the metrics in the Prometheus text format
+ * (for /metrics and quicctl metrics).
+ */
+void stats_metrics_text(stats *s, qd_buf *out);
 
 #endif /* QD_STATS_H */

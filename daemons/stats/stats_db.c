@@ -11,7 +11,7 @@
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
  *	block it) with synchronous=NORMAL; the schema carries its version in
  *	PRAGMA user_version and is created or migrated at open, each step in
- *	its own transaction (v0 -> v1 -> ... -> v6). All writes use prepared
+ *	its own transaction (v0 -> v1 -> ... -> v7). All writes use prepared
  *	statements.
  *
  *	Records are checked on arrival and kept in memory; the batch is
@@ -24,12 +24,13 @@
  *	try (up to STATS_PENDING_MAX bytes). A kill -9 loses at most the
  *	pending batch; WAL keeps the file consistent.
  *
- *	Schema version 6 (documented in quicd.conf(5), STATS DATABASE):
+ *	Schema version 7 (documented in quicd.conf(5), STATS DATABASE):
  *	  process_events (v1), connections, requests, samples (v2), losses (v3),
  *	  requests without its conn_id index (v4), connections.protocol and
  *	  requests.protocol (v5: "h3", "h2" or "http/1.1", from F_PROTO),
  *	  requests.upstream, upstream_status, upstream_ms (v6: a proxied
- *	  request's F_SERVER, F_UP_STATUS, F_UP_TIME_US; NULL otherwise)
+ *	  request's F_SERVER, F_UP_STATUS, F_UP_TIME_US; NULL otherwise),
+ *	  metric_totals and metric_sources (v7: stats_metrics.c)
  *
  *	Records that never reached the database are counted where they were
  *	lost and the counts written as rows of losses: the master's (a full
@@ -158,8 +159,22 @@ static const char schema_v6[] = "ALTER TABLE requests ADD COLUMN upstream TEXT;"
                                 "ALTER TABLE requests ADD COLUMN upstream_status INTEGER;"
                                 "ALTER TABLE requests ADD COLUMN upstream_ms REAL;";
 
-static const char *const migrations[STATS_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
-                                                             schema_v4, schema_v5, schema_v6};
+/*
+ * v7: the metrics (stats_metrics.c): each series' running total since the
+ * database was made, added to by each stats daemon that writes the file,
+ * and each reporting process's last totals, so that a stats daemon that
+ * starts again adds only what is new.
+ */
+static const char schema_v7[] =
+    "CREATE TABLE IF NOT EXISTS metric_totals (series TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS metric_sources (role INTEGER NOT NULL, instance INTEGER NOT NULL,"
+    "  pid INTEGER NOT NULL, started_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL,"
+    "  schema INTEGER NOT NULL, slots BLOB NOT NULL,"
+    "  PRIMARY KEY (role, instance, pid, started_ms)) WITHOUT ROWID;";
+
+static const char *const migrations[STATS_SCHEMA_VERSION] = {
+    schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7};
 
 const char *stats_db_schema_step(int version)
 {
@@ -317,6 +332,7 @@ void stats_db_close(stats *s)
     sqlite3_finalize(s->ins_req);
     sqlite3_finalize(s->ins_sample);
     sqlite3_finalize(s->ins_loss);
+    stats_metrics_close(s);
     s->ins_event = s->ins_conn = s->ins_req = s->ins_sample = s->ins_loss = NULL;
     if (s->db)
         sqlite3_close(s->db);
@@ -679,7 +695,7 @@ int stats_db_commit(stats *s)
 {
     uint32_t n = s->pending_count;
 
-    if (s->db == NULL || n == 0)
+    if (s->db == NULL || (n == 0 && !stats_metrics_dirty(s)))
         return 0;
     /*
      * IMMEDIATE: take the write lock now, waiting (busy_timeout) for the
@@ -696,6 +712,8 @@ int stats_db_commit(stats *s)
         return -1;
     }
     rv = rv == SQLITE_OK ? batch_write(s) : -2;
+    if (rv == 0 && stats_metrics_write(s) < 0)
+        rv = -1;
     qd_buf_reset(&s->pending);
     s->pending_count = 0;
     if (rv == -2) {
@@ -709,6 +727,7 @@ int stats_db_commit(stats *s)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
+    stats_metrics_committed(s);
     s->records += n;
     s->batches++;
     if (s->busy_logged)

@@ -35,6 +35,7 @@
 /* libshared */
 #include "qd_err.h"
 #include "qd_log.h"
+#include "qd_time.h"
 #include "qd_uv.h"
 
 /* local */
@@ -231,8 +232,10 @@ static void on_stop_tick(uv_timer_t *t)
     if (force)
         worker_conn_free_all(w); /* their closing periods would outlast the deadline */
     worker_rec_flush(w); /* the records of the connections just closed */
-    if (w->conns == NULL && w->tconns == NULL && !accepting)
+    if (w->conns == NULL && w->tconns == NULL && !accepting) {
+        worker_metrics_send(w, true); /* the last totals: nothing this worker counted is lost */
         qd_child_exit(&w->child, 0);
+    }
 }
 
 static void stop(qd_child *c, uint32_t deadline_ms)
@@ -290,14 +293,8 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u64(m, QD_F_CLOSED_FLOODS, w->guard_closed[WK_GUARD_FLOOD]);
     qd_ipc_put_u64(m, QD_F_CLOSED_PROTOCOL, w->guard_closed[WK_GUARD_PROTOCOL]);
     int rcv = 0, snd = 0;
-    uint64_t drops = w->rxq_drops;
-    for (size_t i = 0; i < w->nep; i++) /* the smallest of its sockets' buffers */
-        if (w->eps[i].fd >= 0) {
-            rcv = rcv == 0 || w->eps[i].rcvbuf < rcv ? w->eps[i].rcvbuf : rcv;
-            snd = snd == 0 || w->eps[i].sndbuf < snd ? w->eps[i].sndbuf : snd;
-            drops += worker_io_drops(w->eps[i].fd) - w->eps[i].drops_base;
-        }
-    qd_ipc_put_u64(m, QD_F_UDP_RXQ_DROPS, drops);
+    worker_io_buffers(w, &rcv, &snd);
+    qd_ipc_put_u64(m, QD_F_UDP_RXQ_DROPS, worker_io_rxq_drops(w));
     qd_ipc_put_u32(m, QD_F_UDP_RCVBUF, (uint32_t)(rcv > 0 ? rcv : 0));
     qd_ipc_put_u32(m, QD_F_UDP_SNDBUF, (uint32_t)(snd > 0 ? snd : 0));
     qd_ipc_put_u64(m, QD_F_PROXIED, w->proxied);
@@ -355,6 +352,7 @@ static void started(qd_child *c)
 {
     worker *w = &the_worker;
 
+    w->started_ms = qd_time_real_ms();
     worker_rec_start(w);
     uv_check_init(c->loop, &w->flush_check);
     w->flush_check.data = w;

@@ -23,6 +23,7 @@
 #include "qd_child.h"
 #include "qd_cid.h"
 #include "qd_ipc.h"
+#include "qd_metrics.h"
 
 #define WORKER_MAX_SOCKETS 64
 #define WORKER_H2_GAPS 16 /* ranges of skipped HTTP/2 stream ids remembered */
@@ -382,6 +383,8 @@ struct worker {
     uint64_t rx_bytes, tx_bytes, tx_batches;
     /* records (worker_rec.c) */
     uint64_t rec_sent, rec_drops;
+    qd_metrics m;       /* the counters /metrics shows (worker_metrics.c) */
+    uint64_t started_ms; /* wall clock, for stats to tell this process from its successor */
     uint64_t sample_ns;
     uv_timer_t sample_timer;
     uv_check_t flush_check; /* writes dirty connections once per loop iteration */
@@ -432,6 +435,10 @@ int worker_io_send(wk_ep *ep, const ngtcp2_addr *local, const ngtcp2_addr *remot
                    const uint8_t *data, size_t len, size_t gso);
 void worker_io_want_write(wk_ep *ep);
 uint32_t worker_io_drops(int fd);
+/* worker_io_rxq_drops - receive-queue drops of all the sockets it had, since it took them */
+uint64_t worker_io_rxq_drops(const worker *w);
+/* worker_io_buffers - the smallest receive and send buffers of its UDP sockets (0: none) */
+void worker_io_buffers(const worker *w, int *rcv, int *snd);
 
 /* worker_loop.c: the clock, randomness and the write scheduler */
 uint64_t worker_now(void);
@@ -469,6 +476,20 @@ void worker_rec_request(wk_stream *s);
 void worker_rec_start(worker *w);
 void worker_rec_conns(worker *w, int fd);
 void worker_rec_flush(worker *w);
+/* worker_rec_close_info - who closed |c|, why (QD_REC_*), the code and whether it is HTTP/3's */
+void worker_rec_close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_t *code,
+                           bool *app);
+/* worker_rec_bytes_out - response body bytes the client had of |s| */
+uint64_t worker_rec_bytes_out(const wk_stream *s);
+
+/* worker_metrics.c: counters and histograms for /metrics (the slots of w->m) */
+void worker_metrics_handshake(wk_conn *c);
+void worker_metrics_conn(wk_conn *c);
+void worker_metrics_request(wk_stream *s);
+void worker_metrics_reset(wk_conn *c, unsigned side); /* QD_MV_LOCAL or QD_MV_REMOTE */
+void worker_metrics_send(worker *w, bool exiting);
+/* worker_count - one more in the slot |slot| of the worker's metrics */
+#define worker_count(w, slot) ((w)->m.v[(slot)]++)
 
 /* worker_cache.c */
 wk_file *worker_cache_find(worker *w, const char *key, size_t keylen);
@@ -571,6 +592,13 @@ void worker_proxy_sweep_start(worker *w);
 bool worker_guard_reset(wk_conn *c);
 bool worker_guard_section(wk_stream *s, size_t bytes, bool trailer);
 void worker_guard_refuse(wk_conn *c, enum wk_guard_cause why, const char *what);
+
+extern const wk_proto worker_h2_proto;
+/* worker_conn_proto_index - the connection's PROTO value in the metrics (qd_metrics.def) */
+static inline unsigned worker_conn_proto_index(const wk_conn *c)
+{
+    return c->tcp == NULL ? QD_MV_PROTO_H3 : c->proto == &worker_h2_proto ? QD_MV_PROTO_H2 : QD_MV_PROTO_H1;
+}
 
 /* worker_conn_proto - the connection's QD_PROTO_* name */
 static inline const char *worker_conn_proto(const wk_conn *c)

@@ -43,6 +43,13 @@
 
 #define RESET_BURST 100
 
+/* drop - a datagram goes no further: counted, and by |reason| (QD_MV_DROP_*) */
+static void drop(worker *w, unsigned reason)
+{
+    w->dropped++;
+    worker_count(w, QD_M1(QUIC_DROPPED, reason));
+}
+
 /* --- stateless replies ----------------------------------------------------- */
 
 static void send_raw(wk_ep *ep, const wk_addr *local, const wk_addr *remote, const uint8_t *data,
@@ -64,8 +71,10 @@ static void send_version_negotiation(worker *w, wk_ep *ep, const wk_addr *local,
     ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
         buf, sizeof(buf), (uint8_t)(worker_prng() & 0x7f), vc->scid, vc->scidlen, vc->dcid, vc->dcidlen,
         sv, 3);
-    if (n > 0)
+    if (n > 0) {
         send_raw(ep, local, remote, buf, (size_t)n);
+        worker_count(w, QD_M_QUIC_VN_SENT);
+    }
 }
 
 static void send_retry(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
@@ -121,8 +130,10 @@ static void send_stateless_reset(worker *w, wk_ep *ep, const wk_addr *local,
         w->reset_tokens = RESET_BURST;
         w->reset_refill_ns = now;
     }
-    if (w->reset_tokens == 0)
+    if (w->reset_tokens == 0) {
+        worker_count(w, QD_M_QUIC_RESETS_SUPPRESSED);
         return;
+    }
     w->reset_tokens--;
     ngtcp2_cid_init(&cid, dcid, dcidlen);
     if (ngtcp2_crypto_generate_stateless_reset_token(token, w->static_secret,
@@ -273,7 +284,8 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
     ngtcp2_token_type token_type = NGTCP2_TOKEN_TYPE_UNKNOWN;
 
     if (w->stopping || w->connections >= (uint64_t)w->child.conf.max_connections) {
-        w->dropped++; /* the client retries, another worker or later */
+        /* the client retries, another worker or later */
+        drop(w, w->stopping ? QD_MV_DROP_BUSY : QD_MV_DROP_REFUSED);
         return;
     }
     w->rate_count++;
@@ -281,6 +293,11 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
     wk_token tok = worker_pkt_token(&hd, w->static_secret, sizeof(w->static_secret),
                                     (const ngtcp2_sockaddr *)&remote->ss, remote->len, worker_wall_ns(),
                                     &odcid);
+    if (hd.tokenlen > 0)
+        worker_count(w, QD_M1(QUIC_TOKENS, tok == WK_TOKEN_RETRY || tok == WK_TOKEN_REGULAR
+                                               ? QD_MV_TOKEN_VALID
+                                           : tok == WK_TOKEN_INVALID ? QD_MV_TOKEN_INVALID
+                                                                     : QD_MV_TOKEN_UNUSABLE));
     if (hd.tokenlen == 0) {
         if (demand) {
             demand_retry(w, ep, local, remote, &hd, len * 3);
@@ -291,6 +308,7 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
         token_type = NGTCP2_TOKEN_TYPE_RETRY;
     } else if (tok == WK_TOKEN_INVALID) {
         send_invalid_token_close(w, ep, local, remote, &hd);
+        worker_count(w, QD_M1(QUIC_DROPPED, QD_MV_DROP_BAD_TOKEN));
         return;
     } else if (tok == WK_TOKEN_REGULAR) {
         token_type = NGTCP2_TOKEN_TYPE_NEW_TOKEN;
@@ -329,7 +347,7 @@ static void forward(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *r
     static qd_ipc_msg m;
 
     if (w->listener == NULL || len > QD_IPC_MAX_CHUNK) {
-        w->dropped++;
+        drop(w, QD_MV_DROP_NO_OWNER);
         return;
     }
     qd_ipc_msg_init(&m, QD_MSG_FWD_PACKET, 0);
@@ -343,7 +361,7 @@ static void forward(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *r
     if (qd_chan_send(w->listener, &m) == 0)
         w->forwarded_wrong_worker++;
     else
-        w->dropped++;
+        drop(w, QD_MV_DROP_BUSY);
 }
 
 /* forwarded_ep - the endpoint a relayed packet arrived for: by address
@@ -396,7 +414,7 @@ void worker_accept_forwarded(worker *w, qd_ipc_msg *m)
     ngtcp2_version_cid vc;
     if (bl < 21 || ngtcp2_pkt_decode_version_cid(&vc, body, bl, QD_CID_LEN) != 0 ||
         (!(flags & QD_FWD_F_NEW) && wk_map_get(&w->cids, vc.dcid, vc.dcidlen) == NULL)) {
-        w->dropped++;
+        drop(w, QD_MV_DROP_UNKNOWN);
         return;
     }
     w->rx_packets++;
@@ -412,7 +430,7 @@ void worker_accept_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_a
     wk_pkt pkt;
 
     if (len < 21 || !w->have_secrets || w->tls == NULL) {
-        w->dropped++;
+        drop(w, len < 21 ? QD_MV_DROP_MALFORMED : QD_MV_DROP_BUSY);
         return;
     }
     switch (worker_pkt_route(&pkt, data, len, w->child.instance, &w->cids)) {
@@ -421,7 +439,7 @@ void worker_accept_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_a
         return;
     case WK_PKT_FORWARD:
         if (w->in_relay) {
-            w->dropped++;
+            drop(w, QD_MV_DROP_NO_OWNER);
             return;
         }
         forward(w, ep, local, remote, ecn, data, len, pkt.owner);
@@ -442,7 +460,7 @@ void worker_accept_packet(worker *w, wk_ep *ep, const wk_addr *local, const wk_a
     case WK_PKT_KNOWN:
         break;
     default:
-        w->dropped++;
+        drop(w, pkt.why);
         return;
     }
     worker_conn_read(pkt.conn, ep, local, remote, ecn, data, len);

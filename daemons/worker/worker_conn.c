@@ -140,6 +140,7 @@ static int handshake_completed(ngtcp2_conn *conn, void *user_data)
 
     c->handshake_done = true;
     c->handshake_ns = worker_now() - c->started_ns;
+    worker_metrics_handshake(c);
     worker_req_handshake_done(c); /* requests that waited for it (a 425 to replay) */
     c->w->handshakes++;
     c->w->rate_done++;
@@ -158,8 +159,12 @@ static int path_validation(ngtcp2_conn *conn, uint32_t flags, const ngtcp2_path 
 {
     wk_conn *c = user_data;
 
-    if (res != NGTCP2_PATH_VALIDATION_RESULT_SUCCESS)
+    if (res != NGTCP2_PATH_VALIDATION_RESULT_SUCCESS) {
+        worker_count(c->w, QD_M1(PATH_VALIDATIONS, QD_MV_PATH_FAILED));
         return 0;
+    }
+    worker_count(c->w, QD_M1(PATH_VALIDATIONS, QD_MV_PATH_OK));
+    worker_count(c->w, QD_M_MIGRATIONS);
     addr_text(path->remote.addr, c->peer, sizeof(c->peer));
     qd_debug("connection migrated to %s", c->peer);
     c->migrations++;
@@ -243,6 +248,8 @@ static int shutdown_read(wk_conn *c, int64_t id)
 static int stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size,
                         uint64_t app_error_code, void *user_data, void *stream_data)
 {
+    if ((id & 0x3) == 0) /* a request stream the client reset */
+        worker_metrics_reset(user_data, QD_MV_REMOTE);
     return shutdown_read(user_data, id);
 }
 
@@ -289,12 +296,29 @@ static int recv_crypto_data(ngtcp2_conn *conn, ngtcp2_encryption_level level, ui
     return rv;
 }
 
+/* the worker whose packet ngtcp2 is reading (ngtcp2's decrypt callback has no user data) */
+static worker *the_decrypting;
+
+/* decrypt - ngtcp2_crypto's, counting the packets whose protection does not verify */
+static int decrypt(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+                   const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *ciphertext,
+                   size_t ciphertextlen, const uint8_t *nonce, size_t noncelen,
+                   const uint8_t *aad, size_t aadlen)
+{
+    int rv = ngtcp2_crypto_decrypt_cb(dest, aead, aead_ctx, ciphertext, ciphertextlen, nonce,
+                                      noncelen, aad, aadlen);
+
+    if (rv == NGTCP2_ERR_DECRYPT && the_decrypting != NULL)
+        worker_count(the_decrypting, QD_M1(QUIC_DROPPED, QD_MV_DROP_UNDECRYPTABLE));
+    return rv;
+}
+
 static const ngtcp2_callbacks callbacks = {
     .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
     .recv_crypto_data = recv_crypto_data,
     .handshake_completed = handshake_completed,
     .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .decrypt = decrypt,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
     .recv_stream_data = recv_stream_data,
     .acked_stream_data_offset = acked_stream_data_offset,
@@ -337,6 +361,7 @@ void worker_conn_free(wk_conn *c)
 
     if (c->timer_closing)
         return;
+    worker_metrics_conn(c);
     worker_rec_conn(c);
     qd_debug("connection %s from %s closed after %llums (%s)", c->cid_text, c->peer,
              (unsigned long long)((worker_now() - c->started_ns) / 1000000),
@@ -735,6 +760,7 @@ wk_conn *worker_conn_new(worker *w, wk_ep *ep, const wk_addr *local, const wk_ad
     w->conns = c;
     w->connections++;
     w->half_open++;
+    worker_count(w, QD_M1(CONNECTIONS, QD_MV_QUIC));
     map_cid(c, &scid);
     map_cid(c, &hd->dcid);
     return c;
@@ -767,6 +793,7 @@ int worker_conn_read(wk_conn *c, wk_ep *ep, const wk_addr *local, const wk_addr 
     ngtcp2_pkt_info pi = {.ecn = ecn};
     c->bytes_in += len;
     c->pkts_in++;
+    the_decrypting = c->w;
     int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, worker_now());
     if (rv == NGTCP2_ERR_RETRY)
         return rv;

@@ -176,6 +176,8 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *
                frame->hd.type == NGHTTP2_PING ? "PING" : "SETTINGS");
         return 0;
     }
+    if (frame->hd.type == NGHTTP2_RST_STREAM)
+        worker_metrics_reset(c, QD_MV_REMOTE);
     if (frame->hd.type == NGHTTP2_RST_STREAM && !worker_guard_reset(c)) {
         refuse(c, NGHTTP2_ENHANCE_YOUR_CALM, WK_GUARD_RESETS, "RST_STREAM from the client");
         return 0;

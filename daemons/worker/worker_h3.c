@@ -296,6 +296,7 @@ int worker_h3_recv(wk_conn *c, int64_t id, const uint8_t *data, size_t len, int 
          * reset that stream only; the connection and its other requests go
          * on, while such resets stay within the budget (stream_close). */
         ngtcp2_conn_shutdown_stream(c->conn, 0, id, nghttp3_err_infer_quic_app_error_code((int)n));
+        worker_metrics_reset(c, QD_MV_LOCAL);
         ngtcp2_conn_extend_max_offset(c->conn, len);
         return 0;
     }

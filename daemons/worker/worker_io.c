@@ -180,6 +180,26 @@ uint32_t worker_io_drops(int fd)
     return mem[SK_MEMINFO_DROPS];
 }
 
+uint64_t worker_io_rxq_drops(const worker *w)
+{
+    uint64_t drops = w->rxq_drops;
+
+    for (size_t i = 0; i < w->nep; i++)
+        if (w->eps[i].fd >= 0)
+            drops += worker_io_drops(w->eps[i].fd) - w->eps[i].drops_base;
+    return drops;
+}
+
+void worker_io_buffers(const worker *w, int *rcv, int *snd)
+{
+    *rcv = *snd = 0;
+    for (size_t i = 0; i < w->nep; i++)
+        if (w->eps[i].fd >= 0) {
+            *rcv = *rcv == 0 || w->eps[i].rcvbuf < *rcv ? w->eps[i].rcvbuf : *rcv;
+            *snd = *snd == 0 || w->eps[i].sndbuf < *snd ? w->eps[i].sndbuf : *snd;
+        }
+}
+
 void worker_io_stop(wk_ep *ep)
 {
     qd_uv_unwatch(&ep->poll);

@@ -38,6 +38,7 @@ wk_pkt_kind worker_pkt_route(wk_pkt *pkt, const uint8_t *data, size_t len, int i
                              const wk_map *cids)
 {
     memset(pkt, 0, sizeof(*pkt));
+    pkt->why = QD_MV_DROP_MALFORMED;
     if (len < 21)
         return WK_PKT_DROP;
     int rv = ngtcp2_pkt_decode_version_cid(&pkt->vc, data, len, QD_CID_LEN);
@@ -57,6 +58,8 @@ wk_pkt_kind worker_pkt_route(wk_pkt *pkt, const uint8_t *data, size_t len, int i
         /* Only for a CID we minted, and never as long as the packet (no loops). */
         if (!(data[0] & 0x80) && len >= QD_CID_LEN + 21 && owner == instance)
             return WK_PKT_RESET;
+        /* a long header that is no first Initial, or a short one nobody here knows */
+        pkt->why = data[0] & 0x80 ? QD_MV_DROP_NOT_INITIAL : QD_MV_DROP_UNKNOWN;
         return WK_PKT_DROP;
     }
     return WK_PKT_INITIAL;

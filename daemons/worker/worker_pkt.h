@@ -43,6 +43,7 @@ typedef struct wk_pkt {
     void *conn;            /* WK_PKT_KNOWN: the CID table's value */
     int owner;             /* WK_PKT_FORWARD: the instance in the CID (0..255; may be a
                               worker that no longer exists: the listener drops those) */
+    unsigned why;          /* WK_PKT_DROP: the QUIC_DROPPED reason (QD_MV_DROP_*) */
 } wk_pkt;
 
 /*

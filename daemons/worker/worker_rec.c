@@ -119,12 +119,13 @@ static bool is_clean_peer_close(const wk_conn *c)
            (e->type == NGTCP2_CCERR_TYPE_APPLICATION && e->error_code == NGHTTP3_H3_NO_ERROR);
 }
 
-/* close_info - who closed, why, and the error code */
-static void close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_t *code)
+void worker_rec_close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_t *code,
+                           bool *app)
 {
     *by = QD_REC_CLOSE_BY_NONE;
     *reason = c->close_reason;
     *code = 0;
+    *app = false;
     if (c->tcp != NULL) {
         *by = c->tcp->close_by;
         *reason = c->tcp->close_reason;
@@ -135,10 +136,12 @@ static void close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_
         const ngtcp2_ccerr *e = ngtcp2_conn_get_ccerr(c->conn);
         *by = QD_REC_CLOSE_BY_CLIENT;
         *code = e->error_code;
+        *app = e->type == NGTCP2_CCERR_TYPE_APPLICATION;
         *reason = is_clean_peer_close(c) ? QD_REC_REASON_NONE : QD_REC_REASON_ERROR;
     } else if (c->state == WK_CLOSING) {
         *by = QD_REC_CLOSE_BY_SERVER;
         *code = c->last_error.error_code;
+        *app = c->last_error.type == NGTCP2_CCERR_TYPE_APPLICATION;
         /* a handshake that timed out is closed with an error, but is its own reason */
         *reason =
             c->close_reason == QD_REC_REASON_HANDSHAKE_TIMEOUT ? QD_REC_REASON_HANDSHAKE_TIMEOUT
@@ -211,6 +214,7 @@ void worker_rec_conn(wk_conn *c)
     worker *w = c->w;
     uint32_t flags = 0, by, reason;
     uint64_t code;
+    bool app;
 
     if (!w->child.conf.stats)
         return;
@@ -269,7 +273,7 @@ void worker_rec_conn(wk_conn *c)
         qd_ipc_put_str(&rec_msg, QD_F_CC, cc_name(&w->child.conf));
     qd_ipc_put_u32(&rec_msg, QD_F_MIGRATIONS, c->migrations);
     qd_ipc_put_u32(&rec_msg, QD_F_STREAMS, c->streams_opened);
-    close_info(c, &by, &reason, &code);
+    worker_rec_close_info(c, &by, &reason, &code, &app);
     qd_ipc_put_u32(&rec_msg, QD_F_CLOSE_BY, by);
     qd_ipc_put_u32(&rec_msg, QD_F_CLOSE_REASON, reason);
     qd_ipc_put_u64(&rec_msg, QD_F_ERROR_CODE, code);
@@ -293,6 +297,16 @@ static void put_upstream(const wk_stream *s)
     qd_ipc_put_u32(&rec_msg, QD_F_UP_STATUS, s->up_status);
     if (s->up_status != 0 || s->up_time_us != 0)
         qd_ipc_put_u64(&rec_msg, QD_F_UP_TIME_US, s->up_time_us);
+}
+
+/*
+ * Body bytes the client acknowledged. A client that closes the connection
+ * cleanly right after its last response may leave our last ACKs unread; it
+ * had everything we handed to the stream, so count that.
+ */
+uint64_t worker_rec_bytes_out(const wk_stream *s)
+{
+    return s->handed > s->acked && is_clean_peer_close(s->c) ? s->handed : s->acked;
 }
 
 void worker_rec_request(wk_stream *s)
@@ -320,13 +334,7 @@ void worker_rec_request(wk_stream *s)
     }
     qd_ipc_put_u32(&rec_msg, QD_F_STATUS, s->status > 0 ? (uint32_t)s->status : 0);
     qd_ipc_put_u64(&rec_msg, QD_F_BYTES_IN, s->body_in);
-    /*
-     * Body bytes the client acknowledged. A client that closes the
-     * connection cleanly right after its last response may leave our last
-     * ACKs unread; it had everything we handed to the stream, so count that.
-     */
-    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT,
-                   s->handed > s->acked && is_clean_peer_close(s->c) ? s->handed : s->acked);
+    qd_ipc_put_u64(&rec_msg, QD_F_BYTES_OUT, worker_rec_bytes_out(s));
     qd_ipc_put_u64(&rec_msg, QD_F_DURATION_US, (now - s->started_ns) / 1000);
     if (s->ttfb_ns)
         qd_ipc_put_u64(&rec_msg, QD_F_TTFB_US, (s->ttfb_ns - s->started_ns) / 1000);
@@ -343,6 +351,7 @@ static void on_sample(uv_timer_t *t)
     uint64_t now = worker_now();
     struct mallinfo2 mi = mallinfo2();
 
+    worker_metrics_send(w, false); /* with stats = no too: /metrics does not depend on records */
     if (!w->child.conf.stats)
         return;
     qd_ipc_msg_init(&rec_msg, QD_MSG_REC_SAMPLE, 0);

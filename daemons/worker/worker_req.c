@@ -150,6 +150,7 @@ void worker_req_free(wk_stream *s)
     wk_conn *c = s->c;
     worker *w = c->w;
 
+    worker_metrics_request(s);
     worker_rec_request(s);
     if (s->by_worker)
         log_own(s);
@@ -199,6 +200,7 @@ void worker_req_resume(wk_stream *s)
 void worker_req_reset(wk_stream *s)
 {
     s->c->proto->reset(s, false);
+    worker_metrics_reset(s->c, QD_MV_LOCAL);
     worker_conn_mark(s->c);
 }
 
@@ -347,6 +349,7 @@ static void send_head(wk_stream *s, bool fin)
 {
     if (s->method == NULL || s->path == NULL) { /* a malformed request: reset it */
         s->c->proto->reset(s, true);
+        worker_metrics_reset(s->c, QD_MV_LOCAL);
         return;
     }
     switch (check_head(s, fin)) {
@@ -355,6 +358,7 @@ static void send_head(wk_stream *s, bool fin)
         return;
     case HEAD_MALFORMED:
         s->c->proto->reset(s, true);
+        worker_metrics_reset(s->c, QD_MV_LOCAL);
         return;
     case HEAD_OK:
         break;

@@ -142,6 +142,7 @@ static void end_session(wk_conn *c)
     if (t->h1 != NULL)
         worker_h1_free(c);
     c->close_reason = t->close_reason;
+    worker_metrics_conn(c);
     worker_rec_conn(c);
 }
 
@@ -327,6 +328,7 @@ static int on_handshake_done(wk_conn *c)
     c->handshake_done = true;
     c->handshake_ns = worker_now() - c->started_ns;
     w->handshakes++;
+    worker_metrics_handshake(c);
     wolfSSL_get0_alpn_selected(t->ssl, &alpn, &alen);
     if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
         t->kind = WK_TCP_H2;

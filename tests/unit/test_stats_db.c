@@ -163,7 +163,7 @@ static void test_stats_db_migrate_v4(void)
     QD_EXPECT_INT(open_stats(&s, db_path("v4.db")), 0);
     if (s.db == NULL)
         return;
-    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "6");
+    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "7");
     QD_EXPECT_STR(query(s.db, "SELECT protocol FROM connections WHERE conn_id = 'c0ffee'"), "h3");
     QD_EXPECT_STR(query(s.db, "SELECT group_concat(path || ':' || protocol, ' ') FROM "
                               "(SELECT path, protocol FROM requests ORDER BY path)"),
@@ -183,15 +183,15 @@ static void test_stats_db_migrate_v4(void)
     if (fresh.db != NULL) {
         snprintf(want, sizeof(want), "%s", schema_text(fresh.db));
         QD_EXPECT_STR(schema_text(s.db), want);
-        QD_EXPECT_STR(query(fresh.db, "PRAGMA user_version"), "6");
+        QD_EXPECT_STR(query(fresh.db, "PRAGMA user_version"), "7");
     }
     stats_db_close(&fresh);
     stats_db_close(&s);
 
-    /* Opened again, a version 6 database stays as it is. */
+    /* Opened again, a current database stays as it is. */
     QD_EXPECT_INT(open_stats(&s, db_path("v4.db")), 0);
     if (s.db != NULL) {
-        QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "6");
+        QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "7");
         QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests"), "2");
     }
     stats_db_close(&s);
@@ -291,7 +291,7 @@ static void test_stats_db_migrate_v5(void)
     QD_EXPECT_INT(open_stats(&s, db_path("v5.db")), 0);
     if (s.db == NULL)
         return;
-    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "6");
+    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "7");
     /* the three columns, nullable, no default */
     QD_EXPECT_STR(query(s.db, "SELECT group_concat(name || ':' || type || ':' || \"notnull\" || "
                               "':' || ifnull(dflt_value, '-'), ' ') FROM pragma_table_info("
@@ -423,12 +423,124 @@ static void test_stats_db_newer_version_refused(void)
         QD_FAIL("open v7.db");
         return;
     }
-    exec_ok(db, "PRAGMA user_version = 7");
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STATS_SCHEMA_VERSION + 1);
+    exec_ok(db, sql);
     sqlite3_close(db);
     QD_EXPECT_INT(open_stats(&s, db_path("v7.db")), -1);
     QD_EXPECT_INT(s.db == NULL, 1);
     QD_EXPECT_INT(stats_db_schema_step(0) == NULL, 1);
     QD_EXPECT_INT(stats_db_schema_step(STATS_SCHEMA_VERSION + 1) == NULL, 1);
+}
+
+/* metrics_msg - a QD_MSG_METRICS of that process with |m|, through the wire, to stats */
+static int metrics_msg(stats *s, uint32_t role, uint32_t inst, uint32_t pid, uint64_t start,
+                       const qd_metrics *m, uint32_t schema, bool exiting)
+{
+    static uint8_t buf[QD_METRICS_NSLOTS * 10];
+    size_t len = qd_metrics_encode(m, buf, sizeof(buf));
+
+    qd_ipc_msg_init(&built, QD_MSG_METRICS, 0);
+    qd_ipc_put_u32(&built, QD_F_ROLE, role);
+    qd_ipc_put_u32(&built, QD_F_INSTANCE, inst);
+    qd_ipc_put_u32(&built, QD_F_PID, pid);
+    qd_ipc_put_u64(&built, QD_F_TIME_MS, start);
+    qd_ipc_put_u32(&built, QD_F_SCHEMA, schema);
+    qd_ipc_put_bytes(&built, QD_F_METRICS, buf, len);
+    if (exiting)
+        qd_ipc_put_u32(&built, QD_F_FLAGS, QD_METRICS_F_EXIT);
+    int n = qd_ipc_encode(&built, wire, sizeof(wire));
+    if (n < 0 || qd_ipc_decode(&got, wire, (size_t)n, 0) != 0)
+        return -99;
+    int rv = stats_metrics_receive(s, &got);
+    stats_db_commit(s);
+    return rv;
+}
+
+/* metric - one series' value in stats_metrics_text, or -1 */
+static long long metric(stats *s, const char *series)
+{
+    qd_buf out;
+    long long v = -1;
+    char key[300];
+
+    qd_buf_init(&out);
+    stats_metrics_text(s, &out);
+    snprintf(key, sizeof(key), "\n%s ", series);
+    const char *at = strstr(qd_buf_str(&out), key);
+    if (at != NULL)
+        v = atoll(at + strlen(key));
+    qd_buf_release(&out);
+    return v;
+}
+
+/*
+ * The totals: a process's growth is added, a new process (a restart, the
+ * next generation) counts from zero, a counter that went down is a
+ * restart; gauges are summed (or the smallest) over the live processes;
+ * another table is refused; and a stats daemon started again on the same
+ * database goes on from what was committed.
+ */
+static void test_stats_metrics(void)
+{
+    static qd_metrics m;
+    stats s;
+    const char *h3ok = "quicd_http_requests_total{protocol=\"h3\",class=\"2xx\"}";
+    const size_t req = QD_M2(REQUESTS, QD_MV_PROTO_H3, 1);
+
+    unlink(db_path("metrics.db"));
+    QD_EXPECT_INT(open_stats(&s, db_path("metrics.db")), 0);
+    s.child.conf.stats_interval_ms = 60000;
+    stats_metrics_load(&s);
+    QD_EXPECT_INT(metric(&s, h3ok), 0);
+    m.v[req] = 10;
+    m.v[QD_M_UDP_RCVBUF] = 1000;
+    m.v[QD_M1(CONNECTIONS_OPEN, QD_MV_QUIC)] = 4;
+    QD_EXPECT_INT(metrics_msg(&s, QD_ROLE_WORKER, 0, 100, 5, &m, qd_metrics_schema(), false), 0);
+    QD_EXPECT_INT(metric(&s, h3ok), 10);
+    m.v[req] = 15;
+    QD_EXPECT_INT(metrics_msg(&s, QD_ROLE_WORKER, 0, 100, 5, &m, qd_metrics_schema(), false), 0);
+    QD_EXPECT_INT(metric(&s, h3ok), 15);
+    /* worker 0 again, another process: all of its 3 are new */
+    m.v[req] = 3;
+    QD_EXPECT_INT(metrics_msg(&s, QD_ROLE_WORKER, 0, 101, 9, &m, qd_metrics_schema(), false), 0);
+    QD_EXPECT_INT(metric(&s, h3ok), 18);
+    /* worker 1 with a smaller buffer; the gauges of both live processes */
+    m.v[req] = 0;
+    m.v[QD_M_UDP_RCVBUF] = 500;
+    QD_EXPECT_INT(metrics_msg(&s, QD_ROLE_WORKER, 1, 102, 9, &m, qd_metrics_schema(), false), 0);
+    QD_EXPECT_INT(metric(&s, "quicd_udp_receive_buffer_bytes"), 500);
+    QD_EXPECT_INT(metric(&s, "quicd_connections_open{transport=\"quic\"}"), 12);
+    /* pid 100 said it exits: its gauges are gone, its counts stay */
+    m.v[req] = 15;
+    m.v[QD_M_UDP_RCVBUF] = 1000;
+    QD_EXPECT_INT(metrics_msg(&s, QD_ROLE_WORKER, 0, 100, 5, &m, qd_metrics_schema(), true), 0);
+    QD_EXPECT_INT(metric(&s, "quicd_connections_open{transport=\"quic\"}"), 8);
+    QD_EXPECT_INT(metric(&s, h3ok), 18);
+    /* another table, or garbage: refused, nothing counted */
+    m.v[req] = 1000;
+    QD_EXPECT_INT(metrics_msg(&s, QD_ROLE_WORKER, 0, 101, 9, &m, qd_metrics_schema() ^ 1, false), -1);
+    QD_EXPECT_INT(metric(&s, h3ok), 18);
+    /* a count that went down is a process counting from zero again */
+    m.v[req] = 1;
+    QD_EXPECT_INT(metrics_msg(&s, QD_ROLE_WORKER, 0, 101, 9, &m, qd_metrics_schema(), false), 0);
+    QD_EXPECT_INT(metric(&s, h3ok), 19);
+    stats_db_close(&s);
+    stats_metrics_forget(&s);
+
+    /* stats starts again: the totals and each process's last report come back */
+    QD_EXPECT_INT(open_stats(&s, db_path("metrics.db")), 0);
+    s.child.conf.stats_interval_ms = 60000;
+    stats_metrics_load(&s);
+    QD_EXPECT_INT(metric(&s, h3ok), 19);
+    m.v[req] = 4;
+    QD_EXPECT_INT(metrics_msg(&s, QD_ROLE_WORKER, 0, 101, 9, &m, qd_metrics_schema(), false), 0);
+    QD_EXPECT_INT(metric(&s, h3ok), 22);
+    QD_EXPECT_STR(query(s.db, "SELECT value FROM metric_totals WHERE series = "
+                              "'quicd_http_requests_total{protocol=\"h3\",class=\"2xx\"}'"),
+                  "22");
+    stats_db_close(&s);
+    stats_metrics_forget(&s);
 }
 
 int main(void)
@@ -448,7 +560,8 @@ int main(void)
     QD_RUN(test_stats_db_record_upstream);
     QD_RUN(test_stats_db_two_writers);
     QD_RUN(test_stats_db_newer_version_refused);
-    static const char *const files[] = {"v4.db", "v4b.db", "v5.db", "new.db", "new6.db", "proto.db", "up.db", "two.db", "v7.db"};
+    QD_RUN(test_stats_metrics);
+    static const char *const files[] = {"v4.db", "v4b.db", "v5.db", "new.db", "new6.db", "proto.db", "up.db", "two.db", "v7.db", "metrics.db"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char side[600];
         unlink(db_path(files[i]));

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	worker_metrics - the worker's counters and histograms for /metrics
+ * SYNOPSIS
+ *	worker_metrics_handshake(c), worker_metrics_conn(c),
+ *	worker_metrics_request(s), worker_metrics_reset(c, side),
+ *	worker_metrics_send(w)
+ * DESCRIPTION
+ *	The worker counts into w->m (a qd_metrics, libshared/qd_metrics.def)
+ *	where the events happen: the datagram paths bump their slots
+ *	directly, and the ends of handshakes, connections and requests come
+ *	here. Counters the worker kept before the table (packets, bytes,
+ *	Retry, resets, guard closes, the proxy's, the records') are copied
+ *	into their slots when the totals are sent, and the gauges (open
+ *	connections, requests in flight, half-open connections, socket
+ *	buffers) are taken then.
+ *
+ *	worker_metrics_send sends the running totals to stats as one
+ *	QD_MSG_METRICS datagram every stats_interval and once more at exit:
+ *	totals, not deltas, so a lost datagram costs nothing; stats keeps
+ *	them monotonic across restarts (daemons/stats/stats_metrics.c).
+ * DIAGNOSTICS
+ *	A send error other than a full channel is logged, rate-limited; a
+ *	full channel loses that interval's message only.
+ */
+#include "config.h"
+
+/* system */
+#include <string.h>
+#include <unistd.h>
+
+/* libshared */
+#include "qd_err.h"
+#include "qd_log.h"
+#include "qd_time.h"
+
+/* local */
+#include "worker.h"
+
+static qd_ipc_msg metrics_msg;
+static uint8_t metrics_buf[QD_METRICS_NSLOTS * 10];
+
+/* hs_failure - why a connection ended before its handshake did */
+static unsigned hs_failure(const wk_conn *c, uint32_t by, uint32_t reason, uint64_t code,
+                                  bool app)
+{
+    if (reason == QD_REC_REASON_HANDSHAKE_TIMEOUT)
+        return QD_MV_HS_TIMEOUT;
+    if (by == QD_REC_CLOSE_BY_CLIENT)
+        return QD_MV_HS_CLOSED;
+    if (by == QD_REC_CLOSE_BY_SERVER && reason == QD_REC_REASON_ERROR &&
+        (c->tcp != NULL || (!app && code >= 0x100 && code <= 0x1ff)))
+        return QD_MV_HS_TLS;
+    return QD_MV_HS_ABANDONED;
+}
+
+/* close_code - the CLOSE_CODE value of a QUIC connection's end */
+static unsigned close_code(uint32_t reason, uint64_t code, bool app)
+{
+    switch (reason) {
+    case QD_REC_REASON_IDLE:
+        return QD_MV_CODE_IDLE;
+    case QD_REC_REASON_HANDSHAKE_TIMEOUT:
+        return QD_MV_CODE_HANDSHAKE_TIMEOUT;
+    case QD_REC_REASON_STATELESS_RESET:
+        return QD_MV_CODE_STATELESS_RESET;
+    case QD_REC_REASON_DROPPED:
+        return QD_MV_CODE_SILENT;
+    default:
+        return qd_metrics_close_code(app, code);
+    }
+}
+
+void worker_metrics_handshake(wk_conn *c)
+{
+    unsigned t = c->tcp != NULL ? QD_MV_TCP : QD_MV_QUIC;
+
+    c->w->m.v[QD_M2(HANDSHAKES, t, QD_MV_HS_OK)]++;
+    qd_metrics_observe(&c->w->m, QD_M1(HANDSHAKE_SECONDS, t), c->handshake_ns / 1000);
+}
+
+void worker_metrics_conn(wk_conn *c)
+{
+    qd_metrics *m = &c->w->m;
+    unsigned t = c->tcp != NULL ? QD_MV_TCP : QD_MV_QUIC;
+    uint32_t by, reason;
+    uint64_t code;
+    bool app;
+
+    worker_rec_close_info(c, &by, &reason, &code, &app);
+    if (!c->handshake_done)
+        m->v[QD_M2(HANDSHAKES, t, hs_failure(c, by, reason, code, app))]++;
+    if (c->tcp != NULL)
+        return;
+    /* a silent end that nobody chose (shutdown, a packet ngtcp2 refused) is local */
+    unsigned side = by == QD_REC_CLOSE_BY_CLIENT ? QD_MV_REMOTE : QD_MV_LOCAL;
+    m->v[QD_M2(QUIC_CLOSES, side, close_code(reason, code, app))]++;
+    if (c->had_early && c->conn != NULL)
+        m->v[QD_M1(EARLY_DATA, ngtcp2_conn_get_tls_early_data_rejected(c->conn)
+                                    ? QD_MV_EARLY_REJECTED
+                                    : QD_MV_EARLY_ACCEPTED)]++;
+}
+
+void worker_metrics_request(wk_stream *s)
+{
+    qd_metrics *m = &s->c->w->m;
+    unsigned p = worker_conn_proto_index(s->c);
+    unsigned cls = s->status >= 100 && s->status <= 599 ? (unsigned)s->status / 100 - 1
+                                                         : QD_MV_CLASS_NONE;
+    uint64_t now = worker_now();
+
+    if (s->method == NULL)
+        return; /* not a request: no head came */
+    m->v[QD_M2(REQUESTS, p, cls)]++;
+    m->v[QD_M1(REQUEST_BYTES, p)] += s->body_in;
+    m->v[QD_M1(RESPONSE_BYTES, p)] += worker_rec_bytes_out(s);
+    if (s->ttfb_ns)
+        qd_metrics_observe(m, QD_M1(TTFB_SECONDS, p), (s->ttfb_ns - s->started_ns) / 1000);
+    qd_metrics_observe(m, QD_M1(REQUEST_SECONDS, p), (now - s->started_ns) / 1000);
+}
+
+void worker_metrics_reset(wk_conn *c, unsigned side)
+{
+    c->w->m.v[QD_M2(STREAM_RESETS, worker_conn_proto_index(c), side)]++;
+}
+
+/* in_flight - requests with a head on the connections of |list|, by protocol */
+static void in_flight(wk_conn *list, uint64_t flight[3])
+{
+    for (wk_conn *k = list; k != NULL; k = k->next)
+        for (wk_stream *s = k->streams; s != NULL; s = s->next)
+            if (s->method != NULL)
+                flight[worker_conn_proto_index(k)]++;
+}
+
+/* gauges - what is open now: connections, requests, half-open, socket buffers */
+static void gauges(worker *w)
+{
+    qd_metrics *m = &w->m;
+    uint64_t flight[3] = {0, 0, 0};
+    int rcv = 0, snd = 0;
+
+    in_flight(w->conns, flight);
+    in_flight(w->tconns, flight);
+    for (unsigned p = 0; p < 3; p++)
+        m->v[QD_M1(REQUESTS_IN_FLIGHT, p)] = flight[p];
+    m->v[QD_M1(CONNECTIONS_OPEN, QD_MV_QUIC)] = w->connections - w->closing;
+    m->v[QD_M1(CONNECTIONS_OPEN, QD_MV_TCP)] = w->tcp_count;
+    m->v[QD_M_QUIC_HALF_OPEN] = w->half_open;
+    m->v[QD_M_QUIC_RETRY_ACTIVE] = w->retry_active ? 1 : 0;
+    worker_io_buffers(w, &rcv, &snd);
+    m->v[QD_M_UDP_RCVBUF] = rcv > 0 ? (uint64_t)rcv : 0;
+    m->v[QD_M_UDP_SNDBUF] = snd > 0 ? (uint64_t)snd : 0;
+}
+
+/* copy - the counters the worker keeps in fields of its own */
+static void copy(worker *w)
+{
+    qd_metrics *m = &w->m;
+
+    m->v[QD_M_UDP_RX_DATAGRAMS] = w->rx_packets;
+    m->v[QD_M_UDP_TX_DATAGRAMS] = w->tx_packets;
+    m->v[QD_M_UDP_RX_BYTES] = w->rx_bytes;
+    m->v[QD_M_UDP_TX_BYTES] = w->tx_bytes;
+    m->v[QD_M_UDP_RXQ_DROPS] = worker_io_rxq_drops(w);
+    m->v[QD_M1(UDP_SEND_ERRORS, QD_MV_SEND_EMSGSIZE)] = w->udp_emsgsize;
+    m->v[QD_M1(UDP_SEND_ERRORS, QD_MV_SEND_OTHER)] = w->udp_send_errors - w->udp_emsgsize;
+    m->v[QD_M_QUIC_FORWARDED] = w->forwarded_wrong_worker;
+    m->v[QD_M_QUIC_RETRY_SENT] = w->retries_sent;
+    m->v[QD_M_QUIC_RESETS_SENT] = w->resets_sent;
+    m->v[QD_M1(QUIC_DROPPED, QD_MV_DROP_RETRY_BUDGET)] = w->initials_dropped;
+    m->v[QD_M1(CONNECTIONS, QD_MV_TCP)] = w->tcp_accepted;
+    m->v[QD_M_TCP_REFUSED] = w->tcp_refused;
+    for (unsigned g = 0; g < WK_GUARD_N && g < QD_MDN_GUARD; g++)
+        m->v[QD_M1(GUARD_CLOSES, g)] = w->guard_closed[g];
+    m->v[QD_M_PROXIED] = w->proxied;
+    m->v[QD_M_PROXY_ERRORS] = w->proxy_errors;
+    m->v[QD_M_PROXY_RETRIES] = w->proxy_retries;
+    m->v[QD_M_RECORDS_SENT] = w->rec_sent;
+    m->v[QD_M_RECORDS_DROPPED] = w->rec_drops;
+}
+
+void worker_metrics_send(worker *w, bool exiting)
+{
+    static qd_log_limit lim;
+
+    copy(w);
+    gauges(w);
+    size_t len = qd_metrics_encode(&w->m, metrics_buf, sizeof(metrics_buf));
+    if (len == 0 || len > UINT16_MAX)
+        return; /* cannot happen: about a kilobyte */
+    qd_ipc_msg_init(&metrics_msg, QD_MSG_METRICS, 0);
+    qd_ipc_put_u32(&metrics_msg, QD_F_ROLE, QD_ROLE_WORKER);
+    qd_ipc_put_u32(&metrics_msg, QD_F_INSTANCE,
+                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
+    qd_ipc_put_u32(&metrics_msg, QD_F_PID, (uint32_t)getpid());
+    qd_ipc_put_u64(&metrics_msg, QD_F_TIME_MS, w->started_ms);
+    qd_ipc_put_u32(&metrics_msg, QD_F_SCHEMA, qd_metrics_schema());
+    qd_ipc_put_bytes(&metrics_msg, QD_F_METRICS, metrics_buf, len);
+    if (exiting)
+        qd_ipc_put_u32(&metrics_msg, QD_F_FLAGS, QD_METRICS_F_EXIT);
+    int rv = qd_ipc_send(QD_FD_STATS, &metrics_msg);
+    if (rv < 0 && rv != QD_ERR_AGAIN)
+        qd_log_limited(&lim, QD_LOG_WARN, "stats channel (metrics): %s", qd_strerror(rv));
+}

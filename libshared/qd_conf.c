@@ -168,6 +168,9 @@ static const qd_conf_key keys[QD_K_COUNT] = {
      "routes and upstream groups (group, server and route lines, quicd.conf(5)); empty: none"},
     {"proxy_ca_file", QD_CONF_PATH, "/etc/ssl/certs/ca-certificates.crt", 0, 0, OFF(proxy_ca_file),
      R, NULL, "PEM CA certificates that https:// upstream servers are verified against"},
+    {"request_history", QD_CONF_STRING, "all", 0, 0, OFF(request_history), R | QD_CONF_F_HISTORY,
+     NULL, "which requests get a row of their own in the stats database: all, errors, "
+     "sample:N (one in N) or none; the metrics and quicctl report count every request"},
 };
 
 #undef R
@@ -419,6 +422,8 @@ static int set_value(qd_conf *c, int id, const char *value, char *whybuf, size_t
             }
         }
         if ((k->flags & QD_CONF_F_HINTS) && qd_conf_hints_parse(value, NULL, NULL, why) < 0)
+            return -1;
+        if ((k->flags & QD_CONF_F_HISTORY) && qd_conf_history_parse(value, NULL, NULL, why) < 0)
             return -1;
         free_value(c, k);
         *(char **)field(c, k) = qd_xstrdup(value);
@@ -776,6 +781,36 @@ int qd_conf_workers(const qd_conf *c)
 #endif
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+int qd_conf_history_parse(const char *value, qd_history *mode, uint32_t *n, const char **why)
+{
+    static const char *const words[] = {"all", "errors", "sample:", "none"};
+    qd_history m = QD_HISTORY_ALL;
+    unsigned long v = 0;
+
+    for (m = QD_HISTORY_ALL; m <= QD_HISTORY_NONE; m++)
+        if (m == QD_HISTORY_SAMPLE ? strncmp(value, words[m], 7) == 0 : strcmp(value, words[m]) == 0)
+            break;
+    if (m > QD_HISTORY_NONE) {
+        *why = "expected all, errors, sample:N or none";
+        return -1;
+    }
+    if (m == QD_HISTORY_SAMPLE) {
+        char *end;
+        errno = 0;
+        v = strtoul(value + 7, &end, 10);
+        if (!isdigit((unsigned char)value[7]) || *end != '\0' || errno != 0 || v < 1 ||
+            v > 1000000) {
+            *why = "sample:N needs N from 1 to 1000000 (one request in N gets a row)";
+            return -1;
+        }
+    }
+    if (mode != NULL)
+        *mode = m;
+    if (n != NULL)
+        *n = (uint32_t)v;
+    return 0;
 }
 
 int qd_conf_hints_parse(const char *value, void (*cb)(void *, const char *, const char *),

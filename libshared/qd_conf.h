@@ -90,6 +90,7 @@ typedef enum qd_conf_key_id {
     QD_K_TCP_IDLE_TIMEOUT,
     QD_K_PROXY_TABLE,
     QD_K_PROXY_CA_FILE,
+    QD_K_REQUEST_HISTORY,
     QD_K_COUNT
 } qd_conf_key_id;
 
@@ -140,6 +141,7 @@ typedef struct qd_conf {
     int64_t tcp_idle_timeout_ms;   /* an idle TCP connection (keep-alive) is closed after this */
     char *proxy_table;             /* routes and upstream groups (qd_proxy.h); empty: none */
     char *proxy_ca_file;           /* CA certificates for https:// upstream servers */
+    char *request_history;         /* which requests get a row: all, errors, sample:N, none */
 
     /* Bookkeeping: the value text as written and where it came from. */
     char *text[QD_K_COUNT]; /* NULL means the compiled-in default */
@@ -152,6 +154,7 @@ typedef struct qd_conf {
 #define QD_CONF_F_AUTO 0x2   /* INT accepts "auto" (stored as 0) */
 #define QD_CONF_F_EMPTY 0x4  /* STRING/PATH may be empty (feature off) */
 #define QD_CONF_F_HINTS 0x8  /* STRING checked by qd_conf_hints_parse */
+#define QD_CONF_F_HISTORY 0x10 /* STRING checked by qd_conf_history_parse */
 
 typedef struct qd_conf_key {
     const char *name;
@@ -234,6 +237,21 @@ int qd_conf_diff(const qd_conf *a, const qd_conf *b, bool only_restart, qd_buf *
  */
 int qd_conf_hints_parse(const char *value, void (*cb)(void *, const char *, const char *),
                         void *arg, const char **why);
+
+/* request_history: which requests the workers record (qd_conf_history_parse) */
+typedef enum qd_history {
+    QD_HISTORY_ALL,
+    QD_HISTORY_ERRORS, /* no response, or a status of 400 or more */
+    QD_HISTORY_SAMPLE, /* one in N, at random */
+    QD_HISTORY_NONE
+} qd_history;
+/*
+ * qd_conf_history_parse parses a request_history value: "all", "errors",
+ * "none" or "sample:N" (N from 1 to 1000000). Sets |*mode| and, for a
+ * sample, |*n| (either may be NULL). Returns 0, or -1 with a static
+ * reason in |*why|.
+ */
+int qd_conf_history_parse(const char *value, qd_history *mode, uint32_t *n, const char **why);
 
 /* qd_conf_log_level returns log_level as a qd_log_level (syslog) value. */
 int qd_conf_log_level(const qd_conf *c);

@@ -186,6 +186,65 @@ int qd_metrics_decode(qd_metrics *m, const uint8_t *in, size_t len)
     return pos == len ? 0 : QD_ERR_INVAL;
 }
 
+/* put_varint - |v| as LEB128 at |out| + |*len|; false when |cap| is reached */
+static bool put_varint(uint8_t *out, size_t cap, size_t *len, uint64_t v)
+{
+    do {
+        if (*len == cap)
+            return false;
+        out[(*len)++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v != 0);
+    return true;
+}
+
+/* get_varint - a LEB128 value from |in| at |*pos|; -1 when malformed */
+static int get_varint(const uint8_t *in, size_t len, size_t *pos, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        if (*pos == len || shift > 63)
+            return -1;
+        uint8_t b = in[(*pos)++];
+        if (shift == 63 && (b & 0x7e) != 0)
+            return -1;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+}
+
+size_t qd_metrics_encode_sparse(const qd_metrics *m, uint8_t *out, size_t cap)
+{
+    size_t len = 0, skipped = 0;
+
+    for (size_t i = 0; i < QD_METRICS_NSLOTS; i++) {
+        if (m->v[i] == 0) {
+            skipped++;
+            continue;
+        }
+        if (!put_varint(out, cap, &len, skipped) || !put_varint(out, cap, &len, m->v[i]))
+            return (size_t)-1;
+        skipped = 0;
+    }
+    return len;
+}
+
+int qd_metrics_add_sparse(qd_metrics *m, const uint8_t *in, size_t len)
+{
+    size_t pos = 0, slot = 0;
+
+    while (pos < len) {
+        uint64_t skip, v;
+        if (get_varint(in, len, &pos, &skip) < 0 || get_varint(in, len, &pos, &v) < 0 ||
+            skip >= QD_METRICS_NSLOTS - slot)
+            return QD_ERR_INVAL;
+        slot += skip;
+        m->v[slot++] += v;
+    }
+    return 0;
+}
+
 void qd_metrics_locate(size_t slot, qd_metrics_slot *where)
 {
     unsigned f = family_of(slot);

@@ -135,6 +135,21 @@ size_t qd_metrics_encode(const qd_metrics *m, uint8_t *out, size_t cap);
  */
 int qd_metrics_decode(qd_metrics *m, const uint8_t *in, size_t len);
 
+/*
+ * qd_metrics_encode_sparse writes only the slots of |m| that are not zero,
+ * each as two varints: the number of zero slots skipped since the last
+ * one written, and the value (an interval's deltas are mostly zero).
+ * Returns the length (0 for all zero), or (size_t)-1 when |cap| is too
+ * small (QD_METRICS_NSLOTS * 20 always suffices).
+ */
+size_t qd_metrics_encode_sparse(const qd_metrics *m, uint8_t *out, size_t cap);
+/*
+ * qd_metrics_add_sparse adds the slots encoded in |len| bytes of |in| to
+ * |*m|. Returns 0, or QD_ERR_INVAL for malformed input or a slot beyond
+ * the table (|*m| may then have been added to in part).
+ */
+int qd_metrics_add_sparse(qd_metrics *m, const uint8_t *in, size_t len);
+
 /* Where a slot belongs, for rendering and storing. */
 typedef struct qd_metrics_slot {
     unsigned family; /* QD_MF_* */

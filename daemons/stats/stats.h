@@ -45,7 +45,10 @@ typedef struct stats {
     bool metrics_loaded;  /* the database's totals were read (once per process) */
     uint64_t started_ms;
     uint64_t bad_metrics;
-    sqlite3_stmt *add_total, *put_source, *del_source;
+    sqlite3_stmt *add_total, *put_source, *del_source, *add_interval;
+    qd_buf intervals;        /* rows of metric_intervals not yet written (stats_metrics.c) */
+    uint32_t nintervals;
+    uint64_t lost_intervals; /* dropped: the database was unavailable too long */
 } stats;
 
 /* stats_db.c */

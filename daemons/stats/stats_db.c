@@ -163,7 +163,9 @@ static const char schema_v6[] = "ALTER TABLE requests ADD COLUMN upstream TEXT;"
  * v7: the metrics (stats_metrics.c): each series' running total since the
  * database was made, added to by each stats daemon that writes the file,
  * and each reporting process's last totals, so that a stats daemon that
- * starts again adds only what is new.
+ * starts again adds only what is new; and what each process counted in
+ * each interval (the aggregates quicctl report reads, whatever
+ * request_history keeps).
  */
 static const char schema_v7[] =
     "CREATE TABLE IF NOT EXISTS metric_totals (series TEXT PRIMARY KEY, value INTEGER NOT NULL)"
@@ -171,7 +173,11 @@ static const char schema_v7[] =
     "CREATE TABLE IF NOT EXISTS metric_sources (role INTEGER NOT NULL, instance INTEGER NOT NULL,"
     "  pid INTEGER NOT NULL, started_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL,"
     "  schema INTEGER NOT NULL, slots BLOB NOT NULL,"
-    "  PRIMARY KEY (role, instance, pid, started_ms)) WITHOUT ROWID;";
+    "  PRIMARY KEY (role, instance, pid, started_ms)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS metric_intervals (time_ms INTEGER NOT NULL,"
+    "  role INTEGER NOT NULL, instance INTEGER NOT NULL, interval_ms INTEGER NOT NULL,"
+    "  slots BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS metric_intervals_time ON metric_intervals(time_ms);";
 
 static const char *const migrations[STATS_SCHEMA_VERSION] = {
     schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7};
@@ -772,6 +778,7 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms)
         "DELETE FROM samples WHERE time_ms < ?1",
         "DELETE FROM process_events WHERE time_ms < ?1",
         "DELETE FROM losses WHERE time_ms < ?1",
+        "DELETE FROM metric_intervals WHERE time_ms < ?1",
         "DELETE FROM connections WHERE start_ms < ?1",
         "DELETE FROM requests WHERE time_ms < ?1",
     };
@@ -784,7 +791,7 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms)
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
             continue;
-        sqlite3_bind_int64(st, 1, now - (i < 3 ? retention_ms : history_ms));
+        sqlite3_bind_int64(st, 1, now - (i < 4 ? retention_ms : history_ms));
         if (sqlite3_step(st) != SQLITE_DONE)
             write_failed(s, "prune old rows", 0);
         else if (sqlite3_changes(s->db) > 0)

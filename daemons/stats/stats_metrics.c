@@ -60,6 +60,13 @@
 
 #define STATS_METRICS_LIVE 3           /* stats_intervals a gauge is believed */
 #define STATS_METRICS_FORGET_MS 3600000 /* a source silent this long is dead: forgotten */
+#define STATS_INTERVALS_MAX 20000       /* interval rows kept while the database is away */
+
+/* an interval row waiting in s->intervals, followed by |len| bytes of slots */
+typedef struct interval_row {
+    uint64_t time_ms, interval_ms;
+    uint32_t role, instance, len;
+} interval_row;
 
 typedef struct stats_source {
     uint32_t role, instance, pid;
@@ -109,14 +116,31 @@ static stats_source *find(stats *s, uint32_t role, uint32_t instance, uint32_t p
  */
 static void fold(stats *s, stats_source *src, const qd_metrics *now)
 {
+    static qd_metrics delta;
+    static uint8_t buf[QD_METRICS_NSLOTS * 20];
+    uint64_t t = qd_time_real_ms();
+
     for (size_t i = 0; i < QD_METRICS_NSLOTS; i++) {
-        if (is_gauge(i))
-            continue;
         uint64_t v = now->v[i], last = src->last.v[i];
-        s->totals.v[i] += v >= last ? v - last : v;
+        delta.v[i] = is_gauge(i) ? 0 : v >= last ? v - last : v;
+        s->totals.v[i] += delta.v[i];
+    }
+    size_t len = qd_metrics_encode_sparse(&delta, buf, sizeof(buf));
+    if (len != 0 && len != (size_t)-1) { /* an interval with nothing counted has no row */
+        if (s->nintervals >= STATS_INTERVALS_MAX) {
+            s->lost_intervals++;
+        } else {
+            interval_row r = {t, src->seen_ms != 0 && t > src->seen_ms ? t - src->seen_ms : 0,
+                              src->role, src->instance, (uint32_t)len};
+            if (r.interval_ms == 0)
+                r.interval_ms = (uint64_t)s->child.conf.stats_interval_ms;
+            qd_buf_append(&s->intervals, (const char *)&r, sizeof(r));
+            qd_buf_append(&s->intervals, (const char *)buf, len);
+            s->nintervals++;
+        }
     }
     src->last = *now;
-    src->seen_ms = qd_time_real_ms();
+    src->seen_ms = t;
     src->dirty = true;
 }
 
@@ -178,12 +202,15 @@ static int prepare(stats *s)
                               "started_ms, seen_ms, schema, slots) VALUES (?1, ?2, ?3, ?4, ?5, "
                               "?6, ?7)";
     static const char del[] = "DELETE FROM metric_sources WHERE seen_ms < ?1";
+    static const char ins[] = "INSERT INTO metric_intervals (time_ms, role, instance, "
+                              "interval_ms, slots) VALUES (?1, ?2, ?3, ?4, ?5)";
 
     if (s->add_total != NULL)
         return 0;
     if (sqlite3_prepare_v2(s->db, add, -1, &s->add_total, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, put, -1, &s->put_source, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, del, -1, &s->del_source, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(s->db, del, -1, &s->del_source, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, ins, -1, &s->add_interval, NULL) != SQLITE_OK) {
         qd_err("stats database: metrics: %s", sqlite3_errmsg(s->db));
         stats_metrics_close(s);
         return -1;
@@ -245,7 +272,7 @@ void stats_metrics_load(stats *s)
 bool stats_metrics_dirty(stats *s)
 {
     own(s);
-    if (memcmp(&s->totals, &s->persisted, sizeof(s->totals)) != 0)
+    if (s->nintervals > 0 || memcmp(&s->totals, &s->persisted, sizeof(s->totals)) != 0)
         return true;
     for (stats_source *src = s->sources; src != NULL; src = src->next)
         if (src->dirty)
@@ -290,6 +317,22 @@ int stats_metrics_write(stats *s)
         if (rv != SQLITE_DONE)
             return -1;
     }
+    for (size_t pos = 0; pos + sizeof(interval_row) <= s->intervals.len;) {
+        interval_row r;
+        memcpy(&r, s->intervals.data + pos, sizeof(r));
+        pos += sizeof(r);
+        sqlite3_stmt *st = s->add_interval;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)r.time_ms);
+        sqlite3_bind_int64(st, 2, r.role);
+        sqlite3_bind_int64(st, 3, r.instance);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)r.interval_ms);
+        sqlite3_bind_blob(st, 5, s->intervals.data + pos, (int)r.len, SQLITE_STATIC);
+        pos += r.len;
+        int rv = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rv != SQLITE_DONE)
+            return -1;
+    }
     sqlite3_bind_int64(s->del_source, 1,
                        (sqlite3_int64)(qd_time_real_ms() - STATS_METRICS_FORGET_MS));
     int rv = sqlite3_step(s->del_source);
@@ -302,6 +345,8 @@ void stats_metrics_committed(stats *s)
     uint64_t forget = qd_time_real_ms() - STATS_METRICS_FORGET_MS;
 
     s->persisted = s->totals;
+    qd_buf_reset(&s->intervals);
+    s->nintervals = 0;
     for (stats_source **pp = &s->sources; *pp != NULL;) {
         stats_source *src = *pp;
         src->dirty = false;
@@ -316,6 +361,8 @@ void stats_metrics_committed(stats *s)
 
 void stats_metrics_forget(stats *s)
 {
+    qd_buf_release(&s->intervals);
+    s->nintervals = 0;
     while (s->sources != NULL) {
         stats_source *src = s->sources;
         s->sources = src->next;
@@ -328,7 +375,8 @@ void stats_metrics_close(stats *s)
     sqlite3_finalize(s->add_total);
     sqlite3_finalize(s->put_source);
     sqlite3_finalize(s->del_source);
-    s->add_total = s->put_source = s->del_source = NULL;
+    sqlite3_finalize(s->add_interval);
+    s->add_total = s->put_source = s->del_source = s->add_interval = NULL;
 }
 
 void stats_metrics_text(stats *s, qd_buf *out)

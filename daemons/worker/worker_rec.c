@@ -8,7 +8,9 @@
  * DESCRIPTION
  *	The worker knows connections and requests best, so it reports them:
  *	a QD_MSG_REC_CONN when a connection is freed, a QD_MSG_REC_REQUEST
- *	when a request stream is freed (a proxied one's also names the
+ *	when a request stream is freed, as request_history says (all, errors,
+ *	one in N, none; the metrics count every request whatever it says),
+ *	(a proxied one's also names the
  *	upstream server, its answer's status and the upstream time), and a
  *	QD_MSG_REC_SAMPLE every stats_interval. Records are packed into
  *	QD_MSG_REC_BATCH datagrams (below QD_REC_BATCH_BYTES; a record never
@@ -309,12 +311,34 @@ uint64_t worker_rec_bytes_out(const wk_stream *s)
     return s->handed > s->acked && is_clean_peer_close(s->c) ? s->handed : s->acked;
 }
 
+/* kept - whether request_history gives |s| a row of its own */
+static bool kept(worker *w, const wk_stream *s)
+{
+    qd_history mode = QD_HISTORY_ALL;
+    uint32_t n = 1;
+    const char *why;
+
+    /* checked when the configuration was read: cannot fail here */
+    if (w->child.conf.request_history != NULL)
+        qd_conf_history_parse(w->child.conf.request_history, &mode, &n, &why);
+    switch (mode) {
+    case QD_HISTORY_ALL:
+        return true;
+    case QD_HISTORY_ERRORS:
+        return s->status == 0 || s->status >= 400;
+    case QD_HISTORY_SAMPLE:
+        return n <= 1 || worker_prng() % n == 0;
+    default:
+        return false;
+    }
+}
+
 void worker_rec_request(wk_stream *s)
 {
     worker *w = s->c->w;
     uint64_t now = worker_now();
 
-    if (!w->child.conf.stats || s->method == NULL || s->path == NULL)
+    if (!w->child.conf.stats || s->method == NULL || s->path == NULL || !kept(w, s))
         return;
     qd_ipc_msg_init(&rec_msg, QD_MSG_REC_REQUEST, 0);
     qd_ipc_put_str(&rec_msg, QD_F_CONN_ID, s->c->cid_text);

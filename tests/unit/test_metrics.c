@@ -117,11 +117,34 @@ static void test_render(void)
     qd_buf_release(&out);
 }
 
+/* the sparse form: round trip, sums, bounds */
+static void test_sparse(void)
+{
+    static qd_metrics a, b;
+    static uint8_t buf[QD_METRICS_NSLOTS * 20];
+
+    QD_EXPECT_INT(qd_metrics_encode_sparse(&a, buf, sizeof(buf)), 0);
+    a.v[0] = 5;
+    a.v[7] = 300;
+    a.v[QD_METRICS_NSLOTS - 1] = UINT64_MAX;
+    size_t len = qd_metrics_encode_sparse(&a, buf, sizeof(buf));
+    QD_EXPECT_INT(len > 0 && len < 30, 1);
+    QD_EXPECT_INT(qd_metrics_add_sparse(&b, buf, len), 0);
+    QD_EXPECT_INT(memcmp(&a, &b, sizeof(a)), 0);
+    QD_EXPECT_INT(qd_metrics_add_sparse(&b, buf, len), 0);
+    QD_EXPECT_INT(b.v[7], 600);
+    QD_EXPECT_INT(qd_metrics_add_sparse(&b, buf, len - 1), QD_ERR_INVAL); /* cut short */
+    uint8_t beyond[] = {0x80 | (QD_METRICS_NSLOTS & 0x7f), QD_METRICS_NSLOTS >> 7, 1};
+    QD_EXPECT_INT(qd_metrics_add_sparse(&b, beyond, sizeof(beyond)), QD_ERR_INVAL);
+    QD_EXPECT_INT(qd_metrics_encode_sparse(&a, buf, 3), (size_t)-1);
+}
+
 int main(void)
 {
     QD_RUN(test_layout_and_names);
     QD_RUN(test_close_codes);
     QD_RUN(test_wire);
     QD_RUN(test_render);
+    QD_RUN(test_sparse);
     QD_TEST_DONE();
 }

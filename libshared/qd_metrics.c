@@ -25,6 +25,7 @@
 #include "config.h"
 
 /* system */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -243,6 +244,44 @@ int qd_metrics_add_sparse(qd_metrics *m, const uint8_t *in, size_t len)
         m->v[slot++] += v;
     }
     return 0;
+}
+
+uint64_t qd_metrics_count(const qd_metrics *m, size_t slot)
+{
+    uint64_t n = 0;
+
+    for (unsigned b = 0; b < QD_METRICS_NBUCKETS; b++)
+        n += m->v[slot + b];
+    return n;
+}
+
+double qd_metrics_quantile(const qd_metrics *m, size_t slot, double q)
+{
+    uint64_t n = qd_metrics_count(m, slot), cum = 0;
+
+    if (n == 0)
+        return -1;
+    double rank = q * (double)n;
+    for (unsigned b = 0; b < QD_METRICS_NBUCKETS; b++) {
+        uint64_t in = m->v[slot + b];
+        if (in == 0 || (double)(cum + in) < rank) {
+            cum += in;
+            continue;
+        }
+        if (b == QD_METRICS_NBUCKETS - 1)
+            return (double)bucket_us[b - 1] / 1e6;
+        double lo = b == 0 ? 0 : (double)bucket_us[b - 1], hi = (double)bucket_us[b];
+        return (lo + (hi - lo) * (rank - (double)cum) / (double)in) / 1e6;
+    }
+    return (double)bucket_us[QD_METRICS_NBUCKETS - 2] / 1e6;
+}
+
+double qd_metrics_max(const qd_metrics *m, size_t slot)
+{
+    for (int b = QD_METRICS_NBUCKETS - 1; b >= 0; b--)
+        if (m->v[slot + (unsigned)b] != 0)
+            return b == QD_METRICS_NBUCKETS - 1 ? INFINITY : (double)bucket_us[b] / 1e6;
+    return -1;
 }
 
 void qd_metrics_locate(size_t slot, qd_metrics_slot *where)

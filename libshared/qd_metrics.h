@@ -150,6 +150,18 @@ size_t qd_metrics_encode_sparse(const qd_metrics *m, uint8_t *out, size_t cap);
  */
 int qd_metrics_add_sparse(qd_metrics *m, const uint8_t *in, size_t len);
 
+/*
+ * qd_metrics_count is the number of observations of the histogram series
+ * at |slot|. qd_metrics_quantile estimates its |q| quantile (0 < q <= 1)
+ * in seconds as Prometheus' histogram_quantile does: linearly within the
+ * bucket that holds it; in the +Inf bucket, the largest finite bound.
+ * Returns -1 when the series is empty. qd_metrics_max is the upper bound
+ * of the highest bucket with an observation (INFINITY for +Inf), or -1.
+ */
+uint64_t qd_metrics_count(const qd_metrics *m, size_t slot);
+double qd_metrics_quantile(const qd_metrics *m, size_t slot, double q);
+double qd_metrics_max(const qd_metrics *m, size_t slot);
+
 /* Where a slot belongs, for rendering and storing. */
 typedef struct qd_metrics_slot {
     unsigned family; /* QD_MF_* */

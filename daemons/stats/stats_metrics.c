@@ -122,7 +122,11 @@ static void fold(stats *s, stats_source *src, const qd_metrics *now)
 
     for (size_t i = 0; i < QD_METRICS_NSLOTS; i++) {
         uint64_t v = now->v[i], last = src->last.v[i];
-        delta.v[i] = is_gauge(i) ? 0 : v >= last ? v - last : v;
+        if (is_gauge(i)) { /* an interval row has the gauge's level, not a change */
+            delta.v[i] = v;
+            continue;
+        }
+        delta.v[i] = v >= last ? v - last : v;
         s->totals.v[i] += delta.v[i];
     }
     size_t len = qd_metrics_encode_sparse(&delta, buf, sizeof(buf));

@@ -2,6 +2,7 @@
 /* Unit tests for libshared/qd_metrics: the slot layout, wire form, names and text. */
 #include "config.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,36 @@ static void test_sparse(void)
     QD_EXPECT_INT(qd_metrics_encode_sparse(&a, buf, 3), (size_t)-1);
 }
 
+/* percentiles of a fixed set: 100 observations, 50 of 3 ms, 40 of 20 ms, 9 of 200 ms, 1 of 30 s */
+static void test_quantiles(void)
+{
+    static qd_metrics m;
+    size_t h = QD_M1(REQUEST_SECONDS, QD_MV_PROTO_H2);
+
+    QD_EXPECT_INT(qd_metrics_quantile(&m, h, 0.5) == -1, 1);
+    QD_EXPECT_INT(qd_metrics_max(&m, h) == -1, 1);
+    for (int i = 0; i < 50; i++)
+        qd_metrics_observe(&m, h, 3000);    /* bucket (2.5, 5] ms */
+    for (int i = 0; i < 40; i++)
+        qd_metrics_observe(&m, h, 20000);   /* (10, 25] ms */
+    for (int i = 0; i < 9; i++)
+        qd_metrics_observe(&m, h, 200000);  /* (100, 250] ms */
+    qd_metrics_observe(&m, h, 30000000);    /* +Inf */
+    QD_EXPECT_INT(qd_metrics_count(&m, h), 100);
+    /* p50: rank 50, the last of (2.5, 5]: 5 ms */
+    QD_EXPECT_INT((int)lround(qd_metrics_quantile(&m, h, 0.50) * 1e6), 5000);
+    /* p90: rank 90, the last of (10, 25]: 25 ms; p75: 25 of 40 in it: 10 + 15 * 25 / 40 */
+    QD_EXPECT_INT((int)lround(qd_metrics_quantile(&m, h, 0.90) * 1e6), 25000);
+    QD_EXPECT_INT((int)lround(qd_metrics_quantile(&m, h, 0.75) * 1e6), 19375);
+    /* p99: rank 99, the last of (100, 250]: 250 ms */
+    QD_EXPECT_INT((int)lround(qd_metrics_quantile(&m, h, 0.99) * 1e6), 250000);
+    /* p100 is in +Inf: the largest finite bound */
+    QD_EXPECT_INT((int)lround(qd_metrics_quantile(&m, h, 1.0) * 1e6), 10000000);
+    QD_EXPECT_INT(isinf(qd_metrics_max(&m, h)), 1);
+    m.v[h + QD_METRICS_NBUCKETS - 1] = 0;
+    QD_EXPECT_INT((int)lround(qd_metrics_max(&m, h) * 1e6), 250000);
+}
+
 int main(void)
 {
     QD_RUN(test_layout_and_names);
@@ -146,5 +177,6 @@ int main(void)
     QD_RUN(test_wire);
     QD_RUN(test_render);
     QD_RUN(test_sparse);
+    QD_RUN(test_quantiles);
     QD_TEST_DONE();
 }

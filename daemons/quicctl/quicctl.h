@@ -9,6 +9,9 @@
 #include "qd_conf.h"
 #include "qd_proxy.h"
 #include "qd_ipc.h"
+#include "qd_metrics.h"
+
+#include <sqlite3.h>
 
 typedef struct quicctl {
     const char *conf_path;
@@ -33,6 +36,30 @@ int quicctl_upstreams(quicctl *q, bool json);
 
 /* quicctl_metrics.c: the metrics in the Prometheus text format */
 int quicctl_metrics(quicctl *q);
+
+/* quicctl_summary.c: metric_intervals added up over a window, and the report for a person */
+enum { QS_BY_NONE, QS_BY_WORKER, QS_BY_PROTOCOL, QS_BY_MINUTE };
+typedef struct qs_part {
+    char key[40]; /* "worker 1", "2026-12-07 14:05" */
+    qd_metrics m;
+    int64_t first_ms, last_ms;
+    uint64_t rows;
+    bool first;
+} qs_part;
+typedef struct quicctl_summary {
+    qd_metrics m;              /* counters summed; gauges at their highest (GAUGE_MIN: lowest) */
+    int64_t first_ms, last_ms; /* the time the rows cover */
+    uint64_t rows, bad_rows;
+    qs_part *parts; /* --by worker or minute */
+    size_t nparts;
+} quicctl_summary;
+/* quicctl_summary_load reads the window's rows; 0, or -1 when the table is missing. */
+int quicctl_summary_load(sqlite3 *db, int64_t from, int64_t to, int by, quicctl_summary *s);
+void quicctl_summary_text(const quicctl_summary *s, const qd_conf *conf, int64_t from, int64_t to,
+                          int by);
+void quicctl_summary_free(quicctl_summary *s);
+/* quicctl_summary_requests: requests of a protocol and class (-1: all of them) */
+uint64_t quicctl_summary_requests(const qd_metrics *m, int proto, int cls);
 
 /* quicctl_report.c */
 /* quicctl_report prints the stats summary; |argv| are the options after "report". */

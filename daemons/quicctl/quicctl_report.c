@@ -24,6 +24,7 @@
 #include "config.h"
 
 /* system */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,14 +275,207 @@ static void rows(report *r, const char *name, const char *sql, const char *const
     section_end(r, true);
 }
 
+/*
+ * item - one row of a list section from values: |key| under |keycol|, then
+ * |n| numbers named |cols| (integers unless the name ends in _ms, _s or
+ * _share)
+ */
+static void item(report *r, const char *sect, const char *keycol, const char *key,
+                 const char *const *cols, const double *vals, int n)
+{
+    if (r->fmt == OUT_JSON) {
+        printf("%s{", r->nitem++ ? ", " : "");
+        json_str(keycol);
+        printf(": ");
+        json_str(key);
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(cols[i]);
+        bool real = is_ms_col(cols[i]) || (len > 2 && strcmp(cols[i] + len - 2, "_s") == 0) ||
+                    (len > 6 && strcmp(cols[i] + len - 6, "_share") == 0);
+        if (r->fmt == OUT_JSON) {
+            printf(", ");
+            json_str(cols[i]);
+            printf(real ? ": %.3f" : ": %.0f", vals[i]);
+        } else if (r->fmt == OUT_CSV) {
+            printf("%s,", sect);
+            csv_str(key);
+            printf(real ? ",%s,%.3f\n" : ",%s,%.0f\n", cols[i], vals[i]);
+        }
+    }
+    if (r->fmt == OUT_JSON)
+        printf("}");
+}
+
+/* ms_or - a quantile in ms for JSON and CSV: -1 when there is none, 1e7 for +Inf */
+static double ms_or(double sec)
+{
+    return sec < 0 ? -1 : isinf(sec) ? 1e7 : sec * 1000;
+}
+
+/*
+ * machine_summary - the metrics of the window (metric_intervals) as
+ * sections for --json and --csv: summary, latency, status_classes, closes,
+ * quic, and with --by its lines
+ */
+static void machine_summary(report *r, const quicctl_summary *s, int by)
+{
+    const qd_metrics *m = &s->m;
+    static const char *const pname[] = {"h3", "h2", "http/1.1"};
+    double secs = s->last_ms > s->first_ms ? (double)(s->last_ms - s->first_ms) / 1000 : 0;
+    double reqs = (double)quicctl_summary_requests(m, -1, -1);
+
+    section(r, "summary", false);
+    value(r, "summary", "reports", (double)s->rows, true);
+    value(r, "summary", "covered_s", secs, false);
+    value(r, "summary", "requests", reqs, true);
+    value(r, "summary", "requests_per_s", secs > 0 ? reqs / secs : 0, false);
+    value(r, "summary", "connections_quic", (double)m->v[QD_M1(CONNECTIONS, QD_MV_QUIC)], true);
+    value(r, "summary", "connections_tcp", (double)m->v[QD_M1(CONNECTIONS, QD_MV_TCP)], true);
+    double bin = 0, bout = 0;
+    for (unsigned p = 0; p < QD_MDN_PROTO; p++)
+        bin += (double)m->v[QD_M1(REQUEST_BYTES, p)], bout += (double)m->v[QD_M1(RESPONSE_BYTES, p)];
+    value(r, "summary", "request_body_bytes", bin, true);
+    value(r, "summary", "response_body_bytes", bout, true);
+    section_end(r, false);
+
+    static const char *const lat_cols[] = {"p50_ms", "p90_ms", "p99_ms", "max_ms", "samples"};
+    section(r, "latency", true);
+    for (unsigned p = 0; p < QD_MDN_PROTO + 1; p++) {
+        for (int kind = 0; kind < 3; kind++) {
+            size_t slot;
+            char key[40];
+            if (p == QD_MDN_PROTO) { /* the handshakes, by transport */
+                if (kind == 2)
+                    continue;
+                slot = QD_M1(HANDSHAKE_SECONDS, (unsigned)kind);
+                snprintf(key, sizeof(key), "%s_handshake", kind == 0 ? "quic" : "tcp");
+            } else {
+                slot = kind == 0 ? QD_M1(TTFB_SECONDS, p) : QD_M1(REQUEST_SECONDS, p);
+                if (kind == 2)
+                    continue;
+                snprintf(key, sizeof(key), "%s_%s", pname[p], kind == 0 ? "ttfb" : "duration");
+            }
+            double v[5] = {ms_or(qd_metrics_quantile(m, slot, 0.5)),
+                           ms_or(qd_metrics_quantile(m, slot, 0.9)),
+                           ms_or(qd_metrics_quantile(m, slot, 0.99)), ms_or(qd_metrics_max(m, slot)),
+                           (double)qd_metrics_count(m, slot)};
+            item(r, "latency", "series", key, lat_cols, v, 5);
+        }
+    }
+    section_end(r, true);
+
+    static const char *const cls_cols[] = {"requests", "share"};
+    section(r, "status_classes", true);
+    for (unsigned c = 0; c < QD_MDN_CLASS; c++) {
+        double n = (double)quicctl_summary_requests(m, -1, (int)c), v[2] = {n, reqs > 0 ? n / reqs : 0};
+        item(r, "status_classes", "class", qd_metrics_dim_value(QD_MD_CLASS, c), cls_cols, v, 2);
+    }
+    section_end(r, true);
+
+    static const char *const close_cols[] = {"count"};
+    section(r, "closes", true);
+    for (unsigned side = 0; side < QD_MDN_SIDE; side++)
+        for (unsigned c = 0; c < QD_MDN_CLOSE_CODE; c++) {
+            double n = (double)m->v[QD_M2(QUIC_CLOSES, side, c)];
+            char key[64];
+            if (n == 0)
+                continue;
+            snprintf(key, sizeof(key), "%s:%s", qd_metrics_dim_value(QD_MD_SIDE, side),
+                     qd_metrics_dim_value(QD_MD_CLOSE_CODE, c));
+            item(r, "closes", "close", key, close_cols, &n, 1);
+        }
+    section_end(r, true);
+
+    section(r, "quic", false);
+    value(r, "quic", "retry_sent", (double)m->v[QD_M_QUIC_RETRY_SENT], true);
+    for (unsigned t = 0; t < QD_MDN_TOKEN; t++) {
+        char key[40];
+        snprintf(key, sizeof(key), "tokens_%s", qd_metrics_dim_value(QD_MD_TOKEN, t));
+        value(r, "quic", key, (double)m->v[QD_M1(QUIC_TOKENS, t)], true);
+    }
+    value(r, "quic", "stateless_resets_sent", (double)m->v[QD_M_QUIC_RESETS_SENT], true);
+    value(r, "quic", "stateless_resets_suppressed", (double)m->v[QD_M_QUIC_RESETS_SUPPRESSED], true);
+    value(r, "quic", "early_data_accepted", (double)m->v[QD_M1(EARLY_DATA, QD_MV_EARLY_ACCEPTED)], true);
+    value(r, "quic", "early_data_rejected", (double)m->v[QD_M1(EARLY_DATA, QD_MV_EARLY_REJECTED)], true);
+    value(r, "quic", "migrations", (double)m->v[QD_M_MIGRATIONS], true);
+    value(r, "quic", "path_validations_failed",
+          (double)m->v[QD_M1(PATH_VALIDATIONS, QD_MV_PATH_FAILED)], true);
+    value(r, "quic", "version_negotiation_sent", (double)m->v[QD_M_QUIC_VN_SENT], true);
+    for (unsigned d = 0; d < QD_MDN_DROP; d++) {
+        char key[48];
+        snprintf(key, sizeof(key), "dropped_%s", qd_metrics_dim_value(QD_MD_DROP, d));
+        value(r, "quic", key, (double)m->v[QD_M1(QUIC_DROPPED, d)], true);
+    }
+    value(r, "quic", "udp_receive_queue_drops", (double)m->v[QD_M_UDP_RXQ_DROPS], true);
+    double se = 0;
+    for (unsigned e = 0; e < QD_MDN_SEND_ERROR; e++)
+        se += (double)m->v[QD_M1(UDP_SEND_ERRORS, e)];
+    value(r, "quic", "udp_send_errors", se, true);
+    value(r, "quic", "udp_receive_buffer_bytes", (double)m->v[QD_M_UDP_RCVBUF], true);
+    value(r, "quic", "retry_active", (double)m->v[QD_M_QUIC_RETRY_ACTIVE], true);
+    section_end(r, false);
+
+    if (by == QS_BY_WORKER || by == QS_BY_MINUTE) {
+        static const char *const by_cols[] = {"requests", "requests_per_s", "status_5xx", "p99_ms"};
+        section(r, by == QS_BY_WORKER ? "by_worker" : "by_minute", true);
+        for (size_t i = 0; i < s->nparts; i++) {
+            const qs_part *pt = &s->parts[i];
+            double ps = pt->last_ms > pt->first_ms ? (double)(pt->last_ms - pt->first_ms) / 1000 : 0;
+            double n = (double)quicctl_summary_requests(&pt->m, -1, -1);
+            double p99 = -1;
+            for (unsigned p = 0; p < QD_MDN_PROTO; p++) {
+                double q = ms_or(qd_metrics_quantile(&pt->m, QD_M1(REQUEST_SECONDS, p), 0.99));
+                p99 = q > p99 ? q : p99;
+            }
+            double v[4] = {n, ps > 0 ? n / ps : 0, (double)quicctl_summary_requests(&pt->m, -1, 4), p99};
+            item(r, by == QS_BY_WORKER ? "by_worker" : "by_minute", by == QS_BY_WORKER ? "worker" : "minute",
+                 pt->key, by_cols, v, 4);
+        }
+        section_end(r, true);
+    }
+}
+
 #define CONN_WIN " FROM connections WHERE start_ms >= ?1 AND start_ms < ?2"
 #define REQ_WIN " FROM requests WHERE time_ms >= ?1 AND time_ms < ?2"
+
+/*
+ * text_rows - for a person, after the summary: what only the rows of
+ * requests and connections tell (exact status codes, the top paths, the
+ * upstream servers), with what request_history keeps of them
+ */
+static void text_rows(report *r, int version, const qd_conf *conf)
+{
+    double nreq = scalar(r, "SELECT count(*)" REQ_WIN);
+
+    printf("\nRequest rows (request_history = %s): %.0f in the window\n",
+           conf->request_history ? conf->request_history : "all", nreq);
+    if (nreq == 0)
+        return;
+    static const char *const status_cols[] = {"status", "count", "bytes_out"};
+    rows(r, "status_codes",
+         "SELECT CAST(status AS TEXT), count(*), total(bytes_out)" REQ_WIN
+         " GROUP BY status ORDER BY status",
+         status_cols, 3);
+    static const char *const path_cols[] = {"path", "count", "bytes_out"};
+    rows(r, "top_paths",
+         "SELECT path, count(*) AS n, total(bytes_out)" REQ_WIN
+         " GROUP BY path ORDER BY n DESC, path LIMIT 10",
+         path_cols, 3);
+    static const char *const up_cols[] = {"upstream", "requests", "no_answer"};
+    if (version >= 6)
+        rows(r, "upstreams",
+             "SELECT upstream, count(*), total(upstream_status = 0)" REQ_WIN
+             " AND upstream IS NOT NULL GROUP BY upstream ORDER BY upstream",
+             up_cols, 3);
+}
 
 int quicctl_report(quicctl *q, int argc, char **argv)
 {
     report r = {.fmt = OUT_TEXT};
     int64_t now = (int64_t)qd_time_real_ms(), since = 3600 * 1000;
     bool have_from = false, have_to = false;
+    int by = QS_BY_NONE;
 
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0 && r.fmt == OUT_TEXT)
@@ -291,6 +485,14 @@ int quicctl_report(quicctl *q, int argc, char **argv)
         else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
             if (quicctl_parse_duration(argv[++i], &since) < 0)
                 quicctl_die("--since %s: want a duration such as 90s, 15m, 1h or 7d", argv[i]);
+        } else if (strcmp(argv[i], "--by") == 0 && i + 1 < argc && by == QS_BY_NONE) {
+            i++;
+            by = strcmp(argv[i], "worker") == 0     ? QS_BY_WORKER
+                 : strcmp(argv[i], "protocol") == 0 ? QS_BY_PROTOCOL
+                 : strcmp(argv[i], "minute") == 0   ? QS_BY_MINUTE
+                                                    : -1;
+            if (by < 0)
+                quicctl_die("--by %s: want worker, protocol or minute", argv[i]);
         } else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
             if (quicctl_parse_time(argv[++i], &r.from_ms) < 0)
                 quicctl_die("--from %s: want YYYY-MM-DD[THH:MM:SS] (UTC) or @unix-seconds",
@@ -302,7 +504,8 @@ int quicctl_report(quicctl *q, int argc, char **argv)
             have_to = true;
         } else {
             quicctl_die("report: unknown or repeated option \"%s\"; usage: quicctl report "
-                        "[--since DURATION | --from T [--to T]] [--json | --csv]",
+                        "[--since DURATION | --from T [--to T]] [--by worker|protocol|minute] "
+                        "[--json | --csv]",
                         argv[i]);
         }
     }
@@ -333,6 +536,19 @@ int quicctl_report(quicctl *q, int argc, char **argv)
 
     /* A read transaction: every number below comes from one snapshot. */
     sqlite3_exec(r.db, "BEGIN", NULL, NULL, NULL);
+
+    /* What the metrics counted (version 7): every request, whatever request_history kept. */
+    quicctl_summary sum;
+    if (version < 7 || quicctl_summary_load(r.db, r.from_ms, r.to_ms, by, &sum) < 0)
+        memset(&sum, 0, sizeof(sum));
+    if (r.fmt == OUT_TEXT) {
+        quicctl_summary_text(&sum, &q->conf, r.from_ms, r.to_ms, by);
+        text_rows(&r, version, &q->conf);
+        quicctl_summary_free(&sum);
+        sqlite3_exec(r.db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(r.db);
+        return 0;
+    }
 
     section(&r, "window", false);
     value(&r, "window", "from_ms", (double)r.from_ms, true);
@@ -457,6 +673,8 @@ int quicctl_report(quicctl *q, int argc, char **argv)
                      "AND time_ms < ?2)"),
           true);
     section_end(&r, false);
+    machine_summary(&r, &sum, by);
+    quicctl_summary_free(&sum);
     if (r.fmt == OUT_JSON)
         printf("\n}\n");
     sqlite3_exec(r.db, "COMMIT", NULL, NULL, NULL);

@@ -79,8 +79,9 @@ static const uint8_t kinds[] = {
     [QD_F_UP_FAILS] = K_U64, [QD_F_UP_STATUS] = K_U32, [QD_F_UP_TIME_US] = K_U64,
     [QD_F_PROXIED] = K_U64, [QD_F_PROXY_ERRORS] = K_U64, [QD_F_PROXY_RETRIES] = K_U64,
     [QD_F_UDP_RXQ_DROPS] = K_U64, [QD_F_UDP_RCVBUF] = K_U32, [QD_F_UDP_SNDBUF] = K_U32,
+    [QD_F_SCHEMA] = K_U32,        [QD_F_METRICS] = K_BYTES,
 };
-#define TAG_LIMIT 93 /* structured tags are 0..92: every tag and both neighbours */
+#define TAG_LIMIT 95 /* structured tags are 0..94: every tag and both neighbours */
 
 /* Every message type and the descriptors it may carry, per qd_ipc.h. */
 static const struct {
@@ -100,7 +101,8 @@ static const struct {
     {QD_MSG_REC_REQUEST, 0, 0},  {QD_MSG_REC_SAMPLE, 0, 0},   {QD_MSG_REC_BATCH, 0, 0},
     {QD_MSG_REC_LOSS, 0, 0},     {QD_MSG_PROXY_TABLE, 0, 2},  {QD_MSG_CTL_UPSTREAMS, 0, 0},
     {QD_MSG_UP_CONNECT, 0, 0},   {QD_MSG_UP_CONNECTED, 0, 1}, {QD_MSG_UP_STATE, 0, 0},
-    {QD_MSG_UP_REPORT, 0, 0},    {QD_MSG_UP_COUNTS, 0, 0},
+    {QD_MSG_UP_REPORT, 0, 0},    {QD_MSG_UP_COUNTS, 0, 0},    {QD_MSG_METRICS, 0, 0},
+    {QD_MSG_METRICS_REQ, 1, 1},  {QD_MSG_CTL_METRICS, 0, 0},
 };
 #define TYPE_COUNT (sizeof(types) / sizeof(types[0]))
 
@@ -144,6 +146,7 @@ static void db_open(void)
     if (db.db != NULL)
         stats_db_close(&db);
     qd_log_set_level(QD_LOG_ERR); /* the dropped records' warnings are expected */
+    stats_metrics_forget(&db);
     memset(&db, 0, sizeof(db));
     if (stats_db_open(&db, ":memory:") != 0)
         qd_panic("ipc: cannot open an in-memory stats database");
@@ -273,11 +276,77 @@ static void check_upstream(const qd_ipc_msg *msg)
     sqlite3_finalize(st);
 }
 
+/*
+ * record_rows - the rows of the record tables (the metrics' own tables
+ * change with every commit: stats counts what it wrote)
+ */
+static int record_rows(void)
+{
+    sqlite3_stmt *st;
+    int n = 0;
+
+    if (sqlite3_prepare_v2(db.db,
+                           "SELECT (SELECT count(*) FROM process_events) + (SELECT count(*) FROM "
+                           "connections) + (SELECT count(*) FROM requests) + (SELECT count(*) "
+                           "FROM samples) + (SELECT count(*) FROM losses)",
+                           -1, &st, NULL) != SQLITE_OK)
+        qd_panic("stats: %s", sqlite3_errmsg(db.db));
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/*
+ * check_metrics - a METRICS message: refused (malformed, another table)
+ * or folded in; either way no counter of the totals goes down
+ */
+static void check_metrics(const qd_ipc_msg *msg)
+{
+    static qd_metrics before;
+
+    /* the decoders themselves, on whatever bytes came (the schema check comes first in stats) */
+    static qd_metrics scratch;
+    static uint8_t again_buf[QD_METRICS_NSLOTS * 10];
+    const uint8_t *p;
+    size_t n;
+    if (qd_ipc_get_bytes(msg, QD_F_METRICS, &p, &n) == 0) {
+        if (qd_metrics_decode(&scratch, p, n) == 0) {
+            static qd_metrics back;
+            size_t len = qd_metrics_encode(&scratch, again_buf, sizeof(again_buf));
+            if (len == 0 || qd_metrics_decode(&back, again_buf, len) != 0 ||
+                memcmp(&back, &scratch, sizeof(back)) != 0)
+                qd_panic("metrics: a decoded array does not encode and decode again");
+        }
+        memset(&scratch, 0, sizeof(scratch));
+        qd_metrics_add_sparse(&scratch, p, n);
+    }
+    before = db.totals;
+    int rv = stats_metrics_receive(&db, msg);
+    if (rv != 0 && rv != -1)
+        qd_panic("stats: metrics gives %d", rv);
+    for (unsigned f = 0; f < QD_METRICS_NFAMILIES; f++) {
+        const qd_metrics_family *fam = &qd_metrics_families[f];
+        if (fam->type == QD_MT_GAUGE || fam->type == QD_MT_GAUGE_MIN)
+            continue;
+        for (size_t i = fam->first; i < fam->first + fam->nslots; i++)
+            if (db.totals.v[i] < before.v[i] && before.v[i] - db.totals.v[i] < (1ULL << 62))
+                qd_panic("stats: metrics: %s went down", fam->name);
+    }
+    if (stats_db_commit(&db) != 0)
+        qd_panic("stats: metrics did not commit: %s", sqlite3_errmsg(db.db));
+}
+
 /* check_stats - hand a decoded REC_* message to the stats daemon's handlers */
 static void check_stats(const qd_ipc_msg *msg)
 {
     uint64_t bad = db.bad_records;
-    int before = sqlite3_total_changes(db.db);
+    int before = record_rows();
+
+    if (msg->type == QD_MSG_METRICS) {
+        check_metrics(msg);
+        return;
+    }
 
     if (msg->type == QD_MSG_REC_BATCH) {
         size_t pos = 0, len, records = 0;
@@ -288,7 +357,7 @@ static void check_stats(const qd_ipc_msg *msg)
         stats_db_batch(&db, msg);
         if (stats_db_commit(&db) != 0)
             qd_panic("stats: a batch did not commit: %s", sqlite3_errmsg(db.db));
-        size_t rows = (size_t)(sqlite3_total_changes(db.db) - before);
+        size_t rows = (size_t)(record_rows() - before);
         if (rows + (db.bad_records - bad) != records)
             qd_panic("stats: a batch of %zu fields gave %zu rows and %llu bad records", records,
                      rows, (unsigned long long)(db.bad_records - bad));
@@ -299,7 +368,7 @@ static void check_stats(const qd_ipc_msg *msg)
     int rv = stats_db_record(&db, msg);
     if (stats_db_commit(&db) != 0)
         qd_panic("stats: a record did not commit: %s", sqlite3_errmsg(db.db));
-    int rows = sqlite3_total_changes(db.db) - before;
+    int rows = record_rows() - before;
     /* a process event already in the table is not written again (by design) */
     int want_rows = msg->type == QD_MSG_REC_PROCESS && rows == 0 ? 0 : 1;
     if (rv == -2 || (rv == 0 && rows != want_rows) || (rv == -1 && rows != 0) || rv < -2 ||

@@ -82,7 +82,7 @@ req_check "$C_RES" resumed "/64k.bin:200:65536 /missing-3:404:$(sql "SELECT byte
 conn_check "$C_RES" resumed "resumed || ' ' || early_data" "1 1"
 # HTTP/3 traffic is 'h3' in the protocol column (schema version 5); none
 # of it was proxied (the upstream columns of version 6 are NULL)
-[ "$(sql "PRAGMA user_version")" = 6 ] && ok "schema version 6" || fail "schema version $(sql "PRAGMA user_version")"
+[ "$(sql "PRAGMA user_version")" = 7 ] && ok "schema version 7" || fail "schema version $(sql "PRAGMA user_version")"
 [ "$(sql "SELECT count(*) FROM requests WHERE upstream IS NOT NULL OR upstream_status IS NOT NULL OR upstream_ms IS NOT NULL")" = 0 ] &&
     ok "no upstream on local requests" || fail "upstream on local requests: $(sql "SELECT path, upstream FROM requests WHERE upstream IS NOT NULL")"
 for c in $C_SEVERAL $C_MIG $C_TICKET $C_RES; do conn_check "$c" "$c" protocol h3; done
@@ -130,7 +130,8 @@ grep -q '^requests,count,' "$T/report.csv" && grep -q "^protocols,h3,requests,$n
     grep -q '^protocols,http/1.1,connections,0$' "$T/report.csv" && ok "report --csv (with protocols)" ||
     fail "report --csv: $(cat "$T/report.csv")"
 quicctl report --since 1h > "$T/report.txt"
-grep -q 'handshake_p90_ms' "$T/report.txt" && grep -A1 '^protocols:' "$T/report.txt" | grep -Eq "^  h3 +connections=$nconn requests=$nreq " &&
-    ok "report text (with protocols)" || fail "report text: $(cat "$T/report.txt")"
+grep -q '^Latency, ms' "$T/report.txt" && grep -q '^QUIC health' "$T/report.txt" &&
+    grep -q "^Request rows (request_history = all): $nreq in the window" "$T/report.txt" &&
+    ok "report text (summary, request rows)" || fail "report text: $(cat "$T/report.txt")"
 quicctl report --since bogus 2>/dev/null && fail "report --since bogus succeeded" || ok "report --since bogus fails"
 finish

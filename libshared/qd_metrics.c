@@ -296,6 +296,35 @@ void qd_metrics_locate(size_t slot, qd_metrics_slot *where)
     where->bucket = fam->type == QD_MT_HISTOGRAM ? (int)((slot - fam->first) % per) : -1;
 }
 
+uint64_t qd_metrics_family_sum(const qd_metrics *m, unsigned family)
+{
+    const qd_metrics_family *f = &qd_metrics_families[family];
+    uint64_t n = 0;
+
+    if (f->type == QD_MT_HISTOGRAM) {
+        for (size_t at = f->first; at < f->first + f->nslots; at += QD_METRICS_HSLOTS)
+            n += qd_metrics_count(m, at);
+        return n;
+    }
+    for (size_t i = f->first; i < f->first + f->nslots; i++)
+        n += m->v[i];
+    return n;
+}
+
+const char *qd_metrics_short_name(unsigned family, char *buf, size_t len)
+{
+    const char *name = qd_metrics_families[family].name;
+    size_t n;
+
+    if (strncmp(name, "quicd_", 6) == 0)
+        name += 6;
+    n = strlen(name);
+    if (n > 6 && strcmp(name + n - 6, "_total") == 0)
+        n -= 6;
+    snprintf(buf, len, "%.*s", (int)n, name);
+    return buf;
+}
+
 const char *qd_metrics_dim_label(unsigned d)
 {
     return d < QD_MD_COUNT_ ? dims[d].label : "";

@@ -179,6 +179,15 @@ typedef struct qd_metrics_family {
 } qd_metrics_family;
 extern const qd_metrics_family qd_metrics_families[QD_METRICS_NFAMILIES];
 
+/*
+ * qd_metrics_family_sum is the sum of every series of a counter or gauge
+ * family (a histogram's: its observations); qd_metrics_short_name writes
+ * the family's name without "quicd_" and "_total" ("http_requests"), the
+ * key quicctl status shows it under.
+ */
+uint64_t qd_metrics_family_sum(const qd_metrics *m, unsigned family);
+const char *qd_metrics_short_name(unsigned family, char *buf, size_t len);
+
 /* qd_metrics_dim_label and _value name a dimension and one of its values. */
 const char *qd_metrics_dim_label(unsigned dim);
 const char *qd_metrics_dim_value(unsigned dim, unsigned i);

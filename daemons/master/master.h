@@ -113,6 +113,7 @@ typedef struct master_child {
     uint64_t rxq_drops;              /* a worker's UDP datagrams dropped for a full queue */
     uint32_t udp_rcvbuf, udp_sndbuf; /* ... and the smallest buffers the kernel granted */
     char *report; /* upstream: its servers' state from the last status report (F_TEXT) */
+    qd_metrics *metrics; /* a worker's running totals from its last status report, or NULL */
     int exit_status;
     int exit_signal;
 } master_child;

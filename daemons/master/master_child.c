@@ -531,6 +531,16 @@ static void handle_msg(master_child *c, qd_ipc_msg *msg)
         qd_ipc_get_u64(msg, QD_F_PROXIED, &c->proxied);
         qd_ipc_get_u64(msg, QD_F_PROXY_ERRORS, &c->proxy_errors);
         qd_ipc_get_u64(msg, QD_F_PROXY_RETRIES, &c->proxy_retries);
+        const uint8_t *mp;
+        size_t mlen;
+        uint32_t schema;
+        if (qd_ipc_get_bytes(msg, QD_F_METRICS, &mp, &mlen) == 0 &&
+            qd_ipc_get_u32(msg, QD_F_SCHEMA, &schema) == 0 && schema == qd_metrics_schema()) {
+            if (c->metrics == NULL)
+                c->metrics = qd_xcalloc(1, sizeof(*c->metrics));
+            if (qd_metrics_decode(c->metrics, mp, mlen) < 0)
+                memset(c->metrics, 0, sizeof(*c->metrics)); /* shown as zeros; logged nowhere */
+        }
         if (c->role == QD_ROLE_UPSTREAM) {
             static char text[QD_IPC_MAX_BODY]; /* read here, kept only when it changed */
             if (qd_ipc_get_str(msg, QD_F_TEXT, text, sizeof(text)) == 0 &&
@@ -573,6 +583,7 @@ static void on_child_timer_closed(uv_handle_t *h)
     master_child *c = h->data;
 
     free(c->report);
+    free(c->metrics);
     free(c);
 }
 

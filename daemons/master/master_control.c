@@ -97,6 +97,16 @@ static void status_line(qd_buf *b, const char *role, int instance, long pid, con
                       (unsigned long long)c->closed[1], (unsigned long long)c->closed[2],
                       (unsigned long long)c->closed[3], (unsigned long long)c->proxied,
                       (unsigned long long)c->proxy_errors, (unsigned long long)c->proxy_retries);
+    if (c != NULL && c->metrics != NULL) {
+        /* a few running totals from the metrics table, for quicctl top */
+        static const unsigned shown[] = {QD_MF_REQUESTS, QD_MF_HANDSHAKES, QD_MF_UDP_RX_DATAGRAMS,
+                                         QD_MF_UDP_TX_DATAGRAMS, QD_MF_QUIC_DROPPED,
+                                         QD_MF_RESPONSE_BYTES};
+        char key[64];
+        for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++)
+            qd_buf_printf(b, " %s=%llu", qd_metrics_short_name(shown[i], key, sizeof(key)),
+                          (unsigned long long)qd_metrics_family_sum(c->metrics, shown[i]));
+    }
     if (strcmp(role, "app") == 0 && c != NULL)
         qd_buf_printf(b, " streams=%u", c->streams); /* requests that still owe a response */
     qd_buf_printf(b, " send_failures=%llu", (unsigned long long)send_failures);

@@ -61,6 +61,8 @@ static void usage(void)
             "  status [--json]  list the processes\n"
             "  conns [--json]   list the live QUIC connections of every worker\n"
             "  metrics          the metrics in the Prometheus text format (as /metrics)\n"
+            "  top [-n COUNT] [-d SECONDS]\n"
+            "                   each worker's CPU, memory, connections and rates, live\n"
             "  upstreams [--json]\n"
             "                   the proxy's upstream servers and their health\n"
             "  report [--since DURATION | --from T [--to T]] [--by worker|protocol|minute]\n"
@@ -445,6 +447,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "report") == 0)
         return quicctl_report(q, rest, rargv);
+    if (strcmp(cmd, "top") == 0)
+        return quicctl_top(q, rest, rargv);
     if (strcmp(cmd, "metrics") == 0) {
         if (rest != 0)
             usage();

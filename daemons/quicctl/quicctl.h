@@ -28,6 +28,17 @@ int quicctl_request(int fd, uint16_t type, qd_ipc_msg *reply, int timeout_ms);
 
 /* quicctl_status.c */
 int quicctl_status(quicctl *q, bool json);
+/* a status line's key=value pairs (quicctl_split_line), looked up with quicctl_get */
+#define QUICCTL_MAX_FIELDS 64 /* a worker's line has about 40 */
+typedef struct quicctl_kv {
+    char key[32];
+    char val[64];
+} quicctl_kv;
+int quicctl_split_line(char *line, quicctl_kv *out);
+const char *quicctl_get(const quicctl_kv *f, int n, const char *key);
+
+/* quicctl_top.c: a live view of the workers, refreshed every second */
+int quicctl_top(quicctl *q, int argc, char **argv);
 /* quicctl_conns lists the workers' live connections (a table, or JSON). */
 int quicctl_conns(quicctl *q, bool json);
 

@@ -34,12 +34,11 @@
 /* local */
 #include "quicctl.h"
 
-#define MAX_FIELDS 64 /* a worker's line has about 30 */
+#define MAX_FIELDS QUICCTL_MAX_FIELDS
 
-typedef struct kv {
-    char key[32];
-    char val[64];
-} kv;
+typedef quicctl_kv kv;
+
+static const char *get(const kv *f, int n, const char *key);
 
 /* split_line - parse "k=v k=v" into |out|; returns the count */
 static int split_line(char *line, kv *out)
@@ -58,6 +57,16 @@ static int split_line(char *line, kv *out)
         n++;
     }
     return n;
+}
+
+int quicctl_split_line(char *line, quicctl_kv *out)
+{
+    return split_line(line, out);
+}
+
+const char *quicctl_get(const quicctl_kv *f, int n, const char *key)
+{
+    return get(f, n, key);
 }
 
 static const char *get(const kv *f, int n, const char *key)

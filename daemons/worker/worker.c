@@ -300,6 +300,7 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_ipc_put_u64(m, QD_F_PROXIED, w->proxied);
     qd_ipc_put_u64(m, QD_F_PROXY_ERRORS, w->proxy_errors);
     qd_ipc_put_u64(m, QD_F_PROXY_RETRIES, w->proxy_retries);
+    worker_metrics_put(w, m); /* its running totals, for quicctl status and top */
 }
 
 /* message - TLS_FILES, LOG_FD, and CONNS_REQ: list live connections on its channel */

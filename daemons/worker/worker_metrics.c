@@ -181,6 +181,17 @@ static void copy(worker *w)
     m->v[QD_M_RECORDS_DROPPED] = w->rec_drops;
 }
 
+void worker_metrics_put(worker *w, qd_ipc_msg *m)
+{
+    copy(w);
+    gauges(w);
+    size_t len = qd_metrics_encode(&w->m, metrics_buf, sizeof(metrics_buf));
+    if (len == 0 || len > UINT16_MAX)
+        return;
+    qd_ipc_put_u32(m, QD_F_SCHEMA, qd_metrics_schema());
+    qd_ipc_put_bytes(m, QD_F_METRICS, metrics_buf, len);
+}
+
 void worker_metrics_send(worker *w, bool exiting)
 {
     static qd_log_limit lim;

@@ -145,4 +145,18 @@ h3now=$(awk -v a="$(value "$T/m2" "$H3REQ")" -v b="$(value "$T/m3" "$H3REQ")" 'B
 [ "$h3now" -ge 2 ] && ok "HTTP/3 2xx after the kill and the reload: +$h3now" || fail "HTTP/3 2xx +$h3now, want 2 or more"
 check2 'quicd_process_restarts_total{role="worker"}' 1 "restarts of a worker"
 check2 'quicd_reloads_total{result="ok"}' 1 "reloads"
+
+# quicctl top: a line per worker and the sum, with the requests per second
+# of a client that keeps asking (its status reports every second carry
+# the totals)
+bg h3get loop "$(h3_url "")" 6 0.02
+LOOP=$BG_PID
+sleep 1.5
+quicctl top -n 3 -d 1 > "$T/top.txt" 2> "$T/top.err" || fail "quicctl top: $(cat "$T/top.err")"
+bg_kill "$LOOP"
+rows=$(grep -cE '^[01] +[0-9]+ ' "$T/top.txt")
+rps=$(awk '$1 == "all" { r = $5 } END { print r + 0 }' "$T/top.txt")
+[ "$rows" = 6 ] && awk -v r="$rps" 'BEGIN { exit !(r > 1) }' &&
+    ok "quicctl top: 3 frames of 2 workers, the last $rps requests/s in all" ||
+    fail "quicctl top: $rows worker lines, $rps requests/s: $(cat "$T/top.txt")"
 finish

@@ -6,7 +6,7 @@
  *	qd_conf_keys(), qd_conf_key_find(), qd_conf_init(), qd_conf_release(),
  *	qd_conf_load(), qd_conf_parse(), qd_conf_set(), qd_conf_dump(),
  *	qd_conf_value_text(), qd_conf_diff(), qd_conf_workers(),
- *	qd_conf_addr_sockaddr()
+ *	qd_conf_addr_sockaddr(), qd_conf_addr_text(), qd_conf_nets_match()
  * DESCRIPTION
  *	One table row per key (Postfix's VAR_/DEF_/var_ triplet in one place).
  *	Syntax is Postfix main.cf: "key = value"; lines whose first non-blank
@@ -60,6 +60,7 @@
 
 #define QD_CONF_MAX_FILE (1024 * 1024)
 #define QD_CONF_MAX_ADDRS 64
+#define QD_CONF_MAX_NETS 64
 #define DAY_MS (86400LL * 1000)
 
 static const char *const log_levels[] = {"err", "warn", "notice", "info", "debug", NULL};
@@ -171,6 +172,12 @@ static const qd_conf_key keys[QD_K_COUNT] = {
     {"request_history", QD_CONF_STRING, "all", 0, 0, OFF(request_history), R | QD_CONF_F_HISTORY,
      NULL, "which requests get a row of their own in the stats database: all, errors, "
      "sample:N (one in N) or none; the metrics and quicctl report count every request"},
+    {"metrics_listen", QD_CONF_ADDR, "", 0, 0, OFF(metrics_listen), R | QD_CONF_F_EMPTY, NULL,
+     "TCP address addr:port or [v6]:port of the Prometheus endpoint GET /metrics; empty: off"},
+    {"metrics_allow", QD_CONF_NETS, "127.0.0.0/8, ::1", 1, QD_CONF_MAX_NETS, OFF(metrics_allow),
+     R, NULL, "networks (ADDR/PREFIX or an address, IPv4 or IPv6) that may scrape /metrics"},
+    {"metrics_token_file", QD_CONF_PATH, "", 0, 0, OFF(metrics_token_file), R | QD_CONF_F_EMPTY,
+     NULL, "file holding a token each scrape must send as Authorization: Bearer; empty: none"},
 };
 
 #undef R
@@ -323,6 +330,60 @@ static int parse_addr(const char *s, qd_conf_addr *a, const char **why)
     return 0;
 }
 
+/*
+ * parse_net - "a.b.c.d/len", "v6/len" or a bare address (/32, /128); the
+ * bits beyond the prefix must be zero, so that what is written is what is
+ * matched (Postfix refuses "10.0.0.1/8" in mynetworks for the same reason)
+ */
+static int parse_net(const char *s, qd_conf_net *n, char *whybuf, size_t whylen,
+                     const char **why)
+{
+    char host[64];
+    const char *slash = strchr(s, '/');
+    size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
+    int64_t prefix;
+
+    memset(n, 0, sizeof(*n));
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        *why = "expected an address or ADDRESS/PREFIX";
+        return -1;
+    }
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+    n->family = strchr(host, ':') != NULL ? AF_INET6 : AF_INET;
+    if (inet_pton(n->family, host, n->addr) != 1) {
+        *why = n->family == AF_INET ? "bad IPv4 address" : "bad IPv6 address";
+        return -1;
+    }
+    int max = n->family == AF_INET ? 32 : 128;
+    if (slash == NULL) {
+        prefix = max;
+    } else {
+        const char *end = parse_int(slash + 1, &prefix);
+        if (end == NULL || *end != '\0' || slash[1] == '-' || prefix < 0 || prefix > max) {
+            snprintf(whybuf, whylen, "prefix length must be a number from 0 to %d", max);
+            *why = whybuf;
+            return -1;
+        }
+    }
+    n->prefix = (uint8_t)prefix;
+    for (int bit = (int)prefix; bit < max; bit++) {
+        if (n->addr[bit / 8] & (0x80 >> (bit % 8))) {
+            uint8_t net[16];
+            char text[INET6_ADDRSTRLEN];
+            memcpy(net, n->addr, sizeof(net));
+            for (int b = (int)prefix; b < max; b++)
+                net[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
+            inet_ntop(n->family, net, text, sizeof(text));
+            snprintf(whybuf, whylen, "address bits set beyond the /%d prefix (the network is %s/%d)",
+                     (int)prefix, text, (int)prefix);
+            *why = whybuf;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* free_value - release key |k|'s heap storage in |c| */
 static void free_value(qd_conf *c, const qd_conf_key *k)
 {
@@ -336,6 +397,13 @@ static void free_value(qd_conf *c, const qd_conf_key *k)
     }
     case QD_CONF_ADDRS: {
         qd_conf_addrs *l = field(c, k);
+        free(l->items);
+        l->items = NULL;
+        l->count = 0;
+        break;
+    }
+    case QD_CONF_NETS: {
+        qd_conf_nets *l = field(c, k);
         free(l->items);
         l->items = NULL;
         l->count = 0;
@@ -487,6 +555,57 @@ static int set_value(qd_conf *c, int id, const char *value, char *whybuf, size_t
         }
         free_value(c, k);
         *(qd_conf_addrs *)field(c, k) = l;
+        break;
+    }
+    case QD_CONF_ADDR: {
+        qd_conf_addr a;
+        const char *reason = NULL;
+
+        memset(&a, 0, sizeof(a)); /* empty (QD_CONF_F_EMPTY): none */
+        if (value[strcspn(value, ", \t")] != '\0') {
+            *why = "one address only (addr:port or [v6]:port)";
+            return -1;
+        }
+        if (*value != '\0' && parse_addr(value, &a, &reason) < 0) {
+            *why = reason;
+            return -1;
+        }
+        *(qd_conf_addr *)field(c, k) = a;
+        break;
+    }
+    case QD_CONF_NETS: {
+        qd_conf_nets l = {qd_xcalloc(QD_CONF_MAX_NETS, sizeof(qd_conf_net)), 0};
+        char *copy = qd_xstrdup(value), *save = NULL;
+        int rv = 0;
+
+        for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+            char reason[160];
+            const char *r = NULL;
+            if (l.count == QD_CONF_MAX_NETS) {
+                snprintf(whybuf, whylen, "more than %d networks", QD_CONF_MAX_NETS);
+                *why = whybuf;
+                rv = -1;
+                break;
+            }
+            if (parse_net(tok, &l.items[l.count], reason, sizeof(reason), &r) < 0) {
+                snprintf(whybuf, whylen, "'%.80s': %s", tok, r);
+                *why = whybuf;
+                rv = -1;
+                break;
+            }
+            l.count++;
+        }
+        free(copy);
+        if (rv == 0 && l.count == 0) {
+            *why = "no network given";
+            rv = -1;
+        }
+        if (rv < 0) {
+            free(l.items);
+            return -1;
+        }
+        free_value(c, k);
+        *(qd_conf_nets *)field(c, k) = l;
         break;
     }
     }
@@ -750,6 +869,21 @@ static bool same_value(const qd_conf *a, const qd_conf *b, const qd_conf_key *k)
                 return false;
         return true;
     }
+    case QD_CONF_ADDR: {
+        const qd_conf_addr *x = cfield(a, k), *y = cfield(b, k);
+        return x->family == y->family && x->port == y->port && strcmp(x->host, y->host) == 0;
+    }
+    case QD_CONF_NETS: {
+        const qd_conf_nets *x = cfield(a, k), *y = cfield(b, k);
+        if (x->count != y->count)
+            return false;
+        for (size_t i = 0; i < x->count; i++)
+            if (x->items[i].family != y->items[i].family ||
+                x->items[i].prefix != y->items[i].prefix ||
+                memcmp(x->items[i].addr, y->items[i].addr, sizeof(x->items[i].addr)) != 0)
+                return false;
+        return true;
+    }
     default:
         return *(const int64_t *)cfield(a, k) == *(const int64_t *)cfield(b, k);
     }
@@ -768,6 +902,48 @@ int qd_conf_diff(const qd_conf *a, const qd_conf *b, bool only_restart, qd_buf *
         }
     }
     return n;
+}
+
+const char *qd_conf_addr_text(const qd_conf_addr *a, char *buf, size_t len)
+{
+    if (a->family == 0)
+        snprintf(buf, len, "%s", "");
+    else if (a->family == AF_INET6)
+        snprintf(buf, len, "[%s]:%u", a->host, a->port);
+    else
+        snprintf(buf, len, "%s:%u", a->host, a->port);
+    return buf;
+}
+
+bool qd_conf_nets_match(const qd_conf_nets *nets, const struct sockaddr *sa)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const uint8_t *addr;
+    int family;
+
+    if (sa->sa_family == AF_INET) {
+        family = AF_INET;
+        addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        addr = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        family = AF_INET6;
+        if (memcmp(addr, mapped, sizeof(mapped)) == 0) {
+            family = AF_INET;
+            addr += sizeof(mapped);
+        }
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < nets->count; i++) {
+        const qd_conf_net *n = &nets->items[i];
+        unsigned full = n->prefix / 8, rest = n->prefix % 8;
+
+        if (n->family != family || memcmp(n->addr, addr, full) != 0)
+            continue;
+        if (rest == 0 || ((n->addr[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0)
+            return true;
+    }
+    return false;
 }
 
 int qd_conf_workers(const qd_conf *c)

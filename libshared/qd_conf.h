@@ -26,6 +26,8 @@ typedef enum qd_conf_type {
     QD_CONF_PATH,  /* absolute path */
     QD_CONF_ENUM,  /* one of a fixed list of words; stored as its index */
     QD_CONF_ADDRS, /* list of addr:port / [v6]:port, comma or space separated */
+    QD_CONF_ADDR,  /* one addr:port / [v6]:port; with QD_CONF_F_EMPTY empty means none */
+    QD_CONF_NETS,  /* list of networks, ADDR[/PREFIX] (IPv4 or IPv6), comma or space separated */
 } qd_conf_type;
 
 /* A parsed listen address. */
@@ -39,6 +41,18 @@ typedef struct qd_conf_addrs {
     qd_conf_addr *items;
     size_t count;
 } qd_conf_addrs;
+
+/* A network of an allow-list: |prefix| leading bits of |addr|, the rest zero. */
+typedef struct qd_conf_net {
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network byte order; 4 bytes used for AF_INET */
+    uint8_t prefix;   /* 0..32 or 0..128; a bare address is /32 or /128 */
+} qd_conf_net;
+
+typedef struct qd_conf_nets {
+    qd_conf_net *items;
+    size_t count;
+} qd_conf_nets;
 
 typedef enum qd_conf_cc { QD_CC_CUBIC, QD_CC_RENO, QD_CC_BBR } qd_conf_cc;
 typedef enum qd_conf_retry { QD_RETRY_NO, QD_RETRY_YES, QD_RETRY_AUTO } qd_conf_retry;
@@ -91,6 +105,9 @@ typedef enum qd_conf_key_id {
     QD_K_PROXY_TABLE,
     QD_K_PROXY_CA_FILE,
     QD_K_REQUEST_HISTORY,
+    QD_K_METRICS_LISTEN,
+    QD_K_METRICS_ALLOW,
+    QD_K_METRICS_TOKEN_FILE,
     QD_K_COUNT
 } qd_conf_key_id;
 
@@ -142,6 +159,9 @@ typedef struct qd_conf {
     char *proxy_table;             /* routes and upstream groups (qd_proxy.h); empty: none */
     char *proxy_ca_file;           /* CA certificates for https:// upstream servers */
     char *request_history;         /* which requests get a row: all, errors, sample:N, none */
+    qd_conf_addr metrics_listen;   /* where stats serves /metrics; family 0: off */
+    qd_conf_nets metrics_allow;    /* peers that may scrape it */
+    char *metrics_token_file;      /* bearer token a scrape must send; empty: none */
 
     /* Bookkeeping: the value text as written and where it came from. */
     char *text[QD_K_COUNT]; /* NULL means the compiled-in default */
@@ -261,6 +281,19 @@ int qd_conf_log_level(const qd_conf *c);
  * length (sizeof struct sockaddr_in or sockaddr_in6).
  */
 socklen_t qd_conf_addr_sockaddr(const qd_conf_addr *a, struct sockaddr_storage *ss);
+
+/*
+ * qd_conf_addr_text writes |a| as "host:port" or "[v6]:port" into |buf|
+ * (|len| bytes; 80 always suffice) and returns |buf|; "" for none (family 0).
+ */
+const char *qd_conf_addr_text(const qd_conf_addr *a, char *buf, size_t len);
+
+/*
+ * qd_conf_nets_match returns whether the address of |sa| (AF_INET or
+ * AF_INET6; an IPv4-mapped IPv6 address counts as its IPv4 address) lies in
+ * one of the networks of |nets|. Any other family never matches.
+ */
+bool qd_conf_nets_match(const qd_conf_nets *nets, const struct sockaddr *sa);
 
 /* qd_conf_workers returns the worker count, resolving "auto" to the CPUs we may run on. */
 int qd_conf_workers(const qd_conf *c);

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
 
 #include "qd_buf.h"
 #include "qd_conf.h"
@@ -492,6 +495,152 @@ static void test_conf_early_hints(void)
     qd_buf_release(&got);
 }
 
+/*
+ * The metrics keys: metrics_listen (one address, empty: off),
+ * metrics_allow (networks, matched against peers, v4-mapped v6 included)
+ * and metrics_token_file; every bad entry names file:line and the key.
+ */
+static void test_conf_metrics_keys(void)
+{
+    static const struct {
+        const char *text;
+        const char *want;
+    } bad[] = {
+        {"metrics_allow = 10.0.0.0/33\n",
+         "t.conf:1: metrics_allow: invalid value \"10.0.0.0/33\": '10.0.0.0/33': prefix length "
+         "must be a number from 0 to 32\n"},
+        {"metrics_allow = ::1, 2001:db8::/129\n",
+         "t.conf:1: metrics_allow: invalid value \"::1, 2001:db8::/129\": '2001:db8::/129': "
+         "prefix length must be a number from 0 to 128\n"},
+        {"metrics_allow = 10.0.0.1/8\n",
+         "t.conf:1: metrics_allow: invalid value \"10.0.0.1/8\": '10.0.0.1/8': address bits set "
+         "beyond the /8 prefix (the network is 10.0.0.0/8)\n"},
+        {"metrics_allow = 10.0.0.300\n",
+         "t.conf:1: metrics_allow: invalid value \"10.0.0.300\": '10.0.0.300': bad IPv4 "
+         "address\n"},
+        {"metrics_allow = fe80::g\n",
+         "t.conf:1: metrics_allow: invalid value \"fe80::g\": 'fe80::g': bad IPv6 address\n"},
+        {"metrics_allow = 10.0.0.0/-1\n",
+         "t.conf:1: metrics_allow: invalid value \"10.0.0.0/-1\": '10.0.0.0/-1': prefix length "
+         "must be a number from 0 to 32\n"},
+        {"metrics_allow = 10.0.0.0/\n",
+         "t.conf:1: metrics_allow: invalid value \"10.0.0.0/\": '10.0.0.0/': prefix length must "
+         "be a number from 0 to 32\n"},
+        {"metrics_allow = /8\n",
+         "t.conf:1: metrics_allow: invalid value \"/8\": '/8': expected an address or "
+         "ADDRESS/PREFIX\n"},
+        {"metrics_allow =\n", "t.conf:1: metrics_allow: invalid value \"\": value is empty\n"},
+        {"metrics_allow = ,\n", "t.conf:1: metrics_allow: invalid value \",\": no network given\n"},
+        {"metrics_listen = 127.0.0.1\n",
+         "t.conf:1: metrics_listen: invalid value \"127.0.0.1\": expected address:port\n"},
+        {"metrics_listen = 127.0.0.1:1, 127.0.0.1:2\n",
+         "t.conf:1: metrics_listen: invalid value \"127.0.0.1:1, 127.0.0.1:2\": one address only "
+         "(addr:port or [v6]:port)\n"},
+        {"metrics_listen = [::1]:0\n",
+         "t.conf:1: metrics_listen: invalid value \"[::1]:0\": port must be a number from 1 to "
+         "65535\n"},
+        {"metrics_token_file = token\n",
+         "t.conf:1: metrics_token_file: invalid value \"token\": must be an absolute path\n"},
+    };
+    qd_conf c;
+    qd_buf e;
+    char text[80];
+
+    /* defaults: off, loopback only, no token */
+    qd_conf_init(&c);
+    QD_EXPECT_INT(c.metrics_listen.family, 0);
+    QD_EXPECT_STR(qd_conf_addr_text(&c.metrics_listen, text, sizeof(text)), "");
+    QD_EXPECT_INT(c.metrics_allow.count, 2);
+    QD_EXPECT_STR(c.metrics_token_file, "");
+    qd_conf_release(&c);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        QD_EXPECT_INT(parse(&c, bad[i].text, &e), QD_ERR_CONF);
+        QD_EXPECT_STR(qd_buf_str(&e), bad[i].want);
+        qd_conf_release(&c);
+        qd_buf_release(&e);
+    }
+
+    QD_EXPECT_INT(parse(&c,
+                        "metrics_listen = [::1]:9100\n"
+                        "metrics_allow = 10.0.0.0/8 192.168.1.7,\n"
+                        "  2001:db8::/32, 172.16.0.0/12, ::ffff:0:0/96\n"
+                        "metrics_token_file = /etc/quicd/metrics.token\n",
+                        &e),
+                  0);
+    QD_EXPECT_STR(qd_buf_str(&e), "");
+    QD_EXPECT_STR(qd_conf_addr_text(&c.metrics_listen, text, sizeof(text)), "[::1]:9100");
+    QD_EXPECT_INT(c.metrics_allow.count, 5);
+    QD_EXPECT_INT(c.metrics_allow.items[1].prefix, 32);
+    QD_EXPECT_STR(c.metrics_token_file, "/etc/quicd/metrics.token");
+    QD_EXPECT_INT(c.line[QD_K_METRICS_ALLOW], 2);
+
+    static const struct {
+        const char *addr;
+        bool in;
+    } peers[] = {
+        {"10.1.2.3", true},        {"11.0.0.1", false},     {"192.168.1.7", true},
+        {"192.168.1.8", false},    {"172.31.255.255", true}, {"172.32.0.0", false},
+        {"2001:db8:ffff::1", true}, {"2001:db9::1", false},  {"::ffff:10.9.9.9", true},
+        {"::1", false},            {"127.0.0.1", false},
+    };
+    for (size_t i = 0; i < sizeof(peers) / sizeof(peers[0]); i++) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        if (strchr(peers[i].addr, ':')) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            s6->sin6_family = AF_INET6;
+            inet_pton(AF_INET6, peers[i].addr, &s6->sin6_addr);
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            s4->sin_family = AF_INET;
+            inet_pton(AF_INET, peers[i].addr, &s4->sin_addr);
+        }
+        if (qd_conf_nets_match(&c.metrics_allow, (struct sockaddr *)&ss) != peers[i].in)
+            QD_FAIL("%s: match %d, want %d", peers[i].addr, !peers[i].in, peers[i].in);
+    }
+    /* the default: 127.0.0.0/8 and ::1, the v4 loopback also as a mapped address */
+    qd_conf default_conf;
+    qd_conf_init(&default_conf);
+    struct sockaddr_in6 m6 = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET6, "::ffff:127.0.0.9", &m6.sin6_addr);
+    QD_EXPECT_INT(qd_conf_nets_match(&default_conf.metrics_allow, (struct sockaddr *)&m6), 1);
+    inet_pton(AF_INET6, "::1", &m6.sin6_addr);
+    QD_EXPECT_INT(qd_conf_nets_match(&default_conf.metrics_allow, (struct sockaddr *)&m6), 1);
+    inet_pton(AF_INET6, "::2", &m6.sin6_addr);
+    QD_EXPECT_INT(qd_conf_nets_match(&default_conf.metrics_allow, (struct sockaddr *)&m6), 0);
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    QD_EXPECT_INT(qd_conf_nets_match(&default_conf.metrics_allow, (struct sockaddr *)&un), 0);
+    /* 0.0.0.0/0 and ::/0 allow everyone */
+    qd_buf none;
+    qd_buf_init(&none);
+    QD_EXPECT_INT(qd_conf_set(&default_conf, "metrics_allow", "0.0.0.0/0, ::/0", "-o", &none), 0);
+    QD_EXPECT_INT(qd_conf_nets_match(&default_conf.metrics_allow, (struct sockaddr *)&m6), 1);
+
+    /* all three apply on reload; the dump parses back to the same values */
+    qd_buf names, out;
+    qd_conf back;
+    qd_buf_init(&names);
+    QD_EXPECT_INT(qd_conf_diff(&default_conf, &c, false, &names), 3);
+    QD_EXPECT_STR(qd_buf_str(&names), "metrics_listen metrics_allow metrics_token_file");
+    qd_buf_reset(&names);
+    QD_EXPECT_INT(qd_conf_diff(&default_conf, &c, true, &names), 0);
+    qd_buf_init(&out);
+    qd_conf_dump(&c, QD_CONF_DUMP_EFFECTIVE, &out);
+    qd_conf_init(&back);
+    QD_EXPECT_INT(qd_conf_parse(&back, "dump", out.data, out.len, &e), 0);
+    qd_buf_reset(&names);
+    QD_EXPECT_INT(qd_conf_diff(&c, &back, false, &names), 0);
+
+    qd_conf_release(&back);
+    qd_conf_release(&default_conf);
+    qd_conf_release(&c);
+    qd_buf_release(&e);
+    qd_buf_release(&none);
+    qd_buf_release(&names);
+    qd_buf_release(&out);
+}
+
 int main(void)
 {
     QD_RUN(test_conf_early_hints);
@@ -509,5 +658,6 @@ int main(void)
     QD_RUN(test_conf_diff_restart_keys);
     QD_RUN(test_conf_workers_auto);
     QD_RUN(test_conf_tcp_keys);
+    QD_RUN(test_conf_metrics_keys);
     QD_TEST_DONE();
 }

@@ -40,6 +40,11 @@ enum {
     QD_MSG_TLS_FILES = 5, /* to a worker before each CONFIG: 2 fds, tls_certificate and
                              tls_key opened for reading (by root: a chrooted worker
                              reloads renewed files from them), or none: unreadable */
+    QD_MSG_METRICS_HTTP = 7, /* to stats before each CONFIG: F_FLAGS (QD_METRICS_HTTP_F_*),
+                                F_ADDR (metrics_listen, or empty) and, in that order, the
+                                listening TCP socket of metrics_listen (the master binds
+                                it) and metrics_token_file opened for reading, each when
+                                there is one */
     /* child -> master */
     QD_MSG_READY = 10,       /* configured and serving */
     QD_MSG_CONFIG_DONE = 11, /* F_STATUS, optional F_TEXT (reason) */
@@ -100,7 +105,8 @@ enum {
     /* old master -> new master (quicd -U): HANDOFF, LAYOUT, SOCKETS..., READY;
        new -> old: READY (it serves), or CONFIG_DONE with F_STATUS 1, F_TEXT */
     QD_MSG_HANDOFF = 46,    /* F_GENERATION, F_PID + 2 fds: the pid file (locked) and
-                               the control socket */
+                               the control socket; with a third, the /metrics
+                               listening socket, F_ADDR its address */
     /* worker <-> upstream daemon (the reverse proxy, worker_upstream.c, upstream_conn.c) */
     QD_MSG_UP_CONNECT = 50,   /* worker -> upstream: F_STREAM (the ask's id), F_GROUP,
                                  F_SERVER: connect to that server, hand me the socket */
@@ -301,6 +307,9 @@ const char *qd_rec_reason_name(uint32_t reason);
 /* qd_rec_close_by_name returns "none", "server", "client" or "unknown". */
 const char *qd_rec_close_by_name(uint32_t by);
 
+/* QD_MSG_METRICS_HTTP F_FLAGS: which descriptors it carries */
+#define QD_METRICS_HTTP_F_LISTEN 0x1 /* the listening socket of metrics_listen */
+#define QD_METRICS_HTTP_F_TOKEN 0x2  /* metrics_token_file, open */
 /* QD_MSG_PROXY_TABLE F_FLAGS: which descriptors it carries */
 #define QD_PROXY_F_TABLE 0x1
 #define QD_PROXY_F_CA 0x2

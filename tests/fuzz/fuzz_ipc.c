@@ -96,13 +96,13 @@ static const struct {
     {QD_MSG_REQ_CANCEL, 0, 0},   {QD_MSG_RESP_HEAD, 0, 1},    {QD_MSG_RESP_BODY, 0, 0},
     {QD_MSG_RESP_CREDIT, 0, 0},  {QD_MSG_RESP_INFO, 0, 0},    {QD_MSG_CTL_STATUS, 0, 0},
     {QD_MSG_CTL_RELOAD, 0, 0},   {QD_MSG_CTL_STOP, 0, 0},     {QD_MSG_CTL_REPLY, 0, 0},
-    {QD_MSG_CTL_CONNS, 0, 0},    {QD_MSG_CTL_UPGRADE, 0, 0},  {QD_MSG_HANDOFF, 2, 2},
+    {QD_MSG_CTL_CONNS, 0, 0},    {QD_MSG_CTL_UPGRADE, 0, 0},  {QD_MSG_HANDOFF, 2, 3},
     {QD_MSG_REC_PROCESS, 0, 0},  {QD_MSG_REC_CONN, 0, 0},
     {QD_MSG_REC_REQUEST, 0, 0},  {QD_MSG_REC_SAMPLE, 0, 0},   {QD_MSG_REC_BATCH, 0, 0},
     {QD_MSG_REC_LOSS, 0, 0},     {QD_MSG_PROXY_TABLE, 0, 2},  {QD_MSG_CTL_UPSTREAMS, 0, 0},
     {QD_MSG_UP_CONNECT, 0, 0},   {QD_MSG_UP_CONNECTED, 0, 1}, {QD_MSG_UP_STATE, 0, 0},
     {QD_MSG_UP_REPORT, 0, 0},    {QD_MSG_UP_COUNTS, 0, 0},    {QD_MSG_METRICS, 0, 0},
-    {QD_MSG_METRICS_REQ, 1, 1},  {QD_MSG_CTL_METRICS, 0, 0},
+    {QD_MSG_METRICS_REQ, 1, 1},  {QD_MSG_CTL_METRICS, 0, 0},  {QD_MSG_METRICS_HTTP, 0, 2},
 };
 #define TYPE_COUNT (sizeof(types) / sizeof(types[0]))
 

@@ -10,7 +10,8 @@
  *	on it) and writes them to SQLite (stats_db.c) in batches committed at
  *	least every STATS_BATCH_MS. The database is opened after the
  *	privilege drop so its files belong to the daemons' user. Retention
- *	runs at open and every hour.
+ *	runs at open and every hour. It also serves GET /metrics on the
+ *	socket the master binds (stats_http.c).
  * DIAGNOSTICS
  *	A database that cannot be opened is logged once and retried every
  *	STATS_REOPEN_MS; records are counted and dropped meanwhile, and quicd
@@ -175,14 +176,14 @@ static int send_part(int fd, uint32_t id, const char *text, size_t len, bool mor
     return rv;
 }
 
-/* message - METRICS_REQ: the metrics, on the quicctl connection the master passed */
-static void message(qd_child *c, qd_ipc_msg *m)
+/* metrics_req - METRICS_REQ: the metrics, on the quicctl connection the master passed */
+static void metrics_req(qd_child *c, qd_ipc_msg *m)
 {
     stats *s = &the_stats;
     qd_buf text;
     int fd;
 
-    if (m->type != QD_MSG_METRICS_REQ || (fd = qd_ipc_msg_take_fd(m, 0)) < 0) {
+    if ((fd = qd_ipc_msg_take_fd(m, 0)) < 0) {
         qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
         return;
     }
@@ -210,9 +211,31 @@ static void message(qd_child *c, qd_ipc_msg *m)
     close(fd);
 }
 
+/* configure - the first configuration and each reload: the /metrics endpoint */
+static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
+{
+    stats_http_configure(&the_stats, conf);
+    return 0;
+}
+
+/*
+ * message - QD_MSG_METRICS_HTTP: the /metrics socket and token, before a
+ * CONFIG; QD_MSG_METRICS_REQ: quicctl metrics
+ */
+static void message(qd_child *c, qd_ipc_msg *m)
+{
+    if (m->type == QD_MSG_METRICS_HTTP)
+        stats_http_message(&the_stats, m);
+    else if (m->type == QD_MSG_METRICS_REQ)
+        metrics_req(c, m);
+    else
+        qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
+}
+
 static const qd_child_ops ops = {
-    .jail = jail,
+    .configure = configure,
     .message = message,
+    .jail = jail,
     .started = started,
     .stop = stop,
 };
@@ -220,5 +243,6 @@ static const qd_child_ops ops = {
 int main(int argc, char **argv)
 {
     qd_child_init(&the_stats.child, QD_ROLE_STATS, argc, argv, &ops, &the_stats);
+    stats_http_init(&the_stats);
     return qd_child_run(&the_stats.child);
 }

@@ -23,6 +23,19 @@
 #define STATS_REOPEN_MS 10000      /* retry an unavailable database this often */
 #define STATS_PRUNE_MS (3600 * 1000) /* retention runs this often (and at open) */
 
+/* What the /metrics endpoint did (stats_http.c), counted since stats started. */
+typedef struct stats_http_counts {
+    uint64_t requests;      /* scrapes answered 200 */
+    uint64_t refused_peers; /* connections closed at once: the peer is not in metrics_allow */
+    uint64_t refused_busy;  /* ... STATS_HTTP_MAX_CONNS connections were open */
+    uint64_t unauthorized;  /* 401: no or a wrong bearer token */
+    uint64_t unavailable;   /* 503: a token is configured but could not be read */
+    uint64_t bad_requests;  /* 400, 431 */
+    uint64_t timeouts;      /* cut off at a deadline: a head or an answer too slow */
+} stats_http_counts;
+
+typedef struct stats_http stats_http;
+
 typedef struct stats {
     qd_child child;
     sqlite3 *db;
@@ -49,6 +62,8 @@ typedef struct stats {
     qd_buf intervals;        /* rows of metric_intervals not yet written (stats_metrics.c) */
     uint32_t nintervals;
     uint64_t lost_intervals; /* dropped: the database was unavailable too long */
+    stats_http *http;       /* the /metrics endpoint (stats_http.c) */
+    stats_http_counts http_counts;
 } stats;
 
 /* stats_db.c */
@@ -99,6 +114,24 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms);
  * build a database of an older version.
  */
 const char *stats_db_schema_step(int version);
+
+/* stats_http.c: GET /metrics on the socket the master binds (metrics_listen) */
+
+/* stats_http_init prepares the endpoint (off until a configuration says otherwise). */
+void stats_http_init(stats *s);
+/*
+ * stats_http_message takes QD_MSG_METRICS_HTTP |m| (its descriptors: the
+ * listening socket, the token file) for the CONFIG that follows; a
+ * malformed one is logged, counted and dropped with its descriptors.
+ */
+void stats_http_message(stats *s, qd_ipc_msg *m);
+/*
+ * stats_http_configure applies what the last QD_MSG_METRICS_HTTP brought
+ * under |conf|: serves the new socket instead of the old one (or none),
+ * reads the token. It cannot fail: a token that cannot be read is logged
+ * and every scrape is refused with 503 until the next configuration.
+ */
+void stats_http_configure(stats *s, const qd_conf *conf);
 
 /* stats_metrics.c */
 

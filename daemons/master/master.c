@@ -370,6 +370,7 @@ int main(int argc, char **argv)
     m->control_fd = -1;
     m->lock_fd = -1;
     m->upgrade_fd = -1;
+    m->metrics_fd = -1;
     m->owns_paths = true;
     qd_log_init("master", -1, QD_LOG_STDERR, QD_LOG_INFO);
     ssize_t n = readlink("/proc/self/exe", m->exe_path, sizeof(m->exe_path) - 1);
@@ -433,9 +434,14 @@ int main(int argc, char **argv)
         take_lock(m);
         if (check_ports(&m->conf) < 0)
             exit(1);
-        if (!m->foreground)
-            daemonize();
     }
+    char why[512];
+    if (master_metrics_open(m, why, sizeof(why)) < 0) {
+        fprintf(stderr, "quicd: %s\n", why);
+        exit(1);
+    }
+    if (m->upgrade_fd < 0 && !m->foreground)
+        daemonize();
     if (m->upgrade_fd < 0)
         master_write_pid(m); /* an upgrade writes it when it takes over */
     qd_log_init("master", -1, m->foreground ? QD_LOG_STDERR : QD_LOG_SYSLOG,

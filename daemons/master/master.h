@@ -39,6 +39,8 @@
 /* Generations of workers alive at once: one serving, the others draining. */
 #define MASTER_MAX_GENS 8
 #define MASTER_MAX_WORKER_IDS 256 /* one byte of the CID */
+/* listen(2) backlog of the /metrics socket (scrapes waiting while stats restarts) */
+#define MASTER_METRICS_BACKLOG 64
 /* How long quicctl upgrade waits for the new master to take over. */
 #define MASTER_UPGRADE_WAIT_MS 30000
 /* How long a new master that failed may take to exit before it is killed. */
@@ -225,6 +227,11 @@ struct master {
     uint64_t stats_drops_reported; /* ... of which a REC_LOSS reached the channel */
     uint64_t bad_messages;
     uint64_t ctl_send_failures; /* messages to a daemon its control channel refused */
+    /* /metrics (master_metrics.c): the listening socket of metrics_listen, and
+     * where it is bound ("" and -1: off); stats gets a duplicate */
+    int metrics_fd;
+    qd_conf_addr metrics_addr;
+    char metrics_bound[80];
 };
 
 /* master_child.c */
@@ -300,6 +307,25 @@ void master_upgrade_failed(master *m, const char *why);
 void master_upgrade_init(master *m);
 /* master_upgrade_forward - the new master passes its listener's sockets to the previous one */
 void master_upgrade_forward(master *m, const qd_ipc_msg *msg);
+
+/* master_metrics.c */
+/*
+ * master_metrics_check - the configuration's /metrics settings beyond their
+ * syntax: a readable, non-empty metrics_token_file, a metrics_listen port
+ * that is not a listen address's TCP port. Appends each error to |errs| as
+ * "file:line: key: reason"; returns 0 or -1.
+ */
+int master_metrics_check(const qd_conf *conf, qd_buf *errs);
+/* master_metrics_open - bind m->conf.metrics_listen at start; 0, or -1 with |why| */
+int master_metrics_open(master *m, char *why, size_t len);
+/*
+ * master_metrics_reload - before a reload takes |next|: bind its
+ * metrics_listen if it changed and close the old socket. Returns 0, or -1
+ * with "reload failed: ..." in |msg| (and logged): the old socket stays.
+ */
+int master_metrics_reload(master *m, const qd_conf *next, qd_buf *msg);
+/* master_metrics_send - QD_MSG_METRICS_HTTP to stats, before each CONFIG */
+void master_metrics_send(master_child *c);
 
 /* master.c */
 void master_stop(master *m, const char *why);

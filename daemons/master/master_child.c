@@ -352,6 +352,8 @@ void master_child_send_config(master_child *c, uint32_t id)
         send_tls_files(c);
         send_proxy_table(c);
     }
+    if (c->role == QD_ROLE_STATS)
+        master_metrics_send(c); /* the /metrics socket and token (master_metrics.c) */
     qd_buf_init(&text);
     qd_conf_dump(&m->conf, QD_CONF_DUMP_EFFECTIVE, &text);
     qd_ipc_msg_init(&out_msg, QD_MSG_CONFIG, id);

@@ -75,6 +75,8 @@ int master_load_config(master *m, qd_conf *out, qd_buf *errs)
         }
         qd_proxy_release(&p);
     }
+    if (master_metrics_check(out, errs) < 0 && rv == 0)
+        rv = QD_ERR_CONF; /* a token file the stats daemon could not use, a port taken */
     return rv;
 }
 
@@ -140,6 +142,8 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
         qd_err("%s", qd_buf_str(msg));
         goto out;
     }
+    if (master_metrics_reload(m, &next, msg) < 0)
+        goto out; /* the endpoint cannot move: nothing changes */
     int restart_keys = qd_conf_diff(&m->conf, &next, true, &names);
 
     qd_conf_release(&m->conf);
@@ -158,6 +162,11 @@ int master_reload(master *m, uint32_t *reload_id, qd_buf *msg)
          * beside the running one, or new daemons of the kinds that use them
          * (master_gen.c). The configuration is already the new one. */
         rv = master_gen_begin(m, qd_buf_str(&names), reload_id, msg);
+        /* Stats, unless it restarts, still needs the reloadable keys now: the
+         * /metrics socket and token above all. */
+        master_child *st = master_child_find(m, QD_ROLE_STATS);
+        if (st != NULL && st->running && st->ctl != NULL && st->state != MS_STOPPING)
+            master_child_send_config(st, 0);
         goto out;
     }
 

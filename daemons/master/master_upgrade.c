@@ -12,7 +12,8 @@
  *	of its own, and hands it over a channel on descriptor 3:
  *
  *	  HANDOFF  its generation, its pid, the locked pid file and the
- *	           listening control socket (descriptors);
+ *	           listening control socket (descriptors), and the /metrics
+ *	           socket with its address (F_ADDR) when there is one;
  *	  LAYOUT   its live worker generations (QD_MSG_LAYOUT's format);
  *	  SOCKETS  the escrow: every socket slot of every address and the
  *	           token, reset and ticket keys and the CID tag;
@@ -227,6 +228,10 @@ static int send_handoff(master *m)
     qd_ipc_put_u32(&out_msg, QD_F_PID, (uint32_t)getpid());
     qd_ipc_put_fd(&out_msg, m->lock_fd);
     qd_ipc_put_fd(&out_msg, m->control_fd);
+    if (m->metrics_fd >= 0) { /* kept by the new master if it names the same address */
+        qd_ipc_put_fd(&out_msg, m->metrics_fd);
+        qd_ipc_put_str(&out_msg, QD_F_ADDR, m->metrics_bound);
+    }
     if (qd_chan_send(m->handoff, &out_msg) < 0)
         return -1;
     master_gen_layout_msg(m, &out_msg, 0);
@@ -389,6 +394,30 @@ static void add_foreign(master *m, const qd_ipc_msg *msg)
     }
 }
 
+/*
+ * adopt_metrics - the previous master's /metrics socket (the third
+ * descriptor of HANDOFF, F_ADDR its address): master_metrics_open keeps it
+ * if our configuration names the same address
+ */
+static void adopt_metrics(master *m, qd_ipc_msg *in)
+{
+    char addr[80];
+    qd_conf tmp;
+    qd_buf errs;
+
+    qd_conf_init(&tmp);
+    qd_buf_init(&errs);
+    if (qd_ipc_get_str(in, QD_F_ADDR, addr, sizeof(addr)) == 0 &&
+        qd_conf_set(&tmp, "metrics_listen", addr, "handoff", &errs) == 0 &&
+        tmp.metrics_listen.family != 0) {
+        m->metrics_fd = qd_ipc_msg_take_fd(in, 2);
+        m->metrics_addr = tmp.metrics_listen;
+        snprintf(m->metrics_bound, sizeof(m->metrics_bound), "%s", addr);
+    }
+    qd_conf_release(&tmp);
+    qd_buf_release(&errs);
+}
+
 void master_upgrade_receive(master *m)
 {
     static qd_ipc_msg in;
@@ -400,9 +429,11 @@ void master_upgrade_receive(master *m)
             fprintf(stderr, "quicd: -U: the previous master's channel: %s\n", qd_strerror(rv));
             exit(1);
         }
-        if (in.type == QD_MSG_HANDOFF && in.fd_count == 2) {
+        if (in.type == QD_MSG_HANDOFF && in.fd_count >= 2) {
             m->lock_fd = qd_ipc_msg_take_fd(&in, 0);
             m->control_fd = qd_ipc_msg_take_fd(&in, 1);
+            if (in.fd_count == 3)
+                adopt_metrics(m, &in);
             if (qd_ipc_get_u32(&in, QD_F_GENERATION, &v) == 0)
                 m->generation = v + 1;
             if (qd_ipc_get_u32(&in, QD_F_PID, &v) == 0)

@@ -100,6 +100,10 @@ enum {
     QD_MV_CODE_OTHER
 };
 enum { QD_MV_RELOAD_OK, QD_MV_RELOAD_FAILED };
+enum {
+    QD_MV_SCRAPE_OK, QD_MV_SCRAPE_REFUSED_PEER, QD_MV_SCRAPE_REFUSED_BUSY, QD_MV_SCRAPE_UNAUTHORIZED,
+    QD_MV_SCRAPE_UNAVAILABLE, QD_MV_SCRAPE_BAD_REQUEST, QD_MV_SCRAPE_TIMEOUT
+};
 
 /* One process's values: what it counts, and what it sends to stats. */
 typedef struct qd_metrics {

@@ -192,6 +192,14 @@ static void own(stats *s)
 
     mine.v[QD_M_RECORDS_WRITTEN] = s->records;
     mine.v[QD_M_RECORDS_DROPPED] = s->lost_records;
+    const stats_http_counts *h = &s->http_counts;
+    mine.v[QD_M1(SCRAPES, QD_MV_SCRAPE_OK)] = h->requests;
+    mine.v[QD_M1(SCRAPES, QD_MV_SCRAPE_REFUSED_PEER)] = h->refused_peers;
+    mine.v[QD_M1(SCRAPES, QD_MV_SCRAPE_REFUSED_BUSY)] = h->refused_busy;
+    mine.v[QD_M1(SCRAPES, QD_MV_SCRAPE_UNAUTHORIZED)] = h->unauthorized;
+    mine.v[QD_M1(SCRAPES, QD_MV_SCRAPE_UNAVAILABLE)] = h->unavailable;
+    mine.v[QD_M1(SCRAPES, QD_MV_SCRAPE_BAD_REQUEST)] = h->bad_requests;
+    mine.v[QD_M1(SCRAPES, QD_MV_SCRAPE_TIMEOUT)] = h->timeouts;
     stats_source *src = find(s, QD_ROLE_STATS, 0, (uint32_t)getpid(), s->started_ms, &fresh);
     if (fresh || memcmp(&src->last, &mine, sizeof(mine)) != 0)
         fold(s, src, &mine);

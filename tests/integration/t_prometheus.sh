@@ -159,6 +159,10 @@ want 'quicd_quic_stateless_resets_sent_total' 1 "stateless resets"
 want 'quicd_quic_retry_sent_total' 1 "Retry packets"
 want 'quicd_quic_tokens_validated_total{result="valid"}' 1 "Retry tokens validated"
 want 'quicd_reloads_total{result="ok"}' 1 "reloads"
+# the endpoint counts its own scrapes (stats's counters, committed each second)
+sc=$(q 'quicd_metrics_scrapes_total{result="ok"}')
+/usr/bin/python3 -c 'import sys; sys.exit(not float(sys.argv[1] or 0) >= 5)' "$sc" &&
+    ok "quicd_metrics_scrapes_total{result=\"ok\"}: $sc" || fail "scrapes counted: '$sc'"
 # a histogram through PromQL: the p99 of HTTP/3 request durations over the run
 p99=$(q 'histogram_quantile(0.99, sum by (le) (quicd_http_request_duration_seconds_bucket{protocol="h3"}))')
 /usr/bin/python3 -c 'import sys; v = float(sys.argv[1]); sys.exit(not (0 < v <= 10))' "${p99:-0}" &&

@@ -378,6 +378,7 @@ struct worker {
     uint64_t app_send_failures; /* messages the app channel refused (their streams reset) */
     uint64_t udp_send_errors;   /* UDP sends the kernel refused (EAGAIN aside; QUIC retransmits) */
     uint64_t udp_emsgsize;      /* of those, EMSGSIZE: larger than the route's MTU */
+    uint64_t udp_nobufs;        /* ... ENOBUFS: the kernel had no memory for it */
     uint64_t rxq_drops;         /* drops of the sockets it no longer has (worker_io_drops) */
     uint64_t guard_closed[WK_GUARD_N]; /* connections closed for abuse, by cause (worker_guard.c) */
     uint64_t rx_bytes, tx_bytes, tx_batches;

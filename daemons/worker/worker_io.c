@@ -301,6 +301,8 @@ int worker_io_send(wk_ep *ep, const ngtcp2_addr *local, const ngtcp2_addr *remot
         ep->w->udp_send_errors++;
         if (errno == EMSGSIZE)
             ep->w->udp_emsgsize++;
+        else if (errno == ENOBUFS)
+            ep->w->udp_nobufs++;
         qd_log_limited(&lim, QD_LOG_WARN, "sendmsg of %zu bytes on %s: %s", len, ep->name,
                        strerror(errno));
         return 0; /* lost; QUIC retransmits */

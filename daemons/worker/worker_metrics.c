@@ -165,7 +165,9 @@ static void copy(worker *w)
     m->v[QD_M_UDP_TX_BYTES] = w->tx_bytes;
     m->v[QD_M_UDP_RXQ_DROPS] = worker_io_rxq_drops(w);
     m->v[QD_M1(UDP_SEND_ERRORS, QD_MV_SEND_EMSGSIZE)] = w->udp_emsgsize;
-    m->v[QD_M1(UDP_SEND_ERRORS, QD_MV_SEND_OTHER)] = w->udp_send_errors - w->udp_emsgsize;
+    m->v[QD_M1(UDP_SEND_ERRORS, QD_MV_SEND_NOBUF)] = w->udp_nobufs;
+    m->v[QD_M1(UDP_SEND_ERRORS, QD_MV_SEND_OTHER)] =
+        w->udp_send_errors - w->udp_emsgsize - w->udp_nobufs;
     m->v[QD_M_QUIC_FORWARDED] = w->forwarded_wrong_worker;
     m->v[QD_M_QUIC_RETRY_SENT] = w->retries_sent;
     m->v[QD_M_QUIC_RESETS_SENT] = w->resets_sent;

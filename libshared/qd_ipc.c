@@ -167,6 +167,14 @@ void qd_ipc_msg_init(qd_ipc_msg *m, uint16_t type, uint32_t id)
     m->id = id;
     m->len = 0;
     m->fd_count = 0;
+    memset(m->first, 0, sizeof(m->first));
+}
+
+/* note_first - remember where the first field of |tag| starts (a hint for find) */
+static void note_first(qd_ipc_msg *m, uint16_t tag, uint32_t off)
+{
+    if (tag < QD_IPC_INDEX_TAGS && (m->first[tag] == 0 || m->first[tag] - 1u >= off))
+        m->first[tag] = (uint16_t)(off + 1);
 }
 
 /* put_field - append a tag/length/value triple */
@@ -174,6 +182,7 @@ static int put_field(qd_ipc_msg *m, uint16_t tag, const void *p, size_t len)
 {
     if (len > 0xffff || m->len + 4 + len > QD_IPC_MAX_BODY)
         return QD_ERR_TOOBIG;
+    note_first(m, tag, m->len);
     put16(m->body + m->len, tag);
     put16(m->body + m->len + 2, (uint16_t)len);
     if (len)
@@ -232,12 +241,25 @@ int qd_ipc_next(const qd_ipc_msg *m, size_t *pos, uint16_t *tag, const uint8_t *
     return 1;
 }
 
-/* find - first field with |tag| */
+/*
+ * find - first field with |tag|: where the index says, when a field of that
+ * tag really starts there (a caller may have cut the body short: m->len),
+ * else by a scan
+ */
 static int find(const qd_ipc_msg *m, uint16_t tag, const uint8_t **val, size_t *len)
 {
     size_t pos = 0;
     uint16_t t;
 
+    if (tag < QD_IPC_INDEX_TAGS) {
+        size_t off = m->first[tag];
+        if (off == 0)
+            return QD_ERR_NOTFOUND;
+        pos = off - 1;
+        if (qd_ipc_next(m, &pos, &t, val, len) && t == tag)
+            return 0;
+        pos = 0;
+    }
     while (qd_ipc_next(m, &pos, &t, val, len))
         if (t == tag)
             return 0;
@@ -327,7 +349,9 @@ int qd_ipc_decode(qd_ipc_msg *m, const uint8_t *buf, size_t len, size_t nfds)
         return QD_ERR_FDS;
 
     const uint8_t *body = buf + QD_IPC_HDR_LEN;
+    uint16_t first[QD_IPC_INDEX_TAGS];
     size_t pos = 0;
+    memset(first, 0, sizeof(first));
     while (pos < blen) {
         if (blen - pos < 4)
             return QD_ERR_TRUNC;
@@ -354,8 +378,11 @@ int qd_ipc_decode(qd_ipc_msg *m, const uint8_t *buf, size_t len, size_t nfds)
         default:
             break;
         }
+        if (tag < QD_IPC_INDEX_TAGS && first[tag] == 0)
+            first[tag] = (uint16_t)(pos + 1);
         pos += 4 + flen;
     }
+    memcpy(m->first, first, sizeof(first));
     m->type = type;
     m->flags = get16(buf + 2);
     m->id = get32(buf + 8);

@@ -349,11 +349,15 @@ enum {
 /* Largest F_BODY chunk that fits one message with its other fields. */
 #define QD_IPC_MAX_CHUNK (60 * 1024)
 
+#define QD_IPC_INDEX_TAGS 128 /* tags below this are found without a scan */
+
 typedef struct qd_ipc_msg {
     uint16_t type;
     uint16_t flags;
     uint32_t id;
     uint32_t len; /* body bytes */
+    /* private: 1 + the offset of the first field of each tag, 0 for none (a hint: checked) */
+    uint16_t first[QD_IPC_INDEX_TAGS];
     uint8_t body[QD_IPC_MAX_BODY];
     int fds[QD_IPC_MAX_FDS];
     uint32_t fd_count;

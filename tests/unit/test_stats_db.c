@@ -186,7 +186,9 @@ static void test_stats_db_migrate_v4(void)
         QD_EXPECT_STR(query(fresh.db, "PRAGMA user_version"), "7");
     }
     stats_db_close(&fresh);
+    stats_metrics_forget(&fresh);
     stats_db_close(&s);
+    stats_metrics_forget(&s);
 
     /* Opened again, a current database stays as it is. */
     QD_EXPECT_INT(open_stats(&s, db_path("v4.db")), 0);
@@ -195,6 +197,7 @@ static void test_stats_db_migrate_v4(void)
         QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests"), "2");
     }
     stats_db_close(&s);
+    stats_metrics_forget(&s);
 }
 
 static void test_stats_db_migrate_v4_rows_written_after(void)
@@ -215,6 +218,7 @@ static void test_stats_db_migrate_v4_rows_written_after(void)
                   "beef01:h2 c0ffee:h3");
     QD_EXPECT_STR(query(s.db, "SELECT protocol FROM requests WHERE path = '/new'"), "h2");
     stats_db_close(&s);
+    stats_metrics_forget(&s);
 }
 
 static void test_stats_db_record_protocol(void)
@@ -268,6 +272,7 @@ static void test_stats_db_record_protocol(void)
                               "(SELECT path, protocol FROM requests ORDER BY path)"),
                   "/h1:http/1.1 /h2:h2 /h3:h3 /none:h3 /odd:unknown");
     stats_db_close(&s);
+    stats_metrics_forget(&s);
 }
 
 /* up_req - a REC_REQUEST for |path| proxied to |server| (none when NULL), |len| bytes of it */
@@ -318,7 +323,9 @@ static void test_stats_db_migrate_v5(void)
         QD_EXPECT_STR(schema_text(s.db), want);
     }
     stats_db_close(&fresh);
+    stats_metrics_forget(&fresh);
     stats_db_close(&s);
+    stats_metrics_forget(&s);
 }
 
 static void test_stats_db_record_upstream(void)
@@ -363,6 +370,7 @@ static void test_stats_db_record_upstream(void)
                   "real integer");
     QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests"), "5");
     stats_db_close(&s);
+    stats_metrics_forget(&s);
 }
 
 /*
@@ -410,7 +418,9 @@ static void test_stats_db_two_writers(void)
                   "20 10");
     QD_EXPECT_INT((int)a.lost_records, 0);
     stats_db_close(&a);
+    stats_metrics_forget(&a);
     stats_db_close(&b);
+    stats_metrics_forget(&b);
 }
 
 static void test_stats_db_newer_version_refused(void)

@@ -3,7 +3,8 @@
  * NAME
  *	qd_child - the common life of a daemon exec'd by the master
  * SYNOPSIS
- *	qd_child_init(), qd_child_run(), qd_child_send(), qd_child_exit(),
+ *	qd_child_init(), qd_child_run(), qd_child_msg(), qd_child_queue(),
+ *	qd_child_send(), qd_child_exit(),
  *	qd_child_bad_message()
  * DESCRIPTION
  *	Protocol with the master on QD_FD_MASTER (SOCK_SEQPACKET):
@@ -55,15 +56,14 @@ static void usage(const char *prog)
     exit(1);
 }
 
-static qd_ipc_msg out_msg; /* outgoing messages; the daemons are single-threaded */
-
 /* send_status - the periodic report to the master */
 static void send_status(qd_child *c)
 {
-    qd_ipc_msg_init(&out_msg, QD_MSG_STATUS, 0);
+    qd_ipc_msg *m = qd_child_msg(c, QD_MSG_STATUS, 0);
+
     if (c->ops->status)
-        c->ops->status(c, &out_msg);
-    qd_child_send(c, &out_msg);
+        c->ops->status(c, m);
+    qd_child_queue(c);
 }
 
 /* on_status_timer - every second */
@@ -72,12 +72,13 @@ static void on_status_timer(uv_timer_t *t)
     send_status(t->data);
 }
 
-int qd_child_send(qd_child *c, const qd_ipc_msg *m)
+/*
+ * sent - what queueing a message of |type| for the master came to. Queued
+ * when the master cannot take it now: a message is never dropped for a
+ * busy master, only refused past 16 MiB of backlog.
+ */
+static int sent(qd_child *c, int rv, uint16_t type)
 {
-    /* Queued when the master cannot take it now: a message is never dropped
-     * for a busy master, only refused past 16 MiB of backlog. */
-    int rv = qd_chan_send(c->ctl, m);
-
     if (rv == QD_ERR_EOF) {
         qd_info("master went away; exiting");
         qd_child_exit(c, 0);
@@ -85,11 +86,28 @@ int qd_child_send(qd_child *c, const qd_ipc_msg *m)
     if (rv < 0) {
         static qd_log_limit lim;
         qd_log_limited(&lim, QD_LOG_WARN, "cannot send %s to master: %s",
-                       qd_ipc_type_name(m->type), rv == QD_ERR_IO ? strerror(errno)
-                                                                  : qd_strerror(rv));
+                       qd_ipc_type_name(type), rv == QD_ERR_IO ? strerror(errno)
+                                                                : qd_strerror(rv));
         return -1;
     }
     return 0;
+}
+
+int qd_child_send(qd_child *c, const qd_ipc_msg *m)
+{
+    return sent(c, qd_chan_send(c->ctl, m), m->type);
+}
+
+qd_ipc_msg *qd_child_msg(qd_child *c, uint16_t type, uint32_t id)
+{
+    return qd_chan_msg(c->ctl, type, id);
+}
+
+int qd_child_queue(qd_child *c)
+{
+    uint16_t type = c->ctl->compose->type;
+
+    return sent(c, qd_chan_queue(c->ctl), type);
 }
 
 void qd_child_exit(qd_child *c, int status)
@@ -121,11 +139,12 @@ void qd_child_bad_message(qd_child *c, const char *from, int err)
 /* reply_config - CONFIG_DONE with a status and an optional reason */
 static void reply_config(qd_child *c, uint32_t id, int status, const char *reason)
 {
-    qd_ipc_msg_init(&out_msg, QD_MSG_CONFIG_DONE, id);
-    qd_ipc_put_u32(&out_msg, QD_F_STATUS, (uint32_t)status);
+    qd_ipc_msg *m = qd_child_msg(c, QD_MSG_CONFIG_DONE, id);
+
+    qd_ipc_put_u32(m, QD_F_STATUS, (uint32_t)status);
     if (reason && *reason)
-        qd_ipc_put_str(&out_msg, QD_F_TEXT, reason);
-    qd_child_send(c, &out_msg);
+        qd_ipc_put_str(m, QD_F_TEXT, reason);
+    qd_child_queue(c);
 }
 
 /* handle_config - the first configuration, or a reload */
@@ -175,8 +194,8 @@ static void handle_config(qd_child *c, qd_ipc_msg *m)
         c->configured = true;
         if (c->ops->started)
             c->ops->started(c);
-        qd_ipc_msg_init(&out_msg, QD_MSG_READY, 0);
-        qd_child_send(c, &out_msg);
+        qd_child_msg(c, QD_MSG_READY, 0);
+        qd_child_queue(c);
         send_status(c);
         uv_timer_start(&c->status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);
     }

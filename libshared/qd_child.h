@@ -77,7 +77,14 @@ void qd_child_init(qd_child *c, qd_role role, int argc, char **argv, const qd_ch
 /* qd_child_run runs the loop until qd_child_exit; returns the exit status. */
 int qd_child_run(qd_child *c);
 
-/* qd_child_send sends |m| to the master; a failure is logged. Returns 0 or -1. */
+/*
+ * qd_child_msg starts a message to the master in the control channel (see
+ * qd_chan_msg); qd_child_queue queues it. qd_child_send queues |m|,
+ * composed elsewhere. A failure is logged. Return 0 or -1 (the master
+ * gone: the process exits).
+ */
+qd_ipc_msg *qd_child_msg(qd_child *c, uint16_t type, uint32_t id);
+int qd_child_queue(qd_child *c);
 int qd_child_send(qd_child *c, const qd_ipc_msg *m);
 
 /* qd_child_exit ends the process with |status| after flushing logs. */

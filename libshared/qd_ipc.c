@@ -4,8 +4,8 @@
  *	qd_ipc - typed, length-checked messages with descriptors
  * SYNOPSIS
  *	qd_ipc_msg_init(), qd_ipc_put_*(), qd_ipc_put_fd(), qd_ipc_get_*(),
- *	qd_ipc_next(), qd_ipc_encode(), qd_ipc_decode(), qd_ipc_send(),
- *	qd_ipc_recv(), qd_ipc_msg_close_fds(), qd_ipc_msg_take_fd(),
+ *	qd_ipc_next(), qd_ipc_encode(), qd_ipc_frame(), qd_ipc_decode(), qd_ipc_send(),
+ *	qd_ipc_recv(), qd_ipc_read(), qd_ipc_msg_close_fds(), qd_ipc_msg_take_fd(),
  *	qd_ipc_type_name()
  * DESCRIPTION
  *	The one encoder/decoder every daemon uses. The decoder treats input as
@@ -328,6 +328,18 @@ int qd_ipc_encode(const qd_ipc_msg *m, uint8_t *buf, size_t cap)
     return (int)(QD_IPC_HDR_LEN + m->len);
 }
 
+int qd_ipc_frame(const uint8_t *buf, size_t len)
+{
+    if (len < QD_IPC_HDR_LEN)
+        return QD_ERR_TRUNC;
+    uint32_t blen = get32(buf + 4);
+    if (blen > QD_IPC_MAX_BODY)
+        return QD_ERR_TOOBIG;
+    if (blen > len - QD_IPC_HDR_LEN)
+        return QD_ERR_TRUNC;
+    return (int)(QD_IPC_HDR_LEN + blen);
+}
+
 int qd_ipc_decode(qd_ipc_msg *m, const uint8_t *buf, size_t len, size_t nfds)
 {
     if (len < QD_IPC_HDR_LEN)
@@ -420,6 +432,49 @@ int qd_ipc_recv(int sock, qd_ipc_msg *m)
     memcpy(m->fds, fds, nfds * sizeof(int));
     m->fd_count = (uint32_t)nfds;
     return 0;
+}
+
+/* reader_drop - the rest of a record is not read: close its descriptors */
+static void reader_drop(qd_ipc_reader *r)
+{
+    for (size_t i = 0; i < r->nfds; i++)
+        close(r->fds[i]);
+    r->nfds = 0;
+    r->len = r->off = 0;
+}
+
+int qd_ipc_read(int sock, qd_ipc_reader *r, qd_ipc_msg *m)
+{
+    if (r->off >= r->len) {
+        int rv = qd_fdpass_recv(sock, r->buf, sizeof(r->buf), &r->len, r->fds, QD_IPC_MAX_FDS,
+                                &r->nfds);
+        r->off = 0;
+        if (rv < 0) {
+            r->len = 0;
+            r->nfds = 0;
+            return rv;
+        }
+        if (r->len == 0)
+            return QD_ERR_TRUNC;
+    }
+    int fl = qd_ipc_frame(r->buf + r->off, r->len - r->off);
+    if (fl < 0) {
+        reader_drop(r);
+        return fl;
+    }
+    bool last = r->off + (size_t)fl == r->len;
+    int rv = qd_ipc_decode(m, r->buf + r->off, (size_t)fl, last ? r->nfds : 0);
+    r->off += (size_t)fl;
+    if (last) {
+        if (rv < 0) {
+            reader_drop(r);
+            return rv;
+        }
+        memcpy(m->fds, r->fds, r->nfds * sizeof(int));
+        m->fd_count = (uint32_t)r->nfds;
+        r->nfds = 0;
+    }
+    return rv;
 }
 
 void qd_ipc_msg_close_fds(qd_ipc_msg *m)

@@ -18,7 +18,10 @@
  * an allowed range of descriptor counts and each field tag a value kind
  * (u32, u64, string, bytes); the decoder rejects anything else, so a
  * decoded message can be read with the bounded getters below without
- * further length checks. One message fits one SOCK_SEQPACKET record.
+ * further length checks. A record (one SOCK_SEQPACKET or SOCK_DGRAM
+ * message) carries one or more messages back to back, at most
+ * QD_IPC_MAX_MSG bytes in all; its descriptors belong to its last message
+ * (qd_chan batches what one loop iteration queued into one record).
  */
 
 #define QD_IPC_HDR_LEN 12
@@ -420,6 +423,14 @@ int qd_ipc_encode(const qd_ipc_msg *m, uint8_t *buf, size_t cap);
 int qd_ipc_decode(qd_ipc_msg *m, const uint8_t *buf, size_t len, size_t nfds);
 
 /*
+ * qd_ipc_frame returns the length of the first message of the record
+ * |buf| (|len| bytes, hostile): QD_ERR_TRUNC when |len| cannot hold its
+ * header or the body its header announces, QD_ERR_TOOBIG when that body
+ * is over the maximum. The message itself is checked by qd_ipc_decode.
+ */
+int qd_ipc_frame(const uint8_t *buf, size_t len);
+
+/*
  * qd_ipc_send sends |m| (and its descriptors, borrowed) on |sock|.
  * Returns 0 or a code from qd_fdpass_send.
  */
@@ -433,6 +444,22 @@ int qd_ipc_send(int sock, const qd_ipc_msg *m);
  * usable. Returns 0, QD_ERR_EOF, QD_ERR_AGAIN, QD_ERR_IO or a decode error.
  */
 int qd_ipc_recv(int sock, qd_ipc_msg *m);
+
+/*
+ * A reader of records for a blocking client or a test (a daemon reads
+ * through qd_chan): qd_ipc_read returns the next message of the record in
+ * |r|, receiving the next record from |sock| when it is used up, with
+ * qd_ipc_recv's return values; the record's descriptors come with its last
+ * message. Start |r| zeroed.
+ */
+typedef struct qd_ipc_reader {
+    size_t len, off;
+    size_t nfds;
+    int fds[QD_IPC_MAX_FDS];
+    uint8_t buf[QD_IPC_MAX_MSG];
+} qd_ipc_reader;
+
+int qd_ipc_read(int sock, qd_ipc_reader *r, qd_ipc_msg *m);
 
 /* qd_ipc_msg_close_fds closes every descriptor still in |m| and clears them. */
 void qd_ipc_msg_close_fds(qd_ipc_msg *m);

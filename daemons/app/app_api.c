@@ -60,7 +60,6 @@
 
 typedef enum route { R_NONE, R_TIME, R_ECHO, R_EVENTS, R_STREAM } route;
 
-static qd_ipc_msg info_msg;
 
 /* route_of - which built-in route |r| is for */
 static route route_of(const app_req *r)
@@ -268,6 +267,7 @@ typedef struct hint_state {
     const char *path; /* the request path, without the query */
     size_t path_len;
     int count;
+    qd_ipc_msg *m; /* the 103 being composed in the worker's channel */
 } hint_state;
 
 /* on_hint - one early_hints entry: add its links if the path matches */
@@ -290,7 +290,7 @@ static void on_hint(void *arg, const char *path, const char *links)
         return;
     memcpy(field, "link", 5);
     memcpy(field + 5, links, nl);
-    if (qd_ipc_put_bytes(&info_msg, QD_F_HEADER, field, 5 + nl) == 0)
+    if (qd_ipc_put_bytes(h->m, QD_F_HEADER, field, 5 + nl) == 0)
         h->count++;
 }
 
@@ -305,12 +305,12 @@ void app_hints_send(app_req *r)
     h.path = r->path;
     h.path_len = strcspn(r->path, "?");
     h.count = 0;
-    qd_ipc_msg_init(&info_msg, QD_MSG_RESP_INFO, 0);
-    qd_ipc_put_u64(&info_msg, QD_F_STREAM, r->stream);
-    qd_ipc_put_u32(&info_msg, QD_F_STATUS, 103);
+    h.m = qd_chan_msg(r->w->ch, QD_MSG_RESP_INFO, 0);
+    qd_ipc_put_u64(h.m, QD_F_STREAM, r->stream);
+    qd_ipc_put_u32(h.m, QD_F_STATUS, 103);
     if (qd_conf_hints_parse(hints, on_hint, &h, &why) < 0 || h.count == 0)
         return;
-    int rv = qd_chan_send(r->w->ch, &info_msg);
+    int rv = qd_chan_queue(r->w->ch);
     if (rv == 0) {
         r->w->a->status_count[1]++;
     } else {

@@ -70,7 +70,6 @@
 #define KEEP_BUFFER_MAX (16 * 1024) /* larger buffers are freed, not recycled */
 
 /* The header-only answer for a request we do not keep: filled and sent in one call. */
-static qd_ipc_msg answer_msg;
 
 #define REQ_OF(l) ((app_req *)(void *)((char *)(l)-offsetof(app_req, qlink)))
 
@@ -399,13 +398,13 @@ static void answer_unstored(app_worker *w, uint64_t stream, unsigned status)
 {
     static const char no_body[] = "content-length\0" /* value: */ "0";
 
-    qd_ipc_msg_init(&answer_msg, QD_MSG_RESP_HEAD, 0);
-    qd_ipc_put_u64(&answer_msg, QD_F_STREAM, stream);
-    qd_ipc_put_u32(&answer_msg, QD_F_STATUS, status);
-    qd_ipc_put_bytes(&answer_msg, QD_F_HEADER, no_body, sizeof(no_body) - 1);
-    qd_ipc_put_u32(&answer_msg, QD_F_FLAGS, QD_RESP_F_END);
+    qd_ipc_msg *m = qd_chan_msg(w->ch, QD_MSG_RESP_HEAD, 0);
+    qd_ipc_put_u64(m, QD_F_STREAM, stream);
+    qd_ipc_put_u32(m, QD_F_STATUS, status);
+    qd_ipc_put_bytes(m, QD_F_HEADER, no_body, sizeof(no_body) - 1);
+    qd_ipc_put_u32(m, QD_F_FLAGS, QD_RESP_F_END);
     w->a->status_count[status / 100 <= 5 ? status / 100 : 0]++;
-    int rv = qd_chan_send_ctl(w->ch, &answer_msg);
+    int rv = qd_chan_queue_ctl(w->ch);
     if (rv < 0)
         app_req_send_failed(w, "answer", stream, rv);
 }

@@ -44,8 +44,6 @@
 #define HEAD_RESERVE 64 /* room kept in a head for flags, offset, length */
 
 /* Outgoing messages: each is filled and sent within one function call. */
-static qd_ipc_msg head_msg;
-static qd_ipc_msg body_msg;
 
 static int send_head(app_req *r);
 
@@ -70,11 +68,11 @@ void app_resp_pump(app_req *r)
             app_req_queue(r, APP_Q_BLOCKED);
             break;
         }
-        qd_ipc_msg_init(&body_msg, QD_MSG_RESP_BODY, 0);
-        qd_ipc_put_u64(&body_msg, QD_F_STREAM, r->stream);
-        qd_ipc_put_bytes(&body_msg, QD_F_BODY, r->out + r->out_off, n);
-        qd_ipc_put_u32(&body_msg, QD_F_FLAGS, is_end ? QD_RESP_F_END : 0);
-        int rv = qd_chan_send(w->ch, &body_msg);
+        qd_ipc_msg *m = qd_chan_msg(w->ch, QD_MSG_RESP_BODY, 0);
+        qd_ipc_put_u64(m, QD_F_STREAM, r->stream);
+        qd_ipc_put_bytes(m, QD_F_BODY, r->out + r->out_off, n);
+        qd_ipc_put_u32(m, QD_F_FLAGS, is_end ? QD_RESP_F_END : 0);
+        int rv = qd_chan_queue(w->ch);
         if (rv == QD_ERR_TOOBIG) {
             app_req_queue(r, APP_Q_BLOCKED); /* waits: app_req_drained resumes it */
             break;
@@ -143,22 +141,25 @@ static int send_head(app_req *r)
 {
     app_worker *w = r->w;
     int fd = r->resp_fd;
+    int rv = QD_ERR_EOF;
 
-    qd_ipc_msg_init(&head_msg, QD_MSG_RESP_HEAD, 0);
-    qd_ipc_put_u64(&head_msg, QD_F_STREAM, r->stream);
-    qd_ipc_put_u32(&head_msg, QD_F_STATUS, r->status);
-    for (size_t off = 0; off + 2 <= r->resp_len;) {
-        size_t len = (size_t)r->resp[off] << 8 | r->resp[off + 1];
-        qd_ipc_put_bytes(&head_msg, QD_F_HEADER, r->resp + off + 2, len); /* sized in app_resp_header */
-        off += 2 + len;
+    if (w->ch != NULL) {
+        qd_ipc_msg *m = qd_chan_msg(w->ch, QD_MSG_RESP_HEAD, 0);
+        qd_ipc_put_u64(m, QD_F_STREAM, r->stream);
+        qd_ipc_put_u32(m, QD_F_STATUS, r->status);
+        for (size_t off = 0; off + 2 <= r->resp_len;) {
+            size_t len = (size_t)r->resp[off] << 8 | r->resp[off + 1];
+            qd_ipc_put_bytes(m, QD_F_HEADER, r->resp + off + 2, len); /* sized in app_resp_header */
+            off += 2 + len;
+        }
+        qd_ipc_put_u32(m, QD_F_FLAGS, r->resp_flags);
+        if (fd >= 0) {
+            qd_ipc_put_u64(m, QD_F_OFFSET, r->resp_off);
+            qd_ipc_put_u64(m, QD_F_LENGTH, r->resp_flen);
+            qd_ipc_put_fd(m, fd);
+        }
+        rv = qd_chan_queue(w->ch);
     }
-    qd_ipc_put_u32(&head_msg, QD_F_FLAGS, r->resp_flags);
-    if (fd >= 0) {
-        qd_ipc_put_u64(&head_msg, QD_F_OFFSET, r->resp_off);
-        qd_ipc_put_u64(&head_msg, QD_F_LENGTH, r->resp_flen);
-        qd_ipc_put_fd(&head_msg, fd);
-    }
-    int rv = w->ch != NULL ? qd_chan_send(w->ch, &head_msg) : QD_ERR_EOF;
     if (rv == QD_ERR_TOOBIG) {
         app_req_queue(r, APP_Q_BLOCKED); /* app_req_drained sends it when there is room */
         return -1;

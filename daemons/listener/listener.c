@@ -30,17 +30,16 @@
 /* local */
 #include "listener.h"
 
+/* Relayed datagrams wait in a worker's channel up to this; more are dropped. */
+#define LISTENER_RELAY_QUEUE (256 * 1024)
+
 static listener the_listener;
-static qd_ipc_msg in_msg;
 
 /* drop_worker - forget a worker's channel (its sockets stay open) */
 static void drop_worker(listener_worker *w)
 {
-    qd_uv_unwatch(&w->poll);
-    if (w->channel_fd >= 0) {
-        close(w->channel_fd);
-        w->channel_fd = -1;
-    }
+    qd_chan_close(w->ch);
+    w->ch = NULL;
 }
 
 /*
@@ -91,7 +90,8 @@ static void relay(qd_ipc_msg *m)
         }
         owner = (uint32_t)to;
     }
-    if (l->workers[owner].channel_fd < 0 || qd_ipc_send(l->workers[owner].channel_fd, m) < 0) {
+    qd_chan *ch = l->workers[owner].ch;
+    if (ch == NULL || qd_chan_queued(ch) > LISTENER_RELAY_QUEUE || qd_chan_send(ch, m) < 0) {
         l->relay_dropped++;
         return;
     }
@@ -103,27 +103,21 @@ static void relay(qd_ipc_msg *m)
                   (unsigned long long)l->relayed, (unsigned long long)l->relay_dropped);
 }
 
-/* on_worker - a worker's channel is readable or closed */
-static void on_worker(uv_poll_t *p, int status, int events)
+/* on_worker_msg - a message from a worker */
+static void on_worker_msg(qd_chan *ch, qd_ipc_msg *m)
 {
-    listener_worker *w = p->data;
-    int rv = qd_ipc_recv(w->channel_fd, &in_msg);
-
-    if (rv == QD_ERR_AGAIN)
-        return;
-    if (rv == QD_ERR_EOF || rv == QD_ERR_IO) {
-        drop_worker(w);
-        return;
-    }
-    if (rv < 0) {
-        qd_child_bad_message(&the_listener.child, "worker", rv);
-        return;
-    }
-    if (in_msg.type == QD_MSG_FWD_PACKET)
-        relay(&in_msg);
+    if (m->type == QD_MSG_FWD_PACKET)
+        relay(m);
     else
-        qd_child_bad_message(&the_listener.child, "worker", QD_ERR_UNKNOWN);
-    qd_ipc_msg_close_fds(&in_msg);
+        qd_child_bad_message(&the_listener.child, ch->name, QD_ERR_UNKNOWN);
+}
+
+/* on_worker_close - the worker is gone (its successor gets a new channel) */
+static void on_worker_close(qd_chan *ch)
+{
+    listener_worker *w = ch->data;
+
+    w->ch = NULL;
 }
 
 static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
@@ -143,13 +137,10 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
         return;
     }
     listener_worker *w = &l->workers[instance];
+    char name[32];
     drop_worker(w);
-    /* Relayed datagrams must never block the listener. */
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    w->channel_fd = fd;
-    w->poll = qd_uv_watch(c->loop, fd, UV_READABLE | UV_DISCONNECT, on_worker, w);
+    snprintf(name, sizeof(name), "worker[%u]", instance);
+    w->ch = qd_chan_open(c->loop, fd, name, on_worker_msg, on_worker_close, w);
     listener_sock_send(l, (int)instance);
 }
 
@@ -167,7 +158,6 @@ static void status(qd_child *c, qd_ipc_msg *m)
  */
 static void layout(qd_child *c, qd_ipc_msg *m)
 {
-    static qd_ipc_msg ack;
     qd_buf err;
     int rv;
 
@@ -180,11 +170,11 @@ static void layout(qd_child *c, qd_ipc_msg *m)
     else if (c->configured)
         qd_info("steering follows the layout of %d generation%s", the_listener.ngens,
                 the_listener.ngens == 1 ? "" : "s");
-    qd_ipc_msg_init(&ack, QD_MSG_LAYOUT, m->id);
-    qd_ipc_put_u32(&ack, QD_F_STATUS, rv < 0 ? 1 : 0);
+    qd_ipc_msg *ack = qd_child_msg(c, QD_MSG_LAYOUT, m->id);
+    qd_ipc_put_u32(ack, QD_F_STATUS, rv < 0 ? 1 : 0);
     if (rv < 0)
-        qd_ipc_put_str(&ack, QD_F_TEXT, qd_buf_str(&err));
-    qd_child_send(c, &ack);
+        qd_ipc_put_str(ack, QD_F_TEXT, qd_buf_str(&err));
+    qd_child_queue(c);
     qd_buf_release(&err);
 }
 
@@ -210,8 +200,6 @@ static const qd_child_ops ops = {
 
 int main(int argc, char **argv)
 {
-    for (int i = 0; i < LISTENER_MAX_SLOTS; i++)
-        the_listener.workers[i].channel_fd = -1;
     qd_child_init(&the_listener.child, QD_ROLE_LISTENER, argc, argv, &ops, &the_listener);
     return qd_child_run(&the_listener.child);
 }

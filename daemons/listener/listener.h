@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "qd_chan.h"
 #include "qd_child.h"
 #include "qd_ipc.h"
 
@@ -22,8 +23,7 @@
 
 /* One worker's channel, by worker id. */
 typedef struct listener_worker {
-    int channel_fd; /* -1 when the worker is not connected */
-    uv_poll_t *poll;
+    qd_chan *ch; /* NULL when the worker is not connected */
 } listener_worker;
 
 /*

@@ -64,7 +64,6 @@
 /* local */
 #include "listener.h"
 
-static qd_ipc_msg out_msg;
 
 /* set_buffer - SO_RCVBUF/SO_SNDBUF to |size| (qd_sock_buffer); warns once when capped */
 static void set_buffer(int fd, int opt, const char *sysctl, int64_t size)
@@ -401,21 +400,21 @@ static void put_secrets(qd_ipc_msg *m, const listener *l)
 static void escrow(listener *l)
 {
     uint32_t n = 0;
+    qd_ipc_msg *m = qd_child_msg(&l->child, QD_MSG_SOCKETS, 0);
 
-    qd_ipc_msg_init(&out_msg, QD_MSG_SOCKETS, 0);
-    put_secrets(&out_msg, l);
+    put_secrets(m, l);
     for (int k = 0; k < l->ngroups; k++) {
         const listener_group *g = l->groups[k];
         for (int i = 0; i < g->nslots; i++, n++) {
-            if (out_msg.fd_count + 2 > QD_IPC_MAX_FDS) {
-                if (qd_child_send(&l->child, &out_msg) < 0)
+            if (m->fd_count + 2 > QD_IPC_MAX_FDS) {
+                if (qd_child_queue(&l->child) < 0)
                     return;
-                qd_ipc_msg_init(&out_msg, QD_MSG_SOCKETS, n);
+                m = qd_child_msg(&l->child, QD_MSG_SOCKETS, n);
             }
-            put_slot(&out_msg, g, i, true);
+            put_slot(m, g, i, true);
         }
     }
-    qd_child_send(&l->child, &out_msg);
+    qd_child_queue(&l->child);
 }
 
 void listener_sock_escrowed(listener *l, qd_ipc_msg *m)
@@ -697,20 +696,21 @@ void listener_sock_send(listener *l, int worker)
      * address's UDP and TCP sockets always travel together (the worker
      * pairs an F_TCP_ADDR with the F_ADDR just before it).
      */
+    qd_chan *ch = l->workers[worker].ch;
     while (a < gn->naddrs) {
-        qd_ipc_msg_init(&out_msg, QD_MSG_SOCKETS, (uint32_t)a); /* id: index of the first address */
+        qd_ipc_msg *m = qd_chan_msg(ch, QD_MSG_SOCKETS, (uint32_t)a); /* id: the first address */
         if (a == 0)
-            put_secrets(&out_msg, l);
-        for (; a < gn->naddrs && out_msg.fd_count + 2 <= QD_IPC_MAX_FDS; a++) {
+            put_secrets(m, l);
+        for (; a < gn->naddrs && m->fd_count + 2 <= QD_IPC_MAX_FDS; a++) {
             listener_group *g = listener_group_find(l, gn->addrs[a]);
             if (g == NULL || worker >= g->nslots) {
                 qd_warn("no socket for worker[%d] on %s", worker, gn->addrs[a]);
                 continue;
             }
-            put_slot(&out_msg, g, worker, tcp);
+            put_slot(m, g, worker, tcp);
             sent += 1 + (tcp && g->tcp[worker] >= 0);
         }
-        int rv = qd_ipc_send(l->workers[worker].channel_fd, &out_msg);
+        int rv = qd_chan_queue(ch);
         if (rv < 0) {
             qd_warn("cannot pass sockets to worker[%d]: %s", worker,
                     rv == QD_ERR_IO ? strerror(errno) : qd_strerror(rv));

@@ -455,6 +455,9 @@ int main(int argc, char **argv)
     fcntl(m->stats_fds[0], F_SETFL, fcntl(m->stats_fds[0], F_GETFL) | O_NONBLOCK);
 
     m->loop = uv_default_loop();
+    /* the master's own end: process events and its metrics, lossy, never blocking */
+    m->stats = qd_chan_open_dgram(m->loop, m->stats_fds[0], "stats", NULL, m);
+    m->unsent = qd_xmalloc(sizeof(*m->unsent));
     m->started_ms = qd_time_mono_ms();
     if (m->generation == 0)
         m->generation = 1; /* else the one after the previous master's (quicd -U) */

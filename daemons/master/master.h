@@ -121,16 +121,14 @@ typedef struct master_child {
 } master_child;
 
 typedef struct master_client {
-    int fd;
-    uv_poll_t *poll;
+    qd_chan *ch; /* one message per record: quicctl of any release reads it */
     bool in_use;
     bool wants_stop_eof; /* keep open until the master exits */
     uint32_t reload_id;  /* request id of a pending reload reply, 0 if none */
     uint32_t request_id;
     master *m;
     /* a pending `quicctl conns` (master_control.c): one reply channel per worker */
-    int conns_fds[MASTER_MAX_CHILDREN];
-    uv_poll_t *conns_polls[MASTER_MAX_CHILDREN];
+    qd_chan *conns[MASTER_MAX_CHILDREN];
     int conns_pending;
     uint32_t conns_id;
     uv_timer_t *conns_timer;
@@ -151,6 +149,8 @@ struct master {
     int child_count;
 
     int stats_fds[2]; /* [0] send end (everyone), [1] receive end (stats) */
+    qd_chan *stats;   /* the master's writes on stats_fds[0] */
+    qd_ipc_msg *unsent; /* composed for a child without a control channel (not sent) */
     int devnull_fd;
     int lock_fd;
     int control_fd;
@@ -243,6 +243,13 @@ void master_child_stop(master_child *c, bool kill_now);
 void master_child_send_config(master_child *c, uint32_t id);
 /* master_child_send queues |msg| on the control channel of |c|; 0, or -1 (logged, counted). */
 int master_child_send(master_child *c, const qd_ipc_msg *msg);
+/*
+ * master_child_msg starts a message in the control channel of |c| (see
+ * qd_chan_msg); master_child_queue queues it: 0, or -1 (logged, counted;
+ * also when |c| has no channel).
+ */
+qd_ipc_msg *master_child_msg(master_child *c, uint16_t type, uint32_t id);
+int master_child_queue(master_child *c);
 void master_escrow_clear(master_escrow *e);
 void master_escrow_add(master_escrow *e, qd_ipc_msg *msg);
 void master_children_stop_all(master *m);
@@ -283,7 +290,7 @@ void master_reload_ack(master *m, master_child *c, uint32_t id, uint32_t status,
 
 /* master_gen.c */
 void master_gen_init(master *m);
-void master_gen_layout_msg(master *m, qd_ipc_msg *msg, uint32_t id);
+void master_gen_layout_put(master *m, qd_ipc_msg *msg);
 void master_gen_forget_foreign(master *m);
 /* master_gen_arm_timer - the first generation of an upgrade must serve in time */
 void master_gen_arm_timer(master *m);

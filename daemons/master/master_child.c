@@ -60,7 +60,6 @@
 #include "master.h"
 
 /* Outgoing messages: filled and sent (or queued, copied) within one call. */
-static qd_ipc_msg out_msg;
 
 static void spawn(master_child *c);
 static void on_ctl_msg(qd_chan *ch, qd_ipc_msg *m);
@@ -116,26 +115,44 @@ int master_worker_count(const master *m)
     return n;
 }
 
+/*
+ * stats_send - the message composed in the master's stats channel leaves
+ * now (the master's records are few: each is sent on its own, so a full
+ * channel is known at once). Returns 0, QD_ERR_AGAIN when the channel was
+ * full and dropped it, or the channel's error.
+ */
+static int stats_send(master *m)
+{
+    uint64_t dropped = m->stats->dropped;
+    int rv = qd_chan_queue(m->stats);
+
+    if (rv < 0)
+        return rv;
+    qd_chan_flush(m->stats);
+    return m->stats->dropped == dropped ? 0 : QD_ERR_AGAIN;
+}
+
 /* send_event - one process event record on the stats channel */
 static void send_event(master *m, const struct master_event *e)
 {
     static qd_log_limit lim;
 
-    qd_ipc_msg_init(&out_msg, QD_MSG_REC_PROCESS, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_EVENT, e->ev);
-    qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, e->time_ms);
-    qd_ipc_put_u32(&out_msg, QD_F_ROLE, e->role);
-    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, e->instance);
-    qd_ipc_put_u32(&out_msg, QD_F_PID, e->pid);
-    qd_ipc_put_u32(&out_msg, QD_F_GENERATION, e->generation);
+    qd_ipc_msg *msg = qd_chan_msg(m->stats, QD_MSG_REC_PROCESS, 0);
+
+    qd_ipc_put_u32(msg, QD_F_EVENT, e->ev);
+    qd_ipc_put_u64(msg, QD_F_TIME_MS, e->time_ms);
+    qd_ipc_put_u32(msg, QD_F_ROLE, e->role);
+    qd_ipc_put_u32(msg, QD_F_INSTANCE, e->instance);
+    qd_ipc_put_u32(msg, QD_F_PID, e->pid);
+    qd_ipc_put_u32(msg, QD_F_GENERATION, e->generation);
     if (e->has_child)
-        qd_ipc_put_u32(&out_msg, QD_F_RESTARTS, e->restarts);
+        qd_ipc_put_u32(msg, QD_F_RESTARTS, e->restarts);
     if (e->has_exit) {
-        qd_ipc_put_u32(&out_msg, QD_F_EXIT_STATUS, e->exit_status);
-        qd_ipc_put_u32(&out_msg, QD_F_SIGNAL, e->signal);
+        qd_ipc_put_u32(msg, QD_F_EXIT_STATUS, e->exit_status);
+        qd_ipc_put_u32(msg, QD_F_SIGNAL, e->signal);
     }
     /* Never block on stats: a full channel drops the record and counts it. */
-    int rv = qd_ipc_send(m->stats_fds[0], &out_msg);
+    int rv = stats_send(m);
     if (rv < 0) {
         m->stats_drops++;
         if (rv != QD_ERR_AGAIN)
@@ -199,14 +216,14 @@ static void send_metrics(master *m)
 
     if (m->metrics_since_ms == 0)
         m->metrics_since_ms = qd_time_real_ms();
-    qd_ipc_msg_init(&out_msg, QD_MSG_METRICS, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_ROLE, QD_ROLE_MASTER);
-    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_PID, (uint32_t)getpid());
-    qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, m->metrics_since_ms);
-    qd_ipc_put_u32(&out_msg, QD_F_SCHEMA, qd_metrics_schema());
-    qd_ipc_put_bytes(&out_msg, QD_F_METRICS, buf, len);
-    qd_ipc_send(m->stats_fds[0], &out_msg); /* a full channel: the next tick carries them */
+    qd_ipc_msg *msg = qd_chan_msg(m->stats, QD_MSG_METRICS, 0);
+    qd_ipc_put_u32(msg, QD_F_ROLE, QD_ROLE_MASTER);
+    qd_ipc_put_u32(msg, QD_F_INSTANCE, 0);
+    qd_ipc_put_u32(msg, QD_F_PID, (uint32_t)getpid());
+    qd_ipc_put_u64(msg, QD_F_TIME_MS, m->metrics_since_ms);
+    qd_ipc_put_u32(msg, QD_F_SCHEMA, qd_metrics_schema());
+    qd_ipc_put_bytes(msg, QD_F_METRICS, buf, len);
+    stats_send(m); /* a full channel: the next tick carries them */
 }
 
 /*
@@ -220,12 +237,12 @@ static void on_loss_timer(uv_timer_t *t)
     uint64_t lost = m->stats_drops - m->stats_drops_reported;
 
     if (lost > 0) {
-        qd_ipc_msg_init(&out_msg, QD_MSG_REC_LOSS, 0);
-        qd_ipc_put_u64(&out_msg, QD_F_TIME_MS, qd_time_real_ms());
-        qd_ipc_put_u32(&out_msg, QD_F_ROLE, QD_ROLE_MASTER);
-        qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, 0);
-        qd_ipc_put_u64(&out_msg, QD_F_DROPS, lost);
-        if (qd_ipc_send(m->stats_fds[0], &out_msg) == 0) {
+        qd_ipc_msg *msg = qd_chan_msg(m->stats, QD_MSG_REC_LOSS, 0);
+        qd_ipc_put_u64(msg, QD_F_TIME_MS, qd_time_real_ms());
+        qd_ipc_put_u32(msg, QD_F_ROLE, QD_ROLE_MASTER);
+        qd_ipc_put_u32(msg, QD_F_INSTANCE, 0);
+        qd_ipc_put_u64(msg, QD_F_DROPS, lost);
+        if (stats_send(m) == 0) {
             m->stats_drops_reported += lost;
             qd_notice("stats channel was full: %llu master records dropped",
                       (unsigned long long)lost);
@@ -247,10 +264,9 @@ void master_record_losses_start(master *m)
  * failure means the daemon is gone or has not read 16 MiB of messages: it
  * is logged and counted; the exit path (or the reload timeout) cleans up.
  */
-static int send_ctl(master_child *c, const qd_ipc_msg *msg)
+/* sent - what queueing |msg| for |c| came to: 0, or -1 logged and counted */
+static int sent(master_child *c, const qd_ipc_msg *msg, int rv)
 {
-    int rv = c->ctl != NULL ? qd_chan_send(c->ctl, msg) : QD_ERR_EOF;
-
     if (rv < 0) {
         c->m->ctl_send_failures++;
         qd_warn("cannot send %s to %s: %s", qd_ipc_type_name(msg->type), master_child_name(c),
@@ -260,9 +276,29 @@ static int send_ctl(master_child *c, const qd_ipc_msg *msg)
     return 0;
 }
 
+static int send_ctl(master_child *c, const qd_ipc_msg *msg)
+{
+    return sent(c, msg, c->ctl != NULL ? qd_chan_send(c->ctl, msg) : QD_ERR_EOF);
+}
+
 int master_child_send(master_child *c, const qd_ipc_msg *msg)
 {
     return send_ctl(c, msg);
+}
+
+qd_ipc_msg *master_child_msg(master_child *c, uint16_t type, uint32_t id)
+{
+    if (c->ctl != NULL)
+        return qd_chan_msg(c->ctl, type, id);
+    qd_ipc_msg_init(c->m->unsent, type, id); /* filled, then refused by master_child_queue */
+    return c->m->unsent;
+}
+
+int master_child_queue(master_child *c)
+{
+    if (c->ctl == NULL)
+        return sent(c, c->m->unsent, QD_ERR_EOF);
+    return sent(c, c->ctl->compose, qd_chan_queue(c->ctl));
 }
 
 /*
@@ -280,10 +316,10 @@ static void send_access_log(master_child *c)
         if (fd < 0)
             qd_warn("access_log %s: %s; requests are not logged", path, strerror(errno));
     }
-    qd_ipc_msg_init(&out_msg, QD_MSG_LOG_FD, 0);
+    qd_ipc_msg *msg = master_child_msg(c, QD_MSG_LOG_FD, 0);
     if (fd >= 0)
-        qd_ipc_put_fd(&out_msg, fd);
-    send_ctl(c, &out_msg);
+        qd_ipc_put_fd(msg, fd);
+    master_child_queue(c);
     if (fd >= 0)
         close(fd);
 }
@@ -300,12 +336,12 @@ static void send_tls_files(master_child *c)
 
     fds[0] = open(c->m->conf.tls_certificate, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     fds[1] = open(c->m->conf.tls_key, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    qd_ipc_msg_init(&out_msg, QD_MSG_TLS_FILES, 0);
+    qd_ipc_msg *msg = master_child_msg(c, QD_MSG_TLS_FILES, 0);
     if (fds[0] >= 0 && fds[1] >= 0) {
-        qd_ipc_put_fd(&out_msg, fds[0]);
-        qd_ipc_put_fd(&out_msg, fds[1]);
+        qd_ipc_put_fd(msg, fds[0]);
+        qd_ipc_put_fd(msg, fds[1]);
     }
-    send_ctl(c, &out_msg);
+    master_child_queue(c);
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -330,14 +366,14 @@ static void send_proxy_table(master_child *c)
             qd_warn_errno("proxy_table %s", path);
         fds[1] = open(c->m->conf.proxy_ca_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     }
-    qd_ipc_msg_init(&out_msg, QD_MSG_PROXY_TABLE, 0);
+    qd_ipc_msg *msg = master_child_msg(c, QD_MSG_PROXY_TABLE, 0);
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0) {
-            qd_ipc_put_fd(&out_msg, fds[i]);
+            qd_ipc_put_fd(msg, fds[i]);
             flags |= i == 0 ? QD_PROXY_F_TABLE : QD_PROXY_F_CA;
         }
-    qd_ipc_put_u32(&out_msg, QD_F_FLAGS, flags);
-    send_ctl(c, &out_msg);
+    qd_ipc_put_u32(msg, QD_F_FLAGS, flags);
+    master_child_queue(c);
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -356,12 +392,12 @@ void master_child_send_config(master_child *c, uint32_t id)
         master_metrics_send(c); /* the /metrics socket and token (master_metrics.c) */
     qd_buf_init(&text);
     qd_conf_dump(&m->conf, QD_CONF_DUMP_EFFECTIVE, &text);
-    qd_ipc_msg_init(&out_msg, QD_MSG_CONFIG, id);
-    if (qd_ipc_put_str(&out_msg, QD_F_TEXT, qd_buf_str(&text)) < 0)
+    qd_ipc_msg *msg = master_child_msg(c, QD_MSG_CONFIG, id);
+    if (qd_ipc_put_str(msg, QD_F_TEXT, qd_buf_str(&text)) < 0)
         qd_panic("configuration does not fit one message (%zu bytes)", text.len);
     qd_buf_release(&text);
     c->config_id = id;
-    send_ctl(c, &out_msg);
+    master_child_queue(c);
     if (c->role == QD_ROLE_APP || c->role == QD_ROLE_WORKER)
         send_access_log(c); /* a worker logs the answers of its fast path */
 }
@@ -382,16 +418,16 @@ static void connect_pair(master_child *srv, master_child *w)
         qd_warn_errno("socketpair for %s", master_child_name(w));
         return;
     }
-    qd_ipc_msg_init(&out_msg, QD_MSG_CHANNEL, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_ROLE, (uint32_t)w->role);
-    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, (uint32_t)w->instance);
-    qd_ipc_put_fd(&out_msg, sv[0]);
-    send_ctl(srv, &out_msg);
-    qd_ipc_msg_init(&out_msg, QD_MSG_CHANNEL, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_ROLE, (uint32_t)srv->role);
-    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, 0);
-    qd_ipc_put_fd(&out_msg, sv[1]);
-    send_ctl(w, &out_msg);
+    qd_ipc_msg *msg = master_child_msg(srv, QD_MSG_CHANNEL, 0);
+    qd_ipc_put_u32(msg, QD_F_ROLE, (uint32_t)w->role);
+    qd_ipc_put_u32(msg, QD_F_INSTANCE, (uint32_t)w->instance);
+    qd_ipc_put_fd(msg, sv[0]);
+    master_child_queue(srv);
+    msg = master_child_msg(w, QD_MSG_CHANNEL, 0);
+    qd_ipc_put_u32(msg, QD_F_ROLE, (uint32_t)srv->role);
+    qd_ipc_put_u32(msg, QD_F_INSTANCE, 0);
+    qd_ipc_put_fd(msg, sv[1]);
+    master_child_queue(w);
     close(sv[0]);
     close(sv[1]);
 }
@@ -904,13 +940,13 @@ void master_child_stop(master_child *c, bool kill_now)
         uv_process_kill(&c->proc, SIGKILL);
         return;
     }
-    qd_ipc_msg_init(&out_msg, QD_MSG_STOP, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_DEADLINE_MS, (uint32_t)m->conf.drain_timeout_ms);
+    qd_ipc_msg *msg = master_child_msg(c, QD_MSG_STOP, 0);
+    qd_ipc_put_u32(msg, QD_F_DEADLINE_MS, (uint32_t)m->conf.drain_timeout_ms);
     /* A worker of a generation that ended, or of a master that handed
      * over: the listener steers nothing new to it any more. */
     if (c->role == QD_ROLE_WORKER && (c->retire || m->handed_over))
-        qd_ipc_put_u32(&out_msg, QD_F_FLAGS, QD_STOP_F_STEERED_AWAY);
-    if (send_ctl(c, &out_msg) < 0)
+        qd_ipc_put_u32(msg, QD_F_FLAGS, QD_STOP_F_STEERED_AWAY);
+    if (master_child_queue(c) < 0)
         uv_process_kill(&c->proc, SIGTERM);
     uv_timer_start(&c->timer, on_kill_timer, (uint64_t)m->conf.drain_timeout_ms + 1000, 0);
 }

@@ -15,7 +15,7 @@
  *	which quicctl formats as a table or JSON. A stop request's connection
  *	stays open until the master exits, so quicctl can wait for the end.
  * DIAGNOSTICS
- *	Malformed requests are logged (rate-limited) and the client dropped.
+ *	Malformed requests are logged (rate-limited) and dropped.
  */
 #include "config.h"
 
@@ -43,9 +43,6 @@
 /* local */
 #include "master.h"
 
-static qd_ipc_msg req_msg;
-static qd_ipc_msg reply_msg;
-
 static void conns_end(master_client *cl, bool answer);
 
 /* client_close - drop one client */
@@ -54,20 +51,21 @@ static void client_close(master_client *cl)
     if (!cl->in_use)
         return;
     conns_end(cl, false);
-    qd_uv_unwatch(&cl->poll);
-    close(cl->fd);
-    cl->fd = -1;
+    qd_chan_close(cl->ch);
+    cl->ch = NULL;
     cl->in_use = false;
 }
 
 /* reply - send F_STATUS and F_TEXT to a client */
 static void reply(master_client *cl, uint32_t id, uint32_t status, const char *text)
 {
-    qd_ipc_msg_init(&reply_msg, QD_MSG_CTL_REPLY, id);
-    qd_ipc_put_u32(&reply_msg, QD_F_STATUS, status);
-    if (qd_ipc_put_str(&reply_msg, QD_F_TEXT, text) < 0)
-        qd_ipc_put_str(&reply_msg, QD_F_TEXT, "reply too large");
-    int rv = qd_ipc_send(cl->fd, &reply_msg);
+    if (cl->ch == NULL)
+        return;
+    qd_ipc_msg *msg = qd_chan_msg(cl->ch, QD_MSG_CTL_REPLY, id);
+    qd_ipc_put_u32(msg, QD_F_STATUS, status);
+    if (qd_ipc_put_str(msg, QD_F_TEXT, text) < 0)
+        qd_ipc_put_str(msg, QD_F_TEXT, "reply too large");
+    int rv = qd_chan_queue(cl->ch);
     if (rv < 0)
         qd_debug("control client went away: %s", qd_strerror(rv));
 }
@@ -172,11 +170,8 @@ static void conns_end(master_client *cl, bool answer)
     if (cl->conns_timer == NULL)
         return;
     for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
-        if (cl->conns_fds[i] < 0)
-            continue;
-        qd_uv_unwatch(&cl->conns_polls[i]);
-        close(cl->conns_fds[i]);
-        cl->conns_fds[i] = -1;
+        qd_chan_close(cl->conns[i]);
+        cl->conns[i] = NULL;
     }
     if (answer) {
         if (cl->conns_pending > 0)
@@ -308,33 +303,52 @@ static void conns_format(qd_buf *b, const qd_ipc_msg *msg)
         qd_buf_printf(b, "worker=%u more=%u\n", inst, total - listed);
 }
 
-/* on_conns_reply - one worker's list */
-static void on_conns_reply(uv_poll_t *p, int status, int events)
+/* conns_index - which worker's reply channel |ch| is; -1 if none */
+static int conns_index(master_client *cl, qd_chan *ch)
 {
-    master_client *cl = p->data;
-    int i;
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+        if (cl->conns[i] == ch)
+            return i;
+    return -1;
+}
 
-    for (i = 0; i < MASTER_MAX_CHILDREN; i++)
-        if (cl->conns_polls[i] == p)
-            break;
-    if (i == MASTER_MAX_CHILDREN)
+/* conns_answered - one worker's channel is done with (replied or closed) */
+static void conns_answered(master_client *cl, int i)
+{
+    qd_chan_close(cl->conns[i]);
+    cl->conns[i] = NULL;
+    if (--cl->conns_pending == 0)
+        conns_end(cl, true);
+}
+
+/* on_conns_reply - one worker's list */
+static void on_conns_reply(qd_chan *ch, qd_ipc_msg *msg)
+{
+    master_client *cl = ch->data;
+    int i = conns_index(cl, ch);
+
+    if (i < 0)
         return;
-    int rv = qd_ipc_recv(cl->conns_fds[i], &req_msg);
-    if (rv == QD_ERR_AGAIN)
-        return;
-    if (rv == 0 && req_msg.type == QD_MSG_CONNS) {
-        conns_format(&cl->conns_text, &req_msg);
-    } else if (rv != QD_ERR_EOF) {
+    if (msg->type == QD_MSG_CONNS) {
+        conns_format(&cl->conns_text, msg);
+    } else {
         static qd_log_limit lim;
         cl->m->bad_messages++;
         qd_log_limited(&lim, QD_LOG_WARN, "conns: dropped bad reply from a worker: %s",
-                       rv < 0 ? qd_strerror(rv) : qd_ipc_type_name(req_msg.type));
+                       qd_ipc_type_name(msg->type));
     }
-    if (rv == 0)
-        qd_ipc_msg_close_fds(&req_msg);
-    qd_uv_unwatch(&cl->conns_polls[i]);
-    close(cl->conns_fds[i]);
-    cl->conns_fds[i] = -1;
+    conns_answered(cl, i);
+}
+
+/* on_conns_gone - a worker closed its reply channel without a list */
+static void on_conns_gone(qd_chan *ch)
+{
+    master_client *cl = ch->data;
+    int i = conns_index(cl, ch);
+
+    if (i < 0)
+        return;
+    cl->conns[i] = NULL; /* closed already */
     if (--cl->conns_pending == 0)
         conns_end(cl, true);
 }
@@ -343,7 +357,6 @@ static void on_conns_reply(uv_poll_t *p, int status, int events)
 static void do_conns(master_client *cl, uint32_t id)
 {
     master *m = cl->m;
-    static qd_ipc_msg out;
 
     if (cl->conns_timer != NULL) {
         reply(cl, id, 1, "a conns request is already in progress");
@@ -353,7 +366,7 @@ static void do_conns(master_client *cl, uint32_t id)
     cl->conns_id = id;
     cl->conns_pending = 0;
     for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
-        cl->conns_fds[i] = -1, cl->conns_polls[i] = NULL;
+        cl->conns[i] = NULL;
     cl->conns_timer = qd_xcalloc(1, sizeof(*cl->conns_timer));
     uv_timer_init(m->loop, cl->conns_timer);
     cl->conns_timer->data = cl;
@@ -366,21 +379,14 @@ static void do_conns(master_client *cl, uint32_t id)
             qd_warn_errno("conns: socketpair");
             continue;
         }
-        qd_ipc_msg_init(&out, QD_MSG_CONNS_REQ, id);
-        qd_ipc_put_fd(&out, sv[1]);
-        int rv = master_child_send(c, &out);
+        qd_ipc_put_fd(master_child_msg(c, QD_MSG_CONNS_REQ, id), sv[1]);
+        int rv = master_child_queue(c);
         close(sv[1]);
         if (rv < 0) {
             close(sv[0]);
             continue;
         }
-        cl->conns_fds[i] = sv[0];
-        cl->conns_polls[i] = qd_uv_watch(m->loop, sv[0], UV_READABLE, on_conns_reply, cl);
-        if (cl->conns_polls[i] == NULL) {
-            close(sv[0]);
-            cl->conns_fds[i] = -1;
-            continue;
-        }
+        cl->conns[i] = qd_chan_open(m->loop, sv[0], "conns reply", on_conns_reply, on_conns_gone, cl);
         cl->conns_pending++;
     }
     if (cl->conns_pending == 0) {
@@ -437,11 +443,11 @@ static void handle_request(master_client *cl, qd_ipc_msg *req)
     }
     case QD_MSG_CTL_METRICS: {
         /* stats answers on the client's socket itself (the text may take several messages) */
-        static qd_ipc_msg out;
         master_child *st = master_child_find(m, QD_ROLE_STATS);
-        qd_ipc_msg_init(&out, QD_MSG_METRICS_REQ, req->id);
-        qd_ipc_put_fd(&out, cl->fd);
-        if (st == NULL || !st->running || st->ctl == NULL || master_child_send(st, &out) < 0)
+        if (st == NULL || !st->running || st->ctl == NULL)
+            reply(cl, req->id, 1, "the stats daemon is not running; try again in a moment");
+        else if (qd_ipc_put_fd(master_child_msg(st, QD_MSG_METRICS_REQ, req->id), cl->ch->fd),
+                 master_child_queue(st) < 0)
             reply(cl, req->id, 1, "the stats daemon is not running; try again in a moment");
         break;
     }
@@ -516,25 +522,19 @@ void master_control_stop_accepting(master *m)
     m->control_fd = -1;
 }
 
-/* on_client - a request, or the client going away */
-static void on_client(uv_poll_t *p, int status, int events)
+/* on_client - a request */
+static void on_client(qd_chan *ch, qd_ipc_msg *req)
 {
-    master_client *cl = p->data;
-    int rv = qd_ipc_recv(cl->fd, &req_msg);
+    handle_request(ch->data, req);
+}
 
-    if (rv == QD_ERR_AGAIN)
-        return;
-    if (rv < 0) {
-        if (rv != QD_ERR_EOF) {
-            static qd_log_limit lim;
-            qd_log_limited(&lim, QD_LOG_WARN, "control: dropped malformed request: %s",
-                           qd_strerror(rv));
-        }
-        client_close(cl);
-        return;
-    }
-    handle_request(cl, &req_msg);
-    qd_ipc_msg_close_fds(&req_msg);
+/* on_client_gone - the client went away */
+static void on_client_gone(qd_chan *ch)
+{
+    master_client *cl = ch->data;
+
+    cl->ch = NULL; /* closed already */
+    client_close(cl);
 }
 
 /* on_accept - a new quicctl connection */
@@ -561,9 +561,9 @@ static void on_accept(uv_poll_t *p, int status, int events)
             continue;
         memset(cl, 0, sizeof(*cl));
         cl->in_use = true;
-        cl->fd = fd;
         cl->m = m;
-        cl->poll = qd_uv_watch(m->loop, fd, UV_READABLE | UV_DISCONNECT, on_client, cl);
+        cl->ch = qd_chan_open(m->loop, fd, "control client", on_client, on_client_gone, cl);
+        cl->ch->single = true; /* quicctl reads one message per record */
         return;
     }
     qd_warn("control: too many clients; refusing one");

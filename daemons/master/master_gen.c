@@ -52,7 +52,6 @@
 /* local */
 #include "master.h"
 
-static qd_ipc_msg out_msg;
 
 uint32_t master_next_id(master *m)
 {
@@ -129,11 +128,10 @@ void master_gen_init(master *m)
     qd_buf_init(&m->reload_text);
 }
 
-void master_gen_layout_msg(master *m, qd_ipc_msg *msg, uint32_t id)
+void master_gen_layout_put(master *m, qd_ipc_msg *msg)
 {
     uint8_t ids[MASTER_MAX_WORKER_IDS];
 
-    qd_ipc_msg_init(msg, QD_MSG_LAYOUT, id);
     for (int k = 0; k < m->ngens; k++) {
         const master_gen *g = &m->gens[k];
         size_t n = 0;
@@ -162,8 +160,8 @@ void master_gen_send_layout(master *m, master_child *l)
         (m->upgrading && m->upgrade_failure[0] == '\0'))
         return;
     m->layout_id = master_next_id(m);
-    master_gen_layout_msg(m, &out_msg, m->layout_id);
-    master_child_send(l, &out_msg);
+    master_gen_layout_put(m, master_child_msg(l, QD_MSG_LAYOUT, m->layout_id));
+    master_child_queue(l);
 }
 
 /* gens_remove_if - forget the generations |gone| names ("generation N

@@ -51,7 +51,6 @@
 /* local */
 #include "master.h"
 
-static qd_ipc_msg out_msg;
 
 /* overlaps - whether a TCP socket on |a| and one on |b| would take the same port */
 static bool overlaps(const qd_conf_addr *a, const qd_conf_addr *b)
@@ -229,10 +228,10 @@ void master_metrics_send(master_child *c)
     uint32_t flags = 0;
     int tok = -1;
 
-    qd_ipc_msg_init(&out_msg, QD_MSG_METRICS_HTTP, 0);
-    qd_ipc_put_str(&out_msg, QD_F_ADDR, m->metrics_bound);
+    qd_ipc_msg *msg = master_child_msg(c, QD_MSG_METRICS_HTTP, 0);
+    qd_ipc_put_str(msg, QD_F_ADDR, m->metrics_bound);
     if (m->metrics_fd >= 0) {
-        qd_ipc_put_fd(&out_msg, m->metrics_fd);
+        qd_ipc_put_fd(msg, m->metrics_fd);
         flags |= QD_METRICS_HTTP_F_LISTEN;
     }
     if (path[0] != '\0') {
@@ -241,12 +240,12 @@ void master_metrics_send(master_child *c)
         if (tok < 0) {
             qd_warn_errno("metrics_token_file %s", path);
         } else {
-            qd_ipc_put_fd(&out_msg, tok);
+            qd_ipc_put_fd(msg, tok);
             flags |= QD_METRICS_HTTP_F_TOKEN;
         }
     }
-    qd_ipc_put_u32(&out_msg, QD_F_FLAGS, flags);
-    master_child_send(c, &out_msg);
+    qd_ipc_put_u32(msg, QD_F_FLAGS, flags);
+    master_child_queue(c);
     if (tok >= 0)
         close(tok);
 }

@@ -63,7 +63,6 @@
 /* local */
 #include "master.h"
 
-static qd_ipc_msg out_msg;
 
 /* --- the old master --------------------------------------------------------- */
 
@@ -223,25 +222,25 @@ static void on_upgrade_timer(uv_timer_t *t)
 /* send_handoff - everything the new master needs, in order */
 static int send_handoff(master *m)
 {
-    qd_ipc_msg_init(&out_msg, QD_MSG_HANDOFF, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_GENERATION, m->generation);
-    qd_ipc_put_u32(&out_msg, QD_F_PID, (uint32_t)getpid());
-    qd_ipc_put_fd(&out_msg, m->lock_fd);
-    qd_ipc_put_fd(&out_msg, m->control_fd);
+    qd_ipc_msg *msg = qd_chan_msg(m->handoff, QD_MSG_HANDOFF, 0);
+    qd_ipc_put_u32(msg, QD_F_GENERATION, m->generation);
+    qd_ipc_put_u32(msg, QD_F_PID, (uint32_t)getpid());
+    qd_ipc_put_fd(msg, m->lock_fd);
+    qd_ipc_put_fd(msg, m->control_fd);
     if (m->metrics_fd >= 0) { /* kept by the new master if it names the same address */
-        qd_ipc_put_fd(&out_msg, m->metrics_fd);
-        qd_ipc_put_str(&out_msg, QD_F_ADDR, m->metrics_bound);
+        qd_ipc_put_fd(msg, m->metrics_fd);
+        qd_ipc_put_str(msg, QD_F_ADDR, m->metrics_bound);
     }
-    if (qd_chan_send(m->handoff, &out_msg) < 0)
+    if (qd_chan_queue(m->handoff) < 0)
         return -1;
-    master_gen_layout_msg(m, &out_msg, 0);
-    if (qd_chan_send(m->handoff, &out_msg) < 0)
+    master_gen_layout_put(m, qd_chan_msg(m->handoff, QD_MSG_LAYOUT, 0));
+    if (qd_chan_queue(m->handoff) < 0)
         return -1;
     for (size_t i = 0; i < m->escrow.count; i++)
         if (qd_chan_send(m->handoff, m->escrow.msg[i]) < 0)
             return -1;
-    qd_ipc_msg_init(&out_msg, QD_MSG_READY, 0);
-    return qd_chan_send(m->handoff, &out_msg);
+    qd_chan_msg(m->handoff, QD_MSG_READY, 0);
+    return qd_chan_queue(m->handoff);
 }
 
 int master_upgrade_start(master *m, uint32_t *wait_id, qd_buf *msg)
@@ -323,6 +322,8 @@ int master_upgrade_start(master *m, uint32_t *wait_id, qd_buf *msg)
     m->upgrade_wait_id = master_next_id(m);
     *wait_id = m->upgrade_wait_id;
     m->handoff = qd_chan_open(m->loop, sv[0], "next master", on_next_msg, on_next_close, m);
+    if (m->handoff != NULL)
+        m->handoff->single = true; /* its release may read one message per record */
     qd_notice("upgrade: started %s (pid %ld); it takes over once its daemons are ready",
               m->exe_path, (long)m->handoff_pid);
     if (m->handoff == NULL || send_handoff(m) < 0) {
@@ -462,6 +463,7 @@ void master_upgrade_init(master *m)
         return;
     m->handoff = qd_chan_open(m->loop, m->upgrade_fd, "previous master", on_prev_msg,
                               on_prev_close, m);
+    m->handoff->single = true; /* its release may read one message per record */
     qd_notice("upgrade: taking over from the previous master (pid %ld) as generation %u",
               (long)m->handoff_pid, m->generation);
     master_gen_arm_timer(m);
@@ -473,20 +475,22 @@ void master_upgrade_taken_over(master *m)
     m->owns_paths = true;
     master_write_pid(m);
     master_control_start(m);
-    qd_ipc_msg_init(&out_msg, QD_MSG_READY, 0);
-    if (m->handoff != NULL)
-        qd_chan_send(m->handoff, &out_msg);
+    if (m->handoff != NULL) {
+        qd_chan_msg(m->handoff, QD_MSG_READY, 0);
+        qd_chan_queue(m->handoff);
+    }
     qd_notice("upgrade: serving new connections; the previous master (pid %ld) drains",
               (long)m->handoff_pid);
 }
 
 void master_upgrade_failed(master *m, const char *why)
 {
-    qd_ipc_msg_init(&out_msg, QD_MSG_CONFIG_DONE, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_STATUS, 1);
-    qd_ipc_put_str(&out_msg, QD_F_TEXT, why);
-    if (m->handoff != NULL)
-        qd_chan_send(m->handoff, &out_msg);
+    if (m->handoff != NULL) {
+        qd_ipc_msg *msg = qd_chan_msg(m->handoff, QD_MSG_CONFIG_DONE, 0);
+        qd_ipc_put_u32(msg, QD_F_STATUS, 1);
+        qd_ipc_put_str(msg, QD_F_TEXT, why);
+        qd_chan_queue(m->handoff);
+    }
     master_stop(m, "upgrade failed");
 }
 

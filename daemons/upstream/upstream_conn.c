@@ -115,20 +115,19 @@ static const char *worker_name(const us_worker *w)
 static void reply(us_worker *w, uint64_t stream, int err, const char *why, int fd)
 {
     static qd_log_limit lim;
-    static qd_ipc_msg m;
     char text[REPLY_TEXT_MAX];
+    qd_ipc_msg *m = qd_chan_msg(w->ch, QD_MSG_UP_CONNECTED, 0);
 
-    qd_ipc_msg_init(&m, QD_MSG_UP_CONNECTED, 0);
-    qd_ipc_put_u64(&m, QD_F_STREAM, stream);
-    qd_ipc_put_u32(&m, QD_F_STATUS, (uint32_t)err);
+    qd_ipc_put_u64(m, QD_F_STREAM, stream);
+    qd_ipc_put_u32(m, QD_F_STATUS, (uint32_t)err);
     if (err != 0) {
         snprintf(text, sizeof(text), "%s", why);
-        qd_ipc_put_str(&m, QD_F_TEXT, text);
+        qd_ipc_put_str(m, QD_F_TEXT, text);
     } else {
-        qd_ipc_put_fd(&m, fd);
+        qd_ipc_put_fd(m, fd);
     }
     /* An answer releases a request waiting in the worker: it may use the control reserve. */
-    int rv = qd_chan_send_ctl(w->ch, &m);
+    int rv = qd_chan_queue_ctl(w->ch);
     if (rv < 0)
         qd_log_limited(&lim, QD_LOG_WARN, "cannot answer %s's connect: %s", worker_name(w),
                        rv == QD_ERR_IO ? strerror(errno) : qd_strerror(rv));
@@ -352,7 +351,6 @@ static void start_state(upstream *u, qd_ipc_msg *m)
  */
 static void send_states(upstream *u, us_worker *only, bool marked)
 {
-    static qd_ipc_msg m;
     size_t in_msg = 0, total = 0;
 
     if (only == NULL && u->workers == NULL) { /* nobody to tell: just unmark */
@@ -360,17 +358,18 @@ static void send_states(upstream *u, us_worker *only, bool marked)
             s->announce = false;
         return;
     }
-    start_state(u, &m);
+    qd_ipc_msg *m = qd_xmalloc(sizeof(*m)); /* one message for every worker's channel */
+    start_state(u, m);
     for (us_server *s = u->servers; s != NULL; s = s->next) {
         if (marked && !s->announce)
             continue;
         if (marked)
             s->announce = false;
-        if (put_server(&m, s) < 0) {
-            deliver(u, only, &m);
-            start_state(u, &m);
+        if (put_server(m, s) < 0) {
+            deliver(u, only, m);
+            start_state(u, m);
             in_msg = 0;
-            if (put_server(&m, s) < 0)
+            if (put_server(m, s) < 0)
                 qd_panic("server %s of %s does not fit an empty state message", s->name, s->group);
         }
         in_msg++;
@@ -378,7 +377,8 @@ static void send_states(upstream *u, us_worker *only, bool marked)
     }
     /* a channel that opens on an empty table still gets a message: the sequence so far */
     if (in_msg > 0 || (!marked && total == 0))
-        deliver(u, only, &m);
+        deliver(u, only, m);
+    free(m);
 }
 
 /* on_drain - a worker whose queue refused a state message gets every server again */

@@ -344,21 +344,19 @@ static void accept_initial(worker *w, wk_ep *ep, const wk_addr *local, const wk_
 static void forward(worker *w, wk_ep *ep, const wk_addr *local, const wk_addr *remote,
                     uint32_t flags, const uint8_t *data, size_t len, int owner)
 {
-    static qd_ipc_msg m;
-
     if (w->listener == NULL || len > QD_IPC_MAX_CHUNK) {
         drop(w, QD_MV_DROP_NO_OWNER);
         return;
     }
-    qd_ipc_msg_init(&m, QD_MSG_FWD_PACKET, 0);
-    qd_ipc_put_u32(&m, QD_F_INSTANCE, (uint32_t)owner);
-    qd_ipc_put_u32(&m, QD_F_ENDPOINT, (uint32_t)(ep - w->eps));
-    qd_ipc_put_str(&m, QD_F_ADDR, ep->name);
-    qd_ipc_put_bytes(&m, QD_F_LOCAL, &local->ss, local->len);
-    qd_ipc_put_bytes(&m, QD_F_REMOTE, &remote->ss, remote->len);
-    qd_ipc_put_u32(&m, QD_F_FLAGS, flags);
-    qd_ipc_put_bytes(&m, QD_F_BODY, data, len);
-    if (qd_chan_send(w->listener, &m) == 0)
+    qd_ipc_msg *m = qd_chan_msg(w->listener, QD_MSG_FWD_PACKET, 0);
+    qd_ipc_put_u32(m, QD_F_INSTANCE, (uint32_t)owner);
+    qd_ipc_put_u32(m, QD_F_ENDPOINT, (uint32_t)(ep - w->eps));
+    qd_ipc_put_str(m, QD_F_ADDR, ep->name);
+    qd_ipc_put_bytes(m, QD_F_LOCAL, &local->ss, local->len);
+    qd_ipc_put_bytes(m, QD_F_REMOTE, &remote->ss, remote->len);
+    qd_ipc_put_u32(m, QD_F_FLAGS, flags);
+    qd_ipc_put_bytes(m, QD_F_BODY, data, len);
+    if (qd_chan_queue(w->listener) == 0)
         w->forwarded_wrong_worker++;
     else
         drop(w, QD_MV_DROP_BUSY);

@@ -43,7 +43,6 @@
  * The one outgoing message: filled and sent within a single function call,
  * never kept across a callback (a request's own state lives in its stream).
  */
-static qd_ipc_msg out_msg;
 
 /* worker_app_send_failed - count and log (rate-limited) a message the app channel refused */
 void worker_app_send_failed(worker *w, const char *what, int rv)
@@ -65,9 +64,9 @@ static void cancel_at_app(wk_stream *s)
     s->head_sent = false; /* nothing more goes to the app for it */
     if (w->app == NULL)
         return;
-    qd_ipc_msg_init(&out_msg, QD_MSG_REQ_CANCEL, 0);
-    qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-    if ((rv = qd_chan_send_ctl(w->app, &out_msg)) < 0)
+    qd_ipc_msg *m = qd_chan_msg(w->app, QD_MSG_REQ_CANCEL, 0);
+    qd_ipc_put_u64(m, QD_F_STREAM, s->req_id);
+    if ((rv = qd_chan_queue_ctl(w->app)) < 0)
         worker_app_send_failed(w, "cancel", rv); /* the app forgets it with the channel */
 }
 
@@ -98,10 +97,10 @@ void worker_app_finish_all(worker *w)
             for (wk_stream *s = c->streams; s != NULL; s = s->next) {
                 if (!s->head_sent || s->eof || w->app == NULL)
                     continue;
-                qd_ipc_msg_init(&out_msg, QD_MSG_REQ_CANCEL, 0);
-                qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-                qd_ipc_put_u32(&out_msg, QD_F_FLAGS, QD_REQ_F_FINISH);
-                int rv = qd_chan_send_ctl(w->app, &out_msg);
+                qd_ipc_msg *m = qd_chan_msg(w->app, QD_MSG_REQ_CANCEL, 0);
+                qd_ipc_put_u64(m, QD_F_STREAM, s->req_id);
+                qd_ipc_put_u32(m, QD_F_FLAGS, QD_REQ_F_FINISH);
+                int rv = qd_chan_queue_ctl(w->app);
                 if (rv < 0)
                     worker_app_send_failed(w, "finish", rv);
             }
@@ -116,8 +115,7 @@ static bool start(wk_stream *s, bool fin)
         worker_req_respond(s, 503, "503 Service Unavailable\n");
         return true;
     }
-    qd_ipc_msg *m = &out_msg;
-    qd_ipc_msg_init(m, QD_MSG_REQ_HEAD, 0);
+    qd_ipc_msg *m = qd_chan_msg(w->app, QD_MSG_REQ_HEAD, 0);
     qd_ipc_put_u64(m, QD_F_STREAM, s->req_id);
     qd_ipc_put_str(m, QD_F_METHOD, s->method);
     qd_ipc_put_str(m, QD_F_SCHEME, s->scheme ? s->scheme : "https");
@@ -139,7 +137,7 @@ static bool start(wk_stream *s, bool fin)
         off += 2 + flen;
     }
     qd_buf_release(&s->fields); /* the head is complete: the fields are not needed again */
-    int rv = qd_chan_send(w->app, m);
+    int rv = qd_chan_queue(w->app);
     if (rv < 0) {
         worker_app_send_failed(w, "request head", rv);
         worker_req_respond(s, 503, "503 Service Unavailable\n");
@@ -162,11 +160,11 @@ static void body(wk_stream *s, const uint8_t *data, size_t len)
         return; /* the app has answered 413 by now; drop the rest */
     while (len > 0) {
         size_t n = len < QD_IPC_MAX_CHUNK ? len : QD_IPC_MAX_CHUNK;
-        qd_ipc_msg_init(&out_msg, QD_MSG_REQ_BODY, 0);
-        qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-        qd_ipc_put_bytes(&out_msg, QD_F_BODY, data, n);
-        qd_ipc_put_u32(&out_msg, QD_F_FLAGS, 0);
-        int rv = qd_chan_send(w->app, &out_msg);
+        qd_ipc_msg *m = qd_chan_msg(w->app, QD_MSG_REQ_BODY, 0);
+        qd_ipc_put_u64(m, QD_F_STREAM, s->req_id);
+        qd_ipc_put_bytes(m, QD_F_BODY, data, n);
+        qd_ipc_put_u32(m, QD_F_FLAGS, 0);
+        int rv = qd_chan_queue(w->app);
         if (rv < 0) {
             abandon(s, "request body", rv);
             return;
@@ -180,10 +178,10 @@ static void body(wk_stream *s, const uint8_t *data, size_t len)
 static void end(wk_stream *s)
 {
     if (s->head_sent && s->c->w->app != NULL) {
-        qd_ipc_msg_init(&out_msg, QD_MSG_REQ_BODY, 0);
-        qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-        qd_ipc_put_u32(&out_msg, QD_F_FLAGS, QD_REQ_F_END);
-        int rv = qd_chan_send_ctl(s->c->w->app, &out_msg);
+        qd_ipc_msg *m = qd_chan_msg(s->c->w->app, QD_MSG_REQ_BODY, 0);
+        qd_ipc_put_u64(m, QD_F_STREAM, s->req_id);
+        qd_ipc_put_u32(m, QD_F_FLAGS, QD_REQ_F_END);
+        int rv = qd_chan_queue_ctl(s->c->w->app);
         if (rv < 0)
             abandon(s, "request end", rv);
     }
@@ -197,10 +195,10 @@ static bool delivered(wk_stream *s, uint64_t len)
     if (s->body_from_app) {
         s->credit_due += len;
         if ((s->credit_due >= CREDIT_BATCH || s->eof) && w->app != NULL && s->credit_due > 0) {
-            qd_ipc_msg_init(&out_msg, QD_MSG_RESP_CREDIT, 0);
-            qd_ipc_put_u64(&out_msg, QD_F_STREAM, s->req_id);
-            qd_ipc_put_u32(&out_msg, QD_F_CREDIT, (uint32_t)s->credit_due);
-            int rv = qd_chan_send_ctl(w->app, &out_msg);
+            qd_ipc_msg *m = qd_chan_msg(w->app, QD_MSG_RESP_CREDIT, 0);
+            qd_ipc_put_u64(m, QD_F_STREAM, s->req_id);
+            qd_ipc_put_u32(m, QD_F_CREDIT, (uint32_t)s->credit_due);
+            int rv = qd_chan_queue_ctl(w->app);
             if (rv < 0) {
                 /* without it the app would wait for credit forever */
                 abandon(s, "credit", rv);

@@ -39,16 +39,18 @@
 /* local */
 #include "worker.h"
 
-static qd_ipc_msg out_msg;
 
 /* send_ask - UP_CONNECT for |px| (its server is px->sv) */
 static void send_ask(worker *w, wk_proxy *px)
 {
-    qd_ipc_msg_init(&out_msg, QD_MSG_UP_CONNECT, 0);
-    qd_ipc_put_u64(&out_msg, QD_F_STREAM, px->ask);
-    qd_ipc_put_str(&out_msg, QD_F_GROUP, px->g != NULL ? px->g->conf.name : "");
-    qd_ipc_put_str(&out_msg, QD_F_SERVER, px->sv->name);
-    px->ask_sent = w->upstream != NULL && qd_chan_send_ctl(w->upstream, &out_msg) == 0;
+    px->ask_sent = false;
+    if (w->upstream == NULL)
+        return; /* asked again when the daemon's successor connects */
+    qd_ipc_msg *m = qd_chan_msg(w->upstream, QD_MSG_UP_CONNECT, 0);
+    qd_ipc_put_u64(m, QD_F_STREAM, px->ask);
+    qd_ipc_put_str(m, QD_F_GROUP, px->g != NULL ? px->g->conf.name : "");
+    qd_ipc_put_str(m, QD_F_SERVER, px->sv->name);
+    px->ask_sent = qd_chan_queue_ctl(w->upstream) == 0;
 }
 
 int worker_upstream_ask(worker *w, wk_proxy *px)
@@ -79,11 +81,11 @@ void worker_upstream_report(worker *w, wk_upserver *sv, int result)
         sv->fails++;
     if (w->upstream == NULL || sv->g == NULL)
         return;
-    qd_ipc_msg_init(&out_msg, QD_MSG_UP_REPORT, 0);
-    qd_ipc_put_str(&out_msg, QD_F_GROUP, sv->g->conf.name);
-    qd_ipc_put_str(&out_msg, QD_F_SERVER, sv->name);
-    qd_ipc_put_u32(&out_msg, QD_F_STATUS, (uint32_t)result);
-    qd_chan_send_ctl(w->upstream, &out_msg);
+    qd_ipc_msg *m = qd_chan_msg(w->upstream, QD_MSG_UP_REPORT, 0);
+    qd_ipc_put_str(m, QD_F_GROUP, sv->g->conf.name);
+    qd_ipc_put_str(m, QD_F_SERVER, sv->name);
+    qd_ipc_put_u32(m, QD_F_STATUS, (uint32_t)result);
+    qd_chan_queue_ctl(w->upstream);
 }
 
 /* on_connected - the daemon's answer to an ask */
@@ -187,25 +189,27 @@ static void on_close(qd_chan *ch)
             ((wk_proxy *)e->value)->ask_sent = false;
 }
 
-/* counts_begin - a new UP_COUNTS message */
-static void counts_begin(worker *w)
+/* counts_begin - a new UP_COUNTS message in the channel */
+static qd_ipc_msg *counts_begin(worker *w)
 {
-    qd_ipc_msg_init(&out_msg, QD_MSG_UP_COUNTS, 0);
-    qd_ipc_put_u32(&out_msg, QD_F_INSTANCE, (uint32_t)(w->child.instance < 0 ? 0 : w->child.instance));
+    qd_ipc_msg *m = qd_chan_msg(w->upstream, QD_MSG_UP_COUNTS, 0);
+
+    qd_ipc_put_u32(m, QD_F_INSTANCE, (uint32_t)(w->child.instance < 0 ? 0 : w->child.instance));
+    return m;
 }
 
 /* counts_put - one server's entry; -1 when the message is full */
-static int counts_put(const wk_upgroup *g, const wk_upserver *sv)
+static int counts_put(qd_ipc_msg *m, const wk_upgroup *g, const wk_upserver *sv)
 {
-    uint32_t len = out_msg.len;
+    uint32_t len = m->len;
 
-    if (qd_ipc_put_str(&out_msg, QD_F_GROUP, g->conf.name) < 0 ||
-        qd_ipc_put_str(&out_msg, QD_F_SERVER, sv->name) < 0 ||
-        qd_ipc_put_u32(&out_msg, QD_F_UP_ACTIVE, sv->conns - sv->nidle) < 0 ||
-        qd_ipc_put_u32(&out_msg, QD_F_UP_IDLE, sv->nidle) < 0 ||
-        qd_ipc_put_u64(&out_msg, QD_F_REQUESTS, sv->requests) < 0 ||
-        qd_ipc_put_u64(&out_msg, QD_F_UP_FAILS, sv->fails) < 0) {
-        out_msg.len = len; /* no half entry */
+    if (qd_ipc_put_str(m, QD_F_GROUP, g->conf.name) < 0 ||
+        qd_ipc_put_str(m, QD_F_SERVER, sv->name) < 0 ||
+        qd_ipc_put_u32(m, QD_F_UP_ACTIVE, sv->conns - sv->nidle) < 0 ||
+        qd_ipc_put_u32(m, QD_F_UP_IDLE, sv->nidle) < 0 ||
+        qd_ipc_put_u64(m, QD_F_REQUESTS, sv->requests) < 0 ||
+        qd_ipc_put_u64(m, QD_F_UP_FAILS, sv->fails) < 0) {
+        m->len = len; /* no half entry */
         return -1;
     }
     return 0;
@@ -216,17 +220,17 @@ void worker_upstream_counts(worker *w)
 {
     if (w->upstream == NULL || w->routes.ngroups == 0)
         return;
-    counts_begin(w);
+    qd_ipc_msg *m = counts_begin(w);
     for (size_t i = 0; i < w->routes.ngroups; i++) {
         const wk_upgroup *g = w->upgroups[i];
         for (size_t j = 0; j < g->nservers; j++)
-            if (counts_put(g, g->servers[j]) < 0) {
-                qd_chan_send(w->upstream, &out_msg); /* full: send it, the entry starts the next */
-                counts_begin(w);
-                counts_put(g, g->servers[j]);
+            if (counts_put(m, g, g->servers[j]) < 0) {
+                qd_chan_queue(w->upstream); /* full: send it, the entry starts the next */
+                m = counts_begin(w);
+                counts_put(m, g, g->servers[j]);
             }
     }
-    qd_chan_send(w->upstream, &out_msg);
+    qd_chan_queue(w->upstream);
 }
 
 void worker_upstream_channel(worker *w, int fd)

@@ -28,6 +28,9 @@
 #include "qd_err.h"
 #include "qd_log.h"
 
+/* the app's records, read as a worker would (qd_chan batches messages) */
+static qd_ipc_reader rd;
+
 static app the_app;
 static int peer = -1;
 static char root[64] = "/tmp/fuzz_app.XXXXXX";
@@ -100,7 +103,7 @@ static void drain(void)
     int rv;
 
     uv_run(uv_default_loop(), UV_RUN_NOWAIT);
-    while ((rv = qd_ipc_recv(peer, &m)) == 0)
+    while ((rv = qd_ipc_read(peer, &rd, &m)) == 0)
         qd_ipc_msg_close_fds(&m);
     if (rv != QD_ERR_AGAIN)
         abort(); /* the app sent something that does not decode */

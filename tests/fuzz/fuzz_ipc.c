@@ -493,9 +493,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nfds = QD_IPC_MAX_FDS + 1;
 
     if (!(op & 0x80)) {
-        /* raw bytes */
+        /* raw bytes: one message, and a record of several as qd_chan splits it */
         if (qd_ipc_decode(&m, c.p, c.n, nfds) == 0)
             check_decoded(&m, c.p, c.n, nfds);
+        for (size_t off = 0; off < c.n;) {
+            int fl = qd_ipc_frame(c.p + off, c.n - off);
+            if (fl < 0)
+                break;
+            if ((size_t)fl < QD_IPC_HDR_LEN || (size_t)fl > c.n - off)
+                qd_panic("ipc: a frame of %d bytes at %zu of %zu", fl, off, c.n);
+            if ((size_t)fl == c.n)
+                break; /* one message: decoded above */
+            size_t k = off + (size_t)fl == c.n ? nfds : 0; /* the last message has the fds */
+            if (qd_ipc_decode(&m, c.p + off, (size_t)fl, k) == 0)
+                check_decoded(&m, c.p + off, (size_t)fl, k);
+            off += (size_t)fl;
+        }
         return 0;
     }
 

@@ -113,7 +113,7 @@ class Chan:
     """one SOCK_SEQPACKET end speaking qd_ipc"""
 
     def __init__(self, sock, name):
-        self.sock, self.name, self.queue = sock, name, []
+        self.sock, self.name, self.queue, self.pending = sock, name, [], []
 
     def send(self, mtype, fields, fds=(), mid=0):
         data = encode(mtype, fields, mid)
@@ -124,6 +124,10 @@ class Chan:
         self.sock.sendmsg([data])
 
     def _read(self, timeout):
+        """the next message: a record (one recvmsg) may carry several back to
+        back, the record's descriptors going with its last (qd_chan)"""
+        if self.pending:
+            return self.pending.pop(0)
         r, _, _ = select.select([self.sock], [], [], max(timeout, 0))
         if not r:
             return None
@@ -134,7 +138,13 @@ class Chan:
         for level, typ, cdata in anc:
             if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
                 fds += list(struct.unpack("%di" % (len(cdata) // 4), cdata[:len(cdata) - len(cdata) % 4]))
-        return Msg(data, fds)
+        off = 0
+        while off < len(data):
+            blen = HDR.unpack_from(data, off)[2]
+            end = off + HDR.size + blen
+            self.pending.append(Msg(data[off:end], fds if end >= len(data) else []))
+            off = end
+        return self.pending.pop(0)
 
     def wait(self, pred, timeout):
         """the first message (queued or new) for which pred holds; others stay queued"""

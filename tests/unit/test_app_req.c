@@ -24,6 +24,9 @@
 #include "qd_err.h"
 #include "qd_test.h"
 
+/* the app's records, read as a worker would (qd_chan batches messages) */
+static qd_ipc_reader rd;
+
 static app the_app;
 static char root[64];
 
@@ -136,7 +139,7 @@ static int drain(int peer, uint64_t *streams, got_head *heads, int want)
     for (int spin = 0; spin < 5000 && n < want; spin++) {
         uv_run(uv_default_loop(), UV_RUN_NOWAIT);
         int rv;
-        while ((rv = qd_ipc_recv(peer, &m)) == 0) {
+        while ((rv = qd_ipc_read(peer, &rd, &m)) == 0) {
             if (m.type == QD_MSG_RESP_HEAD && n < want) {
                 uint64_t off = 0, len = 0;
                 qd_ipc_get_u64(&m, QD_F_STREAM, &streams[n]);
@@ -236,7 +239,7 @@ static void bodies(int peer, char (*out)[256], int n)
 
     for (int spin = 0; spin < 5000 && ended < n; spin++) {
         uv_run(uv_default_loop(), UV_RUN_NOWAIT);
-        while (qd_ipc_recv(peer, &m) == 0) {
+        while (qd_ipc_read(peer, &rd, &m) == 0) {
             uint64_t stream = 0;
             uint32_t flags = 0;
             const uint8_t *p;

@@ -172,6 +172,167 @@ static void test_chan_full_queue_ctl_reserve(void)
     uv_run(loop, UV_RUN_NOWAIT);
 }
 
+static uint32_t seen[64];
+static int nseen;
+
+static void on_msg_record(qd_chan *ch, qd_ipc_msg *m)
+{
+    uint32_t v = 0;
+
+    qd_ipc_get_u32(m, QD_F_STATUS, &v);
+    if (nseen < 64)
+        seen[nseen++] = v;
+    for (uint32_t i = 0; i < m->fd_count; i++)
+        close(qd_ipc_msg_take_fd(m, i));
+}
+
+/* run - one loop iteration at a time until |*n| reaches |want| (or 2 s) */
+static void run_until(int *n, int want)
+{
+    for (int i = 0; i < 200 && *n < want; i++) {
+        uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+        usleep(10000);
+    }
+}
+
+/*
+ * What one loop iteration queues leaves in one record, composed in the
+ * channel (qd_chan_msg) or handed over (qd_chan_send); a message with a
+ * descriptor ends its record and leaves at once; the reader splits records
+ * into messages in order, the descriptor with its message; a malformed
+ * message inside a record is dropped alone; qd_ipc_read splits the same.
+ */
+static void test_chan_records(void)
+{
+    int sv[2], pipefd[2];
+    uv_loop_t *loop = uv_default_loop();
+    static qd_ipc_msg m;
+
+    QD_EXPECT_INT(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    QD_EXPECT_INT(pipe(pipefd), 0);
+    qd_chan *a = qd_chan_open(loop, sv[0], "a", on_msg_record, on_close, NULL);
+    qd_chan *b = qd_chan_open(loop, sv[1], "b", on_msg_record, on_close, NULL);
+    nseen = 0;
+    for (uint32_t i = 0; i < 10; i++) {
+        qd_ipc_msg *c = qd_chan_msg(a, QD_MSG_RESP_BODY, 0);
+        qd_ipc_put_u32(c, QD_F_STATUS, i);
+        QD_EXPECT_INT(qd_chan_queue(a), 0);
+    }
+    QD_EXPECT_INT(a->records, 0); /* nothing leaves before the end of the iteration */
+    qd_ipc_msg_init(&m, QD_MSG_RESP_BODY, 0);
+    qd_ipc_put_u32(&m, QD_F_STATUS, 10);
+    QD_EXPECT_INT(qd_chan_send(a, &m), 0);
+    run_until(&nseen, 11);
+    QD_EXPECT_INT(nseen, 11);
+    QD_EXPECT_INT(a->records, 1);
+    QD_EXPECT_INT(a->sent, 11);
+    for (int i = 0; i < nseen; i++)
+        QD_EXPECT_INT(seen[i], i);
+
+    /* two messages, then one with a descriptor: one record, sent at once */
+    nseen = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        qd_ipc_msg *c = qd_chan_msg(a, QD_MSG_RESP_HEAD, 0);
+        qd_ipc_put_u32(c, QD_F_STATUS, i);
+        if (i == 2)
+            qd_ipc_put_fd(c, pipefd[0]);
+        QD_EXPECT_INT(qd_chan_queue(a), 0);
+    }
+    QD_EXPECT_INT(a->records, 2);
+    run_until(&nseen, 3);
+    QD_EXPECT_INT(nseen, 3);
+    QD_EXPECT_INT(b->received, 14);
+
+    /* a record with a bad message between two good ones: only it is dropped */
+    uint8_t rec[256];
+    size_t len = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        qd_ipc_msg_init(&m, i == 1 ? 999 : QD_MSG_RESP_BODY, 0); /* 999: no such type */
+        qd_ipc_put_u32(&m, QD_F_STATUS, 100 + i);
+        len += (size_t)qd_ipc_encode(&m, rec + len, sizeof(rec) - len);
+    }
+    nseen = 0;
+    QD_EXPECT_INT(send(sv[0], rec, len, 0), (long long)len);
+    run_until(&nseen, 2);
+    QD_EXPECT_INT(nseen, 2);
+    QD_EXPECT_INT(seen[0], 100);
+    QD_EXPECT_INT(seen[1], 102);
+    QD_EXPECT_INT(b->bad_messages, 1);
+    /* a length that overruns the record: the rest of the record is dropped */
+    rec[len - 16] = 0x7f; /* the third message's body length (20 bytes from the end), high byte */
+    nseen = 0;
+    QD_EXPECT_INT(send(sv[0], rec, len, 0), (long long)len);
+    run_until(&nseen, 1);
+    for (int i = 0; i < 20; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
+    QD_EXPECT_INT(nseen, 1);
+    QD_EXPECT_INT(b->bad_messages, 3);
+
+    /* a blocking reader splits records the same way */
+    qd_chan_close(a);
+    qd_chan_close(b);
+    uv_run(loop, UV_RUN_NOWAIT);
+    QD_EXPECT_INT(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    a = qd_chan_open(loop, sv[0], "a", on_msg_record, on_close, NULL);
+    static qd_ipc_reader rd;
+    for (uint32_t i = 0; i < 4; i++) {
+        qd_ipc_msg *c = qd_chan_msg(a, QD_MSG_RESP_HEAD, 0);
+        qd_ipc_put_u32(c, QD_F_STATUS, i);
+        if (i == 3)
+            qd_ipc_put_fd(c, pipefd[0]);
+        qd_chan_queue(a);
+    }
+    for (uint32_t i = 0; i < 4; i++) {
+        uint32_t v = 99;
+        QD_EXPECT_INT(qd_ipc_read(sv[1], &rd, &m), 0);
+        qd_ipc_get_u32(&m, QD_F_STATUS, &v);
+        QD_EXPECT_INT(v, i);
+        QD_EXPECT_INT(m.fd_count, i == 3 ? 1 : 0);
+        qd_ipc_msg_close_fds(&m);
+    }
+    qd_chan_close(a);
+    close(sv[1]);
+    uv_run(loop, UV_RUN_NOWAIT);
+    close(pipefd[0]);
+    close(pipefd[1]);
+}
+
+/*
+ * A DGRAM channel never blocks and never queues: what its socket cannot
+ * take is dropped and counted, and the reader gets every record that was
+ * sent, split into its messages.
+ */
+static void test_chan_dgram_lossy(void)
+{
+    int sv[2];
+    uv_loop_t *loop = uv_default_loop();
+    static uint8_t big[QD_IPC_MAX_CHUNK];
+    int sndbuf = 65536;
+
+    QD_EXPECT_INT(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    qd_chan *w = qd_chan_open_dgram(loop, sv[0], "w", NULL, NULL);
+    for (int i = 0; i < 200; i++) {
+        qd_ipc_msg *c = qd_chan_msg(w, QD_MSG_REC_LOSS, 0);
+        qd_ipc_put_u64(c, QD_F_DROPS, (uint64_t)i);
+        qd_ipc_put_bytes(c, QD_F_BODY, big, 2000);
+        QD_EXPECT_INT(qd_chan_queue(w), 0);
+        if (i % 20 == 19)
+            qd_chan_flush(w); /* a record of 20 */
+    }
+    QD_EXPECT_INT(qd_chan_queued(w), 0);
+    QD_EXPECT_INT(w->dropped > 0, 1);
+    QD_EXPECT_INT(w->sent + w->dropped, 200);
+    QD_EXPECT_INT(w->dropped % 20, 0); /* whole records */
+    got = 0;
+    qd_chan *r = qd_chan_open_dgram(loop, sv[1], "r", on_msg_count, NULL);
+    run_until(&got, (int)w->sent);
+    QD_EXPECT_INT(got, (int)w->sent);
+    qd_chan_close(w);
+    qd_chan_close(r);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
 static void test_cid_layout(void)
 {
     uint8_t a[QD_CID_LEN], b[QD_CID_LEN];
@@ -195,6 +356,8 @@ int main(void)
 {
     QD_RUN(test_chan_queue_order_fds);
     QD_RUN(test_chan_full_queue_ctl_reserve);
+    QD_RUN(test_chan_records);
+    QD_RUN(test_chan_dgram_lossy);
     QD_RUN(test_cid_layout);
     QD_TEST_DONE();
 }

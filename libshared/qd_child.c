@@ -50,7 +50,8 @@
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-i instance] [-g generation] [-l stderr|syslog] [-v level | -V level]\n"
+            "usage: %s [-i instance] [-s slot] [-g generation] [-l stderr|syslog] "
+            "[-v level | -V level]\n"
             "This program is started by quicd(8); it is not meant to be run by hand.\n",
             prog);
     exit(1);
@@ -280,13 +281,19 @@ void qd_child_init(qd_child *c, qd_role role, int argc, char **argv, const qd_ch
     memset(c, 0, sizeof(*c));
     c->role = role;
     c->instance = -1;
+    c->slot = -1;
     c->ops = ops;
     c->data = data;
-    while ((ch = getopt(argc, argv, "i:g:l:v:V:")) != -1) {
+    while ((ch = getopt(argc, argv, "i:s:g:l:v:V:")) != -1) {
         switch (ch) {
         case 'i':
             c->instance = atoi(optarg);
             if (c->instance < 0 || c->instance > 4096)
+                usage(argv[0]);
+            break;
+        case 's':
+            c->slot = atoi(optarg);
+            if (c->slot < 0 || c->slot > 4096)
                 usage(argv[0]);
             break;
         case 'g':

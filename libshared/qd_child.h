@@ -52,6 +52,7 @@ typedef struct qd_child_ops {
 struct qd_child {
     qd_role role;
     int instance; /* -1 for single-instance daemons */
+    int slot;     /* a worker's place in its generation (-s; its metrics' worker label), or -1 */
     uint32_t generation;
     uv_loop_t *loop;
     qd_conf conf;

@@ -17,7 +17,7 @@
  *	this table, so a metric is defined once.
  *
  *	The wire form is one LEB128 varint per slot: most slots are small or
- *	zero, so a worker's whole array is about a kilobyte.
+ *	zero, so a worker's whole array is under two kilobytes.
  * DIAGNOSTICS
  *	qd_metrics_decode rejects anything but exactly one well-formed
  *	varint per slot (QD_ERR_INVAL).
@@ -46,19 +46,39 @@ static const char *const bucket_le[QD_METRICS_NBUCKETS] = {
 typedef struct dim {
     const char *label;
     unsigned n;
-    const char *const *values;
+    const char *const *values; /* NULL: an instance dimension ("0", "1", ...) */
 } dim;
 
+#undef QD_MDIM_INSTANCE
+#define QD_MDIM_INSTANCE(id, n, label)
 #define QD_METRIC(id, type, d1, d2, name, help)
 #define QD_MDIM(id, n, label, ...) static const char *const values_##id[] = {__VA_ARGS__};
 #include "qd_metrics.def"
 #undef QD_MDIM
+#undef QD_MDIM_INSTANCE
 #define QD_MDIM(id, n, label, ...) {label, n, values_##id},
+#define QD_MDIM_INSTANCE(id, n, label) {label, n, NULL},
 static const dim dims[QD_MD_COUNT_] = {
 #include "qd_metrics.def"
 };
 #undef QD_MDIM
+#undef QD_MDIM_INSTANCE
 #undef QD_METRIC
+#define QD_MDIM_INSTANCE(id, n, label) QD_MDIM(id, n, label, "")
+
+/* the names of an instance dimension's values, made once */
+#define INSTANCES_MAX 256
+static char instance_name[INSTANCES_MAX][8];
+
+/* value_name - the name of value |i| of dimension |d| */
+static const char *value_name(const dim *d, unsigned i)
+{
+    if (d->values != NULL)
+        return d->values[i];
+    if (instance_name[i][0] == '\0')
+        snprintf(instance_name[i], sizeof(instance_name[i]), "%u", i % INSTANCES_MAX);
+    return instance_name[i];
+}
 
 #define QD_MDIM(id, n, label, ...)
 #define QD_METRIC(id, type, d1, d2, name, help)                                                   \
@@ -70,12 +90,17 @@ const qd_metrics_family qd_metrics_families[QD_METRICS_NFAMILIES] = {
 #undef QD_MDIM
 
 /* each dimension's value count agrees with its list (checked once, at compile time) */
+#undef QD_MDIM_INSTANCE
+#define QD_MDIM_INSTANCE(id, n, label)                                                            \
+    _Static_assert((n) <= INSTANCES_MAX, "instances of " #id);
 #define QD_METRIC(id, type, d1, d2, name, help)
 #define QD_MDIM(id, n, label, ...)                                                                \
     _Static_assert(sizeof(values_##id) / sizeof(values_##id[0]) == (n), "value count of " #id);
 #include "qd_metrics.def"
 #undef QD_MDIM
 #undef QD_METRIC
+#undef QD_MDIM_INSTANCE
+#define QD_MDIM_INSTANCE(id, n, label) QD_MDIM(id, n, label, "")
 
 /* family_of - the family a slot belongs to (binary search over first slots) */
 static unsigned family_of(size_t slot)
@@ -332,12 +357,17 @@ const char *qd_metrics_dim_label(unsigned d)
 
 const char *qd_metrics_dim_value(unsigned d, unsigned i)
 {
-    return d < QD_MD_COUNT_ && i < dims[d].n ? dims[d].values[i] : "";
+    return d < QD_MD_COUNT_ && i < dims[d].n ? value_name(&dims[d], i) : "";
 }
 
 unsigned qd_metrics_dim_size(unsigned d)
 {
     return d < QD_MD_COUNT_ ? dims[d].n : 0;
+}
+
+bool qd_metrics_dim_is_instance(unsigned d)
+{
+    return d < QD_MD_COUNT_ && dims[d].values == NULL;
 }
 
 /* labels - 'a="x",b="y"' for a series, plus |le| when set; the length written */
@@ -346,9 +376,9 @@ static int labels(char *buf, size_t len, const qd_metrics_family *fam, unsigned 
 {
     return snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s%s",
                     fam->d1 ? dims[fam->d1].label : "", fam->d1 ? "=\"" : "",
-                    fam->d1 ? dims[fam->d1].values[i] : "", fam->d1 ? "\"" : "",
+                    fam->d1 ? value_name(&dims[fam->d1], i) : "", fam->d1 ? "\"" : "",
                     fam->d2 ? "," : "", fam->d2 ? dims[fam->d2].label : "",
-                    fam->d2 ? "=\"" : "", fam->d2 ? dims[fam->d2].values[j] : "",
+                    fam->d2 ? "=\"" : "", fam->d2 ? value_name(&dims[fam->d2], j) : "",
                     fam->d2 ? "\"" : "", le && (fam->d1 || fam->d2) ? "," : "",
                     le ? "le=\"" : "", le ? le : "");
 }
@@ -379,10 +409,16 @@ long qd_metrics_find(const char *series)
 {
     char buf[512];
 
-    for (size_t s = 0; s < QD_METRICS_NSLOTS; s++) {
-        qd_metrics_series(s, buf, sizeof(buf));
-        if (strcmp(buf, series) == 0)
-            return (long)s;
+    /* only the families whose name begins |series| (stats reads every row at start) */
+    for (unsigned f = 0; f < QD_METRICS_NFAMILIES; f++) {
+        const qd_metrics_family *fam = &qd_metrics_families[f];
+        if (strncmp(series, fam->name, strlen(fam->name)) != 0)
+            continue;
+        for (size_t s = fam->first; s < fam->first + fam->nslots; s++) {
+            qd_metrics_series(s, buf, sizeof(buf));
+            if (strcmp(buf, series) == 0)
+                return (long)s;
+        }
     }
     return -1;
 }
@@ -418,24 +454,39 @@ static void render_histogram(const qd_metrics *m, qd_buf *out, const qd_metrics_
     series_line(out, fam->name, "_count", lab, val);
 }
 
-void qd_metrics_render(const qd_metrics *m, qd_buf *out)
+/* shown - the values of dimension |d| that render shows */
+static unsigned shown(unsigned d, unsigned instances)
 {
-    static const char *const type_name[] = {"counter", "gauge", "gauge", "histogram"};
+    if (dims[d].values != NULL || instances > dims[d].n)
+        return dims[d].n;
+    return instances;
+}
+
+void qd_metrics_render(const qd_metrics *m, unsigned instances, qd_buf *out)
+{
+    static const char *const type_name[] = {"counter", "gauge", "gauge", "histogram", "counter"};
 
     for (unsigned f = 0; f < QD_METRICS_NFAMILIES; f++) {
         const qd_metrics_family *fam = &qd_metrics_families[f];
-        size_t per = slots_per_series(fam), at = fam->first;
+        size_t per = slots_per_series(fam);
+        unsigned n1 = shown(fam->d1, instances), n2 = shown(fam->d2, instances);
         qd_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fam->name, fam->help, fam->name,
                       type_name[fam->type]);
-        for (unsigned i = 0; i < dims[fam->d1].n; i++)
-            for (unsigned j = 0; j < dims[fam->d2].n; j++, at += per) {
+        for (unsigned i = 0; i < n1; i++)
+            for (unsigned j = 0; j < n2; j++) {
+                size_t at = fam->first + ((size_t)i * dims[fam->d2].n + j) * per;
                 if (fam->type == QD_MT_HISTOGRAM) {
                     render_histogram(m, out, fam, at, i, j);
                     continue;
                 }
                 char lab[256], val[32];
+                uint64_t v = m->v[at];
                 labels(lab, sizeof(lab), fam, i, j, NULL);
-                snprintf(val, sizeof(val), "%llu", (unsigned long long)m->v[at]);
+                if (fam->type == QD_MT_COUNTER_US)
+                    snprintf(val, sizeof(val), "%llu.%06llu", (unsigned long long)(v / 1000000),
+                             (unsigned long long)(v % 1000000));
+                else
+                    snprintf(val, sizeof(val), "%llu", (unsigned long long)v);
                 series_line(out, fam->name, "", lab, val);
             }
     }

@@ -24,11 +24,15 @@
 #define QD_METRICS_NBUCKETS 14 /* with +Inf */
 #define QD_METRICS_HSLOTS (QD_METRICS_NBUCKETS + 1)
 
-enum qd_mtype_ { QD_MT_COUNTER, QD_MT_GAUGE, QD_MT_GAUGE_MIN, QD_MT_HISTOGRAM };
+enum qd_mtype_ { QD_MT_COUNTER, QD_MT_GAUGE, QD_MT_GAUGE_MIN, QD_MT_HISTOGRAM, QD_MT_COUNTER_US };
 #define QD_MSLOTS_COUNTER 1
+#define QD_MSLOTS_COUNTER_US 1
 #define QD_MSLOTS_GAUGE 1
 #define QD_MSLOTS_GAUGE_MIN 1
 #define QD_MSLOTS_HISTOGRAM QD_METRICS_HSLOTS
+
+/* An instance dimension is a dimension here: only its values' names differ (qd_metrics.c). */
+#define QD_MDIM_INSTANCE(id, n, label) QD_MDIM(id, n, label, "")
 
 /* dimensions: QD_MD_<ID>, and their sizes QD_MDN_<ID> */
 #define QD_METRIC(id, type, d1, d2, name, help)
@@ -192,10 +196,16 @@ extern const qd_metrics_family qd_metrics_families[QD_METRICS_NFAMILIES];
 uint64_t qd_metrics_family_sum(const qd_metrics *m, unsigned family);
 const char *qd_metrics_short_name(unsigned family, char *buf, size_t len);
 
-/* qd_metrics_dim_label and _value name a dimension and one of its values. */
+/*
+ * qd_metrics_dim_label and _value name a dimension and one of its values
+ * (an instance dimension's values are "0", "1", ...); qd_metrics_dim_size
+ * is the number of its values (an instance dimension's: slots kept), and
+ * qd_metrics_dim_is_instance tells an instance dimension.
+ */
 const char *qd_metrics_dim_label(unsigned dim);
 const char *qd_metrics_dim_value(unsigned dim, unsigned i);
 unsigned qd_metrics_dim_size(unsigned dim);
+bool qd_metrics_dim_is_instance(unsigned dim);
 
 /*
  * qd_metrics_series writes the name of the series at |slot| as stored in
@@ -210,8 +220,11 @@ long qd_metrics_find(const char *series);
 /*
  * qd_metrics_render appends |m| to |out| in the Prometheus text format
  * 0.0.4: HELP and TYPE lines and every series of every family, histograms
- * with cumulative buckets, _sum in seconds and _count.
+ * with cumulative buckets, _sum in seconds and _count, a COUNTER_US in
+ * seconds. An instance dimension shows its first |instances| values (the
+ * configured count, at most the slots it keeps), so that every
+ * configured instance has its series from the start and no other does.
  */
-void qd_metrics_render(const qd_metrics *m, qd_buf *out);
+void qd_metrics_render(const qd_metrics *m, unsigned instances, qd_buf *out);
 
 #endif /* QD_METRICS_H */

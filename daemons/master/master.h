@@ -87,6 +87,7 @@ typedef struct master_child {
     master *m;
     qd_role role;
     int instance; /* -1 for single-instance roles; a worker's id (qd_cid.h) */
+    int slot;     /* a worker's place in its generation (0 to workers - 1), else -1 */
     uint32_t generation; /* the generation it was started for */
     master_state state;
     uv_process_t proc;
@@ -237,6 +238,8 @@ struct master {
 /* master_child.c */
 void master_children_start(master *m);
 master_child *master_child_add(master *m, qd_role role, int instance);
+/* master_child_add_worker starts worker |id|, the |slot|-th of its generation (its metrics' place). */
+master_child *master_child_add_worker(master *m, int id, int slot);
 master_child *master_child_find(master *m, qd_role role);
 void master_upstream_sync(master *m);
 void master_child_stop(master_child *c, bool kill_now);

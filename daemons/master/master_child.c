@@ -766,7 +766,7 @@ static void on_child_exit(uv_process_t *proc, int64_t exit_status, int term_sign
 static void spawn(master_child *c)
 {
     master *m = c->m;
-    char path[4096], inst[16], gen[16];
+    char path[4096], inst[16], gen[16], slot[16];
     const char *level = qd_log_level_name(qd_log_get_level());
     const char *dest = m->foreground ? "stderr" : "syslog";
     int sv[2];
@@ -776,12 +776,17 @@ static void spawn(master_child *c)
     if (c->role != QD_ROLE_WORKER && c->role != QD_ROLE_APP)
         c->generation = m->generation; /* the others serve every generation */
     snprintf(gen, sizeof(gen), "%u", c->generation);
-    char *args[12];
+    char *args[14];
     int n = 0;
     args[n++] = path;
     if (c->instance >= 0) {
         args[n++] = "-i";
         args[n++] = inst;
+    }
+    if (c->slot >= 0) {
+        snprintf(slot, sizeof(slot), "%d", c->slot);
+        args[n++] = "-s";
+        args[n++] = slot;
     }
     args[n++] = "-g";
     args[n++] = gen;
@@ -847,7 +852,8 @@ retry:
     uv_timer_start(&c->timer, on_restart_timer, MASTER_BACKOFF_MS, 0);
 }
 
-master_child *master_child_add(master *m, qd_role role, int instance)
+/* add - a new daemon, started; |slot|: a worker's place in its generation, else -1 */
+static master_child *add(master *m, qd_role role, int instance, int slot)
 {
     if (m->child_count >= MASTER_MAX_CHILDREN)
         qd_fatal("too many daemons (%d)", m->child_count);
@@ -855,12 +861,23 @@ master_child *master_child_add(master *m, qd_role role, int instance)
     c->m = m;
     c->role = role;
     c->instance = instance;
+    c->slot = slot;
     c->generation = m->generation;
     uv_timer_init(m->loop, &c->timer);
     c->timer.data = c;
     m->children[m->child_count++] = c;
     spawn(c);
     return c;
+}
+
+master_child *master_child_add(master *m, qd_role role, int instance)
+{
+    return add(m, role, instance, -1);
+}
+
+master_child *master_child_add_worker(master *m, int id, int slot)
+{
+    return add(m, QD_ROLE_WORKER, id, slot);
 }
 
 master_child *master_child_find(master *m, qd_role role)
@@ -906,7 +923,7 @@ void master_children_start(master *m)
     master_upstream_sync(m);
     master_child_add(m, QD_ROLE_APP, -1);
     for (int i = 0; i < n; i++)
-        master_child_add(m, QD_ROLE_WORKER, ids[i]);
+        master_child_add_worker(m, ids[i], i);
     master_child_add(m, QD_ROLE_LISTENER, -1);
     qd_info("started %d workers", n);
 }

@@ -345,7 +345,7 @@ int master_gen_begin(master *m, const char *names, uint32_t *reload_id, qd_buf *
     if (new_app)
         master_child_add(m, QD_ROLE_APP, -1);
     for (int i = 0; i < n; i++)
-        master_child_add(m, QD_ROLE_WORKER, ids[i])->generation = g->gen;
+        master_child_add_worker(m, ids[i], i)->generation = g->gen;
     qd_buf_reset(&m->reload_text);
     qd_buf_printf(&m->reload_text, "reloaded; generation %u (%d workers) serves new connections "
                                    "because %s changed; the older ones drain\n",

@@ -425,5 +425,5 @@ void stats_metrics_text(stats *s, qd_buf *out)
             }
         }
     }
-    qd_metrics_render(&view, out);
+    qd_metrics_render(&view, (unsigned)qd_conf_workers(&s->child.conf), out);
 }

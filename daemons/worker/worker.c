@@ -184,6 +184,7 @@ static int configure(qd_child *c, const qd_conf *conf, bool first, qd_buf *err)
 
     if (first) {
         pin_cpu(c->instance < 0 ? 0 : c->instance);
+        worker_metrics_open();
         if (worker_tls_init(w, conf, err) < 0)
             return -1;
         return worker_route_configure(w, conf, err);

@@ -489,6 +489,8 @@ void worker_metrics_conn(wk_conn *c);
 void worker_metrics_request(wk_stream *s);
 void worker_metrics_reset(wk_conn *c, unsigned side); /* QD_MV_LOCAL or QD_MV_REMOTE */
 void worker_metrics_send(worker *w, bool exiting);
+/* worker_metrics_open opens what the per-worker gauges read (before the chroot). */
+void worker_metrics_open(void);
 /* worker_metrics_put adds its totals (F_SCHEMA, F_METRICS) to a message, its status report */
 void worker_metrics_put(worker *w, qd_ipc_msg *m);
 /* worker_count - one more in the slot |slot| of the worker's metrics */

@@ -5,7 +5,7 @@
  * SYNOPSIS
  *	worker_metrics_handshake(c), worker_metrics_conn(c),
  *	worker_metrics_request(s), worker_metrics_reset(c, side),
- *	worker_metrics_send(w)
+ *	worker_metrics_open(), worker_metrics_send(w)
  * DESCRIPTION
  *	The worker counts into w->m (a qd_metrics, libshared/qd_metrics.def)
  *	where the events happen: the datagram paths bump their slots
@@ -15,6 +15,14 @@
  *	into their slots when the totals are sent, and the gauges (open
  *	connections, requests in flight, half-open connections, socket
  *	buffers) are taken then.
+ *
+ *	The per-worker families (worker label) are counted at the worker's
+ *	place in its generation (qd_child's slot, 0 to workers - 1), which a
+ *	worker started again after a crash, or its successor at a reload,
+ *	takes over: stats adds each process's growth to the same series.
+ *	Their CPU time comes from getrusage, their resident memory from
+ *	/proc/self/statm, opened by worker_metrics_open before the chroot
+ *	and read with pread each time.
  *
  *	worker_metrics_send sends the running totals to stats as one
  *	QD_MSG_METRICS datagram every stats_interval and once more at exit:
@@ -27,7 +35,11 @@
 #include "config.h"
 
 /* system */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* libshared */
@@ -40,6 +52,47 @@
 
 static qd_ipc_msg metrics_msg;
 static uint8_t metrics_buf[QD_METRICS_NSLOTS * 10];
+static int statm_fd = -1; /* /proc/self/statm, opened before the chroot */
+
+/* place - the worker's value of the worker label: its place in its generation */
+static unsigned place(const worker *w)
+{
+    int p = w->child.slot >= 0 ? w->child.slot : w->child.instance;
+
+    return p < 0 ? 0 : (unsigned)p % QD_MDN_WORKER;
+}
+
+/* cpu_us - the CPU time this process used, user and system, in microseconds */
+static uint64_t cpu_us(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return 0;
+    return (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
+           (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
+}
+
+/* resident - this process's resident memory in bytes (statm's second field), 0 if unknown */
+static uint64_t resident(void)
+{
+    char buf[128];
+    ssize_t n = statm_fd >= 0 ? pread(statm_fd, buf, sizeof(buf) - 1, 0) : -1;
+    unsigned long long size, rss;
+
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
+        return 0;
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+void worker_metrics_open(void)
+{
+    if (statm_fd < 0)
+        statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+}
 
 /* hs_failure - why a connection ended before its handshake did */
 static unsigned hs_failure(const wk_conn *c, uint32_t by, uint32_t reason, uint64_t code,
@@ -113,6 +166,7 @@ void worker_metrics_request(wk_stream *s)
     if (s->method == NULL)
         return; /* not a request: no head came */
     m->v[QD_M2(REQUESTS, p, cls)]++;
+    m->v[QD_M1(WORKER_REQUESTS, place(s->c->w))]++;
     m->v[QD_M1(REQUEST_BYTES, p)] += s->body_in;
     m->v[QD_M1(RESPONSE_BYTES, p)] += worker_rec_bytes_out(s);
     if (s->ttfb_ns)
@@ -152,6 +206,9 @@ static void gauges(worker *w)
     worker_io_buffers(w, &rcv, &snd);
     m->v[QD_M_UDP_RCVBUF] = rcv > 0 ? (uint64_t)rcv : 0;
     m->v[QD_M_UDP_SNDBUF] = snd > 0 ? (uint64_t)snd : 0;
+    m->v[QD_M1(WORKER_CONNECTIONS_OPEN, place(w))] =
+        (uint64_t)(w->connections - w->closing) + (uint64_t)w->tcp_count;
+    m->v[QD_M1(WORKER_RESIDENT, place(w))] = resident();
 }
 
 /* copy - the counters the worker keeps in fields of its own */
@@ -181,6 +238,8 @@ static void copy(worker *w)
     m->v[QD_M_PROXY_RETRIES] = w->proxy_retries;
     m->v[QD_M_RECORDS_SENT] = w->rec_sent;
     m->v[QD_M_RECORDS_DROPPED] = w->rec_drops;
+    m->v[QD_M1(WORKER_UDP_RX, place(w))] = w->rx_packets;
+    m->v[QD_M1(WORKER_CPU, place(w))] = cpu_us();
 }
 
 void worker_metrics_put(worker *w, qd_ipc_msg *m)
@@ -202,7 +261,7 @@ void worker_metrics_send(worker *w, bool exiting)
     gauges(w);
     size_t len = qd_metrics_encode(&w->m, metrics_buf, sizeof(metrics_buf));
     if (len == 0 || len > UINT16_MAX)
-        return; /* cannot happen: about a kilobyte */
+        return; /* cannot happen: under two kilobytes */
     qd_ipc_msg_init(&metrics_msg, QD_MSG_METRICS, 0);
     qd_ipc_put_u32(&metrics_msg, QD_F_ROLE, QD_ROLE_WORKER);
     qd_ipc_put_u32(&metrics_msg, QD_F_INSTANCE,

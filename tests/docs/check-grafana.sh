@@ -58,6 +58,9 @@ text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
 dims = {}
 for m in re.finditer(r'QD_MDIM\(\s*([A-Z0-9_]+)\s*,\s*\d+\s*,\s*"([^"]*)"((?:\s*,\s*"[^"]*")*)\s*\)', text):
     dims[m.group(1)] = (m.group(2), re.findall(r'"([^"]*)"', m.group(3)))
+# an instance dimension: its values are the numbers 0 to n - 1 (n configured, at most MAX)
+for m in re.finditer(r'QD_MDIM_INSTANCE\(\s*([A-Z0-9_]+)\s*,\s*(\d+)\s*,\s*"([^"]*)"\s*\)', text):
+    dims[m.group(1)] = (m.group(3), [str(i) for i in range(int(m.group(2)))])
 fams = {}
 for m in re.finditer(r'QD_METRIC\(\s*[A-Z0-9_]+\s*,\s*([A-Z_]+)\s*,\s*([A-Z0-9_]+)\s*,\s*([A-Z0-9_]+)\s*,\s*"([a-z0-9_]+)"', text):
     typ, d1, d2, name = m.groups()

@@ -7,7 +7,9 @@
 # unknown version, drops of malformed datagrams. The counters never go
 # down: not across a kill -9 of stats (which reads its totals back from
 # the database), of a worker, nor across a reload; and the gauges (open
-# connections, socket buffers) follow the processes alive.
+# connections, socket buffers) follow the processes alive. Per worker
+# (worker label): each worker's series is its own count, and they add up
+# to the total.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
@@ -108,6 +110,34 @@ awk -v s="$sum" 'BEGIN { exit !(s > 0 && s < 60) }' && ok "HTTP/3 duration sum $
     fail "HTTP/3 duration sum '$sum'"
 rb=$(value "$T/m1" quicd_udp_receive_buffer_bytes)
 [ -n "$rb" ] && [ "$rb" -gt 0 ] && ok "gauge: UDP receive buffer $rb bytes" || fail "UDP receive buffer gauge '$rb'"
+
+# per worker: the worker label is a worker's place in its generation (at the
+# start, its id); each worker's series is what that worker served (its
+# request rows, request_history = all), they add up to the total, and only
+# the configured workers have series
+rows_of() { # rows_of WORKER - the request rows of a worker
+    /usr/bin/python3 -c 'import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM requests WHERE worker = ?", (int(sys.argv[2]),)).fetchone()[0])' \
+        "$T/db/stats.db" "$1"
+}
+sumw=0
+for w in 0 1; do
+    own=$(rows_of "$w")
+    got=$(value "$T/m1" "quicd_worker_requests_total{worker=\"$w\"}")
+    d=$(awk -v a="$(value "$T/m0" "quicd_worker_requests_total{worker=\"$w\"}")" -v b="$got" 'BEGIN { print b - a }')
+    [ -n "$own" ] && [ "$got" = "$own" ] && ok "worker $w: its series is what it served ($got, +$d)" ||
+        fail "worker $w: quicd_worker_requests_total{worker=\"$w\"} is '$got', its request rows $own"
+    sumw=$((sumw + d))
+    cpu=$(value "$T/m1" "quicd_worker_cpu_seconds_total{worker=\"$w\"}")
+    rss=$(value "$T/m1" "quicd_worker_resident_bytes{worker=\"$w\"}")
+    awk -v c="$cpu" -v r="$rss" 'BEGIN { exit !(c > 0 && r > 1000000) }' &&
+        ok "worker $w: CPU ${cpu}s, resident $rss bytes" || fail "worker $w: CPU '$cpu', resident '$rss'"
+done
+sumt=$(awk 'FNR == NR { if ($1 ~ /^quicd_http_requests_total\{/) a += $2; next }
+            $1 ~ /^quicd_http_requests_total\{/ { b += $2 } END { print b - a }' "$T/m0" "$T/m1")
+[ "$sumw" = "$sumt" ] && [ "$sumt" = 12 ] && ok "the workers' series add up to the total (+$sumt)" ||
+    fail "the workers' series grew by $sumw, the total by $sumt, want 12"
+grep -q 'worker="2"' "$T/m1" && fail "a series for worker 2 of 2" || ok "series for the 2 configured workers only"
 
 # monotonic: every counter of m2 (after the kills and a reload) >= m1
 monotonic() { # monotonic FILE_BEFORE FILE_AFTER - the counters that went down

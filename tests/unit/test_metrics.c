@@ -38,6 +38,11 @@ static void test_layout_and_names(void)
     qd_metrics_series(QD_M2(QUIC_CLOSES, QD_MV_REMOTE, QD_MV_CODE_IDLE), name, sizeof(name));
     QD_EXPECT_STR(name, "quicd_quic_connection_closes_total{side=\"remote\",code=\"idle_timeout\"}");
     QD_EXPECT_INT(qd_metrics_find("quicd_nothing_total"), -1);
+    qd_metrics_series(QD_M1(WORKER_REQUESTS, 255), name, sizeof(name));
+    QD_EXPECT_STR(name, "quicd_worker_requests_total{worker=\"255\"}");
+    QD_EXPECT_STR(qd_metrics_dim_value(QD_MD_WORKER, 17), "17");
+    QD_EXPECT_INT(qd_metrics_dim_is_instance(QD_MD_WORKER), 1);
+    QD_EXPECT_INT(qd_metrics_dim_is_instance(QD_MD_PROTO), 0);
 }
 
 static void test_close_codes(void)
@@ -100,8 +105,11 @@ static void test_render(void)
     qd_metrics_observe(&m, QD_M1(REQUEST_SECONDS, QD_MV_PROTO_H3), 30000);   /* <= 50 ms */
     qd_metrics_observe(&m, QD_M1(REQUEST_SECONDS, QD_MV_PROTO_H3), 20000000); /* +Inf */
     m.v[QD_M2(REQUESTS, QD_MV_PROTO_H3, 1)] = 42;
+    m.v[QD_M1(WORKER_REQUESTS, 1)] = 7;
+    m.v[QD_M1(WORKER_REQUESTS, 2)] = 9; /* a place beyond the configured workers: not shown */
+    m.v[QD_M1(WORKER_CPU, 0)] = 2500001;
     qd_buf_init(&out);
-    qd_metrics_render(&m, &out);
+    qd_metrics_render(&m, 2, &out);
     const char *t = qd_buf_str(&out);
     QD_EXPECT_CONTAINS(t, "# TYPE quicd_http_requests_total counter\n");
     QD_EXPECT_CONTAINS(t, "\nquicd_http_requests_total{protocol=\"h3\",class=\"2xx\"} 42\n");
@@ -115,6 +123,14 @@ static void test_render(void)
     QD_EXPECT_CONTAINS(t, "\nquicd_http_request_duration_seconds_count{protocol=\"h3\"} 3\n");
     QD_EXPECT_CONTAINS(t, "\nquicd_udp_receive_queue_drops_total 0\n");
     QD_EXPECT_CONTAINS(t, "# TYPE quicd_http_requests_in_flight gauge\n");
+    /* an instance dimension: the configured workers, each from the start */
+    QD_EXPECT_CONTAINS(t, "\nquicd_worker_requests_total{worker=\"0\"} 0\n");
+    QD_EXPECT_CONTAINS(t, "\nquicd_worker_requests_total{worker=\"1\"} 7\n");
+    QD_EXPECT_INT(strstr(t, "quicd_worker_requests_total{worker=\"2\"}") == NULL, 1);
+    QD_EXPECT_CONTAINS(t, "\nquicd_worker_resident_bytes{worker=\"1\"} 0\n");
+    /* a COUNTER_US: seconds */
+    QD_EXPECT_CONTAINS(t, "# TYPE quicd_worker_cpu_seconds_total counter\n");
+    QD_EXPECT_CONTAINS(t, "\nquicd_worker_cpu_seconds_total{worker=\"0\"} 2.500001\n");
     qd_buf_release(&out);
 }
 

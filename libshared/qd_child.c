@@ -12,6 +12,9 @@
  *	                   CHANNEL (+fd), STOP, anything else to ops->message
  *	  child -> master  CONFIG_DONE (status, reason) after every CONFIG,
  *	                   READY after the first, STATUS every second
+ *	  child -> stats   METRICS every stats_interval and at exit, for a
+ *	                   daemon with ops->metrics (QD_FD_STATS, a datagram:
+ *	                   running totals, so one lost costs nothing)
  *	The master's end closing means the master is gone: exit at once.
  *	SIGTERM is a stop with the configured drain_timeout; SIGINT and SIGHUP
  *	are the master's business and ignored here. A message that fails to
@@ -43,6 +46,7 @@
 #include "qd_err.h"
 #include "qd_log.h"
 #include "qd_privsep.h"
+#include "qd_time.h"
 
 #define STATUS_INTERVAL_MS 1000
 
@@ -71,6 +75,40 @@ static void send_status(qd_child *c)
 static void on_status_timer(uv_timer_t *t)
 {
     send_status(t->data);
+}
+
+/* send_metrics - the daemon's running totals to stats; a full channel loses only this one */
+static void send_metrics(qd_child *c, bool exiting)
+{
+    static qd_metrics m;
+    static uint8_t buf[QD_METRICS_NSLOTS * 10];
+    static qd_log_limit lim;
+
+    if (c->stats == NULL)
+        return;
+    memset(&m, 0, sizeof(m));
+    c->ops->metrics(c, &m);
+    size_t len = qd_metrics_encode(&m, buf, sizeof(buf));
+    if (len == 0 || len > UINT16_MAX)
+        return; /* cannot happen: under two kilobytes */
+    qd_ipc_msg *msg = qd_chan_msg(c->stats, QD_MSG_METRICS, 0);
+    qd_ipc_put_u32(msg, QD_F_ROLE, (uint32_t)c->role);
+    qd_ipc_put_u32(msg, QD_F_INSTANCE, c->instance < 0 ? 0 : (uint32_t)c->instance);
+    qd_ipc_put_u32(msg, QD_F_PID, (uint32_t)getpid());
+    qd_ipc_put_u64(msg, QD_F_TIME_MS, c->started_ms);
+    qd_ipc_put_u32(msg, QD_F_SCHEMA, qd_metrics_schema());
+    qd_ipc_put_bytes(msg, QD_F_METRICS, buf, len);
+    if (exiting)
+        qd_ipc_put_u32(msg, QD_F_FLAGS, QD_METRICS_F_EXIT);
+    int rv = qd_chan_queue(c->stats); /* lost with its record if the channel is full */
+    if (rv < 0)
+        qd_log_limited(&lim, QD_LOG_WARN, "stats channel (metrics): %s", qd_strerror(rv));
+}
+
+/* on_metrics_timer - every stats_interval */
+static void on_metrics_timer(uv_timer_t *t)
+{
+    send_metrics(t->data, false);
 }
 
 /*
@@ -113,7 +151,8 @@ int qd_child_queue(qd_child *c)
 
 void qd_child_exit(qd_child *c, int status)
 {
-    (void)c;
+    if (c != NULL && c->configured && c->ops->metrics != NULL)
+        send_metrics(c, true); /* the last totals: nothing counted since the last report is lost */
     fflush(stderr);
     exit(status);
 }
@@ -200,6 +239,9 @@ static void handle_config(qd_child *c, qd_ipc_msg *m)
         send_status(c);
         uv_timer_start(&c->status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);
     }
+    if (c->ops->metrics != NULL) /* the first configuration, or a new stats_interval */
+        uv_timer_start(&c->metrics_timer, on_metrics_timer, (uint64_t)c->conf.stats_interval_ms,
+                       (uint64_t)c->conf.stats_interval_ms);
 out:
     qd_conf_release(&conf);
     qd_buf_release(&err);
@@ -337,7 +379,8 @@ void qd_child_init(qd_child *c, qd_role role, int argc, char **argv, const qd_ch
     signal(SIGHUP, SIG_IGN);
     fcntl(QD_FD_MASTER, F_SETFD, FD_CLOEXEC);
     fcntl(QD_FD_MASTER, F_SETFL, fcntl(QD_FD_MASTER, F_GETFL) | O_NONBLOCK);
-    if (fcntl(QD_FD_STATS, F_GETFD) >= 0) {
+    bool has_stats = fcntl(QD_FD_STATS, F_GETFD) >= 0;
+    if (has_stats) {
         fcntl(QD_FD_STATS, F_SETFD, FD_CLOEXEC);
         fcntl(QD_FD_STATS, F_SETFL, fcntl(QD_FD_STATS, F_GETFL) | O_NONBLOCK);
     }
@@ -345,8 +388,14 @@ void qd_child_init(qd_child *c, qd_role role, int argc, char **argv, const qd_ch
     qd_conf_init(&c->conf);
     c->loop = uv_default_loop();
     c->ctl = qd_chan_open(c->loop, QD_FD_MASTER, "master", on_master, on_master_close, c);
+    /* the send end of the stats channel (stats itself has the receive end) */
+    if (has_stats && role != QD_ROLE_STATS)
+        c->stats = qd_chan_open_dgram(c->loop, QD_FD_STATS, "stats", NULL, c);
     uv_timer_init(c->loop, &c->status_timer);
     c->status_timer.data = c;
+    uv_timer_init(c->loop, &c->metrics_timer);
+    c->metrics_timer.data = c;
+    c->started_ms = qd_time_real_ms();
     uv_signal_init(c->loop, &c->sigterm);
     c->sigterm.data = c;
     uv_signal_start(&c->sigterm, on_sigterm, SIGTERM);

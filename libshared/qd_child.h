@@ -11,6 +11,7 @@
 #include "qd_chan.h"
 #include "qd_conf.h"
 #include "qd_ipc.h"
+#include "qd_metrics.h"
 #include "qd_proc.h"
 
 /*
@@ -47,6 +48,13 @@ typedef struct qd_child_ops {
     void (*stop)(qd_child *c, uint32_t deadline_ms);
     /* status adds the daemon's counters to the periodic status report. */
     void (*status)(qd_child *c, qd_ipc_msg *m);
+    /*
+     * metrics fills |m| (zeroed) with the daemon's running totals and
+     * gauges (qd_metrics.def); qd_child sends them to stats as
+     * QD_MSG_METRICS every stats_interval and once more at exit. NULL: the
+     * daemon sends none, or its own (the worker).
+     */
+    void (*metrics)(qd_child *c, qd_metrics *m);
 } qd_child_ops;
 
 struct qd_child {
@@ -63,7 +71,10 @@ struct qd_child {
     const qd_child_ops *ops;
     void *data;
     qd_chan *ctl; /* the control channel on QD_FD_MASTER (queued sends) */
+    qd_chan *stats; /* the send end of the stats channel on QD_FD_STATS (lossy); NULL in stats */
     uv_timer_t status_timer;
+    uv_timer_t metrics_timer; /* every stats_interval, with ops->metrics */
+    uint64_t started_ms;      /* wall clock at the start: the metrics' source */
     uv_signal_t sigterm;
     uint64_t bad_messages;
 };

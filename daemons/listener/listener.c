@@ -10,7 +10,9 @@
  *	an empty chroot, and then serves the workers:
  *	whenever the master connects a worker (QD_MSG_CHANNEL) the listener
  *	sends it its sockets. The listener never reads a packet nor accepts a
- *	connection itself.
+ *	connection itself. Its metrics (qd_metrics.def: socket sets handed
+ *	over, datagrams relayed, steering updates, sockets open) go to stats
+ *	through qd_child every stats_interval.
  * DIAGNOSTICS
  *	Unexpected messages from a worker are logged and dropped.
  */
@@ -141,13 +143,29 @@ static void channel(qd_child *c, qd_role role, uint32_t instance, int fd)
     drop_worker(w);
     snprintf(name, sizeof(name), "worker[%u]", instance);
     w->ch = qd_chan_open(c->loop, fd, name, on_worker_msg, on_worker_close, w);
-    listener_sock_send(l, (int)instance);
+    l->handoffs[listener_sock_send(l, (int)instance) < 0 ? QD_MV_FAILED : QD_MV_OK]++;
 }
 
 static void status(qd_child *c, qd_ipc_msg *m)
 {
     qd_ipc_put_u32(m, QD_F_SOCKETS, (uint32_t)the_listener.open_sockets);
     qd_ipc_put_u64(m, QD_F_DROPS, the_listener.relay_dropped); /* relays a channel refused */
+}
+
+/* metrics - the listener's running totals and its sockets, for stats */
+static void metrics(qd_child *c, qd_metrics *m)
+{
+    const listener *l = &the_listener;
+
+    (void)c;
+    for (unsigned r = 0; r < 2; r++) {
+        m->v[QD_M1(LISTENER_HANDOFFS, r)] = l->handoffs[r];
+        m->v[QD_M1(LISTENER_STEERING, r)] = l->steering[r];
+    }
+    m->v[QD_M1(LISTENER_RELAYED, QD_MV_RELAY_OK)] = l->relayed;
+    m->v[QD_M1(LISTENER_RELAYED, QD_MV_RELAY_DROPPED)] = l->relay_dropped;
+    m->v[QD_M1(LISTENER_SOCKETS, QD_MV_QUIC)] = l->open_sockets - l->tcp_sockets;
+    m->v[QD_M1(LISTENER_SOCKETS, QD_MV_TCP)] = l->tcp_sockets;
 }
 
 /*
@@ -165,6 +183,8 @@ static void layout(qd_child *c, qd_ipc_msg *m)
     rv = listener_layout(&the_listener, m, &err);
     if (rv == 0 && c->configured)
         rv = listener_apply(&the_listener, &err);
+    if (c->configured)
+        the_listener.steering[rv < 0 ? QD_MV_FAILED : QD_MV_OK]++;
     if (rv < 0)
         qd_err("layout of the worker generations: %s", qd_buf_str(&err));
     else if (c->configured)
@@ -196,6 +216,7 @@ static const qd_child_ops ops = {
     .jail = qd_child_jail_empty,
     .channel = channel,
     .status = status,
+    .metrics = metrics,
 };
 
 int main(int argc, char **argv)

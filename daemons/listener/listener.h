@@ -68,6 +68,8 @@ typedef struct listener {
     size_t open_sockets;             /* UDP and TCP */
     size_t tcp_sockets;              /* of which TCP */
     uint64_t relayed, relay_dropped; /* QD_MSG_FWD_PACKET */
+    uint64_t handoffs[2];            /* socket sets passed to workers: ok, failed */
+    uint64_t steering[2];            /* layouts applied to the steering programs: ok, failed */
     /* sockets and secrets a predecessor had, returned by the master */
     listener_escrowed *escrow;
     size_t escrow_count;
@@ -81,7 +83,8 @@ typedef struct listener {
 /* listener_sock.c */
 int listener_sock_open_all(listener *l, const qd_conf *conf, qd_buf *err);
 void listener_sock_escrowed(listener *l, qd_ipc_msg *m);
-void listener_sock_send(listener *l, int worker);
+/* listener_sock_send passes |worker| its sockets; 0, or -1 when it could not (logged). */
+int listener_sock_send(listener *l, int worker);
 int listener_layout(listener *l, const qd_ipc_msg *m, qd_buf *err);
 int listener_apply(listener *l, qd_buf *err);
 listener_group *listener_group_find(listener *l, const char *name);

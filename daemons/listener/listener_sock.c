@@ -675,7 +675,7 @@ int listener_sock_open_all(listener *l, const qd_conf *conf, qd_buf *err)
     return 0;
 }
 
-void listener_sock_send(listener *l, int worker)
+int listener_sock_send(listener *l, int worker)
 {
     const listener_gen *gn = NULL;
     int sent = 0;
@@ -686,7 +686,7 @@ void listener_sock_send(listener *l, int worker)
                 gn = &l->gens[k];
     if (gn == NULL) {
         qd_warn("worker[%d] is in no generation; it gets no sockets", worker);
-        return;
+        return -1;
     }
     bool tcp = (gn->flags & QD_LAYOUT_F_TCP) != 0;
     int a = 0;
@@ -714,8 +714,9 @@ void listener_sock_send(listener *l, int worker)
         if (rv < 0) {
             qd_warn("cannot pass sockets to worker[%d]: %s", worker,
                     rv == QD_ERR_IO ? strerror(errno) : qd_strerror(rv));
-            return;
+            return -1;
         }
     }
     qd_debug("passed %d sockets to worker[%d] of generation %u", sent, worker, gn->gen);
+    return 0;
 }

@@ -21,6 +21,9 @@
  *	worker needs no resolver and reaches Unix sockets anywhere), counts
  *	failed connects and the failures workers report as passive failures,
  *	and broadcasts every change of a server's state to every worker.
+ *	Its metrics (checks and connects by result, passive failures, state
+ *	changes, servers up and down) go to stats through qd_child every
+ *	stats_interval.
  *
  *	A reload reads the table again: a server still in the same group at
  *	the same address keeps its state and counters, the others start
@@ -234,11 +237,28 @@ static void status(qd_child *c, qd_ipc_msg *m)
     qd_buf_release(&b);
 }
 
+/* metrics - the daemon's running totals and its servers' states, for stats */
+static void metrics(qd_child *c, qd_metrics *m)
+{
+    upstream *u = c->data;
+
+    for (unsigned r = 0; r < 2; r++)
+        m->v[QD_M1(UPSTREAM_CHECKS, r)] = u->checks[r];
+    for (unsigned r = 0; r < QD_MDN_CONNECT; r++)
+        m->v[QD_M1(UPSTREAM_CONNECTS, r)] = u->connects[r];
+    m->v[QD_M_UPSTREAM_PASSIVE] = u->passive_failures;
+    m->v[QD_M_UPSTREAM_CHANGES] = u->changes;
+    for (const us_server *s = u->servers; s != NULL; s = s->next)
+        if (!s->retired)
+            m->v[QD_M1(UPSTREAM_SERVERS, s->state == US_UP ? QD_MV_UP : QD_MV_DOWN)]++;
+}
+
 static const qd_child_ops ops = {
     .configure = configure,
     .started = started,
     .channel = channel,
     .status = status,
+    .metrics = metrics,
 };
 
 int main(int argc, char **argv)

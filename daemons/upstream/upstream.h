@@ -85,6 +85,10 @@ typedef struct upstream {
     struct us_worker *workers; /* a channel each (upstream_conn.c) */
     uint64_t seq;              /* of the last UP_STATE; starts from the wall clock */
     unsigned connecting;       /* connects in flight, at most UPSTREAM_MAX_CONNECTS */
+    /* the daemon's running totals for its metrics (servers come and go; these stay) */
+    uint64_t checks[2];        /* active checks: ok, failed (QD_MV_OK, QD_MV_FAILED) */
+    uint64_t connects[5];      /* connects answered to workers, by QD_MV_CONNECT_* */
+    uint64_t passive_failures; /* connects that failed and failures workers reported */
 } upstream;
 
 /* upstream.c */

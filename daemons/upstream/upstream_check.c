@@ -224,6 +224,7 @@ static void result(us_server *s, bool ok, const char *why)
 
     snprintf(s->last, sizeof(s->last), "%s", why);
     s->checks++;
+    s->u->checks[ok ? QD_MV_OK : QD_MV_FAILED]++;
     if (ok) {
         s->ok_run++;
         s->fail_run = 0;
@@ -255,6 +256,7 @@ void upstream_passive(us_server *s, bool ok, const char *why)
         return;
     }
     s->passive_failures++;
+    s->u->passive_failures++;
     s->passive_run++;
     if (s->state != US_UP || s->passive_run < s->gconf.fall)
         return;

@@ -111,13 +111,36 @@ static const char *worker_name(const us_worker *w)
     return w->name;
 }
 
-/* reply - UP_CONNECTED for |stream|: |fd| (borrowed) on success, else |err| and |why| */
+/* connect_result - the CONNECT value (qd_metrics.def) of a connect that ended with |err| */
+static unsigned connect_result(int err)
+{
+    switch (err) {
+    case 0:
+        return QD_MV_CONNECT_OK;
+    case ECONNREFUSED:
+    case ENOENT: /* a Unix socket's file is not there */
+        return QD_MV_CONNECT_REFUSED;
+    case ETIMEDOUT:
+        return QD_MV_CONNECT_TIMEOUT;
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+        return QD_MV_CONNECT_UNREACHABLE;
+    default:
+        return QD_MV_CONNECT_OTHER;
+    }
+}
+
+/*
+ * reply - UP_CONNECTED for |stream|: |fd| (borrowed) on success, else |err|
+ * and |why|; counted by result (a connect whose worker left is not)
+ */
 static void reply(us_worker *w, uint64_t stream, int err, const char *why, int fd)
 {
     static qd_log_limit lim;
     char text[REPLY_TEXT_MAX];
     qd_ipc_msg *m = qd_chan_msg(w->ch, QD_MSG_UP_CONNECTED, 0);
 
+    w->u->connects[connect_result(err)]++;
     qd_ipc_put_u64(m, QD_F_STREAM, stream);
     qd_ipc_put_u32(m, QD_F_STATUS, (uint32_t)err);
     if (err != 0) {

@@ -9,7 +9,7 @@
 # the database), of a worker, nor across a reload; and the gauges (open
 # connections, socket buffers) follow the processes alive. Per worker
 # (worker label): each worker's series is its own count, and they add up
-# to the total.
+# to the total. The listener reports its own (socket sets, sockets).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
@@ -138,6 +138,13 @@ sumt=$(awk 'FNR == NR { if ($1 ~ /^quicd_http_requests_total\{/) a += $2; next }
 [ "$sumw" = "$sumt" ] && [ "$sumt" = 12 ] && ok "the workers' series add up to the total (+$sumt)" ||
     fail "the workers' series grew by $sumw, the total by $sumt, want 12"
 grep -q 'worker="2"' "$T/m1" && fail "a series for worker 2 of 2" || ok "series for the 2 configured workers only"
+# the listener's own: a socket set for each worker, its sockets (a UDP and a TCP
+# one per worker and address: as many of each as its log says)
+lsock=$(sed -n 's/.*listener.*listening on [0-9]* address.*: \([0-9]*\) UDP and \([0-9]*\) TCP sockets.*/\1 \2/p' "$T/quicd.log" | head -n 1)
+[ "$(value "$T/m1" 'quicd_listener_socket_handoffs_total{result="ok"}')" = 2 ] && [ -n "$lsock" ] &&
+    [ "$(value "$T/m1" 'quicd_listener_sockets_open{transport="quic"}') $(value "$T/m1" 'quicd_listener_sockets_open{transport="tcp"}')" = "$lsock" ] &&
+    ok "listener: 2 socket sets handed over; UDP and TCP sockets open: $lsock" ||
+    fail "listener: $(grep '^quicd_listener' "$T/m1" | tr '\n' ' ')"
 
 # monotonic: every counter of m2 (after the kills and a reload) >= m1
 monotonic() { # monotonic FILE_BEFORE FILE_AFTER - the counters that went down
@@ -175,6 +182,7 @@ h3now=$(awk -v a="$(value "$T/m2" "$H3REQ")" -v b="$(value "$T/m3" "$H3REQ")" 'B
 [ "$h3now" -ge 2 ] && ok "HTTP/3 2xx after the kill and the reload: +$h3now" || fail "HTTP/3 2xx +$h3now, want 2 or more"
 check2 'quicd_process_restarts_total{role="worker"}' 1 "restarts of a worker"
 check2 'quicd_reloads_total{result="ok"}' 1 "reloads"
+check2 'quicd_listener_socket_handoffs_total{result="ok"}' 1 "the listener's socket sets (the restarted worker's)"
 
 # quicctl top: a line per worker and the sum, with the requests per second
 # of a client that keeps asking (its status reports every second carry

@@ -8,10 +8,13 @@
 # name that does not resolve is down ("not resolved"). The change is
 # logged. A killed upstream daemon is restarted by the master; a reload
 # keeps the state of the servers that stay, drops a removed group's, and
-# one that clears proxy_table stops the daemon.
+# one that clears proxy_table stops the daemon. The daemon's metrics
+# (quicctl metrics) count its checks and connects by result and its
+# servers by state.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
-h3_setup 1
+need_pycurl
+h3_setup 1 "stats_interval = 1s"
 BACKEND="$QD_SRCDIR/tests/integration/httpbackend.py"
 [ -x /usr/bin/python3 ] || skip "/usr/bin/python3 is needed"
 new_port PA
@@ -88,6 +91,23 @@ unresolved() { is_state "no-such-host.invalid:80" down && state "no-such-host.in
 wait_until 10 unresolved && ok "a name that does not resolve: down, \"$(state no-such-host.invalid:80 | cut -d' ' -f3-)\"" ||
     fail "unresolved: $(state no-such-host.invalid:80)"
 
+# ---- the daemon's metrics: a request through the proxy is a connect that worked
+# metric SERIES - its value in quicctl metrics now (empty when absent)
+metric() { quicctl metrics 2>/dev/null | awk -v s="$1" '$1 == s { print $2; exit }'; }
+# metric_at_least SERIES N - it reached N (the daemon reports every stats_interval)
+metric_at_least() { local v; v=$(metric "$1"); [ -n "$v" ] && [ "${v%.*}" -ge "$2" ]; }
+FAILED_CHECKS='quicd_upstream_health_checks_total{result="failed"}'
+h3get fetch "$(h3_url "")" - > /dev/null || fail "a request through the proxy"
+wait_until 5 metric_at_least 'quicd_upstream_connects_total{result="ok"}' 1 &&
+    wait_until 5 metric_at_least 'quicd_upstream_health_checks_total{result="ok"}' 6 &&
+    ok "metrics: connects ok $(metric 'quicd_upstream_connects_total{result="ok"}'), checks ok $(metric 'quicd_upstream_health_checks_total{result="ok"}')" ||
+    fail "metrics: $(quicctl metrics | grep '^quicd_upstream')"
+servers_are() { [ "$(metric 'quicd_upstream_servers{state="up"}')" = "$1" ] &&
+    [ "$(metric 'quicd_upstream_servers{state="down"}')" = "$2" ]; }
+wait_until 5 servers_are 4 1 && ok "metrics: servers 4 up, 1 down (the name that does not resolve)" ||
+    fail "servers: $(quicctl metrics | grep '^quicd_upstream_servers')"
+failed0=$(metric "$FAILED_CHECKS") changes0=$(metric quicd_upstream_state_changes_total)
+
 # ---- a backend killed: down within fall checks; B and C stay up
 kill "$APID"
 t0=$(date +%s%N)
@@ -97,6 +117,10 @@ state "$A" | grep -q "connect: Connection refused" && ok "cause: connection refu
 is_state "$B" up && is_state "$C" up && ok "the others stay up" || fail "$(quicctl upstreams)"
 wait_until 5 grep -q "upstream app server $A is down: connect: Connection refused (2 failed checks in a row)" \
     "$T/quicd.log" && ok "the change is logged with its cause" || fail "no log line"
+wait_until 5 metric_at_least "$FAILED_CHECKS" $((failed0 + 2)) && wait_until 5 servers_are 3 2 &&
+    metric_at_least quicd_upstream_state_changes_total $((changes0 + 1)) &&
+    ok "metrics: failed checks $failed0 -> $(metric "$FAILED_CHECKS"), servers 3 up and 2 down, a state change" ||
+    fail "metrics after the kill: $(quicctl metrics | grep '^quicd_upstream')"
 
 # ---- a backend answering 503: down; healthy again: up
 touch "$T/b.fail"

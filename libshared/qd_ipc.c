@@ -127,6 +127,8 @@ static const uint8_t tag_kind[] = {
     [QD_F_UDP_SNDBUF] = KIND_U32,
     [QD_F_SCHEMA] = KIND_U32,
     [QD_F_METRICS] = KIND_BYTES,
+    [QD_F_ROUTE] = KIND_STR,
+    [QD_F_ROUTE_SLOTS] = KIND_BYTES,
 };
 
 /* find_type - index into type_table, or -1 */

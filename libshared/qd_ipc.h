@@ -155,7 +155,8 @@ enum {
                                 master: F_ROLE, F_INSTANCE, F_PID, F_TIME_MS (the process's
                                 start, wall clock), F_SCHEMA (qd_metrics_schema), F_METRICS
                                 (its qd_metrics, encoded): running totals since it started;
-                                F_FLAGS (QD_METRICS_F_EXIT) */
+                                F_FLAGS (QD_METRICS_F_EXIT); a worker's also, per route,
+                                F_ROUTE then F_ROUTE_SLOTS (the aggregates by route) */
 };
 
 /* Field tags. Keep in step with the tag table in qd_ipc.c. */
@@ -258,6 +259,8 @@ enum {
     QD_F_UDP_SNDBUF = 91,      /* u32: ... and send buffer, as the kernel granted them */
     QD_F_SCHEMA = 92,          /* u32: the sender's qd_metrics_schema() */
     QD_F_METRICS = 93,         /* bytes: a qd_metrics, qd_metrics_encode'd */
+    QD_F_ROUTE = 94,           /* string: a route's name (QD_MSG_METRICS; qd_metrics.h) */
+    QD_F_ROUTE_SLOTS = 95,     /* bytes: that route's QD_ROUTE_NSLOTS totals, encoded */
 };
 
 /* QD_MSG_CTL_REPLY F_FLAGS: more replies to the same request follow */

@@ -3,13 +3,15 @@
  * NAME
  *	qd_metrics - the table of quicd's metrics, and their wire and text forms
  * SYNOPSIS
- *	qd_metrics_observe(m, slot, us)
+ *	qd_metrics_observe(m, slot, us) / qd_metrics_hist_observe(h, us)
  *	qd_metrics_close_code(app, code)
  *	qd_metrics_schema()
  *	qd_metrics_encode(m, out, cap) / qd_metrics_decode(m, in, len)
+ *	qd_metrics_encode_n(v, n, out, cap) / qd_metrics_decode_n(v, n, in, len)
+ *	qd_metrics_quantile(m, slot, q) / qd_metrics_hist_quantile(h, q)
  *	qd_metrics_locate(slot, where) / qd_metrics_series(slot, buf, len)
  *	qd_metrics_find(series)
- *	qd_metrics_render(m, out)
+ *	qd_metrics_render(m, instances, out)
  * DESCRIPTION
  *	The families are those of qd_metrics.def, in its order; the slot
  *	layout follows from it (qd_metrics.h). Everything that names a metric
@@ -122,14 +124,19 @@ static size_t slots_per_series(const qd_metrics_family *f)
     return f->type == QD_MT_HISTOGRAM ? QD_METRICS_HSLOTS : 1;
 }
 
-void qd_metrics_observe(qd_metrics *m, size_t slot, uint64_t us)
+void qd_metrics_hist_observe(uint64_t *h, uint64_t us)
 {
     size_t b = 0;
 
     while (b < QD_METRICS_NBUCKETS - 1 && us > bucket_us[b])
         b++;
-    m->v[slot + b]++;
-    m->v[slot + QD_METRICS_NBUCKETS] += us;
+    h[b]++;
+    h[QD_METRICS_NBUCKETS] += us;
+}
+
+void qd_metrics_observe(qd_metrics *m, size_t slot, uint64_t us)
+{
+    qd_metrics_hist_observe(&m->v[slot], us);
 }
 
 unsigned qd_metrics_close_code(bool app, uint64_t code)
@@ -175,41 +182,51 @@ uint32_t qd_metrics_schema(void)
     return hash;
 }
 
-size_t qd_metrics_encode(const qd_metrics *m, uint8_t *out, size_t cap)
+size_t qd_metrics_encode_n(const uint64_t *v, size_t n, uint8_t *out, size_t cap)
 {
     size_t len = 0;
 
-    for (size_t i = 0; i < QD_METRICS_NSLOTS; i++) {
-        uint64_t v = m->v[i];
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = v[i];
         do {
             if (len == cap)
                 return 0;
-            out[len++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-            v >>= 7;
-        } while (v != 0);
+            out[len++] = (uint8_t)((x & 0x7f) | (x > 0x7f ? 0x80 : 0));
+            x >>= 7;
+        } while (x != 0);
     }
     return len;
 }
 
-int qd_metrics_decode(qd_metrics *m, const uint8_t *in, size_t len)
+int qd_metrics_decode_n(uint64_t *v, size_t n, const uint8_t *in, size_t len)
 {
     size_t pos = 0;
 
-    for (size_t i = 0; i < QD_METRICS_NSLOTS; i++) {
-        uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = 0;
         for (unsigned shift = 0;; shift += 7) {
             if (pos == len || shift > 63)
                 return QD_ERR_INVAL;
             uint8_t b = in[pos++];
             if (shift == 63 && (b & 0x7e) != 0)
                 return QD_ERR_INVAL; /* more than 64 bits */
-            v |= (uint64_t)(b & 0x7f) << shift;
+            x |= (uint64_t)(b & 0x7f) << shift;
             if (!(b & 0x80))
                 break;
         }
-        m->v[i] = v;
+        v[i] = x;
     }
     return pos == len ? 0 : QD_ERR_INVAL;
+}
+
+size_t qd_metrics_encode(const qd_metrics *m, uint8_t *out, size_t cap)
+{
+    return qd_metrics_encode_n(m->v, QD_METRICS_NSLOTS, out, cap);
+}
+
+int qd_metrics_decode(qd_metrics *m, const uint8_t *in, size_t len)
+{
+    return qd_metrics_decode_n(m->v, QD_METRICS_NSLOTS, in, len);
 }
 
 /* put_varint - |v| as LEB128 at |out| + |*len|; false when |cap| is reached */
@@ -271,24 +288,30 @@ int qd_metrics_add_sparse(qd_metrics *m, const uint8_t *in, size_t len)
     return 0;
 }
 
-uint64_t qd_metrics_count(const qd_metrics *m, size_t slot)
+/* hist_count - the observations of the histogram at |h| */
+static uint64_t hist_count(const uint64_t *h)
 {
     uint64_t n = 0;
 
     for (unsigned b = 0; b < QD_METRICS_NBUCKETS; b++)
-        n += m->v[slot + b];
+        n += h[b];
     return n;
 }
 
-double qd_metrics_quantile(const qd_metrics *m, size_t slot, double q)
+uint64_t qd_metrics_count(const qd_metrics *m, size_t slot)
 {
-    uint64_t n = qd_metrics_count(m, slot), cum = 0;
+    return hist_count(&m->v[slot]);
+}
+
+double qd_metrics_hist_quantile(const uint64_t *h, double q)
+{
+    uint64_t n = hist_count(h), cum = 0;
 
     if (n == 0)
         return -1;
     double rank = q * (double)n;
     for (unsigned b = 0; b < QD_METRICS_NBUCKETS; b++) {
-        uint64_t in = m->v[slot + b];
+        uint64_t in = h[b];
         if (in == 0 || (double)(cum + in) < rank) {
             cum += in;
             continue;
@@ -299,6 +322,11 @@ double qd_metrics_quantile(const qd_metrics *m, size_t slot, double q)
         return (lo + (hi - lo) * (rank - (double)cum) / (double)in) / 1e6;
     }
     return (double)bucket_us[QD_METRICS_NBUCKETS - 2] / 1e6;
+}
+
+double qd_metrics_quantile(const qd_metrics *m, size_t slot, double q)
+{
+    return qd_metrics_hist_quantile(&m->v[slot], q);
 }
 
 double qd_metrics_max(const qd_metrics *m, size_t slot)

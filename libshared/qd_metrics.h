@@ -177,6 +177,41 @@ uint64_t qd_metrics_count(const qd_metrics *m, size_t slot);
 double qd_metrics_quantile(const qd_metrics *m, size_t slot, double q);
 double qd_metrics_max(const qd_metrics *m, size_t slot);
 
+/*
+ * The aggregates by route (quicctl report --by route): per route a worker
+ * keeps QD_ROUTE_NSLOTS running totals, its requests by status class
+ * (CLASS order), the body bytes both ways and a duration histogram (the
+ * buckets and sum of a HISTOGRAM series), and sends them with its
+ * QD_MSG_METRICS: an F_ROUTE (the route's name: host and prefix as the
+ * proxy table writes them, "*" /api, or QD_ROUTE_LOCAL) followed by an
+ * F_ROUTE_SLOTS (qd_metrics_encode_n of the totals).
+ */
+enum {
+    QD_ROUTE_REQUESTS = 0, /* QD_MDN_CLASS slots */
+    QD_ROUTE_BYTES_IN = QD_ROUTE_REQUESTS + QD_MDN_CLASS,
+    QD_ROUTE_BYTES_OUT,
+    QD_ROUTE_DURATION, /* QD_METRICS_HSLOTS slots */
+    QD_ROUTE_NSLOTS = QD_ROUTE_DURATION + QD_METRICS_HSLOTS
+};
+#define QD_ROUTE_LOCAL "local"  /* requests quicd served without a route of the table */
+#define QD_ROUTE_OTHER "other"  /* routes beyond QD_ROUTE_MAX, together */
+#define QD_ROUTE_MAX 64         /* route names a worker counts apart */
+#define QD_ROUTE_NAME_MAX 200   /* bytes of a route's name kept, NUL included */
+
+/*
+ * qd_metrics_encode_n and _decode_n are qd_metrics_encode and _decode for
+ * any |n| values (one varint each): the length, 0 when |cap| is too small;
+ * 0, or QD_ERR_INVAL unless |len| bytes are exactly |n| varints.
+ */
+size_t qd_metrics_encode_n(const uint64_t *v, size_t n, uint8_t *out, size_t cap);
+int qd_metrics_decode_n(uint64_t *v, size_t n, const uint8_t *in, size_t len);
+/*
+ * qd_metrics_hist_observe and _quantile are qd_metrics_observe and
+ * qd_metrics_quantile on a histogram's QD_METRICS_HSLOTS values at |h|.
+ */
+void qd_metrics_hist_observe(uint64_t *h, uint64_t us);
+double qd_metrics_hist_quantile(const uint64_t *h, double q);
+
 /* Where a slot belongs, for rendering and storing. */
 typedef struct qd_metrics_slot {
     unsigned family; /* QD_MF_* */

@@ -238,7 +238,8 @@ struct master {
 /* master_child.c */
 void master_children_start(master *m);
 master_child *master_child_add(master *m, qd_role role, int instance);
-/* master_child_add_worker starts worker |id|, the |slot|-th of its generation (its metrics' place). */
+/* master_child_add_worker starts worker |id|, the |slot|-th of its generation (its metrics'
+ * worker label). */
 master_child *master_child_add_worker(master *m, int id, int slot);
 master_child *master_child_find(master *m, qd_role role);
 void master_upstream_sync(master *m);

@@ -65,7 +65,7 @@ static void usage(void)
             "                   each worker's CPU, memory, connections and rates, live\n"
             "  upstreams [--json]\n"
             "                   the proxy's upstream servers and their health\n"
-            "  report [--since DURATION | --from T [--to T]] [--by worker|protocol|minute]\n"
+            "  report [--since DURATION | --from T [--to T]] [--by worker|protocol|minute|route]\n"
             "         [--json | --csv]\n"
             "                   summary of the stats database (default: the last hour)\n"
             "  check            check the configuration file\n"

@@ -49,7 +49,14 @@ int quicctl_upstreams(quicctl *q, bool json);
 int quicctl_metrics(quicctl *q);
 
 /* quicctl_summary.c: metric_intervals added up over a window, and the report for a person */
-enum { QS_BY_NONE, QS_BY_WORKER, QS_BY_PROTOCOL, QS_BY_MINUTE };
+enum { QS_BY_NONE, QS_BY_WORKER, QS_BY_PROTOCOL, QS_BY_MINUTE, QS_BY_ROUTE };
+/* one route's rows of route_intervals added up (--by route) */
+typedef struct qs_route {
+    char name[QD_ROUTE_NAME_MAX];
+    uint64_t v[QD_ROUTE_NSLOTS]; /* qd_metrics.h: requests by class, bytes, durations */
+    int64_t first_ms, last_ms;
+    uint64_t rows;
+} qs_route;
 typedef struct qs_part {
     char key[40]; /* "worker 1", "2026-12-07 14:05" */
     qd_metrics m;
@@ -63,12 +70,23 @@ typedef struct quicctl_summary {
     uint64_t rows, bad_rows;
     qs_part *parts; /* --by worker or minute */
     size_t nparts;
+    qs_route *routes; /* --by route: most requests first */
+    size_t nroutes;
+    bool has_routes; /* the database has route_intervals (version 8) */
 } quicctl_summary;
 /* quicctl_summary_load reads the window's rows; 0, or -1 when the table is missing. */
 int quicctl_summary_load(sqlite3 *db, int64_t from, int64_t to, int by, quicctl_summary *s);
 void quicctl_summary_text(const quicctl_summary *s, const qd_conf *conf, int64_t from, int64_t to,
                           int by);
 void quicctl_summary_free(quicctl_summary *s);
+/*
+ * quicctl_summary_routes adds up the window's rows of route_intervals per
+ * route into s->routes (none, and has_routes false, without the table).
+ * Returns 0, or -1 when a row cannot be read.
+ */
+int quicctl_summary_routes(sqlite3 *db, int64_t from, int64_t to, quicctl_summary *s);
+/* quicctl_route_requests: a route's requests (cls: a CLASS index, -1: all of them) */
+uint64_t quicctl_route_requests(const qs_route *r, int cls);
 /* quicctl_summary_requests: requests of a protocol and class (-1: all of them) */
 uint64_t quicctl_summary_requests(const qd_metrics *m, int proto, int cls);
 

@@ -13,8 +13,10 @@
  *	load (h3, h2 and http/1.1 always listed, then any other value found),
  *	proxied requests per upstream server (status classes, requests with
  *	no upstream answer, upstream time p50/p99), restarts and records
- *	dropped on the way to the database. Text for people; --json (one
- *	object) and --csv (section,key,value lines) for machines. A version 3
+ *	dropped on the way to the database; with --by route, the aggregates
+ *	by route of the proxy table (quicctl_summary_routes). Text for
+ *	people; --json (one object) and --csv (section,key,value lines) for
+ *	machines. A version 3
  *	or 4 database, from before the protocol column, is read as all h3 (it
  *	only ever held HTTP/3); one older than version 6 lists no upstreams.
  * DIAGNOSTICS
@@ -434,6 +436,27 @@ static void machine_summary(report *r, const quicctl_summary *s, int by)
         }
         section_end(r, true);
     }
+    if (by == QS_BY_ROUTE) {
+        static const char *const route_cols[] = {
+            "requests",   "requests_per_s", "status_1xx", "status_2xx", "status_3xx", "status_4xx",
+            "status_5xx", "status_none",    "bytes_in",   "bytes_out",  "p50_ms",     "p99_ms"};
+        section(r, "by_route", true);
+        for (size_t i = 0; i < s->nroutes; i++) {
+            const qs_route *rt = &s->routes[i];
+            double rs =
+                rt->last_ms > rt->first_ms ? (double)(rt->last_ms - rt->first_ms) / 1000 : 0;
+            double n = (double)quicctl_route_requests(rt, -1);
+            double v[12] = {n, rs > 0 ? n / rs : 0};
+            for (unsigned c = 0; c < QD_MDN_CLASS; c++)
+                v[2 + c] = (double)quicctl_route_requests(rt, (int)c);
+            v[8] = (double)rt->v[QD_ROUTE_BYTES_IN];
+            v[9] = (double)rt->v[QD_ROUTE_BYTES_OUT];
+            v[10] = ms_or(qd_metrics_hist_quantile(&rt->v[QD_ROUTE_DURATION], 0.5));
+            v[11] = ms_or(qd_metrics_hist_quantile(&rt->v[QD_ROUTE_DURATION], 0.99));
+            item(r, "by_route", "route", rt->name, route_cols, v, 12);
+        }
+        section_end(r, true);
+    }
 }
 
 #define CONN_WIN " FROM connections WHERE start_ms >= ?1 AND start_ms < ?2"
@@ -490,9 +513,10 @@ int quicctl_report(quicctl *q, int argc, char **argv)
             by = strcmp(argv[i], "worker") == 0     ? QS_BY_WORKER
                  : strcmp(argv[i], "protocol") == 0 ? QS_BY_PROTOCOL
                  : strcmp(argv[i], "minute") == 0   ? QS_BY_MINUTE
+                 : strcmp(argv[i], "route") == 0    ? QS_BY_ROUTE
                                                     : -1;
             if (by < 0)
-                quicctl_die("--by %s: want worker, protocol or minute", argv[i]);
+                quicctl_die("--by %s: want worker, protocol, minute or route", argv[i]);
         } else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
             if (quicctl_parse_time(argv[++i], &r.from_ms) < 0)
                 quicctl_die("--from %s: want YYYY-MM-DD[THH:MM:SS] (UTC) or @unix-seconds",
@@ -504,7 +528,8 @@ int quicctl_report(quicctl *q, int argc, char **argv)
             have_to = true;
         } else {
             quicctl_die("report: unknown or repeated option \"%s\"; usage: quicctl report "
-                        "[--since DURATION | --from T [--to T]] [--by worker|protocol|minute] "
+                        "[--since DURATION | --from T [--to T]] "
+                        "[--by worker|protocol|minute|route] "
                         "[--json | --csv]",
                         argv[i]);
         }
@@ -541,6 +566,8 @@ int quicctl_report(quicctl *q, int argc, char **argv)
     quicctl_summary sum;
     if (version < 7 || quicctl_summary_load(r.db, r.from_ms, r.to_ms, by, &sum) < 0)
         memset(&sum, 0, sizeof(sum));
+    if (by == QS_BY_ROUTE)
+        quicctl_summary_routes(r.db, r.from_ms, r.to_ms, &sum); /* a bad row: counted, skipped */
     if (r.fmt == OUT_TEXT) {
         quicctl_summary_text(&sum, &q->conf, r.from_ms, r.to_ms, by);
         text_rows(&r, version, &q->conf);

@@ -4,6 +4,7 @@
  *	quicctl_summary - what quicd counted in a time window, for a person
  * SYNOPSIS
  *	quicctl_summary_load(db, from, to, by, s)
+ *	quicctl_summary_routes(db, from, to, s)
  *	quicctl_summary_text(s, conf, from, to, by)
  *	quicctl_summary_free(s)
  * DESCRIPTION
@@ -11,7 +12,10 @@
  *	stats_interval, whatever request_history keeps) whose end lies in
  *	[from, to): counters are summed, a gauge keeps its highest level
  *	(GAUGE_MIN: its lowest that is not zero). With |by| the rows are also
- *	added up per worker or per minute. The percentiles come from the
+ *	added up per worker or per minute; per route, the rows of
+ *	route_intervals (version 8: each worker's requests by status class,
+ *	bytes and duration histogram per route of the proxy table, or
+ *	"local"). The percentiles come from the
  *	histograms (qd_metrics_quantile), so they are estimates within a
  *	bucket, like Prometheus' histogram_quantile.
  *
@@ -21,7 +25,8 @@
  *	code, QUIC health, processes, and warnings that say what to do.
  * DIAGNOSTICS
  *	A database without metric_intervals (older than version 7) gives an
- *	empty summary and a line that says so.
+ *	empty summary and a line that says so; one without route_intervals
+ *	(older than version 8), a --by route table that says so.
  */
 #include "config.h"
 
@@ -127,11 +132,90 @@ int quicctl_summary_load(sqlite3 *db, int64_t from, int64_t to, int by, quicctl_
     return 0;
 }
 
+/* by_requests - qsort: most requests first, then by name */
+static int by_requests(const void *a, const void *b)
+{
+    const qs_route *x = a, *y = b;
+    uint64_t nx = quicctl_route_requests(x, -1), ny = quicctl_route_requests(y, -1);
+
+    if (nx != ny)
+        return nx > ny ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+uint64_t quicctl_route_requests(const qs_route *r, int cls)
+{
+    uint64_t n = 0;
+
+    for (unsigned c = 0; c < QD_MDN_CLASS; c++)
+        if (cls < 0 || (unsigned)cls == c)
+            n += r->v[QD_ROUTE_REQUESTS + c];
+    return n;
+}
+
+int quicctl_summary_routes(sqlite3 *db, int64_t from, int64_t to, quicctl_summary *s)
+{
+    sqlite3_stmt *st;
+    uint64_t hist[QD_METRICS_HSLOTS];
+    int rv = 0;
+
+    s->has_routes = false;
+    /* the table, not the version: version numbers may be renumbered, the table keeps its name */
+    if (sqlite3_prepare_v2(db,
+                           "SELECT time_ms, interval_ms, route, status_1xx, status_2xx, "
+                           "status_3xx, status_4xx, status_5xx, status_none, bytes_in, bytes_out, "
+                           "durations FROM route_intervals WHERE time_ms >= ?1 AND time_ms < ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    s->has_routes = true;
+    sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, to);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t t = sqlite3_column_int64(st, 0), iv = sqlite3_column_int64(st, 1);
+        const char *name = (const char *)sqlite3_column_text(st, 2);
+        const void *blob = sqlite3_column_blob(st, 11);
+        if (name == NULL || blob == NULL ||
+            qd_metrics_decode_n(hist, QD_METRICS_HSLOTS, blob,
+                                (size_t)sqlite3_column_bytes(st, 11)) < 0) {
+            s->bad_rows++;
+            rv = -1;
+            continue;
+        }
+        qs_route *r = NULL;
+        for (size_t i = 0; i < s->nroutes && r == NULL; i++)
+            if (strcmp(s->routes[i].name, name) == 0)
+                r = &s->routes[i];
+        if (r == NULL) {
+            s->routes = qd_xrealloc(s->routes, (s->nroutes + 1) * sizeof(*s->routes));
+            r = &s->routes[s->nroutes++];
+            memset(r, 0, sizeof(*r));
+            snprintf(r->name, sizeof(r->name), "%.*s", (int)sizeof(r->name) - 1, name);
+        }
+        for (unsigned c = 0; c < QD_MDN_CLASS; c++)
+            r->v[QD_ROUTE_REQUESTS + c] += (uint64_t)sqlite3_column_int64(st, 3 + (int)c);
+        r->v[QD_ROUTE_BYTES_IN] += (uint64_t)sqlite3_column_int64(st, 9);
+        r->v[QD_ROUTE_BYTES_OUT] += (uint64_t)sqlite3_column_int64(st, 10);
+        for (unsigned b = 0; b < QD_METRICS_HSLOTS; b++)
+            r->v[QD_ROUTE_DURATION + b] += hist[b];
+        int64_t start = t - (iv > 0 ? iv : 0);
+        r->first_ms = r->rows == 0 || start < r->first_ms ? start : r->first_ms;
+        r->last_ms = t > r->last_ms ? t : r->last_ms;
+        r->rows++;
+    }
+    sqlite3_finalize(st);
+    if (s->nroutes > 1)
+        qsort(s->routes, s->nroutes, sizeof(*s->routes), by_requests);
+    return rv;
+}
+
 void quicctl_summary_free(quicctl_summary *s)
 {
     free(s->parts);
     s->parts = NULL;
     s->nparts = 0;
+    free(s->routes);
+    s->routes = NULL;
+    s->nroutes = 0;
 }
 
 uint64_t quicctl_summary_requests(const qd_metrics *m, int proto, int cls)
@@ -317,6 +401,34 @@ static void by_table(const quicctl_summary *s, int by)
         printf("  (no rows)\n");
 }
 
+/* route_table - the --by route lines */
+static void route_table(const quicctl_summary *s)
+{
+    char a[16], b[16], in[32], out[32];
+
+    printf("\n%-30s %9s %7s %6s %6s %6s %6s %9s %9s %7s %7s\n", "By route", "requests", "/s", "2xx",
+           "3xx", "4xx", "5xx", "in", "out", "p50 ms", "p99 ms");
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const qs_route *r = &s->routes[i];
+        double secs = r->last_ms > r->first_ms ? (double)(r->last_ms - r->first_ms) / 1000 : 0;
+        uint64_t n = quicctl_route_requests(r, -1);
+        printf("  %-28s %9llu %7.2f %6llu %6llu %6llu %6llu %9s %9s %7s %7s\n", r->name,
+               (unsigned long long)n, secs > 0 ? (double)n / secs : 0,
+               (unsigned long long)quicctl_route_requests(r, 1),
+               (unsigned long long)quicctl_route_requests(r, 2),
+               (unsigned long long)quicctl_route_requests(r, 3),
+               (unsigned long long)quicctl_route_requests(r, 4),
+               bytes((double)r->v[QD_ROUTE_BYTES_IN], in, sizeof(in)),
+               bytes((double)r->v[QD_ROUTE_BYTES_OUT], out, sizeof(out)),
+               ms(qd_metrics_hist_quantile(&r->v[QD_ROUTE_DURATION], 0.5), a, 16),
+               ms(qd_metrics_hist_quantile(&r->v[QD_ROUTE_DURATION], 0.99), b, 16));
+    }
+    if (!s->has_routes)
+        printf("  (the database is older than version 8: no counts by route)\n");
+    else if (s->nroutes == 0)
+        printf("  (no rows)\n");
+}
+
 void quicctl_summary_text(const quicctl_summary *s, const qd_conf *conf, int64_t from, int64_t to,
                           int by)
 {
@@ -430,5 +542,7 @@ void quicctl_summary_text(const quicctl_summary *s, const qd_conf *conf, int64_t
            (unsigned long long)m->v[QD_M_RECORDS_WRITTEN]);
     if (by == QS_BY_WORKER || by == QS_BY_MINUTE)
         by_table(s, by);
+    if (by == QS_BY_ROUTE)
+        route_table(s);
     warnings(s, conf);
 }

@@ -12,7 +12,7 @@
 #include "qd_child.h"
 #include "qd_metrics.h"
 
-#define STATS_SCHEMA_VERSION 7
+#define STATS_SCHEMA_VERSION 8
 #define STATS_BATCH_MAX 1000       /* records per transaction at most */
 #define STATS_PENDING_MAX (64u << 20) /* bytes of records waiting for a busy database */
 #define STATS_BUSY_MS 2000         /* wait this long for the other writer's batch */
@@ -62,6 +62,9 @@ typedef struct stats {
     qd_buf intervals;        /* rows of metric_intervals not yet written (stats_metrics.c) */
     uint32_t nintervals;
     uint64_t lost_intervals; /* dropped: the database was unavailable too long */
+    qd_buf route_rows;       /* rows of route_intervals not yet written (stats_metrics.c) */
+    uint32_t nroute_rows;
+    sqlite3_stmt *add_route;
     stats_http *http;       /* the /metrics endpoint (stats_http.c) */
     stats_http_counts http_counts;
 } stats;

@@ -11,7 +11,7 @@
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
  *	block it) with synchronous=NORMAL; the schema carries its version in
  *	PRAGMA user_version and is created or migrated at open, each step in
- *	its own transaction (v0 -> v1 -> ... -> v7). All writes use prepared
+ *	its own transaction (v0 -> v1 -> ... -> v8). All writes use prepared
  *	statements.
  *
  *	Records are checked on arrival and kept in memory; the batch is
@@ -24,13 +24,14 @@
  *	try (up to STATS_PENDING_MAX bytes). A kill -9 loses at most the
  *	pending batch; WAL keeps the file consistent.
  *
- *	Schema version 7 (documented in quicd.conf(5), STATS DATABASE):
+ *	Schema version 8 (documented in quicd.conf(5), STATS DATABASE):
  *	  process_events (v1), connections, requests, samples (v2), losses (v3),
  *	  requests without its conn_id index (v4), connections.protocol and
  *	  requests.protocol (v5: "h3", "h2" or "http/1.1", from F_PROTO),
  *	  requests.upstream, upstream_status, upstream_ms (v6: a proxied
  *	  request's F_SERVER, F_UP_STATUS, F_UP_TIME_US; NULL otherwise),
- *	  metric_totals and metric_sources (v7: stats_metrics.c)
+ *	  metric_totals and metric_sources (v7: stats_metrics.c),
+ *	  route_intervals (v8: the aggregates by route, stats_metrics.c)
  *
  *	Records that never reached the database are counted where they were
  *	lost and the counts written as rows of losses: the master's (a full
@@ -179,8 +180,24 @@ static const char schema_v7[] =
     "  slots BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS metric_intervals_time ON metric_intervals(time_ms);";
 
+/*
+ * v8: the aggregates by route (stats_metrics.c): what each worker counted
+ * per route of the proxy table (or "local") in each interval: requests by
+ * status class, body bytes both ways, and the duration histogram (its 14
+ * buckets and sum in microseconds, one LEB128 varint each). A step of its
+ * own, so that it can take another number.
+ */
+static const char schema_v8[] =
+    "CREATE TABLE IF NOT EXISTS route_intervals (time_ms INTEGER NOT NULL,"
+    "  role INTEGER NOT NULL, instance INTEGER NOT NULL, interval_ms INTEGER NOT NULL,"
+    "  route TEXT NOT NULL, requests INTEGER NOT NULL, status_1xx INTEGER NOT NULL,"
+    "  status_2xx INTEGER NOT NULL, status_3xx INTEGER NOT NULL, status_4xx INTEGER NOT NULL,"
+    "  status_5xx INTEGER NOT NULL, status_none INTEGER NOT NULL, bytes_in INTEGER NOT NULL,"
+    "  bytes_out INTEGER NOT NULL, durations BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS route_intervals_time ON route_intervals(time_ms);";
+
 static const char *const migrations[STATS_SCHEMA_VERSION] = {
-    schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7};
+    schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8};
 
 const char *stats_db_schema_step(int version)
 {
@@ -779,6 +796,7 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms)
         "DELETE FROM process_events WHERE time_ms < ?1",
         "DELETE FROM losses WHERE time_ms < ?1",
         "DELETE FROM metric_intervals WHERE time_ms < ?1",
+        "DELETE FROM route_intervals WHERE time_ms < ?1",
         "DELETE FROM connections WHERE start_ms < ?1",
         "DELETE FROM requests WHERE time_ms < ?1",
     };
@@ -791,7 +809,7 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms)
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
             continue;
-        sqlite3_bind_int64(st, 1, now - (i < 4 ? retention_ms : history_ms));
+        sqlite3_bind_int64(st, 1, now - (i < 5 ? retention_ms : history_ms));
         if (sqlite3_step(st) != SQLITE_DONE)
             write_failed(s, "prune old rows", 0);
         else if (sqlite3_changes(s->db) > 0)

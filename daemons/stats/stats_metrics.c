@@ -33,9 +33,18 @@
  *	Each message is committed when it arrives, and /metrics shows what
  *	is committed, so a scrape never sees a count that a kill -9 of
  *	stats could take back.
+ *
+ *	The aggregates by route (a worker's F_ROUTE and F_ROUTE_SLOTS pairs)
+ *	are folded the same way, per source and route name, into rows of
+ *	route_intervals (time, role, instance, interval, route, requests by
+ *	status class, body bytes both ways, the duration histogram). They are
+ *	not in metric_sources: for a source read back from the database, its
+ *	next report is taken as the base, so a restart of stats loses at most
+ *	that interval's growth of its routes, never counts it twice.
  * DIAGNOSTICS
  *	A malformed message, or one from a process built with another
- *	metrics table (QD_F_SCHEMA differs: during an upgrade), is refused.
+ *	metrics table (QD_F_SCHEMA differs: during an upgrade), is refused;
+ *	so is one with a malformed route pair, or more than QD_ROUTE_MAX + 1.
  *	Rows of metric_totals this quicd does not know are left alone.
  */
 #include "config.h"
@@ -68,6 +77,17 @@ typedef struct interval_row {
     uint32_t role, instance, len;
 } interval_row;
 
+/* a route's last totals (of a source), or a row of route_intervals waiting in s->route_rows */
+typedef struct route_counts {
+    char name[QD_ROUTE_NAME_MAX];
+    uint64_t v[QD_ROUTE_NSLOTS];
+} route_counts;
+typedef struct route_row {
+    uint64_t time_ms, interval_ms;
+    uint32_t role, instance;
+    route_counts c; /* the growth in the interval */
+} route_row;
+
 typedef struct stats_source {
     uint32_t role, instance, pid;
     uint64_t started_ms;
@@ -75,6 +95,9 @@ typedef struct stats_source {
     bool exited;      /* its last message said so: its gauges are gone */
     bool dirty;       /* the database does not have |last| yet */
     qd_metrics last;
+    route_counts *routes; /* its routes' last totals */
+    size_t nroutes;
+    bool routes_base;     /* read back from the database: its next routes are only the base */
     struct stats_source *next;
 } stats_source;
 
@@ -86,6 +109,13 @@ static bool is_gauge(size_t slot)
     qd_metrics_locate(slot, &w);
     int t = qd_metrics_families[w.family].type;
     return t == QD_MT_GAUGE || t == QD_MT_GAUGE_MIN;
+}
+
+/* source_free - |src| and its routes */
+static void source_free(stats_source *src)
+{
+    free(src->routes);
+    free(src);
 }
 
 /* find - the source of that process, or a new one */
@@ -148,11 +178,84 @@ static void fold(stats *s, stats_source *src, const qd_metrics *now)
     src->dirty = true;
 }
 
+/*
+ * read_routes - the route pairs of |m| into |in| (at most QD_ROUTE_MAX + 1);
+ * their count, or -1 for a malformed pair
+ */
+static int read_routes(const qd_ipc_msg *m, route_counts *in)
+{
+    size_t pos = 0, len;
+    uint16_t tag;
+    const uint8_t *val;
+    int n = 0;
+    bool named = false;
+
+    while (qd_ipc_next(m, &pos, &tag, &val, &len)) {
+        if (tag == QD_F_ROUTE) {
+            if (named || n > QD_ROUTE_MAX || len == 0 || len >= QD_ROUTE_NAME_MAX ||
+                memchr(val, '\0', len) != NULL)
+                return -1;
+            memcpy(in[n].name, val, len);
+            in[n].name[len] = '\0';
+            named = true;
+        } else if (tag == QD_F_ROUTE_SLOTS) {
+            if (!named || qd_metrics_decode_n(in[n].v, QD_ROUTE_NSLOTS, val, len) < 0)
+                return -1;
+            named = false;
+            n++;
+        }
+    }
+    return named ? -1 : n;
+}
+
+/*
+ * fold_routes - |src| now reports |in| (|n| routes) at |t|, |interval_ms|
+ * after its last report: each route's growth is a row of route_intervals
+ */
+static void fold_routes(stats *s, stats_source *src, const route_counts *in, int n, uint64_t t,
+                        uint64_t interval_ms)
+{
+    for (int k = 0; k < n; k++) {
+        route_counts *last = NULL;
+        for (size_t i = 0; i < src->nroutes && last == NULL; i++)
+            if (strcmp(src->routes[i].name, in[k].name) == 0)
+                last = &src->routes[i];
+        if (last == NULL) {
+            if (src->nroutes > QD_ROUTE_MAX)
+                continue; /* cannot happen: read_routes took at most that many */
+            src->routes = qd_xrealloc(src->routes, (src->nroutes + 1) * sizeof(*src->routes));
+            last = &src->routes[src->nroutes++];
+            memset(last, 0, sizeof(*last));
+        }
+        route_row r = {.time_ms = t, .interval_ms = interval_ms, .role = src->role,
+                       .instance = src->instance};
+        bool grew = false;
+        memcpy(r.c.name, in[k].name, sizeof(r.c.name)); /* NUL-terminated by read_routes */
+        for (unsigned i = 0; i < QD_ROUTE_NSLOTS; i++) {
+            uint64_t v = in[k].v[i], l = last->v[i];
+            r.c.v[i] = v >= l ? v - l : v; /* below its last: counted from zero */
+            grew = grew || r.c.v[i] != 0;
+        }
+        *last = in[k];
+        if (!grew || src->routes_base)
+            continue;
+        if (s->nroute_rows >= STATS_INTERVALS_MAX) {
+            s->lost_intervals++;
+            continue;
+        }
+        qd_buf_append(&s->route_rows, (const char *)&r, sizeof(r));
+        s->nroute_rows++;
+    }
+    src->routes_base = false;
+}
+
 int stats_metrics_receive(stats *s, const qd_ipc_msg *m)
 {
     static qd_metrics in;
+    static route_counts routes[QD_ROUTE_MAX + 1];
     static qd_log_limit lim;
     uint32_t role, instance, pid, schema, flags = 0;
+    int nroutes;
     uint64_t started_ms;
     const uint8_t *p;
     size_t len;
@@ -172,10 +275,14 @@ int stats_metrics_receive(stats *s, const qd_ipc_msg *m)
                        qd_role_name(role), pid);
         goto bad;
     }
-    if (qd_metrics_decode(&in, p, len) < 0)
+    if (qd_metrics_decode(&in, p, len) < 0 || (nroutes = read_routes(m, routes)) < 0)
         goto bad;
     qd_ipc_get_u32(m, QD_F_FLAGS, &flags);
     stats_source *src = find(s, role, instance, pid, started_ms, &fresh);
+    uint64_t t = qd_time_real_ms();
+    fold_routes(s, src, routes, nroutes, t,
+                src->seen_ms != 0 && t > src->seen_ms ? t - src->seen_ms
+                                                      : (uint64_t)s->child.conf.stats_interval_ms);
     fold(s, src, &in);
     src->exited = (flags & QD_METRICS_F_EXIT) != 0;
     return 0;
@@ -216,13 +323,19 @@ static int prepare(stats *s)
     static const char del[] = "DELETE FROM metric_sources WHERE seen_ms < ?1";
     static const char ins[] = "INSERT INTO metric_intervals (time_ms, role, instance, "
                               "interval_ms, slots) VALUES (?1, ?2, ?3, ?4, ?5)";
+    static const char route[] =
+        "INSERT INTO route_intervals (time_ms, role, instance, interval_ms, route, requests, "
+        "status_1xx, status_2xx, status_3xx, status_4xx, status_5xx, status_none, bytes_in, "
+        "bytes_out, durations) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+        "?14, ?15)";
 
     if (s->add_total != NULL)
         return 0;
     if (sqlite3_prepare_v2(s->db, add, -1, &s->add_total, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, put, -1, &s->put_source, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, del, -1, &s->del_source, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, ins, -1, &s->add_interval, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(s->db, ins, -1, &s->add_interval, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, route, -1, &s->add_route, NULL) != SQLITE_OK) {
         qd_err("stats database: metrics: %s", sqlite3_errmsg(s->db));
         stats_metrics_close(s);
         return -1;
@@ -274,6 +387,7 @@ void stats_metrics_load(stats *s)
             src->last = last;
             src->seen_ms = (uint64_t)sqlite3_column_int64(st, 4);
             src->exited = true; /* its gauges wait for its next message */
+            src->routes_base = true;
             ns++;
         }
     }
@@ -284,12 +398,46 @@ void stats_metrics_load(stats *s)
 bool stats_metrics_dirty(stats *s)
 {
     own(s);
-    if (s->nintervals > 0 || memcmp(&s->totals, &s->persisted, sizeof(s->totals)) != 0)
+    if (s->nintervals > 0 || s->nroute_rows > 0 ||
+        memcmp(&s->totals, &s->persisted, sizeof(s->totals)) != 0)
         return true;
     for (stats_source *src = s->sources; src != NULL; src = src->next)
         if (src->dirty)
             return true;
     return false;
+}
+
+/* write_routes - the rows of route_intervals waiting; 0, or -1 on an error */
+static int write_routes(stats *s)
+{
+    uint8_t hist[QD_METRICS_HSLOTS * 10];
+
+    for (size_t pos = 0; pos + sizeof(route_row) <= s->route_rows.len; pos += sizeof(route_row)) {
+        route_row r;
+        memcpy(&r, s->route_rows.data + pos, sizeof(r));
+        sqlite3_stmt *st = s->add_route;
+        uint64_t requests = 0;
+        for (unsigned c = 0; c < QD_MDN_CLASS; c++) {
+            requests += r.c.v[QD_ROUTE_REQUESTS + c];
+            sqlite3_bind_int64(st, 7 + (int)c, (sqlite3_int64)r.c.v[QD_ROUTE_REQUESTS + c]);
+        }
+        size_t hlen = qd_metrics_encode_n(&r.c.v[QD_ROUTE_DURATION], QD_METRICS_HSLOTS, hist,
+                                          sizeof(hist));
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)r.time_ms);
+        sqlite3_bind_int64(st, 2, r.role);
+        sqlite3_bind_int64(st, 3, r.instance);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)r.interval_ms);
+        sqlite3_bind_text(st, 5, r.c.name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)requests);
+        sqlite3_bind_int64(st, 13, (sqlite3_int64)r.c.v[QD_ROUTE_BYTES_IN]);
+        sqlite3_bind_int64(st, 14, (sqlite3_int64)r.c.v[QD_ROUTE_BYTES_OUT]);
+        sqlite3_bind_blob(st, 15, hist, (int)hlen, SQLITE_TRANSIENT);
+        int rv = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rv != SQLITE_DONE)
+            return -1;
+    }
+    return 0;
 }
 
 int stats_metrics_write(stats *s)
@@ -345,6 +493,8 @@ int stats_metrics_write(stats *s)
         if (rv != SQLITE_DONE)
             return -1;
     }
+    if (write_routes(s) < 0)
+        return -1;
     sqlite3_bind_int64(s->del_source, 1,
                        (sqlite3_int64)(qd_time_real_ms() - STATS_METRICS_FORGET_MS));
     int rv = sqlite3_step(s->del_source);
@@ -359,12 +509,14 @@ void stats_metrics_committed(stats *s)
     s->persisted = s->totals;
     qd_buf_reset(&s->intervals);
     s->nintervals = 0;
+    qd_buf_reset(&s->route_rows);
+    s->nroute_rows = 0;
     for (stats_source **pp = &s->sources; *pp != NULL;) {
         stats_source *src = *pp;
         src->dirty = false;
         if (src->seen_ms < forget) {
             *pp = src->next;
-            free(src);
+            source_free(src);
         } else {
             pp = &src->next;
         }
@@ -375,10 +527,12 @@ void stats_metrics_forget(stats *s)
 {
     qd_buf_release(&s->intervals);
     s->nintervals = 0;
+    qd_buf_release(&s->route_rows);
+    s->nroute_rows = 0;
     while (s->sources != NULL) {
         stats_source *src = s->sources;
         s->sources = src->next;
-        free(src);
+        source_free(src);
     }
 }
 
@@ -388,7 +542,8 @@ void stats_metrics_close(stats *s)
     sqlite3_finalize(s->put_source);
     sqlite3_finalize(s->del_source);
     sqlite3_finalize(s->add_interval);
-    s->add_total = s->put_source = s->del_source = s->add_interval = NULL;
+    sqlite3_finalize(s->add_route);
+    s->add_total = s->put_source = s->del_source = s->add_interval = s->add_route = NULL;
 }
 
 void stats_metrics_text(stats *s, qd_buf *out)

@@ -385,6 +385,13 @@ struct worker {
     /* records (worker_rec.c) */
     uint64_t rec_sent, rec_drops;
     qd_metrics m;       /* the counters /metrics shows (worker_metrics.c) */
+    /* the aggregates by route: QD_ROUTE_NSLOTS running totals per route name, in the order
+     * first seen; the last one, once QD_ROUTE_MAX are taken, is QD_ROUTE_OTHER */
+    struct wk_route_count {
+        char name[QD_ROUTE_NAME_MAX];
+        uint64_t v[QD_ROUTE_NSLOTS];
+    } route_counts[QD_ROUTE_MAX + 1];
+    size_t nroute_counts;
     uint64_t started_ms; /* wall clock, for stats to tell this process from its successor */
     uint64_t sample_ns;
     uv_timer_t sample_timer;

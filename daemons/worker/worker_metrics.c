@@ -24,6 +24,14 @@
  *	/proc/self/statm, opened by worker_metrics_open before the chroot
  *	and read with pread each time.
  *
+ *	The aggregates by route: each request's end is also counted under
+ *	the name of the proxy table's route that matches it ("host/prefix"
+ *	as configured, a local route's too), or QD_ROUTE_LOCAL when none
+ *	does (no table, or no route for it): its status class, body bytes
+ *	and duration. The first QD_ROUTE_MAX names get a place each, the
+ *	rest share QD_ROUTE_OTHER; names outlive a reload that drops their
+ *	route (totals only grow). They go with the totals in QD_MSG_METRICS.
+ *
  *	worker_metrics_send sends the running totals to stats as one
  *	QD_MSG_METRICS datagram every stats_interval and once more at exit:
  *	totals, not deltas, so a lost datagram costs nothing; stats keeps
@@ -155,6 +163,51 @@ void worker_metrics_conn(wk_conn *c)
                                     : QD_MV_EARLY_ACCEPTED)]++;
 }
 
+/* route_name - the name a request's route is counted under */
+static const char *route_name(worker *w, const wk_stream *s, char *buf, size_t len)
+{
+    const qd_proxy_route *r = worker_route_match(w, s);
+
+    if (r == NULL)
+        return QD_ROUTE_LOCAL;
+    if (snprintf(buf, len, "%s%s", r->host, r->prefix) >= (int)len)
+        buf[len - 1] = '\0'; /* a longer name is counted cut (QD_ROUTE_NAME_MAX) */
+    return buf;
+}
+
+/* route_count - the totals of route |name|: a new place, or QD_ROUTE_OTHER's when all are taken */
+static uint64_t *route_count(worker *w, const char *name)
+{
+    struct wk_route_count *rc;
+
+    for (size_t i = 0; i < w->nroute_counts; i++)
+        if (strcmp(w->route_counts[i].name, name) == 0)
+            return w->route_counts[i].v;
+    if (w->nroute_counts == QD_ROUTE_MAX) {
+        name = QD_ROUTE_OTHER;
+        rc = &w->route_counts[QD_ROUTE_MAX];
+        if (rc->name[0] != '\0')
+            return rc->v;
+    } else {
+        rc = &w->route_counts[w->nroute_counts++];
+    }
+    snprintf(rc->name, sizeof(rc->name), "%s", name);
+    return rc->v;
+}
+
+/* count_route - a request's end in the aggregates by route */
+static void count_route(wk_stream *s, unsigned cls, uint64_t duration_us)
+{
+    worker *w = s->c->w;
+    char buf[QD_ROUTE_NAME_MAX];
+    uint64_t *v = route_count(w, route_name(w, s, buf, sizeof(buf)));
+
+    v[QD_ROUTE_REQUESTS + cls]++;
+    v[QD_ROUTE_BYTES_IN] += s->body_in;
+    v[QD_ROUTE_BYTES_OUT] += worker_rec_bytes_out(s);
+    qd_metrics_hist_observe(&v[QD_ROUTE_DURATION], duration_us);
+}
+
 void worker_metrics_request(wk_stream *s)
 {
     qd_metrics *m = &s->c->w->m;
@@ -172,6 +225,7 @@ void worker_metrics_request(wk_stream *s)
     if (s->ttfb_ns)
         qd_metrics_observe(m, QD_M1(TTFB_SECONDS, p), (s->ttfb_ns - s->started_ns) / 1000);
     qd_metrics_observe(m, QD_M1(REQUEST_SECONDS, p), (now - s->started_ns) / 1000);
+    count_route(s, cls, (now - s->started_ns) / 1000);
 }
 
 void worker_metrics_reset(wk_conn *c, unsigned side)
@@ -272,6 +326,15 @@ void worker_metrics_send(worker *w, bool exiting)
     qd_ipc_put_bytes(&metrics_msg, QD_F_METRICS, metrics_buf, len);
     if (exiting)
         qd_ipc_put_u32(&metrics_msg, QD_F_FLAGS, QD_METRICS_F_EXIT);
+    for (size_t i = 0; i <= QD_ROUTE_MAX; i++) { /* the last place: QD_ROUTE_OTHER, when used */
+        const struct wk_route_count *rc = &w->route_counts[i];
+        uint8_t enc[QD_ROUTE_NSLOTS * 10];
+        if (rc->name[0] == '\0' || (len = qd_metrics_encode_n(rc->v, QD_ROUTE_NSLOTS, enc,
+                                                                sizeof(enc))) == 0)
+            continue;
+        qd_ipc_put_str(&metrics_msg, QD_F_ROUTE, rc->name);
+        qd_ipc_put_bytes(&metrics_msg, QD_F_ROUTE_SLOTS, enc, len);
+    }
     int rv = qd_ipc_send(QD_FD_STATS, &metrics_msg);
     if (rv < 0 && rv != QD_ERR_AGAIN)
         qd_log_limited(&lim, QD_LOG_WARN, "stats channel (metrics): %s", qd_strerror(rv));

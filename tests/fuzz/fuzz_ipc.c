@@ -79,9 +79,10 @@ static const uint8_t kinds[] = {
     [QD_F_UP_FAILS] = K_U64, [QD_F_UP_STATUS] = K_U32, [QD_F_UP_TIME_US] = K_U64,
     [QD_F_PROXIED] = K_U64, [QD_F_PROXY_ERRORS] = K_U64, [QD_F_PROXY_RETRIES] = K_U64,
     [QD_F_UDP_RXQ_DROPS] = K_U64, [QD_F_UDP_RCVBUF] = K_U32, [QD_F_UDP_SNDBUF] = K_U32,
-    [QD_F_SCHEMA] = K_U32,        [QD_F_METRICS] = K_BYTES,
+    [QD_F_SCHEMA] = K_U32,        [QD_F_METRICS] = K_BYTES,    [QD_F_ROUTE] = K_STR,
+    [QD_F_ROUTE_SLOTS] = K_BYTES,
 };
-#define TAG_LIMIT 95 /* structured tags are 0..94: every tag and both neighbours */
+#define TAG_LIMIT 97 /* structured tags are 0..96: every tag and both neighbours */
 
 /* Every message type and the descriptors it may carry, per qd_ipc.h. */
 static const struct {

@@ -24,8 +24,8 @@ PY
 # written by an older stats daemon would be.
 [ "$(id -u)" != 0 ] || chown nobody:nogroup "$T/db/stats.db"
 h3_start || finish
-migrated() { [ "$(sql "PRAGMA user_version")" = 7 ]; }
-wait_until 5 migrated && ok "schema migrated to version 7" || fail "user_version $(sql "PRAGMA user_version")"
+migrated() { [ "$(sql "PRAGMA user_version")" = 8 ]; }
+wait_until 5 migrated && ok "schema migrated to version 8" || fail "user_version $(sql "PRAGMA user_version")"
 [ "$(sql "SELECT count(*) FROM process_events WHERE pid = 4242")" = 1 ] && ok "version 1 rows kept" || fail "old row lost"
 h3get fetch "$(h3_url nothing-here)" - > /dev/null 2>&1
 recorded() { [ "$(sql "SELECT count(*) FROM requests WHERE path = '/nothing-here' AND status = 404 AND protocol = 'h3' AND upstream IS NULL AND upstream_status IS NULL AND upstream_ms IS NULL" 2>/dev/null)" = 1 ]; }
@@ -33,6 +33,7 @@ wait_until 10 recorded && ok "requests written to the migrated database" || fail
 grep -q "schema version 2" "$T/quicd.log" && grep -q "schema version 3" "$T/quicd.log" &&
     grep -q "schema version 4" "$T/quicd.log" && grep -q "schema version 5" "$T/quicd.log" &&
     grep -q "schema version 6" "$T/quicd.log" && grep -q "schema version 7" "$T/quicd.log" &&
+    grep -q "schema version 8" "$T/quicd.log" &&
     ok "every migration step logged" || fail "no log line"
 [ "$(sql "SELECT count(*) FROM losses")" = 0 ] && ok "losses table created" || fail "no losses table"
 [ "$(sql "SELECT count(*) FROM sqlite_master WHERE name = 'requests_conn_id'")" = 0 ] &&

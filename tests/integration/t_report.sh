@@ -6,7 +6,9 @@
 # percentiles from the histograms with their sample counts, closes by side
 # and code, QUIC health, processes, --by worker, and warnings that say
 # what to do; --json has the same percentiles (p50 5 ms, p90 25 ms, p99
-# 250 ms of a fixed set of 100 durations) and --by minute its lines.
+# 250 ms of a fixed set of 100 durations) and --by minute its lines. With
+# rows of route_intervals, --by route's table equals
+# tests/golden/report-route.txt, and --json and --csv have its numbers.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 need_pycurl
@@ -110,6 +112,28 @@ rows.append((T0 + 30000, 0, 0, 10000, blob({idx['quicd_process_restarts_total{ro
 rows.append((T0 + 3600000 + 10000, 2, 0, 10000, blob({idx['quicd_http_requests_total{protocol="h3",class="2xx"}']: 1000})))
 db = sqlite3.connect(sys.argv[2])
 db.executemany("INSERT INTO metric_intervals (time_ms, role, instance, interval_ms, slots) VALUES (?, ?, ?, ?, ?)", rows)
+# the aggregates by route (route_intervals): classes 1xx..none, bytes, a histogram of
+# 14 buckets (not cumulative) and the sum in microseconds, each a varint
+LE = ["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
+def durations(obs):
+    v = [0] * 15
+    for le, n, us in obs:
+        v[LE.index(le)] += n
+        v[14] += n * us
+    return b"".join(leb(x) for x in v)
+def route(t, inst, name, cls, bin_, bout, obs):
+    c = [cls.get(k, 0) for k in ("1xx", "2xx", "3xx", "4xx", "5xx", "none")]
+    return (t, 2, inst, 10000, name, sum(c), *c, bin_, bout, durations(obs))
+routes = [
+    route(T0 + 10000, 0, "*/api", {"2xx": 40, "5xx": 2}, 1000, 200000, [("0.005", 30, 4000), ("0.05", 12, 40000)]),
+    route(T0 + 20000, 1, "*/api", {"2xx": 10}, 0, 50000, [("0.01", 10, 8000)]),
+    route(T0 + 20000, 0, "local", {"2xx": 50, "4xx": 5, "none": 1}, 0, 2500000, [("0.001", 56, 500)]),
+    route(T0 + 30000, 0, "example.org/static", {"3xx": 4}, 0, 0, [("0.001", 4, 300)]),
+    route(T0 + 3600000 + 10000, 0, "*/api", {"2xx": 1000}, 0, 0, [("0.001", 1000, 100)]),
+]
+db.executemany("INSERT INTO route_intervals (time_ms, role, instance, interval_ms, route, requests, "
+               "status_1xx, status_2xx, status_3xx, status_4xx, status_5xx, status_none, bytes_in, "
+               "bytes_out, durations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", routes)
 db.commit()
 PY
 W="--from 2020-01-01T00:00:00 --to 2020-01-01T01:00:00"
@@ -137,4 +161,30 @@ assert r["quic"]["dropped_undecryptable"] == 1 and r["quic"]["udp_receive_queue_
 assert [x["minute"] for x in r["by_minute"]] == ["2020-01-01 00:00"], r["by_minute"]
 assert r["by_minute"][0]["requests"] == 130, r["by_minute"]
 PY
+# --by route: the routes' table (tests/golden/report-route.txt), most requests first,
+# and the same numbers in --json and --csv
+GOLDEN_ROUTE="${GOLDEN%report.txt}report-route.txt"
+# shellcheck disable=SC2086
+TZ=UTC quicctl report $W --by route > "$T/route.txt" 2> "$T/route.err" || fail "report --by route: $(cat "$T/route.err")"
+awk '/^By route/ { on = 1 } on && /^$/ { exit } on' "$T/route.txt" > "$T/route-table.txt"
+if diff -u "$GOLDEN_ROUTE" "$T/route-table.txt" > "$T/route.diff"; then
+    ok "report --by route: the table equals tests/golden/report-route.txt"
+else
+    fail "report --by route differs from the golden file: $(cat "$T/route.diff")"
+fi
+# shellcheck disable=SC2086
+TZ=UTC quicctl report $W --by route --json > "$T/route.json" || fail "report --by route --json"
+/usr/bin/python3 - "$T/route.json" <<'PY' && ok "report --by route --json: requests, classes, bytes, percentiles per route" || fail "report --by route --json: $(cat "$T/route.json")"
+import json, sys
+r = {x["route"]: x for x in json.load(open(sys.argv[1]))["by_route"]}
+assert list(r) == ["local", "*/api", "example.org/static"], list(r)
+a = r["*/api"]
+assert (a["requests"], a["status_2xx"], a["status_5xx"], a["bytes_in"], a["bytes_out"]) == (52, 50, 2, 1000, 250000), a
+assert (round(a["p50_ms"], 3), round(a["p99_ms"], 3)) == (4.667, 48.917), a
+assert r["local"]["status_none"] == 1 and r["example.org/static"]["status_3xx"] == 4, r
+PY
+# shellcheck disable=SC2086
+TZ=UTC quicctl report $W --by route --csv > "$T/route.csv" || fail "report --by route --csv"
+grep -qx 'by_route,\*/api,requests,52' "$T/route.csv" && grep -qx 'by_route,local,status_4xx,5' "$T/route.csv" &&
+    ok "report --by route --csv: by_route,ROUTE,COLUMN,VALUE lines" || fail "csv: $(grep by_route "$T/route.csv")"
 finish

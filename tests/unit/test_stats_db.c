@@ -27,6 +27,11 @@
 
 #include "stats.h"
 
+/* the version a migrated or new database has, as PRAGMA user_version prints it */
+#define VERSION_TEXT_(v) #v
+#define VERSION_TEXT(v) VERSION_TEXT_(v)
+#define CURRENT_VERSION VERSION_TEXT(STATS_SCHEMA_VERSION)
+
 static char dir[256];
 static qd_ipc_msg built, got;
 static uint8_t wire[QD_IPC_MAX_MSG];
@@ -163,7 +168,7 @@ static void test_stats_db_migrate_v4(void)
     QD_EXPECT_INT(open_stats(&s, db_path("v4.db")), 0);
     if (s.db == NULL)
         return;
-    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "7");
+    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), CURRENT_VERSION);
     QD_EXPECT_STR(query(s.db, "SELECT protocol FROM connections WHERE conn_id = 'c0ffee'"), "h3");
     QD_EXPECT_STR(query(s.db, "SELECT group_concat(path || ':' || protocol, ' ') FROM "
                               "(SELECT path, protocol FROM requests ORDER BY path)"),
@@ -183,7 +188,7 @@ static void test_stats_db_migrate_v4(void)
     if (fresh.db != NULL) {
         snprintf(want, sizeof(want), "%s", schema_text(fresh.db));
         QD_EXPECT_STR(schema_text(s.db), want);
-        QD_EXPECT_STR(query(fresh.db, "PRAGMA user_version"), "7");
+        QD_EXPECT_STR(query(fresh.db, "PRAGMA user_version"), CURRENT_VERSION);
     }
     stats_db_close(&fresh);
     stats_metrics_forget(&fresh);
@@ -193,7 +198,7 @@ static void test_stats_db_migrate_v4(void)
     /* Opened again, a current database stays as it is. */
     QD_EXPECT_INT(open_stats(&s, db_path("v4.db")), 0);
     if (s.db != NULL) {
-        QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "7");
+        QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), CURRENT_VERSION);
         QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests"), "2");
     }
     stats_db_close(&s);
@@ -296,7 +301,7 @@ static void test_stats_db_migrate_v5(void)
     QD_EXPECT_INT(open_stats(&s, db_path("v5.db")), 0);
     if (s.db == NULL)
         return;
-    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), "7");
+    QD_EXPECT_STR(query(s.db, "PRAGMA user_version"), CURRENT_VERSION);
     /* the three columns, nullable, no default */
     QD_EXPECT_STR(query(s.db, "SELECT group_concat(name || ':' || type || ':' || \"notnull\" || "
                               "':' || ifnull(dflt_value, '-'), ' ') FROM pragma_table_info("
@@ -555,6 +560,100 @@ static void test_stats_metrics(void)
     stats_metrics_forget(&s);
 }
 
+/*
+ * route_msg - worker 0 process |pid| reports |n| routes (|names|, each with
+ * the requests of class 2xx |ok|, 100 bytes out each and as many
+ * durations of 4 ms) through the wire; |bad| 1: the last F_ROUTE without
+ * its slots, 2: slots of the wrong length
+ */
+static int route_msg(stats *s, uint32_t pid, const char *const *names, const uint64_t *ok, int n,
+                     int bad)
+{
+    static qd_metrics m;
+    static uint8_t buf[QD_METRICS_NSLOTS * 10];
+    uint8_t enc[QD_ROUTE_NSLOTS * 10];
+    size_t len = qd_metrics_encode(&m, buf, sizeof(buf));
+
+    qd_ipc_msg_init(&built, QD_MSG_METRICS, 0);
+    qd_ipc_put_u32(&built, QD_F_ROLE, QD_ROLE_WORKER);
+    qd_ipc_put_u32(&built, QD_F_INSTANCE, 0);
+    qd_ipc_put_u32(&built, QD_F_PID, pid);
+    qd_ipc_put_u64(&built, QD_F_TIME_MS, pid);
+    qd_ipc_put_u32(&built, QD_F_SCHEMA, qd_metrics_schema());
+    qd_ipc_put_bytes(&built, QD_F_METRICS, buf, len);
+    for (int i = 0; i < n; i++) {
+        uint64_t v[QD_ROUTE_NSLOTS] = {0};
+        v[QD_ROUTE_REQUESTS + 1] = ok[i];
+        v[QD_ROUTE_BYTES_OUT] = 100 * ok[i];
+        for (uint64_t k = 0; k < ok[i]; k++)
+            qd_metrics_hist_observe(&v[QD_ROUTE_DURATION], 4000);
+        size_t elen = qd_metrics_encode_n(v, QD_ROUTE_NSLOTS, enc, sizeof(enc));
+        qd_ipc_put_str(&built, QD_F_ROUTE, names[i]);
+        if (bad == 1 && i == n - 1)
+            break;
+        qd_ipc_put_bytes(&built, QD_F_ROUTE_SLOTS, enc, bad == 2 && i == n - 1 ? elen - 1 : elen);
+    }
+    int w = qd_ipc_encode(&built, wire, sizeof(wire));
+    if (w < 0 || qd_ipc_decode(&got, wire, (size_t)w, 0) != 0)
+        return -99;
+    int rv = stats_metrics_receive(s, &got);
+    stats_db_commit(s);
+    return rv;
+}
+
+/*
+ * The aggregates by route: a row per report and route that grew, with its
+ * growth; a new process counts from zero; malformed pairs are refused; a
+ * process read back from the database after a restart of stats gives the
+ * base first (nothing counted twice); stats_retention prunes them.
+ */
+static void test_stats_metrics_routes(void)
+{
+    static const char *const two[] = {"*/api/", "local"};
+    stats s;
+
+    unlink(db_path("routes.db"));
+    QD_EXPECT_INT(open_stats(&s, db_path("routes.db")), 0);
+    if (s.db == NULL)
+        return;
+    s.child.conf.stats_interval_ms = 60000;
+    stats_metrics_load(&s);
+    QD_EXPECT_INT(route_msg(&s, 200, two, (uint64_t[]){3, 1}, 2, 0), 0);
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM route_intervals"), "2");
+    QD_EXPECT_STR(query(s.db, "SELECT hex(durations) FROM route_intervals WHERE route = 'local'"),
+                  "0000010000000000000000000000A01F"); /* 1 in (2.5, 5] ms, 4000 us */
+    QD_EXPECT_INT(route_msg(&s, 200, two, (uint64_t[]){5, 1}, 2, 0), 0); /* local did not grow */
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) || ' ' || max(requests) FROM route_intervals WHERE "
+                              "route = '*/api/' AND rowid > 2"),
+                  "1 2");
+    QD_EXPECT_INT(route_msg(&s, 201, two, (uint64_t[]){1}, 1, 0), 0); /* a new process */
+    QD_EXPECT_INT(route_msg(&s, 200, two, (uint64_t[]){9, 9}, 2, 1), -1);
+    QD_EXPECT_INT(route_msg(&s, 200, two, (uint64_t[]){9, 9}, 2, 2), -1);
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM route_intervals"), "4");
+    stats_db_close(&s);
+    stats_metrics_forget(&s);
+
+    /* stats again: pid 200's next report is the base, the one after counts */
+    QD_EXPECT_INT(open_stats(&s, db_path("routes.db")), 0);
+    s.child.conf.stats_interval_ms = 60000;
+    stats_metrics_load(&s);
+    QD_EXPECT_INT(route_msg(&s, 200, two, (uint64_t[]){7, 1}, 2, 0), 0);
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM route_intervals"), "4");
+    QD_EXPECT_INT(route_msg(&s, 200, two, (uint64_t[]){8, 1}, 2, 0), 0);
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(x, ' ') FROM (SELECT route || '=' || "
+                              "sum(requests) || '/' || sum(status_2xx) || '/' || sum(bytes_out) "
+                              "AS x FROM route_intervals GROUP BY route ORDER BY route)"),
+                  "*/api/=7/7/700 local=1/1/100");
+    /* stats_retention: an old row goes, the others stay */
+    exec_ok(s.db, "INSERT INTO route_intervals VALUES (1000, 2, 0, 1000, 'old', 1, 0, 1, 0, 0, 0, "
+                  "0, 0, 0, x'00')");
+    stats_db_prune(&s, 86400000, 86400000);
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) || ' ' || sum(route = 'old') FROM route_intervals"),
+                  "5 0");
+    stats_db_close(&s);
+    stats_metrics_forget(&s);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -573,7 +672,10 @@ int main(void)
     QD_RUN(test_stats_db_two_writers);
     QD_RUN(test_stats_db_newer_version_refused);
     QD_RUN(test_stats_metrics);
-    static const char *const files[] = {"v4.db", "v4b.db", "v5.db", "new.db", "new6.db", "proto.db", "up.db", "two.db", "v7.db", "metrics.db"};
+    QD_RUN(test_stats_metrics_routes);
+    static const char *const files[] = {"v4.db",  "v4b.db", "v5.db",      "new.db",
+                                        "new6.db", "proto.db", "up.db",   "two.db",
+                                        "v7.db",  "metrics.db", "routes.db"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char side[600];
         unlink(db_path(files[i]));

@@ -9,8 +9,9 @@
 # are gone):
 # no request fails, no connection is reset, every download is
 # byte-identical, event streams end cleanly and reconnect, quicctl status
-# shows the generations, nothing is killed at the drain deadline, and the
-# stats database has a record of every request, the old generations' too.
+# shows the generations, nothing is killed at the drain deadline, the
+# stats database has a record of every request, the old generations' too,
+# and the per-worker metrics count them under the places 0 to 2.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/h3lib.sh"
 . "$(dirname "$0")/genlib.sh"
@@ -94,6 +95,17 @@ wait_until 10 oneapp && grep -q "the app of generation 1 (pid [0-9]*) stops: its
     ok "the old app stopped once the workers it served were gone" || fail "$(apps) apps: $(quicctl status)"
 grep -q "generation 1 has drained" "$T/quicd.log" && grep -q "generation 4 has drained" "$T/quicd.log" &&
     ok "the log says when each generation has drained" || fail "no 'has drained' lines"
+
+# the per-worker metrics: the worker label is a worker's place in its
+# generation (0 to workers - 1), so the workers of all six generations
+# (ids up to 7) count under places 0 to 2, which add up to the total
+quicctl metrics > "$T/metrics.txt" 2>&1 || fail "quicctl metrics: $(cat "$T/metrics.txt")"
+places=$(grep -o '^quicd_worker_requests_total{worker="[0-9]*"}' "$T/metrics.txt" | grep -o '[0-9]*' | tr '\n' ' ')
+sums=$(awk '$1 ~ /^quicd_worker_requests_total\{/ { w += $2 } $1 ~ /^quicd_http_requests_total\{/ { t += $2 }
+            END { print w + 0, t + 0 }' "$T/metrics.txt")
+[ "$places" = "0 1 2 " ] && [ "${sums% *}" = "${sums#* }" ] && [ "${sums% *}" -gt 0 ] &&
+    ok "per-worker series for places 0 1 2 only, adding up to the total (${sums% *} requests)" ||
+    fail "per-worker series: places '$places', per worker and total $sums"
 
 # the stats database has every request, by the workers of every generation
 out=$(quicctl stop 2>&1) || fail "quicctl stop: $out"

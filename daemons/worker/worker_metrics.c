@@ -58,7 +58,6 @@
 /* local */
 #include "worker.h"
 
-static qd_ipc_msg metrics_msg;
 static uint8_t metrics_buf[QD_METRICS_NSLOTS * 10];
 static int statm_fd = -1; /* /proc/self/statm, opened before the chroot */
 
@@ -311,31 +310,33 @@ void worker_metrics_send(worker *w, bool exiting)
 {
     static qd_log_limit lim;
 
+    if (w->child.stats == NULL)
+        return;
     copy(w);
     gauges(w);
     size_t len = qd_metrics_encode(&w->m, metrics_buf, sizeof(metrics_buf));
     if (len == 0 || len > UINT16_MAX)
         return; /* cannot happen: under two kilobytes */
-    qd_ipc_msg_init(&metrics_msg, QD_MSG_METRICS, 0);
-    qd_ipc_put_u32(&metrics_msg, QD_F_ROLE, QD_ROLE_WORKER);
-    qd_ipc_put_u32(&metrics_msg, QD_F_INSTANCE,
+    qd_ipc_msg *msg = qd_chan_msg(w->child.stats, QD_MSG_METRICS, 0);
+    qd_ipc_put_u32(msg, QD_F_ROLE, QD_ROLE_WORKER);
+    qd_ipc_put_u32(msg, QD_F_INSTANCE,
                    w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
-    qd_ipc_put_u32(&metrics_msg, QD_F_PID, (uint32_t)getpid());
-    qd_ipc_put_u64(&metrics_msg, QD_F_TIME_MS, w->started_ms);
-    qd_ipc_put_u32(&metrics_msg, QD_F_SCHEMA, qd_metrics_schema());
-    qd_ipc_put_bytes(&metrics_msg, QD_F_METRICS, metrics_buf, len);
+    qd_ipc_put_u32(msg, QD_F_PID, (uint32_t)getpid());
+    qd_ipc_put_u64(msg, QD_F_TIME_MS, w->started_ms);
+    qd_ipc_put_u32(msg, QD_F_SCHEMA, qd_metrics_schema());
+    qd_ipc_put_bytes(msg, QD_F_METRICS, metrics_buf, len);
     if (exiting)
-        qd_ipc_put_u32(&metrics_msg, QD_F_FLAGS, QD_METRICS_F_EXIT);
+        qd_ipc_put_u32(msg, QD_F_FLAGS, QD_METRICS_F_EXIT);
     for (size_t i = 0; i <= QD_ROUTE_MAX; i++) { /* the last place: QD_ROUTE_OTHER, when used */
         const struct wk_route_count *rc = &w->route_counts[i];
         uint8_t enc[QD_ROUTE_NSLOTS * 10];
         if (rc->name[0] == '\0' || (len = qd_metrics_encode_n(rc->v, QD_ROUTE_NSLOTS, enc,
                                                                 sizeof(enc))) == 0)
             continue;
-        qd_ipc_put_str(&metrics_msg, QD_F_ROUTE, rc->name);
-        qd_ipc_put_bytes(&metrics_msg, QD_F_ROUTE_SLOTS, enc, len);
+        qd_ipc_put_str(msg, QD_F_ROUTE, rc->name);
+        qd_ipc_put_bytes(msg, QD_F_ROUTE_SLOTS, enc, len);
     }
-    int rv = qd_ipc_send(QD_FD_STATS, &metrics_msg);
-    if (rv < 0 && rv != QD_ERR_AGAIN)
+    int rv = qd_chan_queue(w->child.stats); /* lost with its record if the channel is full */
+    if (rv < 0)
         qd_log_limited(&lim, QD_LOG_WARN, "stats channel (metrics): %s", qd_strerror(rv));
 }

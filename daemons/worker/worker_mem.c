@@ -12,7 +12,7 @@
  *	buffers, field rcbufs, frames) and ngtcp2 and nghttp3 together about
  *	eighty per connection, of a few fixed sizes. Here those sizes are
  *	rounded up to one of WK_MEM_CLASSES classes (16..256 bytes by 16,
- *	..1024 by 64, ..4096 by 256), and a freed block waits on its class's
+ *	..1024 by 32), and a freed block waits on its class's
  *	free list (LIFO, linked through the block's first word) for the next
  *	request of that class. Larger requests are plain malloc blocks.
  *
@@ -108,10 +108,10 @@ typedef struct mem_class {
 static const struct {
     uint32_t size, keep;
 } classes[WK_MEM_CLASSES] = {
-    C(16),   C(32),   C(48),   C(64),   C(80),   C(96),   C(112),  C(128),  C(144),  C(160),
-    C(176),  C(192),  C(208),  C(224),  C(240),  C(256),  C(320),  C(384),  C(448),  C(512),
-    C(576),  C(640),  C(704),  C(768),  C(832),  C(896),  C(960),  C(1024), C(1280), C(1536),
-    C(1792), C(2048), C(2304), C(2560), C(2816), C(3072), C(3328), C(3584), C(3840), C(4096),
+    C(16),  C(32),  C(48),  C(64),  C(80),  C(96),  C(112), C(128), C(144), C(160),
+    C(176), C(192), C(208), C(224), C(240), C(256), C(288), C(320), C(352), C(384),
+    C(416), C(448), C(480), C(512), C(544), C(576), C(608), C(640), C(672), C(704),
+    C(736), C(768), C(800), C(832), C(864), C(896), C(928), C(960), C(992), C(1024),
 };
 
 static mem_class lists[WK_MEM_CLASSES];
@@ -125,9 +125,7 @@ static inline unsigned class_of(size_t n)
 {
     if (n <= 256)
         return n == 0 ? 0 : (unsigned)((n - 1) >> 4);
-    if (n <= 1024)
-        return 16 + (unsigned)((n - 257) >> 6);
-    return 28 + (unsigned)((n - 1025) >> 8);
+    return 16 + (unsigned)((n - 257) >> 5);
 }
 
 /* header_of - the header of the block handed out as |p|, checked */

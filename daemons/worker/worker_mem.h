@@ -16,8 +16,8 @@
  * from its free list; larger ones go straight to malloc.
  */
 
-#define WK_MEM_MAX_POOLED 4096 /* larger requests are plain malloc blocks */
-#define WK_MEM_CLASSES 40      /* 16..256 by 16, 320..1024 by 64, 1280..4096 by 256 */
+#define WK_MEM_MAX_POOLED 1024 /* larger requests are plain malloc blocks */
+#define WK_MEM_CLASSES 40      /* 16..256 by 16, 288..1024 by 32 */
 /* A class's free list keeps at most WK_MEM_CLASS_KEEP bytes or
  * WK_MEM_CLASS_KEEP_MIN blocks, whichever is more; all lists together at
  * most WK_MEM_HELD_MAX bytes. A block freed beyond that goes back to malloc. */

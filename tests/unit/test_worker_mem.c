@@ -35,9 +35,7 @@ static size_t want_class(size_t n)
 {
     if (n <= 256)
         return n == 0 ? 16 : (n + 15) / 16 * 16;
-    if (n <= 1024)
-        return (n + 63) / 64 * 64;
-    return (n + 255) / 256 * 256;
+    return (n + 31) / 32 * 32;
 }
 
 static wk_mem_stats stats(void)
@@ -188,15 +186,15 @@ static void test_worker_mem_large(void)
 
 static void test_worker_mem_class_cap(void)
 {
-    enum { N = 100 };
+    enum { N = 200 };
     void *p[N];
-    size_t keep = WK_MEM_CLASS_KEEP / 4096 > WK_MEM_CLASS_KEEP_MIN ? WK_MEM_CLASS_KEEP / 4096
+    size_t keep = WK_MEM_CLASS_KEEP / 1024 > WK_MEM_CLASS_KEEP_MIN ? WK_MEM_CLASS_KEEP / 1024
                                                                    : WK_MEM_CLASS_KEEP_MIN;
 
     worker_mem_release();
     wk_mem_stats s0 = stats();
     for (int i = 0; i < N; i++)
-        p[i] = worker_mem_malloc(4000);
+        p[i] = worker_mem_malloc(1000); /* class 1024 */
     for (int i = 0; i < N; i++)
         worker_mem_free(p[i]);
     QD_EXPECT_INT(stats().held_count, keep);

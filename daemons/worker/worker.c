@@ -17,7 +17,7 @@
  *	worker_app.c; the proxy's routes, upstream channel, connections and
  *	TLS in worker_route.c, worker_upstream.c, worker_upconn.c and
  *	worker_uptls.c); the loop's clock and write scheduler in
- *	worker_loop.c. It reports its live connection
+ *	worker_loop.c; ngtcp2's and nghttp3's allocator in worker_mem.c. It reports its live connection
  *	count to the master every second. A stop sends GOAWAY, lets requests
  *	finish until the deadline, closes every connection and exits.
  * DIAGNOSTICS
@@ -40,6 +40,7 @@
 
 /* local */
 #include "worker.h"
+#include "worker_mem.h"
 
 worker the_worker;
 
@@ -356,6 +357,7 @@ static void started(qd_child *c)
 
     w->started_ms = qd_time_real_ms();
     worker_rec_start(w);
+    worker_mem_start(c->loop); /* gives back what ngtcp2 and nghttp3 no longer need */
     uv_check_init(c->loop, &w->flush_check);
     w->flush_check.data = w;
     uv_check_start(&w->flush_check, on_check);

@@ -43,6 +43,7 @@
 
 /* local */
 #include "worker.h"
+#include "worker_mem.h"
 #include "worker_pkt.h"
 
 #define HANDSHAKE_TIMEOUT_NS (30 * NGTCP2_SECONDS)
@@ -745,7 +746,7 @@ wk_conn *worker_conn_new(worker *w, wk_ep *ep, const wk_addr *local, const wk_ad
                                                      &scid) != 0)
         goto fail;
     if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path, hd->version, &callbacks,
-                               &settings, &params, NULL, c) != 0)
+                               &settings, &params, &worker_mem_ngtcp2, c) != 0)
         goto fail;
     c->ssl = worker_tls_session(w, c);
     if (c->ssl == NULL)

@@ -33,6 +33,7 @@
 
 /* local */
 #include "worker.h"
+#include "worker_mem.h"
 
 static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t id, nghttp3_vec *vec, size_t veccnt,
                                uint32_t *pflags, void *conn_ud, void *stream_ud)
@@ -267,7 +268,7 @@ int worker_h3_setup(wk_conn *c)
     settings.qpack_max_dtable_capacity = 4096;
     settings.qpack_blocked_streams = 100;
     settings.max_field_section_size = WORKER_MAX_HEAD;
-    if (nghttp3_conn_server_new(&c->h3, &h3_callbacks, &settings, NULL, c) != 0)
+    if (nghttp3_conn_server_new(&c->h3, &h3_callbacks, &settings, &worker_mem_nghttp3, c) != 0)
         return -1;
     const ngtcp2_transport_params *p = ngtcp2_conn_get_local_transport_params(c->conn);
     nghttp3_conn_set_max_client_streams_bidi(c->h3, p->initial_max_streams_bidi);

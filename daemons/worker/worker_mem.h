@@ -76,7 +76,7 @@ void worker_mem_get_stats(wk_mem_stats *st);
  * (a timer that does not keep the loop alive), then malloc_trim(0) if the
  * decay gave something back and the blocks in use are at most half their
  * peak since the last trim, and logs the counters at debug level when
- * they moved.
+ * they moved; and has worker_mem_release run at exit.
  */
 void worker_mem_start(uv_loop_t *loop);
 

@@ -167,8 +167,8 @@ static void ticks(pid_t pid, unsigned long long *user, unsigned long long *sys)
     fclose(f);
     buf[n] = '\0';
     char *p = strrchr(buf, ')'); /* the command may hold spaces */
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", user,
-                            sys) != 2)
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", user, sys) != 2)
         *user = *sys = 0;
 }
 
@@ -301,9 +301,8 @@ static int configure(const opts *o, int ctl, const char *dir)
     uint64_t end = qd_time_mono_ms() + READY_MS;
     uint32_t status;
 
-    snprintf(text, sizeof(text),
-             "stats_database = %s/db/stats.db\nlog_level = warn\nchroot = %s\n", dir,
-             o->callgrind ? "no" : "yes");
+    snprintf(text, sizeof(text), "stats_database = %s/db/stats.db\nlog_level = warn\nchroot = %s\n",
+             dir, o->callgrind ? "no" : "yes");
     qd_ipc_msg_init(&rec_msg, QD_MSG_CONFIG, 1);
     qd_ipc_put_str(&rec_msg, QD_F_TEXT, text);
     if (qd_ipc_send(ctl, &rec_msg) < 0)
@@ -573,8 +572,11 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    opts o = {.stats = default_stats(argv[0]), .proto = QD_PROTO_H3, .records = 200000,
-              .rate = 50000, .runs = 3};
+    opts o = {.stats = default_stats(argv[0]),
+              .proto = QD_PROTO_H3,
+              .records = 200000,
+              .rate = 50000,
+              .runs = 3};
     double cpu[RUNS_MAX], instr[RUNS_MAX], bytes[RUNS_MAX], sys[RUNS_MAX];
     int ch, ninstr = 0;
 
@@ -612,9 +614,8 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    printf("stats-rows: %s, %ld request records (%s) per run, %s, %d runs%s\n", o.stats,
-           o.records, o.proto, o.rate ? "paced" : "unpaced", o.runs,
-           o.callgrind ? ", under callgrind" : "");
+    printf("stats-rows: %s, %ld request records (%s) per run, %s, %d runs%s\n", o.stats, o.records,
+           o.proto, o.rate ? "paced" : "unpaced", o.runs, o.callgrind ? ", under callgrind" : "");
     if (o.rate)
         printf("rate: %ld records/s\n", o.rate);
     for (int i = 0; i < o.runs; i++) {
@@ -625,8 +626,7 @@ int main(int argc, char **argv)
         if (r.instr >= 0)
             instr[ninstr++] = r.instr;
         if (o.callgrind)
-            printf("run %d: %.0f instructions/record, %.1f bytes/row\n", i + 1, r.instr,
-                   r.bytes);
+            printf("run %d: %.0f instructions/record, %.1f bytes/row\n", i + 1, r.instr, r.bytes);
         else if (r.instr >= 0)
             printf("run %d: %.0f ns CPU/record (%.0f %% system), %.0f instructions/record, "
                    "%.1f bytes/row\n",

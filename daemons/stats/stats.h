@@ -14,6 +14,13 @@
 
 #define STATS_SCHEMA_VERSION 8
 #define STATS_BATCH_MAX 1000       /* records per transaction at most */
+#define STATS_ROW_MAX 8192         /* bytes of a pending row at most (stats_row.c) */
+/* columns of a row (parameters of its INSERT) by table */
+#define STATS_EVENT_COLS 9
+#define STATS_CONN_COLS 29
+#define STATS_REQ_COLS 15
+#define STATS_SAMPLE_COLS 13
+#define STATS_LOSS_COLS 5
 #define STATS_PENDING_MAX (64u << 20) /* bytes of records waiting for a busy database */
 #define STATS_BUSY_MS 2000         /* wait this long for the other writer's batch */
 #define STATS_CLOSE_BUSY_MS 10000  /* and this long for the last batch at stop */
@@ -40,10 +47,10 @@ typedef struct stats {
     qd_child child;
     sqlite3 *db;
     char db_path[4096]; /* the path inside the chroot, or empty: stats_database */
-    sqlite3_stmt *ins_event, *ins_conn, *ins_req, *ins_sample, *ins_loss;
+    sqlite3_stmt *ins[5]; /* a row's INSERT, by stats_table */
     uv_poll_t in_poll;
     uv_timer_t batch_timer, reopen_timer, prune_timer;
-    qd_buf pending; /* encoded records of the next batch, each after its uint32 length */
+    qd_buf pending; /* the rows of the next batch (stats_row.c) */
     uint32_t pending_count;
     bool failing;     /* writes fail now; logged once */
     bool busy_logged; /* the other writer held the lock too long; logged once */
@@ -117,6 +124,43 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms);
  * build a database of an older version.
  */
 const char *stats_db_schema_step(int version);
+
+/* stats_row.c: a record's columns, checked on arrival, kept until the commit binds them */
+
+/* The table a row goes to: the index of its INSERT in stats.ins. */
+typedef enum stats_table {
+    STATS_T_EVENT,
+    STATS_T_CONN,
+    STATS_T_REQUEST,
+    STATS_T_SAMPLE,
+    STATS_T_LOSS,
+    STATS_T_COUNT
+} stats_table;
+
+typedef struct stats_row stats_row;
+
+/*
+ * stats_row_add checks the decoded record |m| (QD_MSG_REC_*) and appends
+ * its columns to |rows| as one row of at most STATS_ROW_MAX bytes.
+ * Returns the stats_table it goes to, or -1 when |m| is malformed or not
+ * a record (|rows| is then unchanged).
+ */
+int stats_row_add(qd_buf *rows, const qd_ipc_msg *m);
+/*
+ * stats_row_next returns the row at |*pos| in |rows| (start with 0) and
+ * moves |*pos| to the next, or returns NULL after the last.
+ */
+const stats_row *stats_row_next(const qd_buf *rows, size_t *pos);
+/* stats_row_table returns the table of |r|; stats_row_columns its column count. */
+stats_table stats_row_table(const stats_row *r);
+int stats_row_columns(const stats_row *r);
+/*
+ * stats_row_bind binds column c of |r| to parameter |base| + c of |st|
+ * (c from 1), every one of them (NULL included). The strings are bound
+ * in place (SQLITE_STATIC): the buffer that holds |r| must not change
+ * until |st| is reset.
+ */
+void stats_row_bind(sqlite3_stmt *st, int base, const stats_row *r);
 
 /* stats_http.c: GET /metrics on the socket the master binds (metrics_listen) */
 

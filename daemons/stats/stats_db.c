@@ -14,7 +14,9 @@
  *	its own transaction (v0 -> v1 -> ... -> v8). All writes use prepared
  *	statements.
  *
- *	Records are checked on arrival and kept in memory; the batch is
+ *	Records are checked on arrival and kept in memory as rows of values
+ *	(stats_row.c: each record is decoded and checked once, and its values
+ *	bound once, at the commit); the batch is
  *	written in one transaction after STATS_BATCH_MAX records or by the
  *	once-a-second timer in stats.c, whichever comes first, so the write
  *	lock is held only while a batch is written. During a reload or an
@@ -195,6 +197,10 @@ static const char schema_v8[] =
     "  status_5xx INTEGER NOT NULL, status_none INTEGER NOT NULL, bytes_in INTEGER NOT NULL,"
     "  bytes_out INTEGER NOT NULL, durations BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS route_intervals_time ON route_intervals(time_ms);";
+/* The columns of a requests row, in the order of its parameters. */
+#define REQ_COLUMNS                                                                                \
+    "time_ms, conn_id, worker, stream_id, method, path, status, bytes_in, bytes_out, "             \
+    "duration_us, ttfb_us, protocol, upstream, upstream_status, upstream_ms"
 
 static const char *const migrations[STATS_SCHEMA_VERSION] = {
     schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8};
@@ -261,33 +267,36 @@ static int migrate(stats *s, const char *path, int v)
     return 0;
 }
 
+/* Each table's INSERT, with one parameter per column of its rows (stats_row.c). */
 static const struct {
-    size_t off;
+    int ncols;
     const char *sql;
-} statements[] = {
-    {offsetof(stats, ins_event),
-     /* Once: the master sends the last events again to a restarted stats. */
-     "INSERT INTO process_events (time_ms, event, role, instance, pid, generation, restarts, "
-     "exit_status, signal) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS "
-     "(SELECT 1 FROM process_events WHERE time_ms = ?1 AND event = ?2 AND role = ?3 AND "
-     "instance IS ?4 AND pid IS ?5)"},
-    {offsetof(stats, ins_conn),
-     "INSERT INTO connections (conn_id, worker, peer, paths, local, start_ms, end_ms, "
-     "handshake_us, alpn, cipher, quic_version, resumed, early_data, retry, bytes_in, "
-     "bytes_out, pkts_in, pkts_out, pkts_lost, srtt_us, min_rtt_us, cwnd, cc, migrations, "
-     "streams, close_by, close_reason, error_code, protocol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-     "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, "
-     "?26, ?27, ?28, ?29)"},
-    {offsetof(stats, ins_req),
-     "INSERT INTO requests (time_ms, conn_id, worker, stream_id, method, path, status, "
-     "bytes_in, bytes_out, duration_us, ttfb_us, protocol, upstream, upstream_status, "
-     "upstream_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"},
-    {offsetof(stats, ins_loss),
-     "INSERT INTO losses (time_ms, role, instance, records, cause) VALUES (?1, ?2, ?3, ?4, ?5)"},
-    {offsetof(stats, ins_sample),
-     "INSERT INTO samples (time_ms, worker, interval_ms, connections, handshakes, requests, "
-     "pkts_in, pkts_out, bytes_in, bytes_out, gso_batches, drops, mem_bytes) VALUES (?1, ?2, "
-     "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
+} statements[STATS_T_COUNT] = {
+    [STATS_T_EVENT] = {STATS_EVENT_COLS,
+                       /* Once: the master sends the last events again to a restarted stats. */
+                       "INSERT INTO process_events (time_ms, event, role, instance, pid, "
+                       "generation, restarts, exit_status, signal) SELECT ?1, ?2, ?3, ?4, ?5, ?6, "
+                       "?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM process_events WHERE time_ms = "
+                       "?1 AND event = ?2 AND role = ?3 AND instance IS ?4 AND pid IS ?5)"},
+    [STATS_T_CONN] = {STATS_CONN_COLS,
+                      "INSERT INTO connections (conn_id, worker, peer, paths, local, start_ms, "
+                      "end_ms, handshake_us, alpn, cipher, quic_version, resumed, early_data, "
+                      "retry, bytes_in, bytes_out, pkts_in, pkts_out, pkts_lost, srtt_us, "
+                      "min_rtt_us, cwnd, cc, migrations, streams, close_by, close_reason, "
+                      "error_code, protocol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                      "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, "
+                      "?27, ?28, ?29)"},
+    [STATS_T_REQUEST] = {STATS_REQ_COLS, "INSERT INTO requests (" REQ_COLUMNS ") VALUES "
+                                         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                                         "?13, ?14, ?15)"},
+    [STATS_T_SAMPLE] = {STATS_SAMPLE_COLS,
+                        "INSERT INTO samples (time_ms, worker, interval_ms, connections, "
+                        "handshakes, requests, pkts_in, pkts_out, bytes_in, bytes_out, "
+                        "gso_batches, drops, mem_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                        "?8, ?9, ?10, ?11, ?12, ?13)"},
+    [STATS_T_LOSS] = {STATS_LOSS_COLS,
+                      "INSERT INTO losses (time_ms, role, instance, records, cause) VALUES "
+                      "(?1, ?2, ?3, ?4, ?5)"},
 };
 
 int stats_db_open(stats *s, const char *path)
@@ -314,12 +323,15 @@ int stats_db_open(stats *s, const char *path)
     }
     if (migrate(s, path, v) < 0)
         goto fail;
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
-        sqlite3_stmt **st = (sqlite3_stmt **)((char *)s + statements[i].off);
-        if (sqlite3_prepare_v2(s->db, statements[i].sql, -1, st, NULL) != SQLITE_OK) {
+    for (int t = 0; t < STATS_T_COUNT; t++) {
+        if (sqlite3_prepare_v2(s->db, statements[t].sql, -1, &s->ins[t], NULL) != SQLITE_OK) {
             db_err(s, "sqlite prepare: %s", sqlite3_errmsg(s->db));
             goto fail;
         }
+        /* every column of a row binds a parameter: none is left from the row before */
+        if (sqlite3_bind_parameter_count(s->ins[t]) != statements[t].ncols)
+            qd_panic("stats: the INSERT of table %d takes %d parameters, its rows have %d", t,
+                     sqlite3_bind_parameter_count(s->ins[t]), statements[t].ncols);
     }
     s->failing = false;
     return 0;
@@ -350,13 +362,11 @@ void stats_db_close(stats *s)
     }
     qd_buf_release(&s->pending);
     s->pending_count = 0;
-    sqlite3_finalize(s->ins_event);
-    sqlite3_finalize(s->ins_conn);
-    sqlite3_finalize(s->ins_req);
-    sqlite3_finalize(s->ins_sample);
-    sqlite3_finalize(s->ins_loss);
+    for (int t = 0; t < STATS_T_COUNT; t++) {
+        sqlite3_finalize(s->ins[t]);
+        s->ins[t] = NULL;
+    }
     stats_metrics_close(s);
-    s->ins_event = s->ins_conn = s->ins_req = s->ins_sample = s->ins_loss = NULL;
     if (s->db)
         sqlite3_close(s->db);
     s->db = NULL;
@@ -365,7 +375,7 @@ void stats_db_close(stats *s)
 void stats_db_own_losses(stats *s)
 {
     uint64_t lost = s->lost_records - s->lost_reported;
-    sqlite3_stmt *st = s->ins_loss;
+    sqlite3_stmt *st = s->ins[STATS_T_LOSS];
 
     if (s->db == NULL || lost == 0)
         return;
@@ -380,335 +390,45 @@ void stats_db_own_losses(stats *s)
     sqlite3_reset(st);
 }
 
-/* bind_u32 - bind an optional u32 field, NULL when absent */
-static void bind_u32(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag)
-{
-    uint32_t v;
-
-    if (qd_ipc_get_u32(m, tag, &v) == 0)
-        sqlite3_bind_int64(st, col, v);
-    else
-        sqlite3_bind_null(st, col);
-}
-
-/* bind_u64 - bind an optional u64 field (as a signed 64-bit integer), NULL when absent */
-static void bind_u64(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag)
-{
-    uint64_t v;
-
-    if (qd_ipc_get_u64(m, tag, &v) == 0)
-        sqlite3_bind_int64(st, col, (sqlite3_int64)(v > INT64_MAX ? INT64_MAX : v));
-    else
-        sqlite3_bind_null(st, col);
-}
-
-/*
- * bind_text - bind string field |tag| (without a NUL, shorter than |cap|)
- * where it lies in |m|: SQLITE_STATIC, no copy, because |m| outlives the
- * statement's step (stats_db_record). 0, or -1 when absent or invalid.
- */
-static int bind_text(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag, size_t cap)
-{
-    const uint8_t *v;
-    size_t len;
-
-    if (qd_ipc_get_bytes(m, tag, &v, &len) < 0 || len >= cap || memchr(v, '\0', len) != NULL)
-        return -1;
-    sqlite3_bind_text(st, col, (const char *)v, (int)len, SQLITE_STATIC);
-    return 0;
-}
-
-/* bind_str - bind an optional string field, NULL when absent */
-static void bind_str(sqlite3_stmt *st, int col, const qd_ipc_msg *m, uint16_t tag)
-{
-    if (bind_text(st, col, m, tag, 1100) < 0)
-        sqlite3_bind_null(st, col);
-}
-
-/*
- * bind_proto - the protocol column from F_PROTO, in place like bind_text:
- * absent is "h3" (workers from before TCP); a value other than the three
- * QD_PROTO_* is stored as sent when it is 1 to STATS_PROTO_MAX - 1
- * printable ASCII characters without spaces, else as "unknown". Never
- * makes the record invalid.
- */
-static void bind_proto(sqlite3_stmt *st, int col, const qd_ipc_msg *m)
-{
-    const uint8_t *v;
-    size_t len;
-
-    if (qd_ipc_get_bytes(m, QD_F_PROTO, &v, &len) < 0) {
-        sqlite3_bind_text(st, col, QD_PROTO_H3, -1, SQLITE_STATIC);
-        return;
-    }
-    bool is_ok = len > 0 && len < STATS_PROTO_MAX;
-    for (size_t i = 0; is_ok && i < len; i++)
-        is_ok = v[i] > 0x20 && v[i] < 0x7f;
-    if (is_ok)
-        sqlite3_bind_text(st, col, (const char *)v, (int)len, SQLITE_STATIC);
-    else
-        sqlite3_bind_text(st, col, "unknown", -1, SQLITE_STATIC);
-}
-
-/* bind_event - QD_MSG_REC_PROCESS */
-static int bind_event(sqlite3_stmt *st, const qd_ipc_msg *m)
-{
-    uint32_t ev, role;
-    uint64_t t;
-
-    if (qd_ipc_get_u32(m, QD_F_EVENT, &ev) < 0 || qd_ipc_get_u32(m, QD_F_ROLE, &role) < 0 ||
-        qd_ipc_get_u64(m, QD_F_TIME_MS, &t) < 0 || role >= QD_ROLE_COUNT)
-        return -1;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)(t > INT64_MAX ? INT64_MAX : t));
-    sqlite3_bind_text(st, 2, qd_proc_event_name((int)ev), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, qd_role_name((qd_role)role), -1, SQLITE_STATIC);
-    bind_u32(st, 4, m, QD_F_INSTANCE);
-    bind_u32(st, 5, m, QD_F_PID);
-    bind_u32(st, 6, m, QD_F_GENERATION);
-    bind_u32(st, 7, m, QD_F_RESTARTS);
-    bind_u32(st, 8, m, QD_F_EXIT_STATUS);
-    bind_u32(st, 9, m, QD_F_SIGNAL);
-    return 0;
-}
-
-/* bind_conn - QD_MSG_REC_CONN */
-static int bind_conn(sqlite3_stmt *st, const qd_ipc_msg *m)
-{
-    char id[64], paths[QD_REC_MAX_PATHS * 70];
-    uint32_t flags, by, reason, worker;
-    uint64_t start, end;
-    size_t pos = 0, plen = 0, len;
-    uint16_t tag;
-    const uint8_t *val;
-    int npaths = 0;
-
-    if (qd_ipc_get_str(m, QD_F_CONN_ID, id, sizeof(id)) < 0 ||
-        qd_ipc_get_u32(m, QD_F_INSTANCE, &worker) < 0 ||
-        qd_ipc_get_u64(m, QD_F_TIME_MS, &start) < 0 || qd_ipc_get_u64(m, QD_F_END_MS, &end) < 0 ||
-        qd_ipc_get_u32(m, QD_F_FLAGS, &flags) < 0)
-        return -1;
-    if (qd_ipc_get_u32(m, QD_F_CLOSE_BY, &by) < 0)
-        by = QD_REC_CLOSE_BY_NONE;
-    if (qd_ipc_get_u32(m, QD_F_CLOSE_REASON, &reason) < 0)
-        reason = QD_REC_REASON_DROPPED;
-    /* Every path, space-separated; the decoder made sure none holds a NUL. */
-    paths[0] = '\0';
-    while (qd_ipc_next(m, &pos, &tag, &val, &len)) {
-        if (tag != QD_F_PEER || npaths >= QD_REC_MAX_PATHS || len > 64)
-            continue;
-        if (npaths++ > 0)
-            paths[plen++] = ' ';
-        memcpy(paths + plen, val, len);
-        plen += len;
-        paths[plen] = '\0';
-    }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, worker);
-    bind_str(st, 3, m, QD_F_PEER);
-    sqlite3_bind_text(st, 4, paths, -1, SQLITE_TRANSIENT);
-    bind_str(st, 5, m, QD_F_ADDR);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)(start > INT64_MAX ? INT64_MAX : start));
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)(end > INT64_MAX ? INT64_MAX : end));
-    bind_u64(st, 8, m, QD_F_HANDSHAKE_US);
-    bind_str(st, 9, m, QD_F_ALPN);
-    bind_str(st, 10, m, QD_F_CIPHER);
-    bind_u32(st, 11, m, QD_F_QUIC_VERSION);
-    sqlite3_bind_int(st, 12, (flags & QD_REC_F_RESUMED) != 0);
-    sqlite3_bind_int(st, 13, (flags & QD_REC_F_EARLY) != 0);
-    sqlite3_bind_int(st, 14, (flags & QD_REC_F_RETRY) != 0);
-    bind_u64(st, 15, m, QD_F_BYTES_IN);
-    bind_u64(st, 16, m, QD_F_BYTES_OUT);
-    bind_u64(st, 17, m, QD_F_PKTS_IN);
-    bind_u64(st, 18, m, QD_F_PKTS_OUT);
-    bind_u64(st, 19, m, QD_F_PKTS_LOST);
-    bind_u64(st, 20, m, QD_F_SRTT_US);
-    bind_u64(st, 21, m, QD_F_MIN_RTT_US);
-    bind_u64(st, 22, m, QD_F_CWND);
-    bind_str(st, 23, m, QD_F_CC);
-    bind_u32(st, 24, m, QD_F_MIGRATIONS);
-    bind_u32(st, 25, m, QD_F_STREAMS);
-    sqlite3_bind_text(st, 26, qd_rec_close_by_name(by), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 27, qd_rec_reason_name(reason), -1, SQLITE_STATIC);
-    bind_u64(st, 28, m, QD_F_ERROR_CODE);
-    bind_proto(st, 29, m);
-    return 0;
-}
-
-/*
- * bind_upstream - a proxied request's upstream, upstream_status and
- * upstream_ms (columns |col| to |col| + 2) from F_SERVER, F_UP_STATUS and
- * F_UP_TIME_US; NULL for each that is absent (a request served locally
- * has none). 0, or -1 when the server is empty or QD_REC_SERVER_MAX bytes
- * or longer, or the status is over 999: the record is malformed.
- */
-static int bind_upstream(sqlite3_stmt *st, int col, const qd_ipc_msg *m)
-{
-    const uint8_t *v;
-    size_t len;
-    uint32_t status;
-    uint64_t us;
-
-    if (qd_ipc_get_bytes(m, QD_F_SERVER, &v, &len) == 0) {
-        if (len == 0 || bind_text(st, col, m, QD_F_SERVER, QD_REC_SERVER_MAX) < 0)
-            return -1;
-    }
-    if (qd_ipc_get_u32(m, QD_F_UP_STATUS, &status) == 0) {
-        if (status > 999)
-            return -1;
-        sqlite3_bind_int64(st, col + 1, status);
-    }
-    if (qd_ipc_get_u64(m, QD_F_UP_TIME_US, &us) == 0)
-        sqlite3_bind_double(st, col + 2, (double)us / 1000.0);
-    return 0;
-}
-
-/* bind_req - QD_MSG_REC_REQUEST */
-static int bind_req(sqlite3_stmt *st, const qd_ipc_msg *m)
-{
-    uint32_t worker, status;
-    uint64_t t, sid;
-
-    if (qd_ipc_get_u32(m, QD_F_INSTANCE, &worker) < 0 ||
-        qd_ipc_get_u64(m, QD_F_TIME_MS, &t) < 0 || qd_ipc_get_u64(m, QD_F_QUIC_STREAM, &sid) < 0 ||
-        qd_ipc_get_u32(m, QD_F_STATUS, &status) < 0 || status > 999 ||
-        bind_text(st, 2, m, QD_F_CONN_ID, 64) < 0 || bind_text(st, 5, m, QD_F_METHOD, 32) < 0 ||
-        bind_text(st, 6, m, QD_F_PATH, 1100) < 0)
-        return -1;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)(t > INT64_MAX ? INT64_MAX : t));
-    sqlite3_bind_int64(st, 3, worker);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)(sid > INT64_MAX ? INT64_MAX : sid));
-    sqlite3_bind_int64(st, 7, status);
-    bind_u64(st, 8, m, QD_F_BYTES_IN);
-    bind_u64(st, 9, m, QD_F_BYTES_OUT);
-    bind_u64(st, 10, m, QD_F_DURATION_US);
-    bind_u64(st, 11, m, QD_F_TTFB_US);
-    bind_proto(st, 12, m);
-    return bind_upstream(st, 13, m);
-}
-
-/* bind_loss - QD_MSG_REC_LOSS: records another process could not send */
-static int bind_loss(sqlite3_stmt *st, const qd_ipc_msg *m)
-{
-    uint32_t role;
-    uint64_t t, n;
-
-    if (qd_ipc_get_u32(m, QD_F_ROLE, &role) < 0 || qd_ipc_get_u64(m, QD_F_TIME_MS, &t) < 0 ||
-        qd_ipc_get_u64(m, QD_F_DROPS, &n) < 0 || role >= QD_ROLE_COUNT)
-        return -1;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)(t > INT64_MAX ? INT64_MAX : t));
-    sqlite3_bind_text(st, 2, qd_role_name((qd_role)role), -1, SQLITE_STATIC);
-    bind_u32(st, 3, m, QD_F_INSTANCE);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)(n > INT64_MAX ? INT64_MAX : n));
-    sqlite3_bind_text(st, 5, "channel", -1, SQLITE_STATIC);
-    return 0;
-}
-
-/* bind_sample - QD_MSG_REC_SAMPLE */
-static int bind_sample(sqlite3_stmt *st, const qd_ipc_msg *m)
-{
-    uint32_t worker;
-    uint64_t t;
-
-    if (qd_ipc_get_u32(m, QD_F_INSTANCE, &worker) < 0 || qd_ipc_get_u64(m, QD_F_TIME_MS, &t) < 0)
-        return -1;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)(t > INT64_MAX ? INT64_MAX : t));
-    sqlite3_bind_int64(st, 2, worker);
-    bind_u32(st, 3, m, QD_F_INTERVAL_MS);
-    bind_u32(st, 4, m, QD_F_CONNECTIONS);
-    bind_u64(st, 5, m, QD_F_HANDSHAKES);
-    bind_u64(st, 6, m, QD_F_REQUESTS);
-    bind_u64(st, 7, m, QD_F_PKTS_IN);
-    bind_u64(st, 8, m, QD_F_PKTS_OUT);
-    bind_u64(st, 9, m, QD_F_BYTES_IN);
-    bind_u64(st, 10, m, QD_F_BYTES_OUT);
-    bind_u64(st, 11, m, QD_F_GSO_BATCHES);
-    bind_u64(st, 12, m, QD_F_DROPS);
-    bind_u64(st, 13, m, QD_F_MEM_BYTES);
-    return 0;
-}
-
-/* rec_bind - the statement for record |m| with its fields bound, or NULL when malformed */
-static sqlite3_stmt *rec_bind(stats *s, const qd_ipc_msg *m)
-{
-    sqlite3_stmt *st;
-    int rv;
-
-    switch (m->type) {
-    case QD_MSG_REC_PROCESS:
-        st = s->ins_event;
-        break;
-    case QD_MSG_REC_CONN:
-        st = s->ins_conn;
-        break;
-    case QD_MSG_REC_REQUEST:
-        st = s->ins_req;
-        break;
-    case QD_MSG_REC_SAMPLE:
-        st = s->ins_sample;
-        break;
-    case QD_MSG_REC_LOSS:
-        st = s->ins_loss;
-        break;
-    default:
-        return NULL;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    rv = m->type == QD_MSG_REC_PROCESS ? bind_event(st, m)
-         : m->type == QD_MSG_REC_CONN  ? bind_conn(st, m)
-         : m->type == QD_MSG_REC_REQUEST ? bind_req(st, m)
-         : m->type == QD_MSG_REC_LOSS    ? bind_loss(st, m)
-                                         : bind_sample(st, m);
-    return rv < 0 ? NULL : st;
-}
-
 int stats_db_record(stats *s, const qd_ipc_msg *m)
 {
-    static uint8_t enc[QD_IPC_MAX_MSG];
-    uint32_t len;
-    int n;
-
     if (s->db == NULL) {
         s->lost_records++;
         return 0; /* unavailable: counted, not malformed */
     }
-    if (rec_bind(s, m) == NULL || (n = qd_ipc_encode(m, enc, sizeof(enc))) < 0)
-        return -1;
-    if (s->pending.len + sizeof(len) + (size_t)n > STATS_PENDING_MAX) {
+    if (s->pending.len + STATS_ROW_MAX > STATS_PENDING_MAX) {
         /* The database has refused writes for long: make room, counted. */
         write_failed(s, "keep waiting for the write lock", s->pending_count);
         qd_buf_reset(&s->pending);
         s->pending_count = 0;
     }
-    len = (uint32_t)n;
-    qd_buf_append(&s->pending, (const char *)&len, sizeof(len));
-    qd_buf_append(&s->pending, (const char *)enc, len);
+    if (stats_row_add(&s->pending, m) < 0)
+        return -1;
     s->pending_count++;
     if (s->pending_count >= STATS_BATCH_MAX)
         stats_db_commit(s);
     return 0;
 }
 
-/* batch_write - insert every pending record; 0, or -1 when a write failed */
+/* step - run |st| (its parameters bound) and reset it; 0, or -1 when the write failed */
+static int step(sqlite3_stmt *st)
+{
+    int rv = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return rv == SQLITE_DONE ? 0 : -1;
+}
+
+/* batch_write - insert every pending row, as checked on arrival; 0, or -1 when a write failed */
 static int batch_write(stats *s)
 {
-    static qd_ipc_msg m;
+    const stats_row *r;
     size_t pos = 0;
-    uint32_t len;
 
-    while (pos + sizeof(len) <= s->pending.len) {
-        memcpy(&len, s->pending.data + pos, sizeof(len));
-        pos += sizeof(len);
-        /* validated on arrival: a record that no longer decodes is a bug */
-        sqlite3_stmt *st = qd_ipc_decode(&m, (const uint8_t *)s->pending.data + pos, len, 0) == 0
-                               ? rec_bind(s, &m)
-                               : NULL;
-        pos += len;
-        if (st == NULL)
-            continue;
-        int rv = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rv != SQLITE_DONE)
+    while ((r = stats_row_next(&s->pending, &pos)) != NULL) {
+        sqlite3_stmt *st = s->ins[stats_row_table(r)];
+        stats_row_bind(st, 0, r);
+        if (step(st) < 0)
             return -1;
     }
     return 0;

@@ -21,6 +21,7 @@
 #define STATS_REQ_COLS 15
 #define STATS_SAMPLE_COLS 13
 #define STATS_LOSS_COLS 5
+#define STATS_INSERT_ROWS 32 /* requests rows one INSERT statement writes */
 #define STATS_PENDING_MAX (64u << 20) /* bytes of records waiting for a busy database */
 #define STATS_BUSY_MS 2000         /* wait this long for the other writer's batch */
 #define STATS_CLOSE_BUSY_MS 10000  /* and this long for the last batch at stop */
@@ -47,11 +48,13 @@ typedef struct stats {
     qd_child child;
     sqlite3 *db;
     char db_path[4096]; /* the path inside the chroot, or empty: stats_database */
-    sqlite3_stmt *ins[5]; /* a row's INSERT, by stats_table */
+    sqlite3_stmt *ins[5];   /* a row's INSERT, by stats_table */
+    sqlite3_stmt *ins_reqs; /* STATS_INSERT_ROWS requests rows at once */
     uv_poll_t in_poll;
     uv_timer_t batch_timer, reopen_timer, prune_timer;
     qd_buf pending; /* the rows of the next batch (stats_row.c) */
     uint32_t pending_count;
+    uint32_t pending_requests; /* of them, requests rows */
     bool failing;     /* writes fail now; logged once */
     bool busy_logged; /* the other writer held the lock too long; logged once */
     bool open_logged;

@@ -299,6 +299,31 @@ static const struct {
                       "(?1, ?2, ?3, ?4, ?5)"},
 };
 
+/*
+ * prepare_reqs - the INSERT of STATS_INSERT_ROWS requests rows at once
+ * (row r, column c is parameter r * STATS_REQ_COLS + c): SQLite's work
+ * per statement (opening the table's and the index's cursors, halting,
+ * the reset) is paid once for them all. 0, or -1.
+ */
+static int prepare_reqs(stats *s)
+{
+    static char sql[sizeof("INSERT INTO requests () VALUES ") + sizeof(REQ_COLUMNS) +
+                    STATS_INSERT_ROWS * (2 * STATS_REQ_COLS + 2)];
+    size_t n = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO requests (%s) VALUES ", REQ_COLUMNS);
+
+    for (int r = 0; r < STATS_INSERT_ROWS; r++) {
+        if (r > 0)
+            sql[n++] = ',';
+        sql[n++] = '(';
+        for (int c = 0; c < STATS_REQ_COLS; c++) {
+            sql[n++] = '?';
+            sql[n++] = c + 1 < STATS_REQ_COLS ? ',' : ')';
+        }
+    }
+    sql[n] = '\0';
+    return sqlite3_prepare_v2(s->db, sql, (int)n, &s->ins_reqs, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 int stats_db_open(stats *s, const char *path)
 {
     /* One thread uses the connection: no mutexes (NOMUTEX). */
@@ -333,6 +358,10 @@ int stats_db_open(stats *s, const char *path)
             qd_panic("stats: the INSERT of table %d takes %d parameters, its rows have %d", t,
                      sqlite3_bind_parameter_count(s->ins[t]), statements[t].ncols);
     }
+    if (prepare_reqs(s) < 0) {
+        db_err(s, "sqlite prepare: %s", sqlite3_errmsg(s->db));
+        goto fail;
+    }
     s->failing = false;
     return 0;
 fail:
@@ -361,11 +390,13 @@ void stats_db_close(stats *s)
             write_failed(s, "take the write lock before closing", s->pending_count);
     }
     qd_buf_release(&s->pending);
-    s->pending_count = 0;
+    s->pending_count = s->pending_requests = 0;
     for (int t = 0; t < STATS_T_COUNT; t++) {
         sqlite3_finalize(s->ins[t]);
         s->ins[t] = NULL;
     }
+    sqlite3_finalize(s->ins_reqs);
+    s->ins_reqs = NULL;
     stats_metrics_close(s);
     if (s->db)
         sqlite3_close(s->db);
@@ -400,11 +431,14 @@ int stats_db_record(stats *s, const qd_ipc_msg *m)
         /* The database has refused writes for long: make room, counted. */
         write_failed(s, "keep waiting for the write lock", s->pending_count);
         qd_buf_reset(&s->pending);
-        s->pending_count = 0;
+        s->pending_count = s->pending_requests = 0;
     }
-    if (stats_row_add(&s->pending, m) < 0)
+    int t = stats_row_add(&s->pending, m);
+    if (t < 0)
         return -1;
     s->pending_count++;
+    if (t == STATS_T_REQUEST)
+        s->pending_requests++;
     if (s->pending_count >= STATS_BATCH_MAX)
         stats_db_commit(s);
     return 0;
@@ -419,16 +453,27 @@ static int step(sqlite3_stmt *st)
     return rv == SQLITE_DONE ? 0 : -1;
 }
 
-/* batch_write - insert every pending row, as checked on arrival; 0, or -1 when a write failed */
+/*
+ * batch_write - insert every pending row, as checked on arrival: requests
+ * rows STATS_INSERT_ROWS at a time while that many are left, the others
+ * one by one (in order within each table). 0, or -1 when a write failed.
+ */
 static int batch_write(stats *s)
 {
+    uint32_t in_groups = s->pending_requests - s->pending_requests % STATS_INSERT_ROWS, nreq = 0;
     const stats_row *r;
     size_t pos = 0;
 
     while ((r = stats_row_next(&s->pending, &pos)) != NULL) {
-        sqlite3_stmt *st = s->ins[stats_row_table(r)];
-        stats_row_bind(st, 0, r);
-        if (step(st) < 0)
+        stats_table t = stats_row_table(r);
+        if (t == STATS_T_REQUEST && nreq < in_groups) {
+            stats_row_bind(s->ins_reqs, (int)(nreq % STATS_INSERT_ROWS) * STATS_REQ_COLS, r);
+            if (++nreq % STATS_INSERT_ROWS == 0 && step(s->ins_reqs) < 0)
+                return -1;
+            continue;
+        }
+        stats_row_bind(s->ins[t], 0, r);
+        if (step(s->ins[t]) < 0)
             return -1;
     }
     return 0;
@@ -458,7 +503,7 @@ int stats_db_commit(stats *s)
     if (rv == 0 && stats_metrics_write(s) < 0)
         rv = -1;
     qd_buf_reset(&s->pending);
-    s->pending_count = 0;
+    s->pending_count = s->pending_requests = 0;
     if (rv == -2) {
         write_failed(s, "begin a transaction", n);
         return -1;

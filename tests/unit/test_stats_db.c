@@ -9,7 +9,8 @@
  * values stored as sent or as 'unknown') and a proxied request its
  * upstream, upstream_status and upstream_ms from F_SERVER, F_UP_STATUS and
  * F_UP_TIME_US (NULL for a local one; a malformed one is refused); a
- * database of a newer version is refused.
+ * batch's requests rows, written STATS_INSERT_ROWS at a time and the rest
+ * one by one, all land in order; a database of a newer version is refused.
  */
 #include "config.h"
 
@@ -379,6 +380,56 @@ static void test_stats_db_record_upstream(void)
 }
 
 /*
+ * A batch of requests rows, STATS_INSERT_ROWS at a time by one INSERT
+ * while that many are left and the rest one by one, among rows of other
+ * tables: every row is written once, in the order it came, with its own
+ * values; a commit with fewer requests rows than a group writes them too.
+ */
+static void test_stats_db_batch_groups(void)
+{
+    int n = 2 * STATS_INSERT_ROWS + 5;
+    char path[32], want[64];
+    stats s;
+
+    unlink(db_path("groups.db"));
+    QD_EXPECT_INT(open_stats(&s, db_path("groups.db")), 0);
+    if (s.db == NULL)
+        return;
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "/%d", i);
+        req_rec("c0ffee", path, i % 2 ? "h2" : NULL);
+        QD_EXPECT_INT(record(&s), 0);
+        if (i % 20 == 7) {
+            conn_rec(path, "h3", 2);
+            QD_EXPECT_INT(record(&s), 0);
+        }
+    }
+    QD_EXPECT_INT(s.pending_requests, n);
+    QD_EXPECT_INT(stats_db_commit(&s), 0);
+    QD_EXPECT_INT(s.pending_requests, 0);
+    snprintf(want, sizeof(want), "%d %d", n, n / 2);
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) || ' ' || sum(protocol = 'h2') FROM requests"),
+                  want);
+    /* each row where it came, with its own values */
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM requests WHERE id != "
+                              "CAST(substr(path, 2) AS INTEGER) + 1 OR protocol != "
+                              "CASE CAST(substr(path, 2) AS INTEGER) % 2 WHEN 1 THEN 'h2' ELSE "
+                              "'h3' END OR status != 200 OR method != 'GET'"),
+                  "0");
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(conn_id, ' ') FROM (SELECT conn_id FROM "
+                              "connections ORDER BY id)"),
+                  "/7 /27 /47 /67");
+    /* fewer than a group */
+    req_rec("c0ffee", "/last", NULL);
+    QD_EXPECT_INT(record(&s), 0);
+    QD_EXPECT_INT(stats_db_commit(&s), 0);
+    snprintf(want, sizeof(want), "%d", n + 1);
+    QD_EXPECT_STR(query(s.db, "SELECT id FROM requests WHERE path = '/last'"), want);
+    stats_db_close(&s);
+    stats_metrics_forget(&s);
+}
+
+/*
  * Two stats daemons on one file (a reload or an upgrade overlaps two
  * generations): a pending batch holds no lock, so the other writes at
  * once; a batch that finds the file busy (a third writer holding the
@@ -669,13 +720,14 @@ int main(void)
     QD_RUN(test_stats_db_record_protocol);
     QD_RUN(test_stats_db_migrate_v5);
     QD_RUN(test_stats_db_record_upstream);
+    QD_RUN(test_stats_db_batch_groups);
     QD_RUN(test_stats_db_two_writers);
     QD_RUN(test_stats_db_newer_version_refused);
     QD_RUN(test_stats_metrics);
     QD_RUN(test_stats_metrics_routes);
-    static const char *const files[] = {"v4.db",  "v4b.db", "v5.db",      "new.db",
-                                        "new6.db", "proto.db", "up.db",   "two.db",
-                                        "v7.db",  "metrics.db", "routes.db"};
+    static const char *const files[] = {"v4.db",   "v4b.db",   "v5.db", "new.db", "new6.db",
+                                        "proto.db", "up.db",   "two.db", "v7.db", "metrics.db",
+                                        "routes.db", "groups.db"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char side[600];
         unlink(db_path(files[i]));

@@ -93,6 +93,7 @@
 #include "qd_time.h"
 
 #define RUNS_MAX 50
+#define BINS_MAX 8
 #define STATS_BUFFER (4 << 20) /* stats_buffer's default */
 #define READY_MS 60000         /* valgrind starts slowly */
 
@@ -107,10 +108,13 @@ typedef struct opts {
 } opts;
 
 typedef struct result {
-    double cpu_ns; /* per record */
-    double sys;    /* of the CPU time, the share in the kernel (clock ticks: coarse) */
-    double instr;  /* per record, < 0: not measured */
-    double bytes;  /* database bytes per row */
+    double cpu_ns;  /* per record */
+    double sys;     /* of the CPU time, the share in the kernel (clock ticks: coarse) */
+    double wakeups; /* context switches per 1,000 records */
+    double writes;  /* write calls per 1,000 records */
+    double wbytes;  /* bytes written per record (WAL, then the database at checkpoints) */
+    double instr;   /* per record, < 0: not measured */
+    double bytes;   /* database bytes per row */
 } result;
 
 static qd_ipc_msg rec_msg, batch_msg, in_msg;
@@ -170,6 +174,44 @@ static void ticks(pid_t pid, unsigned long long *user, unsigned long long *sys)
     if (p == NULL ||
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", user, sys) != 2)
         *user = *sys = 0;
+}
+
+/* switches - the context switches of |pid| so far (voluntary: it slept; and not) */
+static unsigned long long switches(pid_t pid)
+{
+    char path[64], line[128];
+    unsigned long long n = 0, v;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+            sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+            n += v;
+    fclose(f);
+    return n;
+}
+
+/* io - the write calls and bytes written of |pid| so far (/proc/PID/io) */
+static void io(pid_t pid, unsigned long long *calls, unsigned long long *bytes)
+{
+    char path[64], line[128];
+    unsigned long long v;
+
+    *calls = *bytes = 0;
+    snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "syscw: %llu", &v) == 1)
+            *calls = v;
+        else if (sscanf(line, "wchar: %llu", &v) == 1)
+            *bytes = v;
+    }
+    fclose(f);
 }
 
 /* perf_open - a user-space instruction counter on |pid|, disabled; -1 without one */
@@ -489,6 +531,8 @@ static int run(const opts *o, result *r)
     uint64_t c0 = cpu_ns(pid);
     unsigned long long u0, s0, u1, s1;
     ticks(pid, &u0, &s0);
+    unsigned long long w0 = switches(pid), wc0, wb0, wc1, wb1;
+    io(pid, &wc0, &wb0);
     if (pfd >= 0)
         ioctl(pfd, PERF_EVENT_IOC_RESET, 0), ioctl(pfd, PERF_EVENT_IOC_ENABLE, 0);
     feed(o, st[0]);
@@ -498,6 +542,8 @@ static int run(const opts *o, result *r)
         usleep(50 * 1000);
     uint64_t c1 = cpu_ns(pid);
     ticks(pid, &u1, &s1);
+    unsigned long long w1 = switches(pid);
+    io(pid, &wc1, &wb1);
     long long instr = -1;
     if (pfd >= 0) {
         ioctl(pfd, PERF_EVENT_IOC_DISABLE, 0);
@@ -517,6 +563,9 @@ static int run(const opts *o, result *r)
         goto out;
     }
     r->cpu_ns = (double)(c1 - c0) / (double)o->records;
+    r->wakeups = 1000.0 * (double)(w1 - w0) / (double)o->records;
+    r->writes = 1000.0 * (double)(wc1 - wc0) / (double)o->records;
+    r->wbytes = (double)(wb1 - wb0) / (double)o->records;
     r->sys = u1 + s1 > u0 + s0 ? (double)(s1 - s0) / (double)(u1 + s1 - u0 - s0) : 0;
     r->instr = instr >= 0 ? (double)instr / (double)o->records : -1;
     r->bytes = stat(db, &sb) == 0 ? (double)sb.st_size / (double)o->records : -1;
@@ -546,15 +595,15 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* default_stats - the stats binary beside this program's build directory */
-static const char *default_stats(const char *argv0)
+/* default_stats - the stats binary of the build directory this program is in */
+static const char *default_stats(void)
 {
     static char path[PATH_MAX];
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
     if (n <= 0)
-        return argv0;
+        return "daemons/stats/stats";
     self[n] = '\0';
     char *slash = strrchr(self, '/');
     if (slash != NULL)
@@ -565,25 +614,46 @@ static const char *default_stats(const char *argv0)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: stats-rows [-s STATS] [-n RECORDS] [-r RATE] [-R RUNS] [-p PROTO] "
+    fprintf(stderr, "usage: stats-rows [-s STATS]... [-n RECORDS] [-r RATE] [-R RUNS] [-p PROTO] "
                     "[-c] [-k]\n");
     exit(2);
 }
 
+/* summary - the medians of |n| runs of one binary */
+static void summary(const opts *o, const char *bin, result *r, int n)
+{
+    double cpu[RUNS_MAX], instr[RUNS_MAX], bytes[RUNS_MAX], sys[RUNS_MAX], sw[RUNS_MAX];
+    int ninstr = 0;
+
+    for (int i = 0; i < n; i++) {
+        cpu[i] = r[i].cpu_ns, bytes[i] = r[i].bytes, sys[i] = r[i].sys, sw[i] = r[i].wakeups;
+        if (r[i].instr >= 0)
+            instr[ninstr++] = r[i].instr;
+    }
+    printf("median of %d (%s):", n, bin);
+    if (!o->callgrind) {
+        double m = median(cpu, n); /* sorts: cpu[0] is the least */
+        printf(" %.0f ns CPU/record (least %.0f, %.0f %% system), %.1f switches/1000 records,", m,
+               cpu[0], 100 * median(sys, n), median(sw, n));
+    }
+    if (ninstr > 0)
+        printf(" %.0f instructions/record,", median(instr, ninstr));
+    printf(" %.1f bytes/row\n", median(bytes, n));
+}
+
 int main(int argc, char **argv)
 {
-    opts o = {.stats = default_stats(argv[0]),
-              .proto = QD_PROTO_H3,
-              .records = 200000,
-              .rate = 50000,
-              .runs = 3};
-    double cpu[RUNS_MAX], instr[RUNS_MAX], bytes[RUNS_MAX], sys[RUNS_MAX];
-    int ch, ninstr = 0;
+    opts o = {.proto = QD_PROTO_H3, .records = 200000, .rate = 50000, .runs = 3};
+    const char *bins[BINS_MAX];
+    static result res[BINS_MAX][RUNS_MAX];
+    int ch, nbins = 0;
 
     while ((ch = getopt(argc, argv, "s:n:r:R:p:ck")) != -1) {
         switch (ch) {
         case 's':
-            o.stats = optarg;
+            if (nbins == BINS_MAX)
+                usage();
+            bins[nbins++] = optarg;
             break;
         case 'n':
             o.records = atol(optarg);
@@ -609,43 +679,38 @@ int main(int argc, char **argv)
     }
     if (o.records < 1 || o.rate < 0 || o.runs < 1 || o.runs > RUNS_MAX)
         usage();
-    if (access(o.stats, X_OK) != 0) {
-        fprintf(stderr, "stats-rows: no stats binary at %s (use -s)\n", o.stats);
-        return 2;
+    if (nbins == 0)
+        bins[nbins++] = default_stats();
+    for (int b = 0; b < nbins; b++) {
+        if (access(bins[b], X_OK) != 0) {
+            fprintf(stderr, "stats-rows: no stats binary at %s (use -s)\n", bins[b]);
+            return 2;
+        }
     }
     signal(SIGPIPE, SIG_IGN);
-    printf("stats-rows: %s, %ld request records (%s) per run, %s, %d runs%s\n", o.stats, o.records,
-           o.proto, o.rate ? "paced" : "unpaced", o.runs, o.callgrind ? ", under callgrind" : "");
+    printf("stats-rows: %ld request records (%s) per run, %s, %d runs%s%s\n", o.records, o.proto,
+           o.rate ? "paced" : "unpaced", o.runs, nbins > 1 ? " of each binary, in turn" : "",
+           o.callgrind ? ", under callgrind" : "");
     if (o.rate)
         printf("rate: %ld records/s\n", o.rate);
     for (int i = 0; i < o.runs; i++) {
-        result r;
-        if (run(&o, &r) < 0)
-            return 1;
-        cpu[i] = r.cpu_ns, bytes[i] = r.bytes, sys[i] = r.sys;
-        if (r.instr >= 0)
-            instr[ninstr++] = r.instr;
-        if (o.callgrind)
-            printf("run %d: %.0f instructions/record, %.1f bytes/row\n", i + 1, r.instr, r.bytes);
-        else if (r.instr >= 0)
-            printf("run %d: %.0f ns CPU/record (%.0f %% system), %.0f instructions/record, "
-                   "%.1f bytes/row\n",
-                   i + 1, r.cpu_ns, 100 * r.sys, r.instr, r.bytes);
-        else
-            printf("run %d: %.0f ns CPU/record (%.0f %% system), instructions n/a, %.1f "
-                   "bytes/row\n",
-                   i + 1, r.cpu_ns, 100 * r.sys, r.bytes);
-        fflush(stdout);
+        for (int b = 0; b < nbins; b++) {
+            result *r = &res[b][i];
+            o.stats = bins[b];
+            if (run(&o, r) < 0)
+                return 1;
+            printf("run %d (%s):", i + 1, bins[b]);
+            if (!o.callgrind)
+                printf(" %.0f ns CPU/record (%.0f %% system), %.1f switches and %.0f writes "
+                       "(%.0f bytes/record) per 1000 records,",
+                       r->cpu_ns, 100 * r->sys, r->wakeups, r->writes, r->wbytes);
+            if (r->instr >= 0)
+                printf(" %.0f instructions/record,", r->instr);
+            printf(" %.1f bytes/row\n", r->bytes);
+            fflush(stdout);
+        }
     }
-    if (!o.callgrind) {
-        double m = median(cpu, o.runs); /* sorts: cpu[0] is the least */
-        printf("median: %.0f ns CPU/record (least %.0f, %.0f %% system)", m, cpu[0],
-               100 * median(sys, o.runs));
-    } else {
-        printf("median:");
-    }
-    if (ninstr > 0)
-        printf(" %.0f instructions/record", median(instr, ninstr));
-    printf(" %.1f bytes/row\n", median(bytes, o.runs));
+    for (int b = 0; b < nbins; b++)
+        summary(&o, bins[b], res[b], o.runs);
     return 0;
 }

@@ -28,6 +28,7 @@
 #define STATS_CTL_PART 60000     /* bytes of text per quicctl metrics reply at most */
 #define STATS_PROTO_MAX 32         /* a protocol column value is shorter than this */
 #define STATS_BATCH_MS 1000        /* a batch is committed at least this often */
+#define STATS_READ_MS 10           /* the records channel rests this long after a drain */
 #define STATS_REOPEN_MS 10000      /* retry an unavailable database this often */
 #define STATS_PRUNE_MS (3600 * 1000) /* retention runs this often (and at open) */
 
@@ -52,6 +53,7 @@ typedef struct stats {
     sqlite3_stmt *ins_reqs; /* STATS_INSERT_ROWS requests rows at once */
     uv_poll_t in_poll;
     uv_timer_t batch_timer, reopen_timer, prune_timer;
+    uv_timer_t read_timer; /* the records channel rests (stats.c) */
     qd_buf pending; /* the rows of the next batch (stats_row.c) */
     uint32_t pending_count;
     uint32_t pending_requests; /* of them, requests rows */

@@ -13,7 +13,15 @@
 #include "qd_metrics.h"
 
 #define STATS_SCHEMA_VERSION 8
-#define STATS_BATCH_MAX 1000       /* records per transaction at most */
+/*
+ * Records per transaction at most: a commit costs stats some 250,000
+ * instructions and a few dozen system calls whatever its size (1000: 1.94
+ * us per request record, 4096: 1.60, 8192: 1.59, stats-rows), and a kill
+ * -9 loses the batch in memory. 4096 request rows (about 130 pages) also
+ * stay well within SQLite's default page cache (2 MB), which a larger
+ * transaction spills (its pages written twice).
+ */
+#define STATS_BATCH_MAX 4096
 #define STATS_ROW_MAX 8192         /* bytes of a pending row at most (stats_row.c) */
 /* columns of a row (parameters of its INSERT) by table */
 #define STATS_EVENT_COLS 9

@@ -29,7 +29,6 @@
 #define STATS_REQ_COLS 15
 #define STATS_SAMPLE_COLS 13
 #define STATS_LOSS_COLS 5
-#define STATS_INSERT_ROWS 32 /* requests rows one INSERT statement writes */
 #define STATS_PENDING_MAX (64u << 20) /* bytes of records waiting for a busy database */
 #define STATS_BUSY_MS 2000         /* wait this long for the other writer's batch */
 #define STATS_CLOSE_BUSY_MS 10000  /* and this long for the last batch at stop */
@@ -57,14 +56,13 @@ typedef struct stats {
     qd_child child;
     sqlite3 *db;
     char db_path[4096]; /* the path inside the chroot, or empty: stats_database */
-    sqlite3_stmt *ins[5];   /* a row's INSERT, by stats_table */
-    sqlite3_stmt *ins_reqs; /* STATS_INSERT_ROWS requests rows at once */
+    sqlite3_stmt *ins[5]; /* the INSERT of a table's rows, by stats_table (stats_db.c) */
     uv_poll_t in_poll;
     uv_timer_t batch_timer, reopen_timer, prune_timer;
     uv_timer_t read_timer; /* the records channel rests (stats.c) */
     qd_buf pending; /* the rows of the next batch (stats_row.c) */
     uint32_t pending_count;
-    uint32_t pending_requests; /* of them, requests rows */
+    uint32_t pending_rows[5]; /* of them, by stats_table */
     bool failing;     /* writes fail now; logged once */
     bool busy_logged; /* the other writer held the lock too long; logged once */
     bool open_logged;
@@ -174,6 +172,15 @@ int stats_row_columns(const stats_row *r);
  * until |st| is reset.
  */
 void stats_row_bind(sqlite3_stmt *st, int base, const stats_row *r);
+/*
+ * stats_row_register makes the rows in |rows| (borrowed: it must outlive
+ * |db|'s statements that read it) readable on |db| as the eponymous
+ * virtual table stats_rows: columns c1 to c29 (a row's columns, NULL past
+ * its last) and the hidden column tbl (its stats_table), so that "SELECT
+ * c1, c2 FROM stats_rows WHERE tbl = 1" reads the first two columns of
+ * every row of table 1, in order. Read only. Returns 0, or -1.
+ */
+int stats_row_register(sqlite3 *db, const qd_buf *rows);
 
 /* stats_http.c: GET /metrics on the socket the master binds (metrics_listen) */
 

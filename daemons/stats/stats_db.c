@@ -197,10 +197,6 @@ static const char schema_v8[] =
     "  status_5xx INTEGER NOT NULL, status_none INTEGER NOT NULL, bytes_in INTEGER NOT NULL,"
     "  bytes_out INTEGER NOT NULL, durations BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS route_intervals_time ON route_intervals(time_ms);";
-/* The columns of a requests row, in the order of its parameters. */
-#define REQ_COLUMNS                                                                                \
-    "time_ms, conn_id, worker, stream_id, method, path, status, bytes_in, bytes_out, "             \
-    "duration_us, ttfb_us, protocol, upstream, upstream_status, upstream_ms"
 
 static const char *const migrations[STATS_SCHEMA_VERSION] = {
     schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8};
@@ -267,62 +263,45 @@ static int migrate(stats *s, const char *path, int v)
     return 0;
 }
 
-/* Each table's INSERT, with one parameter per column of its rows (stats_row.c). */
+/*
+ * Each table's INSERT. The busy tables' (connections, requests) read all
+ * their rows of the batch from the virtual table stats_rows (stats_row.c)
+ * in one statement; the others take one row at a time, each column a
+ * parameter.
+ */
 static const struct {
-    int ncols;
+    int ncols;    /* of a row, and parameters of a per-row INSERT */
+    bool is_bulk; /* one INSERT ... SELECT for every row of the batch */
     const char *sql;
 } statements[STATS_T_COUNT] = {
-    [STATS_T_EVENT] = {STATS_EVENT_COLS,
+    [STATS_T_EVENT] = {STATS_EVENT_COLS, false,
                        /* Once: the master sends the last events again to a restarted stats. */
                        "INSERT INTO process_events (time_ms, event, role, instance, pid, "
                        "generation, restarts, exit_status, signal) SELECT ?1, ?2, ?3, ?4, ?5, ?6, "
                        "?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM process_events WHERE time_ms = "
                        "?1 AND event = ?2 AND role = ?3 AND instance IS ?4 AND pid IS ?5)"},
-    [STATS_T_CONN] = {STATS_CONN_COLS,
+    [STATS_T_CONN] = {STATS_CONN_COLS, true,
                       "INSERT INTO connections (conn_id, worker, peer, paths, local, start_ms, "
                       "end_ms, handshake_us, alpn, cipher, quic_version, resumed, early_data, "
                       "retry, bytes_in, bytes_out, pkts_in, pkts_out, pkts_lost, srtt_us, "
                       "min_rtt_us, cwnd, cc, migrations, streams, close_by, close_reason, "
-                      "error_code, protocol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                      "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, "
-                      "?27, ?28, ?29)"},
-    [STATS_T_REQUEST] = {STATS_REQ_COLS, "INSERT INTO requests (" REQ_COLUMNS ") VALUES "
-                                         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                                         "?13, ?14, ?15)"},
-    [STATS_T_SAMPLE] = {STATS_SAMPLE_COLS,
+                      "error_code, protocol) SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, "
+                      "c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, "
+                      "c27, c28, c29 FROM stats_rows WHERE tbl = 1"},
+    [STATS_T_REQUEST] = {STATS_REQ_COLS, true,
+                         "INSERT INTO requests (time_ms, conn_id, worker, stream_id, method, "
+                         "path, status, bytes_in, bytes_out, duration_us, ttfb_us, protocol, "
+                         "upstream, upstream_status, upstream_ms) SELECT c1, c2, c3, c4, c5, c6, "
+                         "c7, c8, c9, c10, c11, c12, c13, c14, c15 FROM stats_rows WHERE tbl = 2"},
+    [STATS_T_SAMPLE] = {STATS_SAMPLE_COLS, false,
                         "INSERT INTO samples (time_ms, worker, interval_ms, connections, "
                         "handshakes, requests, pkts_in, pkts_out, bytes_in, bytes_out, "
                         "gso_batches, drops, mem_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                         "?8, ?9, ?10, ?11, ?12, ?13)"},
-    [STATS_T_LOSS] = {STATS_LOSS_COLS,
+    [STATS_T_LOSS] = {STATS_LOSS_COLS, false,
                       "INSERT INTO losses (time_ms, role, instance, records, cause) VALUES "
                       "(?1, ?2, ?3, ?4, ?5)"},
 };
-
-/*
- * prepare_reqs - the INSERT of STATS_INSERT_ROWS requests rows at once
- * (row r, column c is parameter r * STATS_REQ_COLS + c): SQLite's work
- * per statement (opening the table's and the index's cursors, halting,
- * the reset) is paid once for them all. 0, or -1.
- */
-static int prepare_reqs(stats *s)
-{
-    static char sql[sizeof("INSERT INTO requests () VALUES ") + sizeof(REQ_COLUMNS) +
-                    STATS_INSERT_ROWS * (2 * STATS_REQ_COLS + 2)];
-    size_t n = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO requests (%s) VALUES ", REQ_COLUMNS);
-
-    for (int r = 0; r < STATS_INSERT_ROWS; r++) {
-        if (r > 0)
-            sql[n++] = ',';
-        sql[n++] = '(';
-        for (int c = 0; c < STATS_REQ_COLS; c++) {
-            sql[n++] = '?';
-            sql[n++] = c + 1 < STATS_REQ_COLS ? ',' : ')';
-        }
-    }
-    sql[n] = '\0';
-    return sqlite3_prepare_v2(s->db, sql, (int)n, &s->ins_reqs, NULL) == SQLITE_OK ? 0 : -1;
-}
 
 int stats_db_open(stats *s, const char *path)
 {
@@ -348,25 +327,33 @@ int stats_db_open(stats *s, const char *path)
     }
     if (migrate(s, path, v) < 0)
         goto fail;
+    if (stats_row_register(s->db, &s->pending) < 0) {
+        db_err(s, "sqlite: cannot register stats_rows: %s", sqlite3_errmsg(s->db));
+        goto fail;
+    }
     for (int t = 0; t < STATS_T_COUNT; t++) {
         if (sqlite3_prepare_v2(s->db, statements[t].sql, -1, &s->ins[t], NULL) != SQLITE_OK) {
             db_err(s, "sqlite prepare: %s", sqlite3_errmsg(s->db));
             goto fail;
         }
         /* every column of a row binds a parameter: none is left from the row before */
-        if (sqlite3_bind_parameter_count(s->ins[t]) != statements[t].ncols)
-            qd_panic("stats: the INSERT of table %d takes %d parameters, its rows have %d", t,
-                     sqlite3_bind_parameter_count(s->ins[t]), statements[t].ncols);
-    }
-    if (prepare_reqs(s) < 0) {
-        db_err(s, "sqlite prepare: %s", sqlite3_errmsg(s->db));
-        goto fail;
+        int want = statements[t].is_bulk ? 0 : statements[t].ncols;
+        if (sqlite3_bind_parameter_count(s->ins[t]) != want)
+            qd_panic("stats: the INSERT of table %d takes %d parameters, not %d", t,
+                     sqlite3_bind_parameter_count(s->ins[t]), want);
     }
     s->failing = false;
     return 0;
 fail:
     stats_db_close(s);
     return -1;
+}
+
+/* pending_reset - no record waits (the caller empties s->pending) */
+static void pending_reset(stats *s)
+{
+    s->pending_count = 0;
+    memset(s->pending_rows, 0, sizeof(s->pending_rows));
 }
 
 /* write_failed - one clear line when writes start failing; count the loss */
@@ -390,13 +377,11 @@ void stats_db_close(stats *s)
             write_failed(s, "take the write lock before closing", s->pending_count);
     }
     qd_buf_release(&s->pending);
-    s->pending_count = s->pending_requests = 0;
+    pending_reset(s);
     for (int t = 0; t < STATS_T_COUNT; t++) {
         sqlite3_finalize(s->ins[t]);
         s->ins[t] = NULL;
     }
-    sqlite3_finalize(s->ins_reqs);
-    s->ins_reqs = NULL;
     stats_metrics_close(s);
     if (s->db)
         sqlite3_close(s->db);
@@ -431,14 +416,13 @@ int stats_db_record(stats *s, const qd_ipc_msg *m)
         /* The database has refused writes for long: make room, counted. */
         write_failed(s, "keep waiting for the write lock", s->pending_count);
         qd_buf_reset(&s->pending);
-        s->pending_count = s->pending_requests = 0;
+        pending_reset(s);
     }
     int t = stats_row_add(&s->pending, m);
     if (t < 0)
         return -1;
     s->pending_count++;
-    if (t == STATS_T_REQUEST)
-        s->pending_requests++;
+    s->pending_rows[t]++;
     if (s->pending_count >= STATS_BATCH_MAX)
         stats_db_commit(s);
     return 0;
@@ -454,24 +438,22 @@ static int step(sqlite3_stmt *st)
 }
 
 /*
- * batch_write - insert every pending row, as checked on arrival: requests
- * rows STATS_INSERT_ROWS at a time while that many are left, the others
- * one by one (in order within each table). 0, or -1 when a write failed.
+ * batch_write - insert every pending row, as checked on arrival: those of
+ * a bulk table with one statement, the others one by one. 0, or -1 when a
+ * write failed.
  */
 static int batch_write(stats *s)
 {
-    uint32_t in_groups = s->pending_requests - s->pending_requests % STATS_INSERT_ROWS, nreq = 0;
     const stats_row *r;
     size_t pos = 0;
 
+    for (int t = 0; t < STATS_T_COUNT; t++)
+        if (statements[t].is_bulk && s->pending_rows[t] > 0 && step(s->ins[t]) < 0)
+            return -1;
     while ((r = stats_row_next(&s->pending, &pos)) != NULL) {
         stats_table t = stats_row_table(r);
-        if (t == STATS_T_REQUEST && nreq < in_groups) {
-            stats_row_bind(s->ins_reqs, (int)(nreq % STATS_INSERT_ROWS) * STATS_REQ_COLS, r);
-            if (++nreq % STATS_INSERT_ROWS == 0 && step(s->ins_reqs) < 0)
-                return -1;
+        if (statements[t].is_bulk)
             continue;
-        }
         stats_row_bind(s->ins[t], 0, r);
         if (step(s->ins[t]) < 0)
             return -1;
@@ -503,7 +485,7 @@ int stats_db_commit(stats *s)
     if (rv == 0 && stats_metrics_write(s) < 0)
         rv = -1;
     qd_buf_reset(&s->pending);
-    s->pending_count = s->pending_requests = 0;
+    pending_reset(s);
     if (rv == -2) {
         write_failed(s, "begin a transaction", n);
         return -1;

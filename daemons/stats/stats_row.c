@@ -4,7 +4,8 @@
  *	stats_row - a record's columns, checked once on arrival and kept
  *	until the commit binds them
  * SYNOPSIS
- *	stats_row_add(), stats_row_next(), stats_row_table(), stats_row_bind()
+ *	stats_row_add(), stats_row_next(), stats_row_table(), stats_row_columns(),
+ *	stats_row_bind(), stats_row_register()
  * DESCRIPTION
  *	A decoded record (QD_MSG_REC_*) becomes one row of values for its
  *	table's INSERT (stats_db.c): integers clamped to SQLite's signed 64
@@ -15,7 +16,9 @@
  *	a row that is kept always binds; the commit only binds each value to
  *	its parameter. The rows of a batch lie one after the other in a
  *	qd_buf the caller owns: a stats_row header, its values, the bytes of
- *	its strings, padding to 8 bytes.
+ *	its strings, padding to 8 bytes. The same rows can be read as the
+ *	virtual table stats_rows, so that one INSERT ... SELECT writes all
+ *	the rows of a table (the busy ones: requests, connections).
  *
  *	What each column holds is documented in quicd.conf(5), STATS
  *	DATABASE, and follows the statements in stats_db.c: column c of a
@@ -29,6 +32,7 @@
 
 /* system */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* libraries */
@@ -447,4 +451,184 @@ void stats_row_bind(sqlite3_stmt *st, int base, const stats_row *r)
             sqlite3_bind_null(st, col);
         }
     }
+}
+
+/*
+ * The rows of a buffer as the eponymous virtual table stats_rows: columns
+ * c1 to c29 (a row's columns, NULL past its last) and the hidden column
+ * tbl (its stats_table). "INSERT INTO t SELECT c1, ... FROM stats_rows
+ * WHERE tbl = N" writes every row of table N in one statement: SQLite
+ * reads each value with one call (xColumn) instead of a bind, and opens,
+ * halts and resets the statement once per batch.
+ */
+#define VT_TBL ROW_COLS_MAX /* the column number of tbl */
+
+typedef struct rows_vtab {
+    sqlite3_vtab base;
+    const qd_buf *rows;
+} rows_vtab;
+
+typedef struct rows_cursor {
+    sqlite3_vtab_cursor base;
+    const qd_buf *rows;
+    int table; /* the rows of this table only, or -1: every row */
+    size_t pos;
+    const stats_row *r; /* the current row, NULL at the end */
+    sqlite3_int64 n;    /* its number (the rowid) */
+} rows_cursor;
+
+/* vt_connect - declare the columns */
+static int vt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **vt,
+                      char **err)
+{
+    char sql[400];
+    size_t n = (size_t)snprintf(sql, sizeof(sql), "CREATE TABLE x(");
+    rows_vtab *v;
+    int rv;
+
+    for (int c = 1; c <= ROW_COLS_MAX; c++)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "c%d, ", c);
+    snprintf(sql + n, sizeof(sql) - n, "tbl HIDDEN)");
+    if ((rv = sqlite3_declare_vtab(db, sql)) != SQLITE_OK)
+        return rv;
+    if ((v = sqlite3_malloc(sizeof(*v))) == NULL)
+        return SQLITE_NOMEM;
+    memset(v, 0, sizeof(*v));
+    v->rows = aux;
+    *vt = &v->base;
+    return SQLITE_OK;
+}
+
+/* vt_disconnect - free the table */
+static int vt_disconnect(sqlite3_vtab *vt)
+{
+    sqlite3_free(vt);
+    return SQLITE_OK;
+}
+
+/* vt_best_index - take "tbl = N" (idxNum 1, N as the filter's argument) */
+static int vt_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
+{
+    for (int i = 0; i < info->nConstraint; i++) {
+        const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+        if (c->usable && c->iColumn == VT_TBL && c->op == SQLITE_INDEX_CONSTRAINT_EQ) {
+            info->aConstraintUsage[i].argvIndex = 1;
+            info->aConstraintUsage[i].omit = 1;
+            info->idxNum = 1;
+            break;
+        }
+    }
+    info->estimatedCost = info->idxNum ? 1000 : 5000;
+    return SQLITE_OK;
+}
+
+/* vt_open - a cursor on the buffer */
+static int vt_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **cur)
+{
+    rows_cursor *c = sqlite3_malloc(sizeof(*c));
+
+    if (c == NULL)
+        return SQLITE_NOMEM;
+    memset(c, 0, sizeof(*c));
+    c->rows = ((rows_vtab *)vt)->rows;
+    *cur = &c->base;
+    return SQLITE_OK;
+}
+
+/* vt_close - free the cursor */
+static int vt_close(sqlite3_vtab_cursor *cur)
+{
+    sqlite3_free(cur);
+    return SQLITE_OK;
+}
+
+/* vt_next - to the next row (of the table asked for) */
+static int vt_next(sqlite3_vtab_cursor *cur)
+{
+    rows_cursor *c = (rows_cursor *)cur;
+
+    do
+        c->r = stats_row_next(c->rows, &c->pos);
+    while (c->r != NULL && c->table >= 0 && c->r->table != c->table);
+    c->n++;
+    return SQLITE_OK;
+}
+
+/* vt_filter - from the first row (of table argv[0] with idxNum 1) */
+static int vt_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int argc,
+                     sqlite3_value **argv)
+{
+    rows_cursor *c = (rows_cursor *)cur;
+
+    c->table = idx == 1 && argc == 1 ? sqlite3_value_int(argv[0]) : -1;
+    c->pos = 0;
+    c->n = 0;
+    return vt_next(cur);
+}
+
+/* vt_eof - past the last row */
+static int vt_eof(sqlite3_vtab_cursor *cur)
+{
+    return ((rows_cursor *)cur)->r == NULL;
+}
+
+/* vt_column - column |i| of the current row, as stats_row_bind binds it */
+static int vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i)
+{
+    const stats_row *r = ((rows_cursor *)cur)->r;
+    const stats_val *v = (const stats_val *)(r + 1);
+    const char *str = (const char *)(v + r->ncols);
+
+    if (i == VT_TBL) {
+        sqlite3_result_int(ctx, r->table);
+        return SQLITE_OK;
+    }
+    if (i >= r->ncols)
+        return SQLITE_OK; /* NULL */
+    v += i;
+    switch (v->kind) {
+    case VAL_INT:
+        sqlite3_result_int64(ctx, v->u.i);
+        break;
+    case VAL_REAL:
+        sqlite3_result_double(ctx, v->u.d);
+        break;
+    case VAL_TEXT:
+        sqlite3_result_text(ctx, str + v->u.off, (int)v->len, SQLITE_STATIC);
+        break;
+    case VAL_CONST:
+        sqlite3_result_text(ctx, v->u.s, (int)v->len, SQLITE_STATIC);
+        break;
+    default:
+        break; /* NULL */
+    }
+    return SQLITE_OK;
+}
+
+/* vt_rowid - the row's number */
+static int vt_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *id)
+{
+    *id = ((rows_cursor *)cur)->n;
+    return SQLITE_OK;
+}
+
+/* Eponymous only (no xCreate), read only. */
+static const sqlite3_module rows_module = {
+    .iVersion = 0,
+    .xConnect = vt_connect,
+    .xBestIndex = vt_best_index,
+    .xDisconnect = vt_disconnect,
+    .xOpen = vt_open,
+    .xClose = vt_close,
+    .xFilter = vt_filter,
+    .xNext = vt_next,
+    .xEof = vt_eof,
+    .xColumn = vt_column,
+    .xRowid = vt_rowid,
+};
+
+int stats_row_register(sqlite3 *db, const qd_buf *rows)
+{
+    return sqlite3_create_module(db, "stats_rows", &rows_module, (void *)rows) == SQLITE_OK ? 0
+                                                                                            : -1;
 }

@@ -9,8 +9,9 @@
  * values stored as sent or as 'unknown') and a proxied request its
  * upstream, upstream_status and upstream_ms from F_SERVER, F_UP_STATUS and
  * F_UP_TIME_US (NULL for a local one; a malformed one is refused); a
- * batch's requests rows, written STATS_INSERT_ROWS at a time and the rest
- * one by one, all land in order; a database of a newer version is refused.
+ * batch's requests and connections rows, each table's written by one
+ * INSERT ... SELECT from the rows in memory, all land in order with their
+ * own values; a database of a newer version is refused.
  */
 #include "config.h"
 
@@ -380,14 +381,13 @@ static void test_stats_db_record_upstream(void)
 }
 
 /*
- * A batch of requests rows, STATS_INSERT_ROWS at a time by one INSERT
- * while that many are left and the rest one by one, among rows of other
- * tables: every row is written once, in the order it came, with its own
- * values; a commit with fewer requests rows than a group writes them too.
+ * A batch of requests rows among rows of other tables, each bulk table's
+ * written by one INSERT ... SELECT from stats_rows: every row is written
+ * once, in the order it came, with its own values; the next batch too.
  */
 static void test_stats_db_batch_groups(void)
 {
-    int n = 2 * STATS_INSERT_ROWS + 5;
+    int n = 69;
     char path[32], want[64];
     stats s;
 
@@ -404,9 +404,10 @@ static void test_stats_db_batch_groups(void)
             QD_EXPECT_INT(record(&s), 0);
         }
     }
-    QD_EXPECT_INT(s.pending_requests, n);
+    QD_EXPECT_INT(s.pending_rows[STATS_T_REQUEST], n);
+    QD_EXPECT_INT(s.pending_rows[STATS_T_CONN], 4);
     QD_EXPECT_INT(stats_db_commit(&s), 0);
-    QD_EXPECT_INT(s.pending_requests, 0);
+    QD_EXPECT_INT(s.pending_rows[STATS_T_REQUEST], 0);
     snprintf(want, sizeof(want), "%d %d", n, n / 2);
     QD_EXPECT_STR(query(s.db, "SELECT count(*) || ' ' || sum(protocol = 'h2') FROM requests"),
                   want);
@@ -419,7 +420,7 @@ static void test_stats_db_batch_groups(void)
     QD_EXPECT_STR(query(s.db, "SELECT group_concat(conn_id, ' ') FROM (SELECT conn_id FROM "
                               "connections ORDER BY id)"),
                   "/7 /27 /47 /67");
-    /* fewer than a group */
+    /* the next batch */
     req_rec("c0ffee", "/last", NULL);
     QD_EXPECT_INT(record(&s), 0);
     QD_EXPECT_INT(stats_db_commit(&s), 0);

@@ -6,10 +6,12 @@
  * "SELECT ?1, ?2, ..." on an in-memory SQLite database, so the test reads
  * back exactly what the INSERT would store (value and type). Malformed
  * records are refused and leave the buffer as it was; rows come back in
- * order, whatever the length of their strings.
+ * order, whatever the length of their strings; the virtual table
+ * stats_rows reads the same values, every row's or one table's.
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -351,6 +353,69 @@ static void test_stats_row_order(void)
     qd_buf_release(&rows);
 }
 
+/* query - the rows of |sql| on db, a line per row, columns as values() writes them */
+static const char *query(const char *sql)
+{
+    static char out[4096];
+    size_t len = 0;
+    sqlite3_stmt *st;
+
+    out[0] = '\0';
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(out, sizeof(out), "error: %s", sqlite3_errmsg(db));
+        return out;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            int type = sqlite3_column_type(st, c);
+            const char *t = (const char *)sqlite3_column_text(st, c);
+            len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%c:%s", c ? "|" : "",
+                                    type == SQLITE_INTEGER ? 'i'
+                                    : type == SQLITE_FLOAT ? 'r'
+                                    : type == SQLITE_TEXT  ? 't'
+                                                           : 'n',
+                                    t ? t : "");
+        }
+        len += (size_t)snprintf(out + len, sizeof(out) - len, "\n");
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static void test_stats_row_virtual_table(void)
+{
+    static qd_buf rows; /* registered once, for the connection's life */
+    static bool is_registered;
+
+    qd_buf_reset(&rows);
+    if (!is_registered)
+        QD_EXPECT_INT(stats_row_register(db, &rows), 0);
+    is_registered = true;
+    QD_EXPECT_STR(query("SELECT count(*) FROM stats_rows"), "i:0\n");
+    req("/a", 200);
+    QD_EXPECT_INT(add(&rows), STATS_T_REQUEST);
+    qd_ipc_msg_init(&built, QD_MSG_REC_SAMPLE, 0);
+    qd_ipc_put_u32(&built, QD_F_INSTANCE, 3);
+    qd_ipc_put_u64(&built, QD_F_TIME_MS, 7000);
+    QD_EXPECT_INT(add(&rows), STATS_T_SAMPLE);
+    req("/b", 404);
+    qd_ipc_put_str(&built, QD_F_SERVER, "b:80");
+    qd_ipc_put_u64(&built, QD_F_UP_TIME_US, 2500);
+    QD_EXPECT_INT(add(&rows), STATS_T_REQUEST);
+    /* one table's rows, in order; columns past a row's last are NULL */
+    QD_EXPECT_STR(query("SELECT c1, c6, c7, c12, c13, c15, c16, c29 FROM stats_rows WHERE tbl = 2"),
+                  "i:5000|t:/a|i:200|t:h3|n:|n:|n:|n:\n"
+                  "i:5000|t:/b|i:404|t:h3|t:b:80|r:2.5|n:|n:\n");
+    /* every row, with its table */
+    QD_EXPECT_STR(query("SELECT tbl, c2 FROM stats_rows"), "i:2|t:c0ffee\ni:3|i:3\ni:2|t:c0ffee\n");
+    QD_EXPECT_STR(query("SELECT count(*) FROM stats_rows WHERE tbl = 1"), "i:0\n");
+    /* what an INSERT ... SELECT from it stores */
+    QD_EXPECT_STR(query("CREATE TEMP TABLE r (a INTEGER, b TEXT, c REAL)"), "");
+    QD_EXPECT_STR(query("INSERT INTO r SELECT c1, c6, c15 FROM stats_rows WHERE tbl = 2"), "");
+    QD_EXPECT_STR(query("SELECT a, b, c FROM r"), "i:5000|t:/a|n:\ni:5000|t:/b|r:2.5\n");
+    qd_buf_release(&rows);
+}
+
 int main(void)
 {
     qd_log_set_level(QD_LOG_ERR);
@@ -365,6 +430,7 @@ int main(void)
     QD_RUN(test_stats_row_refused);
     QD_RUN(test_stats_row_conn);
     QD_RUN(test_stats_row_order);
+    QD_RUN(test_stats_row_virtual_table);
     sqlite3_close(db);
     QD_TEST_DONE();
 }

@@ -341,8 +341,7 @@ static void message(qd_child *c, qd_ipc_msg *m)
         qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
         return;
     }
-    worker_rec_conns(&the_worker, fd);
-    close(fd);
+    worker_rec_conns(&the_worker, fd); /* takes fd */
 }
 
 /* on_check - after each loop iteration's I/O: write what the app's messages caused */

@@ -395,6 +395,7 @@ struct worker {
     uint64_t started_ms; /* wall clock, for stats to tell this process from its successor */
     uint64_t sample_ns;
     uv_timer_t sample_timer;
+    struct wk_recs *recs; /* records being composed and batched (worker_rec.c) */
     uv_check_t flush_check; /* writes dirty connections once per loop iteration */
     struct {
         uint64_t handshakes, requests, rx_packets, tx_packets, rx_bytes, tx_bytes, tx_batches,
@@ -481,8 +482,9 @@ void worker_conn_free_all(worker *w);
 /* worker_rec.c */
 void worker_rec_conn(wk_conn *c);
 void worker_rec_request(wk_stream *s);
+typedef struct wk_recs wk_recs;
 void worker_rec_start(worker *w);
-void worker_rec_conns(worker *w, int fd);
+void worker_rec_conns(worker *w, int fd); /* takes fd */
 void worker_rec_flush(worker *w);
 /* worker_rec_close_info - who closed |c|, why (QD_REC_*), the code and whether it is HTTP/3's */
 void worker_rec_close_info(const wk_conn *c, uint32_t *by, uint32_t *reason, uint64_t *code,

@@ -165,9 +165,24 @@ static void drop_queue(qd_chan *ch)
     unmark_dirty(ch);
 }
 
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* stop_rest - no more resting: the timer goes */
+static void stop_rest(qd_chan *ch)
+{
+    if (ch->rest_timer != NULL) {
+        uv_close((uv_handle_t *)ch->rest_timer, on_timer_closed);
+        ch->rest_timer = NULL;
+    }
+}
+
 /* release - close the descriptor and free, or defer to the end of the callback */
 static void release(qd_chan *ch)
 {
+    stop_rest(ch);
     qd_uv_unwatch(&ch->poll);
     if (ch->fd >= 0) {
         close(ch->fd);
@@ -186,10 +201,12 @@ static void release(qd_chan *ch)
 /* set_events - watch for writability only while something is queued */
 static void set_events(qd_chan *ch)
 {
+    bool resting = ch->rest_timer != NULL && uv_is_active((uv_handle_t *)ch->rest_timer);
+    int ev = (ch->on_msg != NULL && !resting ? UV_READABLE | UV_DISCONNECT : 0) |
+             (ch->head != NULL ? UV_WRITABLE : 0);
+
     if (ch->poll != NULL)
-        uv_poll_start(ch->poll,
-                      (ch->on_msg ? UV_READABLE | UV_DISCONNECT : 0) | (ch->head ? UV_WRITABLE : 0),
-                      on_io);
+        uv_poll_start(ch->poll, ev, on_io);
 }
 
 static qd_chan *chan_open(uv_loop_t *loop, int fd, const char *name, qd_chan_msg_cb on_msg,
@@ -424,6 +441,7 @@ static void fail(qd_chan *ch)
     qd_chan_event_cb cb = ch->on_close;
 
     ch->busy++;
+    stop_rest(ch);
     qd_uv_unwatch(&ch->poll);
     if (ch->fd >= 0) {
         close(ch->fd);
@@ -481,6 +499,32 @@ static void deliver(qd_chan *ch, const uint8_t *buf, size_t len, int *fds, size_
             close(fds[i]);
 }
 
+static void on_rested(uv_timer_t *t)
+{
+    qd_chan *ch = t->data;
+
+    set_events(ch);
+    qd_chan_read_now(ch);
+}
+
+/* rest - stop reading for rest_ms: what arrives meanwhile is read in one go */
+static void rest(qd_chan *ch)
+{
+    if (ch->rest_timer == NULL) {
+        ch->rest_timer = qd_xmalloc(sizeof(*ch->rest_timer));
+        uv_timer_init(ch->cl->loop, ch->rest_timer);
+        ch->rest_timer->data = ch;
+    }
+    uv_timer_start(ch->rest_timer, on_rested, ch->rest_ms, 0);
+    set_events(ch);
+}
+
+void qd_chan_read_now(qd_chan *ch)
+{
+    if (ch != NULL && ch->poll != NULL && !ch->closed)
+        on_io(ch->poll, 0, UV_READABLE);
+}
+
 /* on_io - read a batch of records, write what is queued */
 static void on_io(uv_poll_t *p, int status, int events)
 {
@@ -505,8 +549,9 @@ static void on_io(uv_poll_t *p, int status, int events)
                 ch->on_drain(ch);
         }
     }
-    for (int i = 0; i < CHAN_READ_BUDGET && !ch->closed && ch->on_msg != NULL &&
-                    (events & (UV_READABLE | UV_DISCONNECT));
+    unsigned budget = ch->read_budget ? ch->read_budget : CHAN_READ_BUDGET, got = 0;
+    for (unsigned i = 0; i < budget && !ch->closed && ch->on_msg != NULL &&
+                         (events & (UV_READABLE | UV_DISCONNECT));
          i++) {
         int fds[QD_IPC_MAX_FDS];
         size_t len = 0, nfds = 0;
@@ -527,7 +572,10 @@ static void on_io(uv_poll_t *p, int status, int events)
             continue;
         }
         deliver(ch, buf, len, fds, nfds);
+        got++;
     }
+    if (ch->rest_ms > 0 && got > 0 && got < budget && !ch->closed)
+        rest(ch);
     ch->busy--;
     if (ch->closed && ch->busy == 0) {
         free(ch->rec);

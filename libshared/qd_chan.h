@@ -54,6 +54,10 @@ struct qd_chan {
     uint64_t records;        /* records sent (sendmsg calls that succeeded) */
     uint64_t refused; /* messages refused because the queue was full */
     uint64_t dropped; /* DGRAM: messages lost with a record the socket could not take */
+    /* reading, set after qd_chan_open (0: the defaults) */
+    unsigned read_budget; /* records read per readiness event (default 64) */
+    unsigned rest_ms;     /* after an event that found records, rest this long before reading
+                             again (a reader that prefers batches to wakeups) */
     /* private */
     uv_poll_t *poll;
     struct qd_chan_out *head, *tail; /* sealed records the socket could not take yet */
@@ -62,6 +66,7 @@ struct qd_chan {
     qd_ipc_msg *compose;      /* qd_chan_msg's message (allocated on first use) */
     struct qd_chan_loop *cl;  /* the loop's once-per-iteration flusher */
     struct qd_chan *next_dirty;
+    uv_timer_t *rest_timer;
     bool dirty;     /* on cl's list of channels with a record to send */
     bool dgram;
     bool single;    /* one message per record (a peer of another release) */
@@ -121,6 +126,9 @@ int qd_chan_send_ctl(qd_chan *ch, const qd_ipc_msg *m);
  */
 void qd_chan_flush(qd_chan *ch);
 void qd_chan_flush_all(void);
+
+/* qd_chan_read_now reads what is waiting now, resting or not (before an exit). */
+void qd_chan_read_now(qd_chan *ch);
 
 /* qd_chan_queued returns the bytes waiting to be sent. */
 size_t qd_chan_queued(const qd_chan *ch);

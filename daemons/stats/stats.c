@@ -8,7 +8,8 @@
  *	Receives records on the stats datagram channel (descriptor 4, the
  *	receive end; every other process holds the send end and never waits
  *	on it) and writes them to SQLite (stats_db.c) in batches committed at
- *	least every STATS_BATCH_MS. The channel is read in drains: after one
+ *	least every STATS_BATCH_MS. The channel (a qd_chan, so records that
+ *	carry several messages are split there) is read in drains: after one
  *	that found records it rests STATS_READ_MS (the socket buffer,
  *	stats_buffer, holds what comes meanwhile), so a busy server wakes
  *	stats about 100 times a second, not once per datagram. The database
@@ -27,7 +28,6 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
-#include <poll.h>
 #include <unistd.h>
 
 /* libshared */
@@ -39,62 +39,29 @@
 #include "stats.h"
 
 static stats the_stats;
-static qd_ipc_msg in_msg;
-
-static void on_record(uv_poll_t *p, int status, int events);
-
-/* on_rested - the channel rested STATS_READ_MS: read what came meanwhile */
-static void on_rested(uv_timer_t *t)
-{
-    stats *s = t->data;
-
-    on_record(&s->in_poll, 0, UV_READABLE);
-}
-
 /*
- * on_record - drain the datagram channel. After a drain that found
- * records, the channel rests STATS_READ_MS before the next (a timer, not
- * a wakeup per datagram: waking up costs this process more than the
- * records of a datagram do); a drain that found nothing waits for the
- * next datagram.
+ * on_record - one message of the records channel. The channel reads up to
+ * STATS_READ_BUDGET datagrams a time and, after a read that found records,
+ * rests STATS_READ_MS before the next (a timer, not a wakeup per datagram:
+ * waking up costs this process more than the records of a datagram do).
  */
-static void on_record(uv_poll_t *p, int status, int events)
+static void on_record(qd_chan *ch, qd_ipc_msg *m)
 {
-    stats *s = p->data;
-    int i;
+    stats *s = ch->data;
 
-    for (i = 0; i < 4096; i++) {
-        int rv = qd_ipc_recv(QD_FD_STATS, &in_msg);
-        if (rv == QD_ERR_AGAIN || rv == QD_ERR_EOF)
-            break;
-        if (rv < 0) {
-            s->bad_records++;
-            qd_child_bad_message(&s->child, "stats channel", rv);
-            continue;
-        }
-        if (in_msg.type == QD_MSG_REC_BATCH) {
-            stats_db_batch(s, &in_msg);
-        } else if (in_msg.type == QD_MSG_METRICS) {
-            if (stats_metrics_receive(s, &in_msg) < 0)
-                qd_child_bad_message(&s->child, "stats channel (metrics)", QD_ERR_INVAL);
-            else /* what /metrics shows is in the database (stats_metrics.c) */
-                stats_db_commit(s);
-        } else if (stats_db_record(s, &in_msg) == -1) {
-            s->bad_records++;
-            qd_child_bad_message(&s->child, "stats channel", QD_ERR_INVAL);
-        } else if (in_msg.type == QD_MSG_REC_PROCESS) {
-            /* Rare and wanted right away (quicctl report, restarts): commit now. */
+    if (m->type == QD_MSG_REC_BATCH) {
+        stats_db_batch(s, m);
+    } else if (m->type == QD_MSG_METRICS) {
+        if (stats_metrics_receive(s, m) < 0)
+            qd_child_bad_message(&s->child, "stats channel (metrics)", QD_ERR_INVAL);
+        else /* what /metrics shows is in the database (stats_metrics.c) */
             stats_db_commit(s);
-        }
-        qd_ipc_msg_close_fds(&in_msg);
-    }
-    if (s->child.stopping)
-        return;
-    if (i > 0 && i < 4096) {
-        uv_poll_stop(&s->in_poll);
-        uv_timer_start(&s->read_timer, on_rested, STATS_READ_MS, 0);
-    } else {
-        uv_poll_start(&s->in_poll, UV_READABLE, on_record); /* the next datagram, or more now */
+    } else if (stats_db_record(s, m) == -1) {
+        s->bad_records++;
+        qd_child_bad_message(&s->child, "stats channel", QD_ERR_INVAL);
+    } else if (m->type == QD_MSG_REC_PROCESS) {
+        /* Rare and wanted right away (quicctl report, restarts): commit now. */
+        stats_db_commit(s);
     }
 }
 
@@ -166,44 +133,44 @@ static void started(qd_child *c)
     uv_timer_init(c->loop, &s->batch_timer);
     uv_timer_init(c->loop, &s->reopen_timer);
     uv_timer_init(c->loop, &s->prune_timer);
-    uv_timer_init(c->loop, &s->read_timer);
-    s->batch_timer.data = s->reopen_timer.data = s->prune_timer.data = s->read_timer.data = s;
+    s->batch_timer.data = s->reopen_timer.data = s->prune_timer.data = s;
     try_open(&s->reopen_timer);
     uv_timer_start(&s->batch_timer, on_batch, STATS_BATCH_MS, STATS_BATCH_MS);
     uv_timer_start(&s->prune_timer, on_prune, STATS_PRUNE_MS, STATS_PRUNE_MS);
-    uv_poll_init(c->loop, &s->in_poll, QD_FD_STATS);
-    s->in_poll.data = s;
-    uv_poll_start(&s->in_poll, UV_READABLE, on_record);
+    s->in = qd_chan_open_dgram(c->loop, QD_FD_STATS, "stats channel", on_record, s);
+    s->in->read_budget = STATS_READ_BUDGET;
+    s->in->rest_ms = STATS_READ_MS;
 }
 
 static void stop(qd_child *c, uint32_t deadline_ms)
 {
     if (the_stats.db != NULL) {
-        on_record(&the_stats.in_poll, 0, UV_READABLE); /* what is queued, then close */
+        qd_chan_read_now(the_stats.in); /* what is queued, then close */
         stats_db_close(&the_stats);
     }
     qd_child_exit(c, 0);
 }
 
-/*
- * send_part - one CTL_REPLY of a metrics answer on a quicctl connection
- * (non-blocking, shared with the master): waits up to a second for room
- */
-static int send_part(int fd, uint32_t id, const char *text, size_t len, bool more)
+/* on_reply_drained - the client took the whole answer */
+static void on_reply_drained(qd_chan *ch)
 {
-    static qd_ipc_msg out;
-    int rv;
+    stats *s = ch->data;
 
-    qd_ipc_msg_init(&out, QD_MSG_CTL_REPLY, id);
-    qd_ipc_put_u32(&out, QD_F_STATUS, 0);
+    if (s->metrics_reply == ch)
+        s->metrics_reply = NULL;
+    qd_chan_close(ch);
+}
+
+/* send_part - one CTL_REPLY of a metrics answer, composed in the reply channel */
+static int send_part(qd_chan *ch, uint32_t id, const char *text, size_t len, bool more)
+{
+    qd_ipc_msg *m = qd_chan_msg(ch, QD_MSG_CTL_REPLY, id);
+
+    qd_ipc_put_u32(m, QD_F_STATUS, 0);
     if (more)
-        qd_ipc_put_u32(&out, QD_F_FLAGS, QD_CTL_F_MORE);
-    qd_ipc_put_bytes(&out, QD_F_TEXT, text, len);
-    for (int tries = 0; (rv = qd_ipc_send(fd, &out)) == QD_ERR_AGAIN && tries < 10; tries++) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        poll(&p, 1, 100);
-    }
-    return rv;
+        qd_ipc_put_u32(m, QD_F_FLAGS, QD_CTL_F_MORE);
+    qd_ipc_put_bytes(m, QD_F_TEXT, text, len);
+    return qd_chan_queue(ch);
 }
 
 /* metrics_req - METRICS_REQ: the metrics, on the quicctl connection the master passed */
@@ -217,6 +184,17 @@ static void metrics_req(qd_child *c, qd_ipc_msg *m)
         qd_child_bad_message(c, "master", QD_ERR_UNKNOWN);
         return;
     }
+    /*
+     * The quicctl connection (shared with the master, which reads its
+     * requests): a channel that only writes, one message per record for
+     * quicctl of any release, kept until the client took the answer (an
+     * answer still waiting when the next request comes is dropped).
+     */
+    if (s->metrics_reply != NULL)
+        qd_chan_close(s->metrics_reply);
+    qd_chan *ch = qd_chan_open(c->loop, fd, "quicctl metrics", NULL, NULL, s);
+    ch->single = true;
+    ch->on_drain = on_reply_drained;
     qd_buf_init(&text);
     stats_metrics_text(s, &text);
     /* in parts of whole lines that fit a message (a text field is at most 64 KiB) */
@@ -230,7 +208,7 @@ static void metrics_req(qd_child *c, qd_ipc_msg *m)
             if (n == 0)
                 n = STATS_CTL_PART;
         }
-        if (send_part(fd, m->id, text.data + pos, n, pos + n < text.len) < 0) {
+        if (send_part(ch, m->id, text.data + pos, n, pos + n < text.len) < 0) {
             static qd_log_limit lim;
             qd_log_limited(&lim, QD_LOG_WARN, "quicctl metrics: the client does not read");
             break;
@@ -238,7 +216,10 @@ static void metrics_req(qd_child *c, qd_ipc_msg *m)
         pos += n;
     }
     qd_buf_release(&text);
-    close(fd);
+    if (qd_chan_queued(ch) == 0)
+        qd_chan_close(ch); /* all sent */
+    else
+        s->metrics_reply = ch;
 }
 
 /* configure - the first configuration and each reload: the /metrics endpoint */

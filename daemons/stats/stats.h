@@ -36,6 +36,7 @@
 #define STATS_PROTO_MAX 32         /* a protocol column value is shorter than this */
 #define STATS_BATCH_MS 1000        /* a batch is committed at least this often */
 #define STATS_READ_MS 10           /* the records channel rests this long after a drain */
+#define STATS_READ_BUDGET 4096     /* datagrams of the records channel read in one go at most */
 #define STATS_REOPEN_MS 10000      /* retry an unavailable database this often */
 #define STATS_PRUNE_MS (3600 * 1000) /* retention runs this often (and at open) */
 
@@ -57,9 +58,9 @@ typedef struct stats {
     sqlite3 *db;
     char db_path[4096]; /* the path inside the chroot, or empty: stats_database */
     sqlite3_stmt *ins[5]; /* the INSERT of a table's rows, by stats_table (stats_db.c) */
-    uv_poll_t in_poll;
+    qd_chan *in;             /* the records channel (QD_FD_STATS, DGRAM) */
+    qd_chan *metrics_reply;  /* a quicctl metrics answer the client is still taking */
     uv_timer_t batch_timer, reopen_timer, prune_timer;
-    uv_timer_t read_timer; /* the records channel rests (stats.c) */
     qd_buf pending; /* the rows of the next batch (stats_row.c) */
     uint32_t pending_count;
     uint32_t pending_rows[5]; /* of them, by stats_table */

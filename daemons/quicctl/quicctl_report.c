@@ -19,6 +19,9 @@
  *	machines. A version 3
  *	or 4 database, from before the protocol column, is read as all h3 (it
  *	only ever held HTTP/3); one older than version 6 lists no upstreams.
+ *	The requests of the window are read through request_seconds from
+ *	version 9 (requests has no time_ms index any more), through the
+ *	index before: the temporary view window_requests is either.
  * DIAGNOSTICS
  *	A missing or unreadable database, or one with an older schema, is
  *	one line on stderr and exit status 1.
@@ -460,7 +463,35 @@ static void machine_summary(report *r, const quicctl_summary *s, int by)
 }
 
 #define CONN_WIN " FROM connections WHERE start_ms >= ?1 AND start_ms < ?2"
-#define REQ_WIN " FROM requests WHERE time_ms >= ?1 AND time_ms < ?2"
+/* the requests rows of the window: the view window_requests (requests_view) */
+#define REQ_WIN " FROM window_requests WHERE 1"
+
+/*
+ * requests_view - the temporary view window_requests: the requests rows
+ * whose time_ms lies in the window. From schema version 9 requests has
+ * no index on time_ms: request_seconds says which ids hold each second's
+ * rows (stats_db.c), and a window reads those ranges of ids.
+ */
+static void requests_view(report *r, int version)
+{
+    char sql[800];
+    long long from = r->from_ms > 0 ? r->from_ms : 0, to = r->to_ms;
+
+    if (version >= 9)
+        snprintf(sql, sizeof(sql),
+                 "CREATE TEMP VIEW window_requests AS SELECT r.* FROM request_seconds s CROSS JOIN "
+                 "requests r ON r.id BETWEEN s.first_id AND s.last_id AND r.time_ms / 1000 = "
+                 "s.second WHERE s.second BETWEEN %lld AND %lld AND r.time_ms >= %lld AND "
+                 "r.time_ms < %lld",
+                 from / 1000, (to - 1) / 1000, (long long)r->from_ms, to);
+    else
+        snprintf(sql, sizeof(sql),
+                 "CREATE TEMP VIEW window_requests AS SELECT * FROM requests WHERE time_ms >= "
+                 "%lld AND time_ms < %lld",
+                 (long long)r->from_ms, to);
+    if (sqlite3_exec(r->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        quicctl_die("stats database: %s", sqlite3_errmsg(r->db));
+}
 
 /*
  * text_rows - for a person, after the summary: what only the rows of
@@ -559,6 +590,7 @@ int quicctl_report(quicctl *q, int argc, char **argv)
                     "it to version 6",
                     path, version);
 
+    requests_view(&r, version);
     /* A read transaction: every number below comes from one snapshot. */
     sqlite3_exec(r.db, "BEGIN", NULL, NULL, NULL);
 

@@ -12,7 +12,7 @@
 #include "qd_child.h"
 #include "qd_metrics.h"
 
-#define STATS_SCHEMA_VERSION 8
+#define STATS_SCHEMA_VERSION 9
 /*
  * Records per transaction at most: a commit costs stats some 250,000
  * instructions and a few dozen system calls whatever its size (1000: 1.94
@@ -27,6 +27,7 @@
 #define STATS_EVENT_COLS 9
 #define STATS_CONN_COLS 29
 #define STATS_REQ_COLS 15
+#define STATS_SECONDS_MAX 256 /* request_seconds rows one batch writes from C at most */
 #define STATS_SAMPLE_COLS 13
 #define STATS_LOSS_COLS 5
 #define STATS_PENDING_MAX (64u << 20) /* bytes of records waiting for a busy database */
@@ -60,6 +61,7 @@ typedef struct stats {
     sqlite3_stmt *ins[5]; /* the INSERT of a table's rows, by stats_table (stats_db.c) */
     qd_chan *in;             /* the records channel (QD_FD_STATS, DGRAM) */
     qd_chan *metrics_reply;  /* a quicctl metrics answer the client is still taking */
+    sqlite3_stmt *max_req, *ins_second; /* request_seconds (stats_db.c) */
     uv_timer_t batch_timer, reopen_timer, prune_timer;
     qd_buf pending; /* the rows of the next batch (stats_row.c) */
     uint32_t pending_count;
@@ -166,6 +168,8 @@ const stats_row *stats_row_next(const qd_buf *rows, size_t *pos);
 /* stats_row_table returns the table of |r|; stats_row_columns its column count. */
 stats_table stats_row_table(const stats_row *r);
 int stats_row_columns(const stats_row *r);
+/* stats_row_int returns column |col| (from 1) of |r| when it is an integer, else 0. */
+int64_t stats_row_int(const stats_row *r, int col);
 /*
  * stats_row_bind binds column c of |r| to parameter |base| + c of |st|
  * (c from 1), every one of them (NULL included). The strings are bound

@@ -11,12 +11,16 @@
  *	WAL mode (readers such as quicctl report and the sqlite3 shell never
  *	block it) with synchronous=NORMAL; the schema carries its version in
  *	PRAGMA user_version and is created or migrated at open, each step in
- *	its own transaction (v0 -> v1 -> ... -> v8). All writes use prepared
+ *	its own transaction (v0 -> v1 -> ... -> v9). All writes use prepared
  *	statements.
  *
  *	Records are checked on arrival and kept in memory as rows of values
- *	(stats_row.c: each record is decoded and checked once, and its values
- *	bound once, at the commit); the batch is
+ *	(stats_row.c: each record is decoded and checked once). At the commit
+ *	the rows of the busy tables (requests, connections) are written by one
+ *	INSERT ... SELECT each from the virtual table stats_rows over those
+ *	rows, then request_seconds (v9) gets the ranges of ids of each second
+ *	of the new requests rows; the other rows are bound and inserted one by
+ *	one. The batch is
  *	written in one transaction after STATS_BATCH_MAX records or by the
  *	once-a-second timer in stats.c, whichever comes first, so the write
  *	lock is held only while a batch is written. During a reload or an
@@ -34,6 +38,7 @@
  *	  request's F_SERVER, F_UP_STATUS, F_UP_TIME_US; NULL otherwise),
  *	  metric_totals and metric_sources (v7: stats_metrics.c),
  *	  route_intervals (v8: the aggregates by route, stats_metrics.c)
+ *	  request_seconds instead of the requests time_ms index (v9)
  *
  *	Records that never reached the database are counted where they were
  *	lost and the counts written as rows of losses: the master's (a full
@@ -198,8 +203,30 @@ static const char schema_v8[] =
     "  bytes_out INTEGER NOT NULL, durations BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS route_intervals_time ON route_intervals(time_ms);";
 
+/*
+ * v9: requests loses its time_ms index too (a B-tree entry per row: 18 %
+ * of the stats daemon's instructions per request record and 16 of its
+ * 106 bytes on disk) for request_seconds, one row per second of time_ms
+ * per transaction: the smallest and the largest id of that
+ * transaction's requests rows of that second. A transaction's rows have
+ * ids of their own (it holds the write lock), so the rows of second S are
+ * exactly those "r.id BETWEEN first_id AND last_id AND r.time_ms / 1000 =
+ * S" over the entries of S, each found once: time windows (quicctl
+ * report) and retention read a few ranges of ids, as they read a range
+ * of the index before (request_seconds CROSS JOIN requests: that order). The rows from before get an entry per second
+ * here, in the same transaction.
+ */
+static const char schema_v9[] =
+    "CREATE TABLE IF NOT EXISTS request_seconds (second INTEGER NOT NULL,"
+    "  first_id INTEGER NOT NULL, last_id INTEGER NOT NULL,"
+    "  PRIMARY KEY (second, first_id)) WITHOUT ROWID;"
+    "INSERT INTO request_seconds SELECT time_ms / 1000, min(id), max(id) FROM requests"
+    "  GROUP BY time_ms / 1000;"
+    "DROP INDEX IF EXISTS requests_time;";
+
 static const char *const migrations[STATS_SCHEMA_VERSION] = {
-    schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8};
+    schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8,
+    schema_v9};
 
 const char *stats_db_schema_step(int version)
 {
@@ -342,6 +369,15 @@ int stats_db_open(stats *s, const char *path)
             qd_panic("stats: the INSERT of table %d takes %d parameters, not %d", t,
                      sqlite3_bind_parameter_count(s->ins[t]), want);
     }
+    if (sqlite3_prepare_v2(s->db, "SELECT max(id) FROM requests", -1, &s->max_req, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT INTO request_seconds (second, first_id, last_id) VALUES (?1, "
+                           "?2, ?3)",
+                           -1, &s->ins_second, NULL) != SQLITE_OK) {
+        db_err(s, "sqlite prepare: %s", sqlite3_errmsg(s->db));
+        goto fail;
+    }
     s->failing = false;
     return 0;
 fail:
@@ -382,6 +418,9 @@ void stats_db_close(stats *s)
         sqlite3_finalize(s->ins[t]);
         s->ins[t] = NULL;
     }
+    sqlite3_finalize(s->max_req);
+    sqlite3_finalize(s->ins_second);
+    s->max_req = s->ins_second = NULL;
     stats_metrics_close(s);
     if (s->db)
         sqlite3_close(s->db);
@@ -437,20 +476,98 @@ static int step(sqlite3_stmt *st)
     return rv == SQLITE_DONE ? 0 : -1;
 }
 
-/*
- * batch_write - insert every pending row, as checked on arrival: those of
- * a bulk table with one statement, the others one by one. 0, or -1 when a
- * write failed.
- */
-static int batch_write(stats *s)
+/* seconds_from - request_seconds of the requests rows with ids over |before|, in SQL */
+static int seconds_from(stats *s, int64_t before)
 {
+    sqlite3_stmt *st;
+
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO request_seconds SELECT time_ms / 1000, min(id), max(id) "
+                           "FROM requests WHERE id > ?1 GROUP BY 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, before);
+    int rv = step(st);
+    sqlite3_finalize(st);
+    return rv;
+}
+
+/*
+ * write_seconds - the request_seconds rows of the requests rows just
+ * written after id |before|: for each second of time_ms among them, the
+ * first and the last id. SQLite gave them before + 1, before + 2, ... in
+ * the order of s->pending (each new rowid is the largest plus one, and
+ * this transaction holds the write lock); when that does not hold (it
+ * gave larger ids: the largest possible was reached), or the batch spans
+ * more than STATS_SECONDS_MAX seconds, SQL groups the new rows instead.
+ * 0, or -1 when a write failed.
+ */
+static int write_seconds(stats *s, int64_t before, int64_t n)
+{
+    static struct {
+        int64_t second, first_id, last_id;
+    } spans[STATS_SECONDS_MAX];
+    int nspans = 0, hit = 0;
+    int64_t id = before;
     const stats_row *r;
     size_t pos = 0;
 
-    for (int t = 0; t < STATS_T_COUNT; t++)
-        if (statements[t].is_bulk && s->pending_rows[t] > 0 && step(s->ins[t]) < 0)
-            return -1;
+    if (sqlite3_last_insert_rowid(s->db) != before + n)
+        return seconds_from(s, before);
     while ((r = stats_row_next(&s->pending, &pos)) != NULL) {
+        if (stats_row_table(r) != STATS_T_REQUEST)
+            continue;
+        int64_t second = stats_row_int(r, 1) / 1000;
+        id++;
+        if (nspans > 0 && spans[hit].second != second) {
+            for (hit = 0; hit < nspans && spans[hit].second != second; hit++)
+                ;
+            if (hit == nspans && nspans == STATS_SECONDS_MAX)
+                return seconds_from(s, before);
+        }
+        if (hit == nspans) {
+            spans[nspans].second = second;
+            spans[nspans++].first_id = id;
+        }
+        spans[hit].last_id = id;
+    }
+    for (int i = 0; i < nspans; i++) {
+        sqlite3_bind_int64(s->ins_second, 1, spans[i].second);
+        sqlite3_bind_int64(s->ins_second, 2, spans[i].first_id);
+        sqlite3_bind_int64(s->ins_second, 3, spans[i].last_id);
+        if (step(s->ins_second) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * batch_write - insert every pending row, as checked on arrival: those of
+ * a bulk table with one statement (requests rows with their
+ * request_seconds), the others one by one. 0, or -1 when a write failed.
+ */
+static int batch_write(stats *s)
+{
+    uint32_t nbulk = 0;
+    const stats_row *r;
+    size_t pos = 0;
+
+    for (int t = 0; t < STATS_T_COUNT; t++) {
+        if (!statements[t].is_bulk || s->pending_rows[t] == 0)
+            continue;
+        int64_t before = 0;
+        if (t == STATS_T_REQUEST) {
+            if (sqlite3_step(s->max_req) == SQLITE_ROW)
+                before = sqlite3_column_int64(s->max_req, 0);
+            sqlite3_reset(s->max_req);
+        }
+        if (step(s->ins[t]) < 0)
+            return -1;
+        if (t == STATS_T_REQUEST && write_seconds(s, before, sqlite3_changes(s->db)) < 0)
+            return -1;
+        nbulk += s->pending_rows[t];
+    }
+    while (nbulk < s->pending_count && (r = stats_row_next(&s->pending, &pos)) != NULL) {
         stats_table t = stats_row_table(r);
         if (statements[t].is_bulk)
             continue;
@@ -545,7 +662,11 @@ void stats_db_prune(stats *s, int64_t retention_ms, int64_t history_ms)
         "DELETE FROM metric_intervals WHERE time_ms < ?1",
         "DELETE FROM route_intervals WHERE time_ms < ?1",
         "DELETE FROM connections WHERE start_ms < ?1",
-        "DELETE FROM requests WHERE time_ms < ?1",
+        /* through request_seconds (schema v9); the rows first, then the seconds left empty */
+        "DELETE FROM requests WHERE id IN (SELECT r.id FROM request_seconds s CROSS JOIN requests "
+        "r ON r.id BETWEEN s.first_id AND s.last_id AND r.time_ms / 1000 = s.second WHERE "
+        "s.second <= ?1 / 1000 AND r.time_ms < ?1)",
+        "DELETE FROM request_seconds WHERE second < ?1 / 1000",
     };
     int64_t now = (int64_t)qd_time_real_ms();
 

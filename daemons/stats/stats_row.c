@@ -5,7 +5,7 @@
  *	until the commit binds them
  * SYNOPSIS
  *	stats_row_add(), stats_row_next(), stats_row_table(), stats_row_columns(),
- *	stats_row_bind(), stats_row_register()
+ *	stats_row_int(), stats_row_bind(), stats_row_register()
  * DESCRIPTION
  *	A decoded record (QD_MSG_REC_*) becomes one row of values for its
  *	table's INSERT (stats_db.c): integers clamped to SQLite's signed 64
@@ -425,6 +425,14 @@ stats_table stats_row_table(const stats_row *r)
 int stats_row_columns(const stats_row *r)
 {
     return r->ncols;
+}
+
+int64_t stats_row_int(const stats_row *r, int col)
+{
+    if (col < 1 || col > r->ncols)
+        return 0;
+    const stats_val *v = (const stats_val *)(r + 1) + (col - 1);
+    return v->kind == VAL_INT ? v->u.i : 0;
 }
 
 void stats_row_bind(sqlite3_stmt *st, int base, const stats_row *r)

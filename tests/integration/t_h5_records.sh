@@ -82,7 +82,7 @@ req_check "$C_RES" resumed "/64k.bin:200:65536 /missing-3:404:$(sql "SELECT byte
 conn_check "$C_RES" resumed "resumed || ' ' || early_data" "1 1"
 # HTTP/3 traffic is 'h3' in the protocol column (schema version 5); none
 # of it was proxied (the upstream columns of version 6 are NULL)
-[ "$(sql "PRAGMA user_version")" = 8 ] && ok "schema version 8" || fail "schema version $(sql "PRAGMA user_version")"
+[ "$(sql "PRAGMA user_version")" = 9 ] && ok "schema version 9" || fail "schema version $(sql "PRAGMA user_version")"
 [ "$(sql "SELECT count(*) FROM requests WHERE upstream IS NOT NULL OR upstream_status IS NOT NULL OR upstream_ms IS NOT NULL")" = 0 ] &&
     ok "no upstream on local requests" || fail "upstream on local requests: $(sql "SELECT path, upstream FROM requests WHERE upstream IS NOT NULL")"
 for c in $C_SEVERAL $C_MIG $C_TICKET $C_RES; do conn_check "$c" "$c" protocol h3; done

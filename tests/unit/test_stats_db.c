@@ -3,7 +3,7 @@
  * Unit tests for the stats daemon's database (daemons/stats/stats_db.c) on
  * real files in a temporary directory: a version 4 or 5 database, built
  * with the code's own migration steps and holding rows, becomes the
- * current version (6) when the stats daemon opens it, with protocol 'h3'
+ * current version when the stats daemon opens it, with protocol 'h3'
  * and no upstream on the old rows and the same schema as a database
  * created new; records get their protocol from F_PROTO (absent: h3; odd
  * values stored as sent or as 'unknown') and a proxied request its
@@ -11,7 +11,10 @@
  * F_UP_TIME_US (NULL for a local one; a malformed one is refused); a
  * batch's requests and connections rows, each table's written by one
  * INSERT ... SELECT from the rows in memory, all land in order with their
- * own values; a database of a newer version is refused.
+ * own values; every requests row is in exactly one request_seconds range
+ * of its second (version 8), time windows and retention read through them,
+ * and a version 7 database gets them for its rows; a database of a newer
+ * version is refused.
  */
 #include "config.h"
 
@@ -26,6 +29,7 @@
 #include "qd_ipc.h"
 #include "qd_log.h"
 #include "qd_test.h"
+#include "qd_time.h"
 
 #include "stats.h"
 
@@ -430,6 +434,121 @@ static void test_stats_db_batch_groups(void)
     stats_metrics_forget(&s);
 }
 
+/* req_at - a REC_REQUEST for |path| made at |time_ms| */
+static void req_at(const char *path, uint64_t time_ms)
+{
+    qd_ipc_msg_init(&built, QD_MSG_REC_REQUEST, 0);
+    qd_ipc_put_str(&built, QD_F_CONN_ID, "5ec0");
+    qd_ipc_put_u32(&built, QD_F_INSTANCE, 0);
+    qd_ipc_put_u64(&built, QD_F_QUIC_STREAM, 0);
+    qd_ipc_put_u64(&built, QD_F_TIME_MS, time_ms);
+    qd_ipc_put_str(&built, QD_F_METHOD, "GET");
+    qd_ipc_put_str(&built, QD_F_PATH, path);
+    qd_ipc_put_u32(&built, QD_F_STATUS, 200);
+}
+
+/* Every requests row is in exactly one request_seconds range of its second. */
+#define SECONDS_OK                                                                                 \
+    "SELECT count(*) FROM requests r WHERE (SELECT count(*) FROM request_seconds s WHERE "         \
+    "s.second = r.time_ms / 1000 AND r.id BETWEEN s.first_id AND s.last_id) != 1"
+
+/* window - the requests rows in [from, to) through request_seconds, as quicctl report reads */
+static const char *window(sqlite3 *db, long long from, long long to)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) || ' ' || ifnull(group_concat(path, ' '), '') FROM (SELECT r.path "
+             "FROM request_seconds s CROSS JOIN requests r ON r.id BETWEEN s.first_id AND "
+             "s.last_id AND r.time_ms / 1000 = s.second WHERE s.second BETWEEN %lld AND %lld AND "
+             "r.time_ms >= %lld AND r.time_ms < %lld ORDER BY r.id)",
+             from / 1000, (to - 1) / 1000, from, to);
+    return query(db, sql);
+}
+
+/*
+ * request_seconds (schema version 8): a batch's rows of each second are
+ * in one range of ids, whatever their order (a long request's row comes
+ * late), also when a batch spans more seconds than C groups
+ * (STATS_SECONDS_MAX: SQL groups them); a window reads exactly its rows;
+ * retention deletes the old rows and their seconds.
+ */
+static void test_stats_db_request_seconds(void)
+{
+    static const uint64_t times[] = {5000, 6000, 5999, 6001, 1234, 5500, 6000, 7000};
+    uint64_t now = qd_time_real_ms();
+    char path[32];
+    stats s;
+
+    unlink(db_path("seconds.db"));
+    QD_EXPECT_INT(open_stats(&s, db_path("seconds.db")), 0);
+    if (s.db == NULL)
+        return;
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM sqlite_master WHERE name = 'requests_time'"),
+                  "0");
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        snprintf(path, sizeof(path), "/t%llu", (unsigned long long)times[i]);
+        req_at(path, times[i]);
+        QD_EXPECT_INT(record(&s), 0);
+    }
+    QD_EXPECT_INT(stats_db_commit(&s), 0);
+    /* seconds 1, 5, 6 and 7: one range each */
+    QD_EXPECT_STR(query(s.db,
+                        "SELECT group_concat(second || ':' || first_id || '-' || last_id, ' ') "
+                        "FROM (SELECT * FROM request_seconds ORDER BY second)"),
+                  "1:5-5 5:1-6 6:2-7 7:8-8");
+    QD_EXPECT_STR(query(s.db, SECONDS_OK), "0");
+    QD_EXPECT_STR(window(s.db, 5500, 6001), "4 /t6000 /t5999 /t5500 /t6000");
+    QD_EXPECT_STR(window(s.db, 6001, 6002), "1 /t6001");
+    QD_EXPECT_STR(window(s.db, 0, 2000), "1 /t1234");
+
+    /* a batch of more seconds than C groups, and rows made now */
+    for (int i = 0; i < STATS_SECONDS_MAX + 10; i++) {
+        snprintf(path, sizeof(path), "/s%d", i);
+        req_at(path, 100000 + 1000 * (uint64_t)i);
+        QD_EXPECT_INT(record(&s), 0);
+    }
+    req_at("/now", now);
+    QD_EXPECT_INT(record(&s), 0);
+    QD_EXPECT_INT(stats_db_commit(&s), 0);
+    QD_EXPECT_STR(query(s.db, SECONDS_OK), "0");
+    QD_EXPECT_INT(atoi(query(s.db, "SELECT count(*) FROM request_seconds")),
+                  4 + STATS_SECONDS_MAX + 10 + 1);
+    QD_EXPECT_STR(window(s.db, 100000, 102000), "2 /s0 /s1");
+
+    /* retention: everything but the row made now, and the seconds of what went */
+    stats_db_prune(&s, 3600 * 1000, 3600 * 1000);
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(path, ' ') FROM requests"), "/now");
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM request_seconds"), "1");
+    QD_EXPECT_STR(query(s.db, SECONDS_OK), "0");
+    stats_db_close(&s);
+    stats_metrics_forget(&s);
+}
+
+/* A version 7 database: its rows get their request_seconds, the time_ms index goes. */
+static void test_stats_db_migrate_v7(void)
+{
+    stats s;
+
+    make_old(db_path("v7m.db"), 7);
+    QD_EXPECT_INT(open_stats(&s, db_path("v7m.db")), 0);
+    if (s.db == NULL)
+        return;
+    QD_EXPECT_STR(query(s.db, "SELECT count(*) FROM sqlite_master WHERE name = 'requests_time'"),
+                  "0");
+    QD_EXPECT_STR(query(s.db, "SELECT group_concat(second || ':' || first_id || '-' || last_id, ' ') "
+                              "FROM request_seconds"),
+                  "1:1-2");
+    QD_EXPECT_STR(query(s.db, SECONDS_OK), "0");
+    QD_EXPECT_STR(window(s.db, 1000, 1001), "1 /");
+    req_at("/after", 1500);
+    QD_EXPECT_INT(record(&s), 0);
+    QD_EXPECT_INT(stats_db_commit(&s), 0);
+    QD_EXPECT_STR(window(s.db, 1000, 2000), "3 / /x /after");
+    stats_db_close(&s);
+    stats_metrics_forget(&s);
+}
+
 /*
  * Two stats daemons on one file (a reload or an upgrade overlaps two
  * generations): a pending batch holds no lock, so the other writes at
@@ -474,6 +593,16 @@ static void test_stats_db_two_writers(void)
     QD_EXPECT_STR(query(a.db, "SELECT count(*) || ' ' || sum(protocol = 'h3') FROM connections"),
                   "20 10");
     QD_EXPECT_INT((int)a.lost_records, 0);
+    /* requests rows of both, in turns: each in one request_seconds range */
+    for (int i = 0; i < 6; i++) {
+        req_at(i % 2 ? "/b" : "/a", 5000 + 400 * (uint64_t)i);
+        QD_EXPECT_INT(record(i % 2 ? &b : &a), 0);
+        QD_EXPECT_INT(stats_db_commit(i % 3 ? &b : &a), 0);
+    }
+    QD_EXPECT_INT(stats_db_commit(&a), 0);
+    QD_EXPECT_INT(stats_db_commit(&b), 0);
+    QD_EXPECT_STR(query(a.db, "SELECT count(*) FROM requests"), "6");
+    QD_EXPECT_STR(query(a.db, SECONDS_OK), "0");
     stats_db_close(&a);
     stats_metrics_forget(&a);
     stats_db_close(&b);
@@ -722,13 +851,15 @@ int main(void)
     QD_RUN(test_stats_db_migrate_v5);
     QD_RUN(test_stats_db_record_upstream);
     QD_RUN(test_stats_db_batch_groups);
+    QD_RUN(test_stats_db_request_seconds);
+    QD_RUN(test_stats_db_migrate_v7);
     QD_RUN(test_stats_db_two_writers);
     QD_RUN(test_stats_db_newer_version_refused);
     QD_RUN(test_stats_metrics);
     QD_RUN(test_stats_metrics_routes);
-    static const char *const files[] = {"v4.db",   "v4b.db",   "v5.db", "new.db", "new6.db",
-                                        "proto.db", "up.db",   "two.db", "v7.db", "metrics.db",
-                                        "routes.db", "groups.db"};
+    static const char *const files[] = {"v4.db",   "v4b.db",   "v5.db",     "new.db", "new6.db",
+                                        "proto.db", "up.db",   "two.db",    "v7.db",  "metrics.db",
+                                        "routes.db", "groups.db", "seconds.db", "v7m.db"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char side[600];
         unlink(db_path(files[i]));

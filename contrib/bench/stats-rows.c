@@ -4,54 +4,44 @@
  *	stats-rows - what a request row costs the stats daemon: CPU time and
  *	instructions per request record
  * SYNOPSIS
- *	stats-rows [-s STATS] [-n RECORDS] [-r RATE] [-R RUNS] [-p PROTO] [-c] [-k]
+ *	stats-rows [-s STATS]... [-n RECORDS] [-r RATE] [-R RUNS] [-p PROTO] [-c] [-k]
  * DESCRIPTION
- *	Starts the real stats binary (-s; default: the one built beside this
- *	program, ../../daemons/stats/stats) the way the master does: its
- *	control channel (SOCK_SEQPACKET) on descriptor 3, the receive end of
- *	a SOCK_DGRAM stats channel on 4 (send buffer stats_buffer, 4 MB), a
- *	CONFIG with stats_database in a fresh temporary directory (as root:
- *	chrooted there as nobody, the directory given to nobody:nogroup, as
- *	the master does). Once it is READY it feeds it RECORDS (200,000)
- *	QD_MSG_REC_REQUEST records composed with libshared's qd_ipc with the
- *	fields, in the order, that worker_rec_request() puts them (a 36-hex
- *	connection id changing every 10 requests, stream ids 0, 4, 8, ...,
- *	GET, one of three paths, 200, 1024 bytes out, the protocol -p, h3 by
- *	default), packed into QD_MSG_REC_BATCH datagrams below
- *	QD_REC_BATCH_BYTES exactly as the worker's send_rec() packs them (46
- *	records a datagram), sent at RATE records per second (50,000; 0: as
- *	fast as the channel takes them; sends block, so nothing is dropped).
- *	It then waits until all are committed (the rows are visible to a
- *	read-only connection), and reports for the stats process, from just
- *	before the first datagram to the last commit:
+ *	Starts the real stats binary (-s; default: the one of this build
+ *	tree) as the master does: control channel (SOCK_SEQPACKET) on
+ *	descriptor 3, the receive end of a SOCK_DGRAM stats channel on 4 (send
+ *	buffer 4 MB, stats_buffer's default), a CONFIG with stats_database in
+ *	a fresh temporary directory (as root: chrooted there as nobody, the
+ *	directory given to nobody:nogroup). Once it is READY, it is sent
+ *	RECORDS (200,000) QD_MSG_REC_REQUEST records, composed beforehand with
+ *	libshared's qd_ipc with the fields worker_rec_request() puts, in its
+ *	order (36-hex connection ids, 10 streams each, GET, one of three
+ *	paths, 200, 1024 bytes out, protocol -p, h3 by default), packed into
+ *	QD_MSG_REC_BATCH datagrams as the worker's send_rec() packs them (46 a
+ *	datagram), at RATE records/s (100,000; 0: as fast as the channel takes
+ *	them; sends block, nothing is dropped). When every row is committed
+ *	(seen by a read-only connection) it prints, for the stats process over
+ *	that time: CPU time per record (/proc/PID/schedstat) and its system
+ *	share (utime/stime ticks), context switches, write calls and bytes
+ *	written (/proc/PID/io) per 1000 records, database bytes per row; the
+ *	instructions per record from a perf counter when the machine has one.
+ *	Each run has a fresh daemon and database; RUNS (3) runs, medians.
  *
- *	  cpu_ns/rec   its time on a CPU (/proc/PID/schedstat: user + system)
- *	  instr/rec    user-space instructions, from a perf counter on the
- *	               process when the machine has one (n/a on VMs without
- *	               hardware counters: use -c)
- *	  bytes/row    the database file's size after stats closed it
+ *	CPU time is the process's own cost, not throughput, but this VM's
+ *	neighbours move it by a third from one minute to the next: compare
+ *	binaries within one invocation (-s A -s B runs them in turn) and read
+ *	instructions as the exact measure. -c runs stats under callgrind
+ *	(unchrooted, as nobody) and counts its instructions between the first
+ *	datagram and the last commit (callgrind_control -z, -d), where no
+ *	hardware counter exists (this VM); use -n 20000, it is 50 times
+ *	slower. -k keeps the directories (database, stats.log).
  *
- *	These are costs of the process itself, not throughput: other work on
- *	the machine does not change them much (a shared cache a little). It
- *	runs RUNS (3) times, each with a fresh daemon and database, and
- *	prints each run and the medians.
- *
- *	-c runs stats under valgrind --tool=callgrind (chroot off) and counts
- *	its instructions (Ir) between the first datagram and the last commit
- *	with callgrind_control -z / -d: exact and repeatable, where no
- *	hardware counter is available; CPU time is then meaningless and not
- *	shown. Use fewer records (-n 20000): callgrind is about 50 times
- *	slower. -k keeps the temporary directories (the database, stats.log).
- *
- *	Measured on this project's machine kind (2-vCPU Firecracker VM, AMD
- *	EPYC, no hardware counters), -n 200000 -r 50000 (CPU) and -c -n 20000
- *	(callgrind), medians of 3:
- *
- *	  before (schema 7: a record decoded and bound on arrival, re-encoded,
- *	  decoded and bound again at the commit, 1000 rows a transaction):
- *	    2.18 us CPU and 20,261 instructions per request record
- *	  after:
- *	    (see PERFORMANCE.md, "Cost of a request row on the stats side")
+ *	Measured (2-vCPU Firecracker VM, AMD EPYC; PERFORMANCE.md, "Cost of
+ *	a request row on the stats side"), medians, before -> after this
+ *	series, both binaries in the same invocations:
+ *	  instructions per record (-c, 20,000 records): 19,150 -> 7,800
+ *	  CPU us per record: at 100,000/s 3.22 -> 1.34 (9 runs each),
+ *	  at 50,000/s 2.62 -> 1.00 (5), unpaced 1.93 -> 0.83 (3)
+ *	  write calls per 1000 records 100 -> 68; bytes per row 106.5 -> 89.5
  * DIAGNOSTICS
  *	Exit 0, or 1 when the daemon does not come up or does not commit
  *	every record in time (its log is shown), 2 on a usage error.
@@ -86,6 +76,7 @@
 #include <sqlite3.h>
 
 /* libshared */
+#include "qd_buf.h"
 #include "qd_err.h"
 #include "qd_ipc.h"
 #include "qd_proc.h"
@@ -362,10 +353,11 @@ static int configure(const opts *o, int ctl, const char *dir)
 }
 
 /*
- * compose - request record |i| in rec_msg: the fields worker_rec_request()
- * puts, in its order; 8 connections' worth of 10 streams each, in turn
+ * compose - request record |i| of a run that starts at |t0_ms| in rec_msg:
+ * the fields worker_rec_request() puts, in its order; a connection per 10
+ * streams, one after the other
  */
-static void compose(const opts *o, long i)
+static void compose(const opts *o, long i, uint64_t t0_ms)
 {
     static const char *const paths[] = {"/1k.bin", "/index.html", "/style.css"};
     char cid[2 * 18 + 1];
@@ -377,7 +369,9 @@ static void compose(const opts *o, long i)
     qd_ipc_put_str(&rec_msg, QD_F_CONN_ID, cid);
     qd_ipc_put_u32(&rec_msg, QD_F_INSTANCE, 0);
     qd_ipc_put_u64(&rec_msg, QD_F_QUIC_STREAM, (uint64_t)(i % 10) * 4);
-    qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS, qd_time_real_ms());
+    /* when the worker would make it: now, plus the run's pace */
+    qd_ipc_put_u64(&rec_msg, QD_F_TIME_MS,
+                   t0_ms + (uint64_t)i * 1000 / (o->rate ? o->rate : 100000));
     qd_ipc_put_str(&rec_msg, QD_F_METHOD, "GET");
     qd_ipc_put_str(&rec_msg, QD_F_PATH, paths[i % 3]);
     qd_ipc_put_u32(&rec_msg, QD_F_STATUS, 200);
@@ -388,49 +382,82 @@ static void compose(const opts *o, long i)
     qd_ipc_put_str(&rec_msg, QD_F_PROTO, o->proto);
 }
 
-/* flush - send the batch (blocking: nothing is dropped), paced to |o->rate| */
-static void flush(const opts *o, int out, uint32_t *count, long sent, uint64_t t0)
-{
-    int rv;
+/*
+ * The datagrams of a run, composed before it (so that composing them does
+ * not run beside the daemon while it is measured): each is its uint32
+ * length, its uint32 record count, then its bytes.
+ */
+static qd_buf wire;
 
-    if (*count == 0)
-        return;
-    if (o->rate > 0) {
-        uint64_t due = t0 + (uint64_t)((double)sent * 1e9 / (double)o->rate);
-        uint64_t t = now_ns();
-        if (due > t) {
-            struct timespec ts = {(time_t)((due - t) / 1000000000u),
-                                  (long)((due - t) % 1000000000u)};
-            nanosleep(&ts, NULL);
-        }
-    }
-    while ((rv = qd_ipc_send(out, &batch_msg)) == QD_ERR_AGAIN)
-        ;
-    if (rv < 0)
-        die("send on the stats channel failed");
-    *count = 0;
+/* add_batch - the batch in batch_msg (|count| records) to the wire */
+static void add_batch(uint32_t count)
+{
+    static uint8_t buf[QD_REC_BATCH_BYTES];
+    int n = qd_ipc_encode(&batch_msg, buf, sizeof(buf));
+    uint32_t len = (uint32_t)n;
+
+    if (n < 0)
+        die("a batch does not encode");
+    qd_buf_append(&wire, (const char *)&len, sizeof(len));
+    qd_buf_append(&wire, (const char *)&count, sizeof(count));
+    qd_buf_append(&wire, (const char *)buf, len);
 }
 
-/* feed - every record, in batches as send_rec() in worker_rec.c makes them */
-static void feed(const opts *o, int out)
+/* compose_all - every record, in batches as send_rec() in worker_rec.c makes them */
+static void compose_all(const opts *o)
 {
     uint32_t count = 0;
-    uint64_t t0 = now_ns();
-    long i;
 
-    for (i = 0; i < o->records; i++) {
-        compose(o, i);
+    uint64_t t0_ms = qd_time_real_ms();
+
+    qd_buf_reset(&wire);
+    for (long i = 0; i < o->records; i++) {
+        compose(o, i, t0_ms);
         int n = qd_ipc_encode(&rec_msg, enc_buf, sizeof(enc_buf));
         if (n < 0)
             die("a record does not encode");
-        if (count > 0 && batch_msg.len + 4 + (size_t)n > QD_REC_BATCH_BYTES - QD_IPC_HDR_LEN)
-            flush(o, out, &count, i, t0);
+        if (count > 0 && batch_msg.len + 4 + (size_t)n > QD_REC_BATCH_BYTES - QD_IPC_HDR_LEN) {
+            add_batch(count);
+            count = 0;
+        }
         if (count == 0)
             qd_ipc_msg_init(&batch_msg, QD_MSG_REC_BATCH, 0);
         qd_ipc_put_bytes(&batch_msg, QD_F_BODY, enc_buf, (size_t)n);
         count++;
     }
-    flush(o, out, &count, i, t0);
+    if (count > 0)
+        add_batch(count);
+}
+
+/* feed - send the datagrams (blocking: nothing is dropped), paced to |o->rate| records/s */
+static void feed(const opts *o, int out)
+{
+    uint64_t t0 = now_ns();
+    size_t pos = 0;
+    long sent = 0;
+    uint32_t len, count;
+
+    while (pos + 2 * sizeof(uint32_t) <= wire.len) {
+        memcpy(&len, wire.data + pos, sizeof(len));
+        memcpy(&count, wire.data + pos + sizeof(len), sizeof(count));
+        pos += 2 * sizeof(uint32_t);
+        if (o->rate > 0) {
+            uint64_t due = t0 + (uint64_t)((double)sent * 1e9 / (double)o->rate);
+            uint64_t t = now_ns();
+            if (due > t) {
+                struct timespec ts = {(time_t)((due - t) / 1000000000u),
+                                      (long)((due - t) % 1000000000u)};
+                nanosleep(&ts, NULL);
+            }
+        }
+        ssize_t n;
+        while ((n = send(out, wire.data + pos, len, 0)) < 0 && errno == EINTR)
+            ;
+        if (n != (ssize_t)len)
+            die("send on the stats channel failed");
+        pos += len;
+        sent += count;
+    }
 }
 
 /* rows - the requests rows a reader sees in |db| (-1: none yet, or an error) */
@@ -524,6 +551,7 @@ static int run(const opts *o, result *r)
         child = 0;
         goto out;
     }
+    compose_all(o);
     usleep(300 * 1000); /* let it settle after the open (prune, metrics load) */
     int pfd = o->callgrind ? -1 : perf_open(pid);
     if (o->callgrind)
@@ -643,7 +671,7 @@ static void summary(const opts *o, const char *bin, result *r, int n)
 
 int main(int argc, char **argv)
 {
-    opts o = {.proto = QD_PROTO_H3, .records = 200000, .rate = 50000, .runs = 3};
+    opts o = {.proto = QD_PROTO_H3, .records = 200000, .rate = 100000, .runs = 3};
     const char *bins[BINS_MAX];
     static result res[BINS_MAX][RUNS_MAX];
     int ch, nbins = 0;

@@ -14,9 +14,8 @@
  *	stats_buffer, holds what comes meanwhile), so a busy server wakes
  *	stats about 100 times a second, not once per datagram. The database
  *	is opened after the privilege drop so its files belong to the
- *	daemons' user. Retention
- *	runs at open and every hour. It also serves GET /metrics on the
- *	socket the master binds (stats_http.c).
+ *	daemons' user. Retention runs at open and every hour. It also serves
+ *	GET /metrics on the socket the master binds (stats_http.c).
  * DIAGNOSTICS
  *	A database that cannot be opened is logged once and retried every
  *	STATS_REOPEN_MS; records are counted and dropped meanwhile, and quicd

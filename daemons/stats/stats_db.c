@@ -7,30 +7,28 @@
  *	stats_db_batch(), stats_db_prune(), stats_db_schema_step()
  * DESCRIPTION
  *	The stats daemon is the database's only writer (two of them for the
- *	moment a reload or an upgrade overlaps two generations). The file is opened in
- *	WAL mode (readers such as quicctl report and the sqlite3 shell never
- *	block it) with synchronous=NORMAL; the schema carries its version in
+ *	moment a reload or an upgrade overlaps two generations). The file is
+ *	opened in WAL mode (readers such as quicctl report and the sqlite3
+ *	shell never block it) with synchronous=NORMAL; the schema carries its version in
  *	PRAGMA user_version and is created or migrated at open, each step in
  *	its own transaction (v0 -> v1 -> ... -> v9). All writes use prepared
  *	statements.
  *
  *	Records are checked on arrival and kept in memory as rows of values
- *	(stats_row.c: each record is decoded and checked once). At the commit
- *	the rows of the busy tables (requests, connections) are written by one
- *	INSERT ... SELECT each from the virtual table stats_rows over those
- *	rows, then request_seconds (v9) gets the ranges of ids of each second
- *	of the new requests rows; the other rows are bound and inserted one by
- *	one. The batch is
+ *	(stats_row.c: each record is decoded and checked once). The batch is
  *	written in one transaction after STATS_BATCH_MAX records or by the
  *	once-a-second timer in stats.c, whichever comes first, so the write
- *	lock is held only while a batch is written. During a reload or an
+ *	lock is held only while a batch is written: the rows of the busy
+ *	tables (requests, connections) by one INSERT ... SELECT each from the
+ *	virtual table stats_rows over them, then the request_seconds rows
+ *	(v9) of the new requests rows; the other rows one by one. During a reload or an
  *	upgrade the stats daemons of two generations write the same file:
  *	each waits (busy_timeout) for the other's short transaction, and a
  *	batch that still finds the file busy waits in memory for the next
  *	try (up to STATS_PENDING_MAX bytes). A kill -9 loses at most the
  *	pending batch; WAL keeps the file consistent.
  *
- *	Schema version 8 (documented in quicd.conf(5), STATS DATABASE):
+ *	Schema version 9 (documented in quicd.conf(5), STATS DATABASE):
  *	  process_events (v1), connections, requests, samples (v2), losses (v3),
  *	  requests without its conn_id index (v4), connections.protocol and
  *	  requests.protocol (v5: "h3", "h2" or "http/1.1", from F_PROTO),

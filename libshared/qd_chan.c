@@ -179,8 +179,8 @@ static void stop_rest(qd_chan *ch)
     }
 }
 
-/* release - close the descriptor and free, or defer to the end of the callback */
-static void release(qd_chan *ch)
+/* shut - stop watching, close the descriptor, drop what waits to be sent */
+static void shut(qd_chan *ch)
 {
     stop_rest(ch);
     qd_uv_unwatch(&ch->poll);
@@ -189,6 +189,12 @@ static void release(qd_chan *ch)
         ch->fd = -1;
     }
     drop_queue(ch);
+}
+
+/* release - close the descriptor and free, or defer to the end of the callback */
+static void release(qd_chan *ch)
+{
+    shut(ch);
     if (ch->busy > 0) {
         ch->closed = true;
         return;
@@ -441,13 +447,7 @@ static void fail(qd_chan *ch)
     qd_chan_event_cb cb = ch->on_close;
 
     ch->busy++;
-    stop_rest(ch);
-    qd_uv_unwatch(&ch->poll);
-    if (ch->fd >= 0) {
-        close(ch->fd);
-        ch->fd = -1;
-    }
-    drop_queue(ch);
+    shut(ch);
     if (cb != NULL)
         cb(ch);
     ch->busy--;

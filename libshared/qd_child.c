@@ -91,15 +91,9 @@ static void send_metrics(qd_child *c, bool exiting)
     size_t len = qd_metrics_encode(&m, buf, sizeof(buf));
     if (len == 0 || len > UINT16_MAX)
         return; /* cannot happen: under two kilobytes */
-    qd_ipc_msg *msg = qd_chan_msg(c->stats, QD_MSG_METRICS, 0);
-    qd_ipc_put_u32(msg, QD_F_ROLE, (uint32_t)c->role);
-    qd_ipc_put_u32(msg, QD_F_INSTANCE, c->instance < 0 ? 0 : (uint32_t)c->instance);
-    qd_ipc_put_u32(msg, QD_F_PID, (uint32_t)getpid());
-    qd_ipc_put_u64(msg, QD_F_TIME_MS, c->started_ms);
-    qd_ipc_put_u32(msg, QD_F_SCHEMA, qd_metrics_schema());
-    qd_ipc_put_bytes(msg, QD_F_METRICS, buf, len);
-    if (exiting)
-        qd_ipc_put_u32(msg, QD_F_FLAGS, QD_METRICS_F_EXIT);
+    qd_metrics_put_msg(qd_chan_msg(c->stats, QD_MSG_METRICS, 0), (uint32_t)c->role,
+                       c->instance < 0 ? 0 : (uint32_t)c->instance, (uint32_t)getpid(),
+                       c->started_ms, buf, len, exiting);
     int rv = qd_chan_queue(c->stats); /* lost with its record if the channel is full */
     if (rv < 0)
         qd_log_limited(&lim, QD_LOG_WARN, "stats channel (metrics): %s", qd_strerror(rv));

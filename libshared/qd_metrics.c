@@ -33,6 +33,7 @@
 
 /* local */
 #include "qd_err.h"
+#include "qd_ipc.h"
 #include "qd_metrics.h"
 
 /* the histogram bucket bounds, in microseconds (the last is +Inf) */
@@ -217,6 +218,19 @@ int qd_metrics_decode_n(uint64_t *v, size_t n, const uint8_t *in, size_t len)
         v[i] = x;
     }
     return pos == len ? 0 : QD_ERR_INVAL;
+}
+
+void qd_metrics_put_msg(qd_ipc_msg *msg, uint32_t role, uint32_t instance, uint32_t pid,
+                        uint64_t since_ms, const uint8_t *slots, size_t len, bool exiting)
+{
+    qd_ipc_put_u32(msg, QD_F_ROLE, role);
+    qd_ipc_put_u32(msg, QD_F_INSTANCE, instance);
+    qd_ipc_put_u32(msg, QD_F_PID, pid);
+    qd_ipc_put_u64(msg, QD_F_TIME_MS, since_ms);
+    qd_ipc_put_u32(msg, QD_F_SCHEMA, qd_metrics_schema());
+    qd_ipc_put_bytes(msg, QD_F_METRICS, slots, len);
+    if (exiting)
+        qd_ipc_put_u32(msg, QD_F_FLAGS, QD_METRICS_F_EXIT);
 }
 
 size_t qd_metrics_encode(const qd_metrics *m, uint8_t *out, size_t cap)

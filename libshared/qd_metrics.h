@@ -143,6 +143,15 @@ uint32_t qd_metrics_schema(void);
  * (QD_METRICS_NSLOTS * 10 always suffices).
  */
 size_t qd_metrics_encode(const qd_metrics *m, uint8_t *out, size_t cap);
+
+/*
+ * qd_metrics_put_msg fills a QD_MSG_METRICS just started: the process
+ * (role, instance, pid, the start its totals count from), the schema and
+ * the encoded slots, and F_FLAGS QD_METRICS_F_EXIT for the last one.
+ */
+struct qd_ipc_msg;
+void qd_metrics_put_msg(struct qd_ipc_msg *msg, uint32_t role, uint32_t instance, uint32_t pid,
+                        uint64_t since_ms, const uint8_t *slots, size_t len, bool exiting);
 /*
  * qd_metrics_decode reads |len| bytes written by qd_metrics_encode into
  * |*m|. Returns 0, or QD_ERR_INVAL for anything but exactly

@@ -216,13 +216,8 @@ static void send_metrics(master *m)
 
     if (m->metrics_since_ms == 0)
         m->metrics_since_ms = qd_time_real_ms();
-    qd_ipc_msg *msg = qd_chan_msg(m->stats, QD_MSG_METRICS, 0);
-    qd_ipc_put_u32(msg, QD_F_ROLE, QD_ROLE_MASTER);
-    qd_ipc_put_u32(msg, QD_F_INSTANCE, 0);
-    qd_ipc_put_u32(msg, QD_F_PID, (uint32_t)getpid());
-    qd_ipc_put_u64(msg, QD_F_TIME_MS, m->metrics_since_ms);
-    qd_ipc_put_u32(msg, QD_F_SCHEMA, qd_metrics_schema());
-    qd_ipc_put_bytes(msg, QD_F_METRICS, buf, len);
+    qd_metrics_put_msg(qd_chan_msg(m->stats, QD_MSG_METRICS, 0), QD_ROLE_MASTER, 0,
+                       (uint32_t)getpid(), m->metrics_since_ms, buf, len, false);
     stats_send(m); /* a full channel: the next tick carries them */
 }
 

@@ -318,15 +318,8 @@ void worker_metrics_send(worker *w, bool exiting)
     if (len == 0 || len > UINT16_MAX)
         return; /* cannot happen: under two kilobytes */
     qd_ipc_msg *msg = qd_chan_msg(w->child.stats, QD_MSG_METRICS, 0);
-    qd_ipc_put_u32(msg, QD_F_ROLE, QD_ROLE_WORKER);
-    qd_ipc_put_u32(msg, QD_F_INSTANCE,
-                   w->child.instance < 0 ? 0 : (uint32_t)w->child.instance);
-    qd_ipc_put_u32(msg, QD_F_PID, (uint32_t)getpid());
-    qd_ipc_put_u64(msg, QD_F_TIME_MS, w->started_ms);
-    qd_ipc_put_u32(msg, QD_F_SCHEMA, qd_metrics_schema());
-    qd_ipc_put_bytes(msg, QD_F_METRICS, metrics_buf, len);
-    if (exiting)
-        qd_ipc_put_u32(msg, QD_F_FLAGS, QD_METRICS_F_EXIT);
+    qd_metrics_put_msg(msg, QD_ROLE_WORKER, w->child.instance < 0 ? 0 : (uint32_t)w->child.instance,
+                       (uint32_t)getpid(), w->started_ms, metrics_buf, len, exiting);
     for (size_t i = 0; i <= QD_ROUTE_MAX; i++) { /* the last place: QD_ROUTE_OTHER, when used */
         const struct wk_route_count *rc = &w->route_counts[i];
         uint8_t enc[QD_ROUTE_NSLOTS * 10];
